@@ -1,0 +1,113 @@
+import type { CapabilityName } from './capabilities/common.js';
+
+/** Base of every error the kernel defines; `code` is stable for scripts and tests. */
+export class ApigateError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** A provider call failed. Thrown (never returned) by every instrumented call. */
+export class ProviderError extends ApigateError {
+  readonly capability: CapabilityName;
+  readonly provider: string;
+  readonly operation: string;
+  /** True when the same call may succeed later (network, 408, 429, 5xx). */
+  readonly retryable: boolean;
+  /** HTTP status of the backend's answer, where there was one. */
+  readonly status?: number;
+
+  constructor(i: {
+    capability: CapabilityName;
+    provider: string;
+    operation: string;
+    retryable: boolean;
+    message: string;
+    code?: string;
+    status?: number;
+    cause?: unknown;
+  }) {
+    super(i.code ?? 'PROVIDER_ERROR', `${i.capability}/${i.provider} ${i.operation}: ${i.message}`, { cause: i.cause });
+    this.capability = i.capability;
+    this.provider = i.provider;
+    this.operation = i.operation;
+    this.retryable = i.retryable;
+    if (i.status !== undefined) this.status = i.status;
+  }
+}
+
+/**
+ * A configuration value is missing or wrong. The message names the field, the env var and
+ * the settings key, and what is expected; it never echoes the value.
+ */
+export class ConfigError extends ApigateError {
+  readonly field: string;
+  readonly envVar?: string;
+  readonly settingKey: string;
+  readonly expected: string;
+  constructor(i: { field: string; envVar?: string; settingKey: string; expected: string }) {
+    const where = i.envVar ? `${i.envVar} (setting ${i.settingKey})` : `setting ${i.settingKey}`;
+    super('CONFIG_INVALID', `${where}: ${i.expected}`);
+    this.field = i.field;
+    if (i.envVar) this.envVar = i.envVar;
+    this.settingKey = i.settingKey;
+    this.expected = i.expected;
+  }
+}
+
+/** Several configuration problems found at once; start-up reports all of them. */
+export class ConfigErrors extends ApigateError {
+  readonly errors: ApigateError[];
+  constructor(errors: ApigateError[]) {
+    super('CONFIG_INVALID', errors.map((e) => e.message).join('\n'));
+    this.errors = errors;
+  }
+}
+
+/** The webhook's signature, timestamp or body did not verify. Answer 400; do not retry. */
+export class WebhookSignatureError extends ApigateError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('WEBHOOK_SIGNATURE_INVALID', message, options);
+  }
+}
+
+/** The caller passed something the contract forbids (a bad storage key, say). Not a provider failure. */
+export class InvalidInputError extends ApigateError {
+  constructor(message: string) {
+    super('INVALID_INPUT', message);
+  }
+}
+
+export type PluginProblemKind =
+  | 'not-installed'
+  | 'bad-manifest'
+  | 'incompatible-kernel-api'
+  | 'import-failed'
+  | 'bad-export'
+  | 'duplicate'
+  | 'unknown-provider';
+
+/** A provider package could not be used. Names the package; keeps the cause. */
+export class PluginError extends ApigateError {
+  readonly kind: PluginProblemKind;
+  readonly packageName: string;
+  constructor(kind: PluginProblemKind, packageName: string, message: string, options?: { cause?: unknown }) {
+    super(`PLUGIN_${kind.toUpperCase().replaceAll('-', '_')}`, message, options);
+    this.kind = kind;
+    this.packageName = packageName;
+  }
+}
+
+/** One line for a terminal or a log: the message, and the first line of the cause where it adds something. */
+export function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  let text = err.message;
+  const cause = (err as { cause?: unknown }).cause;
+  if (cause instanceof Error && !text.includes(cause.message)) {
+    text += ` (cause: ${cause.message.split('\n')[0]})`;
+  }
+  return text;
+}

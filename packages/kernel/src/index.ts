@@ -1,0 +1,16 @@
+export * from './capabilities/index.js';
+export * from './config.js';
+export * from './define-provider.js';
+export * from './discovery.js';
+export * from './errors.js';
+export * from './health.js';
+export * from './instrument.js';
+export * from './json.js';
+export * from './kernel.js';
+export * from './logger.js';
+export * from './manifest.js';
+export * from './retry.js';
+export * from './secrets.js';
+export * from './storage-keys.js';
+export * from './tokens.js';
+export { z } from 'zod';
