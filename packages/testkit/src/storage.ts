@@ -1,0 +1,2 @@
+// Filled in by the conformance-suite work for this capability.
+export {};
