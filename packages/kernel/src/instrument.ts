@@ -35,14 +35,27 @@ const GUARDS: Partial<Record<CapabilityName, Record<string, (args: unknown[]) =>
   },
 };
 
-/** Errors that describe the caller's mistake, not the provider's failure: passed through as they are. */
+const CALLER_ERROR_CODES = new Set(['INVALID_INPUT', 'WEBHOOK_SIGNATURE_INVALID']);
+
+/**
+ * Errors that describe the caller's mistake, not the provider's failure: passed through as they
+ * are. Checked by code, not class, because a plugin may bring its own copy of the kernel.
+ */
 function isCallerError(err: unknown): boolean {
-  return err instanceof InvalidInputError || err instanceof WebhookSignatureError;
+  if (err instanceof InvalidInputError || err instanceof WebhookSignatureError) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && CALLER_ERROR_CODES.has(code);
+}
+
+function isProviderError(err: unknown): err is ProviderError {
+  if (err instanceof ProviderError) return true;
+  const e = err as Partial<ProviderError> | null;
+  return !!e && e.name === 'ProviderError' && typeof e.capability === 'string' && typeof e.retryable === 'boolean';
 }
 
 /** Turns anything a provider threw into a ProviderError with secrets masked. */
 export function toProviderError(err: unknown, meta: Pick<InstrumentMeta, 'capability' | 'provider' | 'secrets'>, operation: string): ProviderError {
-  if (err instanceof ProviderError) return err;
+  if (isProviderError(err)) return err;
   const e = err as { message?: unknown; code?: unknown } | undefined;
   const raw = typeof e?.message === 'string' && e.message ? e.message : String(err);
   const status = statusOf(err);
@@ -112,8 +125,15 @@ export function instrument<T extends object>(instance: T, meta: InstrumentMeta):
       fn = function instrumented(...args: unknown[]) {
         const started = performance.now();
         let result: unknown;
+        if (guard) {
+          try {
+            guard(args);
+          } catch (err) {
+            // Guarded operations are async: report bad input as a rejection, like the provider would.
+            return Promise.reject(err).catch((e) => fail(prop, started, e));
+          }
+        }
         try {
-          guard?.(args);
           result = value.apply(target, args);
         } catch (err) {
           return fail(prop, started, err);
