@@ -242,12 +242,10 @@ export function knownSettingKeys(defs: readonly AnyProviderDefinition[]): Map<st
         ...(envVar ? { envVar } : {}),
       });
     }
-    {
-      keys.set(`${def.capability}.${def.name}.enabled`, {
-        secret: false,
-        envVar: `${def.capability.toUpperCase()}_${def.name.toUpperCase().replaceAll('-', '_')}_ENABLED`,
-      });
-    }
+    keys.set(`${def.capability}.${def.name}.enabled`, {
+      secret: false,
+      envVar: `${def.capability.toUpperCase()}_${def.name.toUpperCase().replaceAll('-', '_')}_ENABLED`,
+    });
   }
   return keys;
 }

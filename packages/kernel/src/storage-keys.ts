@@ -1,6 +1,6 @@
 import { InvalidInputError } from './errors.js';
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is rejected
+// Control characters are exactly what is rejected.
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** Throws InvalidInputError unless `key` is a safe `/`-separated relative path. */

@@ -101,7 +101,7 @@ describe('createKernel', () => {
       env: { QUEUE_PROVIDER: 'broken', BROKEN_PASSWORD: 'pw-very-secret-9999' },
       dataDir: '/tmp/apigate-kernel-test',
     }).catch((e: Error) => e);
-    expect(err.message).toBe('queue/broken failed to start: auth failed for pw-v…9999');
+    expect((err as Error).message).toBe('queue/broken failed to start: auth failed for pw-v…9999');
     expect(log).toEqual(['close storage/memory', 'close cache', 'close email/log', 'close payment/dummy']);
   });
 
