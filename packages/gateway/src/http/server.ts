@@ -1,0 +1,66 @@
+import type { AddressInfo } from 'node:net';
+import { createAdaptorServer } from '@hono/node-server';
+import { ApigateError } from '@apigate/kernel';
+import type { Server } from 'node:http';
+import type { Hono } from 'hono';
+
+export interface StartServerOptions {
+  app: Hono;
+  /** 0 picks a free port (tests). */
+  port: number;
+  /** Interface to bind; default all interfaces. */
+  host?: string;
+  /** How long close() lets in-flight requests finish before cutting connections; default 10 s. */
+  closeTimeoutMs?: number;
+}
+
+export interface RunningServer {
+  /** Where a client on this machine reaches the server, e.g. http://127.0.0.1:8080. */
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Listens and resolves once the port is bound; a bind failure (port in use...) rejects with one line. */
+export async function startServer(opts: StartServerOptions): Promise<RunningServer> {
+  const server = createAdaptorServer({ fetch: opts.app.fetch }) as Server;
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      const where = `${opts.host ?? '*'}:${opts.port}`;
+      const why = err.code === 'EADDRINUSE' ? 'the port is already in use; choose another with PORT' : err.message;
+      reject(new ApigateError('LISTEN_FAILED', `cannot listen on ${where}: ${why}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${urlHost(opts.host)}:${addr.port}`,
+    port: addr.port,
+    close() {
+      closing ??= new Promise<void>((resolve, reject) => {
+        // Stop accepting, let in-flight requests finish, drop idle keep-alive sockets now
+        // and any stragglers after the grace period.
+        const timer = setTimeout(() => server.closeAllConnections(), opts.closeTimeoutMs ?? 10_000);
+        timer.unref();
+        server.close((err) => {
+          clearTimeout(timer);
+          if (err) reject(err);
+          else resolve();
+        });
+        server.closeIdleConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+function urlHost(host: string | undefined): string {
+  if (!host || host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return host.includes(':') ? `[${host}]` : host;
+}

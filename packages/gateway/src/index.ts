@@ -1,0 +1,15 @@
+export { createHttpApp, type ErrorBody, type HttpAppOptions } from './http/app.js';
+export { type RunningServer, type StartServerOptions, startServer } from './http/server.js';
+export { KEY_FILE_NAME, MIN_SECRET_KEY_LENGTH, SECRET_KEY_ENV } from './store/crypto.js';
+export { type AppDatabase, type AppSchema, DATABASE_FILE, MIGRATIONS_DIR } from './store/db.js';
+export {
+  DEFAULT_PAGE_SIZE,
+  MAX_PAGE_SIZE,
+  type MappingQuery,
+  type MappingStore,
+  type NewProviderMapping,
+  type ProviderMapping,
+} from './store/mappings.js';
+export * as schema from './store/schema.js';
+export type { SettingEntry, SettingsStore } from './store/settings.js';
+export { openStore, type Store, type StoreOptions } from './store/store.js';

@@ -1,0 +1,94 @@
+import { ApigateError, InvalidInputError, type SettingsReader } from '@apigate/kernel';
+import { asc, eq } from 'drizzle-orm';
+import { decrypt, encrypt, type SecretKey } from './crypto.js';
+import type { AppDatabase } from './db.js';
+import { settings } from './schema.js';
+
+export interface SettingEntry {
+  key: string;
+  value: string;
+  secret: boolean;
+  updatedAt: Date;
+}
+
+/**
+ * Settings with secrets encrypted at rest. `get`/`keys` answer synchronously from a snapshot
+ * (the kernel resolves config synchronously); the snapshot is loaded at open and refreshed by
+ * `set`, `unset` and `reload` (call `reload` to see writes made by another process).
+ */
+export interface SettingsStore extends SettingsReader {
+  set(key: string, value: string, opts: { secret: boolean }): Promise<void>;
+  unset(key: string): Promise<boolean>;
+  /** Every setting, sorted by key, values decrypted; callers mask secrets before showing them. */
+  list(): SettingEntry[];
+  reload(): Promise<void>;
+}
+
+const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+export class SqliteSettingsStore implements SettingsStore {
+  private snapshot = new Map<string, SettingEntry>();
+
+  constructor(
+    private readonly db: AppDatabase,
+    private readonly key: SecretKey,
+  ) {}
+
+  get(key: string): string | undefined {
+    return this.snapshot.get(key)?.value;
+  }
+
+  keys(): string[] {
+    return [...this.snapshot.keys()];
+  }
+
+  list(): SettingEntry[] {
+    return [...this.snapshot.values()].map((e) => ({ ...e }));
+  }
+
+  async set(key: string, value: string, opts: { secret: boolean }): Promise<void> {
+    if (!KEY_RE.test(key)) {
+      throw new InvalidInputError(`setting key "${key}" is not valid: expected letters, digits, dots, dashes and underscores, e.g. cache.redis.url`);
+    }
+    if (typeof value !== 'string') throw new InvalidInputError(`setting ${key}: expected a string value`);
+    const entry: SettingEntry = { key, value, secret: opts.secret, updatedAt: new Date() };
+    const stored = opts.secret ? encrypt(this.key.key, value, key) : value;
+    this.db
+      .insert(settings)
+      .values({ key, value: stored, secret: opts.secret, updatedAt: entry.updatedAt })
+      .onConflictDoUpdate({ target: settings.key, set: { value: stored, secret: opts.secret, updatedAt: entry.updatedAt } })
+      .run();
+    this.snapshot.set(key, entry);
+  }
+
+  async unset(key: string): Promise<boolean> {
+    const res = this.db.delete(settings).where(eq(settings.key, key)).run();
+    this.snapshot.delete(key);
+    return res.changes > 0;
+  }
+
+  async reload(): Promise<void> {
+    this.load();
+  }
+
+  /** Reads every row; a secret that does not decrypt is an error naming its key (never its value). */
+  load(): void {
+    const next = new Map<string, SettingEntry>();
+    for (const row of this.db.select().from(settings).orderBy(asc(settings.key)).all()) {
+      let value = row.value;
+      if (row.secret) {
+        try {
+          value = decrypt(this.key.key, row.value, row.key);
+        } catch (cause) {
+          throw new ApigateError(
+            'SECRET_DECRYPT_FAILED',
+            `setting ${row.key} cannot be decrypted with the ${this.key.source}; set it again with \`apigate settings set ${row.key} ...\``,
+            { cause },
+          );
+        }
+      }
+      next.set(row.key, { key: row.key, value, secret: row.secret, updatedAt: row.updatedAt });
+    }
+    this.snapshot = next;
+  }
+}

@@ -1,0 +1,225 @@
+import { chmod, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { ApigateError, createLogger } from '@apigate/kernel';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { openStore, type Store } from '../src/index.js';
+import { KEY_A, KEY_B, tempDir } from './helpers.js';
+
+async function withStore<T>(opts: Parameters<typeof openStore>[0], fn: (s: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(opts);
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+function rawRows(dataDir: string, sql: string): Record<string, unknown>[] {
+  const db = new Database(path.join(dataDir, 'apigate.db'), { readonly: true });
+  try {
+    return db.prepare(sql).all() as Record<string, unknown>[];
+  } finally {
+    db.close();
+  }
+}
+
+/** A pino logger whose lines land in an array, to assert on warnings. */
+function captureLogger() {
+  const lines: { level: number; msg: string }[] = [];
+  const destination = new Writable({
+    write(chunk, _enc, done) {
+      lines.push(JSON.parse(String(chunk)));
+      done();
+    },
+  });
+  const logger = createLogger({ level: 'debug', destination });
+  return { logger, lines };
+}
+
+describe('openStore', () => {
+  it('creates the data dir and the database in WAL mode, and applies the migrations', async () => {
+    const dataDir = path.join(await tempDir(), 'nested', 'data');
+    await withStore({ dataDir, secretKey: KEY_A }, async (store) => {
+      expect(store.file).toBe(path.join(dataDir, 'apigate.db'));
+    });
+    const tables = rawRows(dataDir, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").map((r) => r.name);
+    expect(tables).toEqual(expect.arrayContaining(['meta', 'provider_mappings', 'settings', '__drizzle_migrations']));
+    const db = new Database(path.join(dataDir, 'apigate.db'));
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    const uniques = db.prepare("SELECT name FROM pragma_index_list('provider_mappings') WHERE \"unique\" = 1").all();
+    db.close();
+    expect(uniques).toHaveLength(2);
+  });
+
+  it('reopens an existing database without re-running migrations', async () => {
+    const dataDir = await tempDir();
+    await withStore({ dataDir, secretKey: KEY_A }, async (s) => s.settings.set('cache.provider', 'redis', { secret: false }));
+    await withStore({ dataDir, secretKey: KEY_A }, async (s) => {
+      expect(s.settings.get('cache.provider')).toBe('redis');
+    });
+    expect(rawRows(dataDir, 'SELECT * FROM __drizzle_migrations')).toHaveLength(1);
+  });
+
+  it('close() is idempotent', async () => {
+    const store = await openStore({ dataDir: await tempDir(), secretKey: KEY_A });
+    await store.close();
+    await expect(store.close()).resolves.toBeUndefined();
+  });
+});
+
+describe('settings', () => {
+  it('set, get, keys, list, unset', async () => {
+    await withStore({ dataDir: await tempDir(), secretKey: KEY_A }, async ({ settings }) => {
+      expect(settings.get('cache.provider')).toBeUndefined();
+      await settings.set('cache.provider', 'redis', { secret: false });
+      await settings.set('payment.stripe.secret_key', 'sk_test_123456789', { secret: true });
+      expect(settings.get('cache.provider')).toBe('redis');
+      expect(settings.get('payment.stripe.secret_key')).toBe('sk_test_123456789');
+      expect(settings.keys().sort()).toEqual(['cache.provider', 'payment.stripe.secret_key']);
+
+      const list = settings.list();
+      expect(list.map((e) => [e.key, e.value, e.secret])).toEqual([
+        ['cache.provider', 'redis', false],
+        ['payment.stripe.secret_key', 'sk_test_123456789', true],
+      ]);
+      expect(list[0]!.updatedAt).toBeInstanceOf(Date);
+
+      await settings.set('cache.provider', 'memory', { secret: false });
+      expect(settings.get('cache.provider')).toBe('memory');
+
+      expect(await settings.unset('cache.provider')).toBe(true);
+      expect(await settings.unset('cache.provider')).toBe(false);
+      expect(settings.get('cache.provider')).toBeUndefined();
+      expect(settings.keys()).toEqual(['payment.stripe.secret_key']);
+    });
+  });
+
+  it('rejects a malformed key with one line', async () => {
+    await withStore({ dataDir: await tempDir(), secretKey: KEY_A }, async ({ settings }) => {
+      await expect(settings.set('bad key!', 'x', { secret: false })).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+    });
+  });
+
+  it('stores secrets encrypted: the plaintext never reaches the file', async () => {
+    const dataDir = await tempDir();
+    const plaintext = 'sk_live_super_secret_value_42';
+    await withStore({ dataDir, secretKey: KEY_A }, async ({ settings }) => {
+      await settings.set('payment.stripe.secret_key', plaintext, { secret: true });
+      await settings.set('email.smtp.host', 'mail.example.com', { secret: false });
+    });
+    const rows = rawRows(dataDir, 'SELECT key, value, secret FROM settings ORDER BY key');
+    const secretRow = rows.find((r) => r.key === 'payment.stripe.secret_key')!;
+    expect(secretRow.secret).toBe(1);
+    expect(secretRow.value).toMatch(/^v1:[A-Za-z0-9_-]{16}:[A-Za-z0-9_-]{22}:[A-Za-z0-9_-]+$/);
+    expect(String(secretRow.value)).not.toContain(plaintext);
+    expect(rows.find((r) => r.key === 'email.smtp.host')!.value).toBe('mail.example.com');
+    // Nor anywhere in the database or its write-ahead log.
+    for (const f of ['apigate.db', 'apigate.db-wal']) {
+      const bytes = await readFile(path.join(dataDir, f)).catch(() => Buffer.alloc(0));
+      expect(bytes.includes(Buffer.from(plaintext))).toBe(false);
+    }
+  });
+
+  it('uses a fresh IV per value', async () => {
+    const dataDir = await tempDir();
+    await withStore({ dataDir, secretKey: KEY_A }, async ({ settings }) => {
+      await settings.set('a.b.one', 'same', { secret: true });
+      await settings.set('a.b.two', 'same', { secret: true });
+    });
+    const [one, two] = rawRows(dataDir, 'SELECT value FROM settings ORDER BY key').map((r) => String(r.value));
+    expect(one!.split(':')[1]).not.toBe(two!.split(':')[1]);
+  });
+
+  it('reopening with the same key reads secrets back', async () => {
+    const dataDir = await tempDir();
+    await withStore({ dataDir, secretKey: KEY_A }, ({ settings }) => settings.set('cache.redis.url', 'redis://:pw@host:6379', { secret: true }));
+    await withStore({ dataDir, secretKey: KEY_A }, async ({ settings }) => {
+      expect(settings.get('cache.redis.url')).toBe('redis://:pw@host:6379');
+      expect(settings.list()[0]!.secret).toBe(true);
+    });
+  });
+
+  it('reload() picks up writes made by another process', async () => {
+    const dataDir = await tempDir();
+    await withStore({ dataDir, secretKey: KEY_A }, async (server) => {
+      await withStore({ dataDir, secretKey: KEY_A }, (cli) => cli.settings.set('cache.provider', 'redis', { secret: false }));
+      expect(server.settings.get('cache.provider')).toBeUndefined();
+      await server.settings.reload();
+      expect(server.settings.get('cache.provider')).toBe('redis');
+    });
+  });
+});
+
+describe('secret key', () => {
+  it('without APIGATE_SECRET_KEY creates <dataDir>/secret.key with mode 0600 and reuses it', async () => {
+    const dataDir = await tempDir();
+    await withStore({ dataDir }, ({ settings }) => settings.set('a.b.c', 'hidden-value', { secret: true }));
+    const keyFile = path.join(dataDir, 'secret.key');
+    expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
+    const material = (await readFile(keyFile, 'utf8')).trim();
+    expect(Buffer.from(material, 'base64url')).toHaveLength(32);
+
+    await withStore({ dataDir }, async ({ settings }) => expect(settings.get('a.b.c')).toBe('hidden-value'));
+    expect((await readFile(keyFile, 'utf8')).trim()).toBe(material);
+    // The file's text works as APIGATE_SECRET_KEY too, so a deployment can move the key into its env.
+    await withStore({ dataDir: dataDir, secretKey: material }, async ({ settings }) => expect(settings.get('a.b.c')).toBe('hidden-value'));
+  });
+
+  it('does not create a key file when APIGATE_SECRET_KEY is given', async () => {
+    const dataDir = await tempDir();
+    await withStore({ dataDir, secretKey: KEY_A }, async () => undefined);
+    await expect(stat(path.join(dataDir, 'secret.key'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('warns, without refusing, when the key file is readable by group or others', async () => {
+    const dataDir = await tempDir();
+    await withStore({ dataDir }, async () => undefined);
+    await chmod(path.join(dataDir, 'secret.key'), 0o644);
+    const { logger, lines } = captureLogger();
+    await withStore({ dataDir, logger }, async () => undefined);
+    const warning = lines.find((l) => l.level === 40);
+    expect(warning?.msg).toContain('chmod 600');
+  });
+
+  it('a short APIGATE_SECRET_KEY is a one-line error naming the variable', async () => {
+    const err = await openStore({ dataDir: await tempDir(), secretKey: 'too-short' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApigateError);
+    expect((err as ApigateError).code).toBe('SECRET_KEY_INVALID');
+    expect((err as Error).message).toMatch(/^APIGATE_SECRET_KEY is too short .*at least 32 characters/);
+    expect((err as Error).message).not.toContain('\n');
+    expect((err as Error).message).not.toContain('too-short');
+  });
+
+  it('a wrong APIGATE_SECRET_KEY fails at open with one line that shows no key and no value', async () => {
+    const dataDir = await tempDir();
+    await withStore({ dataDir, secretKey: KEY_A }, ({ settings }) => settings.set('a.b.c', 'hidden-value', { secret: true }));
+    const err = await openStore({ dataDir, secretKey: KEY_B }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApigateError);
+    const e = err as ApigateError;
+    expect(e.code).toBe('SECRET_KEY_MISMATCH');
+    expect(e.message).toMatch(/^APIGATE_SECRET_KEY does not decrypt the stored settings \(.*\); set the key they were written with$/);
+    for (const leaked of [KEY_A, KEY_B, 'hidden-value']) expect(e.message).not.toContain(leaked);
+    // The right key still opens it: a failed open changes nothing.
+    await withStore({ dataDir, secretKey: KEY_A }, async ({ settings }) => expect(settings.get('a.b.c')).toBe('hidden-value'));
+  });
+
+  it('detects a wrong key even before any secret setting exists (check value in meta)', async () => {
+    const dataDir = await tempDir();
+    await withStore({ dataDir, secretKey: KEY_A }, async () => undefined);
+    await expect(openStore({ dataDir, secretKey: KEY_B })).rejects.toMatchObject({ code: 'SECRET_KEY_MISMATCH' });
+  });
+
+  it('refuses to make a new key file when encrypted settings exist and the old one is gone', async () => {
+    const dataDir = await tempDir();
+    await withStore({ dataDir }, ({ settings }) => settings.set('a.b.c', 'hidden-value', { secret: true }));
+    await writeFile(path.join(dataDir, 'secret.key'), '');
+    await expect(openStore({ dataDir })).rejects.toMatchObject({ code: 'SECRET_KEY_INVALID' });
+    await rm(path.join(dataDir, 'secret.key'));
+    const err = (await openStore({ dataDir }).catch((e: unknown) => e)) as ApigateError;
+    expect(err.code).toBe('SECRET_KEY_MISSING');
+    expect(err.message).toContain('secret.key');
+    await expect(stat(path.join(dataDir, 'secret.key'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
