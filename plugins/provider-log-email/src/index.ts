@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type BulkResult,
+  defineProvider,
+  type EmailMessage,
+  type EmailProvider,
+  fields,
+  InvalidInputError,
+  type Logger,
+  utf8,
+  z,
+} from '@apigate/kernel';
+
+/** A message as the log provider captured it: plain data, recipients as bare addresses. */
+export interface LoggedEmail {
+  messageId: string;
+  from: string;
+  to: string[];
+  cc: string[];
+  bcc: string[];
+  replyTo?: string;
+  subject: string;
+  text?: string;
+  html?: string;
+  headers: Record<string, string>;
+  attachments: { filename: string; contentType?: string; content: Uint8Array }[];
+  /** Bytes of text, html and attachments together. */
+  size: number;
+  loggedAt: Date;
+}
+
+// Deliberately simple: one `@`, no spaces or delimiters. Real mail servers judge the rest.
+const ADDRESS_RE = /^[^\s@<>()[\]",;:]+@[^\s@<>()[\]",;:]+$/;
+
+/** `"Name" <a@b>` or `a@b` -> `a@b`; undefined when it is not an address. */
+function parseAddress(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const m = /<([^<>]*)>\s*$/.exec(value);
+  const addr = (m ? m[1]! : value).trim();
+  return ADDRESS_RE.test(addr) ? addr : undefined;
+}
+
+function bareAddress(value: unknown, field: string): string {
+  const addr = parseAddress(value);
+  if (!addr) throw new InvalidInputError(`email ${field}: ${JSON.stringify(value)} is not an email address`);
+  return addr;
+}
+
+const addressList = (value: string | string[] | undefined, field: string): string[] =>
+  (value === undefined ? [] : Array.isArray(value) ? value : [value]).map((a) => bareAddress(a, field));
+
+/** Logs messages instead of sending them and keeps the last `keepLast` for inspection. */
+export class LogEmail implements EmailProvider {
+  private readonly kept: LoggedEmail[] = [];
+  private readonly domain: string;
+
+  constructor(
+    private readonly config: { from: string; keepLast: number },
+    private readonly logger: Logger,
+  ) {
+    this.domain = parseAddress(config.from)!.split('@')[1]!;
+  }
+
+  async send(msg: EmailMessage): Promise<{ messageId: string }> {
+    const to = addressList(msg.to, 'to');
+    if (to.length === 0) throw new InvalidInputError('email to: at least one recipient is required');
+    if (typeof msg.subject !== 'string' || msg.subject.trim() === '') {
+      throw new InvalidInputError('email subject: a non-empty subject is required');
+    }
+    const attachments = (msg.attachments ?? []).map((a) => ({
+      filename: a.filename,
+      ...(a.contentType ? { contentType: a.contentType } : {}),
+      content: new Uint8Array(a.content),
+    }));
+    const size =
+      utf8.encode(msg.text ?? '').byteLength +
+      utf8.encode(msg.html ?? '').byteLength +
+      attachments.reduce((n, a) => n + a.content.byteLength, 0);
+    const logged: LoggedEmail = {
+      // RFC 5322 msg-id: <unique@domain>, the domain taken from the sender like mail servers do.
+      messageId: `<${randomUUID()}@${this.domain}>`,
+      from: bareAddress(msg.from ?? this.config.from, 'from'),
+      to,
+      cc: addressList(msg.cc, 'cc'),
+      bcc: addressList(msg.bcc, 'bcc'),
+      ...(msg.replyTo !== undefined ? { replyTo: bareAddress(msg.replyTo, 'replyTo') } : {}),
+      subject: msg.subject,
+      ...(msg.text !== undefined ? { text: msg.text } : {}),
+      ...(msg.html !== undefined ? { html: msg.html } : {}),
+      headers: { ...msg.headers },
+      attachments,
+      size,
+      loggedAt: new Date(),
+    };
+
+    // Info carries who/what/how big; bodies only at debug; attachment bytes never.
+    this.logger.info(
+      {
+        messageId: logged.messageId,
+        from: logged.from,
+        to: logged.to,
+        ...(logged.cc.length ? { cc: logged.cc } : {}),
+        ...(logged.bcc.length ? { bcc: logged.bcc } : {}),
+        subject: logged.subject,
+        size,
+        ...(attachments.length
+          ? { attachments: attachments.map((a) => ({ filename: a.filename, contentType: a.contentType, size: a.content.byteLength })) }
+          : {}),
+      },
+      'email logged, not sent',
+    );
+    this.logger.debug(
+      { messageId: logged.messageId, replyTo: logged.replyTo, headers: logged.headers, text: logged.text, html: logged.html },
+      'email body',
+    );
+
+    if (this.config.keepLast > 0) {
+      this.kept.push(logged);
+      if (this.kept.length > this.config.keepLast) this.kept.splice(0, this.kept.length - this.config.keepLast);
+    }
+    return { messageId: logged.messageId };
+  }
+
+  async sendBulk(msgs: EmailMessage[]): Promise<BulkResult> {
+    const result: BulkResult = { sent: 0, failed: [] };
+    for (const [index, msg] of msgs.entries()) {
+      try {
+        await this.send(msg);
+        result.sent++;
+      } catch (err) {
+        result.failed.push({ index, error: err instanceof Error ? err.message : String(err) });
+      }
+    }
+    return result;
+  }
+
+  /** The last messages logged, oldest first (copies). */
+  messages(): LoggedEmail[] {
+    return this.kept.map((m) => ({ ...m, attachments: m.attachments.map((a) => ({ ...a, content: new Uint8Array(a.content) })) }));
+  }
+
+  clear(): void {
+    this.kept.length = 0;
+  }
+
+  async check() {
+    return { status: 'connected' as const, latencyMs: 0, detail: `logging only; ${this.kept.length} messages kept` };
+  }
+
+  async close() {}
+}
+
+export default defineProvider({
+  capability: 'email',
+  name: 'log',
+  description: 'Logs emails instead of sending them (development)',
+  config: z.object({
+    from: z
+      .string()
+      .refine((v) => parseAddress(v) !== undefined, 'not an email address')
+      .default('apigate@localhost')
+      .describe('the address to send from when a message has none, e.g. apigate@localhost'),
+    keepLast: fields.int({ min: 0 }).default(100).describe('how many recent messages to keep in memory for inspection (0 keeps none)'),
+  }),
+  env: { keepLast: 'EMAIL_LOG_KEEP_LAST' },
+  features: { attachments: true },
+  create: (config, ctx) => new LogEmail(config, ctx.logger),
+});

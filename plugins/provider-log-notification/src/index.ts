@@ -1,0 +1,89 @@
+import {
+  defineProvider,
+  fields,
+  InvalidInputError,
+  type Logger,
+  type Notification,
+  type NotificationProvider,
+  type Severity,
+  z,
+} from '@apigate/kernel';
+
+/** pino level per severity: `critical` is `fatal`, the level log pipelines page on. */
+const LEVELS: Record<Severity, 'info' | 'warn' | 'error' | 'fatal'> = {
+  info: 'info',
+  warning: 'warn',
+  error: 'error',
+  critical: 'fatal',
+};
+
+/** A notification as the log provider recorded it. */
+export interface LoggedNotification extends Notification {
+  loggedAt: Date;
+}
+
+const nonEmpty = (v: unknown): v is string => typeof v === 'string' && v.trim() !== '';
+
+/** Throws InvalidInputError naming the first field the contract forbids. */
+function validate(n: Notification): void {
+  if (!n || typeof n !== 'object') throw new InvalidInputError('notification: expected an object');
+  if (!nonEmpty(n.id)) throw new InvalidInputError('notification id: a non-empty id is required');
+  if (!nonEmpty(n.event)) throw new InvalidInputError(`notification ${n.id} event: a non-empty event name is required`);
+  if (!nonEmpty(n.title)) throw new InvalidInputError(`notification ${n.id} title: a non-empty title is required`);
+  if (!Object.hasOwn(LEVELS, n.severity)) {
+    throw new InvalidInputError(`notification ${n.id} severity: expected one of ${Object.keys(LEVELS).join(', ')}, got ${JSON.stringify(n.severity)}`);
+  }
+  if (!(n.occurredAt instanceof Date) || Number.isNaN(n.occurredAt.getTime())) {
+    throw new InvalidInputError(`notification ${n.id} occurredAt: expected a valid Date`);
+  }
+  for (const [k, v] of Object.entries(n.fields ?? {})) {
+    if (typeof v !== 'string' && typeof v !== 'number') throw new InvalidInputError(`notification ${n.id} field "${k}": expected a string or number`);
+  }
+  if (n.url !== undefined && !URL.canParse(n.url)) throw new InvalidInputError(`notification ${n.id} url: expected an absolute URL`);
+}
+
+/** Logs each notification at its severity's level and keeps the last `keepLast`. */
+export class LogNotification implements NotificationProvider {
+  private readonly kept: LoggedNotification[] = [];
+
+  constructor(
+    private readonly keepLast: number,
+    private readonly logger: Logger,
+  ) {}
+
+  async notify(n: Notification): Promise<void> {
+    validate(n);
+    const { title, ...rest } = n;
+    this.logger[LEVELS[n.severity]]({ notification: { ...rest, occurredAt: n.occurredAt.toISOString() } }, title);
+    if (this.keepLast > 0) {
+      this.kept.push({ ...n, ...(n.fields ? { fields: { ...n.fields } } : {}), loggedAt: new Date() });
+      if (this.kept.length > this.keepLast) this.kept.splice(0, this.kept.length - this.keepLast);
+    }
+  }
+
+  /** The last notifications logged, oldest first. */
+  notifications(): LoggedNotification[] {
+    return this.kept.map((n) => ({ ...n }));
+  }
+
+  clear(): void {
+    this.kept.length = 0;
+  }
+
+  async check() {
+    return { status: 'connected' as const, latencyMs: 0, detail: `logging only; ${this.kept.length} notifications kept` };
+  }
+
+  async close() {}
+}
+
+export default defineProvider({
+  capability: 'notification',
+  name: 'log',
+  description: 'Logs notifications at a level matching their severity (development)',
+  config: z.object({
+    keepLast: fields.int({ min: 0 }).default(100).describe('how many recent notifications to keep in memory for inspection (0 keeps none)'),
+  }),
+  env: { keepLast: 'NOTIFICATION_LOG_KEEP_LAST' },
+  create: (config, ctx) => new LogNotification(config.keepLast, ctx.logger),
+});
