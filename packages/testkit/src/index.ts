@@ -6,3 +6,4 @@ export * from './notification.js';
 export * from './payment.js';
 export * from './queue.js';
 export * from './storage.js';
+export * from './util.js';

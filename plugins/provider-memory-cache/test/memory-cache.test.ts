@@ -1,7 +1,13 @@
-import { assertValidManifest, createForTest } from '@apigate/provider-testkit';
+import { assertValidManifest, createForTest, describeCacheProvider } from '@apigate/provider-testkit';
 import { describe, expect, it } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider from '../src/index.js';
+
+describeCacheProvider({
+  name: 'provider-memory-cache conformance',
+  create: async () => (await createForTest(provider)).provider,
+  features: provider.features,
+});
 
 describe('provider-memory-cache', () => {
   it('has a valid manifest', () => {
