@@ -9,6 +9,7 @@ export * from './json.js';
 export * from './kernel.js';
 export * from './logger.js';
 export * from './manifest.js';
+export * from './queue-input.js';
 export * from './retry.js';
 export * from './secrets.js';
 export * from './storage-keys.js';

@@ -1,5 +1,6 @@
 import type { CapabilityName, KernelEvent } from './capabilities/common.js';
 import { ApigateError, InvalidInputError, ProviderError, WebhookSignatureError } from './errors.js';
+import { queueGuards } from './queue-input.js';
 import { isRetryable, statusOf } from './retry.js';
 import { redact } from './secrets.js';
 import { assertStorageKey, assertStoragePrefix } from './storage-keys.js';
@@ -33,6 +34,7 @@ const GUARDS: Partial<Record<CapabilityName, Record<string, (args: unknown[]) =>
     signedUrl: (a) => assertStorageKey(a[0]),
     list: (a) => assertStoragePrefix((a[0] as { prefix?: string } | undefined)?.prefix),
   },
+  queue: queueGuards,
 };
 
 const CALLER_ERROR_CODES = new Set(['INVALID_INPUT', 'WEBHOOK_SIGNATURE_INVALID']);
