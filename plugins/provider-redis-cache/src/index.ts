@@ -1,0 +1,38 @@
+import { defineProvider, fields, z } from '@apigate/kernel';
+import { isRedisUrl } from './connection.js';
+import { RedisCache } from './redis-cache.js';
+
+export { RedisCache, type RedisCacheConfig } from './redis-cache.js';
+
+export default defineProvider({
+  capability: 'cache',
+  name: 'redis',
+  description: 'Redis cache via ioredis (shared by every gateway instance; atomic increments for rate limits)',
+  config: z.object({
+    url: z
+      .string()
+      .refine(isRedisUrl, 'expected a redis:// or rediss:// URL')
+      .default('redis://localhost:6379')
+      .describe('redis://host:port[/db], or rediss:// for TLS'),
+    password: z.string().optional().describe('the Redis password (AUTH)'),
+    db: fields.int({ min: 0 }).optional().describe('the database number (overrides a /db in the URL)'),
+    keyPrefix: z.string().default('apigate:cache:').describe('a string put before every key, so several gateways or apps can share one Redis'),
+    commandTimeoutMs: fields.int({ min: 1 }).default(500).describe('milliseconds a command may take before it fails as retryable'),
+    connectTimeoutMs: fields.int({ min: 1 }).default(2000).describe('milliseconds a connection attempt may take'),
+  }),
+  env: {
+    url: 'REDIS_URL',
+    password: 'REDIS_PASSWORD',
+    db: 'REDIS_DB',
+    keyPrefix: 'REDIS_KEY_PREFIX',
+    commandTimeoutMs: 'REDIS_COMMAND_TIMEOUT_MS',
+    connectTimeoutMs: 'REDIS_CONNECT_TIMEOUT_MS',
+  },
+  secrets: ['password'],
+  features: { shared: true },
+  create: async (config, ctx) => {
+    const cache = new RedisCache(config, ctx);
+    await cache.connect(config.connectTimeoutMs);
+    return cache;
+  },
+});

@@ -1,0 +1,341 @@
+import {
+  type CacheProvider,
+  type CacheSetOptions,
+  type CacheStats,
+  ConfigError,
+  type Health,
+  InvalidInputError,
+  type ProviderContext,
+  ProviderError,
+} from '@apigate/kernel';
+import { Redis } from 'ioredis';
+import { classify, type ConnectionConfig, messageOf, redisOptions } from './connection.js';
+
+export interface RedisCacheConfig extends ConnectionConfig {
+  keyPrefix: string;
+}
+
+type Value = Uint8Array | string;
+
+/**
+ * INCRBY plus PEXPIRE only when this call created the key, atomically in one round trip
+ * (sent as EVALSHA; ioredis falls back to EVAL once after a server restart empties the
+ * script cache). ARGV[2] is '' for "no TTL"; a TTL <= 0 on creation leaves no key, as `set` does.
+ */
+const INCREMENT_LUA = `
+local created = redis.call('EXISTS', KEYS[1]) == 0
+local v = redis.call('INCRBY', KEYS[1], ARGV[1])
+if created and ARGV[2] ~= '' then
+  local ttl = tonumber(ARGV[2])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('DEL', KEYS[1]) end
+end
+return v`;
+
+interface ScriptedRedis extends Redis {
+  apigateIncrement(key: string, by: number, ttlMs: string): Promise<number>;
+}
+
+/** SCAN batch size: big enough to keep round trips few, small enough that one UNLINK stays short. */
+const SCAN_COUNT = 1000;
+
+/** ioredis stringifies anything that is not a Buffer or a string, so wrap bytes without copying. */
+const toArg = (v: Value): Buffer | string =>
+  typeof v === 'string' || Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+
+/** Plain Uint8Array view over the reply (no copy), as the contract promises. */
+const toBytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+
+/** Backslash-escapes Redis glob characters so a prefix is matched literally by SCAN MATCH. */
+const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, '\\$&');
+
+function ttlOf(opts: CacheSetOptions | undefined): number | undefined {
+  const ttl = opts?.ttlMs;
+  if (ttl === undefined) return undefined;
+  if (typeof ttl !== 'number' || Number.isNaN(ttl) || ttl === Number.POSITIVE_INFINITY) {
+    throw new InvalidInputError(`cache ttlMs must be a finite number of milliseconds, got ${String(ttl)}`);
+  }
+  return ttl > 0 ? Math.ceil(ttl) : 0;
+}
+
+export class RedisCache implements CacheProvider {
+  /** The ioredis client; exposed for tests and benchmarks, not part of the contract. */
+  readonly redis: ScriptedRedis;
+  private readonly prefix: string;
+  private readonly where: string;
+  private readonly secrets: string[];
+  private readonly commandTimeoutMs: number;
+  private hits = 0;
+  private misses = 0;
+  /** Last connection error, for messages while disconnected. */
+  private lastError: string | undefined;
+  private down = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    cfg: RedisCacheConfig,
+    private readonly ctx: Pick<ProviderContext, 'capability' | 'provider' | 'logger'>,
+  ) {
+    const { options, where } = redisOptions(cfg);
+    this.where = where;
+    this.prefix = cfg.keyPrefix;
+    this.commandTimeoutMs = cfg.commandTimeoutMs;
+    this.secrets = [cfg.password, options.password].filter((s): s is string => !!s);
+    this.redis = new Redis(options) as ScriptedRedis;
+    this.redis.defineCommand('apigateIncrement', { numberOfKeys: 1, lua: INCREMENT_LUA });
+    // Log transitions only: while Redis is down ioredis reports every reconnect attempt.
+    this.redis.on('error', (err: unknown) => {
+      this.lastError = messageOf(err, this.secrets);
+      if (!this.down && !this.closing) ctx.logger.warn(`Redis at ${this.where} failed: ${this.lastError}; reconnecting`);
+      this.down = true;
+    });
+    this.redis.on('ready', () => {
+      if (this.down) ctx.logger.info(`Redis at ${this.where} is connected again`);
+      this.down = false;
+      this.lastError = undefined;
+    });
+  }
+
+  /**
+   * Waits up to `timeoutMs` for the first connection so the first calls do not fail. Wrong
+   * credentials or db number throw (no retry fixes them); an unreachable server does not:
+   * the gateway starts, health reports `error`, and the client keeps reconnecting.
+   */
+  async connect(timeoutMs: number): Promise<void> {
+    if (this.redis.status === 'ready') return;
+    const redis = this.redis;
+    const fatal = await new Promise<unknown>((resolve) => {
+      const finish = (v: unknown) => {
+        clearTimeout(timer);
+        redis.off('ready', onReady);
+        redis.off('error', onError);
+        resolve(v);
+      };
+      const onReady = () => finish(undefined);
+      const onError = (err: unknown) => {
+        const c = classify(err);
+        if (c.kind === 'reply' && c.config) finish(err);
+      };
+      const timer = setTimeout(() => finish(undefined), timeoutMs);
+      redis.on('ready', onReady);
+      redis.on('error', onError);
+    });
+    if (fatal) {
+      await this.close();
+      const msg = messageOf(fatal, this.secrets);
+      const isDb = /DB index/i.test(msg);
+      throw new ConfigError({
+        field: isDb ? 'db' : 'password',
+        envVar: isDb ? 'REDIS_DB' : 'REDIS_PASSWORD',
+        settingKey: isDb ? 'cache.redis.db' : 'cache.redis.password',
+        expected: `Redis at ${this.where} refused it: ${msg}`,
+      });
+    }
+    if (redis.status !== 'ready') {
+      this.ctx.logger.warn(
+        `Redis at ${this.where} is not reachable yet (${this.lastError ?? redis.status}); cache calls fail until it is, reconnecting in the background`,
+      );
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    try {
+      const v = await this.redis.getBuffer(this.prefix + key);
+      if (v === null) {
+        this.misses++;
+        return undefined;
+      }
+      this.hits++;
+      return toBytes(v);
+    } catch (err) {
+      throw this.fail('get', err);
+    }
+  }
+
+  async set(key: string, value: Value, opts?: CacheSetOptions): Promise<void> {
+    const ttl = ttlOf(opts);
+    try {
+      if (ttl === undefined) await this.redis.set(this.prefix + key, toArg(value));
+      else if (ttl > 0) await this.redis.set(this.prefix + key, toArg(value), 'PX', ttl);
+      else await this.redis.unlink(this.prefix + key);
+    } catch (err) {
+      throw this.fail('set', err);
+    }
+  }
+
+  async delete(key: string): Promise<boolean> {
+    try {
+      return (await this.redis.unlink(this.prefix + key)) > 0;
+    } catch (err) {
+      throw this.fail('delete', err);
+    }
+  }
+
+  async has(key: string): Promise<boolean> {
+    try {
+      return (await this.redis.exists(this.prefix + key)) > 0;
+    } catch (err) {
+      throw this.fail('has', err);
+    }
+  }
+
+  async increment(key: string, by = 1, opts?: CacheSetOptions): Promise<number> {
+    if (!Number.isSafeInteger(by)) throw new InvalidInputError(`cache increment: "by" must be a whole number, got ${String(by)}`);
+    const ttl = ttlOf(opts);
+    try {
+      return await this.redis.apigateIncrement(this.prefix + key, by, ttl === undefined ? '' : String(ttl));
+    } catch (err) {
+      throw this.fail('increment', err);
+    }
+  }
+
+  async getMany(keys: string[]): Promise<(Uint8Array | undefined)[]> {
+    if (keys.length === 0) return [];
+    try {
+      const values = await this.redis.mgetBuffer(keys.map((k) => this.prefix + k));
+      return values.map((v) => {
+        if (v === null) {
+          this.misses++;
+          return undefined;
+        }
+        this.hits++;
+        return toBytes(v);
+      });
+    } catch (err) {
+      throw this.fail('getMany', err);
+    }
+  }
+
+  async setMany(entries: [string, Value][], opts?: CacheSetOptions): Promise<void> {
+    const ttl = ttlOf(opts);
+    if (entries.length === 0) return;
+    try {
+      if (ttl === undefined) {
+        // No TTL: one MSET, atomic.
+        await this.redis.mset(entries.flatMap(([k, v]) => [this.prefix + k, toArg(v)]));
+      } else if (ttl === 0) {
+        await this.redis.unlink(entries.map(([k]) => this.prefix + k));
+      } else {
+        // MSET has no TTL: one SET PX per key, sent together in one pipeline (one round trip).
+        const pipeline = this.redis.pipeline();
+        for (const [k, v] of entries) pipeline.set(this.prefix + k, toArg(v), 'PX', ttl);
+        const results = (await pipeline.exec()) ?? [];
+        const failed = results.find(([err]) => err);
+        if (failed) throw failed[0];
+      }
+    } catch (err) {
+      throw this.fail('setMany', err);
+    }
+  }
+
+  /** SCAN (never KEYS, which blocks the server) for this provider's keys under `prefix`, UNLINKed page by page. */
+  async clear(prefix = ''): Promise<number> {
+    const pattern = `${escapeGlob(this.prefix + prefix)}*`;
+    let cursor = '0';
+    let removed = 0;
+    try {
+      do {
+        const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+        cursor = next;
+        if (keys.length) removed += await this.redis.unlink(keys);
+      } while (cursor !== '0');
+      return removed;
+    } catch (err) {
+      throw this.fail('clear', err);
+    }
+  }
+
+  /**
+   * hits/misses are this process's own `get`/`getMany` results. `keys` counts this provider's
+   * prefix with SCAN (DBSIZE when the prefix is empty); `memoryBytes` is the whole server's
+   * `used_memory` from INFO memory, since Redis does not account memory per prefix.
+   */
+  async stats(): Promise<CacheStats> {
+    try {
+      const [info, keys] = await Promise.all([this.redis.info('memory'), this.countKeys()]);
+      const used = /^used_memory:(\d+)/m.exec(info)?.[1];
+      return { hits: this.hits, misses: this.misses, keys, ...(used ? { memoryBytes: Number(used) } : {}) };
+    } catch (err) {
+      throw this.fail('stats', err);
+    }
+  }
+
+  private async countKeys(): Promise<number> {
+    if (this.prefix === '') return this.redis.dbsize();
+    const pattern = `${escapeGlob(this.prefix)}*`;
+    let cursor = '0';
+    let n = 0;
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+      cursor = next;
+      n += keys.length;
+    } while (cursor !== '0');
+    return n;
+  }
+
+  /** One PING, bounded by the command timeout and the kernel's signal; no PING at all while disconnected. */
+  async check(signal: AbortSignal): Promise<Health> {
+    const started = performance.now();
+    const elapsed = () => performance.now() - started;
+    if (this.closing) return { status: 'error', latencyMs: 0, error: `cache/redis: closed` };
+    if (this.redis.status !== 'ready') return { status: 'error', latencyMs: elapsed(), error: this.notConnected() };
+    let onAbort: (() => void) | undefined;
+    try {
+      await Promise.race([
+        this.redis.ping(),
+        new Promise<never>((_, reject) => {
+          onAbort = () => reject(signal.reason ?? new Error('health check aborted'));
+          if (signal.aborted) onAbort();
+          else signal.addEventListener('abort', onAbort, { once: true });
+        }),
+      ]);
+      const latencyMs = elapsed();
+      // Answering, but so slowly that calls are close to their deadline.
+      const slow = latencyMs > this.commandTimeoutMs / 2;
+      return { status: slow ? 'degraded' : 'connected', latencyMs, detail: slow ? `${this.where} (slow PING)` : this.where };
+    } catch (err) {
+      return { status: 'error', latencyMs: elapsed(), error: this.describeFailure(err) };
+    } finally {
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Idempotent. QUIT when connected (bounded by the command timeout), then stop reconnecting. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      try {
+        if (this.redis.status === 'ready') await this.redis.quit();
+      } catch {
+        // Closing anyway; nothing to report.
+      } finally {
+        this.redis.disconnect();
+      }
+    })();
+    return this.closing;
+  }
+
+  private notConnected(): string {
+    const status = this.redis.status;
+    const why = this.lastError ?? (status === 'connecting' || status === 'connect' ? 'still connecting' : 'connection lost');
+    return `Redis at ${this.where} is unreachable (${why}); reconnecting in the background`;
+  }
+
+  private describeFailure(err: unknown): string {
+    const msg = messageOf(err, this.secrets);
+    if (msg === 'Command timed out') return `Redis at ${this.where} did not answer within ${this.commandTimeoutMs} ms`;
+    if (this.redis.status !== 'ready') return this.notConnected();
+    return `Redis at ${this.where}: ${msg}`;
+  }
+
+  /** Maps what ioredis threw to a ProviderError; only the error path pays for this. */
+  private fail(operation: string, err: unknown): Error {
+    if (err instanceof ProviderError || err instanceof InvalidInputError) return err;
+    const base = { capability: this.ctx.capability, provider: this.ctx.provider, operation, cause: err };
+    if (this.closing) return new ProviderError({ ...base, retryable: false, code: 'PROVIDER_CLOSED', message: 'the cache is closed' });
+    const c = classify(err);
+    if (c.kind === 'reply') {
+      return new ProviderError({ ...base, retryable: c.retryable, code: `REDIS_${c.code}`, message: `Redis at ${this.where} answered: ${messageOf(err, this.secrets)}` });
+    }
+    const timedOut = messageOf(err, []) === 'Command timed out';
+    return new ProviderError({ ...base, retryable: true, code: timedOut ? 'REDIS_TIMEOUT' : 'REDIS_UNAVAILABLE', message: this.describeFailure(err) });
+  }
+}
