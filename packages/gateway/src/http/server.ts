@@ -24,10 +24,18 @@ export interface RunningServer {
 /** Listens and resolves once the port is bound; a bind failure (port in use...) rejects with one line. */
 export async function startServer(opts: StartServerOptions): Promise<RunningServer> {
   const server = createAdaptorServer({ fetch: opts.app.fetch }) as Server;
+  let closing: Promise<void> | undefined;
+  // A keep-alive socket whose last response ends during shutdown would otherwise hold close()
+  // until its idle timeout; drop it as soon as it goes idle.
+  server.on('request', (_req, res) => {
+    res.once('finish', () => {
+      if (closing) setImmediate(() => server.closeIdleConnections());
+    });
+  });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       const where = `${opts.host ?? '*'}:${opts.port}`;
-      const why = err.code === 'EADDRINUSE' ? 'the port is already in use; choose another with PORT' : err.message;
+      const why = err.code === 'EADDRINUSE' ? 'the port is already in use by another process; stop it or choose another port' : err.message;
       reject(new ApigateError('LISTEN_FAILED', `cannot listen on ${where}: ${why}`, { cause: err }));
     };
     server.once('error', onError);
@@ -37,7 +45,6 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     });
   });
   const addr = server.address() as AddressInfo;
-  let closing: Promise<void> | undefined;
   return {
     url: `http://${urlHost(opts.host)}:${addr.port}`,
     port: addr.port,
