@@ -21,3 +21,22 @@ export function assertStoragePrefix(prefix: unknown): void {
   assertStorageKey(String(prefix).replace(/\/+$/, '') || 'x', 'storage prefix');
   if (typeof prefix !== 'string') throw new InvalidInputError('storage prefix must be a string');
 }
+
+/**
+ * The order `StorageProvider.list` returns keys in: by Unicode code point, which is also UTF-8
+ * byte order (the order S3 uses). Plain `<` on JS strings differs for characters past U+FFFF.
+ */
+export function compareStorageKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // A surrogate starts a code point above U+FFFF, so it sorts after any other UTF-16 unit.
+    const xs = x >= 0xd800 && x <= 0xdfff;
+    const ys = y >= 0xd800 && y <= 0xdfff;
+    if (xs !== ys) return xs ? 1 : -1;
+    return x < y ? -1 : 1;
+  }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+}
