@@ -1,2 +1,472 @@
-// Filled in by the conformance-suite work for this capability.
-export {};
+import {
+  type PaymentEvent,
+  type PaymentEventType,
+  type PaymentFeatures,
+  type PaymentProvider,
+  type SubscriptionState,
+  type UpsertPriceInput,
+  utf8,
+} from '@apigate/kernel';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { expectFinalRejection, lifecycleTests, rejectionOf, token } from './expectations.js';
+
+/**
+ * What a webhook should say, in the kernel's terms. The provider's test turns it into the body
+ * its vendor would send (a Stripe event, a Paddle notification, ...) and signs it; the suite then
+ * checks that `parseWebhook` gives back the same facts as a `PaymentEvent`.
+ */
+export interface WebhookEventSpec {
+  /** The vendor's event id; `parseWebhook` must return it as `id`. */
+  id: string;
+  /** `ignored` asks for some event type the gateway does not use (e.g. Stripe `customer.updated`). */
+  type: PaymentEventType;
+  /** Whole seconds, since most vendors send unix seconds. */
+  occurredAt: Date;
+  customerId?: string;
+  subscriptionId?: string;
+  priceId?: string;
+  /** For `checkout.completed`: the session that completed. */
+  sessionId?: string;
+  /** For `subscription.*` (and `checkout.completed` where the vendor includes it). */
+  subscription?: SubscriptionState;
+  /** For `invoice.*`. */
+  invoice?: { id: string; amountCents: number; currency: string; attempt?: number };
+  /** Metadata the gateway set on the checkout. */
+  localRefs?: { userId: string; planId: string };
+}
+
+export interface SignWebhookOptions {
+  /** The instance under test, for providers that sign with their own helper. */
+  provider: PaymentProvider;
+  /** Sign with a secret other than the one the provider was created with. */
+  wrongSecret: boolean;
+  /** The signing time to claim in the signature. */
+  signedAt: Date;
+}
+
+export interface SignedWebhook {
+  rawBody: Uint8Array | string;
+  /** Header names in any case; the suite lower-cases them as the gateway does. */
+  headers: Record<string, string>;
+}
+
+export interface PaymentSuiteContext {
+  /** The instance made by `create` for the current test. */
+  provider(): PaymentProvider;
+  /** Creates a customer, a monthly price and a completed checkout; returns their ids. */
+  subscribe(opts?: { trialDays?: number; metered?: boolean }): Promise<Subscribed>;
+}
+
+export interface Subscribed {
+  customerId: string;
+  priceId: string;
+  sessionId: string;
+  subscriptionId: string;
+  userId: string;
+  planId: string;
+}
+
+export interface PaymentSuiteOptions {
+  name?: string;
+  /** Called before each test; the suite closes the instance after it. */
+  create: () => PaymentProvider | Promise<PaymentProvider>;
+  /** The provider's declared features (`definition.features`). */
+  features?: PaymentFeatures;
+  /** Builds the vendor's webhook body for `event` and signs it as the vendor documents. */
+  signWebhook: (event: WebhookEventSpec, opts: SignWebhookOptions) => SignedWebhook | Promise<SignedWebhook>;
+  /** False for vendors whose signature covers only the body (no replay window); default true. */
+  signatureHasTimestamp?: boolean;
+  /**
+   * Does what a paying customer does on the hosted checkout page, so the session becomes a
+   * subscription: the dummy provider's `completeCheckout`, or marking the session paid in a fake API.
+   */
+  completeCheckout: (
+    provider: PaymentProvider,
+    session: { sessionId: string; customerId: string; priceId: string; trialDays?: number },
+  ) => Promise<{ subscriptionId: string }>;
+  /** Total usage the backend recorded for a subscription, where it can tell; proves idempotency keys work. */
+  usageTotal?: (provider: PaymentProvider, subscriptionId: string) => Promise<number>;
+  additionalTests?: (ctx: PaymentSuiteContext) => void;
+}
+
+const DAY_MS = 86_400_000;
+const wholeSeconds = (d: Date): Date => new Date(Math.floor(d.getTime() / 1000) * 1000);
+
+function expectHttpUrl(value: string, what: string): URL {
+  expect(URL.canParse(value), `${what} should be an absolute URL, got ${JSON.stringify(value)}`).toBe(true);
+  const url = new URL(value);
+  expect(['http:', 'https:'], `${what} protocol`).toContain(url.protocol);
+  return url;
+}
+
+function expectSubscription(got: SubscriptionState, want: Partial<SubscriptionState>): void {
+  expect(typeof got.subscriptionId).toBe('string');
+  expect(typeof got.cancelAtPeriodEnd).toBe('boolean');
+  const { currentPeriodEnd, ...rest } = want;
+  expect(got).toMatchObject(rest);
+  if (currentPeriodEnd) expect(got.currentPeriodEnd?.getTime()).toBe(currentPeriodEnd.getTime());
+}
+
+/** Conformance suite for payment providers: catalogue, checkout, subscriptions, usage and webhooks. */
+export function describePaymentProvider(opts: PaymentSuiteOptions): void {
+  describe(opts.name ?? 'payment provider conformance', () => {
+    let instance: PaymentProvider | undefined;
+    const provider = (): PaymentProvider => {
+      if (!instance) throw new Error('payment suite: no provider instance (create() failed?)');
+      return instance;
+    };
+
+    beforeEach(async () => {
+      instance = await opts.create();
+    });
+    afterEach(async () => {
+      await instance?.close();
+      instance = undefined;
+    });
+
+    const customer = async () => {
+      const userId = `usr_conformance_${token()}`;
+      const { customerId } = await provider().createCustomer({ userId, email: `${userId}@example.com`, name: 'Conformance User' });
+      return { userId, customerId };
+    };
+    const price = async (over: Partial<UpsertPriceInput> = {}) => {
+      const input: UpsertPriceInput = {
+        planId: `plan_conformance_${token()}`,
+        name: 'Conformance Pro',
+        amountCents: 1900,
+        currency: 'usd',
+        interval: 'month',
+        ...over,
+      };
+      return { ...(await provider().upsertPrice(input)), input };
+    };
+    const checkoutInput = (customerId: string, priceId: string, userId: string, planId: string) => ({
+      customerId,
+      priceId,
+      userId,
+      planId,
+      successUrl: 'https://apigate.example.com/billing/success',
+      cancelUrl: 'https://apigate.example.com/billing/cancel',
+    });
+    const subscribe = async (o: { trialDays?: number; metered?: boolean } = {}): Promise<Subscribed> => {
+      const { userId, customerId } = await customer();
+      const p = await price(o.metered ? { metered: true } : {});
+      const { sessionId } = await provider().createCheckout({
+        ...checkoutInput(customerId, p.priceId, userId, p.input.planId),
+        ...(o.trialDays ? { trialDays: o.trialDays } : {}),
+      });
+      const { subscriptionId } = await opts.completeCheckout(provider(), {
+        sessionId,
+        customerId,
+        priceId: p.priceId,
+        ...(o.trialDays ? { trialDays: o.trialDays } : {}),
+      });
+      return { customerId, priceId: p.priceId, sessionId, subscriptionId, userId, planId: p.input.planId };
+    };
+    const listAll = async (i: { customerId?: string; updatedSince?: Date }) => {
+      const out: SubscriptionState[] = [];
+      for await (const s of provider().listSubscriptions(i)) out.push(s);
+      return out;
+    };
+
+    describe('customers', () => {
+      it('creates customers with distinct ids', async () => {
+        const a = await customer();
+        const b = await customer();
+        expect(a.customerId.trim()).not.toBe('');
+        expect(a.customerId).not.toBe(b.customerId);
+      });
+
+      it('deletes a customer', async () => {
+        const { customerId } = await customer();
+        await expect(provider().deleteCustomer(customerId)).resolves.toBeUndefined();
+      });
+    });
+
+    describe('prices', () => {
+      it('creates a price for a plan', async () => {
+        const p = await price();
+        expect(p.priceId.trim()).not.toBe('');
+        if (p.productId !== undefined) expect(p.productId.trim()).not.toBe('');
+      });
+
+      it('creates a yearly price', async () => {
+        const p = await price({ interval: 'year', amountCents: 19_000 });
+        expect(p.priceId.trim()).not.toBe('');
+      });
+
+      it('updates a price through existingPriceId, and the result can be sold', async () => {
+        const first = await price();
+        const updated = await provider().upsertPrice({ ...first.input, name: 'Conformance Pro (renamed)', amountCents: 2900, existingPriceId: first.priceId });
+        expect(updated.priceId.trim()).not.toBe('');
+        const { userId, customerId } = await customer();
+        const session = await provider().createCheckout(checkoutInput(customerId, updated.priceId, userId, first.input.planId));
+        expect(session.sessionId.trim()).not.toBe('');
+      });
+
+      it('archives a price, twice without error', async () => {
+        const p = await price();
+        await expect(provider().archivePrice(p.priceId)).resolves.toBeUndefined();
+        await expect(provider().archivePrice(p.priceId)).resolves.toBeUndefined();
+      });
+
+      it('refuses a negative amount, without retry', async () => {
+        await expectFinalRejection(() => price({ amountCents: -100 }), 'a price with a negative amount');
+      });
+    });
+
+    describe('checkout and portal', () => {
+      it('creates a hosted checkout session', async () => {
+        const { userId, customerId } = await customer();
+        const p = await price();
+        const a = await provider().createCheckout(checkoutInput(customerId, p.priceId, userId, p.input.planId));
+        const b = await provider().createCheckout({ ...checkoutInput(customerId, p.priceId, userId, p.input.planId), trialDays: 14 });
+        expectHttpUrl(a.url, 'checkout url');
+        expect(a.sessionId.trim()).not.toBe('');
+        expect(b.sessionId).not.toBe(a.sessionId);
+      });
+
+      if (opts.features?.customerPortal) {
+        it('creates a customer portal session', async () => {
+          const { customerId } = await customer();
+          const { url } = await provider().createPortalSession({ customerId, returnUrl: 'https://apigate.example.com/account' });
+          expectHttpUrl(url, 'portal url');
+        });
+      }
+    });
+
+    describe('subscriptions', () => {
+      it('a completed checkout is an active subscription', async () => {
+        const s = await subscribe();
+        const got = await provider().getSubscription(s.subscriptionId);
+        expectSubscription(got, {
+          subscriptionId: s.subscriptionId,
+          customerId: s.customerId,
+          priceId: s.priceId,
+          status: 'active',
+          cancelAtPeriodEnd: false,
+        });
+        expect(got.currentPeriodEnd!.getTime()).toBeGreaterThan(Date.now());
+      });
+
+      it('a checkout with trial days is trialing until the trial ends', async () => {
+        const s = await subscribe({ trialDays: 7 });
+        const got = await provider().getSubscription(s.subscriptionId);
+        expect(got.status).toBe('trialing');
+        const end = got.currentPeriodEnd!.getTime();
+        expect(end).toBeGreaterThan(Date.now() + 6 * DAY_MS);
+        expect(end).toBeLessThan(Date.now() + 8 * DAY_MS);
+      });
+
+      it('lists subscriptions by customer', async () => {
+        const s = await subscribe();
+        const other = await subscribe();
+        const mine = await listAll({ customerId: s.customerId });
+        expect(mine.map((x) => x.subscriptionId)).toEqual([s.subscriptionId]);
+        expect(mine[0]!.customerId).toBe(s.customerId);
+        const since = await listAll({ updatedSince: new Date(Date.now() - DAY_MS) });
+        expect(since.map((x) => x.subscriptionId)).toEqual(expect.arrayContaining([s.subscriptionId, other.subscriptionId]));
+      });
+
+      it('changes the plan', async () => {
+        const s = await subscribe();
+        const next = await price({ amountCents: 4900, name: 'Conformance Business' });
+        const changed = await provider().changeSubscription({ subscriptionId: s.subscriptionId, priceId: next.priceId });
+        expectSubscription(changed, { subscriptionId: s.subscriptionId, priceId: next.priceId, status: 'active' });
+        expect((await provider().getSubscription(s.subscriptionId)).priceId).toBe(next.priceId);
+      });
+
+      it('cancels at period end, then now', async () => {
+        const s = await subscribe();
+        const atEnd = await provider().cancelSubscription({ subscriptionId: s.subscriptionId, atPeriodEnd: true });
+        expectSubscription(atEnd, { subscriptionId: s.subscriptionId, status: 'active', cancelAtPeriodEnd: true });
+        expect((await provider().getSubscription(s.subscriptionId)).cancelAtPeriodEnd).toBe(true);
+        const now = await provider().cancelSubscription({ subscriptionId: s.subscriptionId, atPeriodEnd: false });
+        expect(now.status).toBe('canceled');
+        expect((await provider().getSubscription(s.subscriptionId)).status).toBe('canceled');
+      });
+
+      it('cancels immediately', async () => {
+        const s = await subscribe();
+        const now = await provider().cancelSubscription({ subscriptionId: s.subscriptionId, atPeriodEnd: false });
+        expectSubscription(now, { subscriptionId: s.subscriptionId, customerId: s.customerId, status: 'canceled' });
+      });
+
+      it('refuses an unknown subscription, without retry', async () => {
+        await expectFinalRejection(() => provider().getSubscription(`sub_unknown_${token()}`), 'an unknown subscription id');
+      });
+    });
+
+    if (opts.features?.meteredBilling) {
+      describe('usage', () => {
+        it('reports usage once per idempotency key', async () => {
+          const s = await subscribe({ metered: true });
+          const report = (quantity: number, idempotencyKey: string) =>
+            provider().reportUsage({ customerId: s.customerId, subscriptionId: s.subscriptionId, quantity, timestamp: new Date(), idempotencyKey });
+          const key = `usage_${token()}`;
+          await expect(report(120, key)).resolves.toBeUndefined();
+          await expect(report(120, key)).resolves.toBeUndefined();
+          await expect(report(5, `usage_${token()}`)).resolves.toBeUndefined();
+          if (opts.usageTotal) expect(await opts.usageTotal(provider(), s.subscriptionId)).toBe(125);
+        });
+
+        it('refuses a negative quantity, without retry', async () => {
+          const s = await subscribe({ metered: true });
+          await expectFinalRejection(
+            () =>
+              provider().reportUsage({
+                customerId: s.customerId,
+                subscriptionId: s.subscriptionId,
+                quantity: -1,
+                timestamp: new Date(),
+                idempotencyKey: `usage_${token()}`,
+              }),
+            'a negative usage quantity',
+          );
+        });
+      });
+    }
+
+    describe('webhooks', () => {
+      let s: Subscribed;
+      beforeEach(async () => {
+        s = await subscribe();
+      });
+
+      const sign = async (event: WebhookEventSpec, o: Partial<Omit<SignWebhookOptions, 'provider'>> = {}) => {
+        const signed = await opts.signWebhook(event, { provider: provider(), wrongSecret: false, signedAt: new Date(), ...o });
+        return {
+          rawBody: typeof signed.rawBody === 'string' ? utf8.encode(signed.rawBody) : signed.rawBody,
+          headers: Object.fromEntries(Object.entries(signed.headers).map(([k, v]) => [k.toLowerCase(), v])),
+        };
+      };
+      const spec = (type: PaymentEventType, over: Partial<WebhookEventSpec> = {}): WebhookEventSpec => ({
+        id: `evt_conformance_${token()}`,
+        type,
+        occurredAt: wholeSeconds(new Date(Date.now() - 30_000)),
+        customerId: s.customerId,
+        subscriptionId: s.subscriptionId,
+        priceId: s.priceId,
+        ...over,
+      });
+      const state = (over: Partial<SubscriptionState> = {}): SubscriptionState => ({
+        subscriptionId: s.subscriptionId,
+        customerId: s.customerId,
+        priceId: s.priceId,
+        status: 'active',
+        currentPeriodEnd: wholeSeconds(new Date(Date.now() + 30 * DAY_MS)),
+        cancelAtPeriodEnd: false,
+        ...over,
+      });
+      const parsed = async (e: WebhookEventSpec): Promise<PaymentEvent> => {
+        const event = await provider().parseWebhook(await sign(e));
+        expect(event.id).toBe(e.id);
+        expect(event.type).toBe(e.type);
+        expect(event.occurredAt.getTime()).toBe(e.occurredAt.getTime());
+        expect(event.raw).toBeDefined();
+        return event;
+      };
+      const expectIds = (event: PaymentEvent, e: WebhookEventSpec) => {
+        expect(event.customerId).toBe(e.customerId);
+        expect(event.subscriptionId).toBe(e.subscriptionId);
+      };
+      const expectSignatureError = async (p: () => Promise<unknown>, what: string) => {
+        const err = await rejectionOf(p, what);
+        expect((err as { code?: string }).code, `${what}: ${err.message}`).toBe('WEBHOOK_SIGNATURE_INVALID');
+      };
+
+      it('normalises checkout.completed with the local refs', async () => {
+        const e = spec('checkout.completed', { sessionId: s.sessionId, localRefs: { userId: s.userId, planId: s.planId } });
+        const event = await parsed(e);
+        expectIds(event, e);
+        expect(event.localRefs).toEqual(e.localRefs);
+      });
+
+      for (const [type, over] of [
+        ['subscription.created', {}],
+        ['subscription.updated', { status: 'past_due', cancelAtPeriodEnd: true }],
+        ['subscription.deleted', { status: 'canceled' }],
+      ] as const) {
+        it(`normalises ${type} with the subscription state`, async () => {
+          const e = spec(type, { subscription: state(over) });
+          const event = await parsed(e);
+          expectIds(event, e);
+          expect(event.priceId).toBe(e.priceId);
+          expectSubscription(event.subscription!, e.subscription!);
+        });
+      }
+
+      for (const [type, attempt] of [
+        ['invoice.paid', 1],
+        ['invoice.payment_failed', 2],
+      ] as const) {
+        it(`normalises ${type} with the invoice`, async () => {
+          const e = spec(type, { invoice: { id: `in_conformance_${token()}`, amountCents: 1900, currency: 'usd', attempt } });
+          const event = await parsed(e);
+          expectIds(event, e);
+          expect(event.invoice).toMatchObject({ id: e.invoice!.id, amountCents: 1900 });
+          expect(event.invoice!.currency.toLowerCase()).toBe('usd');
+          if (event.invoice!.attempt !== undefined) expect(event.invoice!.attempt).toBe(attempt);
+        });
+      }
+
+      it('marks events the gateway does not use as ignored', async () => {
+        await parsed(spec('ignored'));
+      });
+
+      it('parses the same delivery twice to the same event id (the dedupe key)', async () => {
+        const e = spec('invoice.paid', { invoice: { id: `in_conformance_${token()}`, amountCents: 1900, currency: 'usd' } });
+        const signed = await sign(e);
+        const a = await provider().parseWebhook(signed);
+        const b = await provider().parseWebhook(signed);
+        expect([a.id, b.id]).toEqual([e.id, e.id]);
+      });
+
+      it('rejects a tampered body', async () => {
+        const e = spec('subscription.updated', { subscription: state() });
+        const signed = await sign(e);
+        const text = utf8.decode(signed.rawBody);
+        // Same length and still well-formed where the id appears in the body; else one byte more.
+        const forgedId = e.id.slice(0, -1) + (e.id.endsWith('0') ? '1' : '0');
+        const forged = text.includes(e.id) ? text.replace(e.id, forgedId) : `${text} `;
+        await expectSignatureError(() => provider().parseWebhook({ ...signed, rawBody: utf8.encode(forged) }), 'a tampered body');
+        await expectSignatureError(() => provider().parseWebhook({ ...signed, rawBody: utf8.encode(`${text}\n`) }), 'a body with a byte added');
+      });
+
+      it('rejects a signature made with the wrong secret', async () => {
+        const signed = await sign(spec('subscription.created', { subscription: state() }), { wrongSecret: true });
+        await expectSignatureError(() => provider().parseWebhook(signed), 'a webhook signed with the wrong secret');
+      });
+
+      it('rejects a webhook without its signature headers', async () => {
+        const signed = await sign(spec('subscription.created', { subscription: state() }));
+        await expectSignatureError(() => provider().parseWebhook({ rawBody: signed.rawBody, headers: {} }), 'an unsigned webhook');
+      });
+
+      it('rejects a garbled signature header', async () => {
+        const signed = await sign(spec('subscription.created', { subscription: state() }));
+        const headers = Object.fromEntries(Object.keys(signed.headers).map((k) => [k, 'garbage']));
+        await expectSignatureError(() => provider().parseWebhook({ rawBody: signed.rawBody, headers }), 'a garbled signature');
+      });
+
+      if (opts.signatureHasTimestamp ?? true) {
+        it('accepts a signature a minute old', async () => {
+          const e = spec('subscription.created', { subscription: state() });
+          const event = await provider().parseWebhook(await sign(e, { signedAt: new Date(Date.now() - 60_000) }));
+          expect(event.id).toBe(e.id);
+        });
+
+        it('rejects a stale signature (replay)', async () => {
+          const signed = await sign(spec('subscription.created', { subscription: state() }), { signedAt: new Date(Date.now() - 3_600_000) });
+          await expectSignatureError(() => provider().parseWebhook(signed), 'a webhook signed an hour ago');
+        });
+      }
+    });
+
+    describe('lifecycle', () => {
+      lifecycleTests(provider);
+    });
+
+    opts.additionalTests?.({ provider, subscribe });
+  });
+}
