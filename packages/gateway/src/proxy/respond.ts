@@ -1,0 +1,25 @@
+import type { ServerResponse } from 'node:http';
+import type { ErrorBody } from '../http/app.js';
+
+/**
+ * Answers with the gateway's JSON error body straight on the Node response (the hot path
+ * bypasses hono's Response objects). Does nothing when headers are already out: the
+ * caller then has only the connection left to cut.
+ */
+export function sendJsonError(
+  res: ServerResponse,
+  status: number,
+  code: string,
+  message: string,
+  headers?: Record<string, string | number>,
+): void {
+  if (res.headersSent || res.destroyed) return;
+  const body = JSON.stringify({ error: { code, message } } satisfies ErrorBody);
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  });
+  res.end(body);
+}
