@@ -249,3 +249,16 @@ export function knownSettingKeys(defs: readonly AnyProviderDefinition[]): Map<st
   }
   return keys;
 }
+
+/**
+ * Checks one value for one field of a provider's config (for `apigate settings set`);
+ * returns what is expected when it is wrong, undefined when it is fine or the field is unknown.
+ */
+export function checkFieldValue(def: AnyProviderDefinition, field: string, value: string): string | undefined {
+  const schema = (def.config.shape as Record<string, z.ZodType>)[field];
+  if (!schema) return undefined;
+  const r = schema.safeParse(value);
+  if (r.success) return undefined;
+  const msg = r.error.issues[0]?.message ?? 'invalid value';
+  return schema.description ? `${msg}; expected ${schema.description}` : msg;
+}

@@ -128,7 +128,11 @@ export async function createKernel(opts: KernelOptions): Promise<Kernel> {
         plan.push({ selection, def: await opts.catalog.load(capability, name) });
       } catch (err) {
         if (err instanceof PluginError && err.kind === 'unknown-provider') {
-          problems.push(new PluginError('unknown-provider', name, `${selection.origin}=${name}: ${err.message}`));
+          const where =
+            selection.source === 'default'
+              ? `${capability} defaults to "${name}" (set ${capability.toUpperCase()}_PROVIDER to choose another)`
+              : `${selection.origin}=${name}`;
+          problems.push(new PluginError('unknown-provider', name, `${where}: ${err.message}`));
         } else problems.push(err as ApigateError);
       }
     }

@@ -1,0 +1,44 @@
+import { ApigateError, ConfigErrors } from '@apigate/kernel';
+import { Command, CommanderError } from 'commander';
+import { CliError } from './commands/common.js';
+import { registerMappings } from './commands/mappings.js';
+import { registerProviders } from './commands/providers.js';
+import { registerServe } from './commands/serve.js';
+import { registerSettings } from './commands/settings.js';
+import { AggregateLinesError, appVersion } from './runtime.js';
+
+export function buildProgram(): Command {
+  const program = new Command('apigate')
+    .description('APIGate: turn any HTTP API into a paid product')
+    .version(appVersion(), '-v, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (str, write) => write(str) })
+    .exitOverride();
+  registerServe(program);
+  registerSettings(program);
+  registerProviders(program);
+  registerMappings(program);
+  return program;
+}
+
+/** Every failure is printed as one line per problem, prefixed "apigate:", never a stack trace. */
+export function errorLines(err: unknown): string[] {
+  if (err instanceof ConfigErrors) return err.errors.map((e) => e.message);
+  if (err instanceof AggregateLinesError) return err.lines;
+  if (err instanceof ApigateError || err instanceof CliError) return [err.message];
+  if (err instanceof Error) return [err.message.split('\n')[0]!];
+  return [String(err)];
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    for (const line of errorLines(err)) process.stderr.write(`apigate: ${line}\n`);
+    if (process.env.APIGATE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    return err instanceof CliError ? err.exitCode : 1;
+  }
+}

@@ -1,0 +1,103 @@
+// How users get APIGate: the app image's `pnpm deploy` bundle run with plain node, and
+// provider packages installed with npm from tarballs into folders outside the workspace.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanEnv, cli, REPO_DIR, run, type Served, serve, tempDir } from './helpers.js';
+
+const pnpm = (args: string[], cwd = REPO_DIR) => execFileSync('pnpm', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+
+function workspacePackages(): { name: string; path: string }[] {
+  return JSON.parse(pnpm(['-r', 'ls', '--depth', '-1', '--json'])) as { name: string; path: string }[];
+}
+
+describe('the app image bundle (pnpm deploy)', () => {
+  const bundle = path.join(tempDir('bundle'), 'app');
+  let served: Served | undefined;
+
+  beforeAll(() => {
+    pnpm(['--filter', '@apigate/app', 'deploy', '--legacy', '--prod', bundle]);
+  });
+  afterAll(async () => {
+    await served?.stop();
+  });
+
+  it('runs with plain node and answers /admin/health', async () => {
+    served = await serve(path.join(bundle, 'dist', 'bin.js'), cleanEnv({ APIGATE_DATA_DIR: tempDir('bundle-data') }), bundle);
+    const res = await fetch(`${served.url}/admin/health`);
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body).toMatchObject({ status: 'healthy', providers: { cache: { provider: 'memory', status: 'connected' } } });
+  });
+});
+
+describe('installing packed packages with npm outside the workspace', () => {
+  const root = tempDir('npm');
+  const tarballs = path.join(root, 'tarballs');
+  const appDir = path.join(root, 'app');
+  const pluginsDir = path.join(root, 'plugins');
+  const tgz: Record<string, string> = {};
+  let served: Served | undefined;
+
+  beforeAll(async () => {
+    mkdirSync(tarballs);
+    // Pack every workspace package the app needs, the kernel, and the third-party example.
+    const wanted = workspacePackages().filter(
+      (p) => (p.name.startsWith('@apigate/') && !['@apigate/provider-testkit', '@apigate/bench'].includes(p.name)) || p.name === 'apigate-provider-jsonl-notification',
+    );
+    for (const p of wanted) {
+      const before = new Set(readdirSync(tarballs));
+      pnpm(['pack', '--pack-destination', tarballs], p.path);
+      const file = readdirSync(tarballs).find((f) => !before.has(f))!;
+      tgz[p.name] = `file:${path.join(tarballs, file)}`;
+    }
+    const overrides = Object.fromEntries(Object.entries(tgz).filter(([n]) => n.startsWith('@apigate/')));
+    const npmInstall = async (dir: string, deps: Record<string, string>) => {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: path.basename(dir), private: true, dependencies: deps, overrides }));
+      const r = await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { env: process.env, cwd: dir });
+      if (r.code !== 0) throw new Error(`npm install in ${dir} failed:\n${r.stderr}`);
+    };
+    // The app image: the app and its first-party providers.
+    await npmInstall(appDir, { '@apigate/app': tgz['@apigate/app']! });
+    // A plugins folder a user installs a third-party provider into (its kernel peer comes along).
+    await npmInstall(pluginsDir, { 'apigate-provider-jsonl-notification': tgz['apigate-provider-jsonl-notification']! });
+  });
+  afterAll(async () => {
+    await served?.stop();
+  });
+
+  const bin = () => path.join(appDir, 'node_modules', '@apigate', 'app', 'dist', 'bin.js');
+  const env = () => cleanEnv({ APIGATE_DATA_DIR: tempDir('npm-data'), APIGATE_PLUGIN_PATH: pluginsDir });
+
+  it('turns workspace: ranges into real version ranges in the packed manifests', () => {
+    const pkg = JSON.parse(readFileSync(path.join(appDir, 'node_modules/@apigate/app/package.json'), 'utf8'));
+    expect(pkg.dependencies['@apigate/kernel']).toMatch(/^\^\d+\.\d+\.\d+$/);
+  });
+
+  it('finds the third-party provider through APIGATE_PLUGIN_PATH', async () => {
+    const r = await cli(['providers', 'list', '--json'], env(), bin());
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.problems).toEqual([]);
+    expect(out.providers).toContainEqual(
+      expect.objectContaining({ capability: 'notification', name: 'jsonl', package: 'apigate-provider-jsonl-notification', source: 'plugin-path', selected: false }),
+    );
+    expect(out.providers).toContainEqual(expect.objectContaining({ capability: 'cache', name: 'memory', source: 'app' }));
+  });
+
+  it('serves with the third-party provider when it is selected', async () => {
+    const file = path.join(tempDir('jsonl'), 'out.jsonl');
+    served = await serve(bin(), { ...env(), NOTIFICATION_PROVIDER: 'jsonl', JSONL_NOTIFICATION_PATH: file }, appDir);
+    const body = await (await fetch(`${served.url}/admin/health`)).json();
+    expect(body.providers.notification).toMatchObject({ provider: 'jsonl', status: 'connected', detail: file });
+    expect(served.logs()).toContain('notification served by jsonl');
+  });
+
+  it('without the plugin path, selecting it fails in one line', async () => {
+    const r = await cli(['providers', 'test', '--notification'], { ...env(), APIGATE_PLUGIN_PATH: '', NOTIFICATION_PROVIDER: 'jsonl' }, bin());
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toMatch(/^apigate: NOTIFICATION_PROVIDER=jsonl: no installed notification provider named "jsonl" \(installed: .*log.*\)$/);
+  });
+});
