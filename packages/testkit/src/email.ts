@@ -1,6 +1,6 @@
 import type { EmailFeatures, EmailMessage, EmailProvider } from '@apigate/kernel';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ARRIVAL_TIMEOUT_MS, expectFinalRejection, lifecycleTests, token } from './expectations.js';
+import { describe, expect, it, vi } from 'vitest';
+import { ARRIVAL_TIMEOUT_MS, expectFinalRejection, instancePerTest, lifecycleTests, token } from './expectations.js';
 
 export interface ReceivedAttachment {
   filename: string;
@@ -73,19 +73,7 @@ const BINARY = Uint8Array.from({ length: 256 }, (_v, i) => i);
  */
 export function describeEmailProvider(opts: EmailSuiteOptions): void {
   describe(opts.name ?? 'email provider conformance', () => {
-    let instance: EmailProvider | undefined;
-    const provider = (): EmailProvider => {
-      if (!instance) throw new Error('email suite: no provider instance (create() failed?)');
-      return instance;
-    };
-
-    beforeEach(async () => {
-      instance = await opts.create();
-    });
-    afterEach(async () => {
-      await instance?.close();
-      instance = undefined;
-    });
+    const provider = instancePerTest('email', opts.create);
 
     const inbox = opts.inbox;
     /** Waits until exactly one message with this subject has arrived, and returns it. */

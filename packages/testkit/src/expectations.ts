@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Health, isRetryable, type ProviderInstance } from '@apigate/kernel';
-import { expect, it } from 'vitest';
+import { afterEach, beforeEach, expect, it } from 'vitest';
 
 /** Short unique marker so a suite can find its own message in a shared inbox. */
 export const token = (): string => randomUUID().slice(0, 8);
@@ -29,6 +29,25 @@ export async function expectFinalRejection(p: Promise<unknown> | (() => Promise<
   expect(isRetryable(err), `${what} should fail without retry, got a retryable error: ${err.message}`).toBe(false);
   expect(err.message.trim(), `${what} should say what is wrong`).not.toBe('');
   return err;
+}
+
+/**
+ * A fresh instance per test: created in beforeEach, closed in afterEach. Call inside a describe;
+ * returns the accessor tests use.
+ */
+export function instancePerTest<T extends ProviderInstance>(suite: string, create: () => T | Promise<T>): () => T {
+  let instance: T | undefined;
+  beforeEach(async () => {
+    instance = await create();
+  });
+  afterEach(async () => {
+    await instance?.close();
+    instance = undefined;
+  });
+  return () => {
+    if (!instance) throw new Error(`${suite} suite: no provider instance (create() failed?)`);
+    return instance;
+  };
 }
 
 /** The check/close part every capability shares. */

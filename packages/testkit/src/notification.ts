@@ -1,6 +1,6 @@
 import type { Notification, NotificationProvider, Severity } from '@apigate/kernel';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ARRIVAL_TIMEOUT_MS, expectFinalRejection, lifecycleTests, token } from './expectations.js';
+import { describe, expect, it, vi } from 'vitest';
+import { ARRIVAL_TIMEOUT_MS, expectFinalRejection, instancePerTest, lifecycleTests, token } from './expectations.js';
 
 export interface NotificationSuiteContext {
   /** The instance made by `create` for the current test. */
@@ -41,19 +41,7 @@ const serialise = (item: unknown): string => (typeof item === 'string' ? item : 
 /** Conformance suite for notification providers: what `notify` accepts and rejects and, given `received`, what arrived. */
 export function describeNotificationProvider(opts: NotificationSuiteOptions): void {
   describe(opts.name ?? 'notification provider conformance', () => {
-    let instance: NotificationProvider | undefined;
-    const provider = (): NotificationProvider => {
-      if (!instance) throw new Error('notification suite: no provider instance (create() failed?)');
-      return instance;
-    };
-
-    beforeEach(async () => {
-      instance = await opts.create();
-    });
-    afterEach(async () => {
-      await instance?.close();
-      instance = undefined;
-    });
+    const provider = instancePerTest('notification', opts.create);
 
     const received = opts.received;
     const itemsWith = async (id: string): Promise<string[]> =>

@@ -7,32 +7,19 @@ import {
   type UpsertPriceInput,
   utf8,
 } from '@apigate/kernel';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { expectFinalRejection, lifecycleTests, rejectionOf, token } from './expectations.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { expectFinalRejection, instancePerTest, lifecycleTests, rejectionOf, token } from './expectations.js';
 
 /**
- * What a webhook should say, in the kernel's terms. The provider's test turns it into the body
- * its vendor would send (a Stripe event, a Paddle notification, ...) and signs it; the suite then
- * checks that `parseWebhook` gives back the same facts as a `PaymentEvent`.
+ * What a webhook should say, in the kernel's terms: a `PaymentEvent` without `raw`. The provider's
+ * test turns it into the body its vendor would send (a Stripe event, a Paddle notification, ...)
+ * and signs it; the suite then checks that `parseWebhook` gives back the same facts.
+ * `type: 'ignored'` asks for some event type the gateway does not use (e.g. Stripe `customer.updated`);
+ * `occurredAt` is in whole seconds, since most vendors send unix seconds.
  */
-export interface WebhookEventSpec {
-  /** The vendor's event id; `parseWebhook` must return it as `id`. */
-  id: string;
-  /** `ignored` asks for some event type the gateway does not use (e.g. Stripe `customer.updated`). */
-  type: PaymentEventType;
-  /** Whole seconds, since most vendors send unix seconds. */
-  occurredAt: Date;
-  customerId?: string;
-  subscriptionId?: string;
-  priceId?: string;
+export interface WebhookEventSpec extends Omit<PaymentEvent, 'raw'> {
   /** For `checkout.completed`: the session that completed. */
   sessionId?: string;
-  /** For `subscription.*` (and `checkout.completed` where the vendor includes it). */
-  subscription?: SubscriptionState;
-  /** For `invoice.*`. */
-  invoice?: { id: string; amountCents: number; currency: string; attempt?: number };
-  /** Metadata the gateway set on the checkout. */
-  localRefs?: { userId: string; planId: string };
 }
 
 export interface SignWebhookOptions {
@@ -110,19 +97,7 @@ function expectSubscription(got: SubscriptionState, want: Partial<SubscriptionSt
 /** Conformance suite for payment providers: catalogue, checkout, subscriptions, usage and webhooks. */
 export function describePaymentProvider(opts: PaymentSuiteOptions): void {
   describe(opts.name ?? 'payment provider conformance', () => {
-    let instance: PaymentProvider | undefined;
-    const provider = (): PaymentProvider => {
-      if (!instance) throw new Error('payment suite: no provider instance (create() failed?)');
-      return instance;
-    };
-
-    beforeEach(async () => {
-      instance = await opts.create();
-    });
-    afterEach(async () => {
-      await instance?.close();
-      instance = undefined;
-    });
+    const provider = instancePerTest('payment', opts.create);
 
     const customer = async () => {
       const userId = `usr_conformance_${token()}`;
