@@ -1,4 +1,4 @@
-import type { Notification, NotificationProvider, Severity } from '@apigate/kernel';
+import { NOTIFICATION_SEVERITIES, type Notification, type NotificationProvider, type Severity } from '@apigate/kernel';
 import { describe, expect, it, vi } from 'vitest';
 import { ARRIVAL_TIMEOUT_MS, expectFinalRejection, instancePerTest, lifecycleTests, token } from './expectations.js';
 
@@ -19,8 +19,6 @@ export interface NotificationSuiteOptions {
   received?: (provider: NotificationProvider) => unknown[] | Promise<unknown[]>;
   additionalTests?: (ctx: NotificationSuiteContext) => void;
 }
-
-export const SEVERITIES: readonly Severity[] = ['info', 'warning', 'error', 'critical'];
 
 /** A valid notification with a unique id; override any field. */
 export function sampleNotification(over: Partial<Notification> = {}): Notification {
@@ -62,7 +60,7 @@ export function describeNotificationProvider(opts: NotificationSuiteOptions): vo
     };
 
     describe('notify', () => {
-      for (const severity of SEVERITIES) {
+      for (const severity of NOTIFICATION_SEVERITIES) {
         it(`delivers a ${severity} notification`, async () => {
           const n = sampleNotification({ severity, text: `Severity ${severity} body text.` });
           await expect(provider().notify(n)).resolves.toBeUndefined();
@@ -93,7 +91,7 @@ export function describeNotificationProvider(opts: NotificationSuiteOptions): vo
       });
 
       it('delivers concurrent notifications once each', async () => {
-        const batch = Array.from({ length: 5 }, (_v, i) => sampleNotification({ severity: SEVERITIES[i % 4]! }));
+        const batch = Array.from({ length: 5 }, (_v, i) => sampleNotification({ severity: NOTIFICATION_SEVERITIES[i % 4]! }));
         await Promise.all(batch.map((n) => provider().notify(n)));
         if (received) for (const n of batch) await arrivedOnce(n);
       });

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import {
+  assertEmailMessage,
   type BulkResult,
   defineProvider,
   type EmailMessage,
   type EmailProvider,
+  emailAddressOf,
   fields,
-  InvalidInputError,
   type Logger,
   utf8,
   z,
@@ -29,25 +30,8 @@ export interface LoggedEmail {
   loggedAt: Date;
 }
 
-// Deliberately simple: one `@`, no spaces or delimiters. Real mail servers judge the rest.
-const ADDRESS_RE = /^[^\s@<>()[\]",;:]+@[^\s@<>()[\]",;:]+$/;
-
-/** `"Name" <a@b>` or `a@b` -> `a@b`; undefined when it is not an address. */
-function parseAddress(value: unknown): string | undefined {
-  if (typeof value !== 'string') return undefined;
-  const m = /<([^<>]*)>\s*$/.exec(value);
-  const addr = (m ? m[1]! : value).trim();
-  return ADDRESS_RE.test(addr) ? addr : undefined;
-}
-
-function bareAddress(value: unknown, field: string): string {
-  const addr = parseAddress(value);
-  if (!addr) throw new InvalidInputError(`email ${field}: ${JSON.stringify(value)} is not an email address`);
-  return addr;
-}
-
-const addressList = (value: string | string[] | undefined, field: string): string[] =>
-  (value === undefined ? [] : Array.isArray(value) ? value : [value]).map((a) => bareAddress(a, field));
+const addresses = (value: string | string[] | undefined): string[] =>
+  (value === undefined ? [] : Array.isArray(value) ? value : [value]).map((a) => emailAddressOf(a)!);
 
 /** Logs messages instead of sending them and keeps the last `keepLast` for inspection. */
 export class LogEmail implements EmailProvider {
@@ -58,15 +42,12 @@ export class LogEmail implements EmailProvider {
     private readonly config: { from: string; keepLast: number },
     private readonly logger: Logger,
   ) {
-    this.domain = parseAddress(config.from)!.split('@')[1]!;
+    this.domain = emailAddressOf(config.from)!.split('@')[1]!;
   }
 
   async send(msg: EmailMessage): Promise<{ messageId: string }> {
-    const to = addressList(msg.to, 'to');
-    if (to.length === 0) throw new InvalidInputError('email to: at least one recipient is required');
-    if (typeof msg.subject !== 'string' || msg.subject.trim() === '') {
-      throw new InvalidInputError('email subject: a non-empty subject is required');
-    }
+    // The kernel's contract check; afterwards every address below parses.
+    assertEmailMessage(msg, this.config.from);
     const attachments = (msg.attachments ?? []).map((a) => ({
       filename: a.filename,
       ...(a.contentType ? { contentType: a.contentType } : {}),
@@ -79,11 +60,11 @@ export class LogEmail implements EmailProvider {
     const logged: LoggedEmail = {
       // RFC 5322 msg-id: <unique@domain>, the domain taken from the sender like mail servers do.
       messageId: `<${randomUUID()}@${this.domain}>`,
-      from: bareAddress(msg.from ?? this.config.from, 'from'),
-      to,
-      cc: addressList(msg.cc, 'cc'),
-      bcc: addressList(msg.bcc, 'bcc'),
-      ...(msg.replyTo !== undefined ? { replyTo: bareAddress(msg.replyTo, 'replyTo') } : {}),
+      from: emailAddressOf(msg.from ?? this.config.from)!,
+      to: addresses(msg.to),
+      cc: addresses(msg.cc),
+      bcc: addresses(msg.bcc),
+      ...(msg.replyTo !== undefined ? { replyTo: emailAddressOf(msg.replyTo)! } : {}),
       subject: msg.subject,
       ...(msg.text !== undefined ? { text: msg.text } : {}),
       ...(msg.html !== undefined ? { html: msg.html } : {}),
@@ -157,7 +138,7 @@ export default defineProvider({
   config: z.object({
     from: z
       .string()
-      .refine((v) => parseAddress(v) !== undefined, 'not an email address')
+      .refine((v) => emailAddressOf(v) !== undefined, 'not an email address')
       .default('apigate@localhost')
       .describe('the address to send from when a message has none, e.g. apigate@localhost'),
     keepLast: fields.int({ min: 0 }).default(100).describe('how many recent messages to keep in memory for inspection (0 keeps none)'),

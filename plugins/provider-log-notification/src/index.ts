@@ -1,7 +1,7 @@
 import {
+  assertNotification,
   defineProvider,
   fields,
-  InvalidInputError,
   type Logger,
   type Notification,
   type NotificationProvider,
@@ -22,26 +22,6 @@ export interface LoggedNotification extends Notification {
   loggedAt: Date;
 }
 
-const nonEmpty = (v: unknown): v is string => typeof v === 'string' && v.trim() !== '';
-
-/** Throws InvalidInputError naming the first field the contract forbids. */
-function validate(n: Notification): void {
-  if (!n || typeof n !== 'object') throw new InvalidInputError('notification: expected an object');
-  if (!nonEmpty(n.id)) throw new InvalidInputError('notification id: a non-empty id is required');
-  if (!nonEmpty(n.event)) throw new InvalidInputError(`notification ${n.id} event: a non-empty event name is required`);
-  if (!nonEmpty(n.title)) throw new InvalidInputError(`notification ${n.id} title: a non-empty title is required`);
-  if (!Object.hasOwn(LEVELS, n.severity)) {
-    throw new InvalidInputError(`notification ${n.id} severity: expected one of ${Object.keys(LEVELS).join(', ')}, got ${JSON.stringify(n.severity)}`);
-  }
-  if (!(n.occurredAt instanceof Date) || Number.isNaN(n.occurredAt.getTime())) {
-    throw new InvalidInputError(`notification ${n.id} occurredAt: expected a valid Date`);
-  }
-  for (const [k, v] of Object.entries(n.fields ?? {})) {
-    if (typeof v !== 'string' && typeof v !== 'number') throw new InvalidInputError(`notification ${n.id} field "${k}": expected a string or number`);
-  }
-  if (n.url !== undefined && !URL.canParse(n.url)) throw new InvalidInputError(`notification ${n.id} url: expected an absolute URL`);
-}
-
 /** Logs each notification at its severity's level and keeps the last `keepLast`. */
 export class LogNotification implements NotificationProvider {
   private readonly kept: LoggedNotification[] = [];
@@ -52,7 +32,7 @@ export class LogNotification implements NotificationProvider {
   ) {}
 
   async notify(n: Notification): Promise<void> {
-    validate(n);
+    assertNotification(n);
     const { title, ...rest } = n;
     this.logger[LEVELS[n.severity]]({ notification: { ...rest, occurredAt: n.occurredAt.toISOString() } }, title);
     if (this.keepLast > 0) {
