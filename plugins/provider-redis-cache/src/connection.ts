@@ -7,6 +7,7 @@ export interface ConnectionConfig {
   db?: number | undefined;
   commandTimeoutMs: number;
   connectTimeoutMs: number;
+  autoPipelining: boolean;
 }
 
 /** `redis://[user:pass@]host[:port][/db]` or `rediss://...` (TLS). */
@@ -60,6 +61,8 @@ export function redisOptions(cfg: ConnectionConfig): { options: RedisOptions; wh
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     retryStrategy: reconnectDelay,
+    // Calls made in the same tick go out in one write: far fewer syscalls under concurrency.
+    enableAutoPipelining: cfg.autoPipelining,
   };
   return { options, where: `${tls ? 'rediss' : 'redis'}://${u.hostname}:${port}/${db}` };
 }

@@ -2,6 +2,7 @@ import { defineProvider, fields, z } from '@apigate/kernel';
 import { isRedisUrl } from './connection.js';
 import { RedisCache } from './redis-cache.js';
 
+export { redisOptions } from './connection.js';
 export { RedisCache, type RedisCacheConfig } from './redis-cache.js';
 
 export default defineProvider({
@@ -19,6 +20,7 @@ export default defineProvider({
     keyPrefix: z.string().default('apigate:cache:').describe('a string put before every key, so several gateways or apps can share one Redis'),
     commandTimeoutMs: fields.int({ min: 1 }).default(500).describe('milliseconds a command may take before it fails as retryable'),
     connectTimeoutMs: fields.int({ min: 1 }).default(2000).describe('milliseconds a connection attempt may take'),
+    autoPipelining: fields.flag(true).describe('send calls made in the same tick together (higher throughput, slightly longer tail)'),
   }),
   env: {
     url: 'REDIS_URL',
@@ -27,6 +29,7 @@ export default defineProvider({
     keyPrefix: 'REDIS_KEY_PREFIX',
     commandTimeoutMs: 'REDIS_COMMAND_TIMEOUT_MS',
     connectTimeoutMs: 'REDIS_CONNECT_TIMEOUT_MS',
+    autoPipelining: 'REDIS_AUTO_PIPELINING',
   },
   secrets: ['password'],
   features: { shared: true },

@@ -142,6 +142,14 @@ describe('provider-redis-cache when Redis goes away (private redis-server)', () 
     expect((err as Error).message).not.toContain(wrong);
   });
 
+  it('refuses to start with a db number the server does not have, naming REDIS_DB', async () => {
+    const server = await PrivateRedis.start(['--databases', '4']);
+    servers.push(server);
+    const err = await createForTest(provider, { url: server.url, db: '7' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err).toMatchObject({ envVar: 'REDIS_DB', settingKey: 'cache.redis.db' });
+  });
+
   it('accepts the password inside the URL and a db number, and keeps both out of health output', async () => {
     const server = await PrivateRedis.start(['--requirepass', PASSWORD]);
     servers.push(server);
