@@ -244,6 +244,8 @@ export function describeEmailProvider(opts: EmailSuiteOptions): void {
         ['a malformed to address', (m) => ({ ...m, to: 'not-an-address' })],
         ['a malformed cc address', (m) => ({ ...m, cc: ['also not an address'] })],
         ['a malformed from address', (m) => ({ ...m, from: 'nobody' })],
+        // A line break in a header value would let a caller inject headers (a hidden Bcc, say).
+        ['a header value with a line break', (m) => ({ ...m, headers: { 'X-Apigate-Test': 'a\r\nBcc: victim@example.com' } })],
       ];
       for (const [what, make] of invalid) {
         it(`rejects a message with ${what}, without retry`, async () => {
