@@ -1,0 +1,451 @@
+import {
+  assertProcessArgs,
+  type FailedJob,
+  type Health,
+  InvalidInputError,
+  type Job,
+  type JobHandler,
+  type ProcessOptions,
+  type ProviderContext,
+  ProviderError,
+  type PublishOptions,
+  type PublishResult,
+  type QueueProvider,
+  type QueueStats,
+  redact,
+  type Worker,
+} from '@apigate/kernel';
+import { type Job as BullJob, Worker as BullWorker, type JobsOptions, Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import { type ConnectionConfig, connectionOptions, isTransient } from './connection.js';
+import { fromBullId, toBullId } from './ids.js';
+
+export interface RedisQueueConfig extends ConnectionConfig {
+  prefix: string;
+  keepCompleted: number;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  maxStalledCount: number;
+}
+
+/**
+ * BullMQ's lowest priority. BullMQ runs jobs without a priority BEFORE prioritised ones; our
+ * contract runs them after, so a job without a priority gets this one (FIFO among themselves).
+ */
+const NO_PRIORITY = 2 ** 21 - 1;
+const DEFAULT_FAILED_PAGE = 100;
+/** Jobs moved per batch by retryFailed(queue) and purge(), so no single Redis call runs long. */
+const BATCH = 500;
+/** BullMQ's error codes for "no such job" and "not in that state" (reprocessJob). */
+const GONE_CODES = new Set([-1, -3]);
+
+const chunks = <T>(list: T[], size: number): T[][] =>
+  Array.from({ length: Math.ceil(list.length / size) }, (_v, i) => list.slice(i * size, (i + 1) * size));
+
+function toJob(queue: string, bj: BullJob): Job<unknown> {
+  return {
+    id: fromBullId(bj.id!),
+    queue,
+    payload: bj.data,
+    attempt: bj.attemptsMade + 1,
+    maxAttempts: bj.opts.attempts ?? 1,
+    publishedAt: new Date(bj.timestamp),
+  };
+}
+
+/** Cursor of failed(): the failed set's score (failure time) and member of the last item returned. */
+const encodeCursor = (score: string, bullId: string) => `${score}:${bullId}`;
+function decodeCursor(cursor: string): { score: string; bullId: string } {
+  const at = cursor.indexOf(':');
+  const score = cursor.slice(0, at);
+  if (at < 1 || !/^\d+$/.test(score)) throw new InvalidInputError('cursor must be a value returned by failed()');
+  return { score, bullId: cursor.slice(at + 1) };
+}
+
+class RedisWorker implements Worker {
+  private closing?: Promise<void>;
+
+  constructor(
+    private readonly worker: BullWorker,
+    private readonly onClosed: (w: RedisWorker) => void,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  /** BullMQ's close waits for the jobs in flight and records them as done before it resolves. */
+  close(): Promise<void> {
+    this.closing ??= this.worker
+      .close()
+      .catch(this.onError)
+      .finally(() => this.onClosed(this));
+    return this.closing;
+  }
+}
+
+/**
+ * Queues on Redis through BullMQ. One BullMQ Queue per queue name (cached) on a shared command
+ * connection; one BullMQ Worker per process() call on a shared worker connection (each Worker
+ * adds its own blocking connection). Jobs survive the gateway: a worker that dies mid-job leaves
+ * its lock to expire, and BullMQ's stalled-job check hands the job to another worker.
+ */
+export class RedisQueue implements QueueProvider {
+  private readonly conn: Redis;
+  private workerConn?: Redis;
+  private readonly workerOptions: ReturnType<typeof connectionOptions>['workers'];
+  private readonly queues = new Map<string, Queue>();
+  private readonly workers = new Set<RedisWorker>();
+  /** Calls in progress: close() lets them finish so nothing being published is cut off. */
+  private readonly pending = new Set<Promise<unknown>>();
+  private closing?: Promise<void>;
+  private lastError?: string;
+  private down = false;
+  private readonly secrets: string[];
+  /** Host, port and db without credentials: safe for logs, errors and health. */
+  readonly where: string;
+  /** maxmemory-policy read at start (undefined when CONFIG is not allowed). */
+  policy?: string;
+
+  constructor(
+    private readonly cfg: RedisQueueConfig,
+    private readonly ctx: Pick<ProviderContext, 'logger'>,
+  ) {
+    const opts = connectionOptions(cfg, `apigate-queue:${cfg.prefix}`);
+    this.where = opts.where;
+    this.workerOptions = opts.workers;
+    this.secrets = [cfg.password, opts.commands.password].filter((s): s is string => !!s);
+    this.conn = this.watch(new Redis(opts.commands));
+  }
+
+  private message(err: unknown): string {
+    const m = (err as { message?: unknown } | null)?.message;
+    return redact(typeof m === 'string' && m ? m : String(err), this.secrets);
+  }
+
+  /** Logs an outage once (ioredis reports every failed reconnect) and its end. */
+  private watch(conn: Redis): Redis {
+    conn.on('error', (err: unknown) => {
+      this.lastError = this.message(err);
+      if (!this.down && conn === this.conn && conn.status !== 'ready') {
+        this.down = true;
+        this.ctx.logger.warn({ where: this.where }, `lost the connection to Redis: ${this.lastError}; reconnecting`);
+      }
+    });
+    conn.on('ready', () => {
+      if (this.down && conn === this.conn) {
+        this.down = false;
+        this.ctx.logger.info({ where: this.where }, 'connection to Redis restored');
+      }
+    });
+    return conn;
+  }
+
+  private logError(what: string, err: unknown): void {
+    this.ctx.logger.warn({ where: this.where }, `${what}: ${this.message(err)}`);
+  }
+
+  /** Connects (bounded by connectTimeout) and checks the eviction policy. Throws when Redis cannot be reached. */
+  async connect(): Promise<void> {
+    try {
+      await this.conn.connect();
+    } catch (err) {
+      this.conn.disconnect();
+      throw new ProviderError({
+        capability: 'queue',
+        provider: 'redis',
+        operation: 'connect',
+        retryable: isTransient(err),
+        message: `cannot reach Redis at ${this.where}: ${this.message(err)}`,
+        cause: err,
+      });
+    }
+    await this.checkEvictionPolicy();
+  }
+
+  private async checkEvictionPolicy(): Promise<void> {
+    try {
+      const reply = (await this.conn.config('GET', 'maxmemory-policy')) as string[];
+      this.policy = reply[1];
+    } catch (err) {
+      this.ctx.logger.info(
+        { where: this.where },
+        `could not read maxmemory-policy (${this.message(err)}); make sure the queue's Redis uses noeviction`,
+      );
+      return;
+    }
+    if (this.policy !== undefined && this.policy !== 'noeviction') {
+      this.ctx.logger.warn(
+        { where: this.where, policy: this.policy },
+        `Redis maxmemory-policy is "${this.policy}", not "noeviction": when memory runs out Redis may delete queued jobs. ` +
+          'Set maxmemory-policy noeviction on the queue\'s Redis (a cache may evict keys, a queue must not)',
+      );
+    }
+  }
+
+  private queue(name: string): Queue {
+    let q = this.queues.get(name);
+    if (!q) {
+      q = new Queue(name, { connection: this.conn, prefix: this.cfg.prefix });
+      q.on('error', (err) => this.logError(`queue "${name}"`, err));
+      this.queues.set(name, q);
+    }
+    return q;
+  }
+
+  private workerConnection(): Redis {
+    this.workerConn ??= this.watch(new Redis(this.workerOptions));
+    return this.workerConn;
+  }
+
+  private fail(operation: string, err: unknown, retryable: boolean): ProviderError {
+    const code = (err as { code?: unknown } | null)?.code;
+    return new ProviderError({
+      capability: 'queue',
+      provider: 'redis',
+      operation,
+      retryable,
+      message: this.message(err),
+      ...(typeof code === 'string' ? { code } : {}),
+      cause: err,
+    });
+  }
+
+  /**
+   * Runs one call: refused at once (retryable) while Redis is away instead of waiting for it,
+   * tracked so close() lets it finish, and failures classified as retryable or not.
+   */
+  private async run<T>(operation: string, queue: string, fn: (q: Queue) => Promise<T>): Promise<T> {
+    if (this.closing) throw new Error('redis queue is closed');
+    if (this.conn.status !== 'ready') {
+      const why = `not connected to Redis at ${this.where} (${this.conn.status}${this.lastError ? `: ${this.lastError}` : ''})`;
+      throw this.fail(operation, new Error(why), true);
+    }
+    const p = fn(this.queue(queue));
+    this.pending.add(p);
+    try {
+      return await p;
+    } catch (err) {
+      if (err instanceof InvalidInputError || err instanceof ProviderError) throw err;
+      const retryable = isTransient(err);
+      // A Queue whose start-up was cut by an outage stays broken: make a new one next time.
+      if (retryable) void this.queues.get(queue)?.close().catch(() => undefined);
+      if (retryable) this.queues.delete(queue);
+      throw this.fail(operation, err, retryable);
+    } finally {
+      this.pending.delete(p);
+    }
+  }
+
+  private jobOptions(id: string, o: PublishOptions): JobsOptions {
+    return {
+      jobId: toBullId(id),
+      priority: o.priority ?? NO_PRIORITY,
+      ...(o.delayMs ? { delay: o.delayMs } : {}),
+      attempts: o.attempts ?? 1,
+      ...(o.backoff ? { backoff: { type: o.backoff.type, delay: o.backoff.delayMs } } : {}),
+      removeOnComplete: this.cfg.keepCompleted === 0 ? true : { count: this.cfg.keepCompleted },
+      removeOnFail: false,
+    };
+  }
+
+  publish<T>(queue: string, payload: T, opts?: PublishOptions): Promise<PublishResult> {
+    return this.run('publish', queue, async (q) => (await this.add(q, [{ payload, ...(opts ? { opts } : {}) }]))[0]!);
+  }
+
+  async publishMany<T>(queue: string, items: { payload: T; opts?: PublishOptions }[]): Promise<PublishResult[]> {
+    if (items.length === 0) return [];
+    return this.run('publishMany', queue, (q) => this.add(q, items));
+  }
+
+  private async add(q: Queue, items: { payload: unknown; opts?: PublishOptions }[]): Promise<PublishResult[]> {
+    const jobs = items.map(({ payload, opts = {} }) => {
+      const id = opts.jobId ?? randomUUID();
+      // Only a caller's jobId can collide. The job's name carries a token unique to this publish:
+      // when the job read back has another name, an earlier publish made it, so this one is a duplicate.
+      const token = opts.jobId === undefined ? undefined : randomUUID();
+      return { id, token, name: token ?? 'job', data: payload, opts: this.jobOptions(id, opts) };
+    });
+    if (jobs.length === 1) await q.add(jobs[0]!.name, jobs[0]!.data, jobs[0]!.opts);
+    else await q.addBulk(jobs.map(({ name, data, opts }) => ({ name, data, opts })));
+
+    const named = jobs.filter((j) => j.token !== undefined);
+    const stored = new Map<string, string | null>();
+    if (named.length > 0) {
+      const pipe = this.conn.pipeline();
+      for (const j of named) pipe.hget(q.toKey(toBullId(j.id)), 'name');
+      const replies = (await pipe.exec()) ?? [];
+      replies.forEach(([err, value], i) => {
+        if (err) throw err;
+        stored.set(named[i]!.token!, value as string | null);
+      });
+    }
+    // A job already gone again (completed and not kept) was ours: only a different token is a duplicate.
+    return jobs.map((j) => {
+      const name = j.token === undefined ? undefined : stored.get(j.token);
+      return { id: j.id, duplicate: name !== undefined && name !== null && name !== j.token };
+    });
+  }
+
+  process<T>(queue: string, handler: JobHandler<T>, opts?: ProcessOptions): Worker {
+    assertProcessArgs(queue, handler, opts);
+    if (this.closing) throw new Error('redis queue is closed');
+    const bull = new BullWorker(queue, async (bj: BullJob) => handler(toJob(queue, bj) as Job<T>), {
+      connection: this.workerConnection(),
+      prefix: this.cfg.prefix,
+      concurrency: opts?.concurrency ?? 1,
+      lockDuration: this.cfg.lockDurationMs,
+      stalledInterval: this.cfg.stalledIntervalMs,
+      maxStalledCount: this.cfg.maxStalledCount,
+    });
+    bull.on('error', (err) => this.logError(`worker on "${queue}"`, err));
+    const worker = new RedisWorker(
+      bull,
+      (w) => this.workers.delete(w),
+      (err) => this.logError(`closing the worker on "${queue}"`, err),
+    );
+    this.workers.add(worker);
+    return worker;
+  }
+
+  failed(queue: string, opts: { limit?: number; cursor?: string } = {}): Promise<{ items: FailedJob[]; cursor?: string }> {
+    return this.run('failed', queue, async (q) => {
+      const key = q.toKey('failed');
+      const limit = opts.limit ?? DEFAULT_FAILED_PAGE;
+      let min = '-inf';
+      let skip = 0;
+      if (opts.cursor !== undefined) {
+        // Resume after (score, member) in the set's own order: members of one score sort bytewise.
+        const c = decodeCursor(opts.cursor);
+        const ties = await this.conn.zrangebyscore(key, c.score, c.score);
+        const last = Buffer.from(c.bullId);
+        skip = ties.filter((m) => Buffer.compare(Buffer.from(m), last) <= 0).length;
+        min = c.score;
+      }
+      const flat = await this.conn.zrangebyscore(key, min, '+inf', 'WITHSCORES', 'LIMIT', skip, limit + 1);
+      const entries: [string, string][] = [];
+      for (let i = 0; i < flat.length; i += 2) entries.push([flat[i]!, flat[i + 1]!]);
+      const page = entries.slice(0, limit);
+      const jobs = await Promise.all(page.map(([bullId]) => q.getJob(bullId)));
+      const items: FailedJob[] = [];
+      jobs.forEach((bj, i) => {
+        if (!bj) return; // retried or removed since the range was read
+        items.push({
+          ...toJob(queue, bj),
+          attempt: bj.attemptsMade,
+          error: bj.failedReason ?? '',
+          failedAt: new Date(bj.finishedOn ?? Number(page[i]![1])),
+        });
+      });
+      const lastEntry = page.at(-1);
+      return entries.length > limit && lastEntry ? { items, cursor: encodeCursor(lastEntry[1], lastEntry[0]) } : { items };
+    });
+  }
+
+  retryFailed(queue: string, jobId?: string): Promise<number> {
+    return this.run('retryFailed', queue, async (q) => {
+      const ids = jobId === undefined ? await this.conn.zrange(q.toKey('failed'), 0, -1) : [toBullId(jobId)];
+      let moved = 0;
+      for (const batch of chunks(ids, BATCH)) {
+        const done = await Promise.all(batch.map((id) => this.retryOne(q, id)));
+        moved += done.filter(Boolean).length;
+      }
+      return moved;
+    });
+  }
+
+  private async retryOne(q: Queue, bullId: string): Promise<boolean> {
+    const job = await q.getJob(bullId);
+    if (!job) return false;
+    try {
+      // A retry from the failed set is a fresh set of tries (BullMQ would otherwise keep the count).
+      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      return true;
+    } catch (err) {
+      if (GONE_CODES.has((err as { code?: unknown }).code as number)) return false;
+      throw err;
+    }
+  }
+
+  stats(queue: string): Promise<QueueStats> {
+    return this.run('stats', queue, async (q) => {
+      const c = await q.getJobCounts('wait', 'prioritized', 'active', 'delayed', 'failed', 'completed');
+      return {
+        waiting: (c.wait ?? 0) + (c.prioritized ?? 0),
+        active: c.active ?? 0,
+        delayed: c.delayed ?? 0,
+        failed: c.failed ?? 0,
+        completed: c.completed ?? 0,
+      };
+    });
+  }
+
+  purge(queue: string): Promise<void> {
+    return this.run('purge', queue, async (q) => {
+      // Not obliterate: running jobs finish normally, and the queue's other keys stay.
+      await q.drain(true);
+      for (const state of ['failed', 'completed'] as const) {
+        while ((await q.clean(0, BATCH, state)).length === BATCH) {
+          // keep cleaning in bounded batches
+        }
+      }
+    });
+  }
+
+  async check(signal: AbortSignal): Promise<Health> {
+    const started = performance.now();
+    const latency = () => performance.now() - started;
+    if (this.closing) return { status: 'error', latencyMs: 0, error: 'closed' };
+    if (this.conn.status !== 'ready') {
+      return {
+        status: 'error',
+        latencyMs: latency(),
+        error: `not connected to Redis at ${this.where} (${this.conn.status}${this.lastError ? `: ${this.lastError}` : ''})`,
+      };
+    }
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => reject(signal.reason ?? new Error('health check aborted'));
+        if (signal.aborted) return onAbort();
+        signal.addEventListener('abort', onAbort, { once: true });
+        this.conn.ping().then(
+          () => resolve(),
+          (err: unknown) => reject(err),
+        ).finally(() => signal.removeEventListener('abort', onAbort));
+      });
+    } catch (err) {
+      return { status: 'error', latencyMs: latency(), error: `PING to Redis at ${this.where} failed: ${this.message(err)}` };
+    }
+    if (this.policy !== undefined && this.policy !== 'noeviction') {
+      return {
+        status: 'degraded',
+        latencyMs: latency(),
+        detail: `${this.where}: maxmemory-policy is ${this.policy}; set noeviction so Redis never evicts queued jobs`,
+      };
+    }
+    return { status: 'connected', latencyMs: latency(), detail: `${this.where}, prefix ${this.cfg.prefix}` };
+  }
+
+  /** Workers first (jobs in flight finish and are recorded), then calls in progress, then queues and connections. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.all([...this.workers].map((w) => w.close()));
+      await Promise.allSettled([...this.pending]);
+      await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+      this.queues.clear();
+      await Promise.all([this.conn, this.workerConn].map((c) => c && quit(c)));
+    })();
+    return this.closing;
+  }
+}
+
+/** QUIT when connected (replies still due are delivered first); otherwise just drop the socket. */
+async function quit(conn: Redis): Promise<void> {
+  if (conn.status === 'ready') {
+    try {
+      await conn.quit();
+      return;
+    } catch {
+      // fall through
+    }
+  }
+  conn.disconnect();
+}
