@@ -44,7 +44,8 @@ export function s3Code(err: unknown): string | undefined {
   if (!e || typeof e !== 'object') return undefined;
   if (typeof e.Code === 'string') return e.Code;
   if (typeof e.code === 'string') return e.code;
-  if (typeof e.name === 'string' && e.name !== 'Error' && e.name !== 'S3ServiceException') return e.name;
+  // Without a body (HEAD answers) the SDK can only name the error "Unknown": no code at all is clearer.
+  if (typeof e.name === 'string' && !['Error', 'S3ServiceException', 'Unknown', 'UnknownError'].includes(e.name)) return e.name;
   return undefined;
 }
 

@@ -22,7 +22,7 @@ import {
   type SignedUrlOptions,
   type StorageProvider,
 } from '@apigate/kernel';
-import { describeS3Error, isMissingObject, s3Status, toS3ProviderError } from './errors.js';
+import { describeS3Error, isMissingObject, s3Code, s3Status, toS3ProviderError } from './errors.js';
 import { decodeMetadata, encodeMetadata } from './metadata.js';
 
 export interface S3StorageOptions {
@@ -290,14 +290,11 @@ export class S3Storage implements StorageProvider {
 
   private healthError(err: unknown, where: string): string {
     const status = s3Status(err);
-    const hint =
-      status === 403
-        ? 'access denied: check S3_ACCESS_KEY and S3_SECRET_KEY (or the default credential chain) and the bucket policy'
-        : status === 404
-          ? 'bucket does not exist'
-          : status === 301
-            ? 'bucket is in another region: set S3_REGION'
-            : undefined;
+    let hint: string | undefined;
+    if (status === 403) hint = 'access denied: check S3_ACCESS_KEY and S3_SECRET_KEY (or the default credential chain) and the bucket policy';
+    else if (status === 404) hint = 'bucket does not exist';
+    else if (status === 301) hint = 'bucket is in another region: set S3_REGION';
+    else if (status === undefined && /^E[A-Z]+$/.test(s3Code(err) ?? '')) hint = 'endpoint unreachable';
     const detail = describeS3Error(err, this.secrets);
     return redact(`bucket "${this.opts.bucket}" at ${where}: ${hint ? `${hint} ${detail}` : detail}`, this.secrets);
   }

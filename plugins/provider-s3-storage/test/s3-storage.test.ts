@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:net';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { ConfigError, InvalidInputError, ProviderError, resolveProviderConfig, type StorageProvider, settingsFromRecord } from '@apigate/kernel';
 import { assertValidManifest, createForTest } from '@apigate/provider-testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider, { type S3Storage } from '../src/index.js';
 import { type LocalS3, startS3rver } from './s3rver.js';
@@ -270,8 +270,34 @@ describe('provider-s3-storage', () => {
       expect(err).toMatchObject({ retryable: true, code: 'ECONNREFUSED' });
       const health = await down.check(AbortSignal.timeout(10_000));
       expect(health.status).toBe('error');
+      expect(health.error).toContain('endpoint unreachable');
     } finally {
       await down.close();
+    }
+  });
+
+  it('check() gives up when its abort signal fires, even if the server never answers', async () => {
+    // Accepts connections and never replies: only the signal can end the check.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const { provider: stuck } = await createForTest(provider, { ...s3.config, endpoint });
+    try {
+      const controller = new AbortController();
+      const pending = stuck.check(controller.signal);
+      await vi.waitFor(() => expect(sockets.size).toBeGreaterThan(0));
+      controller.abort(new Error('health check timed out'));
+      const health = await pending;
+      expect(health.status).toBe('error');
+      expect(health.error).toMatch(/abort/i);
+    } finally {
+      await stuck.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
     }
   });
 
