@@ -1,0 +1,94 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+// The suites are only worth something if a broken provider fails them. Each fixture runs the real
+// suite in a child vitest against a tiny correct implementation and deliberately broken copies;
+// this test reads the child's JSON report and checks exactly which tests failed.
+
+const pkgDir = fileURLToPath(new URL('..', import.meta.url));
+const out = mkdtempSync(path.join(tmpdir(), 'apigate-testkit-fixtures-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+interface Report {
+  testResults: { assertionResults: { ancestorTitles: string[]; title: string; status: string }[] }[];
+}
+
+/** Runs one fixture file; resolves with the child's exit code and, per describe block, passed and failed titles. */
+function runFixture(file: string) {
+  const report = path.join(out, `${file}.json`);
+  // Without the parent's VITEST_* variables the child behaves as a top-level run.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST')));
+  return new Promise<{ code: number | null; suites: Map<string, { passed: string[]; failed: string[] }> }>((resolve, reject) => {
+    execFile(
+      path.join(pkgDir, 'node_modules/.bin/vitest'),
+      ['run', '--config', 'test/fixtures/vitest.config.ts', '--reporter=json', '--outputFile', report, file],
+      { cwd: pkgDir, env, maxBuffer: 64 * 1024 * 1024 },
+      (err, _stdout, stderr) => {
+        let parsed: Report;
+        try {
+          parsed = JSON.parse(readFileSync(report, 'utf8')) as Report;
+        } catch {
+          reject(new Error(`child vitest wrote no report for ${file}: ${err?.message ?? ''}\n${stderr}`));
+          return;
+        }
+        const suites = new Map<string, { passed: string[]; failed: string[] }>();
+        for (const a of parsed.testResults.flatMap((r) => r.assertionResults)) {
+          const suite = a.ancestorTitles[0]!;
+          if (!suites.has(suite)) suites.set(suite, { passed: [], failed: [] });
+          suites.get(suite)![a.status === 'passed' ? 'passed' : 'failed'].push(a.title);
+        }
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, suites });
+      },
+    );
+  });
+}
+
+// Both children start at once; each test awaits its own.
+const cacheRun = runFixture('cache.fixture.ts');
+const storageRun = runFixture('storage.fixture.ts');
+
+describe('the conformance suites catch broken providers', () => {
+  it('cache suite: the reference passes, each broken cache fails exactly the tests for its bug', async () => {
+    const { code, suites } = await cacheRun;
+    expect(code).not.toBe(0);
+    const reference = suites.get('reference')!;
+    expect(reference.failed).toEqual([]);
+    expect(reference.passed.length).toBeGreaterThanOrEqual(25);
+    expect(suites.get('non-atomic increment')!.failed).toEqual([
+      'is atomic under concurrency: 200 concurrent increments give 200 distinct results 1..200',
+    ]);
+    expect(suites.get('ttl ignored')!.failed).toEqual([
+      'expires a key after ttlMs, keeps keys with a long or no ttl',
+      'set without ttl removes an earlier ttl',
+      'setMany applies ttl to every entry',
+      'applies ttlMs only when the increment creates the key',
+      'does not extend the ttl of a counter it increments',
+    ]);
+    expect(suites.get('binary as text')!.failed).toEqual([
+      'round-trips binary values byte-exact, including 0x00 and invalid UTF-8',
+      'round-trips a large random value',
+      'getMany returns values in the order asked, undefined for missing keys',
+      'setMany writes every entry, strings and bytes, overwriting existing ones',
+    ]);
+  }, 120_000);
+
+  it('storage suite: the reference passes, each broken store fails exactly the tests for its bug', async () => {
+    const { code, suites } = await storageRun;
+    expect(code).not.toBe(0);
+    const reference = suites.get('reference')!;
+    expect(reference.failed).toEqual([]);
+    expect(reference.passed.length).toBeGreaterThanOrEqual(25);
+    expect(suites.get('pagination drops items')!.failed).toEqual([
+      'sorts keys by code point, across "/" boundaries',
+      'paginates with cursor and limit: no duplicates, no gaps, cursor only while more follow',
+    ]);
+    expect(suites.get('range end exclusive')!.failed).toEqual(['reads inclusive byte ranges, clipping an end past the last byte']);
+    expect(suites.get('delete before write')!.failed).toEqual([
+      'rejects a put whose body stream fails, leaving no object and the previous version intact',
+    ]);
+  }, 120_000);
+});
