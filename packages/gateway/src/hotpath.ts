@@ -9,3 +9,9 @@ export {
 } from './proxy/forward.js';
 export { sendJsonError } from './proxy/respond.js';
 export { type CompiledRoute, compileRoute, type ProxyRoute, RouteTable, upstreamPath } from './proxy/routes.js';
+export { type CacheCircuitOptions, CacheCircuit, CacheUnavailableError, type CircuitStatus, limitsHealth } from './limits/circuit.js';
+export { calendarMonth, type QuotaCounterOptions, QuotaCounter, type QuotaPeriod, type QuotaResult } from './limits/quota.js';
+export { type RateLimiterOptions, type RateLimitResult, RateLimiter, rateLimitHeaders } from './limits/rate-limit.js';
+export { startUsageConsumer, usageBatchHandler } from './metering/consumer.js';
+export { type CloseSummary, USAGE_QUEUE, type UsageRecorderOptions, type UsageRecorderStats, UsageRecorder } from './metering/recorder.js';
+export { type UsageBatch, type UsageRecord, type UsageRepository, type UsageRow, usageBatchSchema } from './metering/types.js';

@@ -1,0 +1,126 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { CacheCircuit, limitsHealth } from '../src/limits/circuit.js';
+import { RateLimiter, rateLimitHeaders } from '../src/limits/rate-limit.js';
+import { deadRedis, memory, providerErrors, redis, type TestCache } from './helpers/caches.js';
+import { tcpRelay } from './helpers/relay.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+async function use(c: Promise<TestCache>): Promise<TestCache> {
+  const t = await c;
+  cleanups.push(t.close);
+  return t;
+}
+
+/** 12:00:10 UTC: 50 s left in the minute. */
+const T0 = Date.UTC(2026, 10, 27, 12, 0, 10);
+
+function clock(start = T0) {
+  const c = { now: start, fn: () => c.now };
+  return c;
+}
+
+describe('RateLimiter', () => {
+  it('allows `limit` requests per key per minute, then refuses with the reset time', async () => {
+    const { cache } = await use(memory());
+    const t = clock();
+    const limiter = new RateLimiter(new CacheCircuit(cache, { now: t.fn }), { now: t.fn });
+
+    const results = [];
+    for (let i = 0; i < 4; i++) results.push(await limiter.hit('key_a', 3));
+    expect(results.map((r) => [r.allowed, r.remaining])).toEqual([
+      [true, 2],
+      [true, 1],
+      [true, 0],
+      [false, 0],
+    ]);
+    const refused = results[3]!;
+    expect(refused.resetAt).toBe(Date.UTC(2026, 10, 27, 12, 1, 0));
+    expect(refused.retryAfterSec).toBe(50);
+    expect(refused.degraded).toBe(false);
+    expect(rateLimitHeaders(refused)).toEqual({
+      'x-ratelimit-limit': '3',
+      'x-ratelimit-remaining': '0',
+      'x-ratelimit-reset': String(Date.UTC(2026, 10, 27, 12, 1, 0) / 1000),
+      'retry-after': '50',
+    });
+    expect(rateLimitHeaders(results[0]!)['retry-after']).toBeUndefined();
+
+    // Another key has its own window; the window's count sits in the cache under one key.
+    expect((await limiter.hit('key_b', 3)).remaining).toBe(2);
+    expect(new TextDecoder().decode(await cache.get(`rl:key_a:${Math.floor(T0 / 60_000)}`))).toBe('4');
+
+    t.now = Date.UTC(2026, 10, 27, 12, 1, 0);
+    expect(await limiter.hit('key_a', 3)).toMatchObject({ allowed: true, remaining: 2 });
+  });
+
+  it('shares one count across gateway instances through Redis', async () => {
+    const { cache } = await use(redis());
+    const a = new RateLimiter(new CacheCircuit(cache));
+    const b = new RateLimiter(new CacheCircuit(cache));
+    expect((await a.hit('shared', 3)).allowed).toBe(true);
+    expect((await b.hit('shared', 3)).allowed).toBe(true);
+    expect((await a.hit('shared', 3)).remaining).toBe(0);
+    expect((await b.hit('shared', 3)).allowed).toBe(false);
+  });
+
+  it('fails open to an in-process limit when the cache backend is down, without waiting on it per request', async () => {
+    const { cache, events } = await use(deadRedis());
+    const t = clock();
+    const circuit = new CacheCircuit(cache, { now: t.fn, retryAfterMs: 1_000 });
+    const limiter = new RateLimiter(circuit, { now: t.fn });
+
+    const first = await limiter.hit('key_a', 2);
+    expect(first).toMatchObject({ allowed: true, remaining: 1, degraded: true });
+    expect(await limiter.hit('key_a', 2)).toMatchObject({ allowed: true, remaining: 0, degraded: true });
+    // The local limiter still enforces the limit.
+    expect(await limiter.hit('key_a', 2)).toMatchObject({ allowed: false, degraded: true, retryAfterSec: 50 });
+    // One real call failed; the others went straight to the local limiter.
+    expect(providerErrors(events)).toBe(1);
+
+    const status = circuit.status();
+    expect(status.degraded).toBe(true);
+    expect(status.since?.getTime()).toBe(T0);
+    const health = limitsHealth(circuit);
+    expect(health.status).toBe('degraded');
+    expect(health.detail).toContain('rate limits are per instance');
+    expect(health.error).toMatch(/cache\/redis increment/);
+
+    // After retryAfterMs one request probes the backend again (and fails again).
+    t.now += 1_000;
+    await limiter.hit('key_a', 2);
+    expect(providerErrors(events)).toBe(2);
+  });
+
+  it('goes back to the shared count once the cache answers again', async () => {
+    const relay = await tcpRelay({ host: '127.0.0.1', port: 6379 });
+    cleanups.push(relay.close);
+    const { cache } = await use(redis(relay.url));
+    const t = clock();
+    const circuit = new CacheCircuit(cache, { now: t.fn, retryAfterMs: 500 });
+    const limiter = new RateLimiter(circuit, { now: t.fn });
+    const recovered = vi.fn();
+    circuit.onRecover(recovered);
+
+    expect(await limiter.hit('k', 10)).toMatchObject({ remaining: 9, degraded: false });
+    await relay.down();
+    expect(await limiter.hit('k', 10)).toMatchObject({ allowed: true, degraded: true });
+    expect(limitsHealth(circuit).status).toBe('degraded');
+
+    await relay.up();
+    // ioredis reconnects on its own schedule; each poll moves the clock past the probe delay.
+    await vi.waitFor(
+      async () => {
+        t.now += 500;
+        expect((await limiter.hit('k', 10)).degraded).toBe(false);
+      },
+      { timeout: 15_000, interval: 100 },
+    );
+    expect(recovered).toHaveBeenCalledTimes(1);
+    expect(circuit.status()).toMatchObject({ degraded: false });
+    expect(limitsHealth(circuit).status).toBe('connected');
+  });
+});
