@@ -81,6 +81,22 @@ export class InvalidInputError extends ApigateError {
   }
 }
 
+/**
+ * Thrown by a job handler to fail the job at once: its remaining attempts are not used and it
+ * goes straight to the failed set (a bad address or a rejected key will not improve with time).
+ * Queue providers recognise it with `isNonRetryableJobError`, by code, so a handler built
+ * against another copy of the kernel is understood the same.
+ */
+export class NonRetryableJobError extends ApigateError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('JOB_NON_RETRYABLE', message, options);
+  }
+}
+
+export function isNonRetryableJobError(err: unknown): boolean {
+  return err instanceof NonRetryableJobError || (err as { code?: unknown } | null)?.code === 'JOB_NON_RETRYABLE';
+}
+
 export type PluginProblemKind =
   | 'not-installed'
   | 'bad-manifest'

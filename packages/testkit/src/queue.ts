@@ -1,4 +1,4 @@
-import type { Job, JobHandler, QueueFeatures, QueueProvider, QueueStats, Worker } from '@apigate/kernel';
+import { type Job, type JobHandler, NonRetryableJobError, type QueueFeatures, type QueueProvider, type QueueStats, type Worker } from '@apigate/kernel';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ARRIVAL_TIMEOUT_MS, expectFinalRejection, lifecycleTests } from './expectations.js';
 import { uniquePrefix } from './util.js';
@@ -379,6 +379,36 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           expect(f.failedAt.getTime()).toBeGreaterThanOrEqual(before - 60_000);
           expect(f.publishedAt).toBeInstanceOf(Date);
           expect(await provider().stats(q)).toMatchObject({ waiting: 0, active: 0, delayed: 0, failed: 1 });
+        },
+        TEST_TIMEOUT,
+      );
+
+      it(
+        'a handler that throws NonRetryableJobError fails its job at once, attempts left unused',
+        async () => {
+          const q = queue();
+          // No backoff: a provider that retried anyway would run the job again right away.
+          const r = await provider().publish(q, { bad: 'address' }, { attempts: 5 });
+          const seen = recorder(async () => {
+            throw new NonRetryableJobError('recipient rejected: no such mailbox');
+          });
+          process(q, seen.handler);
+          await failedCount(q, 1);
+          expect(seen.jobs.map((j) => [j.id, j.attempt, j.maxAttempts])).toEqual([[r.id, 1, 5]]);
+          const [f] = (await provider().failed(q)).items;
+          expect(f).toMatchObject({ id: r.id, attempt: 1, maxAttempts: 5 });
+          expect(f!.error).toContain('recipient rejected: no such mailbox');
+          expect(await provider().stats(q)).toMatchObject({ waiting: 0, active: 0, delayed: 0, failed: 1 });
+
+          // Recognised by its code too: a handler built against another copy of the kernel.
+          const q2 = queue('by-code');
+          const foreign = await provider().publish(q2, { other: 'kernel copy' }, { attempts: 5 });
+          const other = recorder(async () => {
+            throw Object.assign(new Error('final, said by code'), { code: 'JOB_NON_RETRYABLE' });
+          });
+          process(q2, other.handler);
+          await failedCount(q2, 1);
+          expect(other.jobs.map((j) => [j.id, j.attempt])).toEqual([[foreign.id, 1]]);
         },
         TEST_TIMEOUT,
       );

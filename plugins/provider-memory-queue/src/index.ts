@@ -4,6 +4,7 @@ import {
   defineProvider,
   type FailedJob,
   fields,
+  isNonRetryableJobError,
   type Job,
   type JobHandler,
   type ProcessOptions,
@@ -225,7 +226,8 @@ export class MemoryQueue implements QueueProvider {
   private fail(queue: string, q: QueueState, e: Entry, err: unknown): void {
     if (q.jobs.get(e.id) !== e) return;
     e.attemptsMade++;
-    if (e.attemptsMade < e.maxAttempts) {
+    // A handler that says "do not retry" fails the job now, whatever attempts are left.
+    if (e.attemptsMade < e.maxAttempts && !isNonRetryableJobError(err)) {
       const wait = backoffDelay(e.backoff, e.attemptsMade);
       if (wait > 0) this.delay(queue, q, e, wait);
       else this.enqueue(queue, q, e);

@@ -3,6 +3,7 @@ import {
   type FailedJob,
   type Health,
   InvalidInputError,
+  isNonRetryableJobError,
   type Job,
   type JobHandler,
   type ProcessOptions,
@@ -15,7 +16,7 @@ import {
   redact,
   type Worker,
 } from '@apigate/kernel';
-import { type Job as BullJob, Worker as BullWorker, type JobsOptions, Queue } from 'bullmq';
+import { type Job as BullJob, Worker as BullWorker, type JobsOptions, Queue, UnrecoverableError } from 'bullmq';
 import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { type ConnectionConfig, connectionOptions, isTransient } from './connection.js';
@@ -288,7 +289,16 @@ export class RedisQueue implements QueueProvider {
   process<T>(queue: string, handler: JobHandler<T>, opts?: ProcessOptions): Worker {
     assertProcessArgs(queue, handler, opts);
     if (this.closing) throw new Error('redis queue is closed');
-    const bull = new BullWorker(queue, async (bj: BullJob) => handler(toJob(queue, bj) as Job<T>), {
+    const run = async (bj: BullJob) => {
+      try {
+        await handler(toJob(queue, bj) as Job<T>);
+      } catch (err) {
+        // BullMQ's own "do not retry" signal: the job goes to the failed set with this message.
+        if (isNonRetryableJobError(err)) throw new UnrecoverableError((err as Error).message);
+        throw err;
+      }
+    };
+    const bull = new BullWorker(queue, run, {
       connection: this.workerConnection(),
       prefix: this.cfg.prefix,
       concurrency: opts?.concurrency ?? 1,

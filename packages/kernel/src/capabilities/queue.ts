@@ -57,7 +57,8 @@ export type JobHandler<T> = (job: Job<T>) => Promise<void>;
 
 /**
  * At-least-once: a handler that throws, or a worker that dies, gets the job again until
- * its attempts are spent; then it moves to the failed set.
+ * its attempts are spent; then it moves to the failed set. A handler that throws a
+ * `NonRetryableJobError` (see errors.ts) sends its job to the failed set at once.
  */
 export interface QueueProvider extends ProviderInstance {
   publish<T>(queue: string, payload: T, opts?: PublishOptions): Promise<PublishResult>;
