@@ -15,3 +15,4 @@ export { type RateLimiterOptions, type RateLimitResult, RateLimiter, rateLimitHe
 export { startUsageConsumer, usageBatchHandler } from './metering/consumer.js';
 export { type CloseSummary, USAGE_QUEUE, type UsageRecorderOptions, type UsageRecorderStats, UsageRecorder } from './metering/recorder.js';
 export { type UsageBatch, type UsageRecord, type UsageRepository, type UsageRow, usageBatchSchema } from './metering/types.js';
+export { sendQuotaExceeded, sendRateLimited } from './limits/responses.js';
