@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { ApigateError, createLogger } from '@apigate/kernel';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../src/index.js';
+import { MIGRATIONS_DIR, openStore, type Store } from '../src/index.js';
 import { KEY_A, KEY_B, tempDir } from './helpers.js';
 
 async function withStore<T>(opts: Parameters<typeof openStore>[0], fn: (s: Store) => Promise<T>): Promise<T> {
@@ -59,7 +59,9 @@ describe('openStore', () => {
     await withStore({ dataDir, secretKey: KEY_A }, async (s) => {
       expect(s.settings.get('cache.provider')).toBe('redis');
     });
-    expect(rawRows(dataDir, 'SELECT * FROM __drizzle_migrations')).toHaveLength(1);
+    // One row per committed migration, each applied once.
+    const journal = JSON.parse(await readFile(path.join(MIGRATIONS_DIR, 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] };
+    expect(rawRows(dataDir, 'SELECT * FROM __drizzle_migrations')).toHaveLength(journal.entries.length);
   });
 
   it('close() is idempotent', async () => {

@@ -2,11 +2,17 @@ import { describeError, type Kernel, type Logger } from '@apigate/kernel';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { Store } from '../store/store.js';
+import { ADMIN_TOKEN_ENV, createAdminApi } from './admin.js';
 
 export interface HttpAppOptions {
   kernel: Kernel;
   store: Store;
   logger: Logger;
+  /**
+   * Fixed admin API token; when the option is absent, APIGATE_ADMIN_TOKEN is read. Tokens made
+   * with `apigate admin token create` work either way. Shorter than 16 characters is refused.
+   */
+  adminToken?: string | undefined;
 }
 
 /** The JSON body of every error answer. */
@@ -28,6 +34,10 @@ export function createHttpApp(opts: HttpAppOptions): Hono {
     c.header('Cache-Control', 'no-store');
     return c.json(report, report.status === 'unhealthy' ? 503 : 200);
   });
+
+  // Registered after /admin/health, which stays public: the admin API's token check never sees it.
+  const adminToken = 'adminToken' in opts ? opts.adminToken : process.env[ADMIN_TOKEN_ENV]?.trim();
+  app.route('/admin', createAdminApi({ store: opts.store, logger, adminToken }));
 
   app.notFound((c) => c.json<ErrorBody>({ error: { code: 'NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
 

@@ -6,7 +6,8 @@
  * Conventions: snake_case column names; times are integer epoch milliseconds (`timestamp_ms`);
  * booleans are integers (`mode: 'boolean'`).
  */
-import { integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { sql } from 'drizzle-orm';
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 // --- store internals --------------------------------------------------------------------
 
@@ -48,5 +49,230 @@ export const providerMappings = sqliteTable(
     // The primary key is UNIQUE(provider, entity_type, local_id) and the order listings page by.
     primaryKey({ name: 'provider_mappings_pk', columns: [t.provider, t.entityType, t.localId] }),
     uniqueIndex('provider_mappings_external_uq').on(t.provider, t.entityType, t.externalId),
+  ],
+);
+
+// --- domain: customers, plans, keys, routes ---------------------------------------------
+// Ids are `<prefix>_<random base62>` (usr_, plan_, key_, rt_, sub_, whe_, whd_, tok_).
+
+/** Plans: per-minute rate limit, monthly quota and price. Exactly one is the default (partial unique index). */
+export const plans = sqliteTable(
+  'plans',
+  {
+    id: text('id').primaryKey(),
+    name: text('name').notNull(),
+    /** null: no per-minute limit. */
+    requestsPerMinute: integer('requests_per_minute'),
+    /** null: no monthly quota. */
+    requestsPerMonth: integer('requests_per_month'),
+    priceCents: integer('price_cents').notNull().default(0),
+    currency: text('currency').notNull().default('usd'),
+    trialDays: integer('trial_days').notNull().default(0),
+    /** Price of each request over the quota in millionths of a cent (integer, so sums are exact); null: no overage, requests stop at the quota. */
+    overagePriceMicrocents: integer('overage_price_microcents'),
+    isDefault: integer('is_default', { mode: 'boolean' }).notNull().default(false),
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+    updatedAt: integer('updated_at', { mode: 'timestamp_ms' }).notNull(),
+  },
+  (t) => [
+    uniqueIndex('plans_name_uq').on(t.name),
+    // At most one row with is_default = 1; the repository keeps it at exactly one once a plan exists.
+    uniqueIndex('plans_one_default_uq')
+      .on(t.isDefault)
+      .where(sql`${t.isDefault} = 1`),
+  ],
+);
+
+export const users = sqliteTable(
+  'users',
+  {
+    id: text('id').primaryKey(),
+    /** Lower-cased and trimmed before it is stored, so uniqueness ignores case. */
+    email: text('email').notNull(),
+    name: text('name').notNull().default(''),
+    status: text('status', { enum: ['active', 'suspended'] }).notNull().default('active'),
+    planId: text('plan_id')
+      .notNull()
+      .references(() => plans.id, { onDelete: 'restrict' }),
+    /** Written by the customer portal (scrypt/argon2 string); null for users created by an admin. */
+    passwordHash: text('password_hash'),
+    emailVerified: integer('email_verified', { mode: 'boolean' }).notNull().default(false),
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+    updatedAt: integer('updated_at', { mode: 'timestamp_ms' }).notNull(),
+  },
+  (t) => [uniqueIndex('users_email_uq').on(t.email), index('users_plan_idx').on(t.planId), index('users_created_idx').on(t.createdAt, t.id)],
+);
+
+/** API keys: only the SHA-256 of the full key is kept; `prefix` is what people recognise a key by. */
+export const apiKeys = sqliteTable(
+  'api_keys',
+  {
+    id: text('id').primaryKey(),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    name: text('name').notNull().default(''),
+    prefix: text('prefix').notNull(),
+    /** Hex SHA-256 of the full key: a random 190+ bit key needs no slow hash. */
+    hash: text('hash').notNull(),
+    lastUsedAt: integer('last_used_at', { mode: 'timestamp_ms' }),
+    expiresAt: integer('expires_at', { mode: 'timestamp_ms' }),
+    revokedAt: integer('revoked_at', { mode: 'timestamp_ms' }),
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+  },
+  (t) => [uniqueIndex('api_keys_hash_uq').on(t.hash), index('api_keys_user_idx').on(t.userId, t.createdAt)],
+);
+
+export const routes = sqliteTable(
+  'routes',
+  {
+    id: text('id').primaryKey(),
+    /** Normalised: starts with '/', no trailing '/' (except the catch-all '/'). */
+    pathPrefix: text('path_prefix').notNull(),
+    upstreamUrl: text('upstream_url').notNull(),
+    stripPrefix: integer('strip_prefix', { mode: 'boolean' }).notNull().default(false),
+    /** Upper-case methods; empty accepts every method. */
+    methods: text('methods', { mode: 'json' }).$type<string[]>().notNull().default(sql`'[]'`),
+    /** null: the proxy's default timeout. */
+    timeoutMs: integer('timeout_ms'),
+    enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+    updatedAt: integer('updated_at', { mode: 'timestamp_ms' }).notNull(),
+  },
+  (t) => [uniqueIndex('routes_path_prefix_uq').on(t.pathPrefix)],
+);
+
+/** Admin API tokens made with `apigate admin token create`; SHA-256 only, like API keys. */
+export const adminTokens = sqliteTable(
+  'admin_tokens',
+  {
+    id: text('id').primaryKey(),
+    name: text('name').notNull().default(''),
+    prefix: text('prefix').notNull(),
+    hash: text('hash').notNull(),
+    lastUsedAt: integer('last_used_at', { mode: 'timestamp_ms' }),
+    revokedAt: integer('revoked_at', { mode: 'timestamp_ms' }),
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+  },
+  (t) => [uniqueIndex('admin_tokens_hash_uq').on(t.hash)],
+);
+
+/**
+ * One counter per cached entity type (users, plans, keys, routes...), bumped in the same
+ * transaction as every write, so another process (the CLI, another instance) can tell
+ * that its in-memory copies are stale by reading a handful of rows.
+ */
+export const changeVersions = sqliteTable('change_versions', {
+  entity: text('entity').primaryKey(),
+  version: integer('version').notNull(),
+});
+
+// --- domain: usage ----------------------------------------------------------------------
+// Aggregates written by metering batches. No foreign keys: history outlives deleted keys.
+
+const usageCounters = {
+  requests: integer('requests').notNull().default(0),
+  bytesIn: integer('bytes_in').notNull().default(0),
+  bytesOut: integer('bytes_out').notNull().default(0),
+  errors: integer('errors').notNull().default(0),
+};
+
+export const usageMinutely = sqliteTable(
+  'usage_minutely',
+  {
+    keyId: text('key_id').notNull(),
+    userId: text('user_id').notNull(),
+    /** Start of the UTC minute. */
+    minute: integer('minute', { mode: 'timestamp_ms' }).notNull(),
+    ...usageCounters,
+  },
+  (t) => [primaryKey({ name: 'usage_minutely_pk', columns: [t.keyId, t.minute] }), index('usage_minutely_user_idx').on(t.userId, t.minute)],
+);
+
+export const usageMonthly = sqliteTable(
+  'usage_monthly',
+  {
+    keyId: text('key_id').notNull(),
+    userId: text('user_id').notNull(),
+    /** UTC month, `YYYY-MM`. */
+    month: text('month').notNull(),
+    ...usageCounters,
+  },
+  (t) => [primaryKey({ name: 'usage_monthly_pk', columns: [t.keyId, t.month] }), index('usage_monthly_user_idx').on(t.userId, t.month)],
+);
+
+/** Batch ids already added into the aggregates: a batch replayed after a crash is skipped, not counted twice. */
+export const usageBatches = sqliteTable('usage_batches', {
+  id: text('id').primaryKey(),
+  entries: integer('entries').notNull(),
+  appliedAt: integer('applied_at', { mode: 'timestamp_ms' }).notNull(),
+});
+
+// --- domain: billing and outbound webhooks ----------------------------------------------
+
+export const subscriptions = sqliteTable(
+  'subscriptions',
+  {
+    id: text('id').primaryKey(),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    planId: text('plan_id')
+      .notNull()
+      .references(() => plans.id, { onDelete: 'restrict' }),
+    /** Payment provider name (stripe, paddle, dummy...). */
+    provider: text('provider').notNull(),
+    externalCustomerId: text('external_customer_id'),
+    externalSubscriptionId: text('external_subscription_id'),
+    status: text('status').notNull(),
+    currentPeriodEnd: integer('current_period_end', { mode: 'timestamp_ms' }),
+    cancelAtPeriodEnd: integer('cancel_at_period_end', { mode: 'boolean' }).notNull().default(false),
+    /** Time of the provider event this row reflects: an older event never overwrites a newer state. */
+    lastEventAt: integer('last_event_at', { mode: 'timestamp_ms' }),
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+    updatedAt: integer('updated_at', { mode: 'timestamp_ms' }).notNull(),
+  },
+  (t) => [
+    index('subscriptions_user_idx').on(t.userId),
+    uniqueIndex('subscriptions_external_uq').on(t.provider, t.externalSubscriptionId),
+  ],
+);
+
+export const webhookEndpoints = sqliteTable('webhook_endpoints', {
+  id: text('id').primaryKey(),
+  url: text('url').notNull(),
+  description: text('description').notNull().default(''),
+  /** Signing secret, encrypted like secret settings (context `webhook_endpoint:<id>`). */
+  secret: text('secret').notNull(),
+  /** Event types or patterns (`subscription.*`, `*`). */
+  events: text('events', { mode: 'json' }).$type<string[]>().notNull(),
+  enabled: integer('enabled', { mode: 'boolean' }).notNull().default(true),
+  createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+  updatedAt: integer('updated_at', { mode: 'timestamp_ms' }).notNull(),
+});
+
+export const webhookDeliveries = sqliteTable(
+  'webhook_deliveries',
+  {
+    id: text('id').primaryKey(),
+    endpointId: text('endpoint_id')
+      .notNull()
+      .references(() => webhookEndpoints.id, { onDelete: 'cascade' }),
+    eventId: text('event_id').notNull(),
+    eventType: text('event_type').notNull(),
+    payload: text('payload'),
+    status: text('status', { enum: ['pending', 'succeeded', 'failed'] }).notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    responseStatus: integer('response_status'),
+    lastError: text('last_error'),
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+    updatedAt: integer('updated_at', { mode: 'timestamp_ms' }).notNull(),
+    lastAttemptAt: integer('last_attempt_at', { mode: 'timestamp_ms' }),
+    deliveredAt: integer('delivered_at', { mode: 'timestamp_ms' }),
+  },
+  (t) => [
+    // One delivery per event per endpoint: a re-queued event finds its row instead of making another.
+    uniqueIndex('webhook_deliveries_event_uq').on(t.endpointId, t.eventId),
+    index('webhook_deliveries_endpoint_idx').on(t.endpointId, t.createdAt),
   ],
 );

@@ -1,5 +1,6 @@
 import { ApigateError, type Logger, silentLogger } from '@apigate/kernel';
 import { eq } from 'drizzle-orm';
+import { Domain } from '../domain/domain.js';
 import { decrypt, encrypt, loadSecretKey, SECRET_KEY_ENV, type SecretKey } from './crypto.js';
 import { type AppDatabase, openDatabase } from './db.js';
 import { type MappingStore, SqliteMappingStore } from './mappings.js';
@@ -12,11 +13,15 @@ export interface StoreOptions {
   /** APIGATE_SECRET_KEY: at least 32 characters. Without it, `<dataDir>/secret.key` is used. */
   secretKey?: string;
   logger?: Logger;
+  /** The domain's clock (tests move it to check expiry); default the system clock. */
+  now?: () => Date;
 }
 
 export interface Store {
   readonly settings: SettingsStore;
   readonly mappings: MappingStore;
+  /** Users, plans, keys, routes, usage, subscriptions, webhooks and admin tokens; `domain.changes` tells caches what changed. */
+  readonly domain: Domain;
   /** The drizzle database, for the gateway's domain tables. */
   readonly db: AppDatabase;
   /** Absolute path of the SQLite file. */
@@ -66,6 +71,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
     return {
       settings: settingsStore,
       mappings: new SqliteMappingStore(db),
+      domain: new Domain({ db, secretKey: key, ...(opts.now ? { now: opts.now } : {}) }),
       db,
       file,
       async close() {

@@ -1,0 +1,88 @@
+import { EventEmitter } from 'node:events';
+import { sql } from 'drizzle-orm';
+import type { AppDatabase } from '../store/db.js';
+import { changeVersions } from '../store/schema.js';
+
+/** Entity types whose in-memory copies (the hot path's caches) must be dropped when they change. */
+export const CHANGE_ENTITIES = ['users', 'plans', 'keys', 'routes', 'webhook_endpoints'] as const;
+export type ChangeEntity = (typeof CHANGE_ENTITIES)[number];
+
+export interface ChangeEvent {
+  entity: ChangeEntity;
+  /** What happened; `external` when another process (the CLI, another instance) wrote and `poll()` noticed. */
+  action: 'created' | 'updated' | 'deleted' | 'revoked' | 'external';
+  /** The entity's id; absent for `external` (reload every entity of that type). */
+  id?: string;
+  /** The entity type's version after the change. */
+  version: number;
+}
+
+/** A transaction handle or the database: both run the same queries. */
+type Tx = Pick<AppDatabase, 'insert' | 'select'>;
+
+/**
+ * Tells in-process caches when keys, users, plans or routes change.
+ *
+ * Every write bumps the entity type's row in `change_versions` inside its own transaction and,
+ * after commit, emits a `change` event here. Writes by other processes sharing the database
+ * are found by `poll()` (one small query): call it on a timer (`watch(ms)`) off the hot path.
+ * A cache compares `version(entity)` with the version it loaded, or listens to `change`.
+ */
+export class ChangeNotifier extends EventEmitter<{ change: [ChangeEvent] }> {
+  readonly #versions = new Map<ChangeEntity, number>();
+
+  constructor(private readonly db: AppDatabase) {
+    super();
+    this.setMaxListeners(0); // every cache may listen
+    for (const row of db.select().from(changeVersions).all()) this.#versions.set(row.entity as ChangeEntity, row.version);
+  }
+
+  /** The last version of `entity` this process knows of (0 before any write). */
+  version(entity: ChangeEntity): number {
+    return this.#versions.get(entity) ?? 0;
+  }
+
+  /** Inside a write transaction: bumps the stored version; returns the new one for `emitted`. */
+  bump(tx: Tx, entity: ChangeEntity): number {
+    const row = tx
+      .insert(changeVersions)
+      .values({ entity, version: 1 })
+      .onConflictDoUpdate({ target: changeVersions.entity, set: { version: sql`${changeVersions.version} + 1` } })
+      .returning()
+      .get();
+    return row.version;
+  }
+
+  /** After commit: records the version and tells listeners. */
+  emitted(entity: ChangeEntity, action: ChangeEvent['action'], id: string | undefined, version: number): void {
+    if (version > this.version(entity)) this.#versions.set(entity, version);
+    this.emit('change', { entity, action, ...(id !== undefined ? { id } : {}), version });
+  }
+
+  /** Reads the stored versions; emits an `external` change for each entity type another process wrote. Returns them. */
+  poll(): ChangeEntity[] {
+    const changed: ChangeEntity[] = [];
+    for (const row of this.db.select().from(changeVersions).all()) {
+      const entity = row.entity as ChangeEntity;
+      if (row.version > this.version(entity)) {
+        this.#versions.set(entity, row.version);
+        changed.push(entity);
+      }
+    }
+    for (const entity of changed) this.emit('change', { entity, action: 'external', version: this.version(entity) });
+    return changed;
+  }
+
+  /** Polls every `intervalMs` (timer unref'd, so it never keeps the process alive); returns a stop function. */
+  watch(intervalMs = 1000, onError?: (err: unknown) => void): () => void {
+    const timer = setInterval(() => {
+      try {
+        this.poll();
+      } catch (err) {
+        onError?.(err); // the database closed or busy: try again next tick
+      }
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+}

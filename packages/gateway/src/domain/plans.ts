@@ -1,0 +1,192 @@
+import { z } from '@apigate/kernel';
+import { and, asc, count, eq, ne, sql } from 'drizzle-orm';
+import { plans, subscriptions, users } from '../store/schema.js';
+import { type DomainContext, type Tx, writeTx } from './context.js';
+import { DomainError, notFound } from './errors.js';
+import { newId } from './ids.js';
+import { parseInput } from './validate.js';
+
+export interface Plan {
+  id: string;
+  name: string;
+  /** null: no per-minute limit. */
+  requestsPerMinute: number | null;
+  /** null: no monthly quota. */
+  requestsPerMonth: number | null;
+  /** Monthly price in the currency's smallest unit. */
+  priceCents: number;
+  /** ISO 4217, lower case (`usd`). */
+  currency: string;
+  trialDays: number;
+  /** Price of each request over the monthly quota, in cents (fractions allowed, down to a millionth); null: no overage, requests stop at the quota. */
+  overageCentsPerRequest: number | null;
+  /** The plan new users get. Exactly one plan is the default once any exists. */
+  isDefault: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const MICRO = 1_000_000;
+const limit = (what: string) =>
+  z.number({ error: `expected a whole number of ${what} or null for unlimited` }).int({ error: `expected a whole number of ${what}` }).positive({ error: `expected at least 1 (null for unlimited)` }).max(1e12).nullable();
+
+const planFields = {
+  name: z.string({ error: 'expected a name' }).trim().min(1, { error: 'must not be empty' }).max(100, { error: 'at most 100 characters' }),
+  requestsPerMinute: limit('requests per minute'),
+  requestsPerMonth: limit('requests per month'),
+  priceCents: z.number({ error: 'expected a whole number of cents' }).int({ error: 'expected a whole number of cents' }).min(0, { error: 'must not be negative' }).max(1e10),
+  currency: z
+    .string({ error: 'expected a 3-letter ISO 4217 code such as usd' })
+    .trim()
+    .toLowerCase()
+    .regex(/^[a-z]{3}$/, { error: 'expected a 3-letter ISO 4217 code such as usd' }),
+  trialDays: z.number({ error: 'expected a whole number of days' }).int({ error: 'expected a whole number of days' }).min(0, { error: 'must not be negative' }).max(730),
+  overageCentsPerRequest: z
+    .number({ error: 'expected cents per request (e.g. 0.05) or null for no overage' })
+    .min(0, { error: 'must not be negative' })
+    .max(1e6)
+    .refine((v) => Math.abs(v * MICRO - Math.round(v * MICRO)) < 1e-6, { error: 'at most 6 decimal places' })
+    .nullable(),
+  isDefault: z.boolean({ error: 'expected true or false' }),
+};
+
+const createSchema = z
+  .object({
+    ...planFields,
+    requestsPerMinute: planFields.requestsPerMinute.default(null),
+    requestsPerMonth: planFields.requestsPerMonth.default(null),
+    priceCents: planFields.priceCents.default(0),
+    currency: planFields.currency.default('usd'),
+    trialDays: planFields.trialDays.default(0),
+    overageCentsPerRequest: planFields.overageCentsPerRequest.default(null),
+    isDefault: planFields.isDefault.default(false),
+  })
+  .strict();
+const updateSchema = z.object(planFields).partial().strict();
+
+export type CreatePlanInput = z.input<typeof createSchema>;
+export type UpdatePlanInput = z.input<typeof updateSchema>;
+
+type Row = typeof plans.$inferSelect;
+
+function fromRow(r: Row): Plan {
+  const { overagePriceMicrocents, ...rest } = r;
+  return { ...rest, overageCentsPerRequest: overagePriceMicrocents === null ? null : overagePriceMicrocents / MICRO };
+}
+
+const toMicro = (cents: number | null | undefined) => (cents === undefined ? undefined : cents === null ? null : Math.round(cents * MICRO));
+
+/** What a request over the quota costs: `overageCentsPerRequest * requests`, in whole cents rounded up. */
+export function overageCents(plan: Pick<Plan, 'overageCentsPerRequest'>, requests: number): number {
+  if (plan.overageCentsPerRequest === null || requests <= 0) return 0;
+  return Math.ceil((Math.round(plan.overageCentsPerRequest * MICRO) * requests) / MICRO);
+}
+
+export class PlanRepository {
+  constructor(private readonly ctx: DomainContext) {}
+
+  async create(input: CreatePlanInput): Promise<Plan> {
+    const v = parseInput(createSchema, input, 'plan');
+    return writeTx(this.ctx, (tx, touch) => {
+      this.assertNameFree(tx, v.name);
+      const hasDefault = tx.select({ id: plans.id }).from(plans).where(eq(plans.isDefault, true)).get();
+      // The first plan is the default: users always have a plan to fall back on.
+      const isDefault = v.isDefault || !hasDefault;
+      if (isDefault && hasDefault) tx.update(plans).set({ isDefault: false, updatedAt: this.ctx.now() }).where(eq(plans.isDefault, true)).run();
+      const now = this.ctx.now();
+      const { overageCentsPerRequest, ...fields } = v;
+      const row = tx
+        .insert(plans)
+        .values({ ...fields, overagePriceMicrocents: toMicro(overageCentsPerRequest) ?? null, isDefault, id: newId('plan'), createdAt: now, updatedAt: now })
+        .returning()
+        .get();
+      touch('plans', 'created', row.id);
+      return fromRow(row);
+    });
+  }
+
+  async list(): Promise<Plan[]> {
+    return this.ctx.db.select().from(plans).orderBy(asc(plans.createdAt), asc(plans.id)).all().map(fromRow);
+  }
+
+  async find(id: string): Promise<Plan | undefined> {
+    const row = this.ctx.db.select().from(plans).where(eq(plans.id, id)).get();
+    return row && fromRow(row);
+  }
+
+  async get(id: string): Promise<Plan> {
+    const plan = await this.find(id);
+    if (!plan) throw notFound('plan', id);
+    return plan;
+  }
+
+  /** By id, else by name (case-insensitive): what the CLI's `--plan` takes. */
+  async resolve(idOrName: string): Promise<Plan> {
+    const row =
+      this.ctx.db.select().from(plans).where(eq(plans.id, idOrName)).get() ??
+      this.ctx.db.select().from(plans).where(sql`lower(${plans.name}) = lower(${idOrName})`).get();
+    if (!row) throw new DomainError('not_found', 'NOT_FOUND', `no plan with id or name "${idOrName}"`);
+    return fromRow(row);
+  }
+
+  async getDefault(): Promise<Plan | undefined> {
+    const row = this.ctx.db.select().from(plans).where(eq(plans.isDefault, true)).get();
+    return row && fromRow(row);
+  }
+
+  async update(id: string, patch: UpdatePlanInput): Promise<Plan> {
+    const v = parseInput(updateSchema, patch, 'plan');
+    if (v.isDefault === false) {
+      throw new DomainError('invalid', 'INVALID_INPUT', 'plan: is_default: make another plan the default instead (exactly one plan is the default)', 'is_default');
+    }
+    return writeTx(this.ctx, (tx, touch) => {
+      const current = tx.select().from(plans).where(eq(plans.id, id)).get();
+      if (!current) throw notFound('plan', id);
+      if (v.name !== undefined && v.name !== current.name) this.assertNameFree(tx, v.name, id);
+      const now = this.ctx.now();
+      if (v.isDefault && !current.isDefault) tx.update(plans).set({ isDefault: false, updatedAt: now }).where(eq(plans.isDefault, true)).run();
+      const { overageCentsPerRequest, ...fields } = v;
+      const micro = toMicro(overageCentsPerRequest);
+      const row = tx
+        .update(plans)
+        .set({ ...fields, ...(micro !== undefined ? { overagePriceMicrocents: micro } : {}), updatedAt: now })
+        .where(eq(plans.id, id))
+        .returning()
+        .get()!;
+      touch('plans', 'updated', id);
+      return fromRow(row);
+    });
+  }
+
+  async setDefault(id: string): Promise<Plan> {
+    return this.update(id, { isDefault: true });
+  }
+
+  /** Refused while users or subscriptions use the plan, or while it is the default and other plans exist. */
+  async delete(id: string): Promise<void> {
+    writeTx(this.ctx, (tx, touch) => {
+      const current = tx.select().from(plans).where(eq(plans.id, id)).get();
+      if (!current) throw notFound('plan', id);
+      const userCount = tx.select({ n: count() }).from(users).where(eq(users.planId, id)).get()!.n;
+      if (userCount > 0) {
+        throw new DomainError('conflict', 'PLAN_IN_USE', `plan ${current.name} (${id}) is the plan of ${userCount} user(s); move them to another plan first`);
+      }
+      const subCount = tx.select({ n: count() }).from(subscriptions).where(eq(subscriptions.planId, id)).get()!.n;
+      if (subCount > 0) throw new DomainError('conflict', 'PLAN_IN_USE', `plan ${current.name} (${id}) has ${subCount} subscription(s); it cannot be deleted`);
+      if (current.isDefault && tx.select({ id: plans.id }).from(plans).where(ne(plans.id, id)).get()) {
+        throw new DomainError('conflict', 'PLAN_IS_DEFAULT', `plan ${current.name} (${id}) is the default plan; make another plan the default first`);
+      }
+      tx.delete(plans).where(eq(plans.id, id)).run();
+      touch('plans', 'deleted', id);
+    });
+  }
+
+  private assertNameFree(tx: Tx, name: string, exceptId?: string): void {
+    const same = tx
+      .select({ id: plans.id })
+      .from(plans)
+      .where(and(sql`lower(${plans.name}) = lower(${name})`, exceptId ? ne(plans.id, exceptId) : undefined))
+      .get();
+    if (same) throw new DomainError('conflict', 'PLAN_NAME_TAKEN', `plan: name: a plan named "${name}" already exists (${same.id})`, 'name');
+  }
+}

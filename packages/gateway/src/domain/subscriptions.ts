@@ -1,0 +1,169 @@
+import { z } from '@apigate/kernel';
+import { and, asc, eq } from 'drizzle-orm';
+import { plans, subscriptions, users } from '../store/schema.js';
+import { type DomainContext, type Tx, writeTx } from './context.js';
+import { DomainError, notFound } from './errors.js';
+import { newId } from './ids.js';
+import { parseInput } from './validate.js';
+
+/** The payment capability's statuses (kernel `SubscriptionStatus`). */
+export const SUBSCRIPTION_STATUSES = ['trialing', 'active', 'past_due', 'paused', 'canceled', 'incomplete', 'unpaid'] as const;
+export type SubscriptionStatusValue = (typeof SUBSCRIPTION_STATUSES)[number];
+
+export interface Subscription {
+  id: string;
+  userId: string;
+  planId: string;
+  /** Payment provider name: stripe, paddle, lemonsqueezy, dummy. */
+  provider: string;
+  externalCustomerId: string | null;
+  externalSubscriptionId: string | null;
+  status: SubscriptionStatusValue;
+  currentPeriodEnd: Date | null;
+  cancelAtPeriodEnd: boolean;
+  /** Time of the provider event the row reflects. */
+  lastEventAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const fields = {
+  userId: z.string({ error: 'expected a user id' }).min(1, { error: 'expected a user id' }),
+  planId: z.string({ error: 'expected a plan id' }).min(1, { error: 'expected a plan id' }),
+  provider: z.string({ error: 'expected a provider name' }).regex(/^[a-z0-9][a-z0-9_-]*$/, { error: 'expected a provider name such as stripe' }),
+  externalCustomerId: z.string().min(1).nullable(),
+  externalSubscriptionId: z.string().min(1).nullable(),
+  status: z.enum(SUBSCRIPTION_STATUSES, { error: `expected one of ${SUBSCRIPTION_STATUSES.join(', ')}` }),
+  currentPeriodEnd: z.coerce.date({ error: 'expected a date and time' }).nullable(),
+  cancelAtPeriodEnd: z.boolean({ error: 'expected true or false' }),
+  lastEventAt: z.coerce.date({ error: 'expected a date and time' }).nullable(),
+};
+const createSchema = z
+  .object({
+    ...fields,
+    externalCustomerId: fields.externalCustomerId.default(null),
+    externalSubscriptionId: fields.externalSubscriptionId.default(null),
+    currentPeriodEnd: fields.currentPeriodEnd.default(null),
+    cancelAtPeriodEnd: fields.cancelAtPeriodEnd.default(false),
+    lastEventAt: fields.lastEventAt.default(null),
+  })
+  .strict();
+const updateSchema = z.object(fields).omit({ userId: true, provider: true }).partial().strict();
+const syncSchema = createSchema.extend({
+  externalSubscriptionId: z.string({ error: 'expected the provider subscription id' }).min(1),
+  lastEventAt: z.coerce.date({ error: 'expected the provider event time' }),
+});
+
+export type CreateSubscriptionInput = z.input<typeof createSchema>;
+export type UpdateSubscriptionInput = z.input<typeof updateSchema>;
+export type SyncSubscriptionInput = z.input<typeof syncSchema>;
+
+type Row = typeof subscriptions.$inferSelect;
+const fromRow = (r: Row): Subscription => ({ ...r, status: r.status as SubscriptionStatusValue });
+
+export class SubscriptionRepository {
+  constructor(private readonly ctx: DomainContext) {}
+
+  async create(input: CreateSubscriptionInput): Promise<Subscription> {
+    const v = parseInput(createSchema, input, 'subscription');
+    return writeTx(this.ctx, (tx) => {
+      this.assertRefs(tx, v.userId, v.planId);
+      this.assertExternalFree(tx, v.provider, v.externalSubscriptionId);
+      const now = this.ctx.now();
+      return fromRow(tx.insert(subscriptions).values({ ...v, id: newId('sub'), createdAt: now, updatedAt: now }).returning().get());
+    });
+  }
+
+  async update(id: string, patch: UpdateSubscriptionInput): Promise<Subscription> {
+    const v = parseInput(updateSchema, patch, 'subscription');
+    return writeTx(this.ctx, (tx) => {
+      const current = tx.select().from(subscriptions).where(eq(subscriptions.id, id)).get();
+      if (!current) throw notFound('subscription', id);
+      if (v.planId !== undefined) this.assertRefs(tx, current.userId, v.planId);
+      if (v.externalSubscriptionId !== undefined && v.externalSubscriptionId !== current.externalSubscriptionId) {
+        this.assertExternalFree(tx, current.provider, v.externalSubscriptionId);
+      }
+      return fromRow(tx.update(subscriptions).set({ ...v, updatedAt: this.ctx.now() }).where(eq(subscriptions.id, id)).returning().get()!);
+    });
+  }
+
+  /**
+   * Applies a provider's view of a subscription, found by (provider, external subscription id):
+   * creates it, or updates it unless the stored state came from a newer event. `applied` is
+   * false when the event was older and nothing changed (a late `updated` never wins).
+   */
+  async sync(input: SyncSubscriptionInput): Promise<{ subscription: Subscription; applied: boolean }> {
+    const v = parseInput(syncSchema, input, 'subscription');
+    return writeTx(this.ctx, (tx) => {
+      const current = tx
+        .select()
+        .from(subscriptions)
+        .where(and(eq(subscriptions.provider, v.provider), eq(subscriptions.externalSubscriptionId, v.externalSubscriptionId)))
+        .get();
+      this.assertRefs(tx, v.userId, v.planId);
+      const now = this.ctx.now();
+      if (!current) {
+        return { subscription: fromRow(tx.insert(subscriptions).values({ ...v, id: newId('sub'), createdAt: now, updatedAt: now }).returning().get()), applied: true };
+      }
+      if (current.lastEventAt && current.lastEventAt > v.lastEventAt) return { subscription: fromRow(current), applied: false };
+      const { userId: _u, provider: _p, ...changes } = v;
+      const row = tx.update(subscriptions).set({ ...changes, updatedAt: now }).where(eq(subscriptions.id, current.id)).returning().get()!;
+      return { subscription: fromRow(row), applied: true };
+    });
+  }
+
+  async find(id: string): Promise<Subscription | undefined> {
+    const row = this.ctx.db.select().from(subscriptions).where(eq(subscriptions.id, id)).get();
+    return row && fromRow(row);
+  }
+
+  async get(id: string): Promise<Subscription> {
+    const sub = await this.find(id);
+    if (!sub) throw notFound('subscription', id);
+    return sub;
+  }
+
+  async findByExternal(provider: string, externalSubscriptionId: string): Promise<Subscription | undefined> {
+    const row = this.ctx.db
+      .select()
+      .from(subscriptions)
+      .where(and(eq(subscriptions.provider, provider), eq(subscriptions.externalSubscriptionId, externalSubscriptionId)))
+      .get();
+    return row && fromRow(row);
+  }
+
+  /** Oldest first. */
+  async listForUser(userId: string): Promise<Subscription[]> {
+    return this.ctx.db.select().from(subscriptions).where(eq(subscriptions.userId, userId)).orderBy(asc(subscriptions.createdAt), asc(subscriptions.id)).all().map(fromRow);
+  }
+
+  async delete(id: string): Promise<void> {
+    if (this.ctx.db.delete(subscriptions).where(eq(subscriptions.id, id)).run().changes === 0) throw notFound('subscription', id);
+  }
+
+  private assertRefs(tx: Tx, userId: string, planId: string): void {
+    if (!tx.select({ id: users.id }).from(users).where(eq(users.id, userId)).get()) {
+      throw new DomainError('invalid', 'USER_NOT_FOUND', `subscription: user_id: no user with id ${userId}`, 'user_id');
+    }
+    if (!tx.select({ id: plans.id }).from(plans).where(eq(plans.id, planId)).get()) {
+      throw new DomainError('invalid', 'PLAN_NOT_FOUND', `subscription: plan_id: no plan with id ${planId}`, 'plan_id');
+    }
+  }
+
+  private assertExternalFree(tx: Tx, provider: string, externalId: string | null): void {
+    if (externalId === null) return;
+    const same = tx
+      .select({ id: subscriptions.id })
+      .from(subscriptions)
+      .where(and(eq(subscriptions.provider, provider), eq(subscriptions.externalSubscriptionId, externalId)))
+      .get();
+    if (same) {
+      throw new DomainError(
+        'conflict',
+        'SUBSCRIPTION_EXISTS',
+        `subscription: external_subscription_id: ${provider} subscription ${externalId} is already subscription ${same.id}`,
+        'external_subscription_id',
+      );
+    }
+  }
+}
