@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { CacheFeatures, CacheProvider } from '@apigate/kernel';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { instancePerTest } from './expectations.js';
 import { asBuffer, uniquePrefix } from './util.js';
 
 export interface CacheSuiteOptions {
@@ -36,37 +37,24 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
   const runPrefix = uniquePrefix('cache');
 
   describe(opts.name ?? 'cache provider conformance', () => {
-    let cache: CacheProvider | undefined;
     let prefix = '';
     let testNo = 0;
     /** A key unique to this run and test. */
     const k = (name: string) => `${prefix}${name}`;
-    const get = (): CacheProvider => {
-      if (!cache) throw new Error('describeCacheProvider: no instance (get() called outside a test)');
-      return cache;
-    };
+    beforeEach(() => {
+      prefix = `${runPrefix}:${++testNo}:`;
+    });
+    const get = instancePerTest('cache', opts.create, {
+      beforeClose: async (c) => {
+        await c.clear(prefix);
+      },
+    });
     /** Waits until `key` has expired, polling rather than sleeping a guessed time. */
     const expired = (c: CacheProvider, key: string) =>
       vi.waitFor(async () => expect(await c.has(key), `"${key}" should have expired`).toBe(false), {
         timeout: expiryWaitMs,
         interval: 25,
       });
-
-    beforeEach(async () => {
-      prefix = `${runPrefix}:${++testNo}:`;
-      cache = await opts.create();
-    });
-
-    afterEach(async () => {
-      const c = cache;
-      cache = undefined;
-      if (!c) return;
-      try {
-        await c.clear(prefix);
-      } finally {
-        await c.close();
-      }
-    });
 
     describe('get, set, delete, has', () => {
       it(

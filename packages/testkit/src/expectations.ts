@@ -33,16 +33,26 @@ export async function expectFinalRejection(p: Promise<unknown> | (() => Promise<
 
 /**
  * A fresh instance per test: created in beforeEach, closed in afterEach. Call inside a describe;
- * returns the accessor tests use.
+ * returns the accessor tests use. `beforeClose` runs first, e.g. to delete what the test wrote
+ * on a shared backend.
  */
-export function instancePerTest<T extends ProviderInstance>(suite: string, create: () => T | Promise<T>): () => T {
+export function instancePerTest<T extends ProviderInstance>(
+  suite: string,
+  create: () => T | Promise<T>,
+  opts: { beforeClose?: (instance: T) => Promise<void> } = {},
+): () => T {
   let instance: T | undefined;
   beforeEach(async () => {
     instance = await create();
   });
   afterEach(async () => {
-    await instance?.close();
+    const current = instance;
     instance = undefined;
+    try {
+      if (current && opts.beforeClose) await opts.beforeClose(current);
+    } finally {
+      await current?.close();
+    }
   });
   return () => {
     if (!instance) throw new Error(`${suite} suite: no provider instance (create() failed?)`);

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { compareStorageKeys, type GetOptions, type ObjectInfo, type StorageFeatures, type StorageProvider } from '@apigate/kernel';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { instancePerTest } from './expectations.js';
 import { asBuffer, chunkedStream, failingStream, sha256, streamToBuffer, uniquePrefix } from './util.js';
 
 export interface StorageSuiteOptions {
@@ -72,32 +73,18 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
   const runPrefix = uniquePrefix('storage');
 
   describe(opts.name ?? 'storage provider conformance', () => {
-    let store: StorageProvider | undefined;
     let prefix = '';
     let testNo = 0;
     /** A key unique to this run and test. */
     const k = (name: string) => `${prefix}${name}`;
-    const get = (): StorageProvider => {
-      if (!store) throw new Error('describeStorageProvider: no instance (get() called outside a test)');
-      return store;
-    };
     const keysOf = (items: ObjectInfo[]) => items.map((i) => i.key);
-
-    beforeEach(async () => {
+    beforeEach(() => {
       prefix = `${runPrefix}/${++testNo}/`;
-      store = await opts.create();
     });
-
-    afterEach(async () => {
-      const s = store;
-      store = undefined;
-      if (!s) return;
-      try {
-        const { items } = await listAll(s, prefix);
-        for (const item of items) await s.delete(item.key);
-      } finally {
-        await s.close();
-      }
+    const get = instancePerTest('storage', opts.create, {
+      beforeClose: async (s) => {
+        for (const item of (await listAll(s, prefix)).items) await s.delete(item.key);
+      },
     });
 
     describe('put and get', () => {
