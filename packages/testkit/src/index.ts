@@ -5,5 +5,6 @@ export * from './manifest.js';
 export * from './notification.js';
 export * from './payment.js';
 export * from './queue.js';
+export * from './redis-server.js';
 export * from './storage.js';
 export * from './util.js';

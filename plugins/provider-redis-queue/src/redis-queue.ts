@@ -99,7 +99,10 @@ export class RedisQueue implements QueueProvider {
   private readonly pending = new Set<Promise<unknown>>();
   private closing?: Promise<void>;
   private lastError?: string;
+  /** The last error ioredis reported; connect() only says "Connection is closed", this says why. */
+  private lastCause?: unknown;
   private down = false;
+  private wasReady = false;
   private readonly secrets: string[];
   /** Host, port and db without credentials: safe for logs, errors and health. */
   readonly where: string;
@@ -114,7 +117,8 @@ export class RedisQueue implements QueueProvider {
     this.where = opts.where;
     this.workerOptions = opts.workers;
     this.secrets = [cfg.password, opts.commands.password].filter((s): s is string => !!s);
-    this.conn = this.watch(new Redis(opts.commands));
+    this.conn = new Redis(opts.commands);
+    this.watch();
   }
 
   private message(err: unknown): string {
@@ -122,22 +126,25 @@ export class RedisQueue implements QueueProvider {
     return redact(typeof m === 'string' && m ? m : String(err), this.secrets);
   }
 
-  /** Logs an outage once (ioredis reports every failed reconnect) and its end. */
-  private watch(conn: Redis): Redis {
+  /** Keeps the command connection's last error (for errors and health) and logs an outage once, not per reconnect attempt. */
+  private watch(): void {
+    const conn = this.conn;
     conn.on('error', (err: unknown) => {
+      this.lastCause = err;
       this.lastError = this.message(err);
-      if (!this.down && conn === this.conn && conn.status !== 'ready') {
-        this.down = true;
-        this.ctx.logger.warn({ where: this.where }, `lost the connection to Redis: ${this.lastError}; reconnecting`);
-      }
+    });
+    conn.on('close', () => {
+      if (!this.wasReady || this.down || this.closing) return;
+      this.down = true;
+      this.ctx.logger.warn({ where: this.where }, `lost the connection to Redis${this.lastError ? ` (${this.lastError})` : ''}; reconnecting`);
     });
     conn.on('ready', () => {
-      if (this.down && conn === this.conn) {
+      this.wasReady = true;
+      if (this.down) {
         this.down = false;
         this.ctx.logger.info({ where: this.where }, 'connection to Redis restored');
       }
     });
-    return conn;
   }
 
   private logError(what: string, err: unknown): void {
@@ -150,13 +157,15 @@ export class RedisQueue implements QueueProvider {
       await this.conn.connect();
     } catch (err) {
       this.conn.disconnect();
+      const cause = this.lastCause ?? err;
+      // A wrong password is a reply error (not retryable); a refused or dropped connection is.
       throw new ProviderError({
         capability: 'queue',
         provider: 'redis',
         operation: 'connect',
-        retryable: isTransient(err),
-        message: `cannot reach Redis at ${this.where}: ${this.message(err)}`,
-        cause: err,
+        retryable: isTransient(cause),
+        message: `cannot reach Redis at ${this.where}: ${this.message(cause)}`,
+        cause,
       });
     }
     await this.checkEvictionPolicy();
@@ -193,7 +202,11 @@ export class RedisQueue implements QueueProvider {
   }
 
   private workerConnection(): Redis {
-    this.workerConn ??= this.watch(new Redis(this.workerOptions));
+    if (!this.workerConn) {
+      this.workerConn = new Redis(this.workerOptions);
+      // Failures here surface as the workers' own 'error' events, which are logged.
+      this.workerConn.on('error', () => undefined);
+    }
     return this.workerConn;
   }
 
@@ -227,10 +240,12 @@ export class RedisQueue implements QueueProvider {
     } catch (err) {
       if (err instanceof InvalidInputError || err instanceof ProviderError) throw err;
       const retryable = isTransient(err);
+      if (!retryable) throw this.fail(operation, err, false);
       // A Queue whose start-up was cut by an outage stays broken: make a new one next time.
-      if (retryable) void this.queues.get(queue)?.close().catch(() => undefined);
-      if (retryable) this.queues.delete(queue);
-      throw this.fail(operation, err, retryable);
+      void this.queues.get(queue)?.close().catch(() => undefined);
+      this.queues.delete(queue);
+      const reply = (err as { name?: unknown }).name === 'ReplyError';
+      throw this.fail(operation, reply ? err : new Error(`Redis at ${this.where} unavailable: ${this.message(err)}`, { cause: err }), true);
     } finally {
       this.pending.delete(p);
     }
@@ -306,7 +321,13 @@ export class RedisQueue implements QueueProvider {
       stalledInterval: this.cfg.stalledIntervalMs,
       maxStalledCount: this.cfg.maxStalledCount,
     });
-    bull.on('error', (err) => this.logError(`worker on "${queue}"`, err));
+    // Once per distinct message: during an outage every reconnect attempt reports the same failure.
+    let lastLogged = '';
+    bull.on('error', (err) => {
+      const text = this.message(err);
+      if (text !== lastLogged) this.logError(`worker on "${queue}"`, err);
+      lastLogged = text;
+    });
     const worker = new RedisWorker(
       bull,
       (w) => this.workers.delete(w),
