@@ -8,8 +8,9 @@ import {
   fields,
   type Health,
   InvalidInputError,
-  ProviderError,
+  type ProviderError,
   redact,
+  toProviderError,
   z,
 } from '@apigate/kernel';
 import { Client } from '@sendgrid/client';
@@ -88,37 +89,22 @@ class SendGridEmail implements EmailProvider {
   }
 
   /**
-   * ResponseError: 408, 429 and 5xx are retryable, other answers final. No answer at all
-   * (refused, reset, timed out) is retryable; an error the SDK raised before sending is final.
-   * The SDK's error is not kept as the cause: axios errors carry the request, Authorization included.
+   * A ResponseError (SendGrid answered) keeps its status, so the kernel's rule applies: 408, 429
+   * and 5xx retryable, other answers final. No answer at all (refused, reset, timed out) is
+   * retryable; an error the SDK raised before sending is final. The SDK's error is not kept as the
+   * cause: axios errors carry the request, Authorization header included.
    */
   private fail(err: unknown, operation: string): ProviderError {
     const e = err as SdkError;
     const status = typeof e?.code === 'number' && e.response ? e.code : undefined;
-    let message: string;
-    let retryable: boolean;
-    if (status !== undefined) {
-      message = describeStatus(status, e.response?.body, e.response?.headers);
-      retryable = status === 408 || status === 429 || status >= 500;
-    } else if (e?.isAxiosError) {
-      message = `could not reach SendGrid at ${this.host}: ${e.message}`;
-      retryable = true;
-    } else {
-      message = e?.message ?? String(err);
-      retryable = false;
-    }
-    message = redact(message, this.secrets);
-    const code = typeof e?.code === 'string' ? e.code : undefined;
-    return new ProviderError({
-      capability: 'email',
-      provider: 'sendgrid',
-      operation,
-      retryable,
-      message,
-      ...(code ? { code } : {}),
-      ...(status !== undefined ? { status } : {}),
-      cause: Object.assign(new Error(message), code ? { code } : {}),
-    });
+    const facts =
+      status !== undefined
+        ? { message: describeStatus(status, e.response?.body, e.response?.headers), status }
+        : e?.isAxiosError
+          ? { message: `could not reach SendGrid at ${this.host}: ${e.message}`, retryable: true, ...(typeof e.code === 'string' ? { code: e.code } : {}) }
+          : { message: e?.message ?? String(err), retryable: false };
+    const { message, ...rest } = facts;
+    return toProviderError(Object.assign(new Error(message), rest), { capability: 'email', provider: 'sendgrid', secrets: this.secrets }, operation);
   }
 
   private toMailData(msg: EmailMessage): MailDataRequired {
@@ -149,7 +135,7 @@ class SendGridEmail implements EmailProvider {
   }
 
   async send(msg: EmailMessage): Promise<{ messageId: string }> {
-    if (this.closed) throw new ProviderError({ capability: 'email', provider: 'sendgrid', operation: 'send', retryable: false, message: 'provider is closed' });
+    if (this.closed) throw this.fail(new Error('provider is closed'), 'send');
     const data = this.toMailData(msg);
     let response: Awaited<ReturnType<MailService['send']>>[0];
     try {

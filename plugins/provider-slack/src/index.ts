@@ -5,8 +5,8 @@ import {
   type Health,
   type Notification,
   type NotificationProvider,
-  ProviderError,
-  redact,
+  type ProviderError,
+  toProviderError,
   type Severity,
   z,
 } from '@apigate/kernel';
@@ -100,23 +100,18 @@ class SlackNotification implements NotificationProvider {
     this.secrets = [cfg.webhookUrl, url.pathname];
   }
 
-  private fail(message: string, retryable: boolean, operation: string, status?: number): ProviderError {
-    const masked = redact(message, this.secrets);
-    return new ProviderError({
-      capability: 'notification',
-      provider: 'slack',
-      operation,
-      retryable,
-      message: masked,
-      ...(status !== undefined ? { status } : {}),
-      // The SDK's error is not kept: a fetch error can carry the request, webhook URL included.
-      cause: new Error(masked),
-    });
+  /**
+   * A masked ProviderError. Retryable follows the kernel's rule for `status` (408, 429, 5xx); pass
+   * `retryable` where there is no status. The SDK's error is not kept as the cause: a fetch error
+   * can carry the request, webhook URL included.
+   */
+  private fail(message: string, operation: string, facts: { status?: number; retryable?: boolean }): ProviderError {
+    return toProviderError(Object.assign(new Error(message), facts), { capability: 'notification', provider: 'slack', secrets: this.secrets }, operation);
   }
 
   async notify(n: Notification): Promise<void> {
     assertNotification(n);
-    if (this.closed) throw this.fail('provider is closed', false, 'notify');
+    if (this.closed) throw this.fail('provider is closed', 'notify', { retryable: false });
     // A fetch that remembers Retry-After, which the SDK's HTTP error does not keep.
     let retryAfter: string | null = null;
     const fetchFn: FetchFunction = async (url, init) => {
@@ -133,11 +128,11 @@ class SlackNotification implements NotificationProvider {
         const status = err.statusCode;
         const reason = typeof err.body === 'string' && err.body.trim() ? `: ${err.body.trim().slice(0, 200)}` : '';
         const wait = status === 429 && retryAfter ? `, retry after ${retryAfter} s` : '';
-        throw this.fail(`Slack answered ${status}${reason}${wait}`, status === 408 || status === 429 || status >= 500, 'notify', status);
+        throw this.fail(`Slack answered ${status}${reason}${wait}`, 'notify', { status });
       }
       const original = err instanceof IncomingWebhookRequestError ? err.original : (err as Error);
       const detail = (original?.cause as Error | undefined)?.message ?? original?.message ?? String(err);
-      throw this.fail(`could not reach Slack at ${this.host}: ${detail}`, true, 'notify');
+      throw this.fail(`could not reach Slack at ${this.host}: ${detail}`, 'notify', { retryable: true });
     }
   }
 
@@ -155,7 +150,7 @@ class SlackNotification implements NotificationProvider {
       return { status: 'connected', latencyMs, detail: `${this.host} reachable${this.cfg.channel ? `, channel ${this.cfg.channel}` : ''}` };
     } catch (err) {
       const detail = ((err as Error)?.cause as Error | undefined)?.message ?? (err as Error)?.message ?? String(err);
-      return { status: 'error', latencyMs: performance.now() - started, error: redact(`could not reach Slack at ${this.host}: ${detail}`, this.secrets) };
+      return { status: 'error', latencyMs: performance.now() - started, error: this.fail(`could not reach Slack at ${this.host}: ${detail}`, 'check', { retryable: true }).message };
     }
   }
 

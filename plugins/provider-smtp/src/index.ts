@@ -12,8 +12,9 @@ import {
   type Health,
   isRetryable,
   type Logger,
-  ProviderError,
+  type ProviderError,
   redact,
+  toProviderError,
   z,
 } from '@apigate/kernel';
 import nodemailer from 'nodemailer';
@@ -120,18 +121,12 @@ class SmtpEmail implements EmailProvider {
     });
   }
 
+  /** A masked ProviderError naming the server, classified by SMTP's rules (not HTTP's). */
   private fail(err: unknown, operation: string): ProviderError {
     const e = err as SmtpError;
-    const message = redact(e?.message ?? String(err), this.secrets);
-    return new ProviderError({
-      capability: 'email',
-      provider: 'smtp',
-      operation,
-      retryable: isRetryableSmtp(err),
-      message: `SMTP ${this.where}: ${message}`,
-      ...(typeof e?.code === 'string' ? { code: e.code } : {}),
-      cause: err,
-    });
+    const facts = { retryable: isRetryableSmtp(err), ...(typeof e?.code === 'string' ? { code: e.code } : {}) };
+    const wrapped = Object.assign(new Error(`SMTP ${this.where}: ${e?.message ?? String(err)}`, { cause: err }), facts);
+    return toProviderError(wrapped, { capability: 'email', provider: 'smtp', secrets: this.secrets }, operation);
   }
 
   private toMail(msg: EmailMessage): Mail.Options {
@@ -160,7 +155,7 @@ class SmtpEmail implements EmailProvider {
   }
 
   async send(msg: EmailMessage): Promise<{ messageId: string }> {
-    if (this.closed) throw new ProviderError({ capability: 'email', provider: 'smtp', operation: 'send', retryable: false, message: 'provider is closed' });
+    if (this.closed) throw this.fail(Object.assign(new Error('provider is closed'), { retryable: false }), 'send');
     const mail = this.toMail(msg);
     let info: SMTPPoolSentMessageInfo;
     try {

@@ -5,8 +5,8 @@ import {
   type Health,
   type Notification,
   type NotificationProvider,
-  ProviderError,
-  redact,
+  type ProviderError,
+  toProviderError,
   z,
 } from '@apigate/kernel';
 import { Agent, request } from 'undici';
@@ -56,16 +56,9 @@ class WebhookNotification implements NotificationProvider {
     this.agent = new Agent({ connect: { timeout: cfg.timeoutMs }, headersTimeout: cfg.timeoutMs, bodyTimeout: cfg.timeoutMs });
   }
 
-  private fail(message: string, retryable: boolean, operation: string, status?: number): ProviderError {
-    const masked = redact(message, this.secrets);
-    return new ProviderError({
-      capability: 'notification',
-      provider: 'webhook',
-      operation,
-      retryable,
-      message: masked,
-      ...(status !== undefined ? { status } : {}),
-    });
+  /** A masked ProviderError; retryable follows the kernel's rule for `status` (408, 429, 5xx) unless given. */
+  private fail(message: string, operation: string, facts: { status?: number; retryable?: boolean }): ProviderError {
+    return toProviderError(Object.assign(new Error(message), facts), { capability: 'notification', provider: 'webhook', secrets: this.secrets }, operation);
   }
 
   /**
@@ -74,7 +67,7 @@ class WebhookNotification implements NotificationProvider {
    */
   async notify(n: Notification): Promise<void> {
     assertNotification(n);
-    if (this.closed) throw this.fail('provider is closed', false, 'notify');
+    if (this.closed) throw this.fail('provider is closed', 'notify', { retryable: false });
     const body = JSON.stringify(webhookPayload(n));
     // Signed at send time, so each retry carries a fresh timestamp that passes the receiver's replay window.
     const timestamp = Math.floor(Date.now() / 1000);
@@ -94,7 +87,7 @@ class WebhookNotification implements NotificationProvider {
         body,
       });
     } catch (err) {
-      throw this.fail(`could not reach ${this.host}: ${describeNetworkError(err)}`, true, 'notify');
+      throw this.fail(`could not reach ${this.host}: ${describeNetworkError(err)}`, 'notify', { retryable: true });
     }
     const status = res.statusCode;
     // Always read the body, so the connection goes back to the pool.
@@ -103,12 +96,7 @@ class WebhookNotification implements NotificationProvider {
     const retryAfter = res.headers['retry-after'];
     const wait = status === 429 && retryAfter ? `, retry after ${retryAfter} s` : '';
     const hint = status >= 300 && status < 400 ? ' (redirects are not followed: set NOTIFICATION_WEBHOOK_URL to the final address)' : '';
-    throw this.fail(
-      `${this.host} answered ${status}${answer ? `: ${answer}` : ''}${wait}${hint}`,
-      status === 408 || status === 429 || status >= 500,
-      'notify',
-      status,
-    );
+    throw this.fail(`${this.host} answered ${status}${answer ? `: ${answer}` : ''}${wait}${hint}`, 'notify', { status });
   }
 
   /**
@@ -125,7 +113,7 @@ class WebhookNotification implements NotificationProvider {
       if (res.statusCode >= 500) return { status: 'degraded', latencyMs, detail: `${this.host} answered ${res.statusCode}` };
       return { status: 'connected', latencyMs, detail: `${this.host} reachable` };
     } catch (err) {
-      return { status: 'error', latencyMs: performance.now() - started, error: this.fail(`could not reach ${this.host}: ${describeNetworkError(err)}`, true, 'check').message };
+      return { status: 'error', latencyMs: performance.now() - started, error: this.fail(`could not reach ${this.host}: ${describeNetworkError(err)}`, 'check', { retryable: true }).message };
     }
   }
 
