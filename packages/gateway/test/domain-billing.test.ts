@@ -80,7 +80,7 @@ describe('webhook endpoints and deliveries', () => {
     expect((await d.webhooks.endpointsFor('subscription.updated')).map((e) => e.id)).toEqual([a.id]);
     await d.webhooks.updateEndpoint(b.id, { enabled: true });
     expect((await d.webhooks.endpointsFor('test')).map((e) => e.id)).toEqual([b.id]);
-    const err = await d.webhooks.createEndpoint({ url: 'http://x', events: ['user.exploded'] }).catch((e: DomainError) => e);
+    const err = (await d.webhooks.createEndpoint({ url: 'http://x', events: ['user.exploded'] }).catch((e: DomainError) => e)) as DomainError;
     expect(err).toMatchObject({ field: 'events.0' });
     expect(err.message).toMatch(/^webhook endpoint: events\.0: expected event types \(key\.created, /);
     expect(await d.webhooks.createEndpoint({ url: 'http://x', events: [] }).catch((e: DomainError) => e.message)).toBe(

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { type ChangeEvent, DomainError, hashApiKey } from '../src/index.js';
+import { type ChangeEvent, type DomainError, hashApiKey } from '../src/index.js';
 import { domainStore } from './helpers/domain.js';
 
 async function withUser() {
