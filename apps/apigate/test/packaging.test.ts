@@ -56,7 +56,7 @@ describe('installing packed packages with npm outside the workspace', () => {
     const npmInstall = async (dir: string, deps: Record<string, string>) => {
       mkdirSync(dir, { recursive: true });
       writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: path.basename(dir), private: true, dependencies: deps, overrides }));
-      const r = await run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { env: process.env, cwd: dir });
+      const r = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], { env: process.env, cwd: dir });
       if (r.code !== 0) throw new Error(`npm install in ${dir} failed:\n${r.stderr}`);
     };
     // The app image: the app and its first-party providers.
