@@ -11,7 +11,7 @@ import { type LocalS3, startS3rver } from './s3rver.js';
 
 const MiB = 1024 * 1024;
 const WRONG_SECRET = 'wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY';
-const WRONG_KEY = 'AKIAWRONGKEY0000EXAMPLE';
+const WRONG_KEY = 'WRONGACCESSKEYEXAMPLE0';
 
 /** Deterministic pseudo-random bytes in 64 KiB chunks, hashed as they are produced. */
 function generated(total: number): { stream: Readable; digest: () => string } {
