@@ -1,19 +1,11 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CacheCircuit, limitsHealth } from '../src/limits/circuit.js';
 import { calendarMonth, QuotaCounter } from '../src/limits/quota.js';
-import { deadRedis, memory, redis, type TestCache } from './helpers/caches.js';
+import { cleanupAfterEach } from './helpers/cleanup.js';
+import { deadRedis, memory, redis } from './helpers/caches.js';
 import { tcpRelay } from './helpers/relay.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-async function use(c: Promise<TestCache>): Promise<TestCache> {
-  const t = await c;
-  cleanups.push(t.close);
-  return t;
-}
+const { defer, use } = cleanupAfterEach();
 
 const NOV = Date.UTC(2026, 10, 27, 12, 0, 0);
 const DEC_1 = Date.UTC(2026, 11, 1);
@@ -21,7 +13,7 @@ const DEC_1 = Date.UTC(2026, 11, 1);
 function counter(circuit: CacheCircuit, now: () => number) {
   // A sync interval far longer than any test: writes happen when the test flushes.
   const q = new QuotaCounter(circuit, { now, syncIntervalMs: 3_600_000 });
-  cleanups.push(() => q.close());
+  defer(() => q.close());
   return q;
 }
 
@@ -122,7 +114,7 @@ describe('QuotaCounter', () => {
 
   it('replays buffered counts to Redis when it comes back: none dropped', async () => {
     const relay = await tcpRelay({ host: '127.0.0.1', port: 6379 });
-    cleanups.push(relay.close);
+    defer(relay.close);
     const { cache } = await use(redis(relay.url));
     let now = NOV;
     const circuit = new CacheCircuit(cache, { now: () => now, retryAfterMs: 500 });

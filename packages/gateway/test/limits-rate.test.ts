@@ -1,19 +1,11 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CacheCircuit, limitsHealth } from '../src/limits/circuit.js';
 import { RateLimiter, rateLimitHeaders } from '../src/limits/rate-limit.js';
-import { deadRedis, memory, providerErrors, redis, type TestCache } from './helpers/caches.js';
+import { cleanupAfterEach } from './helpers/cleanup.js';
+import { deadRedis, memory, providerErrors, redis } from './helpers/caches.js';
 import { tcpRelay } from './helpers/relay.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-async function use(c: Promise<TestCache>): Promise<TestCache> {
-  const t = await c;
-  cleanups.push(t.close);
-  return t;
-}
+const { defer, use } = cleanupAfterEach();
 
 /** 12:00:10 UTC: 50 s left in the minute. */
 const T0 = Date.UTC(2026, 10, 27, 12, 0, 10);
@@ -97,7 +89,7 @@ describe('RateLimiter', () => {
 
   it('goes back to the shared count once the cache answers again', async () => {
     const relay = await tcpRelay({ host: '127.0.0.1', port: 6379 });
-    cleanups.push(relay.close);
+    defer(relay.close);
     const { cache } = await use(redis(relay.url));
     const t = clock();
     const circuit = new CacheCircuit(cache, { now: t.fn, retryAfterMs: 500 });

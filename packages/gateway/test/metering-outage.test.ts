@@ -1,17 +1,15 @@
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { startUsageConsumer } from '../src/metering/consumer.js';
 import { UsageRecorder } from '../src/metering/recorder.js';
 import type { UsageRecord } from '../src/metering/types.js';
+import { cleanupAfterEach } from './helpers/cleanup.js';
 import { MemoryUsageRepository, redis } from './helpers/queues.js';
 import { tcpRelay } from './helpers/relay.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const { defer } = cleanupAfterEach();
 
 const NOON = Date.UTC(2026, 10, 27, 12, 0, 0);
 const rec = (keyId: string, at = NOON): UsageRecord => ({
@@ -28,9 +26,9 @@ const rec = (keyId: string, at = NOON): UsageRecord => ({
 /** The BullMQ queue reached through a relay that the test can take down, like a Redis outage. */
 async function queueBehindRelay() {
   const relay = await tcpRelay({ host: '127.0.0.1', port: 6379 });
-  cleanups.push(relay.close);
+  defer(relay.close);
   const q = await redis(relay.url);
-  cleanups.push(q.close);
+  defer(q.close);
   return { relay, queue: q.queue };
 }
 
@@ -38,7 +36,7 @@ describe('UsageRecorder when the queue fails', () => {
   it('keeps a batch the queue refuses and publishes it once the queue is back', async () => {
     const { relay, queue } = await queueBehindRelay();
     const meter = new UsageRecorder(queue, { flushIntervalMs: 3_600_000 });
-    cleanups.push(() => meter.close());
+    defer(() => meter.close());
 
     await relay.down();
     meter.record(rec('key_1'));
@@ -59,7 +57,7 @@ describe('UsageRecorder when the queue fails', () => {
     // A consumer on the same Redis stores every count.
     const repo = new MemoryUsageRepository();
     const worker = startUsageConsumer(queue, repo);
-    cleanups.push(() => worker.close());
+    defer(() => worker.close());
     await vi.waitFor(() => expect(repo.requests()).toBe(3), { timeout: 15_000 });
     expect(repo.requests('key_1')).toBe(2);
   });
@@ -77,7 +75,7 @@ describe('UsageRecorder when the queue fails', () => {
 
     await relay.up();
     const second = new UsageRecorder(queue, { flushIntervalMs: 3_600_000, spoolFile, instanceId: 'gw-2' });
-    cleanups.push(() => second.close());
+    defer(() => second.close());
     expect(second.stats().outbox).toBe(1);
     second.record(rec('key_2'));
     await vi.waitFor(async () => {
@@ -88,7 +86,7 @@ describe('UsageRecorder when the queue fails', () => {
 
     const repo = new MemoryUsageRepository();
     const worker = startUsageConsumer(queue, repo);
-    cleanups.push(() => worker.close());
+    defer(() => worker.close());
     await vi.waitFor(() => expect(repo.requests()).toBe(6), { timeout: 15_000 });
     expect([...repo.applied].sort()).toEqual(['gw-1-1', 'gw-2-1']);
   });
@@ -97,7 +95,7 @@ describe('UsageRecorder when the queue fails', () => {
     const { relay, queue } = await queueBehindRelay();
     const spoolFile = path.join(mkdtempSync(path.join(tmpdir(), 'apigate-usage-')), 'usage.jsonl');
     const meter = new UsageRecorder(queue, { flushIntervalMs: 3_600_000, spoolFile, instanceId: 'gw-3' });
-    cleanups.push(() => meter.close());
+    defer(() => meter.close());
     await relay.down();
     meter.record(rec('key_9'));
     await meter.flush();
@@ -114,7 +112,7 @@ describe('UsageRecorder when the queue fails', () => {
     // Published twice under one jobId: the queue keeps one job.
     const repo = new MemoryUsageRepository();
     const worker = startUsageConsumer(queue, repo);
-    cleanups.push(() => worker.close());
+    defer(() => worker.close());
     await vi.waitFor(async () => {
       expect(repo.requests()).toBe(1);
       expect(await queue.stats('usage')).toMatchObject({ waiting: 0, active: 0, delayed: 0 });

@@ -1,13 +1,11 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { startUsageConsumer } from '../src/metering/consumer.js';
 import { USAGE_QUEUE, UsageRecorder } from '../src/metering/recorder.js';
 import type { UsageBatch, UsageRecord } from '../src/metering/types.js';
+import { cleanupAfterEach } from './helpers/cleanup.js';
 import { MemoryUsageRepository, memory } from './helpers/queues.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const { defer } = cleanupAfterEach();
 
 const NOON = Date.UTC(2026, 10, 27, 12, 0, 0);
 
@@ -20,13 +18,13 @@ async function pipeline() {
   const { queue, close } = await memory();
   const repo = new MemoryUsageRepository();
   const worker = startUsageConsumer(queue, repo);
-  cleanups.push(close, () => worker.close());
+  defer(close, () => worker.close());
   return { queue, repo };
 }
 
 function recorder(...args: ConstructorParameters<typeof UsageRecorder>) {
   const r = new UsageRecorder(args[0], { flushIntervalMs: 3_600_000, ...args[1] }); // flushes are the test's
-  cleanups.push(() => r.close());
+  defer(() => r.close());
   return r;
 }
 
@@ -119,7 +117,7 @@ describe('UsageRecorder', () => {
   it('flushes on its own timer', async () => {
     const { queue, repo } = await pipeline();
     const meter = new UsageRecorder(queue, { flushIntervalMs: 20 });
-    cleanups.push(() => meter.close());
+    defer(() => meter.close());
     meter.record(rec({}));
     await vi.waitFor(() => expect(repo.requests()).toBe(1), { timeout: 10_000 });
   });

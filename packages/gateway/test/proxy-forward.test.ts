@@ -1,7 +1,8 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Forwarder } from '../src/proxy/forward.js';
 import { compileRoute, RouteTable, upstreamPath } from '../src/proxy/routes.js';
+import { cleanupAfterEach } from './helpers/cleanup.js';
 import { IDENTITY, startGateway } from './helpers/gateway.js';
 import { call, closedPort, listen, readAll } from './helpers/http.js';
 
@@ -14,10 +15,7 @@ interface Seen {
   remotePort: number;
 }
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const { defer } = cleanupAfterEach();
 
 /** An upstream that records what it received and answers with `reply`. */
 async function upstream(reply: (req: IncomingMessage, res: ServerResponse, seen: Seen) => void = (_q, res) => res.end('ok')) {
@@ -28,13 +26,13 @@ async function upstream(reply: (req: IncomingMessage, res: ServerResponse, seen:
     seen.push(s);
     reply(req, res, s);
   });
-  cleanups.push(srv.close);
+  defer(srv.close);
   return { ...srv, seen };
 }
 
 async function gateway(...args: Parameters<typeof startGateway>) {
   const gw = await startGateway(...args);
-  cleanups.push(gw.close);
+  defer(gw.close);
   return gw;
 }
 
@@ -203,7 +201,7 @@ describe('Forwarder', () => {
     const up = await listen((_req, res) => {
       held.push(res); // never answers
     });
-    cleanups.push(up.close);
+    defer(up.close);
     const gw = await gateway([{ id: 'slow', pathPrefix: '/', upstreamUrl: up.url, timeoutMs: 300 }]);
     const answer = await call(`${gw.url}/slow`);
     expect(answer.status).toBe(504);
@@ -227,7 +225,7 @@ describe('Forwarder', () => {
     const up = await listen((req) => {
       req.socket.destroy();
     });
-    cleanups.push(up.close);
+    defer(up.close);
     const gw = await gateway([{ id: 'rude', pathPrefix: '/', upstreamUrl: up.url }]);
     const answer = await call(`${gw.url}/x`, { method: 'PUT', body: 'x' });
     expect(answer.status).toBe(502);
@@ -240,7 +238,7 @@ describe('Forwarder', () => {
       res.write('partial');
       setImmediate(() => res.socket?.destroy());
     });
-    cleanups.push(up.close);
+    defer(up.close);
     const gw = await gateway([{ id: 'r', pathPrefix: '/', upstreamUrl: up.url }]);
     await expect(call(`${gw.url}/x`)).rejects.toThrow(/aborted|socket hang up|ECONNRESET/);
     expect(await gw.result(1)).toMatchObject({ status: 200, outcome: 'upstream_error' });
@@ -263,7 +261,7 @@ describe('Forwarder', () => {
       void gwForwarder.forward(req, res, route);
     });
     const gwForwarder = new Forwarder();
-    cleanups.push(async () => {
+    defer(async () => {
       await srv.close();
       await gwForwarder.close();
     });

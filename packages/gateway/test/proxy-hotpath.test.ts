@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CacheCircuit } from '../src/limits/circuit.js';
 import { QuotaCounter } from '../src/limits/quota.js';
 import { RateLimiter, rateLimitHeaders } from '../src/limits/rate-limit.js';
@@ -9,14 +9,12 @@ import { UsageRecorder } from '../src/metering/recorder.js';
 import { Forwarder } from '../src/proxy/forward.js';
 import { sendJsonError } from '../src/proxy/respond.js';
 import { RouteTable } from '../src/proxy/routes.js';
+import { cleanupAfterEach } from './helpers/cleanup.js';
 import { memory as memoryCache } from './helpers/caches.js';
 import { call, listen } from './helpers/http.js';
 import { MemoryUsageRepository, memory as memoryQueue } from './helpers/queues.js';
 
-const cleanups: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const { defer } = cleanupAfterEach();
 
 const T0 = Date.UTC(2026, 10, 27, 12, 0, 10);
 
@@ -70,7 +68,7 @@ async function hotPath(limits: { perMinute: number; perMonth: number }) {
   };
   const gw = await listen((req, res) => void handle(req, res));
 
-  cleanups.push(closeCache, closeQueue, () => worker.close(), upstream.close, () => quota.close(), async () => {
+  defer(closeCache, closeQueue, () => worker.close(), upstream.close, () => quota.close(), async () => {
     await gw.close();
     await meter.close();
     await forwarder.close();

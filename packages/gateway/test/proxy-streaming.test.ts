@@ -1,20 +1,18 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach } from './helpers/cleanup.js';
 import { startGateway } from './helpers/gateway.js';
 import { listen, readAll } from './helpers/http.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const { defer } = cleanupAfterEach();
 
 async function pair(handler: (req: IncomingMessage, res: ServerResponse) => void) {
   const up = await listen(handler);
-  cleanups.push(up.close);
+  defer(up.close);
   const gw = await startGateway([{ id: 'r', pathPrefix: '/', upstreamUrl: up.url }]);
-  cleanups.push(gw.close);
+  defer(gw.close);
   return { up, gw };
 }
 
