@@ -28,6 +28,8 @@ export interface Inbox {
   connections: number;
   /** Failed AUTH attempts so far. */
   authFailures: number;
+  /** The AUTH mechanism of each successful login (PLAIN, LOGIN). */
+  authMethods: string[];
   close(): Promise<void>;
 }
 
@@ -43,7 +45,7 @@ const headerValues = (lines: readonly { key: string; line: string }[]): Record<s
  * TLS with the given certificate. RCPT to `busy@…` gets 451 (transient), `unknown@…` 550 (permanent).
  */
 export async function startInbox(tls: { key: string; cert: string }, opts: Partial<SMTPServerOptions> = {}): Promise<Inbox> {
-  const inbox: Inbox = { port: 0, messages: [], connections: 0, authFailures: 0, close: async () => {} };
+  const inbox: Inbox = { port: 0, messages: [], connections: 0, authFailures: 0, authMethods: [], close: async () => {} };
   const server = new SMTPServer({
     key: tls.key,
     cert: tls.cert,
@@ -54,7 +56,10 @@ export async function startInbox(tls: { key: string; cert: string }, opts: Parti
       cb();
     },
     onAuth(auth, _session, cb) {
-      if (auth.username === USER && auth.password === PASSWORD) return cb(null, { user: auth.username });
+      if (auth.username === USER && auth.password === PASSWORD) {
+        inbox.authMethods.push(auth.method);
+        return cb(null, { user: auth.username });
+      }
       inbox.authFailures++;
       cb(Object.assign(new Error('Authentication credentials invalid'), { responseCode: 535 }));
     },

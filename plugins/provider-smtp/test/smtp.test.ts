@@ -121,6 +121,21 @@ describe('provider-smtp', () => {
     await vi.waitFor(() => expect(implicit.messages.map((m) => m.subject)).toContain(msg.subject));
   });
 
+  it('authenticates with PLAIN, or LOGIN when that is all the server offers', async () => {
+    const loginOnly = await startInbox(cert, { authMethods: ['LOGIN'] });
+    try {
+      const viaPlain = await smtp();
+      await viaPlain.send(message());
+      expect(starttls.authMethods).toContain('PLAIN');
+      const viaLogin = await smtp({ port: String(loginOnly.port) });
+      await viaLogin.send(message());
+      expect(loginOnly.authMethods).toEqual(['LOGIN']);
+      await viaLogin.close();
+    } finally {
+      await loginOnly.close();
+    }
+  });
+
   it('shares a few pooled connections across many messages', async () => {
     const inbox = await startInbox(cert);
     try {

@@ -124,11 +124,14 @@ class WebhookNotification implements NotificationProvider {
   }
 }
 
-/** undici puts the socket's reason (ECONNREFUSED…) in `cause`; timeouts arrive as the signal's reason. */
+/**
+ * undici puts the socket's reason (ECONNREFUSED…) in `cause`. A timeout arrives either as the
+ * signal's TimeoutError or as one of undici's own (connect, headers, body), whichever fires first.
+ */
 function describeNetworkError(err: unknown): string {
   const e = err as { name?: string; message?: string; code?: string; cause?: { message?: string; code?: string } };
-  if (e?.name === 'TimeoutError') return 'timed out';
   const inner = e?.cause?.code ?? e?.code;
+  if (e?.name === 'TimeoutError' || /^UND_ERR_\w*TIMEOUT$/.test(inner ?? '')) return 'timed out';
   const text = e?.cause?.message ?? e?.message ?? String(err);
   return inner && !text.includes(inner) ? `${text} (${inner})` : text;
 }
