@@ -68,6 +68,24 @@ describe('QuotaCounter', () => {
     expect(text(await cache.get('quota:usr_2:2026-11'))).toBe('10');
   });
 
+  it('seeds a subject the cache has lost from the durable count, once', async () => {
+    const { cache } = await use(memory()); // a memory cache after a restart: empty
+    const seed = vi.fn(async (subject: string, period: { id: string }) => (subject === 'usr_9' && period.id === '2026-11' ? 9 : 0));
+    const quota = new QuotaCounter(new CacheCircuit(cache), { now: () => NOV, syncIntervalMs: 3_600_000, seed });
+    defer(() => quota.close());
+    expect(await quota.consume('usr_9', 10)).toMatchObject({ allowed: true, used: 10, crossed: [1] });
+    expect(await quota.consume('usr_9', 10)).toMatchObject({ allowed: false, used: 10 });
+    await quota.flush();
+    expect(text(await cache.get('quota:usr_9:2026-11'))).toBe('10');
+    expect(seed).toHaveBeenCalledTimes(1);
+
+    // A key the cache still has is not seeded again.
+    const next = new QuotaCounter(new CacheCircuit(cache), { now: () => NOV, syncIntervalMs: 3_600_000, seed });
+    defer(() => next.close());
+    expect(await next.consume('usr_9', 10)).toMatchObject({ allowed: false, used: 10 });
+    expect(seed).toHaveBeenCalledTimes(1);
+  });
+
   it('treats a null limit as unlimited but still counts', async () => {
     const { cache } = await use(memory());
     const quota = counter(new CacheCircuit(cache), () => NOV);

@@ -48,6 +48,13 @@ export interface QuotaCounterOptions {
   thresholds?: number[];
   /** How long a period's key outlives the period (for reports). Default 7 days. */
   retainMs?: number;
+  /**
+   * The durable count (the usage store's) for a subject and period the cache has no key for:
+   * a memory cache after a restart, or a flushed Redis. Called once per subject and period.
+   * Its value is added to the cache with the next write (if two instances seed the same lost
+   * key at once, both add it: the count errs high, never low).
+   */
+  seed?: (subject: string, period: QuotaPeriod) => Promise<number>;
   now?: () => number;
   logger?: Logger;
 }
@@ -83,6 +90,7 @@ export class QuotaCounter {
   readonly #retainMs: number;
   readonly #now: () => number;
   readonly #logger: Logger | undefined;
+  readonly #seed: QuotaCounterOptions['seed'];
   readonly #entries = new Map<string, Entry>();
   readonly #timer: NodeJS.Timeout;
   readonly #unsubscribe: () => void;
@@ -97,6 +105,7 @@ export class QuotaCounter {
     this.#retainMs = opts.retainMs ?? 7 * 24 * 3600_000;
     this.#now = opts.now ?? Date.now;
     this.#logger = opts.logger;
+    this.#seed = opts.seed;
     this.#timer = setInterval(() => void this.flush(), opts.syncIntervalMs ?? 1_000);
     this.#timer.unref();
     this.#unsubscribe = circuit.onRecover(() => void this.flush());
@@ -107,15 +116,24 @@ export class QuotaCounter {
     return this.#month;
   }
 
-  async #load(e: Entry): Promise<void> {
+  async #load(e: Entry, subject: string): Promise<void> {
+    let missing = false;
     try {
       const raw = await this.#circuit.call((c) => c.get(e.key));
       const n = raw ? Number(utf8.decode(raw)) : 0;
       e.shared = Number.isFinite(n) ? n : 0;
+      missing = raw === undefined;
     } catch {
       e.unsynced = true; // fail open: count from zero here, the next write brings the real total
     }
-    e.reportedUpTo = e.shared; // what happened before this process knew is not reported again
+    if (missing && this.#seed) {
+      try {
+        e.pending += await this.#seed(subject, e.period); // written to the cache with the next flush
+      } catch (err) {
+        this.#logger?.warn({ subject, period: e.period.id, err: (err as Error)?.message }, 'quota seed failed; counting from the cache alone');
+      }
+    }
+    e.reportedUpTo = e.shared + e.pending; // what happened before this process knew is not reported again
     e.loading = null;
   }
 
@@ -130,7 +148,7 @@ export class QuotaCounter {
     let e = this.#entries.get(key);
     if (!e) {
       e = { key, period: p, shared: 0, pending: 0, inflight: 0, unsynced: false, loading: null, reportedUpTo: 0 };
-      e.loading = this.#load(e);
+      e.loading = this.#load(e, subject);
       this.#entries.set(key, e);
     }
     if (e.loading) await e.loading;
