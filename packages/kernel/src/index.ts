@@ -12,6 +12,7 @@ export * from './logger.js';
 export * from './manifest.js';
 export * from './notification-input.js';
 export * from './queue-input.js';
+export * from './redis.js';
 export * from './retry.js';
 export * from './secrets.js';
 export * from './storage-keys.js';

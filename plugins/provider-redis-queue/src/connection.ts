@@ -1,4 +1,4 @@
-import { isRetryable } from '@apigate/kernel';
+import { isRetryable, isTransientRedisReply, parseRedisUrl, redisReconnectDelay } from '@apigate/kernel';
 import type { RedisOptions } from 'ioredis';
 
 export interface ConnectionConfig {
@@ -7,23 +7,6 @@ export interface ConnectionConfig {
   db?: number | undefined;
   commandTimeoutMs: number;
   connectTimeoutMs: number;
-}
-
-/** The db number in a URL path ("" or "/" means none); null when the path is not a number. */
-function dbFromPath(pathname: string): number | undefined | null {
-  const p = pathname.replace(/^\//, '');
-  if (p === '') return undefined;
-  return /^\d+$/.test(p) ? Number(p) : null;
-}
-
-/** `redis://[user:pass@]host[:port][/db]` or `rediss://...` (TLS). */
-export function isRedisUrl(value: string): boolean {
-  try {
-    const u = new URL(value);
-    return (u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '' && dbFromPath(u.pathname) !== null;
-  } catch {
-    return false;
-  }
 }
 
 export interface QueueConnections {
@@ -42,29 +25,17 @@ export interface QueueConnections {
   where: string;
 }
 
-/** Reconnect back-off: 100 ms doubling to a 2 s cap, jittered so gateways do not reconnect in lockstep. */
-export function reconnectDelay(attempt: number): number {
-  const base = Math.min(100 * 2 ** Math.min(attempt - 1, 5), 2000);
-  return base + Math.floor(Math.random() * (base / 4));
-}
-
 export function connectionOptions(cfg: ConnectionConfig, name: string): QueueConnections {
-  const u = new URL(cfg.url);
-  const tls = u.protocol === 'rediss:';
-  const host = u.hostname.replace(/^\[|\]$/g, '');
-  const port = u.port ? Number(u.port) : 6379;
-  const username = decodeURIComponent(u.username);
-  const password = cfg.password ?? (decodeURIComponent(u.password) || undefined);
-  const db = cfg.db ?? dbFromPath(u.pathname) ?? 0;
+  const t = parseRedisUrl(cfg.url, cfg);
   const base: RedisOptions = {
-    host,
-    port,
-    ...(username ? { username } : {}),
-    ...(password ? { password } : {}),
-    db,
-    ...(tls ? { tls: { servername: host } } : {}),
+    host: t.host,
+    port: t.port,
+    ...(t.username ? { username: t.username } : {}),
+    ...(t.password ? { password: t.password } : {}),
+    db: t.db,
+    ...(t.tls ? { tls: { servername: t.host } } : {}),
     connectTimeout: cfg.connectTimeoutMs,
-    retryStrategy: reconnectDelay,
+    retryStrategy: redisReconnectDelay,
     lazyConnect: true,
   };
   return {
@@ -76,12 +47,10 @@ export function connectionOptions(cfg: ConnectionConfig, name: string): QueueCon
       commandTimeout: cfg.commandTimeoutMs,
     },
     workers: { ...base, connectionName: `${name}:workers`, enableOfflineQueue: true, maxRetriesPerRequest: null },
-    where: `${tls ? 'rediss' : 'redis'}://${u.hostname}:${port}/${db}`,
+    where: t.where,
   };
 }
 
-/** Server replies that mean "try again shortly" rather than "this call is wrong". */
-const TRANSIENT_REPLIES = /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|CLUSTERDOWN|READONLY|NOREPLICAS|OOM)\b/;
 /** What ioredis says when the connection, not the command, failed. */
 const CONNECTION_FAILURE =
   /Connection is closed|Stream isn't writeable|enableOfflineQueue|Command timed out|max retries per request|connect ETIMEDOUT|Socket closed/i;
@@ -90,7 +59,7 @@ const CONNECTION_FAILURE =
 export function isTransient(err: unknown): boolean {
   const e = err as { name?: unknown; message?: unknown } | null;
   const message = typeof e?.message === 'string' ? e.message : '';
-  if (e?.name === 'ReplyError') return TRANSIENT_REPLIES.test(message);
+  if (e?.name === 'ReplyError') return isTransientRedisReply(message);
   if (e?.name === 'MaxRetriesPerRequestError') return true;
   return CONNECTION_FAILURE.test(message) || isRetryable(err);
 }

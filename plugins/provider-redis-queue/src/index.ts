@@ -1,5 +1,4 @@
-import { defineProvider, fields, z } from '@apigate/kernel';
-import { isRedisUrl } from './connection.js';
+import { defineProvider, fields, redisConnectionFields, z } from '@apigate/kernel';
 import { RedisQueue } from './redis-queue.js';
 
 export { connectionOptions, isTransient } from './connection.js';
@@ -11,13 +10,7 @@ export default defineProvider({
   name: 'redis',
   description: 'Redis job queue built on BullMQ (shared by every gateway instance; jobs survive restarts)',
   config: z.object({
-    url: z
-      .string()
-      .refine(isRedisUrl, 'expected a redis:// or rediss:// URL')
-      .default('redis://localhost:6379')
-      .describe('redis://host:port[/db], or rediss:// for TLS'),
-    password: z.string().optional().describe('the Redis password (AUTH)'),
-    db: fields.int({ min: 0 }).optional().describe('the database number (overrides a /db in the URL)'),
+    ...redisConnectionFields(),
     prefix: z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'expected letters, digits, ".", "_" or "-"')
