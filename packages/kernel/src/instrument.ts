@@ -117,14 +117,15 @@ export function instrument<T extends object>(instance: T, meta: InstrumentMeta):
 
   const proxy = new Proxy(instance, {
     get(target, prop, receiver) {
+      // A wrapped method is returned as first wrapped (the trap runs on every call: keep it short).
+      const cached = wrapped.get(prop);
+      if (cached) return cached;
       const value = Reflect.get(target, prop, receiver);
       if (typeof value !== 'function' || typeof prop !== 'string' || prop === 'check' || prop === 'close' || prop === 'constructor') {
         return typeof value === 'function' ? value.bind(target) : value;
       }
-      let fn = wrapped.get(prop);
-      if (fn) return fn;
       const guard = guards[prop];
-      fn = function instrumented(...args: unknown[]) {
+      const fn = function instrumented(...args: unknown[]) {
         const started = performance.now();
         let result: unknown;
         if (guard) {

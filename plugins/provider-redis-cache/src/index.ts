@@ -3,7 +3,7 @@ import { isRedisUrl } from './connection.js';
 import { RedisCache } from './redis-cache.js';
 
 export { redisOptions } from './connection.js';
-export { RedisCache, type RedisCacheConfig } from './redis-cache.js';
+export { INCREMENT_LUA, RedisCache, type RedisCacheConfig } from './redis-cache.js';
 
 export default defineProvider({
   capability: 'cache',
@@ -20,7 +20,7 @@ export default defineProvider({
     keyPrefix: z.string().default('apigate:cache:').describe('a string put before every key, so several gateways or apps can share one Redis'),
     commandTimeoutMs: fields.int({ min: 1 }).default(500).describe('milliseconds a command may take before it fails as retryable'),
     connectTimeoutMs: fields.int({ min: 1 }).default(2000).describe('milliseconds a connection attempt may take'),
-    autoPipelining: fields.flag(true).describe('send calls made in the same tick together (higher throughput, slightly longer tail)'),
+    autoPipelining: fields.flag(false).describe('send calls made in the same tick together: lower median latency, longer tail'),
   }),
   env: {
     url: 'REDIS_URL',

@@ -22,7 +22,7 @@ type Value = Uint8Array | string;
  * (sent as EVALSHA; ioredis falls back to EVAL once after a server restart empties the
  * script cache). ARGV[2] is '' for "no TTL"; a TTL <= 0 on creation leaves no key, as `set` does.
  */
-const INCREMENT_LUA = `
+export const INCREMENT_LUA = `
 local created = redis.call('EXISTS', KEYS[1]) == 0
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if created and ARGV[2] ~= '' then
@@ -47,6 +47,9 @@ const toBytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset
 
 /** Backslash-escapes Redis glob characters so a prefix is matched literally by SCAN MATCH. */
 const escapeGlob = (s: string): string => s.replace(/[*?[\]\\]/g, '\\$&');
+
+const nothing = (): void => {};
+const positive = (n: number): boolean => n > 0;
 
 function ttlOf(opts: CacheSetOptions | undefined): number | undefined {
   const ttl = opts?.ttlMs;
@@ -137,54 +140,52 @@ export class RedisCache implements CacheProvider {
     }
   }
 
-  async get(key: string): Promise<Uint8Array | undefined> {
+  // The single-key calls are the hot path (every rate-limited request): plain promise chains
+  // with handlers made once, no async frame per call. Bad input still arrives as a rejection.
+  private readonly onGet = (v: Buffer | null): Uint8Array | undefined => {
+    if (v === null) {
+      this.misses++;
+      return undefined;
+    }
+    this.hits++;
+    return toBytes(v);
+  };
+  private readonly failGet = this.failWith('get');
+  private readonly failSet = this.failWith('set');
+  private readonly failDelete = this.failWith('delete');
+  private readonly failHas = this.failWith('has');
+  private readonly failIncrement = this.failWith('increment');
+
+  get(key: string): Promise<Uint8Array | undefined> {
+    return this.redis.getBuffer(this.prefix + key).then(this.onGet, this.failGet);
+  }
+
+  set(key: string, value: Value, opts?: CacheSetOptions): Promise<void> {
     try {
-      const v = await this.redis.getBuffer(this.prefix + key);
-      if (v === null) {
-        this.misses++;
-        return undefined;
-      }
-      this.hits++;
-      return toBytes(v);
+      const ttl = ttlOf(opts);
+      const k = this.prefix + key;
+      const sent = ttl === undefined ? this.redis.set(k, toArg(value)) : ttl > 0 ? this.redis.set(k, toArg(value), 'PX', ttl) : this.redis.unlink(k);
+      return sent.then(nothing, this.failSet);
     } catch (err) {
-      throw this.fail('get', err);
+      return Promise.reject(err);
     }
   }
 
-  async set(key: string, value: Value, opts?: CacheSetOptions): Promise<void> {
-    const ttl = ttlOf(opts);
-    try {
-      if (ttl === undefined) await this.redis.set(this.prefix + key, toArg(value));
-      else if (ttl > 0) await this.redis.set(this.prefix + key, toArg(value), 'PX', ttl);
-      else await this.redis.unlink(this.prefix + key);
-    } catch (err) {
-      throw this.fail('set', err);
-    }
+  delete(key: string): Promise<boolean> {
+    return this.redis.unlink(this.prefix + key).then(positive, this.failDelete);
   }
 
-  async delete(key: string): Promise<boolean> {
-    try {
-      return (await this.redis.unlink(this.prefix + key)) > 0;
-    } catch (err) {
-      throw this.fail('delete', err);
-    }
+  has(key: string): Promise<boolean> {
+    return this.redis.exists(this.prefix + key).then(positive, this.failHas);
   }
 
-  async has(key: string): Promise<boolean> {
+  increment(key: string, by = 1, opts?: CacheSetOptions): Promise<number> {
     try {
-      return (await this.redis.exists(this.prefix + key)) > 0;
+      if (!Number.isSafeInteger(by)) throw new InvalidInputError(`cache increment: "by" must be a whole number, got ${String(by)}`);
+      const ttl = ttlOf(opts);
+      return this.redis.apigateIncrement(this.prefix + key, by, ttl === undefined ? '' : String(ttl)).catch(this.failIncrement);
     } catch (err) {
-      throw this.fail('has', err);
-    }
-  }
-
-  async increment(key: string, by = 1, opts?: CacheSetOptions): Promise<number> {
-    if (!Number.isSafeInteger(by)) throw new InvalidInputError(`cache increment: "by" must be a whole number, got ${String(by)}`);
-    const ttl = ttlOf(opts);
-    try {
-      return await this.redis.apigateIncrement(this.prefix + key, by, ttl === undefined ? '' : String(ttl));
-    } catch (err) {
-      throw this.fail('increment', err);
+      return Promise.reject(err);
     }
   }
 
@@ -229,19 +230,24 @@ export class RedisCache implements CacheProvider {
 
   /** SCAN (never KEYS, which blocks the server) for this provider's keys under `prefix`, UNLINKed page by page. */
   async clear(prefix = ''): Promise<number> {
-    const pattern = `${escapeGlob(this.prefix + prefix)}*`;
-    let cursor = '0';
     let removed = 0;
     try {
-      do {
-        const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
-        cursor = next;
-        if (keys.length) removed += await this.redis.unlink(keys);
-      } while (cursor !== '0');
+      for await (const keys of this.scan(prefix)) removed += await this.redis.unlink(keys);
       return removed;
     } catch (err) {
       throw this.fail('clear', err);
     }
+  }
+
+  /** Pages of this provider's keys under `prefix` (matched literally), without blocking Redis. */
+  private async *scan(prefix: string): AsyncGenerator<string[]> {
+    const pattern = `${escapeGlob(this.prefix + prefix)}*`;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+      cursor = next;
+      if (keys.length) yield keys;
+    } while (cursor !== '0');
   }
 
   /**
@@ -261,14 +267,8 @@ export class RedisCache implements CacheProvider {
 
   private async countKeys(): Promise<number> {
     if (this.prefix === '') return this.redis.dbsize();
-    const pattern = `${escapeGlob(this.prefix)}*`;
-    let cursor = '0';
     let n = 0;
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
-      cursor = next;
-      n += keys.length;
-    } while (cursor !== '0');
+    for await (const keys of this.scan('')) n += keys.length;
     return n;
   }
 
@@ -324,6 +324,12 @@ export class RedisCache implements CacheProvider {
     if (msg === 'Command timed out') return `Redis at ${this.where} did not answer within ${this.commandTimeoutMs} ms`;
     if (this.redis.status !== 'ready') return this.notConnected();
     return `Redis at ${this.where}: ${msg}`;
+  }
+
+  private failWith(operation: string): (err: unknown) => never {
+    return (err) => {
+      throw this.fail(operation, err);
+    };
   }
 
   /** Maps what ioredis threw to a ProviderError; only the error path pays for this. */

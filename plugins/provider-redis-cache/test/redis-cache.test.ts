@@ -1,4 +1,4 @@
-import { type CacheProvider, ConfigError, ProviderError, resolveProviderConfig, settingsFromRecord, utf8 } from '@apigate/kernel';
+import { type CacheProvider, ConfigError, InvalidInputError, ProviderError, resolveProviderConfig, settingsFromRecord, utf8 } from '@apigate/kernel';
 import { assertValidManifest, createForTest } from '@apigate/provider-testkit';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -162,6 +162,13 @@ describe('provider-redis-cache against the shared Redis', () => {
     expect(err).toMatchObject({ retryable: false, operation: 'increment', code: 'REDIS_ERR' });
     await raw.rpush(`${prefix}a:list`, 'x');
     await expect(cache.get('list')).rejects.toMatchObject({ retryable: false, code: 'REDIS_WRONGTYPE' });
+  });
+
+  it('rejects (never throws) bad input as InvalidInputError, before Redis sees it', async () => {
+    const fractional = cache.increment('frac', 1.5);
+    await expect(fractional).rejects.toBeInstanceOf(InvalidInputError);
+    await expect(cache.set('nan', 'v', { ttlMs: Number.NaN })).rejects.toBeInstanceOf(InvalidInputError);
+    expect(await raw.exists(`${prefix}a:frac`, `${prefix}a:nan`)).toBe(0);
   });
 
   it('check reports connected with the address and no credentials', async () => {
