@@ -384,6 +384,22 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
       );
 
       it(
+        'records the text of something thrown that is not an Error',
+        async () => {
+          const q = queue();
+          const r = await provider().publish(q, {});
+          process(q, async () => {
+            throw 'plain string failure';
+          });
+          await failedCount(q, 1);
+          const [f] = (await provider().failed(q)).items;
+          expect(f).toMatchObject({ id: r.id });
+          expect(f!.error).toContain('plain string failure');
+        },
+        TEST_TIMEOUT,
+      );
+
+      it(
         'a handler that throws NonRetryableJobError fails its job at once, attempts left unused',
         async () => {
           const q = queue();

@@ -310,7 +310,8 @@ export class RedisQueue implements QueueProvider {
       } catch (err) {
         // BullMQ's own "do not retry" signal: the job goes to the failed set with this message.
         if (isNonRetryableJobError(err)) throw new UnrecoverableError((err as Error).message);
-        throw err;
+        // BullMQ records err.message: something thrown that is not an Error would leave no text.
+        throw err instanceof Error ? err : new Error(String(err));
       }
     };
     const bull = new BullWorker(queue, run, {
