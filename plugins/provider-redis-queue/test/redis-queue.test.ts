@@ -100,13 +100,21 @@ describeQueueProvider({
   features: provider.features,
 });
 
-describe('keys', () => {
-  it('lives under its prefix only', async () => {
-    const { provider: queue } = await createForTest(provider, { url: SHARED_REDIS_URL, prefix });
-    await queue.publish('keys-check', { a: 1 });
-    const [, keys] = await redis.scan('0', 'MATCH', `${prefix}:keys-check:*`, 'COUNT', 1000);
-    expect(keys.length).toBeGreaterThan(0);
-    await queue.purge('keys-check');
-    await queue.close();
+describe('prefix', () => {
+  it('keeps each gateway\'s jobs under its own prefix', async () => {
+    const other = testPrefix('other');
+    const { provider: a } = await createForTest(provider, { url: SHARED_REDIS_URL, prefix });
+    const { provider: b } = await createForTest(provider, { url: SHARED_REDIS_URL, prefix: other });
+    try {
+      const r = await a.publish('shared-name', { from: 'a' });
+      expect(await redis.exists(`${prefix}:shared-name:${r.id}`)).toBe(1);
+      expect((await a.stats('shared-name')).waiting).toBe(1);
+      expect((await b.stats('shared-name')).waiting, 'another prefix sees nothing').toBe(0);
+    } finally {
+      await a.purge('shared-name');
+      await Promise.all([a.close(), b.close()]);
+      await deletePrefix(redis, other);
+    }
   });
 });
+
