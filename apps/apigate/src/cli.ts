@@ -1,8 +1,10 @@
 import { ApigateError, ConfigErrors } from '@apigate/kernel';
 import { Command, CommanderError } from 'commander';
 import { CliError } from './commands/common.js';
+import { registerEmail } from './commands/email.js';
 import { registerMappings } from './commands/mappings.js';
 import { registerProviders } from './commands/providers.js';
+import { registerQueue } from './commands/queue.js';
 import { registerServe } from './commands/serve.js';
 import { registerSettings } from './commands/settings.js';
 import { AggregateLinesError, appVersion } from './runtime.js';
@@ -18,6 +20,8 @@ export function buildProgram(): Command {
   registerSettings(program);
   registerProviders(program);
   registerMappings(program);
+  registerEmail(program);
+  registerQueue(program);
   return program;
 }
 

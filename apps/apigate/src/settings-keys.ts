@@ -1,3 +1,4 @@
+import { ALERT_EVENTS_KEY, checkDeliverySetting, checkEventList, DELIVERY_INT_SETTINGS, type DeliveryIntKey } from '@apigate/gateway';
 import {
   type AnyProviderDefinition,
   type CapabilityName,
@@ -16,9 +17,11 @@ export interface KeyInfo {
 
 /** Settings the gateway itself reads (not a provider's config). */
 const GATEWAY_KEYS: Record<string, Omit<KeyInfo, 'secret'> & { secret?: boolean }> = {
-  'notification.events': {
-    validate: (v) => (/^[a-z0-9.*_-]+(\s*,\s*[a-z0-9.*_-]+)*$/i.test(v.trim()) ? undefined : 'expected a comma-separated list of event names, e.g. provider.error'),
-  },
+  [ALERT_EVENTS_KEY]: { validate: checkEventList },
+  // delivery.attempts, delivery.backoff_ms, notification.alert_interval_ms
+  ...Object.fromEntries(
+    Object.keys(DELIVERY_INT_SETTINGS).map((key) => [key, { validate: (v: string) => checkDeliverySetting(key as DeliveryIntKey, v) }]),
+  ),
 };
 
 /** Every key `apigate settings set` accepts, with how to check its value. */

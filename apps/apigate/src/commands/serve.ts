@@ -1,4 +1,4 @@
-import { createHttpApp, startServer } from '@apigate/gateway';
+import { createHttpApp, type Delivery, startDelivery, startServer } from '@apigate/gateway';
 import { createLogger } from '@apigate/kernel';
 import type { Command } from 'commander';
 import { assertNoPluginProblems, openRuntime, parsePort, startKernel } from '../runtime.js';
@@ -14,10 +14,14 @@ export function registerServe(program: Command): void {
       const port = o.port !== undefined ? parsePort(o.port, '--port') : parsePort(process.env.APIGATE_PORT ?? '8080', 'APIGATE_PORT');
       const rt = await openRuntime({ logger });
       let kernel: Awaited<ReturnType<typeof startKernel>> | undefined;
+      let delivery: Delivery | undefined;
       try {
         assertNoPluginProblems(rt.catalog);
         kernel = await startKernel(rt);
+        // The outbox's workers and the alert router for notification.events.
+        delivery = startDelivery({ kernel, settings: rt.store.settings, logger });
       } catch (err) {
+        await kernel?.close();
         await rt.close();
         throw err;
       }
@@ -35,6 +39,7 @@ export function registerServe(program: Command): void {
           stopping = true;
           logger.info({ signal }, 'shutting down');
           await server.close();
+          await delivery?.close();
           await k.close();
           await rt.close();
           logger.info('stopped');
