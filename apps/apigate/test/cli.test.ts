@@ -161,7 +161,7 @@ describe('apigate serve', () => {
   it('answers /admin/health in the spec shape with the development configuration', async () => {
     const res = await fetch(`${served.url}/admin/health`);
     expect(res.status).toBe(200);
-    const body = await res.json();
+    const body = (await res.json()) as any;
     expect(body.status).toBe('healthy');
     for (const [cap, provider] of Object.entries({ payment: 'dummy', email: 'log', cache: 'memory', storage: 'memory', queue: 'memory', notification: 'log' })) {
       expect(body.providers[cap]).toMatchObject({ provider, status: 'connected' });

@@ -27,7 +27,7 @@ describe('the app image bundle (pnpm deploy)', () => {
     served = await serve(path.join(bundle, 'dist', 'bin.js'), cleanEnv({ APIGATE_DATA_DIR: tempDir('bundle-data') }), bundle);
     const res = await fetch(`${served.url}/admin/health`);
     expect(res.status).toBe(200);
-    const body = await res.json();
+    const body = (await res.json()) as any;
     expect(body).toMatchObject({ status: 'healthy', providers: { cache: { provider: 'memory', status: 'connected' } } });
   });
 });
@@ -90,7 +90,7 @@ describe('installing packed packages with npm outside the workspace', () => {
   it('serves with the third-party provider when it is selected', async () => {
     const file = path.join(tempDir('jsonl'), 'out.jsonl');
     served = await serve(bin(), { ...env(), NOTIFICATION_PROVIDER: 'jsonl', JSONL_NOTIFICATION_PATH: file }, appDir);
-    const body = await (await fetch(`${served.url}/admin/health`)).json();
+    const body = (await (await fetch(`${served.url}/admin/health`)).json()) as any;
     expect(body.providers.notification).toMatchObject({ provider: 'jsonl', status: 'connected', detail: file });
     expect(served.logs()).toContain('notification served by jsonl');
   });
