@@ -20,9 +20,10 @@ export interface AdminApiOptions {
   adminToken?: string | undefined;
 }
 
-const STATUS: Record<DomainErrorKind, ContentfulStatusCode> = { invalid: 400, not_found: 404, conflict: 409 };
+/** HTTP status of each kind of domain error (shared with the portal API). */
+export const STATUS: Record<DomainErrorKind, ContentfulStatusCode> = { invalid: 400, not_found: 404, conflict: 409 };
 
-const errorBody = (code: string, message: string, field?: string) => ({ error: { code, message, ...(field ? { field } : {}) } });
+export const errorBody = (code: string, message: string, field?: string) => ({ error: { code, message, ...(field ? { field } : {}) } });
 
 function unauthorized(c: Context, message: string) {
   c.header('WWW-Authenticate', 'Bearer realm="apigate-admin"');
@@ -57,7 +58,7 @@ function requireAdmin(store: Store, fixed: string | undefined): MiddlewareHandle
 }
 
 /** The JSON body as a plain object, keys converted from snake_case. */
-async function body(c: Context): Promise<Record<string, unknown>> {
+export async function body(c: Context): Promise<Record<string, unknown>> {
   let v: unknown;
   try {
     v = await c.req.json();
@@ -68,7 +69,7 @@ async function body(c: Context): Promise<Record<string, unknown>> {
   return fromWire(v) as Record<string, unknown>;
 }
 
-function intParam(c: Context, name: string): number | undefined {
+export function intParam(c: Context, name: string): number | undefined {
   const raw = c.req.query(name);
   if (raw === undefined || raw === '') return undefined;
   if (!/^\d+$/.test(raw)) throw new HTTPException(400, { message: `${name}: expected a whole number` });
@@ -77,7 +78,7 @@ function intParam(c: Context, name: string): number | undefined {
 
 const opt = <K extends string, V>(key: K, v: V | undefined) => (v === undefined ? {} : ({ [key]: v } as { [P in K]: V }));
 
-function dateParam(c: Context, name: string, fallback: Date): Date {
+export function dateParam(c: Context, name: string, fallback: Date): Date {
   const raw = c.req.query(name);
   if (raw === undefined || raw === '') return fallback;
   const d = new Date(raw);

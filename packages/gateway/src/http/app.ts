@@ -2,6 +2,8 @@ import { describeError, type Kernel, type Logger } from '@apigate/kernel';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { Store } from '../store/store.js';
+import { createPortalApi, type PortalOptions } from '../portal/api.js';
+import { directMailer, type PortalMailer } from '../portal/mail.js';
 import { ADMIN_TOKEN_ENV, createAdminApi } from './admin.js';
 
 export interface HttpAppOptions {
@@ -13,6 +15,13 @@ export interface HttpAppOptions {
    * with `apigate admin token create` work either way. Shorter than 16 characters is refused.
    */
   adminToken?: string | undefined;
+  /**
+   * The delivery outbox (`startDelivery(...).outbox`): portal emails are queued through it.
+   * Without it they go to the selected email provider directly.
+   */
+  outbox?: PortalMailer | undefined;
+  /** Customer portal tuning: public URL for email links, lifetimes, attempt limits (see PortalOptions). */
+  portal?: Omit<PortalOptions, 'store' | 'logger' | 'mailer' | 'cache'>;
 }
 
 /** The JSON body of every error answer. */
@@ -38,6 +47,12 @@ export function createHttpApp(opts: HttpAppOptions): Hono {
   // Registered after /admin/health, which stays public: the admin API's token check never sees it.
   const adminToken = 'adminToken' in opts ? opts.adminToken : process.env[ADMIN_TOKEN_ENV]?.trim();
   app.route('/admin', createAdminApi({ store: opts.store, logger, adminToken }));
+
+  const email = kernel.tryGet('email');
+  app.route(
+    '/portal/api',
+    createPortalApi({ ...opts.portal, store: opts.store, logger, cache: kernel.tryGet('cache'), mailer: opts.outbox ?? (email ? directMailer(email) : undefined) }),
+  );
 
   app.notFound((c) => c.json<ErrorBody>({ error: { code: 'NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
 

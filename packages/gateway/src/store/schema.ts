@@ -276,3 +276,43 @@ export const webhookDeliveries = sqliteTable(
     index('webhook_deliveries_endpoint_idx').on(t.endpointId, t.createdAt),
   ],
 );
+
+// --- customer portal: sessions and emailed tokens -----------------------------------------
+// Only SHA-256 hashes of the secrets are kept: a copy of the database logs nobody in.
+
+/** Logged-in portal sessions (the `apigate_session` cookie). Absolute expiry; deleted on log out and on password reset. */
+export const portalSessions = sqliteTable(
+  'portal_sessions',
+  {
+    id: text('id').primaryKey(),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    /** Hex SHA-256 of the cookie's token. */
+    hash: text('hash').notNull(),
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+    expiresAt: integer('expires_at', { mode: 'timestamp_ms' }).notNull(),
+  },
+  (t) => [uniqueIndex('portal_sessions_hash_uq').on(t.hash), index('portal_sessions_user_idx').on(t.userId), index('portal_sessions_expires_idx').on(t.expiresAt)],
+);
+
+/** Single-use tokens sent by email: verify the address, reset the password. */
+export const portalTokens = sqliteTable(
+  'portal_tokens',
+  {
+    id: text('id').primaryKey(),
+    userId: text('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    purpose: text('purpose', { enum: ['verify_email', 'reset_password'] }).notNull(),
+    /** Hex SHA-256 of the emailed token. */
+    hash: text('hash').notNull(),
+    /** The address the token was sent to: it proves that address only. */
+    email: text('email').notNull(),
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+    expiresAt: integer('expires_at', { mode: 'timestamp_ms' }).notNull(),
+    /** Set once, when the token is used (or made void by a newer one or a reset). */
+    usedAt: integer('used_at', { mode: 'timestamp_ms' }),
+  },
+  (t) => [uniqueIndex('portal_tokens_hash_uq').on(t.hash), index('portal_tokens_user_idx').on(t.userId, t.purpose), index('portal_tokens_expires_idx').on(t.expiresAt)],
+);
