@@ -1,12 +1,18 @@
 import { ApigateError, ConfigErrors } from '@apigate/kernel';
 import { Command, CommanderError } from 'commander';
+import { registerAdmin } from './commands/admin.js';
 import { CliError } from './commands/common.js';
 import { registerEmail } from './commands/email.js';
+import { registerKeys } from './commands/keys.js';
 import { registerMappings } from './commands/mappings.js';
+import { registerPlans } from './commands/plans.js';
 import { registerProviders } from './commands/providers.js';
 import { registerQueue } from './commands/queue.js';
+import { registerRoutes } from './commands/routes.js';
 import { registerServe } from './commands/serve.js';
 import { registerSettings } from './commands/settings.js';
+import { registerUsage } from './commands/usage.js';
+import { registerUsers } from './commands/users.js';
 import { AggregateLinesError, appVersion } from './runtime.js';
 
 export function buildProgram(): Command {
@@ -22,6 +28,12 @@ export function buildProgram(): Command {
   registerMappings(program);
   registerEmail(program);
   registerQueue(program);
+  registerUsers(program);
+  registerPlans(program);
+  registerKeys(program);
+  registerRoutes(program);
+  registerUsage(program);
+  registerAdmin(program);
   return program;
 }
 

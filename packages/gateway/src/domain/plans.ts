@@ -28,7 +28,7 @@ export interface Plan {
 
 const MICRO = 1_000_000;
 const limit = (what: string) =>
-  z.number({ error: `expected a whole number of ${what} or null for unlimited` }).int({ error: `expected a whole number of ${what}` }).positive({ error: `expected at least 1 (null for unlimited)` }).max(1e12).nullable();
+  z.number({ error: `expected a whole number of ${what} or null for unlimited` }).int({ error: `expected a whole number of ${what}` }).positive({ error: 'must be at least 1; for no limit use null ("unlimited" on the command line)' }).max(1e12).nullable();
 
 const planFields = {
   name: z.string({ error: 'expected a name' }).trim().min(1, { error: 'must not be empty' }).max(100, { error: 'at most 100 characters' }),
