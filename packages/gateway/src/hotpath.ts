@@ -14,5 +14,6 @@ export { calendarMonth, type QuotaCounterOptions, QuotaCounter, type QuotaPeriod
 export { type RateLimiterOptions, type RateLimitResult, RateLimiter, rateLimitHeaders } from './limits/rate-limit.js';
 export { startUsageConsumer, usageBatchHandler } from './metering/consumer.js';
 export { type CloseSummary, USAGE_QUEUE, type UsageRecorderOptions, type UsageRecorderStats, UsageRecorder } from './metering/recorder.js';
-export { type UsageBatch, type UsageRecord, type UsageRepository, type UsageRow, usageBatchSchema } from './metering/types.js';
+// The metering side's repository interface; the domain's UsageRepository class implements the tables behind it.
+export { type UsageBatch, type UsageRecord, type UsageRepository as UsageBatchRepository, type UsageRow, usageBatchSchema } from './metering/types.js';
 export { sendQuotaExceeded, sendRateLimited } from './limits/responses.js';

@@ -16,4 +16,6 @@ export { openStore, type Store, type StoreOptions } from './store/store.js';
 export * from './domain/index.js';
 export { ADMIN_TOKEN_ENV, type AdminApiOptions, checkAdminToken, createAdminApi, MIN_ADMIN_TOKEN_LENGTH } from './http/admin.js';
 export * from './delivery/index.js';
+export * from './hotpath.js';
+export * from './gate/index.js';
 export * from './portal/index.js';

@@ -1,4 +1,4 @@
-import { createHttpApp, type Delivery, startDelivery, startServer } from '@apigate/gateway';
+import { createHttpApp, type Delivery, type Gateway, readDeliverySettings, startDelivery, startGateway, startServer } from '@apigate/gateway';
 import { createLogger } from '@apigate/kernel';
 import type { Command } from 'commander';
 import { assertNoPluginProblems, openRuntime, parsePort, startKernel } from '../runtime.js';
@@ -15,20 +15,41 @@ export function registerServe(program: Command): void {
       const rt = await openRuntime({ logger });
       let kernel: Awaited<ReturnType<typeof startKernel>> | undefined;
       let delivery: Delivery | undefined;
+      let gateway: Gateway | undefined;
       try {
         assertNoPluginProblems(rt.catalog);
         kernel = await startKernel(rt);
         // The outbox's workers and the alert router for notification.events.
         delivery = startDelivery({ kernel, settings: rt.store.settings, logger });
+        // The proxy path: keys, limits, metering into the store, quota notices, outbound webhooks.
+        const outbox = delivery?.outbox;
+        const retry = readDeliverySettings(rt.store.settings);
+        gateway = await startGateway({
+          kernel,
+          store: rt.store,
+          dataDir: rt.dataDir,
+          logger,
+          sendEmail: outbox ? (msg, opts) => outbox.sendEmail(msg, opts) : undefined,
+          webhookRetry: { attempts: retry.attempts, backoffMs: retry.backoffMs },
+        });
       } catch (err) {
+        await gateway?.close();
+        await delivery?.close();
         await kernel?.close();
         await rt.close();
         throw err;
       }
       const k = kernel;
+      const gw = gateway;
       k.events.on('provider.error', (e) => logger.warn({ event: e }, `provider error: ${e.message}`));
       const app = createHttpApp({ kernel: k, store: rt.store, logger });
-      const server = await startServer({ app, port, host: o.host });
+      const server = await startServer({ app, port, host: o.host, front: gw.front }).catch(async (err: unknown) => {
+        await gw.close();
+        await delivery?.close();
+        await k.close();
+        await rt.close();
+        throw err;
+      });
       logger.info({ url: server.url, dataDir: rt.dataDir }, `apigate listening on ${server.url}`);
 
       // The action resolves only after a graceful shutdown, so the CLI exits when serving ends.
@@ -38,7 +59,10 @@ export function registerServe(program: Command): void {
           if (stopping) return;
           stopping = true;
           logger.info({ signal }, 'shutting down');
+          // Stop taking requests (in-flight ones finish); get every metered request into the store
+          // (its quota emails are queued by then); then delivery, then the providers.
           await server.close();
+          await gw.close();
           await delivery?.close();
           await k.close();
           await rt.close();

@@ -1,7 +1,7 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createAdaptorServer } from '@hono/node-server';
+import { getRequestListener } from '@hono/node-server';
 import { ApigateError } from '@apigate/kernel';
-import type { Server } from 'node:http';
 import type { Hono } from 'hono';
 
 export interface StartServerOptions {
@@ -12,6 +12,11 @@ export interface StartServerOptions {
   host?: string;
   /** How long close() lets in-flight requests finish before cutting connections; default 10 s. */
   closeTimeoutMs?: number;
+  /**
+   * Sees every request before the app, on Node's own request and response (no fetch-style
+   * objects): returns true when it answered (the proxy path), false to hand over to the app.
+   */
+  front?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 export interface RunningServer {
@@ -23,7 +28,9 @@ export interface RunningServer {
 
 /** Listens and resolves once the port is bound; a bind failure (port in use...) rejects with one line. */
 export async function startServer(opts: StartServerOptions): Promise<RunningServer> {
-  const server = createAdaptorServer({ fetch: opts.app.fetch }) as Server;
+  const app = getRequestListener(opts.app.fetch);
+  const front = opts.front;
+  const server: Server = createServer(front ? (req, res) => void (front(req, res) || app(req, res)) : app);
   let closing: Promise<void> | undefined;
   // A keep-alive socket whose last response ends during shutdown would otherwise hold close()
   // until its idle timeout; drop it as soon as it goes idle.

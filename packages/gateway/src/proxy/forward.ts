@@ -12,6 +12,11 @@ export interface ProxyIdentity {
   userId: string;
   planId: string;
   keyId: string;
+  /**
+   * The request header that carried the customer's API key (lower case, e.g. `x-api-key` or
+   * `authorization`): dropped, so the upstream never sees the key.
+   */
+  credentialHeader?: string;
 }
 
 export type ForwardOutcome = 'ok' | 'method_not_allowed' | 'timeout' | 'unavailable' | 'aborted' | 'upstream_error';
@@ -93,7 +98,7 @@ function requestHead(req: IncomingMessage, identity: ProxyIdentity | undefined, 
       else if (lower === 'transfer-encoding') hasBody = true;
       continue;
     }
-    if (lower.startsWith('proxy-')) continue;
+    if (lower.startsWith('proxy-') || lower === identity?.credentialHeader) continue;
     if (lower === 'content-length' && value !== '0') hasBody = true;
     out.push(name, value);
   }

@@ -1,0 +1,118 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '@apigate/kernel';
+import { RESERVED_PREFIXES } from '../domain/routes.js';
+import { hashApiKey, looksLikeApiKey } from '../domain/keys.js';
+import type { QuotaCounter } from '../limits/quota.js';
+import { type RateLimiter, type RateLimitResult, rateLimitHeaders } from '../limits/rate-limit.js';
+import { sendQuotaExceeded, sendRateLimited } from '../limits/responses.js';
+import type { UsageRecorder } from '../metering/recorder.js';
+import type { Forwarder } from '../proxy/forward.js';
+import { sendJsonError } from '../proxy/respond.js';
+import type { GateCatalog } from './catalog.js';
+import type { QuotaNotices } from './notices.js';
+
+/** Paths the gateway answers itself (admin API, portal, well-known files, inbound provider webhooks): never proxied. */
+export const GATEWAY_PREFIXES = [...RESERVED_PREFIXES, '/webhooks'];
+
+/** Whether a request target belongs to the gateway's own app rather than the proxy. */
+export function ownedByGateway(target: string): boolean {
+  for (const p of GATEWAY_PREFIXES) {
+    if (target.startsWith(p)) {
+      const c = target.charCodeAt(p.length);
+      if (Number.isNaN(c) || c === 47 /* / */ || c === 63 /* ? */) return true;
+    }
+  }
+  return false;
+}
+
+/** The key from `X-API-Key`, else from `Authorization: Bearer <key>`, with the header that carried it. */
+export function presentedKey(req: IncomingMessage): { key: string; header: 'x-api-key' | 'authorization' } | undefined {
+  const x = req.headers['x-api-key'];
+  if (typeof x === 'string' && x !== '') return { key: x.trim(), header: 'x-api-key' };
+  const auth = req.headers.authorization;
+  if (auth && auth.length > 7 && auth.slice(0, 7).toLowerCase() === 'bearer ') return { key: auth.slice(7).trim(), header: 'authorization' };
+  return undefined;
+}
+
+const AUTH_HEADERS = { 'www-authenticate': 'Bearer realm="apigate"' };
+const unauthorized = (res: ServerResponse, code: string, message: string) => sendJsonError(res, 401, code, message, AUTH_HEADERS);
+
+export interface ProxyHandlerOptions {
+  catalog: GateCatalog;
+  limiter: RateLimiter;
+  quota: QuotaCounter;
+  recorder: UsageRecorder;
+  forwarder: Forwarder;
+  notices?: QuotaNotices;
+  logger?: Logger;
+  now?: () => number;
+}
+
+/**
+ * The proxy path, on Node's own request and response: key (401), user status (403), route (404),
+ * per-key rate limit (429 + Retry-After; X-RateLimit-* on every answer), monthly quota (429),
+ * forward, meter. Reads only in-process copies (keys, plans, routes); the one cache round trip is
+ * the rate limit's increment. Only forwarded requests are metered: they are what the quota
+ * counts, so stored usage and the quota agree (refusals are not usage).
+ */
+export function createProxyHandler(o: ProxyHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const now = o.now ?? Date.now;
+  const { catalog, limiter, quota, recorder, forwarder, notices } = o;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const at = now();
+    const presented = presentedKey(req);
+    if (!presented) return unauthorized(res, 'API_KEY_MISSING', 'an API key is required: send it as "X-API-Key: <key>" or "Authorization: Bearer <key>"');
+    const { key, header } = presented;
+    const hash = looksLikeApiKey(key) ? hashApiKey(key) : undefined;
+    const rec = hash === undefined ? undefined : catalog.key(hash);
+    if (!rec) {
+      if (hash !== undefined && catalog.isRevoked(hash)) return unauthorized(res, 'API_KEY_REVOKED', 'the API key has been revoked');
+      return unauthorized(res, 'API_KEY_INVALID', 'the API key is not valid');
+    }
+    if (rec.expiresAt !== null && rec.expiresAt.getTime() <= at) {
+      return unauthorized(res, 'API_KEY_EXPIRED', `the API key expired at ${rec.expiresAt.toISOString()}`);
+    }
+    if (rec.userStatus !== 'active') return sendJsonError(res, 403, 'USER_SUSPENDED', 'the account this key belongs to is suspended');
+    const target = req.url ?? '/';
+    const route = catalog.route(target);
+    if (!route) return sendJsonError(res, 404, 'NOT_FOUND', `no route for ${req.method} ${target.split('?')[0]}`);
+    // A refused method costs nothing: the forwarder answers 405 with Allow before any count.
+    if (route.methods !== null && !route.methods.has(req.method ?? 'GET')) return void forwarder.forward(req, res, route);
+    const plan = catalog.plan(rec.planId);
+    if (!plan) return sendJsonError(res, 503, 'PLAN_UNAVAILABLE', 'the plan of this key is being updated; retry shortly', { 'retry-after': 1 });
+
+    let rl: RateLimitResult | undefined;
+    if (plan.requestsPerMinute !== null) {
+      rl = await limiter.hit(rec.keyId, plan.requestsPerMinute);
+      if (!rl.allowed) return sendRateLimited(res, rl);
+    }
+    // Counted on every plan (limit null: unlimited), so a move to a limited plan mid-month starts from the real count.
+    const q = await quota.consume(rec.userId, plan.requestsPerMonth);
+    if (!q.allowed) return sendQuotaExceeded(res, q, rl, at);
+    if (q.crossed.length > 0) notices?.report(rec.userId, plan.name, q);
+    if (rl) {
+      const h = rateLimitHeaders(rl);
+      for (const name in h) res.setHeader(name, h[name]!);
+    }
+    const r = await forwarder.forward(req, res, route, { userId: rec.userId, planId: rec.planId, keyId: rec.keyId, credentialHeader: header });
+    recorder.record({
+      keyId: rec.keyId,
+      userId: rec.userId,
+      routeId: route.id,
+      status: r.status,
+      bytesIn: r.bytesIn,
+      bytesOut: r.bytesOut,
+      latencyMs: r.latencyMs,
+      at,
+    });
+  }
+
+  return (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      o.logger?.error({ method: req.method, path: req.url?.split('?')[0] }, `proxy request failed: ${(err as Error)?.message ?? String(err)}`);
+      if (!res.headersSent) sendJsonError(res, 500, 'INTERNAL', 'internal server error');
+      else res.destroy();
+    });
+  };
+}

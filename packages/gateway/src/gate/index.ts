@@ -1,0 +1,19 @@
+// The gateway put together: the proxy path over the hot-path blocks, metering into the store,
+// quota notices, outbound webhooks and the usage export.
+export { GateCatalog, type GateCatalogOptions } from './catalog.js';
+export { DomainEventWebhooks } from './domain-events.js';
+export { exportUsage, USAGE_CSV_COLUMNS, type UsageExport, usageCsv } from './export.js';
+export { type Gateway, type GatewayOptions, startGateway, USAGE_SPOOL_FILE } from './gateway.js';
+export { createProxyHandler, GATEWAY_PREFIXES, ownedByGateway, presentedKey, type ProxyHandlerOptions } from './handler.js';
+export { type QuotaNoticeFacts, QuotaNotices, type QuotaNoticesOptions, renderQuotaEmail, type SendEmail } from './notices.js';
+export { storeUsageRepository } from './usage-store.js';
+export {
+  postWebhook,
+  signWebhook,
+  WEBHOOK_HEADERS,
+  WEBHOOK_QUEUE,
+  WebhookDispatcher,
+  type WebhookDispatcherOptions,
+  type WebhookEvent,
+  WebhookSendError,
+} from './webhooks.js';
