@@ -13,6 +13,7 @@ import { registerServe } from './commands/serve.js';
 import { registerSettings } from './commands/settings.js';
 import { registerUsage } from './commands/usage.js';
 import { registerUsers } from './commands/users.js';
+import { registerWebhooks } from './commands/webhooks.js';
 import { AggregateLinesError, appVersion } from './runtime.js';
 
 export function buildProgram(): Command {
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerRoutes(program);
   registerUsage(program);
   registerAdmin(program);
+  registerWebhooks(program);
   return program;
 }
 

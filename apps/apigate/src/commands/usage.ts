@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { table } from '../output.js';
 import { CliError, withJson } from './common.js';
 import { orUnlimited, output, when, withDomain } from './domain-common.js';
+import { registerUsageExport } from './usage-export.js';
 
 const pct = (used: number, limit: number | null) => (limit === null ? '' : `${Math.floor((used / limit) * 100)}%`);
 
@@ -61,4 +62,6 @@ export function registerUsage(program: Command): void {
       { month: '--month' },
     ),
   );
+
+  registerUsageExport(usage);
 }
