@@ -1,7 +1,7 @@
 import { createKernel, discoverPlugins, silentLogger } from '@apigate/kernel';
 import { Cookie } from 'tough-cookie';
 import { describe, expect, it } from 'vitest';
-import { createHttpApp, openStore, SESSION_COOKIE, schema, sha256Hex } from '../src/index.js';
+import { checkPublicUrlValue, createHttpApp, openStore, SESSION_COOKIE, schema, sha256Hex } from '../src/index.js';
 import { KEY_A, tempDir } from './helpers.js';
 import { call } from './helpers/http.js';
 import { PASSWORD, portalHarness } from './helpers/portal.js';
@@ -222,7 +222,7 @@ describe('portal email links', () => {
     expect(forged.status).toBe(503);
     expect(JSON.parse(forged.body.toString()).error).toEqual({
       code: 'PUBLIC_URL_REQUIRED',
-      message: "the portal cannot send links: set APIGATE_PUBLIC_URL (or `apigate settings set portal.public_url https://...`) to the gateway's public URL",
+      message: "the portal cannot send links: set APIGATE_PUBLIC_URL (or the setting portal.public_url) to the gateway's public URL, e.g. https://api.example.com",
     });
 
     await p.customer('ada@example.com');
@@ -244,6 +244,8 @@ describe('portal email links', () => {
       expect(() => createHttpApp({ kernel, store, logger: silentLogger(), portal: { env: { APIGATE_PUBLIC_URL: 'gw.example.com' } } })).toThrow(
         /^APIGATE_PUBLIC_URL: expected the gateway's public http\(s\) URL such as https:\/\/api\.example\.com, got "gw\.example\.com"$/,
       );
+      expect(checkPublicUrlValue('https://api.example.com')).toBeUndefined();
+      expect(checkPublicUrlValue('ftp://api.example.com')).toBe("expected the gateway's public http(s) URL such as https://api.example.com");
     } finally {
       await kernel.close();
       await store.close();

@@ -94,6 +94,19 @@ describe('portal password reset', () => {
     expect((await c.call('POST', '/portal/api/password-reset/confirm', { token: 'A'.repeat(43), password: NEW_PASSWORD })).body.error.code).toBe('TOKEN_INVALID');
   });
 
+  it('drops a user\'s tokens a day after they expired when new ones are issued', async () => {
+    const p = await start();
+    await p.customer('ada@example.com');
+    const c = p.client();
+    const rows = () => p.store.db.select().from(schema.portalTokens).all().length;
+    expect(rows()).toBe(1); // the used verification token
+    await c.call('POST', '/portal/api/password-reset', { email: 'ada@example.com' });
+    expect(rows()).toBe(2);
+    p.clock.now = new Date(p.clock.now.getTime() + 49 * HOUR); // both expired more than a day ago
+    await c.call('POST', '/portal/api/password-reset', { email: 'ada@example.com' });
+    expect(rows()).toBe(1);
+  });
+
   it('confirms the address of an account that never verified it (the link reached the inbox)', async () => {
     const p = await start();
     const c = p.client();

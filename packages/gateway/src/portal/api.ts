@@ -103,6 +103,16 @@ const tokenError = (reason: keyof typeof TOKEN_ERRORS) => new PortalError(400, T
 
 const LOOPBACK = /^(localhost|[^.]+\.localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
 
+/** What is wrong with a value for APIGATE_PUBLIC_URL / portal.public_url, or undefined (for `apigate settings set`). */
+export function checkPublicUrlValue(value: string): string | undefined {
+  try {
+    checkPublicUrl(value, PUBLIC_URL_SETTING);
+    return undefined;
+  } catch {
+    return "expected the gateway's public http(s) URL such as https://api.example.com";
+  }
+}
+
 /** `https://api.example.com/base` -> the same without a trailing slash; anything else is refused in one line. */
 function checkPublicUrl(raw: string, source: string): string {
   let url: URL;
@@ -157,7 +167,7 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     throw new PortalError(
       503,
       'PUBLIC_URL_REQUIRED',
-      `the portal cannot send links: set ${PUBLIC_URL_ENV} (or \`apigate settings set ${PUBLIC_URL_SETTING} https://...\`) to the gateway's public URL`,
+      `the portal cannot send links: set ${PUBLIC_URL_ENV} (or the setting ${PUBLIC_URL_SETTING}) to the gateway's public URL, e.g. https://api.example.com`,
     );
   }
 

@@ -1,4 +1,5 @@
 export {
+  checkPublicUrlValue,
   createPortalApi,
   CSRF_HEADER,
   MIN_PASSWORD_LENGTH,

@@ -7,6 +7,7 @@ export type TokenPurpose = 'verify_email' | 'reset_password';
 
 /** Random characters in session and emailed tokens: 43 base62 characters, 256 bits. */
 const TOKEN_LENGTH = 43;
+const DAY_MS = 86_400_000;
 
 export interface PortalSession {
   id: string;
@@ -82,6 +83,10 @@ export class PortalStore {
     const issued = { id: newId('ptk'), token, expiresAt: new Date(now.getTime() + ttlMs) };
     this.db.transaction((tx) => {
       this.voidTokens(tx, userId, purpose);
+      // The user's tokens dead for a day go (a reused link then reads "invalid" rather than "used").
+      tx.delete(portalTokens)
+        .where(and(eq(portalTokens.userId, userId), lt(portalTokens.expiresAt, new Date(now.getTime() - DAY_MS))))
+        .run();
       tx.insert(portalTokens)
         .values({ id: issued.id, userId, purpose, hash: sha256Hex(token), email, createdAt: now, expiresAt: issued.expiresAt })
         .run();
@@ -129,7 +134,10 @@ export class PortalStore {
     tx.update(users).set({ passwordHash: hash, updatedAt: this.now() }).where(eq(users.id, userId)).run();
   }
 
-  /** Deletes expired sessions and tokens that expired or were used before `before`. */
+  /**
+   * Deletes expired sessions and tokens that expired or were used before `before`. Rows are also
+   * dropped per user as they sign in and ask for links, so this is only housekeeping.
+   */
   prune(before: Date = this.now()): { sessions: number; tokens: number } {
     return this.db.transaction((tx) => ({
       sessions: tx.delete(portalSessions).where(lt(portalSessions.expiresAt, before)).run().changes,
