@@ -114,6 +114,15 @@ describe('portal log in', () => {
     expect((await login('ada@example.com', PASSWORD)).status).toBe(200);
   });
 
+  it('still limits attempts, per instance, without a cache provider', async () => {
+    const p = await start({ env: { CACHE_PROVIDER: 'none' }, app: { portal: { limits: { loginPerEmail: { limit: 2, windowMs: 60_000 } } } } });
+    expect(p.kernel.tryGet('cache')).toBeUndefined();
+    const c = p.client();
+    expect((await c.call('POST', '/portal/api/login', { email: 'ada@example.com', password: 'wrong-1' })).status).toBe(401);
+    expect((await c.call('POST', '/portal/api/login', { email: 'ada@example.com', password: 'wrong-2' })).status).toBe(401);
+    expect((await c.call('POST', '/portal/api/login', { email: 'ada@example.com', password: 'wrong-3' })).status).toBe(429);
+  });
+
   it('limits reset and verification emails per address', async () => {
     const p = await start({ app: { portal: { limits: { emailPerAddress: { limit: 2, windowMs: 3_600_000 } } } } });
     await p.customer('ada@example.com'); // the sign up counted once
