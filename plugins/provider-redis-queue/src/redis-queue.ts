@@ -14,10 +14,11 @@ import {
   type QueueProvider,
   type QueueStats,
   redact,
+  redisReconnectDelay,
   type Worker,
 } from '@apigate/kernel';
 import { type Job as BullJob, Worker as BullWorker, type JobsOptions, Queue, UnrecoverableError } from 'bullmq';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { type ConnectionConfig, connectionOptions, isTransient } from './connection.js';
 import { fromBullId, toBullId } from './ids.js';
@@ -64,19 +65,52 @@ function decodeCursor(cursor: string): { score: string; bullId: string } {
   return { score, bullId: cursor.slice(at + 1) };
 }
 
+/**
+ * An ioredis client whose duplicates (BullMQ makes one per Worker for its blocking fetch) join
+ * the same set, so close() can see every worker connection, including the ones BullMQ made.
+ */
+class TrackedRedis extends Redis {
+  constructor(
+    options: RedisOptions,
+    private readonly family: Set<Redis>,
+  ) {
+    super(options);
+    family.add(this);
+    this.once('end', () => family.delete(this));
+  }
+
+  override duplicate(override?: Partial<RedisOptions>): Redis {
+    return new TrackedRedis({ ...this.options, ...override }, this.family);
+  }
+}
+
 class RedisWorker implements Worker {
   private closing?: Promise<void>;
 
   constructor(
     private readonly worker: BullWorker,
+    /** Handlers running now: close() lets them finish even while Redis is away. */
+    private readonly running: ReadonlySet<Promise<unknown>>,
+    private readonly redisUp: () => boolean,
     private readonly onClosed: (w: RedisWorker) => void,
     private readonly onError: (err: unknown) => void,
   ) {}
 
-  /** BullMQ's close waits for the jobs in flight and records them as done before it resolves. */
+  /**
+   * Redis up: BullMQ's close, which waits for the jobs in flight and records them as done.
+   * Redis away: that close would wait for Redis to return, or for ever (it disconnects its
+   * blocking connection and waits for it to end, which ioredis never does for a connection
+   * disconnected between reconnect attempts). So the handlers in flight finish, then BullMQ
+   * closes without waiting; a job whose completion could not be recorded keeps its lock until
+   * it expires, and a live worker's stalled check runs it again (at-least-once).
+   */
   close(): Promise<void> {
-    this.closing ??= this.worker
-      .close()
+    this.closing ??= (async () => {
+      if (this.redisUp()) return this.worker.close();
+      await this.worker.pause(true);
+      await Promise.allSettled([...this.running]);
+      await this.worker.close(true);
+    })()
       .catch(this.onError)
       .finally(() => this.onClosed(this));
     return this.closing;
@@ -92,7 +126,14 @@ class RedisWorker implements Worker {
 export class RedisQueue implements QueueProvider {
   private readonly conn: Redis;
   private workerConn?: Redis;
+  /** The worker connection and BullMQ's duplicates of it (one blocking connection per Worker). */
+  private readonly workerConns = new Set<Redis>();
   private readonly workerOptions: ReturnType<typeof connectionOptions>['workers'];
+  /**
+   * Set when close() starts: connections stop reconnecting, so a close during an outage ends
+   * (commands waiting for Redis fail) instead of waiting for Redis to return.
+   */
+  private stopping = false;
   private readonly queues = new Map<string, Queue>();
   private readonly workers = new Set<RedisWorker>();
   /** Calls in progress: close() lets them finish so nothing being published is cut off. */
@@ -114,10 +155,11 @@ export class RedisQueue implements QueueProvider {
     private readonly ctx: Pick<ProviderContext, 'logger'>,
   ) {
     const opts = connectionOptions(cfg, `apigate-queue:${cfg.prefix}`);
+    const retryStrategy = (attempt: number) => (this.stopping ? null : redisReconnectDelay(attempt));
     this.where = opts.where;
-    this.workerOptions = opts.workers;
+    this.workerOptions = { ...opts.workers, retryStrategy };
     this.secrets = [cfg.password, opts.commands.password].filter((s): s is string => !!s);
-    this.conn = new Redis(opts.commands);
+    this.conn = new Redis({ ...opts.commands, retryStrategy });
     this.watch();
   }
 
@@ -203,7 +245,7 @@ export class RedisQueue implements QueueProvider {
 
   private workerConnection(): Redis {
     if (!this.workerConn) {
-      this.workerConn = new Redis(this.workerOptions);
+      this.workerConn = new TrackedRedis(this.workerOptions, this.workerConns);
       // Failures here surface as the workers' own 'error' events, which are logged.
       this.workerConn.on('error', () => undefined);
     }
@@ -304,14 +346,19 @@ export class RedisQueue implements QueueProvider {
   process<T>(queue: string, handler: JobHandler<T>, opts?: ProcessOptions): Worker {
     assertProcessArgs(queue, handler, opts);
     if (this.closing) throw new Error('redis queue is closed');
+    const running = new Set<Promise<unknown>>();
     const run = async (bj: BullJob) => {
+      const handled = Promise.resolve().then(() => handler(toJob(queue, bj) as Job<T>));
+      running.add(handled);
       try {
-        await handler(toJob(queue, bj) as Job<T>);
+        await handled;
       } catch (err) {
         // BullMQ's own "do not retry" signal: the job goes to the failed set with this message.
         if (isNonRetryableJobError(err)) throw new UnrecoverableError((err as Error).message);
         // BullMQ records err.message: something thrown that is not an Error would leave no text.
         throw err instanceof Error ? err : new Error(String(err));
+      } finally {
+        running.delete(handled);
       }
     };
     const bull = new BullWorker(queue, run, {
@@ -331,6 +378,8 @@ export class RedisQueue implements QueueProvider {
     });
     const worker = new RedisWorker(
       bull,
+      running,
+      () => [...this.workerConns].every((c) => c.status === 'ready'),
       (w) => this.workers.delete(w),
       (err) => this.logError(`closing the worker on "${queue}"`, err),
     );
@@ -456,8 +505,14 @@ export class RedisQueue implements QueueProvider {
     return { status: 'connected', latencyMs: latency(), detail: `${this.where}, prefix ${this.cfg.prefix}` };
   }
 
-  /** Workers first (jobs in flight finish and are recorded), then calls in progress, then queues and connections. */
+  /**
+   * Workers first (jobs in flight finish and are recorded), then calls in progress, then queues
+   * and connections. While Redis is away nothing waits for it to return: the connections stop
+   * reconnecting, and a job whose handler finished but whose completion could not be recorded
+   * keeps its lock until it expires; then a live worker's stalled check runs it again.
+   */
   close(): Promise<void> {
+    this.stopping = true;
     this.closing ??= (async () => {
       await Promise.all([...this.workers].map((w) => w.close()));
       await Promise.allSettled([...this.pending]);
