@@ -1,10 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { schema } from '../src/index.js';
-import { linkIn, PASSWORD, portalHarness, tokenIn } from './helpers/portal.js';
+import { linkIn, PASSWORD, type PortalClient, type PortalHarness, portalHarness, tokenIn } from './helpers/portal.js';
 
 const start = portalHarness();
 const NEW_PASSWORD = 'a brand new passphrase';
 const HOUR = 3_600_000;
+
+/** Asks for a reset of `email` and returns the token of the `n`th reset email it has had. */
+async function resetToken(p: PortalHarness, c: PortalClient, email: string, n = 1): Promise<string> {
+  await c.call('POST', '/portal/api/password-reset', { email });
+  return tokenIn(await p.email(email, /^Reset your password$/, n));
+}
 
 describe('portal password reset', () => {
   it('answers alike for known and unknown addresses, resets by the emailed token, and ends every session', async () => {
@@ -42,8 +48,7 @@ describe('portal password reset', () => {
     const p = await start();
     await p.customer('ada@example.com');
     const c = p.client();
-    await c.call('POST', '/portal/api/password-reset', { email: 'ada@example.com' });
-    const token = tokenIn(await p.email('ada@example.com', /^Reset your password$/));
+    const token = await resetToken(p, c, 'ada@example.com');
     expect((await c.call('POST', '/portal/api/password-reset/confirm', { token, password: NEW_PASSWORD })).status).toBe(200);
     const session = await c.call('POST', '/portal/api/login', { email: 'ada@example.com', password: NEW_PASSWORD });
     expect(session.status).toBe(200);
@@ -61,8 +66,7 @@ describe('portal password reset', () => {
     const p = await start();
     await p.customer('ada@example.com');
     const c = p.client();
-    await c.call('POST', '/portal/api/password-reset', { email: 'ada@example.com' });
-    const token = tokenIn(await p.email('ada@example.com', /^Reset your password$/));
+    const token = await resetToken(p, c, 'ada@example.com');
     const answers = await Promise.all(
       ['first racing password', 'second racing password'].map((password) => c.call('POST', '/portal/api/password-reset/confirm', { token, password })),
     );
@@ -76,18 +80,15 @@ describe('portal password reset', () => {
     const p = await start();
     await p.customer('ada@example.com');
     const c = p.client();
-    await c.call('POST', '/portal/api/password-reset', { email: 'ada@example.com' });
-    const first = tokenIn(await p.email('ada@example.com', /^Reset your password$/, 1));
+    const first = await resetToken(p, c, 'ada@example.com');
     p.clock.now = new Date(p.clock.now.getTime() + HOUR);
     expect(await c.call('POST', '/portal/api/password-reset/confirm', { token: first, password: NEW_PASSWORD })).toMatchObject({
       status: 400,
       body: { error: { code: 'TOKEN_EXPIRED', field: 'token', message: 'token: this link has expired; ask for a new one' } },
     });
 
-    await c.call('POST', '/portal/api/password-reset', { email: 'ada@example.com' });
-    const second = tokenIn(await p.email('ada@example.com', /^Reset your password$/, 2));
-    await c.call('POST', '/portal/api/password-reset', { email: 'ada@example.com' });
-    const third = tokenIn(await p.email('ada@example.com', /^Reset your password$/, 3));
+    const second = await resetToken(p, c, 'ada@example.com', 2);
+    const third = await resetToken(p, c, 'ada@example.com', 3);
     expect((await c.call('POST', '/portal/api/password-reset/confirm', { token: second, password: NEW_PASSWORD })).body.error.code).toBe('TOKEN_USED');
     expect((await c.call('POST', '/portal/api/password-reset/confirm', { token: third, password: NEW_PASSWORD })).status).toBe(200);
     // Well-formed but never issued.
@@ -111,8 +112,7 @@ describe('portal password reset', () => {
     const p = await start();
     const c = p.client();
     await c.call('POST', '/portal/api/signup', { email: 'ada@example.com', password: PASSWORD });
-    await c.call('POST', '/portal/api/password-reset', { email: 'ada@example.com' });
-    const token = tokenIn(await p.email('ada@example.com', /^Reset your password$/));
+    const token = await resetToken(p, c, 'ada@example.com');
     expect((await c.call('POST', '/portal/api/password-reset/confirm', { token, password: NEW_PASSWORD })).status).toBe(200);
     expect((await c.call('POST', '/portal/api/login', { email: 'ada@example.com', password: NEW_PASSWORD })).status).toBe(200);
   });

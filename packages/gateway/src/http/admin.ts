@@ -20,8 +20,7 @@ export interface AdminApiOptions {
   adminToken?: string | undefined;
 }
 
-/** HTTP status of each kind of domain error (shared with the portal API). */
-export const STATUS: Record<DomainErrorKind, ContentfulStatusCode> = { invalid: 400, not_found: 404, conflict: 409 };
+const STATUS: Record<DomainErrorKind, ContentfulStatusCode> = { invalid: 400, not_found: 404, conflict: 409 };
 
 export const errorBody = (code: string, message: string, field?: string) => ({ error: { code, message, ...(field ? { field } : {}) } });
 
@@ -188,14 +187,20 @@ export function createAdminApi(opts: AdminApiOptions): Hono {
     return json(c, { data: await d.usage.minutes({ ...opt('userId', c.req.query('user_id')), ...opt('keyId', c.req.query('key_id')), from, to }) });
   });
 
-  api.onError((err, c) => {
-    if (isDomainError(err)) return c.json(errorBody(err.code, err.message, err.field), STATUS[err.kind]);
-    if (err instanceof HTTPException && err.status < 500) {
-      const field = /^([a-z_]+): /.exec(err.message)?.[1];
-      return c.json(errorBody('INVALID_INPUT', err.message, field === 'request' ? undefined : field), err.status as ContentfulStatusCode);
-    }
-    logger.error({ method: c.req.method, path: c.req.path }, `admin API request failed: ${describeError(err)}`);
-    return c.json(errorBody('INTERNAL', 'internal server error'), 500);
-  });
+  api.onError((err, c) => apiErrorResponse(c, err, logger, 'admin API'));
   return api;
+}
+
+/**
+ * The JSON answer for an error thrown by an API handler (admin and portal): domain errors and
+ * 4xx by their status with the field at fault, anything else a 500 whose detail goes to the log only.
+ */
+export function apiErrorResponse(c: Context, err: Error, logger: Logger, api: string): Response {
+  if (isDomainError(err)) return c.json(errorBody(err.code, err.message, err.field), STATUS[err.kind]);
+  if (err instanceof HTTPException && err.status < 500) {
+    const field = /^([a-z_]+): /.exec(err.message)?.[1];
+    return c.json(errorBody('INVALID_INPUT', err.message, field === 'request' ? undefined : field), err.status as ContentfulStatusCode);
+  }
+  logger.error({ method: c.req.method, path: c.req.path }, `${api} request failed: ${describeError(err)}`);
+  return c.json(errorBody('INTERNAL', 'internal server error'), 500);
 }

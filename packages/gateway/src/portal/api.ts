@@ -4,14 +4,13 @@ import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
-import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { isDomainError } from '../domain/errors.js';
 import { monthBounds, monthOf } from '../domain/usage.js';
 import type { User } from '../domain/users.js';
 import { parseInput } from '../domain/validate.js';
 import { toWire } from '../domain/wire.js';
-import { body, dateParam, errorBody, intParam, STATUS } from '../http/admin.js';
+import { apiErrorResponse, body, dateParam, errorBody, intParam } from '../http/admin.js';
 import type { Store } from '../store/store.js';
 import { AttemptLimiter, DEFAULT_PORTAL_LIMITS, type LimitName, type PortalLimits } from './limits.js';
 import { alreadyRegisteredEmail, type PortalMailer, resetEmail, verificationEmail } from './mail.js';
@@ -442,17 +441,9 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
   });
 
   api.onError((err, c) => {
-    if (err instanceof PortalError) {
-      if (err.retryAfterSec !== undefined) c.header('Retry-After', String(err.retryAfterSec));
-      return c.json(errorBody(err.code, err.message, err.field), err.status);
-    }
-    if (isDomainError(err)) return c.json(errorBody(err.code, err.message, err.field), STATUS[err.kind]);
-    if (err instanceof HTTPException && err.status < 500) {
-      const field = /^([a-z_]+): /.exec(err.message)?.[1];
-      return c.json(errorBody('INVALID_INPUT', err.message, field === 'request' ? undefined : field), err.status as ContentfulStatusCode);
-    }
-    logger.error({ method: c.req.method, path: c.req.path }, `portal API request failed: ${describeError(err)}`);
-    return c.json(errorBody('INTERNAL', 'internal server error'), 500);
+    if (!(err instanceof PortalError)) return apiErrorResponse(c, err, logger, 'portal API');
+    if (err.retryAfterSec !== undefined) c.header('Retry-After', String(err.retryAfterSec));
+    return c.json(errorBody(err.code, err.message, err.field), err.status);
   });
 
   return api;
