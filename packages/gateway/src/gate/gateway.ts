@@ -35,6 +35,8 @@ export interface GatewayOptions {
   /** How long close() waits for queued usage batches to be applied. Default 15000 ms. */
   drainTimeoutMs?: number;
   forwarder?: ForwarderOptions;
+  /** Clock of the limits and metering (tests pin it inside one rate-limit window). */
+  now?: () => number;
   quota?: Pick<QuotaCounterOptions, 'syncIntervalMs' | 'thresholds'>;
 }
 
@@ -68,9 +70,11 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
 
   const catalog = await GateCatalog.open(store, { logger, ...(o.pollIntervalMs ? { pollIntervalMs: o.pollIntervalMs } : {}) });
   const circuit = new CacheCircuit(cache, { logger });
-  const limiter = new RateLimiter(circuit);
+  const now = o.now ?? Date.now;
+  const limiter = new RateLimiter(circuit, { now });
   const quota = new QuotaCounter(circuit, {
     logger,
+    now,
     ...o.quota,
     // A cache that lost the count (a memory cache after a restart) starts from the stored usage.
     seed: async (userId, period) => (await domain.usage.forUser(userId, period.id)).totals.requests,
@@ -87,7 +91,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const domainEvents = new DomainEventWebhooks(store, webhooks, { logger });
   const notices = new QuotaNotices({ domain, sendEmail: o.sendEmail, webhooks, logger });
   const forwarder = new Forwarder({ logger, ...o.forwarder });
-  const handle = createProxyHandler({ catalog, limiter, quota, recorder, forwarder, notices, logger });
+  const handle = createProxyHandler({ catalog, limiter, quota, recorder, forwarder, notices, logger, now });
 
   let closing: Promise<void> | undefined;
   const close = async () => {
