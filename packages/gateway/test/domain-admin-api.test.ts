@@ -111,6 +111,10 @@ describe('admin API', () => {
       status: 400,
       body: { error: { code: 'PLAN_NOT_FOUND', field: 'plan_id', message: 'user: plan_id: no plan with id plan_nope' } },
     });
+    expect(await call('POST', '/admin/users', { email: 'eve@example.com', password_hash: 'scrypt$x' })).toMatchObject({
+      status: 400,
+      body: { error: { field: 'password_hash' } },
+    });
     expect((await call('POST', `/admin/users/${user.body.id}/suspend`)).body.status).toBe('suspended');
     expect((await call('POST', `/admin/users/${user.body.id}/activate`)).body.status).toBe('active');
     expect((await call('PATCH', `/admin/users/${user.body.id}`, { name: 'Ada L.' })).body.name).toBe('Ada L.');

@@ -110,7 +110,12 @@ export function createAdminApi(opts: AdminApiOptions): Hono {
       await d.users.list({ ...opt('status', status), ...opt('planId', c.req.query('plan_id')), ...opt('limit', intParam(c, 'limit')), ...opt('cursor', c.req.query('cursor')) }),
     );
   });
-  api.post('/users', async (c) => json(c, await d.users.create((await body(c)) as never), 201));
+  api.post('/users', async (c) => {
+    const input = await body(c);
+    // Passwords belong to the customer portal, which hashes them; an admin never sets a hash.
+    if ('passwordHash' in input) throw new HTTPException(400, { message: 'password_hash: is not a field of this request' });
+    return json(c, await d.users.create(input as never), 201);
+  });
   api.get('/users/:id', async (c) => json(c, await d.users.get(c.req.param('id'))));
   api.patch('/users/:id', async (c) => json(c, await d.users.update(c.req.param('id'), (await body(c)) as never)));
   api.post('/users/:id/suspend', async (c) => json(c, await d.users.suspend(c.req.param('id'))));
