@@ -108,13 +108,19 @@ describe('portal password reset', () => {
     expect(rows()).toBe(1);
   });
 
-  it('confirms the address of an account that never verified it (the link reached the inbox)', async () => {
+  it('confirms the address of an account that never verified it, and gives admin-made users their first password', async () => {
     const p = await start();
     const c = p.client();
     await c.call('POST', '/portal/api/signup', { email: 'ada@example.com', password: PASSWORD });
     const token = await resetToken(p, c, 'ada@example.com');
     expect((await c.call('POST', '/portal/api/password-reset/confirm', { token, password: NEW_PASSWORD })).status).toBe(200);
     expect((await c.call('POST', '/portal/api/login', { email: 'ada@example.com', password: NEW_PASSWORD })).status).toBe(200);
+    // A user an admin made has no password until they set one this way.
+    await p.store.domain.users.create({ email: 'bob@example.com', name: 'Bob' });
+    expect((await c.call('POST', '/portal/api/login', { email: 'bob@example.com', password: NEW_PASSWORD })).status).toBe(401);
+    const bobs = await resetToken(p, c, 'bob@example.com');
+    expect((await c.call('POST', '/portal/api/password-reset/confirm', { token: bobs, password: NEW_PASSWORD })).status).toBe(200);
+    expect((await c.call('POST', '/portal/api/login', { email: 'bob@example.com', password: NEW_PASSWORD })).status).toBe(200);
   });
 });
 
