@@ -1,7 +1,7 @@
 // How users get APIGate: the app image's `pnpm deploy` bundle run with plain node, and
 // provider packages installed with npm from tarballs into folders outside the workspace.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanEnv, cli, REPO_DIR, run, type Served, serve, tempDir } from './helpers.js';
@@ -44,7 +44,7 @@ describe('installing packed packages with npm outside the workspace', () => {
     mkdirSync(tarballs);
     // Pack every workspace package the app needs, the kernel, and the third-party example.
     const wanted = workspacePackages().filter(
-      (p) => (p.name.startsWith('@apigate/') && !['@apigate/provider-testkit', '@apigate/bench'].includes(p.name)) || p.name === 'apigate-provider-jsonl-notification',
+      (p) => (p.name.startsWith('@apigate/') && p.name !== '@apigate/bench') || p.name === 'apigate-provider-jsonl-notification',
     );
     for (const p of wanted) {
       const before = new Set(readdirSync(tarballs));
@@ -52,7 +52,7 @@ describe('installing packed packages with npm outside the workspace', () => {
       const file = readdirSync(tarballs).find((f) => !before.has(f))!;
       tgz[p.name] = `file:${path.join(tarballs, file)}`;
     }
-    const overrides = Object.fromEntries(Object.entries(tgz).filter(([n]) => n.startsWith('@apigate/')));
+    const overrides = Object.fromEntries(Object.entries(tgz).filter(([n]) => n.startsWith('@apigate/') && n !== '@apigate/provider-testkit'));
     const npmInstall = async (dir: string, deps: Record<string, string>) => {
       mkdirSync(dir, { recursive: true });
       writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: path.basename(dir), private: true, dependencies: deps, overrides }));
@@ -93,6 +93,29 @@ describe('installing packed packages with npm outside the workspace', () => {
     const body = (await (await fetch(`${served.url}/admin/health`)).json()) as any;
     expect(body.providers.notification).toMatchObject({ provider: 'jsonl', status: 'connected', detail: file });
     expect(served.logs()).toContain('notification served by jsonl');
+  });
+
+  it('runs the testkit against the provider outside the workspace, as a third party would', async () => {
+    // The example's sources, with its workspace ranges swapped for the packed tarballs and npm ranges.
+    const dir = path.join(root, 'third-party');
+    const example = path.join(REPO_DIR, 'examples', 'custom-provider');
+    cpSync(path.join(example, 'src'), path.join(dir, 'src'), { recursive: true });
+    cpSync(path.join(example, 'test'), path.join(dir, 'test'), { recursive: true });
+    cpSync(path.join(example, 'vitest.config.ts'), path.join(dir, 'vitest.config.ts'));
+    const pkg = JSON.parse(readFileSync(path.join(example, 'package.json'), 'utf8'));
+    const vitestRange = pkg.devDependencies.vitest;
+    pkg.peerDependencies = { '@apigate/kernel': '^1.0.0' };
+    pkg.devDependencies = { '@apigate/kernel': tgz['@apigate/kernel'], '@apigate/provider-testkit': tgz['@apigate/provider-testkit'], vitest: vitestRange };
+    pkg.overrides = { '@apigate/kernel': tgz['@apigate/kernel'] };
+    writeFileSync(path.join(dir, 'package.json'), JSON.stringify(pkg, null, 2));
+    const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], { env: process.env, cwd: dir });
+    expect(install.code, install.stderr).toBe(0);
+    const r = await run(path.join(dir, 'node_modules', '.bin', 'vitest'), ['run', '--reporter=json'], { env: cleanEnv({ CI: 'true' }), cwd: dir });
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout.slice(r.stdout.indexOf('{')));
+    expect(report.numFailedTests).toBe(0);
+    // The manifest check, the default-path test and the notification conformance suite all ran.
+    expect(report.numPassedTests).toBeGreaterThanOrEqual(10);
   });
 
   it('without the plugin path, selecting it fails in one line', async () => {
