@@ -1,4 +1,12 @@
-import { ALERT_EVENTS_KEY, checkDeliverySetting, checkEventList, DELIVERY_INT_SETTINGS, type DeliveryIntKey } from '@apigate/gateway';
+import {
+  ALERT_EVENTS_KEY,
+  checkDeliverySetting,
+  checkEventList,
+  checkPublicUrlValue,
+  DELIVERY_INT_SETTINGS,
+  type DeliveryIntKey,
+  PUBLIC_URL_SETTING,
+} from '@apigate/gateway';
 import {
   type AnyProviderDefinition,
   type CapabilityName,
@@ -18,6 +26,7 @@ export interface KeyInfo {
 /** Settings the gateway itself reads (not a provider's config). */
 const GATEWAY_KEYS: Record<string, Omit<KeyInfo, 'secret'> & { secret?: boolean }> = {
   [ALERT_EVENTS_KEY]: { validate: checkEventList },
+  [PUBLIC_URL_SETTING]: { validate: checkPublicUrlValue, envVar: 'APIGATE_PUBLIC_URL' },
   // delivery.attempts, delivery.backoff_ms, notification.alert_interval_ms
   ...Object.fromEntries(
     Object.keys(DELIVERY_INT_SETTINGS).map((key) => [key, { validate: (v: string) => checkDeliverySetting(key as DeliveryIntKey, v) }]),
@@ -31,7 +40,7 @@ export function settingKeys(defs: readonly AnyProviderDefinition[]): Map<string,
   for (const [key, info] of base) {
     out.set(key, { ...info, validate: validatorFor(key, defs) });
   }
-  for (const [key, info] of Object.entries(GATEWAY_KEYS)) out.set(key, { secret: info.secret ?? false, validate: info.validate });
+  for (const [key, info] of Object.entries(GATEWAY_KEYS)) out.set(key, { ...info, secret: info.secret ?? false });
   return out;
 }
 
