@@ -14,10 +14,9 @@ const PASSWORD = `pw-${randomBytes(12).toString('hex')}`;
 /** Outages are seen by events and polling; this only bounds a broken build. */
 const SLOW = { timeout: 30_000, interval: 200 };
 
-/** redis-cli against a private server (password through REDISCLI_AUTH, not the command line). */
-async function redisCli(server: PrivateRedis, password: string | undefined, ...args: string[]): Promise<string> {
-  const env = { ...process.env, ...(password ? { REDISCLI_AUTH: password } : {}) };
-  const { stdout } = await promisify(execFile)(process.env.REDIS_CLI_BIN ?? '/usr/bin/redis-cli', ['-p', String(server.port), ...args], { env });
+/** redis-cli against a private server without a password. */
+async function redisCli(server: PrivateRedis, ...args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(process.env.REDIS_CLI_BIN ?? '/usr/bin/redis-cli', ['-p', String(server.port), ...args]);
   return stdout.trim();
 }
 
@@ -164,7 +163,7 @@ describe('Redis cache and queue in the app, against a private redis-server with 
   it('warns at start when the queue Redis may evict keys (maxmemory-policy is not noeviction)', async () => {
     const evicting = await PrivateRedis.start();
     try {
-      expect(await redisCli(evicting, undefined, 'CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lru')).toBe('OK');
+      expect(await redisCli(evicting, 'CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lru')).toBe('OK');
       const served = await serve(BIN, cleanEnv({ APIGATE_DATA_DIR: tempDir('evict'), QUEUE_PROVIDER: 'redis', REDIS_URL: evicting.url }));
       servedList.push(served);
       const warnings = logLines(served.logs()).filter((l) => l.level === 40 && l.provider === 'redis');
