@@ -55,6 +55,33 @@ export function parseRedisUrl(url: string, overrides: { password?: string | unde
   };
 }
 
+/**
+ * A target as plain client options (the shape ioredis, and BullMQ through it, takes; no client
+ * import here): host, port, credentials, db, and Node TLS options with the URL's host as server
+ * name, so the certificate is checked against the name the operator wrote.
+ */
+export type RedisSocketOptions = Pick<RedisTarget, 'host' | 'port' | 'username' | 'password' | 'db'> & { tls?: { servername: string } };
+
+export function redisSocketOptions(t: RedisTarget): RedisSocketOptions {
+  return {
+    host: t.host,
+    port: t.port,
+    ...(t.username ? { username: t.username } : {}),
+    ...(t.password ? { password: t.password } : {}),
+    db: t.db,
+    ...(t.tls ? { tls: { servername: t.host } } : {}),
+  };
+}
+
+/** What a Redis provider's connection code reads from its config: the shared fields plus its own deadlines. */
+export interface RedisConnectionConfig {
+  url: string;
+  password?: string | undefined;
+  db?: number | undefined;
+  commandTimeoutMs: number;
+  connectTimeoutMs: number;
+}
+
 /** Config fields `url`, `password` and `db`, the same in every Redis provider (map them to env vars per provider). */
 export function redisConnectionFields() {
   return {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isRedisUrl, isTransientRedisReply, parseRedisUrl, redisConnectionFields, redisReconnectDelay, z } from '../src/index.js';
+import { isRedisUrl, isTransientRedisReply, parseRedisUrl, redisConnectionFields, redisReconnectDelay, redisSocketOptions, z } from '../src/index.js';
 
 describe('Redis helpers', () => {
   it('accepts redis:// and rediss:// URLs with an optional numeric db', () => {
@@ -19,6 +19,18 @@ describe('Redis helpers', () => {
     });
     expect(parseRedisUrl('redis://[::1]')).toMatchObject({ host: '::1', port: 6379, db: 0, where: 'redis://[::1]:6379/0' });
     expect(parseRedisUrl('redis://:url-pw@h/1', { password: 'field-pw', db: 4 })).toMatchObject({ password: 'field-pw', db: 4 });
+  });
+
+  it('turns a target into client socket options: TLS names the URL host, absent credentials are left out', () => {
+    expect(redisSocketOptions(parseRedisUrl('rediss://user:pw@cache.example:6380/2'))).toEqual({
+      host: 'cache.example',
+      port: 6380,
+      username: 'user',
+      password: 'pw',
+      db: 2,
+      tls: { servername: 'cache.example' },
+    });
+    expect(redisSocketOptions(parseRedisUrl('redis://127.0.0.1'))).toEqual({ host: '127.0.0.1', port: 6379, db: 0 });
   });
 
   it('gives the same url, password and db fields to every Redis provider', () => {

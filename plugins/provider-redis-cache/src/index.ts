@@ -1,5 +1,4 @@
-import { defineProvider, fields, z } from '@apigate/kernel';
-import { isRedisUrl } from './connection.js';
+import { defineProvider, fields, redisConnectionFields, z } from '@apigate/kernel';
 import { RedisCache } from './redis-cache.js';
 
 export { redisOptions } from './connection.js';
@@ -10,13 +9,7 @@ export default defineProvider({
   name: 'redis',
   description: 'Redis cache via ioredis (shared by every gateway instance; atomic increments for rate limits)',
   config: z.object({
-    url: z
-      .string()
-      .refine(isRedisUrl, 'expected a redis:// or rediss:// URL')
-      .default('redis://localhost:6379')
-      .describe('redis://host:port[/db], or rediss:// for TLS'),
-    password: z.string().optional().describe('the Redis password (AUTH)'),
-    db: fields.int({ min: 0 }).optional().describe('the database number (overrides a /db in the URL)'),
+    ...redisConnectionFields(),
     keyPrefix: z.string().default('apigate:cache:').describe('a string put before every key, so several gateways or apps can share one Redis'),
     commandTimeoutMs: fields.int({ min: 1 }).default(500).describe('milliseconds a command may take before it fails as retryable'),
     connectTimeoutMs: fields.int({ min: 1 }).default(2000).describe('milliseconds a connection attempt may take'),

@@ -1,8 +1,7 @@
 import { type CacheProvider, ConfigError, isRetryable, type KernelEvent, ProviderError, utf8 } from '@apigate/kernel';
-import { createForTest } from '@apigate/provider-testkit';
+import { createForTest, PrivateRedis } from '@apigate/provider-testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import provider from '../src/index.js';
-import { PrivateRedis } from './support/redis-server.js';
 
 const PASSWORD = 'outage-test-password-7f3a9c';
 /**

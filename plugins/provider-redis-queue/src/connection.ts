@@ -1,13 +1,14 @@
-import { isRetryable, isTransientRedisReply, parseRedisUrl, redisReconnectDelay } from '@apigate/kernel';
+import {
+  isRetryable,
+  isTransientRedisReply,
+  parseRedisUrl,
+  type RedisConnectionConfig,
+  redisReconnectDelay,
+  redisSocketOptions,
+} from '@apigate/kernel';
 import type { RedisOptions } from 'ioredis';
 
-export interface ConnectionConfig {
-  url: string;
-  password?: string | undefined;
-  db?: number | undefined;
-  commandTimeoutMs: number;
-  connectTimeoutMs: number;
-}
+export type ConnectionConfig = RedisConnectionConfig;
 
 export interface QueueConnections {
   /**
@@ -28,12 +29,7 @@ export interface QueueConnections {
 export function connectionOptions(cfg: ConnectionConfig, name: string): QueueConnections {
   const t = parseRedisUrl(cfg.url, cfg);
   const base: RedisOptions = {
-    host: t.host,
-    port: t.port,
-    ...(t.username ? { username: t.username } : {}),
-    ...(t.password ? { password: t.password } : {}),
-    db: t.db,
-    ...(t.tls ? { tls: { servername: t.host } } : {}),
+    ...redisSocketOptions(t),
     connectTimeout: cfg.connectTimeoutMs,
     retryStrategy: redisReconnectDelay,
     lazyConnect: true,
