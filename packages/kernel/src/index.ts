@@ -11,6 +11,7 @@ export * from './kernel.js';
 export * from './logger.js';
 export * from './manifest.js';
 export * from './notification-input.js';
+export * from './payment-input.js';
 export * from './queue-input.js';
 export * from './redis.js';
 export * from './retry.js';

@@ -98,6 +98,8 @@ function expectSubscription(got: SubscriptionState, want: Partial<SubscriptionSt
 export function describePaymentProvider(opts: PaymentSuiteOptions): void {
   describe(opts.name ?? 'payment provider conformance', () => {
     const provider = instancePerTest('payment', opts.create);
+    const checkoutTrials = opts.features?.checkoutTrials ?? true;
+    const immediateCancel = opts.features?.immediateCancel ?? true;
 
     const customer = async () => {
       const userId = `usr_conformance_${token()}`;
@@ -195,7 +197,10 @@ export function describePaymentProvider(opts: PaymentSuiteOptions): void {
         const { userId, customerId } = await customer();
         const p = await price();
         const a = await provider().createCheckout(checkoutInput(customerId, p.priceId, userId, p.input.planId));
-        const b = await provider().createCheckout({ ...checkoutInput(customerId, p.priceId, userId, p.input.planId), trialDays: 14 });
+        const b = await provider().createCheckout({
+          ...checkoutInput(customerId, p.priceId, userId, p.input.planId),
+          ...(checkoutTrials ? { trialDays: 14 } : {}),
+        });
         expectHttpUrl(a.url, 'checkout url');
         expect(a.sessionId.trim()).not.toBe('');
         expect(b.sessionId).not.toBe(a.sessionId);
@@ -224,7 +229,7 @@ export function describePaymentProvider(opts: PaymentSuiteOptions): void {
         expect(got.currentPeriodEnd!.getTime()).toBeGreaterThan(Date.now());
       });
 
-      it('a checkout with trial days is trialing until the trial ends', async () => {
+      if (checkoutTrials) it('a checkout with trial days is trialing until the trial ends', async () => {
         const s = await subscribe({ trialDays: 7 });
         const got = await provider().getSubscription(s.subscriptionId);
         expect(got.status).toBe('trialing');
@@ -251,17 +256,27 @@ export function describePaymentProvider(opts: PaymentSuiteOptions): void {
         expect((await provider().getSubscription(s.subscriptionId)).priceId).toBe(next.priceId);
       });
 
-      it('cancels at period end, then now', async () => {
+      it(immediateCancel ? 'cancels at period end, then now' : 'cancels at period end', async () => {
         const s = await subscribe();
         const atEnd = await provider().cancelSubscription({ subscriptionId: s.subscriptionId, atPeriodEnd: true });
         expectSubscription(atEnd, { subscriptionId: s.subscriptionId, status: 'active', cancelAtPeriodEnd: true });
         expect((await provider().getSubscription(s.subscriptionId)).cancelAtPeriodEnd).toBe(true);
+        if (!immediateCancel) return;
         const now = await provider().cancelSubscription({ subscriptionId: s.subscriptionId, atPeriodEnd: false });
         expect(now.status).toBe('canceled');
         expect((await provider().getSubscription(s.subscriptionId)).status).toBe('canceled');
       });
 
-      it('cancels immediately', async () => {
+      if (!immediateCancel) it('refuses an immediate cancel it cannot do, without retry, and leaves the subscription alone', async () => {
+        const s = await subscribe();
+        await expectFinalRejection(
+          () => provider().cancelSubscription({ subscriptionId: s.subscriptionId, atPeriodEnd: false }),
+          'an immediate cancel on a provider without one',
+        );
+        expect(await provider().getSubscription(s.subscriptionId)).toMatchObject({ status: 'active', cancelAtPeriodEnd: false });
+      });
+
+      if (immediateCancel) it('cancels immediately', async () => {
         const s = await subscribe();
         const now = await provider().cancelSubscription({ subscriptionId: s.subscriptionId, atPeriodEnd: false });
         expectSubscription(now, { subscriptionId: s.subscriptionId, customerId: s.customerId, status: 'canceled' });

@@ -96,4 +96,15 @@ export interface PaymentFeatures {
   customerPortal?: boolean;
   /** Path under which the gateway mounts this provider's webhook, e.g. `/webhooks/stripe`. */
   webhookPath?: string;
+  /**
+   * False where a checkout cannot set its own trial length (the vendor keeps trials on the
+   * product, e.g. LemonSqueezy): `trialDays` is then refused unless the product's own trial matches.
+   * Default true.
+   */
+  checkoutTrials?: boolean;
+  /**
+   * False where a subscription can only be cancelled at the end of its period (e.g.
+   * LemonSqueezy): `cancelSubscription({ atPeriodEnd: false })` is then refused. Default true.
+   */
+  immediateCancel?: boolean;
 }
