@@ -3,6 +3,7 @@ export * from './email.js';
 export * from './harness.js';
 export * from './manifest.js';
 export * from './notification.js';
+export * from './oauth.js';
 export * from './payment.js';
 export * from './queue.js';
 export * from './redis-server.js';
