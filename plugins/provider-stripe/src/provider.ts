@@ -97,8 +97,12 @@ export class StripePayment implements PaymentProvider {
     return toStripeProviderError(err, operation, this.secrets, this.host);
   }
 
+  private closedError(operation: string): ProviderError {
+    return new ProviderError({ capability: 'payment', provider: 'stripe', operation, retryable: false, message: 'the provider is closed' });
+  }
+
   private async call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new ProviderError({ capability: 'payment', provider: 'stripe', operation, retryable: false, message: 'the provider is closed' });
+    if (this.closed) throw this.closedError(operation);
     try {
       return await fn();
     } catch (err) {
@@ -293,7 +297,7 @@ export class StripePayment implements PaymentProvider {
    */
   async *listSubscriptions(i: { customerId?: string; updatedSince?: Date }): AsyncGenerator<SubscriptionState> {
     const since = i.updatedSince ? Math.floor(i.updatedSince.getTime() / 1000) : undefined;
-    if (this.closed) throw this.fail(new Error('the provider is closed'), 'listSubscriptions');
+    if (this.closed) throw this.closedError('listSubscriptions');
     try {
       const pages = this.stripe.subscriptions.list({ status: 'all', limit: PAGE_SIZE, ...(i.customerId ? { customer: i.customerId } : {}) });
       for await (const sub of pages) {
@@ -396,6 +400,7 @@ export class StripePayment implements PaymentProvider {
   async check(signal: AbortSignal): Promise<Health> {
     const started = performance.now();
     const latencyMs = () => performance.now() - started;
+    if (this.closed) return { status: 'error', latencyMs: 0, error: 'the provider is closed' };
     try {
       const balance = await abortable(this.stripe.balance.retrieve(undefined, { maxNetworkRetries: 0 }), signal);
       return { status: 'connected', latencyMs: latencyMs(), detail: `${this.host} (${balance.livemode ? 'live' : 'test'} mode)` };

@@ -652,6 +652,7 @@ describe('provider-stripe', () => {
       expect(err).toMatchObject({ retryable: false });
       expect(err.message).toContain('closed');
       await expect(p.listSubscriptions({})[Symbol.asyncIterator]().next()).rejects.toThrow(/closed/);
+      expect(await p.check(AbortSignal.timeout(15_000))).toMatchObject({ status: 'error', error: 'the provider is closed' });
     });
   });
 
