@@ -61,7 +61,7 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 
 /** Extra field names a Connection header declares hop-by-hop (`Connection: close, X-Foo`). */
 function connectionTokens(value: string | string[] | undefined): Set<string> | null {
-  if (!value) return null;
+  if (!value || value === 'keep-alive' || value === 'close') return null; // the usual values, without a split
   let tokens: Set<string> | null = null;
   for (const part of (Array.isArray(value) ? value.join(',') : value).split(',')) {
     const t = part.trim().toLowerCase();

@@ -1,0 +1,410 @@
+// Proxy throughput and latency on loopback, each server in its own process: the upstream
+// alone, nginx proxy_pass (keep-alive to the upstream), a bare undici proxy of about 20 lines,
+// and APIGate (`apigate serve`: key auth + per-key rate limit + monthly quota + metering) with
+// memory providers and with Redis. Prints requests/s with p50/p99 under load (autocannon), and
+// p50/p99 of one client at a time (microseconds), plus the ratios the gateway issue asks for.
+//
+//   pnpm --filter @apigate/bench run gateway        (build first: pnpm --filter '@apigate/app...' run build)
+//   BENCH_SECONDS=10 BENCH_CONNECTIONS=50 REDIS_URL=redis://127.0.0.1:6379 node bench/gateway.mjs
+//
+// BENCH_ONLY=bare,redis runs some scenarios (direct, nginx, bare, raw, hono, memory, redis);
+// BENCH_PROFILE_DIR=/tmp/prof writes a V8 CPU profile of each `apigate serve`.
+// nginx: uses `nginx` from PATH; when missing and apt-get is there (as root) it installs Debian's
+// nginx-light and says so; otherwise the nginx row is skipped.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { Redis } from 'ioredis';
+import { Agent, request } from 'undici';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const BIN = path.resolve(HERE, '../apps/apigate/dist/bin.js');
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const LIGHT_REQUESTS = Number(process.env.BENCH_LIGHT_REQUESTS ?? 3000);
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const work = mkdtempSync(path.join(tmpdir(), 'apigate-bench-gw-'));
+// Every Redis key this run writes starts with this, and only those are removed at the end.
+const PREFIX = `apigate-bench-${randomUUID()}`;
+const children = [];
+
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+
+/** Runs `node -e code` (ESM) in its own process; resolves once it prints `ready`. */
+async function nodeProcess(name, code, env = {}) {
+  const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`, `--cpu-prof-name=${name.replace(/\W+/g, '-')}.cpuprofile`] : [];
+  const child = spawn(process.execPath, [...profile, '--input-type=module', '-e', code], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'], cwd: HERE });
+  children.push(child);
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  await new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('ready')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code} before it was ready`)));
+  });
+  return child;
+}
+
+const UPSTREAM = `
+import http from 'node:http';
+const body = JSON.stringify({ ok: true, forecast: 'sunny', temperature: 21 });
+http.createServer((req, res) => {
+  req.resume();
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}).listen(Number(process.env.PORT), '127.0.0.1', () => console.log('ready'));
+`;
+
+// The bare proxy the issue compares with: undici pool, streamed both ways, hop-by-hop headers dropped.
+const BARE_PROXY = `
+import http from 'node:http';
+import { Pool } from 'undici';
+const pool = new Pool(process.env.UPSTREAM, { connections: 128, keepAliveTimeout: 4000 });
+const HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'upgrade', 'host', 'trailer']);
+const strip = (h) => Object.fromEntries(Object.entries(h).filter(([k]) => !HOP.has(k)));
+http.createServer((req, res) => {
+  const hasBody = req.headers['content-length'] > 0 || req.headers['transfer-encoding'];
+  pool
+    .stream({ path: req.url, method: req.method, headers: strip(req.headers), body: hasBody ? req : null }, ({ statusCode, headers }) => {
+      res.writeHead(statusCode, strip(headers));
+      return res;
+    })
+    .catch(() => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
+    });
+}).listen(Number(process.env.PORT), '127.0.0.1', () => console.log('ready'));
+`;
+
+// The gateway's Forwarder on raw node:http and behind hono's node-server adapter: what putting the
+// proxy path in front of hono saves (the decision apigate serve makes).
+const FORWARDER = (viaHono) => `
+import http from 'node:http';
+import { Forwarder, RouteTable } from '@apigate/gateway';
+${viaHono ? "import { Hono } from 'hono'; import { getRequestListener } from '@hono/node-server'; import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';" : ''}
+const forwarder = new Forwarder();
+const routes = new RouteTable([{ id: 'rt', pathPrefix: '/', upstreamUrl: process.env.UPSTREAM }]);
+const identity = { userId: 'usr_1', planId: 'plan_1', keyId: 'key_1' };
+let listener = (req, res) => void forwarder.forward(req, res, routes.match(req.url), identity);
+${
+  viaHono
+    ? `const app = new Hono();
+app.all('*', async (c) => {
+  await forwarder.forward(c.env.incoming, c.env.outgoing, routes.match(c.env.incoming.url), identity);
+  return RESPONSE_ALREADY_SENT;
+});
+listener = getRequestListener(app.fetch);`
+    : ''
+}
+http.createServer(listener).listen(Number(process.env.PORT), '127.0.0.1', () => console.log('ready'));
+`;
+
+function ensureNginx() {
+  const has = () => spawnSync('sh', ['-c', 'command -v nginx || test -x /usr/sbin/nginx'], { stdio: 'ignore' }).status === 0;
+  if (has()) return true;
+  const isRoot = process.getuid?.() === 0;
+  const apt = spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
+  if (!isRoot || !apt) return false;
+  console.log('nginx is not installed: running apt-get install -y nginx-light (Debian) for the nginx row');
+  let r = spawnSync('apt-get', ['install', '-y', 'nginx-light'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  if (r.status !== 0) {
+    spawnSync('apt-get', ['update'], { stdio: 'ignore' });
+    r = spawnSync('apt-get', ['install', '-y', 'nginx-light'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  }
+  console.log(r.status === 0 ? 'installed nginx-light' : 'could not install nginx-light; skipping nginx');
+  return r.status === 0 && has();
+}
+
+async function startNginx(upstreamPort, port) {
+  const dir = path.join(work, 'nginx');
+  rmSync(dir, { recursive: true, force: true });
+  execFileSync('mkdir', ['-p', `${dir}/logs`, `${dir}/tmp`]);
+  const conf = `
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/tmp;
+  proxy_temp_path ${dir}/tmp;
+  upstream up { server 127.0.0.1:${upstreamPort}; keepalive 128; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://up;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+    }
+  }
+}`;
+  writeFileSync(`${dir}/nginx.conf`, conf);
+  const nginx = spawnSync('sh', ['-c', 'command -v nginx || echo /usr/sbin/nginx'], { encoding: 'utf8' }).stdout.trim();
+  const child = spawn(nginx, ['-p', dir, '-c', `${dir}/nginx.conf`], { stdio: 'inherit' });
+  children.push(child);
+  // nginx prints nothing when ready: wait until it answers.
+  for (let i = 0; i < 100; i++) {
+    try {
+      await (await fetch(`http://127.0.0.1:${port}/`)).arrayBuffer();
+      return child;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error('nginx did not start');
+}
+
+function apigate(args, env) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`apigate ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** A data folder with a plan (limits high enough never to refuse), a user, a key and a route; then `apigate serve`. */
+async function startApigate(name, upstreamUrl, port, extraEnv) {
+  const dataDir = path.join(work, name);
+  const env = { ...process.env, APIGATE_DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...extraEnv };
+  for (const k of Object.keys(env)) if (/_PROVIDER$/.test(k) && !(k in extraEnv)) delete env[k];
+  if (extraEnv.QUEUE_PROVIDER === 'redis') apigate(['settings', 'set', 'queue.redis.prefix', extraEnv.BENCH_QUEUE_PREFIX], env);
+  apigate(['plans', 'create', 'bench', '--rpm', '1000000000', '--monthly', '1000000000'], env);
+  apigate(['users', 'create', 'bench@example.com'], env);
+  const key = JSON.parse(apigate(['keys', 'create', '--user', 'bench@example.com', '--json'], env)).key;
+  apigate(['routes', 'add', '/', upstreamUrl], env);
+  const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
+  const child = spawn(process.execPath, [...profile, BIN, 'serve', '--port', String(port), '--host', '127.0.0.1'], { env: { ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  await new Promise((resolve, reject) => {
+    const onData = (d) => {
+      out += d;
+      if (out.includes('apigate listening')) {
+        child.stdout.off('data', onData);
+        child.stdout.resume(); // keep draining the log
+        resolve();
+      }
+    };
+    child.stdout.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`apigate serve (${name}) exited with ${code}:\n${out}`)));
+  });
+  return { child, key };
+}
+
+async function stop(child) {
+  if (!child || child.exitCode !== null) return;
+  child.kill('SIGTERM');
+  await once(child, 'exit');
+}
+
+const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
+/** CPU time (user + system) a process has used so far, in µs; undefined where /proc is missing. */
+function cpuUs(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+  } catch {
+    return undefined;
+  }
+}
+
+function cannon(url, headers) {
+  return new Promise((resolve, reject) => {
+    autocannon({ url, connections: CONNECTIONS, duration: SECONDS, headers, pipelining: 1 }, (err, r) => (err ? reject(err) : resolve(r)));
+  });
+}
+
+/** One client, one request at a time: what a request costs when nothing queues (µs precision). */
+async function lightLatency(url, headers) {
+  const agent = new Agent({ connections: 1, pipelining: 1 });
+  const times = [];
+  try {
+    for (let i = 0; i < LIGHT_REQUESTS + 300; i++) {
+      const t = process.hrtime.bigint();
+      const res = await request(url, { headers, dispatcher: agent });
+      await res.body.dump();
+      if (res.statusCode !== 200) throw new Error(`${url} answered ${res.statusCode}`);
+      if (i >= 300) times.push(Number(process.hrtime.bigint() - t) / 1000);
+    }
+  } finally {
+    await agent.close();
+  }
+  times.sort((a, b) => a - b);
+  const at = (p) => times[Math.min(times.length - 1, Math.floor((p / 100) * times.length))];
+  return { p50: at(50), p99: at(99) };
+}
+
+/** `pids`: the proxy's process (its CPU per request is the steadiest figure on a shared machine) and Redis's, where used. */
+async function measure(name, url, headers = {}, pids = {}) {
+  await cannon(url, headers).catch(() => undefined); // warm up (pools, JIT)
+  const before = { proxy: cpuUs(pids.proxy), redis: cpuUs(pids.redis) };
+  const r = await cannon(url, headers);
+  const per = (k) => (before[k] === undefined || pids[k] === undefined ? undefined : (cpuUs(pids[k]) - before[k]) / r.requests.total);
+  const bad = r.non2xx + r.errors + r.timeouts;
+  if (bad > 0) console.log(`  ${name}: ${bad} non-2xx/errors/timeouts of ${r.requests.total}`);
+  if (process.env.BENCH_PROFILE_DIR) console.log(`  ${name}: ${r.requests.total} requests measured (plus the warm-up and ${LIGHT_REQUESTS + 300} light ones)`);
+  const light = await lightLatency(url, headers);
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, lightP50: light.p50, lightP99: light.p99, cpu: per('proxy'), redisCpu: per('redis') };
+}
+
+/** The pid of the redis-server at REDIS_URL (its INFO says), for its CPU per request. */
+async function redisPid() {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    return Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1]) || undefined;
+  } catch {
+    return undefined;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function main() {
+  const upstreamPort = await freePort();
+  const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
+  const upstream = await nodeProcess('upstream', UPSTREAM, { PORT: String(upstreamPort) });
+
+  const forwarderScenario = (viaHono) => async () => {
+    const port = await freePort();
+    return { url: `http://127.0.0.1:${port}`, child: await nodeProcess('forwarder', FORWARDER(viaHono), { PORT: String(port), UPSTREAM: upstreamUrl }) };
+  };
+  const scenarios = [
+    { id: 'direct', name: 'direct upstream', start: async () => ({ url: upstreamUrl }) },
+    {
+      id: 'nginx',
+      name: 'nginx proxy_pass (keep-alive)',
+      start: async () => {
+        if (!ensureNginx()) return undefined;
+        const port = await freePort();
+        return { url: `http://127.0.0.1:${port}`, child: await startNginx(upstreamPort, port) };
+      },
+    },
+    {
+      id: 'bare',
+      name: 'bare undici proxy',
+      start: async () => {
+        const port = await freePort();
+        return { url: `http://127.0.0.1:${port}`, child: await nodeProcess('bare proxy', BARE_PROXY, { PORT: String(port), UPSTREAM: upstreamUrl }) };
+      },
+    },
+    { id: 'raw', name: 'Forwarder on raw node:http', start: forwarderScenario(false) },
+    { id: 'hono', name: 'Forwarder behind hono', start: forwarderScenario(true) },
+    {
+      id: 'memory',
+      name: 'APIGate, memory cache + queue',
+      start: async () => {
+        const port = await freePort();
+        const { child, key } = await startApigate('memory', upstreamUrl, port, { CACHE_PROVIDER: 'memory', QUEUE_PROVIDER: 'memory' });
+        return { url: `http://127.0.0.1:${port}`, child, headers: { 'x-api-key': key } };
+      },
+    },
+    {
+      id: 'redis',
+      name: 'APIGate, Redis cache + queue',
+      start: async () => {
+        const port = await freePort();
+        const { child, key } = await startApigate('redis', upstreamUrl, port, {
+          CACHE_PROVIDER: 'redis',
+          QUEUE_PROVIDER: 'redis',
+          REDIS_URL,
+          REDIS_KEY_PREFIX: `${PREFIX}:cache:`,
+          BENCH_QUEUE_PREFIX: `${PREFIX}-queue`,
+        });
+        return { url: `http://127.0.0.1:${port}`, child, headers: { 'x-api-key': key } };
+      },
+    },
+  ];
+
+  console.log(`loopback, ${CONNECTIONS} connections, ${SECONDS} s per run (after a warm-up run), best of ${ROUNDS} rounds; light load: ${LIGHT_REQUESTS} sequential requests`);
+  const running = [];
+  const only = process.env.BENCH_ONLY?.split(',').map((x) => x.trim());
+  for (const s of scenarios.filter((x) => !only || only.includes(x.id))) {
+    const started = await s.start();
+    if (!started) console.log(`  ${s.name}: skipped (nginx not available)`);
+    else running.push({ ...s, ...started, runs: [] });
+  }
+  // Rounds interleave the scenarios, so drift on a shared machine spreads over all of them.
+  const rpid = await redisPid();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const s of running) {
+      const pids = { proxy: (s.child ?? upstream).pid, ...(s.id === 'redis' ? { redis: rpid } : {}) };
+      s.runs.push(await measure(s.name, `${s.url}/weather/today`, s.headers, pids));
+    }
+  }
+  for (const s of running) await stop(s.child);
+  await stop(upstream);
+
+  const best = (s) => {
+    const byRps = [...s.runs].sort((a, b) => b.rps - a.rps)[0];
+    const byLight = [...s.runs].sort((a, b) => a.lightP50 - b.lightP50)[0];
+    const cpu = s.runs.map((r) => r.cpu).filter((v) => v !== undefined);
+    const redisCpu = s.runs.map((r) => r.redisCpu).filter((v) => v !== undefined);
+    return { ...byRps, lightP50: byLight.lightP50, lightP99: byLight.lightP99, cpu: cpu.length ? Math.min(...cpu) : undefined, redisCpu: redisCpu.length ? Math.min(...redisCpu) : undefined };
+  };
+  const rows = running.map((s) => ({ name: s.name, ...best(s) }));
+  const pad = (v, n) => String(v).padStart(n);
+  console.log(`\n${'scenario'.padEnd(32)}${pad('req/s', 9)}${pad('p50 ms', 8)}${pad('p99 ms', 8)}${pad('1-client p50 µs', 17)}${pad('p99 µs', 9)}${pad('CPU µs/req', 12)}`);
+  for (const r of rows) {
+    const cpu = r.cpu === undefined ? 'n/a' : `${r.cpu.toFixed(1)}${r.redisCpu === undefined ? '' : ` +${r.redisCpu.toFixed(1)} redis`}`;
+    console.log(`${r.name.padEnd(32)}${pad(Math.round(r.rps), 9)}${pad(r.p50, 8)}${pad(r.p99, 8)}${pad(r.lightP50.toFixed(0), 17)}${pad(r.lightP99.toFixed(0), 9)}  ${cpu}`);
+  }
+  const get = (n) => rows.find((r) => r.name.startsWith(n));
+  const direct = get('direct');
+  const nginx = get('nginx');
+  const bare = get('bare');
+  const raw = get('Forwarder on raw');
+  const hono = get('Forwarder behind hono');
+  const ratio = (a, b) => (a && b ? `${((a.rps / b.rps) * 100).toFixed(0)}%` : 'n/a');
+  // CPU per request predicts the throughput ratio on a machine where every process competes for the cores.
+  const cpuRatio = (a, b) => (a?.cpu && b?.cpu ? `${((b.cpu / (a.cpu + (a.redisCpu ?? 0))) * 100).toFixed(0)}%` : 'n/a');
+  console.log('\nratios of throughput:');
+  console.log(`  bare undici proxy / direct: ${ratio(bare, direct)}   bare undici proxy / nginx: ${ratio(bare, nginx)}`);
+  if (raw && hono) {
+    console.log(`  Forwarder behind hono / on raw node:http: ${ratio(hono, raw)}; hono adds ${((hono.lightP50 - raw.lightP50) / 1000).toFixed(3)} ms at p50 for one client`);
+  }
+  for (const g of rows.filter((r) => r.name.startsWith('APIGate') && bare)) {
+    const addedLight = g.lightP50 - bare.lightP50;
+    console.log(
+      `  ${g.name} / bare undici proxy: ${ratio(g, bare)} (goal >= 85%; by CPU per request, Redis's included: ${cpuRatio(g, bare)}); / nginx: ${ratio(g, nginx)}; added at p50: ${(g.p50 - bare.p50).toFixed(2)} ms under load, ${(addedLight / 1000).toFixed(3)} ms for one client (goal < 1 ms)`,
+    );
+  }
+}
+
+try {
+  await main();
+} finally {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  rmSync(work, { recursive: true, force: true });
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${PREFIX}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length) await redis.del(...keys);
+    } while (cursor !== '0');
+  } catch {
+    // Redis not running: nothing was written there.
+  } finally {
+    redis.disconnect();
+  }
+}
