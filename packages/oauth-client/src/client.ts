@@ -1,7 +1,7 @@
 import { type Health, InvalidInputError, type OAuthProfile, type OAuthProvider, type ProviderError } from '@apigate/kernel';
 import * as oidc from 'openid-client';
 import { clean, explain, type Failure, OAUTH_ERROR_CODES, providerError } from './errors.js';
-import { checkEndpoint } from './http.js';
+import { type CheckOptions, checkEndpoint } from './http.js';
 import { discoveryUrl, isLoopbackHttp } from './urls.js';
 
 export interface ProfileContext {
@@ -38,7 +38,7 @@ export interface OAuthClientOptions {
    * One GET that shows the provider is reachable (an API status URL). Default for `oidc`: the
    * discovery document, which must name the configured issuer.
    */
-  health?: { url: string; where: string; expect?: (body: unknown) => string | undefined };
+  health?: { url: string; where: string; expect?: CheckOptions['expect'] };
   /** Builds the normalised profile once the code has been exchanged (and the ID token validated). */
   profile(ctx: ProfileContext): Promise<OAuthProfile>;
 }
@@ -232,13 +232,15 @@ export class OAuthClient implements OAuthProvider {
 
   /** The discovery document, which must name the configured issuer (as openid-client will insist). */
   private discoveryHealth(issuer: string): NonNullable<OAuthClientOptions['health']> {
+    const where = 'the discovery document';
     return {
       url: discoveryUrl(issuer),
-      where: 'the discovery document',
-      expect: (body) => {
-        const named = (body as { issuer?: unknown } | null)?.issuer;
-        if (typeof named !== 'string' || !URL.canParse(named)) return 'the discovery document names no issuer';
-        return new URL(named).href === new URL(issuer).href ? undefined : `the discovery document names issuer ${clean(named)}, not ${issuer}`;
+      where,
+      expect: ({ status, body }) => {
+        if (status !== 200) return `${where} answered HTTP ${status}`;
+        const named = (body as { issuer?: unknown } | undefined)?.issuer;
+        if (typeof named !== 'string' || !URL.canParse(named)) return `${where} names no issuer`;
+        return new URL(named).href === new URL(issuer).href ? undefined : `${where} names issuer ${clean(named)}, not ${issuer}`;
       },
     };
   }

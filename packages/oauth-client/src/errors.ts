@@ -41,15 +41,17 @@ const causeMessage = (err: Error): string | undefined => {
   return cause instanceof Error && cause.message && cause.message !== err.message ? cause.message : undefined;
 };
 
-/** The network reason under a failed fetch (`fetch failed` says nothing by itself). */
+/** The network reason under a failed fetch (`fetch failed` says nothing by itself): a code, else the cause's words. */
 function networkReason(err: Error): string | undefined {
   let e: unknown = err;
+  let words: string | undefined;
   for (let depth = 0; e && depth < 4; depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && /^E[A-Z]+$|^UND_ERR/.test(code)) return code;
+    if (depth > 0 && e instanceof Error && e.message) words ??= e.message;
     e = (e as { cause?: unknown }).cause;
   }
-  return undefined;
+  return err.message === 'fetch failed' ? (words ?? 'network error') : undefined;
 }
 
 /**

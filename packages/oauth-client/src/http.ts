@@ -1,37 +1,43 @@
 import type { Health } from '@apigate/kernel';
 import { clean, explain, type Failure, failureError } from './errors.js';
 
-export interface GetJsonOptions {
+export interface RequestOptions {
   headers?: Record<string, string>;
   signal: AbortSignal;
   /** Names the other side in errors ("api.github.com", "the discovery document"). */
   where: string;
   timeoutMs: number;
+}
+
+export interface GetJsonOptions extends RequestOptions {
   /** Marks answers that are worth retrying although their status says otherwise (GitHub's rate-limit 403). */
   retryableAnswer?: (res: Response) => boolean;
 }
 
-/** The `message` most JSON APIs put in an error body, if there is one. */
-async function bodyMessage(res: Response): Promise<string | undefined> {
+/** GET with JSON accepted; a network failure or timeout throws an error that carries its `failure`. */
+async function get(url: string, o: RequestOptions): Promise<Response> {
   try {
-    const body = (await res.json()) as { message?: unknown; error_description?: unknown; error?: unknown };
-    const m = body.message ?? body.error_description ?? body.error;
-    return typeof m === 'string' ? m : undefined;
-  } catch {
-    return undefined;
+    return await fetch(url, { headers: { accept: 'application/json', ...o.headers }, signal: o.signal, redirect: 'error' });
+  } catch (err) {
+    throw failureError(explain(err, { where: o.where, timeoutMs: o.timeoutMs }));
   }
+}
+
+const jsonOf = (res: Response): Promise<unknown> => res.json().catch(() => undefined);
+
+/** The `message` most JSON APIs put in an error body, if there is one. */
+function bodyMessage(body: unknown): string | undefined {
+  const b = (body ?? {}) as { message?: unknown; error_description?: unknown; error?: unknown };
+  const m = b.message ?? b.error_description ?? b.error;
+  return typeof m === 'string' ? m : undefined;
 }
 
 /** GET a JSON document. Non-2xx answers and network failures throw errors that carry their `failure`. */
 export async function getJson(url: string, o: GetJsonOptions): Promise<unknown> {
-  let res: Response;
-  try {
-    res = await fetch(url, { headers: { accept: 'application/json', ...o.headers }, signal: o.signal, redirect: 'error' });
-  } catch (err) {
-    throw failureError(explain(err, { where: o.where, timeoutMs: o.timeoutMs }));
-  }
+  const res = await get(url, o);
+  const body = await jsonOf(res);
   if (!res.ok) {
-    const detail = await bodyMessage(res);
+    const detail = bodyMessage(body);
     const failure: Failure = {
       message: `${o.where} answered HTTP ${res.status}${detail ? ` (${clean(detail)})` : ''}`,
       status: res.status,
@@ -39,28 +45,31 @@ export async function getJson(url: string, o: GetJsonOptions): Promise<unknown> 
     };
     throw failureError(failure);
   }
-  try {
-    return await res.json();
-  } catch {
-    throw failureError({ message: `${o.where} answered with a body that is not JSON`, status: res.status, retryable: false });
-  }
+  if (body === undefined) throw failureError({ message: `${o.where} answered with a body that is not JSON`, status: res.status, retryable: false });
+  return body;
 }
 
-/**
- * Health by one GET: `connected` when the document answers 200 with JSON (and, given
- * `expect`, passes it), `error` otherwise. Never throws.
- */
-export async function checkEndpoint(
-  url: string,
-  o: Omit<GetJsonOptions, 'retryableAnswer'> & { expect?: (body: unknown) => string | undefined },
-): Promise<Health> {
+export interface CheckOptions extends RequestOptions {
+  /** Says what is wrong with the answer, or undefined when it shows a working service. Default: a 2xx with JSON. */
+  expect?: (answer: { status: number; body: unknown }) => string | undefined;
+}
+
+/** Health by one GET: `connected` when the answer passes `expect`, `error` otherwise. Never throws. */
+export async function checkEndpoint(url: string, o: CheckOptions): Promise<Health> {
   const started = performance.now();
-  const latencyMs = () => performance.now() - started;
+  const health = (problem: string | undefined): Health => {
+    const latencyMs = performance.now() - started;
+    return problem ? { status: 'error', latencyMs, error: problem } : { status: 'connected', latencyMs };
+  };
   try {
-    const body = await getJson(url, o);
-    const problem = o.expect?.(body);
-    return problem ? { status: 'error', latencyMs: latencyMs(), error: problem } : { status: 'connected', latencyMs: latencyMs() };
+    const res = await get(url, o);
+    const answer = { status: res.status, body: await jsonOf(res) };
+    const expect =
+      o.expect ??
+      ((a: typeof answer) =>
+        a.status >= 300 ? `${o.where} answered HTTP ${a.status}` : a.body === undefined ? `${o.where} answered without JSON` : undefined);
+    return health(expect(answer));
   } catch (err) {
-    return { status: 'error', latencyMs: latencyMs(), error: explain(err, o).message };
+    return health(explain(err, o).message);
   }
 }

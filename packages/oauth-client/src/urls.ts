@@ -12,7 +12,7 @@ export function isLoopbackHttp(value: string): boolean {
 export const endpointUrl = (description: string) =>
   z
     .url({ error: 'expected a URL' })
-    .refine((v) => new URL(v).protocol === 'https:' || isLoopbackHttp(v), 'expected an https:// URL')
+    .refine((v) => URL.canParse(v) && (new URL(v).protocol === 'https:' || isLoopbackHttp(v)), 'expected an https:// URL')
     .describe(description);
 
 /** `base` + `path` with one slash between them, whether or not `base` ends with one. */

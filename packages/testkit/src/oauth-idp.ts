@@ -9,6 +9,9 @@ import type { AddressInfo } from 'node:net';
  * process on a free port.
  */
 
+/** The redirect URI the OAuth suite logs in with unless told otherwise: register it for the test client. */
+export const OAUTH_TEST_REDIRECT_URI = 'https://apigate.example.com/portal/oauth/callback';
+
 interface Cookie {
   value: string;
   path: string;
@@ -134,12 +137,15 @@ export async function browserLogin(authUrl: URL, o: BrowserLoginOptions): Promis
 }
 
 export interface OidcServerOptions {
-  /** Registered clients, in oidc-provider's client metadata (client_id, client_secret, redirect_uris...). */
-  clients: Record<string, unknown>[];
+  /**
+   * Registered clients, in oidc-provider's client metadata (client_id, client_secret,
+   * redirect_uris...). Default: one confidential client for `OAUTH_TEST_REDIRECT_URI` (see `client`).
+   */
+  clients?: Record<string, unknown>[];
   /** Accounts by login: their claims (`sub` defaults to the login). Log in with `browserLogin(..., { fill: { login } })`. */
   accounts: Record<string, Record<string, unknown>>;
   /**
-   * More oidc-provider configuration, merged over the defaults: devInteractions on,
+   * More oidc-provider configuration, over the defaults (`features` merged): devInteractions on,
    * `claims` for the standard `email` and `profile` scopes, a fresh RS256 key and cookie keys.
    */
   configuration?: Record<string, unknown>;
@@ -148,6 +154,10 @@ export interface OidcServerOptions {
 export interface OidcServer {
   /** `http://127.0.0.1:<port>`: discovery at `${issuer}/.well-known/openid-configuration`. */
   issuer: string;
+  /** The default client's credentials (when `clients` was not given). */
+  client: { clientId: string; clientSecret: string; redirectUri: string };
+  /** An `authorize` for the OAuth suite: logs in as `login` and consents on the development pages. */
+  loginAs(login: string): (authUrl: URL) => Promise<URL>;
   /** The oidc-provider instance, for tests that need its events or models. */
   provider: unknown;
   close(): Promise<void>;
@@ -168,9 +178,19 @@ export async function startOidcProvider(o: OidcServerOptions): Promise<OidcServe
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = { clientId: 'apigate-test', clientSecret: `test-secret-${randomBytes(12).toString('hex')}`, redirectUri: OAUTH_TEST_REDIRECT_URI };
+  const clients = o.clients ?? [
+    {
+      client_id: client.clientId,
+      client_secret: client.clientSecret,
+      redirect_uris: [client.redirectUri],
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+    },
+  ];
   const jwk = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
   const provider = new Provider(issuer, {
-    clients: o.clients,
+    clients,
     jwks: { keys: [{ ...jwk, kid: `test-${randomBytes(4).toString('hex')}`, alg: 'RS256', use: 'sig' }] },
     cookies: { keys: [randomBytes(32).toString('hex')] },
     claims: {
@@ -178,16 +198,18 @@ export async function startOidcProvider(o: OidcServerOptions): Promise<OidcServe
       email: ['email', 'email_verified'],
       profile: ['name', 'given_name', 'family_name', 'preferred_username', 'picture'],
     },
-    features: { devInteractions: { enabled: true } },
     async findAccount(_ctx: unknown, id: string) {
       const claims = o.accounts[id];
       return claims ? { accountId: id, claims: async () => ({ sub: id, ...claims }) } : undefined;
     },
     ...o.configuration,
+    features: { devInteractions: { enabled: true }, ...(o.configuration?.features as object | undefined) },
   });
   server.on('request', provider.callback());
   return {
     issuer,
+    client,
+    loginAs: (login) => (authUrl) => browserLogin(authUrl, { redirectUri: client.redirectUri, fill: { login, password: 'any-password' } }),
     provider,
     close: () =>
       new Promise<void>((resolve) => {

@@ -3,10 +3,10 @@ import type { OAuthProfile, OAuthProvider } from '@apigate/kernel';
 import { describe, expect, it } from 'vitest';
 import { expectFinalRejection, instancePerTest, lifecycleTests } from './expectations.js';
 
-export * from './oauth-idp.js';
+import { OAUTH_TEST_REDIRECT_URI } from './oauth-idp.js';
 
-/** The redirect URI the suite logs in with unless told otherwise: register it for the test client. */
-export const OAUTH_TEST_REDIRECT_URI = 'https://apigate.example.com/portal/oauth/callback';
+export { expectFinalRejection, rejectionOf } from './expectations.js';
+export * from './oauth-idp.js';
 
 export type OAuthExchangeInput = Parameters<OAuthProvider['exchange']>[0];
 

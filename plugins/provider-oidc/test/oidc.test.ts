@@ -9,20 +9,13 @@ import {
   freePort,
   OAUTH_TEST_REDIRECT_URI,
   type OidcServer,
+  rejectionOf,
   startOidcProvider,
 } from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider from '../src/index.js';
 
-const CLIENT_SECRET = 'oidc-conformance-client-secret-5f1e2d';
-const client = {
-  client_id: 'apigate-oidc-test',
-  client_secret: CLIENT_SECRET,
-  redirect_uris: [OAUTH_TEST_REDIRECT_URI],
-  grant_types: ['authorization_code'],
-  response_types: ['code'],
-};
 const alice = { email: 'alice@example.com', email_verified: true, name: 'Alice Example', picture: 'https://img.example.com/alice.png' };
 
 // A real OpenID Connect server (oidc-provider) with its default, minimal ID tokens: email and
@@ -30,28 +23,18 @@ const alice = { email: 'alice@example.com', email_verified: true, name: 'Alice E
 let idp: OidcServer;
 beforeAll(async () => {
   idp = await startOidcProvider({
-    clients: [client],
     accounts: { alice, bob: { email: 'bob@example.com', email_verified: false, given_name: 'Bob', family_name: 'Builder' } },
   });
 });
 afterAll(() => idp?.close());
 
 const make = async (over: Record<string, string> = {}) =>
-  (await createForTest(provider, { issuer: idp.issuer, clientId: client.client_id, clientSecret: CLIENT_SECRET, ...over })).provider;
-/** The error `p` rejects with; fails the test when it resolves. */
-const rejectionOf = (p: Promise<unknown>, what: string): Promise<Error> =>
-  p.then(
-    () => {
-      throw new Error(`${what} should be rejected, but it resolved`);
-    },
-    (err: Error) => err,
-  );
-const loginAs = (login: string) => (authUrl: URL) => browserLogin(authUrl, { redirectUri: OAUTH_TEST_REDIRECT_URI, fill: { login, password: 'any' } });
+  (await createForTest(provider, { issuer: idp.issuer, clientId: idp.client.clientId, clientSecret: idp.client.clientSecret, ...over })).provider;
 
 describeOAuthProvider({
   name: 'provider-oidc conformance (oidc-provider)',
   create: () => make(),
-  authorize: loginAs('alice'),
+  authorize: (authUrl) => idp.loginAs('alice')(authUrl),
   protocol: 'oidc',
   scopes: ['email', 'profile'],
   expectedProfile: {
@@ -67,7 +50,7 @@ describeOAuthProvider({
 
     it('reports email_verified false as unverified and builds the name from given and family name', async () => {
       const login = fresh();
-      const callbackUrl = await loginAs('bob')(await oauth().authorizationUrl({ redirectUri, ...login }));
+      const callbackUrl = await idp.loginAs('bob')(await oauth().authorizationUrl({ redirectUri, ...login }));
       const profile = await oauth().exchange({
         callbackUrl,
         redirectUri,
@@ -141,7 +124,7 @@ describe('provider-oidc', () => {
     const wrongSecret = 'wrong-client-secret-value-0987';
     const oauth = await make({ clientSecret: wrongSecret });
     const login = { state: 's'.repeat(22), codeVerifier: 'c'.repeat(43), nonce: 'n'.repeat(22) };
-    const callbackUrl = await loginAs('alice')(await oauth.authorizationUrl({ redirectUri: OAUTH_TEST_REDIRECT_URI, ...login }));
+    const callbackUrl = await idp.loginAs('alice')(await oauth.authorizationUrl({ redirectUri: OAUTH_TEST_REDIRECT_URI, ...login }));
     const err = await rejectionOf(
       oauth.exchange({
         callbackUrl,
