@@ -156,6 +156,8 @@ export interface OidcServer {
   issuer: string;
   /** The default client's credentials (when `clients` was not given). */
   client: { clientId: string; clientSecret: string; redirectUri: string };
+  /** `{ issuer, clientId, clientSecret }` of the default client: config for an OIDC provider under test. */
+  clientConfig: { issuer: string; clientId: string; clientSecret: string };
   /** An `authorize` for the OAuth suite: logs in as `login` and consents on the development pages. */
   loginAs(login: string): (authUrl: URL) => Promise<URL>;
   /** The oidc-provider instance, for tests that need its events or models. */
@@ -209,6 +211,7 @@ export async function startOidcProvider(o: OidcServerOptions): Promise<OidcServe
   return {
     issuer,
     client,
+    clientConfig: { issuer, clientId: client.clientId, clientSecret: client.clientSecret },
     loginAs: (login) => (authUrl) => browserLogin(authUrl, { redirectUri: client.redirectUri, fill: { login, password: 'any-password' } }),
     provider,
     close: () =>

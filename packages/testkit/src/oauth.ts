@@ -26,8 +26,11 @@ export interface CompletedLogin {
 export interface OAuthSuiteContext {
   /** The instance made by `create` for the current test. */
   provider(): OAuthProvider;
-  /** Starts a login with fresh state, verifier and nonce, and completes it through `authorize`. */
-  login(): Promise<CompletedLogin>;
+  /**
+   * Starts a login with fresh state, verifier and nonce, and completes it through `authorize`
+   * (or another user's, or one that cancels: `as`).
+   */
+  login(as?: (authUrl: URL) => Promise<URL>): Promise<CompletedLogin>;
   redirectUri: string;
 }
 
@@ -55,6 +58,38 @@ export interface OAuthSuiteOptions {
 const random = (bytes: number): string => randomBytes(bytes).toString('base64url');
 const s256 = (verifier: string): string => createHash('sha256').update(verifier).digest('base64url');
 
+/** Asks `provider` for an authorization URL with a fresh random state, PKCE verifier and nonce. */
+export async function startLogin(provider: OAuthProvider, redirectUri = OAUTH_TEST_REDIRECT_URI) {
+  const login = { state: random(16), codeVerifier: random(32), nonce: random(16) };
+  return { ...login, authUrl: await provider.authorizationUrl({ redirectUri, ...login }) };
+}
+
+/**
+ * A whole login up to the callback: `startLogin`, then `authorize` at the identity provider.
+ * `input()` is the matching exchange input; exchange it (or a tampered copy) yourself.
+ */
+export async function completeLogin(
+  provider: OAuthProvider,
+  authorize: (authUrl: URL) => Promise<URL>,
+  redirectUri = OAUTH_TEST_REDIRECT_URI,
+): Promise<CompletedLogin> {
+  const started = await startLogin(provider, redirectUri);
+  const callbackUrl = await authorize(started.authUrl);
+  expect(callbackUrl.searchParams.get('state'), 'state in the callback the identity provider sent').toBe(started.state);
+  return {
+    ...started,
+    callbackUrl,
+    input: (over = {}) => ({
+      callbackUrl,
+      redirectUri,
+      expectedState: started.state,
+      codeVerifier: started.codeVerifier,
+      expectedNonce: started.nonce,
+      ...over,
+    }),
+  };
+}
+
 /**
  * Conformance suite for OAuth providers: the authorization URL (state, PKCE S256, nonce,
  * redirect URI, scopes), a full login against the real or stand-in identity provider, and the
@@ -66,27 +101,8 @@ export function describeOAuthProvider(opts: OAuthSuiteOptions): void {
   describe(opts.name ?? 'oauth provider conformance', () => {
     const provider = instancePerTest('oauth', opts.create);
 
-    const start = async () => {
-      const login = { state: random(16), codeVerifier: random(32), nonce: random(16) };
-      return { ...login, authUrl: await provider().authorizationUrl({ redirectUri, ...login }) };
-    };
-    const login = async (): Promise<CompletedLogin> => {
-      const started = await start();
-      const callbackUrl = await opts.authorize(started.authUrl);
-      expect(callbackUrl.searchParams.get('state'), 'state in the callback the identity provider sent').toBe(started.state);
-      return {
-        ...started,
-        callbackUrl,
-        input: (over = {}) => ({
-          callbackUrl,
-          redirectUri,
-          expectedState: started.state,
-          codeVerifier: started.codeVerifier,
-          expectedNonce: started.nonce,
-          ...over,
-        }),
-      };
-    };
+    const start = () => startLogin(provider(), redirectUri);
+    const login = (as = opts.authorize) => completeLogin(provider(), as, redirectUri);
     /** A copy of the callback URL with some parameters changed (undefined removes one). */
     const tamper = (url: URL, changes: Record<string, string | undefined>): URL => {
       const copy = new URL(url);

@@ -2,11 +2,13 @@ import { isRetryable, type ProviderError, resolveProviderConfig, settingsFromRec
 import {
   assertValidManifest,
   browserLogin,
+  completeLogin,
   createForTest,
   describeOAuthProvider,
   freePort,
   OAUTH_TEST_REDIRECT_URI,
   rejectionOf,
+  startLogin,
 } from '@apigate/provider-testkit';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
@@ -46,13 +48,8 @@ const cancel = (authUrl: URL) =>
       return href ? new URL(href.replaceAll('&amp;', '&'), url) : undefined;
     },
   });
-const fresh = () => ({ state: 's'.repeat(22), codeVerifier: 'c'.repeat(43), nonce: 'n'.repeat(22) });
 type Oauth = Awaited<ReturnType<typeof make>>;
-const loginWith = async (oauth: Oauth, how = authorize) => {
-  const login = fresh();
-  const callbackUrl = await how(await oauth.authorizationUrl({ redirectUri: OAUTH_TEST_REDIRECT_URI, ...login }));
-  return oauth.exchange({ callbackUrl, redirectUri: OAUTH_TEST_REDIRECT_URI, expectedState: login.state, codeVerifier: login.codeVerifier, expectedNonce: login.nonce });
-};
+const loginWith = async (oauth: Oauth, how = authorize) => oauth.exchange((await completeLogin(oauth, how)).input());
 
 describeOAuthProvider({
   name: 'provider-github conformance (local GitHub stand-in)',
@@ -128,7 +125,7 @@ describe('provider-github', () => {
 
   it('builds the authorize URL on the web URL, without a nonce', async () => {
     const oauth = await make();
-    const url = await oauth.authorizationUrl({ redirectUri: OAUTH_TEST_REDIRECT_URI, ...fresh() });
+    const { authUrl: url } = await startLogin(oauth);
     expect(`${url.origin}${url.pathname}`).toBe(`${gh.webUrl}/login/oauth/authorize`);
     expect(url.searchParams.get('client_id')).toBe(gh.clientId);
     expect(url.searchParams.has('nonce')).toBe(false);

@@ -1,9 +1,9 @@
 import { isRetryable, type ProviderError, resolveProviderConfig, settingsFromRecord } from '@apigate/kernel';
 import {
   assertValidManifest,
+  completeLogin,
   createForTest,
   describeOAuthProvider,
-  OAUTH_TEST_REDIRECT_URI,
   type OidcServer,
   rejectionOf,
   startOidcProvider,
@@ -43,7 +43,7 @@ beforeAll(async () => {
 afterAll(() => idp?.close());
 
 const make = async (over: Record<string, string> = {}) =>
-  (await createForTest(provider, { issuer: idp.issuer, clientId: idp.client.clientId, clientSecret: idp.client.clientSecret, ...over })).provider;
+  (await createForTest(provider, { ...idp.clientConfig, ...over })).provider;
 
 describeOAuthProvider({
   name: 'provider-google conformance (oidc-provider behaving like Google)',
@@ -52,25 +52,24 @@ describeOAuthProvider({
   protocol: 'oidc',
   scopes: ['email', 'profile'],
   expectedProfile: { provider: 'google', subject: ALICE, email: alice.email, emailVerified: true, name: alice.name, avatarUrl: alice.picture },
-  additionalTests: ({ provider: oauth, redirectUri }) => {
+  additionalTests: ({ provider: oauth, login }) => {
     it('takes email_verified from the ID token: false stays unverified', async () => {
-      const login = { state: 's'.repeat(22), codeVerifier: 'c'.repeat(43), nonce: 'n'.repeat(22) };
-      const callbackUrl = await idp.loginAs(BOB)(await oauth().authorizationUrl({ redirectUri, ...login }));
-      const profile = await oauth().exchange({ callbackUrl, redirectUri, expectedState: login.state, codeVerifier: login.codeVerifier, expectedNonce: login.nonce });
-      expect(profile).toEqual({ provider: 'google', subject: BOB, email: 'bob.unverified@gmail.com', emailVerified: false, name: 'Bob' });
+      const bob = await login(idp.loginAs(BOB));
+      await expect(oauth().exchange(bob.input())).resolves.toEqual({
+        provider: 'google',
+        subject: BOB,
+        email: 'bob.unverified@gmail.com',
+        emailVerified: false,
+        name: 'Bob',
+      });
     });
   },
 });
 
 describe('provider-google', () => {
-  const login = { state: 's'.repeat(22), codeVerifier: 'c'.repeat(43), nonce: 'n'.repeat(22) };
   const exchangeAs = async (oauth: Awaited<ReturnType<typeof make>>, account: string) => {
-    const authUrl = await oauth.authorizationUrl({ redirectUri: OAUTH_TEST_REDIRECT_URI, ...login });
-    const callbackUrl = await idp.loginAs(account)(authUrl);
-    return {
-      authUrl,
-      result: oauth.exchange({ callbackUrl, redirectUri: OAUTH_TEST_REDIRECT_URI, expectedState: login.state, codeVerifier: login.codeVerifier, expectedNonce: login.nonce }),
-    };
+    const login = await completeLogin(oauth, idp.loginAs(account));
+    return { authUrl: login.authUrl, result: oauth.exchange(login.input()) };
   };
 
   it('has a valid manifest', () => {

@@ -4,12 +4,13 @@ import { isRetryable, ProviderError, resolveProviderConfig, settingsFromRecord }
 import {
   assertValidManifest,
   browserLogin,
+  completeLogin,
   createForTest,
   describeOAuthProvider,
   freePort,
-  OAUTH_TEST_REDIRECT_URI,
   type OidcServer,
   rejectionOf,
+  startLogin,
   startOidcProvider,
 } from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -29,7 +30,7 @@ beforeAll(async () => {
 afterAll(() => idp?.close());
 
 const make = async (over: Record<string, string> = {}) =>
-  (await createForTest(provider, { issuer: idp.issuer, clientId: idp.client.clientId, clientSecret: idp.client.clientSecret, ...over })).provider;
+  (await createForTest(provider, { ...idp.clientConfig, ...over })).provider;
 
 describeOAuthProvider({
   name: 'provider-oidc conformance (oidc-provider)',
@@ -45,44 +46,38 @@ describeOAuthProvider({
     name: alice.name,
     avatarUrl: alice.picture,
   },
-  additionalTests: ({ provider: oauth, redirectUri }) => {
-    const fresh = () => ({ state: 'st-'.padEnd(24, 'x'), codeVerifier: 'v'.repeat(43), nonce: 'n-'.padEnd(24, 'y') });
-
+  additionalTests: ({ provider: oauth, login, redirectUri }) => {
     it('reports email_verified false as unverified and builds the name from given and family name', async () => {
-      const login = fresh();
-      const callbackUrl = await idp.loginAs('bob')(await oauth().authorizationUrl({ redirectUri, ...login }));
-      const profile = await oauth().exchange({
-        callbackUrl,
-        redirectUri,
-        expectedState: login.state,
-        codeVerifier: login.codeVerifier,
-        expectedNonce: login.nonce,
+      const bob = await login(idp.loginAs('bob'));
+      await expect(oauth().exchange(bob.input())).resolves.toEqual({
+        provider: 'oidc',
+        subject: 'bob',
+        email: 'bob@example.com',
+        emailVerified: false,
+        name: 'Bob Builder',
       });
-      expect(profile).toEqual({ provider: 'oidc', subject: 'bob', email: 'bob@example.com', emailVerified: false, name: 'Bob Builder' });
     });
 
     it('turns a login the user cancelled at the identity provider into OAUTH_ACCESS_DENIED', async () => {
-      const login = fresh();
       // The development login page's cancel link makes oidc-provider redirect with error=access_denied.
-      const callbackUrl = await browserLogin(await oauth().authorizationUrl({ redirectUri, ...login }), {
-        redirectUri,
-        follow: ({ url, html }) => {
-          const cancel = /href="([^"]*\/abort)"/.exec(html)?.[1];
-          return cancel ? new URL(cancel, url) : undefined;
-        },
-      });
-      expect(callbackUrl.searchParams.get('error')).toBe('access_denied');
-      const err = await rejectionOf(
-        oauth().exchange({ callbackUrl, redirectUri, expectedState: login.state, codeVerifier: login.codeVerifier, expectedNonce: login.nonce }),
-        'a cancelled login',
+      const cancelled = await login((authUrl) =>
+        browserLogin(authUrl, {
+          redirectUri,
+          follow: ({ url, html }) => {
+            const cancel = /href="([^"]*\/abort)"/.exec(html)?.[1];
+            return cancel ? new URL(cancel, url) : undefined;
+          },
+        }),
       );
+      expect(cancelled.callbackUrl.searchParams.get('error')).toBe('access_denied');
+      const err = await rejectionOf(oauth().exchange(cancelled.input()), 'a cancelled login');
       expect(err).toBeInstanceOf(ProviderError);
       expect((err as ProviderError).code).toBe('OAUTH_ACCESS_DENIED');
       expect(isRetryable(err)).toBe(false);
     });
 
     it('refuses input the contract forbids before calling the identity provider', async () => {
-      const base = { redirectUri, ...fresh() };
+      const base = { redirectUri, state: 's'.repeat(22), codeVerifier: 'c'.repeat(43), nonce: 'n'.repeat(22) };
       await expect(oauth().authorizationUrl({ ...base, codeVerifier: 'short' })).rejects.toThrow(/codeVerifier/);
       await expect(oauth().authorizationUrl({ ...base, state: '' })).rejects.toThrow(/state/);
       await expect(oauth().authorizationUrl({ ...base, redirectUri: '/relative' })).rejects.toThrow(/redirectUri/);
@@ -123,18 +118,8 @@ describe('provider-oidc', () => {
   it('fails a code exchange with the wrong client secret as final, without showing the secret', async () => {
     const wrongSecret = 'wrong-client-secret-value-0987';
     const oauth = await make({ clientSecret: wrongSecret });
-    const login = { state: 's'.repeat(22), codeVerifier: 'c'.repeat(43), nonce: 'n'.repeat(22) };
-    const callbackUrl = await idp.loginAs('alice')(await oauth.authorizationUrl({ redirectUri: OAUTH_TEST_REDIRECT_URI, ...login }));
-    const err = await rejectionOf(
-      oauth.exchange({
-        callbackUrl,
-        redirectUri: OAUTH_TEST_REDIRECT_URI,
-        expectedState: login.state,
-        codeVerifier: login.codeVerifier,
-        expectedNonce: login.nonce,
-      }),
-      'an exchange with the wrong client secret',
-    );
+    const login = await completeLogin(oauth, idp.loginAs('alice'));
+    const err = await rejectionOf(oauth.exchange(login.input()), 'an exchange with the wrong client secret');
     expect(err.message).toMatch(/invalid_client/);
     expect(err.message).not.toContain(wrongSecret);
     expect((err as ProviderError).code).toBe('OAUTH_CODE_REJECTED');
@@ -148,7 +133,7 @@ describe('provider-oidc', () => {
     expect(health.status).toBe('error');
     expect(health.error).toMatch(/ECONNREFUSED/);
     const err = await rejectionOf(
-      oauth.authorizationUrl({ redirectUri: OAUTH_TEST_REDIRECT_URI, state: 's'.repeat(22), codeVerifier: 'c'.repeat(43), nonce: 'n'.repeat(22) }),
+      startLogin(oauth),
       'a login start while the issuer is down',
     );
     expect(err.message).toMatch(/cannot reach/);
