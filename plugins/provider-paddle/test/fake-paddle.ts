@@ -348,12 +348,3 @@ export async function startFakePaddle(): Promise<FakePaddle> {
 }
 
 export { DAY_MS };
-
-/** A local port nothing listens on (bound, then released), for "cannot connect" tests. */
-export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}

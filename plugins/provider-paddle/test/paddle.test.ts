@@ -1,11 +1,11 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { type PaymentProvider, ProviderError, resolveProviderConfig, settingsFromRecord, utf8 } from '@apigate/kernel';
-import { assertValidManifest, createForTest, describePaymentProvider, type WebhookEventSpec } from '@apigate/provider-testkit';
+import { assertValidManifest, createForTest, describePaymentProvider, freePort, type WebhookEventSpec } from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider, { CUSTOM } from '../src/index.js';
-import { API_KEY, closedPort, DAY_MS, DEFAULT_PAYMENT_LINK, type FakePaddle, READ_ONLY_KEY, startFakePaddle } from './fake-paddle.js';
+import { API_KEY, DAY_MS, DEFAULT_PAYMENT_LINK, type FakePaddle, READ_ONLY_KEY, startFakePaddle } from './fake-paddle.js';
 
 const SECRET = 'pdl_ntfset_01hzfakedestination00000_webhookSecretForTests';
 let fake: FakePaddle;
@@ -237,12 +237,12 @@ describe('provider-paddle', () => {
     }
 
     it.each([
-      [429, 'too_many_requests', 'Too many requests.', true],
-      [500, 'internal_error', 'An internal error occurred.', true],
-      [503, 'service_unavailable', 'Service unavailable.', true],
-      [400, 'invalid_field', 'Invalid request.', false],
-      [409, 'conflict', 'Request conflicts with another change.', false],
-    ])('a %i %s answer is retryable: %s', async (status, code, detail, retryable) => {
+      [429, 'too_many_requests', true, 'Too many requests.'],
+      [500, 'internal_error', true, 'An internal error occurred.'],
+      [503, 'service_unavailable', true, 'Service unavailable.'],
+      [400, 'invalid_field', false, 'Invalid request.'],
+      [409, 'conflict', false, 'Request conflicts with another change.'],
+    ])('a %i %s answer is retryable: %s', async (status, code, retryable, detail) => {
       const p = await paddle();
       fake.inject.push({ status, code, detail, ...(status === 429 ? { retryAfter: 7 } : {}) });
       const err = await providerErrorOf(p.getSubscription('sub_01whatever0000000000000000'));
@@ -282,7 +282,7 @@ describe('provider-paddle', () => {
       const html = await providerErrorOf(p.getSubscription('sub_01x'));
       expect(html).toMatchObject({ retryable: true });
       expect(html.message).toContain('answered with something that is not JSON');
-      const port = await closedPort();
+      const port = await freePort();
       const down = await paddle({ baseUrl: `http://127.0.0.1:${port}` });
       const refused = await providerErrorOf(down.getSubscription('sub_01x'));
       expect(refused).toMatchObject({ retryable: true, code: 'ECONNREFUSED' });
@@ -350,7 +350,7 @@ describe('provider-paddle', () => {
     });
 
     it('reports an unreachable host', async () => {
-      const port = await closedPort();
+      const port = await freePort();
       const h = await (await paddle({ baseUrl: `http://127.0.0.1:${port}` })).check(AbortSignal.timeout(5000));
       expect(h).toMatchObject({ status: 'error', error: `payment/paddle check: could not reach Paddle at 127.0.0.1:${port}: ECONNREFUSED` });
     });
