@@ -1,5 +1,6 @@
 export * from './cache.js';
 export * from './email.js';
+export * from './fake-api.js';
 export * from './harness.js';
 export * from './manifest.js';
 export * from './notification.js';

@@ -61,7 +61,8 @@ const same = (a: string, b: string) => a.trim().toLowerCase() === b.trim().toLow
  */
 export class LemonSqueezyPayment implements PaymentProvider {
   private readonly api: LemonClient;
-  private currency: string | undefined;
+  /** The store's currency and URL, read once. */
+  private storeCache: { currency: string; url: string } | undefined;
   private closed = false;
 
   constructor(
@@ -71,7 +72,7 @@ export class LemonSqueezyPayment implements PaymentProvider {
     this.api = new LemonClient({ apiKey: cfg.apiKey, baseUrl: cfg.baseUrl, timeoutMs: cfg.timeoutMs, secrets: [cfg.apiKey, cfg.webhookSecret] });
   }
 
-  private get store() {
+  private get storeRef() {
     return { store: { data: { type: 'stores', id: this.cfg.storeId } } };
   }
 
@@ -101,7 +102,7 @@ export class LemonSqueezyPayment implements PaymentProvider {
     }
     const doc = await this.call('createCustomer', 'POST', '/v1/customers', {
       // LemonSqueezy requires a name; the email stands in when the user has none.
-      body: { data: { type: 'customers', attributes: { name: i.name?.trim() || email, email }, relationships: this.store } },
+      body: { data: { type: 'customers', attributes: { name: i.name?.trim() || email, email }, relationships: this.storeRef } },
     });
     return { customerId: one(doc).id };
   }
@@ -149,7 +150,7 @@ export class LemonSqueezyPayment implements PaymentProvider {
     if (i.metered) {
       throw new InvalidInputError('payment/lemonsqueezy upsertPrice metered: usage reporting is not supported (features.meteredBilling is false)');
     }
-    const currency = await this.storeCurrency('upsertPrice');
+    const { currency } = await this.store('upsertPrice');
     const sells = (c: Candidate) =>
       c.price.category === 'subscription' &&
       c.price.renewal_interval_unit === i.interval &&
@@ -202,9 +203,12 @@ export class LemonSqueezyPayment implements PaymentProvider {
     return one(await this.call<PriceAttributes>(operation, 'GET', `/v1/variants/${encodeURIComponent(variantId)}/price-model`)).attributes;
   }
 
-  private async storeCurrency(operation: string): Promise<string> {
-    this.currency ??= String(one(await this.call(operation, 'GET', `/v1/stores/${this.cfg.storeId}`)).attributes.currency);
-    return this.currency;
+  private async store(operation: string): Promise<{ currency: string; url: string }> {
+    if (!this.storeCache) {
+      const a = one(await this.call(operation, 'GET', `/v1/stores/${this.cfg.storeId}`)).attributes;
+      this.storeCache = { currency: String(a.currency), url: String(a.url) };
+    }
+    return this.storeCache;
   }
 
   /**
@@ -235,7 +239,7 @@ export class LemonSqueezyPayment implements PaymentProvider {
             checkout_data: { email: customer.email, name: customer.name, custom: { [CUSTOM.userId]: i.userId, [CUSTOM.planId]: i.planId } },
             product_options: { redirect_url: i.successUrl, enabled_variants: [Number(i.priceId)] },
           },
-          relationships: { ...this.store, variant: { data: { type: 'variants', id: i.priceId } } },
+          relationships: { ...this.storeRef, variant: { data: { type: 'variants', id: i.priceId } } },
         },
       },
     });
@@ -255,14 +259,16 @@ export class LemonSqueezyPayment implements PaymentProvider {
     );
   }
 
-  /** The customer's portal link (pre-signed, valid 24 hours); LemonSqueezy's portal takes no return URL. */
+  /**
+   * The customer's own portal link (pre-signed, valid 24 hours). LemonSqueezy has none for a
+   * customer who never subscribed; they get the store's portal sign-in page (`<store url>/billing`,
+   * where they sign in by email). The portal takes no return URL.
+   */
   async createPortalSession(i: { customerId: string; returnUrl: string }): Promise<{ url: string }> {
     const c = one(await this.call('createPortalSession', 'GET', `/v1/customers/${encodeURIComponent(i.customerId)}`));
     const url = c.attributes.urls?.customer_portal;
-    if (typeof url !== 'string' || !url) {
-      throw this.api.fail('createPortalSession', `LemonSqueezy gave no portal link for customer ${c.id} (is the customer portal enabled for the store?)`, { retryable: false });
-    }
-    return { url };
+    if (typeof url === 'string' && url) return { url };
+    return { url: `${(await this.store('createPortalSession')).url.replace(/\/+$/, '')}/billing` };
   }
 
   // -- subscriptions --------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { addPeriod, listenLocally } from '@apigate/provider-testkit';
 
 export const API_KEY = 'eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.fake-lemonsqueezy-test-key.c2lnbmF0dXJl';
 /** The store every test sells from. */
@@ -53,15 +53,6 @@ export interface FakeLemonSqueezy {
 /** LemonSqueezy's timestamps: ISO 8601 with microseconds. */
 export const lemonTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 const now = () => lemonTime(new Date());
-
-export function addPeriod(from: Date, unit: string, count: number): Date {
-  const d = new Date(from);
-  if (unit === 'day') d.setUTCDate(d.getUTCDate() + count);
-  else if (unit === 'week') d.setUTCDate(d.getUTCDate() + 7 * count);
-  else if (unit === 'month') d.setUTCMonth(d.getUTCMonth() + count);
-  else d.setUTCFullYear(d.getUTCFullYear() + count);
-  return d;
-}
 
 class ApiError extends Error {
   constructor(
@@ -152,6 +143,7 @@ export async function startFakeLemonSqueezy(): Promise<FakeLemonSqueezy> {
     const customer =
       [...fake.db.customers!.values()].find((x) => x.attributes.email === email && String(x.attributes.store_id) === store.id) ??
       put('customers', customerAttrs(store, c.checkout_data.name, email));
+    customer.attributes.urls.customer_portal ??= `${store.attributes.url}/billing?expires=${Date.now() + 86_400_000}&user=${customer.id}&signature=${randomBytes(16).toString('hex')}`;
     const start = new Date();
     const trialEnd = price.trial_interval_unit ? addPeriod(start, price.trial_interval_unit, price.trial_interval_quantity) : undefined;
     const renews = trialEnd ?? addPeriod(start, price.renewal_interval_unit, price.renewal_interval_quantity);
@@ -181,7 +173,8 @@ export async function startFakeLemonSqueezy(): Promise<FakeLemonSqueezy> {
   function customerAttrs(store: Resource, name: string, email: string): Json {
     return {
       store_id: Number(store.id), name, email, status: 'subscribed', city: null, region: null, country: null, total_revenue_currency: 0, mrr: 0,
-      status_formatted: 'Subscribed', urls: { customer_portal: `${store.attributes.url}/billing?expires=${Date.now() + 86_400_000}&user=${nextId}&signature=${randomBytes(16).toString('hex')}` },
+      // LemonSqueezy signs a portal link only for customers who have bought a subscription.
+      status_formatted: 'Subscribed', urls: { customer_portal: null },
       created_at: now(), updated_at: now(), test_mode: true,
     };
   }
@@ -315,12 +308,6 @@ export async function startFakeLemonSqueezy(): Promise<FakeLemonSqueezy> {
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  fake.close = () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
+  Object.assign(fake, await listenLocally(server));
   return fake;
 }

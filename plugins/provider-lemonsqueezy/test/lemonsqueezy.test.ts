@@ -1,7 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { inspect } from 'node:util';
-import { type PaymentProvider, ProviderError, resolveProviderConfig, settingsFromRecord, utf8 } from '@apigate/kernel';
-import { assertValidManifest, createForTest, describePaymentProvider, freePort, type WebhookEventSpec } from '@apigate/provider-testkit';
+import { type PaymentProvider, resolveProviderConfig, settingsFromRecord, utf8 } from '@apigate/kernel';
+import { assertValidManifest, createForTest, describePaymentProvider, freePort, providerErrorOf, type WebhookEventSpec } from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider, { CUSTOM } from '../src/index.js';
@@ -189,12 +188,14 @@ describe('provider-lemonsqueezy', () => {
           await expect(current().deleteCustomer('999999')).resolves.toBeUndefined();
         });
 
-        it('returns the customer portal link LemonSqueezy signed', async () => {
+        it("returns the customer's signed portal link, else the store's portal sign-in page", async () => {
           const { customerId } = await current().createCustomer({ userId: 'usr_portal', email: email('portal') });
-          const { url } = await current().createPortalSession({ customerId, returnUrl: 'https://apigate.example.com/account' });
-          expect(url).toBe(fake.db.customers!.get(customerId)!.attributes.urls.customer_portal);
-          fake.db.customers!.get(customerId)!.attributes.urls.customer_portal = null;
-          await expect(current().createPortalSession({ customerId, returnUrl: 'https://a.example' })).rejects.toMatchObject({ retryable: false });
+          const returnUrl = 'https://apigate.example.com/account';
+          expect(await current().createPortalSession({ customerId, returnUrl })).toEqual({ url: 'https://apigate-test.lemonsqueezy.com/billing' });
+          const s = await subscribe();
+          const { url } = await current().createPortalSession({ customerId: s.customerId, returnUrl });
+          expect(url).toMatch(/^https:\/\/apigate-test\.lemonsqueezy\.com\/billing\?expires=\d+&user=\d+&signature=[0-9a-f]+$/);
+          expect(url).toBe(fake.db.customers!.get(s.customerId)!.attributes.urls.customer_portal);
         });
 
         it('lists every page of the store, and filters by update time', async () => {
@@ -234,17 +235,7 @@ describe('provider-lemonsqueezy', () => {
   });
 
   describe('errors', () => {
-    async function providerErrorOf(p: Promise<unknown>): Promise<ProviderError> {
-      const err = await p.then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      expect(err).toBeInstanceOf(ProviderError);
-      const text = inspect(err, { depth: 10 });
-      expect(text).not.toContain(API_KEY);
-      expect(text).not.toContain(SECRET);
-      return err as ProviderError;
-    }
+    const errorOf = (p: Promise<unknown>) => providerErrorOf(p, [API_KEY, SECRET]);
 
     it.each([
       [429, true, 'Too Many Requests', 'Rate limit exceeded.'],
@@ -255,7 +246,7 @@ describe('provider-lemonsqueezy', () => {
     ])('a %i answer is retryable: %s', async (status, retryable, title, detail) => {
       const p = await lemon();
       fake.inject.push({ status, title, detail });
-      const err = await providerErrorOf(p.getSubscription('1'));
+      const err = await errorOf(p.getSubscription('1'));
       expect(err).toMatchObject({ retryable, status, capability: 'payment', provider: 'lemonsqueezy', operation: 'getSubscription' });
       expect(err.message).toBe(`payment/lemonsqueezy getSubscription: LemonSqueezy answered ${status}: ${title}: ${detail}`);
     });
@@ -269,7 +260,7 @@ describe('provider-lemonsqueezy', () => {
         return { p, ...fake.completeCheckout(sessionId) };
       })();
       const { variantIds } = fake.addProduct('One-off', [{ name: 'Default', amountCents: 100, interval: 'month', category: 'one_time' }]);
-      const err = await providerErrorOf(s.p.changeSubscription({ subscriptionId: s.subscriptionId, priceId: variantIds[0]! }));
+      const err = await errorOf(s.p.changeSubscription({ subscriptionId: s.subscriptionId, priceId: variantIds[0]! }));
       expect(err.message).toBe(
         'payment/lemonsqueezy changeSubscription: LemonSqueezy answered 422: Unprocessable Entity: The variant must be a subscription variant. (/data/attributes/variant_id)',
       );
@@ -278,7 +269,7 @@ describe('provider-lemonsqueezy', () => {
 
     it('says to check the key when LemonSqueezy refuses it, without the key', async () => {
       const p = await lemon({ apiKey: 'not-the-key-0123456789' });
-      const err = await providerErrorOf(p.getSubscription('1'));
+      const err = await errorOf(p.getSubscription('1'));
       expect(err).toMatchObject({ retryable: false, status: 401 });
       expect(err.message).toBe(
         'payment/lemonsqueezy getSubscription: LemonSqueezy answered 401: Unauthorized: Unauthenticated.; check LEMON_API_KEY (test-mode and live-mode keys are separate)',
@@ -289,13 +280,13 @@ describe('provider-lemonsqueezy', () => {
     it('treats a page that is not JSON, an unreachable host and a timeout as retryable', async () => {
       const p = await lemon({ timeoutMs: 300 });
       fake.inject.push({ status: 502, raw: '<html>Bad gateway</html>' });
-      expect(await providerErrorOf(p.getSubscription('1'))).toMatchObject({ retryable: true, status: 502 });
+      expect(await errorOf(p.getSubscription('1'))).toMatchObject({ retryable: true, status: 502 });
       fake.inject.push({ hang: true });
-      const slow = await providerErrorOf(p.getSubscription('1'));
+      const slow = await errorOf(p.getSubscription('1'));
       expect(slow).toMatchObject({ retryable: true, code: 'ETIMEDOUT' });
       expect(slow.message).toContain('no answer from LemonSqueezy at 127.0.0.1');
       const port = await freePort();
-      const down = await providerErrorOf((await lemon({ baseUrl: `http://127.0.0.1:${port}` })).getSubscription('1'));
+      const down = await errorOf((await lemon({ baseUrl: `http://127.0.0.1:${port}` })).getSubscription('1'));
       expect(down).toMatchObject({ retryable: true, code: 'ECONNREFUSED' });
       expect(down.message).toBe(`payment/lemonsqueezy getSubscription: could not reach LemonSqueezy at 127.0.0.1:${port}: ECONNREFUSED`);
     });
@@ -304,7 +295,7 @@ describe('provider-lemonsqueezy', () => {
       const p = await lemon();
       await p.close();
       await p.close();
-      expect(await providerErrorOf(p.getSubscription('1'))).toMatchObject({ retryable: false });
+      expect(await errorOf(p.getSubscription('1'))).toMatchObject({ retryable: false });
       await expect(p.check(AbortSignal.timeout(1000))).resolves.toMatchObject({ status: 'error' });
     });
   });

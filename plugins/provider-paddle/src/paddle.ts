@@ -75,7 +75,7 @@ export class PaddlePayment implements PaymentProvider {
 
   // -- customers ----------------------------------------------------------------------------
 
-  /** A customer per user, tagged with the user id. An email Paddle already has returns that customer. */
+  /** A customer per user, tagged with the user id. An email Paddle already has returns that customer (made active again if archived). */
   async createCustomer(i: { userId: string; email: string; name?: string }): Promise<{ customerId: string }> {
     if (typeof i?.userId !== 'string' || !i.userId.trim()) throw new InvalidInputError('payment/paddle createCustomer userId: a non-empty string is required');
     if (emailAddressOf(i.email) !== i.email?.trim()) throw new InvalidInputError('payment/paddle createCustomer email: an email address is required');
@@ -87,9 +87,11 @@ export class PaddlePayment implements PaymentProvider {
     } catch (err) {
       // Paddle keeps one customer per email: after a crash between create and saving the id, find it again.
       if ((err as ProviderError).code !== 'customer_already_exists') throw err;
-      const existing = await this.call('createCustomer', () => this.paddle.customers.list({ email: [i.email.trim()], perPage: 1 }).next());
-      if (!existing[0]) throw err;
-      return { customerId: existing[0].id };
+      const [existing] = await this.call('createCustomer', () => this.paddle.customers.list({ email: [i.email.trim()], perPage: 1 }).next());
+      if (!existing) throw err;
+      // A customer archived by deleteCustomer comes back to life rather than blocking the email for good.
+      if (existing.status === 'archived') await this.call('createCustomer', () => this.paddle.customers.update(existing.id, { status: 'active' }));
+      return { customerId: existing.id };
     }
   }
 

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { addPeriod, listenLocally } from '@apigate/provider-testkit';
 
 /** Keys the fake accepts: a sandbox key (the environment the tests claim) and a key without write permissions. */
 export const API_KEY = 'pdl_sdbx_apikey_01hzfaketestkey0000000000_fakeSecretPart0123456789';
@@ -41,15 +41,6 @@ const DAY_MS = 86_400_000;
 const now = () => new Date().toISOString();
 // Paddle ids: a prefix, then 26 lower-case letters and digits.
 const newId = (prefix: string) => `${prefix}_01${randomBytes(16).toString('hex').slice(0, 24)}`;
-
-function addPeriod(from: Date, unit: string, count: number): Date {
-  const d = new Date(from);
-  if (unit === 'day') d.setUTCDate(d.getUTCDate() + count);
-  else if (unit === 'week') d.setUTCDate(d.getUTCDate() + 7 * count);
-  else if (unit === 'month') d.setUTCMonth(d.getUTCMonth() + count);
-  else d.setUTCFullYear(d.getUTCFullYear() + count);
-  return d;
-}
 
 class PaddleError extends Error {
   constructor(
@@ -337,13 +328,7 @@ export async function startFakePaddle(): Promise<FakePaddle> {
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  fake.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  fake.close = () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    });
+  Object.assign(fake, await listenLocally(server));
   return fake;
 }
 

@@ -1,7 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { inspect } from 'node:util';
 import { type PaymentProvider, ProviderError, resolveProviderConfig, settingsFromRecord, utf8 } from '@apigate/kernel';
-import { assertValidManifest, createForTest, describePaymentProvider, freePort, type WebhookEventSpec } from '@apigate/provider-testkit';
+import { assertValidManifest, createForTest, describePaymentProvider, freePort, providerErrorOf, type WebhookEventSpec } from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider, { CUSTOM } from '../src/index.js';
@@ -183,6 +182,10 @@ describe('provider-paddle', () => {
           expect(fake.customers.get(s.customerId)!.status).toBe('archived');
           expect((await current().getSubscription(s.subscriptionId)).status).toBe('canceled');
           await expect(current().deleteCustomer('ctm_01unknown000000000000000000')).resolves.toBeUndefined();
+          // The same email signing up again gets the customer back, active.
+          const again = await current().createCustomer({ userId: s.userId, email: `${s.userId}@example.com` });
+          expect(again.customerId).toBe(s.customerId);
+          expect(fake.customers.get(s.customerId)!.status).toBe('active');
         });
 
         it('returns the portal overview url Paddle made', async () => {
@@ -223,18 +226,7 @@ describe('provider-paddle', () => {
   });
 
   describe('errors', () => {
-    /** The ProviderError `p` rejects with, checked to carry neither secret anywhere. */
-    async function providerErrorOf(p: Promise<unknown>): Promise<ProviderError> {
-      const err = await p.then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      expect(err).toBeInstanceOf(ProviderError);
-      const text = inspect(err, { depth: 10 });
-      expect(text).not.toContain(API_KEY);
-      expect(text).not.toContain(SECRET);
-      return err as ProviderError;
-    }
+    const errorOf = (p: Promise<unknown>) => providerErrorOf(p, [API_KEY, SECRET]);
 
     it.each([
       [429, 'too_many_requests', true, 'Too many requests.'],
@@ -245,7 +237,7 @@ describe('provider-paddle', () => {
     ])('a %i %s answer is retryable: %s', async (status, code, retryable, detail) => {
       const p = await paddle();
       fake.inject.push({ status, code, detail, ...(status === 429 ? { retryAfter: 7 } : {}) });
-      const err = await providerErrorOf(p.getSubscription('sub_01whatever0000000000000000'));
+      const err = await errorOf(p.getSubscription('sub_01whatever0000000000000000'));
       expect(err).toMatchObject({ retryable, code, capability: 'payment', provider: 'paddle', operation: 'getSubscription' });
       expect(err.message).toBe(`payment/paddle getSubscription: Paddle ${code}: ${detail}${status === 429 ? '; retry after 7 s' : ''}`);
     });
@@ -253,13 +245,13 @@ describe('provider-paddle', () => {
     it('names the field Paddle rejected', async () => {
       const p = await paddle();
       const { customerId } = await p.createCustomer({ userId: 'u', email: `f-${randomBytes(4).toString('hex')}@example.com` });
-      const err = await providerErrorOf(
+      const err = await errorOf(
         p.createCheckout({ customerId, priceId: 'pri_01nope', userId: 'u', planId: 'p', successUrl: 'https://a.example/ok', cancelUrl: 'https://a.example/no' }),
       );
       expect(err).toMatchObject({ retryable: false, code: 'not_found' });
       const { priceId } = await p.upsertPrice({ planId: 'gone', name: 'Gone', amountCents: 100, currency: 'usd', interval: 'month' });
       await p.archivePrice(priceId);
-      const archived = await providerErrorOf(
+      const archived = await errorOf(
         p.createCheckout({ customerId, priceId, userId: 'u', planId: 'gone', successUrl: 'https://a.example/ok', cancelUrl: 'https://a.example/no' }),
       );
       expect(archived.message).toContain(`Paddle invalid_field: Invalid request. (items[0].price_id: Price ${priceId} is archived.)`);
@@ -267,24 +259,24 @@ describe('provider-paddle', () => {
 
     it('says which key to check when Paddle refuses it, without the key', async () => {
       const p = await paddle({ apiKey: 'pdl_sdbx_apikey_01hzrevokedkey0000000000_revokedSecretPart012' });
-      const err = await providerErrorOf(p.getSubscription('sub_01x'));
+      const err = await errorOf(p.getSubscription('sub_01x'));
       expect(err.retryable).toBe(false);
       expect(err.message).toBe(
         'payment/paddle getSubscription: Paddle invalid_token: Invalid or revoked API key.; check PADDLE_API_KEY, its permissions, and that it is a sandbox key',
       );
       const readOnly = await paddle({ apiKey: READ_ONLY_KEY });
-      expect((await providerErrorOf(readOnly.createCustomer({ userId: 'u', email: 'ro@example.com' }))).code).toBe('forbidden');
+      expect((await errorOf(readOnly.createCustomer({ userId: 'u', email: 'ro@example.com' }))).code).toBe('forbidden');
     });
 
     it('treats a page that is not JSON (a proxy) and an unreachable host as retryable', async () => {
       const p = await paddle();
       fake.inject.push({ status: 502, raw: '<html><body>Bad gateway</body></html>' });
-      const html = await providerErrorOf(p.getSubscription('sub_01x'));
+      const html = await errorOf(p.getSubscription('sub_01x'));
       expect(html).toMatchObject({ retryable: true });
       expect(html.message).toContain('answered with something that is not JSON');
       const port = await freePort();
       const down = await paddle({ baseUrl: `http://127.0.0.1:${port}` });
-      const refused = await providerErrorOf(down.getSubscription('sub_01x'));
+      const refused = await errorOf(down.getSubscription('sub_01x'));
       expect(refused).toMatchObject({ retryable: true, code: 'ECONNREFUSED' });
       expect(refused.message).toBe(`payment/paddle getSubscription: could not reach Paddle at 127.0.0.1:${port}: ECONNREFUSED`);
     });
@@ -292,7 +284,7 @@ describe('provider-paddle', () => {
     it('gives up on a call Paddle does not answer within the timeout, as retryable', async () => {
       const p = await paddle({ timeoutMs: 300 });
       fake.inject.push({ hang: true });
-      const err = await providerErrorOf(p.getSubscription('sub_01x'));
+      const err = await errorOf(p.getSubscription('sub_01x'));
       expect(err).toMatchObject({ retryable: true, code: 'ETIMEDOUT' });
       expect(err.message).toContain('no answer from Paddle at 127.0.0.1');
     });
@@ -303,7 +295,7 @@ describe('provider-paddle', () => {
       const { priceId } = await p.upsertPrice({ planId: 'p', name: 'P', amountCents: 100, currency: 'usd', interval: 'month' });
       fake.defaultPaymentLink = null;
       try {
-        const err = await providerErrorOf(
+        const err = await errorOf(
           p.createCheckout({ customerId, priceId, userId: 'u', planId: 'p', successUrl: 'https://a.example/ok', cancelUrl: 'https://a.example/no' }),
         );
         expect(err).toMatchObject({ retryable: false, code: 'transaction_default_checkout_url_not_set' });
@@ -316,7 +308,7 @@ describe('provider-paddle', () => {
       const p = await paddle();
       await p.close();
       await p.close();
-      expect(await providerErrorOf(p.getSubscription('sub_01x'))).toMatchObject({ retryable: false });
+      expect(await errorOf(p.getSubscription('sub_01x'))).toMatchObject({ retryable: false });
     });
   });
 
