@@ -266,6 +266,7 @@ export class PaddlePayment implements PaymentProvider {
   async check(signal: AbortSignal): Promise<Health> {
     const started = performance.now();
     const where = `${this.cfg.environment} ${this.host}${this.cfg.vendorId ? `, seller ${this.cfg.vendorId}` : ''}`;
+    if (this.closed) return { status: 'error', latencyMs: 0, detail: where, error: this.error('check', 'the provider is closed', false).message };
     try {
       const res = await fetch(`${this.cfg.baseUrl}/customers?per_page=1`, { headers: { authorization: `Bearer ${this.cfg.apiKey}` }, signal });
       const body = (await res.json().catch(() => undefined)) as { error?: PaddleErrorDetail } | undefined;
