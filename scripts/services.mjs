@@ -1,7 +1,7 @@
 // Makes sure the services the tests talk to are up before any test starts. Redis runs on
 // this machine kind already; where it does not, it is installed and started here, so a
-// fresh machine needs nothing done by hand. Everything else (S3, SMTP, OIDC) is started by
-// the tests themselves from npm packages.
+// fresh machine needs nothing done by hand. Pebble is installed here when missing. Everything
+// else (S3, SMTP, OIDC, Pebble itself) is started by the tests themselves.
 import { execSync, spawnSync } from 'node:child_process';
 import net from 'node:net';
 
@@ -48,4 +48,15 @@ async function ensureRedis() {
   console.log('services: redis is up');
 }
 
+// Pebble (Let's Encrypt's test CA) and pebble-challtestsrv: the provider-acme tests start them
+// on free ports themselves; openssl makes Pebble's HTTPS certificate there.
+function ensurePebble() {
+  const missing = ['pebble', 'pebble-challtestsrv', 'openssl'].filter((cmd) => !has(cmd));
+  if (missing.length === 0) return console.log('services: pebble is installed');
+  const packages = missing.includes('openssl') ? 'pebble openssl' : 'pebble';
+  console.log(`services: installing ${packages} from Debian packages (missing: ${missing.join(', ')})`);
+  execSync(`apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${packages}`, { stdio: 'inherit' });
+}
+
 await ensureRedis();
+ensurePebble();

@@ -10,3 +10,4 @@ export * from './queue.js';
 export * from './redis-server.js';
 export * from './storage.js';
 export * from './util.js';
+export * from './tls.js';
