@@ -214,12 +214,15 @@ async function stop(child) {
 }
 
 const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
-/** CPU time (user + system) a process has used so far, in µs; undefined where /proc is missing. */
+/** CPU time (user + system) a process and its children (nginx's workers) have used so far, in µs; undefined where /proc is missing. */
 function cpuUs(pid) {
+  if (pid === undefined) return undefined;
   try {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * TICK_US;
+    let us = (Number(fields[11]) + Number(fields[12])) * TICK_US;
+    for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean)) us += cpuUs(Number(child)) ?? 0;
+    return us;
   } catch {
     return undefined;
   }
