@@ -1,7 +1,10 @@
+import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cleanEnv, cli, type Served, serve, tempDir, BIN } from './helpers.js';
 
 /**
@@ -188,4 +191,70 @@ describe('gating traffic end to end (CLI + apigate serve)', () => {
     const after = JSON.parse(await ok(['usage', 'show', '--user', 'cy@example.com', '--json'])).totals.requests as number;
     expect(after - before, `${failed} requests failed during the restarts`).toBe(ok2xx);
   });
+
+  it('manages signed webhooks and exports the month as CSV with the CLI', async () => {
+    const got: { headers: IncomingHttpHeaders; body: string }[] = [];
+    const receiver = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        got.push({ headers: req.headers, body });
+        res.writeHead(204).end();
+      });
+    });
+    receiver.listen(0, '127.0.0.1');
+    await once(receiver, 'listening');
+    try {
+      const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`;
+      const added = JSON.parse(await ok(['webhooks', 'add', url, '--events', 'test,key.*', '--json']));
+      expect(added.secret).toMatch(/^whsec_/);
+      expect(await ok(['webhooks', 'list'])).toContain(url);
+      expect(await ok(['webhooks', 'test', added.id])).toContain('HTTP 204');
+      const body = JSON.parse(got[0]!.body);
+      expect(body).toMatchObject({ type: 'test', data: { endpoint_id: added.id } });
+      const ts = got[0]!.headers['x-apigate-timestamp'] as string;
+      const expected = `v1=${createHmac('sha256', added.secret).update(`${ts}.${got[0]!.body}`).digest('hex')}`;
+      expect(got[0]!.headers['x-apigate-signature']).toBe(expected);
+
+      // A key made with the CLI while the gateway runs: key.created, delivered by the server's worker.
+      const gw = await start();
+      const key = JSON.parse(await ok(['keys', 'create', '--user', 'cy@example.com', '--json']));
+      await vi.waitFor(() => expect(got.map((g) => JSON.parse(g.body).type)).toContain('key.created'), { timeout: 15_000 });
+      expect(JSON.parse(got.at(-1)!.body).data).toMatchObject({ key_id: key.id });
+      expect(await gw.stop()).toBe(0);
+      const log = JSON.parse(await ok(['webhooks', 'deliveries', '--json'])).data as { event_type: string; status: string }[];
+      expect(log.map((d) => [d.event_type, d.status])).toEqual([
+        ['test', 'succeeded'],
+        ['key.created', 'succeeded'],
+      ]);
+      expect(await ok(['webhooks', 'remove', added.id])).toContain(added.id);
+    } finally {
+      receiver.closeAllConnections();
+      await new Promise((r) => receiver.close(r));
+    }
+
+    const exported = await cli(['usage', 'export', '--month', month], { ...env, STORAGE_PROVIDER: 'disk' });
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(exported.stdout).toMatch(new RegExp(`exported \\d+ rows \\(\\d+ bytes\\) of ${month} usage to exports/usage-${month}\\.csv on storage/disk`));
+    const file = findFile(dataDir, `usage-${month}.csv`);
+    expect(file, 'the CSV on disk').toBeDefined();
+    const lines = readFileSync(file!, 'utf8').trimEnd().split('\r\n');
+    expect(lines[0]).toBe('month,user_id,email,plan,key_id,key_prefix,key_name,requests,errors,bytes_in,bytes_out');
+    const bobRow = lines.find((l) => l.split(',')[2] === 'bob@example.com')!.split(',');
+    expect(bobRow.slice(0, 4)).toEqual([month, expect.stringMatching(/^usr_/), 'bob@example.com', 'small']);
+    expect(bobRow[7]).toBe('5'); // requests
+  });
 });
+
+/** The first file named `name` below `dir`. */
+function findFile(dir: string, name: string): string | undefined {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isFile() && e.name === name) return p;
+    if (e.isDirectory()) {
+      const hit = findFile(p, name);
+      if (hit) return hit;
+    }
+  }
+  return undefined;
+}
