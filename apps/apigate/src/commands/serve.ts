@@ -16,6 +16,15 @@ export function registerServe(program: Command): void {
       let kernel: Awaited<ReturnType<typeof startKernel>> | undefined;
       let delivery: Delivery | undefined;
       let gateway: Gateway | undefined;
+      // Closing order: stop taking requests first (the caller closes the server), then get every
+      // metered request into the store (its quota emails are queued by then), then delivery,
+      // then the providers, then the store.
+      const closeAll = async () => {
+        await gateway?.close();
+        await delivery?.close();
+        await kernel?.close();
+        await rt.close();
+      };
       try {
         assertNoPluginProblems(rt.catalog);
         kernel = await startKernel(rt);
@@ -33,21 +42,16 @@ export function registerServe(program: Command): void {
           webhookRetry: { attempts: retry.attempts, backoffMs: retry.backoffMs },
         });
       } catch (err) {
-        await gateway?.close();
-        await delivery?.close();
-        await kernel?.close();
-        await rt.close();
+        await closeAll();
         throw err;
       }
       const k = kernel;
       const gw = gateway;
       k.events.on('provider.error', (e) => logger.warn({ event: e }, `provider error: ${e.message}`));
-      const app = createHttpApp({ kernel: k, store: rt.store, logger });
+      // Portal emails (verification, password reset) go through the same outbox as everything else.
+      const app = createHttpApp({ kernel: k, store: rt.store, logger, ...(delivery ? { outbox: delivery.outbox } : {}) });
       const server = await startServer({ app, port, host: o.host, front: gw.front }).catch(async (err: unknown) => {
-        await gw.close();
-        await delivery?.close();
-        await k.close();
-        await rt.close();
+        await closeAll();
         throw err;
       });
       logger.info({ url: server.url, dataDir: rt.dataDir }, `apigate listening on ${server.url}`);
@@ -59,13 +63,8 @@ export function registerServe(program: Command): void {
           if (stopping) return;
           stopping = true;
           logger.info({ signal }, 'shutting down');
-          // Stop taking requests (in-flight ones finish); get every metered request into the store
-          // (its quota emails are queued by then); then delivery, then the providers.
           await server.close();
-          await gw.close();
-          await delivery?.close();
-          await k.close();
-          await rt.close();
+          await closeAll();
           logger.info('stopped');
           resolve();
         };
