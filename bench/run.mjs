@@ -1,13 +1,13 @@
 // Runs the benchmarks one after another (never at once: they would measure each other).
 //
-//   pnpm bench                        # builds everything, then runs cache, queue and storage
-//   node bench/run.mjs [cache|queue|storage ...]   # after a build; the environment is passed on
+//   pnpm bench                        # builds everything, then runs cache, queue, storage and gateway
+//   node bench/run.mjs [cache|queue|storage|gateway ...]   # after a build; the environment is passed on
 //
 // Each script prints its own figures; this exits non-zero when any of them failed.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 
-const ALL = ['cache', 'queue', 'storage'];
+const ALL = ['cache', 'queue', 'storage', 'gateway'];
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((name) => !ALL.includes(name));
 if (unknown.length) {
