@@ -19,3 +19,4 @@ export * from './secrets.js';
 export * from './storage-keys.js';
 export * from './tokens.js';
 export { z } from 'zod';
+export * from './webhook-signature.js';

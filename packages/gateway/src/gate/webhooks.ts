@@ -1,4 +1,4 @@
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import {
   ApigateError,
   describeError,
@@ -7,7 +7,9 @@ import {
   type Logger,
   NonRetryableJobError,
   type QueueProvider,
+  signWebhookPayload,
   silentLogger,
+  WEBHOOK_HEADERS,
   type Worker,
 } from '@apigate/kernel';
 import { request } from 'undici';
@@ -18,16 +20,10 @@ import type { WebhookDelivery, WebhookEndpoint } from '../domain/webhooks.js';
 export const WEBHOOK_QUEUE = 'webhook.deliver';
 
 /**
- * The headers of provider-webhook-notification, so one receiver verifies both kinds of
- * delivery the same way: `X-APIGate-Signature` is `v1=` + hex HMAC-SHA256, keyed with the
- * endpoint's secret, of `<X-APIGate-Timestamp>.<raw body>`.
+ * The kernel's signed-webhook scheme, the same as provider-webhook-notification's, so one
+ * receiver verifies both kinds of delivery the same way.
  */
-export const WEBHOOK_HEADERS = {
-  eventId: 'X-APIGate-Event-Id',
-  eventType: 'X-APIGate-Event-Type',
-  timestamp: 'X-APIGate-Timestamp',
-  signature: 'X-APIGate-Signature',
-} as const;
+export { WEBHOOK_HEADERS };
 
 /** The JSON body of every outbound webhook. */
 export interface WebhookEvent {
@@ -39,10 +35,8 @@ export interface WebhookEvent {
   data: Record<string, unknown>;
 }
 
-/** `v1=<hex HMAC-SHA256 of "<timestamp>.<body>">`. */
-export function signWebhook(secret: string, timestamp: number | string, body: string): string {
-  return `v1=${createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest('hex')}`;
-}
+/** `v1=<hex HMAC-SHA256 of "<timestamp>.<body>">` (the kernel's signWebhookPayload). */
+export const signWebhook = signWebhookPayload;
 
 /** A delivery attempt that did not get a 2xx. `retryable` follows the kernel's rule (network, 408, 429, 5xx). */
 export class WebhookSendError extends ApigateError {
