@@ -47,7 +47,11 @@ afterEach(async () => {
 });
 
 /** A real store and kernel (only the given capabilities) behind the gateway's app. */
-async function buildApp(only: ('cache' | 'queue' | 'notification')[], secretSettings: Record<string, string> = {}) {
+async function buildApp(
+  only: ('cache' | 'queue' | 'notification')[],
+  secretSettings: Record<string, string> = {},
+  extra: Pick<Parameters<typeof createHttpApp>[0], 'gatewayHealth'> = {},
+) {
   const dataDir = await tempDir();
   const catalog = await discoverPlugins({ builtins: [healthyCache, slowQueue, brokenNotification] });
   const store: Store = await openStore({ dataDir, secretKey: KEY_A });
@@ -61,7 +65,7 @@ async function buildApp(only: ('cache' | 'queue' | 'notification')[], secretSett
     only,
   });
   open.push(kernel);
-  const app = createHttpApp({ kernel, store, logger: silentLogger() });
+  const app = createHttpApp({ kernel, store, logger: silentLogger(), ...extra });
   app.get('/test/boom', () => {
     throw new Error(`database password ${SECRET} rejected`);
   });
@@ -86,6 +90,20 @@ describe('GET /admin/health', () => {
     expect(body.providers.cache).toEqual({ provider: 'ok', status: 'connected', latency_ms: 1.23 });
     expect(body.providers.payment).toEqual({ provider: null, status: 'disabled' });
     expect(Object.keys(body.providers).sort()).toEqual(['cache', 'email', 'notification', 'oauth', 'payment', 'queue', 'storage', 'tls']);
+  });
+
+  it("shows the gateway's own state and turns healthy into degraded while rate limits fail open", async () => {
+    const app = await buildApp(['cache'], {}, {
+      gatewayHealth: () => ({ status: 'degraded', latencyMs: 0, detail: 'cache unavailable: rate limits per instance' }),
+    });
+    const server = await startServer({ app, port: 0, host: '127.0.0.1' });
+    open.push(server);
+    const res = await fetch(`${server.url}/admin/health`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as HealthReport & { gateway: unknown };
+    expect(body.status).toBe('degraded');
+    expect(body.gateway).toEqual({ status: 'degraded', detail: 'cache unavailable: rate limits per instance' });
+    expect(body.providers.cache.status).toBe('connected');
   });
 
   it('answers 200 when degraded', async () => {

@@ -49,7 +49,13 @@ export function registerServe(program: Command): void {
       const gw = gateway;
       k.events.on('provider.error', (e) => logger.warn({ event: e }, `provider error: ${e.message}`));
       // Portal emails (verification, password reset) go through the same outbox as everything else.
-      const app = createHttpApp({ kernel: k, store: rt.store, logger, ...(delivery ? { outbox: delivery.outbox } : {}) });
+      const app = createHttpApp({
+        kernel: k,
+        store: rt.store,
+        logger,
+        gatewayHealth: () => gw.health(),
+        ...(delivery ? { outbox: delivery.outbox } : {}),
+      });
       const server = await startServer({ app, port, host: o.host, front: gw.front }).catch(async (err: unknown) => {
         await closeAll();
         throw err;

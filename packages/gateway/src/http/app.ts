@@ -1,4 +1,4 @@
-import { describeError, type Kernel, type Logger } from '@apigate/kernel';
+import { describeError, type Health, type HealthReport, type Kernel, type Logger } from '@apigate/kernel';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { Store } from '../store/store.js';
@@ -7,6 +7,8 @@ import { directMailer, type PortalMailer } from '../portal/mail.js';
 import { ADMIN_TOKEN_ENV, createAdminApi } from './admin.js';
 
 export interface HttpAppOptions {
+  /** The gateway's own health (rate limits and quotas), shown as `gateway` in /admin/health. */
+  gatewayHealth?: () => Health;
   kernel: Kernel;
   store: Store;
   logger: Logger;
@@ -33,13 +35,28 @@ export interface ErrorBody {
  * The gateway's HTTP app. Routes added later (admin API, portal, proxy) go on this app or
  * on sub-apps mounted here, and share its JSON 404 and 500 answers.
  */
+/** The `gateway` entry of /admin/health. */
+export interface GatewayHealth {
+  status: Health['status'];
+  detail?: string;
+  error?: string;
+}
+
 export function createHttpApp(opts: HttpAppOptions): Hono {
   const { kernel, logger } = opts;
   const app = new Hono();
 
   // The spec's shape, straight from the kernel; 503 lets load balancers take an unhealthy instance out.
   app.get('/admin/health', async (c) => {
-    const report = await kernel.health();
+    const report: HealthReport & { gateway?: GatewayHealth } = await kernel.health();
+    const h = opts.gatewayHealth?.();
+    if (h && h.status !== 'connected') {
+      // The gateway's own state, shown only when it is not fine (so a healthy answer keeps the
+      // spec's exact shape): rate limits fail open while the cache is down, so the instance
+      // still serves (degraded), and says so.
+      report.gateway = { status: h.status, ...(h.detail ? { detail: h.detail } : {}), ...(h.error ? { error: h.error } : {}) };
+      if (report.status === 'healthy') report.status = 'degraded';
+    }
     c.header('Cache-Control', 'no-store');
     return c.json(report, report.status === 'unhealthy' ? 503 : 200);
   });
