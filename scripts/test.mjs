@@ -19,10 +19,10 @@ if (run('node', ['scripts/services.mjs']) !== 0) process.exit(1);
 for (const dir of workspaceDirs()) rmSync(path.join(dir, RESULTS), { force: true });
 
 const concurrency = process.env.APIGATE_TEST_CONCURRENCY ?? '3';
-let status = run('pnpm', ['exec', 'turbo', 'run', 'build', 'typecheck', 'lint', '--env-mode=loose', '--output-logs=errors-only']);
+let status = run('pnpm', ['exec', 'turbo', 'run', 'build', 'typecheck', 'lint', '--output-logs=errors-only']);
 if (status === 0) {
   status = run('pnpm', [
-    'exec', 'turbo', 'run', 'test', '--env-mode=loose', `--concurrency=${concurrency}`, '--continue', '--output-logs=new-only',
+    'exec', 'turbo', 'run', 'test', `--concurrency=${concurrency}`, '--continue', '--output-logs=new-only',
     '--', '--reporter=default', '--reporter=json', `--outputFile.json=${RESULTS}`,
   ]);
 }
