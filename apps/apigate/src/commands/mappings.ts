@@ -2,29 +2,24 @@ import type { Command } from 'commander';
 import { print, printJson, table } from '../output.js';
 import { openRuntime } from '../runtime.js';
 import { CliError, withJson } from './common.js';
+import { pageQuery, withPaging } from './domain-common.js';
 
 export function registerMappings(program: Command): void {
   const mappings = program.command('provider-mappings').description('links between local entities and their ids at a provider');
 
   withJson(
-    mappings
-      .command('list')
-      .description('list mappings of one provider')
-      .requiredOption('--provider <name>', 'provider name, e.g. stripe')
-      .option('--entity <type>', 'entity type, e.g. user, plan, subscription')
-      .option('--limit <n>', 'page size', '100')
-      .option('--cursor <cursor>', 'continue after a previous page'),
+    withPaging(
+      mappings
+        .command('list')
+        .description('list mappings of one provider')
+        .requiredOption('--provider <name>', 'provider name, e.g. stripe')
+        .option('--entity <type>', 'entity type, e.g. user, plan, subscription'),
+    ),
   ).action(async (o: { provider: string; entity?: string; limit: string; cursor?: string; json?: boolean }) => {
-    const limit = Number(o.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CliError('--limit: expected a whole number from 1 to 1000');
+    const query = pageQuery(o);
     const rt = await openRuntime();
     try {
-      const page = await rt.store.mappings.list({
-        provider: o.provider,
-        limit,
-        ...(o.entity ? { entityType: o.entity } : {}),
-        ...(o.cursor ? { cursor: o.cursor } : {}),
-      });
+      const page = await rt.store.mappings.list({ provider: o.provider, ...query, ...(o.entity ? { entityType: o.entity } : {}) });
       if (o.json) printJson(page);
       else {
         print(page.items.length ? table(page.items as never, ['provider', 'entityType', 'localId', 'externalId', 'createdAt']) : 'no mappings');

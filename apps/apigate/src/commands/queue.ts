@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { print, printJson, table } from '../output.js';
 import { openRuntime, type Runtime, startKernel } from '../runtime.js';
 import { CliError, withJson } from './common.js';
+import { pageQuery, withPaging } from './domain-common.js';
 
 /** Builds the kernel with only the capabilities a command needs, runs `fn`, then closes kernel and store. */
 export async function withKernel<T>(only: readonly CapabilityName[], fn: (rt: Runtime, kernel: Kernel) => Promise<T>): Promise<T> {
@@ -32,17 +33,11 @@ export function registerQueue(program: Command): void {
   const queue = program.command('queue').description('inspect the failed set of a queue (e.g. email.send, notification.send) and retry jobs');
 
   withJson(
-    queue
-      .command('failed <queue>')
-      .description('list the jobs that used up their attempts, oldest failure first')
-      .option('--limit <n>', 'page size (1-1000)', '100')
-      .option('--cursor <cursor>', 'continue after a previous page'),
+    withPaging(queue.command('failed <queue>').description('list the jobs that used up their attempts, oldest failure first')),
   ).action(async (name: string, o: { json?: boolean; limit: string; cursor?: string }) =>
     withKernel(['queue'], async (_rt, kernel) => {
-      const limit = Number(o.limit);
-      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new CliError('--limit: expected a whole number from 1 to 1000');
       const info = queueInfo(kernel);
-      const page = await kernel.get('queue').failed(name, { limit, ...(o.cursor ? { cursor: o.cursor } : {}) });
+      const page = await kernel.get('queue').failed(name, pageQuery(o));
       if (o.json) {
         printJson({ queue: name, provider: info.name, items: page.items, cursor: page.cursor ?? null });
         return;
