@@ -19,3 +19,4 @@ export * from './delivery/index.js';
 export * from './hotpath.js';
 export * from './gate/index.js';
 export * from './portal/index.js';
+export * from './billing/index.js';

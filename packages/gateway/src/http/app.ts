@@ -5,6 +5,7 @@ import type { Store } from '../store/store.js';
 import { createPortalApi, type PortalOptions } from '../portal/api.js';
 import { directMailer, type PortalMailer } from '../portal/mail.js';
 import { ADMIN_TOKEN_ENV, createAdminApi } from './admin.js';
+import { createPaymentWebhookApp, selectedPayment } from '../billing/route.js';
 
 export interface HttpAppOptions {
   /** The gateway's own health (rate limits and quotas), shown as `gateway` in /admin/health. */
@@ -70,6 +71,11 @@ export function createHttpApp(opts: HttpAppOptions): Hono {
     '/portal/api',
     createPortalApi({ ...opts.portal, store: opts.store, logger, cache: kernel.tryGet('cache'), mailer: opts.outbox ?? (email ? directMailer(email) : undefined) }),
   );
+
+  // Payment webhooks: verified and queued here, applied by the payment worker (startPaymentWorker).
+  const pay = selectedPayment(kernel);
+  const queue = kernel.tryGet('queue');
+  if (pay && queue) app.route(pay.path, createPaymentWebhookApp({ providerName: pay.name, payment: pay.payment, queue, store: opts.store, logger }));
 
   app.notFound((c) => c.json<ErrorBody>({ error: { code: 'NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
 

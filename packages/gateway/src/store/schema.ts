@@ -316,3 +316,24 @@ export const portalTokens = sqliteTable(
   },
   (t) => [uniqueIndex('portal_tokens_hash_uq').on(t.hash), index('portal_tokens_user_idx').on(t.userId, t.purpose), index('portal_tokens_expires_idx').on(t.expiresAt)],
 );
+
+// --- billing: inbound payment webhooks ------------------------------------------------------
+
+/**
+ * Every payment-provider webhook event the route accepted, unique per (provider, event id):
+ * a provider's retry of an event already recorded is acknowledged and not processed again.
+ */
+export const paymentEvents = sqliteTable(
+  'payment_events',
+  {
+    provider: text('provider').notNull(),
+    eventId: text('event_id').notNull(),
+    type: text('type').notNull(),
+    /** The provider's event time: processing order. */
+    occurredAt: integer('occurred_at', { mode: 'timestamp_ms' }).notNull(),
+    /** queued -> applied | skipped (older than the stored state, or nothing to apply) | failed. */
+    status: text('status', { enum: ['queued', 'applied', 'skipped', 'failed'] }).notNull().default('queued'),
+    receivedAt: integer('received_at', { mode: 'timestamp_ms' }).notNull(),
+  },
+  (t) => [primaryKey({ name: 'payment_events_pk', columns: [t.provider, t.eventId] }), index('payment_events_received_idx').on(t.receivedAt)],
+);
