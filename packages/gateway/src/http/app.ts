@@ -24,7 +24,7 @@ export interface HttpAppOptions {
    */
   outbox?: PortalMailer | undefined;
   /** Customer portal tuning: public URL for email links, lifetimes, attempt limits (see PortalOptions). */
-  portal?: Omit<PortalOptions, 'store' | 'logger' | 'mailer' | 'cache'>;
+  portal?: Omit<PortalOptions, 'store' | 'logger' | 'mailer' | 'cache' | 'oauth'>;
 }
 
 /** The JSON body of every error answer. */
@@ -69,7 +69,14 @@ export function createHttpApp(opts: HttpAppOptions): Hono {
   const email = kernel.tryGet('email');
   app.route(
     '/portal/api',
-    createPortalApi({ ...opts.portal, store: opts.store, logger, cache: kernel.tryGet('cache'), mailer: opts.outbox ?? (email ? directMailer(email) : undefined) }),
+    createPortalApi({
+      ...opts.portal,
+      store: opts.store,
+      logger,
+      cache: kernel.tryGet('cache'),
+      oauth: kernel.tryGet('oauth'),
+      mailer: opts.outbox ?? (email ? directMailer(email) : undefined),
+    }),
   );
 
   // Payment webhooks: verified and queued here, applied by the payment worker (startPaymentWorker).

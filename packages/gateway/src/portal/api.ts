@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ApigateError, type CacheProvider, describeError, type EmailMessage, type Logger, z } from '@apigate/kernel';
+import { ApigateError, type CacheProvider, describeError, type EmailMessage, type Logger, type OAuthProvider, z } from '@apigate/kernel';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -15,6 +15,7 @@ import type { Store } from '../store/store.js';
 import { AttemptLimiter, DEFAULT_PORTAL_LIMITS, type LimitName, type PortalLimits } from './limits.js';
 import { alreadyRegisteredEmail, type PortalMailer, resetEmail, verificationEmail } from './mail.js';
 import { DEFAULT_SCRYPT, hashPassword, needsRehash, type ScryptParams, verifyPassword } from './password.js';
+import { createOAuthRoutes } from './oauth.js';
 import { PortalStore, type TokenCheck } from './store.js';
 
 export const SESSION_COOKIE = 'apigate_session';
@@ -37,6 +38,8 @@ export interface PortalOptions {
   mailer?: PortalMailer | undefined;
   /** The cache capability, for attempt limits shared between instances; without one they count per instance. */
   cache?: CacheProvider | undefined;
+  /** The enabled sign-in providers by name (the kernel's `oauth` capability), for /portal/api/oauth. */
+  oauth?: ReadonlyMap<string, OAuthProvider> | undefined;
   /** Base URL of email links; default APIGATE_PUBLIC_URL, then the setting portal.public_url. */
   publicUrl?: string | undefined;
   /** Take the client address from X-Forwarded-For (its last entry) for attempt limits; only behind a proxy that sets it. */
@@ -227,6 +230,12 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     return key;
   }
 
+  function startSession(c: Context, user: User) {
+    const { token, session } = portal.createSession(user.id, sessionTtlMs);
+    setCookie(c, SESSION_COOKIE, token, { httpOnly: true, secure: isHttps(c), sameSite: 'Lax', path: '/portal', maxAge: Math.floor(sessionTtlMs / 1000) });
+    return session;
+  }
+
   const json = (c: Context, value: unknown, status: ContentfulStatusCode = 200) => c.json(toWire(value) as object, status);
 
   const requireSession: MiddlewareHandler<PortalEnv> = async (c, next) => {
@@ -322,8 +331,7 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
       throw new PortalError(403, 'EMAIL_NOT_VERIFIED', 'log in: email: confirm the address first with the emailed link (POST /portal/api/verify-email/resend sends a new one)', 'email');
     }
     if (stored && needsRehash(stored, scrypt)) await d.users.setPasswordHash(user.id, await hashPassword(v.password, scrypt));
-    const { token, session } = portal.createSession(user.id, sessionTtlMs);
-    setCookie(c, SESSION_COOKIE, token, { httpOnly: true, secure: isHttps(c), sameSite: 'Lax', path: '/portal', maxAge: Math.floor(sessionTtlMs / 1000) });
+    const session = startSession(c, user);
     return json(c, { user: await me(user), sessionExpiresAt: session.expiresAt });
   });
 
@@ -367,6 +375,8 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     deleteCookie(c, SESSION_COOKIE, { path: '/portal' });
     return json(c, { passwordReset: true, sessionsRevoked });
   });
+
+  api.route('/oauth', createOAuthRoutes({ store, logger, providers: opts.oauth, publicBase, isHttps, startSession, now }));
 
   // --- the logged-in customer
 

@@ -1,3 +1,4 @@
+import { hkdfSync } from 'node:crypto';
 import { ApigateError, type Logger, silentLogger } from '@apigate/kernel';
 import { eq } from 'drizzle-orm';
 import { Domain } from '../domain/domain.js';
@@ -26,6 +27,11 @@ export interface Store {
   readonly db: AppDatabase;
   /** Absolute path of the SQLite file. */
   readonly file: string;
+  /**
+   * A 256-bit key for one purpose (e.g. signing a cookie), derived from the settings key: every
+   * instance sharing the database and key derives the same one, and it is never the settings key.
+   */
+  deriveKey(purpose: string): Buffer;
   /** Closes the database; safe to call twice. */
   close(): Promise<void>;
 }
@@ -74,6 +80,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
       domain: new Domain({ db, secretKey: key, ...(opts.now ? { now: opts.now } : {}) }),
       db,
       file,
+      deriveKey: (purpose) => Buffer.from(hkdfSync('sha256', key.key, Buffer.alloc(0), `apigate purpose key: ${purpose}`, 32)),
       async close() {
         if (closed) return;
         closed = true;
