@@ -1,6 +1,7 @@
 import { ApigateError, ConfigErrors } from '@apigate/kernel';
 import { Command, CommanderError } from 'commander';
 import { registerAdmin } from './commands/admin.js';
+import { registerBilling } from './commands/billing.js';
 import { CliError } from './commands/common.js';
 import { registerEmail } from './commands/email.js';
 import { registerKeys } from './commands/keys.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerQueue(program);
   registerUsers(program);
   registerPlans(program);
+  registerBilling(program);
   registerKeys(program);
   registerRoutes(program);
   registerUsage(program);

@@ -1,5 +1,15 @@
-import { createHttpApp, type Delivery, type Gateway, readDeliverySettings, startDelivery, startGateway, startServer } from '@apigate/gateway';
-import { createLogger } from '@apigate/kernel';
+import {
+  createHttpApp,
+  type Delivery,
+  type Gateway,
+  readDeliverySettings,
+  selectedPayment,
+  startDelivery,
+  startGateway,
+  startPaymentWorker,
+  startServer,
+} from '@apigate/gateway';
+import { createLogger, describeError, type Worker } from '@apigate/kernel';
 import type { Command } from 'commander';
 import { assertNoPluginProblems, openRuntime, parsePort, startKernel } from '../runtime.js';
 
@@ -16,10 +26,14 @@ export function registerServe(program: Command): void {
       let kernel: Awaited<ReturnType<typeof startKernel>> | undefined;
       let delivery: Delivery | undefined;
       let gateway: Gateway | undefined;
+      let payments: Worker | undefined;
       // Closing order: stop taking requests first (the caller closes the server), then get every
       // metered request into the store (its quota emails are queued by then), then delivery,
       // then the providers, then the store.
       const closeAll = async () => {
+        // Before the gateway: the payment worker emits through its webhook dispatcher. Events still
+        // queued stay queued (a durable queue keeps them for the next start).
+        await payments?.close().catch((err: unknown) => logger.warn(`cannot stop the payment worker: ${describeError(err)}`));
         await gateway?.close();
         await delivery?.close();
         await kernel?.close();
@@ -41,6 +55,13 @@ export function registerServe(program: Command): void {
           sendEmail: outbox ? (msg, opts) => outbox.sendEmail(msg, opts) : undefined,
           webhookRetry: { attempts: retry.attempts, backoffMs: retry.backoffMs },
         });
+        // Payment webhooks are verified and queued by the HTTP app; this worker applies them.
+        const pay = selectedPayment(kernel);
+        const queue = kernel.tryGet('queue');
+        if (pay && queue) {
+          payments = startPaymentWorker(queue, { store: rt.store, logger, webhooks: gateway.webhooks });
+          logger.info({ provider: pay.name, path: pay.path }, `payment webhooks: POST ${pay.path}`);
+        }
       } catch (err) {
         await closeAll();
         throw err;
