@@ -20,3 +20,4 @@ export * from './hotpath.js';
 export * from './gate/index.js';
 export * from './portal/index.js';
 export * from './billing/index.js';
+export * from './tls/index.js';

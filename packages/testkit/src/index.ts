@@ -11,3 +11,4 @@ export * from './redis-server.js';
 export * from './storage.js';
 export * from './util.js';
 export * from './tls.js';
+export * from './pebble.js';

@@ -6,6 +6,7 @@ import { createPortalApi, type PortalOptions } from '../portal/api.js';
 import { directMailer, type PortalMailer } from '../portal/mail.js';
 import { ADMIN_TOKEN_ENV, createAdminApi } from './admin.js';
 import { createPaymentWebhookApp, selectedPayment } from '../billing/route.js';
+import { addChallengeRoute } from '../tls/challenges.js';
 
 export interface HttpAppOptions {
   /** The gateway's own health (rate limits and quotas), shown as `gateway` in /admin/health. */
@@ -83,6 +84,9 @@ export function createHttpApp(opts: HttpAppOptions): Hono {
   const pay = selectedPayment(kernel);
   const queue = kernel.tryGet('queue');
   if (pay && queue) app.route(pay.path, createPaymentWebhookApp({ providerName: pay.name, payment: pay.payment, queue, store: opts.store, logger }));
+
+  // ACME HTTP-01 answers (from the cache, so any instance can answer); 404 when none is pending.
+  addChallengeRoute(app, kernel.tryGet('cache'));
 
   app.notFound((c) => c.json<ErrorBody>({ error: { code: 'NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
 

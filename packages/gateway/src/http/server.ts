@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
 import { ApigateError } from '@apigate/kernel';
@@ -17,6 +18,8 @@ export interface StartServerOptions {
    * objects): returns true when it answered (the proxy path), false to hand over to the app.
    */
   front?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Serve HTTPS with these options (e.g. an SNICallback picking stored certificates) instead of HTTP. */
+  tls?: HttpsOptions;
 }
 
 export interface RunningServer {
@@ -30,7 +33,8 @@ export interface RunningServer {
 export async function startServer(opts: StartServerOptions): Promise<RunningServer> {
   const app = getRequestListener(opts.app.fetch);
   const front = opts.front;
-  const server: Server = createServer(front ? (req, res) => void (front(req, res) || app(req, res)) : app);
+  const handler = front ? (req: IncomingMessage, res: ServerResponse) => void (front(req, res) || app(req, res)) : app;
+  const server: Server = opts.tls ? createHttpsServer(opts.tls, handler) : createServer(handler);
   let closing: Promise<void> | undefined;
   // A keep-alive socket whose last response ends during shutdown would otherwise hold close()
   // until its idle timeout; drop it as soon as it goes idle.
@@ -53,7 +57,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   });
   const addr = server.address() as AddressInfo;
   return {
-    url: `http://${urlHost(opts.host)}:${addr.port}`,
+    url: `${opts.tls ? 'https' : 'http'}://${urlHost(opts.host)}:${addr.port}`,
     port: addr.port,
     close() {
       closing ??= new Promise<void>((resolve, reject) => {

@@ -337,3 +337,27 @@ export const paymentEvents = sqliteTable(
   },
   (t) => [primaryKey({ name: 'payment_events_pk', columns: [t.provider, t.eventId] }), index('payment_events_received_idx').on(t.receivedAt)],
 );
+
+// --- TLS certificates -------------------------------------------------------------------
+
+/**
+ * Certificates obtained over ACME, one per set of names (`domains_key`: the names lowercased,
+ * sorted and comma-joined). `key_pem` holds the `v1:` ciphertext of the private key (see
+ * tls/certificates.ts), never the PEM; the certificate and chain are public and stored as is.
+ */
+export const certificates = sqliteTable(
+  'certificates',
+  {
+    domainsKey: text('domains_key').primaryKey(),
+    certPem: text('cert_pem').notNull(),
+    chainPem: text('chain_pem').notNull(),
+    keyPem: text('key_pem').notNull(),
+    serial: text('serial').notNull(),
+    issuer: text('issuer').notNull(),
+    notBefore: integer('not_before', { mode: 'timestamp_ms' }).notNull(),
+    notAfter: integer('not_after', { mode: 'timestamp_ms' }).notNull(),
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+    updatedAt: integer('updated_at', { mode: 'timestamp_ms' }).notNull(),
+  },
+  (t) => [index('certificates_not_after_idx').on(t.notAfter)],
+);
