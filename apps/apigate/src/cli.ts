@@ -2,6 +2,7 @@ import { ApigateError, ConfigErrors } from '@apigate/kernel';
 import { Command, CommanderError } from 'commander';
 import { registerAdmin } from './commands/admin.js';
 import { registerBilling } from './commands/billing.js';
+import { registerCerts } from './commands/certs.js';
 import { CliError } from './commands/common.js';
 import { registerEmail } from './commands/email.js';
 import { registerKeys } from './commands/keys.js';
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerUsage(program);
   registerAdmin(program);
   registerWebhooks(program);
+  registerCerts(program);
   return program;
 }
 

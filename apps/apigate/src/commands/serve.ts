@@ -1,6 +1,8 @@
 import {
   createHttpApp,
   type Delivery,
+  parseTlsDomains,
+  type RunningServer,
   type Gateway,
   readDeliverySettings,
   selectedPayment,
@@ -12,6 +14,7 @@ import {
 import { createLogger, describeError, type Worker } from '@apigate/kernel';
 import type { Command } from 'commander';
 import { assertNoPluginProblems, openRuntime, parsePort, startKernel } from '../runtime.js';
+import { tlsManager } from './certs.js';
 
 export function registerServe(program: Command): void {
   program
@@ -83,6 +86,27 @@ export function registerServe(program: Command): void {
       });
       logger.info({ url: server.url, dataDir: rt.dataDir }, `apigate listening on ${server.url}`);
 
+      // HTTPS only when a TLS provider is enabled and names are configured. Certificates are
+      // ordered after the HTTP listener is up, since it answers the CA's HTTP-01 challenges.
+      const tlsDomains = parseTlsDomains(process.env.APIGATE_TLS_DOMAINS);
+      let https: RunningServer | undefined;
+      let renewals: { stop(): Promise<void> } | undefined;
+      if (k.tryGet('tls') && tlsDomains.length > 0) {
+        try {
+          const httpsPort = parsePort(process.env.APIGATE_HTTPS_PORT ?? '8443', 'APIGATE_HTTPS_PORT');
+          const manager = tlsManager(k, rt.store, logger);
+          await manager.ensure(tlsDomains, (line) => logger.info(line));
+          renewals = manager.startRenewals(tlsDomains);
+          https = await startServer({ app, port: httpsPort, host: o.host, front: gw.front, tls: { SNICallback: manager.sniCallback } });
+          logger.info({ url: https.url, certificates: manager.certificates.all().length }, `apigate listening on ${https.url}`);
+        } catch (err) {
+          await renewals?.stop();
+          await server.close();
+          await closeAll();
+          throw err;
+        }
+      }
+
       // The action resolves only after a graceful shutdown, so the CLI exits when serving ends.
       await new Promise<void>((resolve) => {
         let stopping = false;
@@ -90,7 +114,8 @@ export function registerServe(program: Command): void {
           if (stopping) return;
           stopping = true;
           logger.info({ signal }, 'shutting down');
-          await server.close();
+          await renewals?.stop();
+          await Promise.all([server.close(), https?.close()]);
           await closeAll();
           logger.info('stopped');
           resolve();

@@ -1,5 +1,6 @@
 import type { CacheProvider, ChallengeStore } from '@apigate/kernel';
-import type { Hono } from 'hono';
+import { Hono } from 'hono';
+import { type RunningServer, startServer } from '../http/server.js';
 
 /** Where HTTP-01 answers are served; the CA fetches http://<domain>/.well-known/acme-challenge/<token>. */
 export const CHALLENGE_PATH = '/.well-known/acme-challenge/:token';
@@ -44,4 +45,11 @@ export function addChallengeRoute(app: Hono, cache: CacheProvider | undefined): 
     if (answer === undefined) return c.text('no pending ACME challenge for this token', 404);
     return c.text(answer, 200);
   });
+}
+
+/** A listener that only answers ACME challenges (for `apigate certs obtain` when no server is running). */
+export function startChallengeServer(opts: { cache: CacheProvider; port: number; host?: string }): Promise<RunningServer> {
+  const app = new Hono();
+  addChallengeRoute(app, opts.cache);
+  return startServer({ app, port: opts.port, ...(opts.host ? { host: opts.host } : {}) });
 }

@@ -1,4 +1,4 @@
-export { addChallengeRoute, CacheChallengeStore, CHALLENGE_PATH, CHALLENGE_TTL_MS } from './challenges.js';
+export { addChallengeRoute, CacheChallengeStore, CHALLENGE_PATH, CHALLENGE_TTL_MS, startChallengeServer } from './challenges.js';
 export { CertificateStore, domainsKey, sanNames, type StoredCertificate } from './certificates.js';
 export {
   CertificateManager,
