@@ -25,12 +25,17 @@ export interface CertificateManagerOptions {
  * cache, served at /.well-known/acme-challenge/:token), stores them encrypted, renews them
  * before expiry and hands the HTTPS listener a secure context per server name.
  */
+/** How stale the handshake snapshot may get: certificates stored by another process show up within this. */
+const SNAPSHOT_TTL_MS = 60_000;
+
 export class CertificateManager {
   readonly certificates: CertificateStore;
   private readonly challenges: CacheChallengeStore;
   private readonly now: () => Date;
   private readonly renewBeforeMs: number;
   private contexts = new Map<string, { serial: string; ctx: SecureContext }>();
+  /** Decrypted certificates for handshakes, re-read at most every SNAPSHOT_TTL_MS (others may store new ones). */
+  private snapshot: { readAt: number; certs: StoredCertificate[] } | undefined;
 
   constructor(private readonly opts: CertificateManagerOptions) {
     this.now = opts.now ?? (() => new Date());
@@ -48,6 +53,7 @@ export class CertificateManager {
     const got = await this.opts.tls.obtain({ domains: names, challenges: this.challenges, ...(accountKeyPem ? { accountKeyPem } : {}) });
     if (got.accountKeyPem !== accountKeyPem) this.certificates.saveAccountKey(got.accountKeyPem);
     const saved = this.certificates.save(got.certificate);
+    this.snapshot = undefined;
     progress(`stored certificate ${saved.serialNumber} for ${names.join(', ')}, valid until ${saved.notAfter.toISOString()}`);
     this.opts.logger.info({ domains: names, serial: saved.serialNumber, notAfter: saved.notAfter.toISOString() }, `obtained a certificate for ${key}`);
     return saved;
@@ -105,7 +111,7 @@ export class CertificateManager {
   secureContext(servername: string): SecureContext | undefined {
     const name = servername.toLowerCase();
     const wildcard = `*.${name.split('.').slice(1).join('.')}`;
-    const all = this.certificates.all();
+    const all = this.storedForHandshakes();
     const cert = all.find((c) => c.domains.includes(name)) ?? all.find((c) => c.domains.includes(wildcard));
     if (!cert) return undefined;
     const cached = this.contexts.get(cert.domainsKey);
@@ -113,6 +119,13 @@ export class CertificateManager {
     const ctx = createSecureContext({ cert: `${cert.certPem.trim()}\n${cert.chainPem}`, key: cert.keyPem });
     this.contexts.set(cert.domainsKey, { serial: cert.serialNumber, ctx });
     return ctx;
+  }
+
+  /** Handshakes must not read and decrypt every row each time: a snapshot, refreshed on save and by age. */
+  private storedForHandshakes(): StoredCertificate[] {
+    const t = performance.now();
+    if (!this.snapshot || t - this.snapshot.readAt > SNAPSHOT_TTL_MS) this.snapshot = { readAt: t, certs: this.certificates.all() };
+    return this.snapshot.certs;
   }
 
   /** `SNICallback` for node:https: no certificate for the name ends the handshake. */
