@@ -68,9 +68,12 @@ export class PaddlePayment implements PaymentProvider {
   constructor(private readonly cfg: PaddleConfig) {
     this.secrets = [cfg.apiKey, cfg.webhookSecret];
     this.host = new URL(cfg.baseUrl).host;
-    // The SDK's client uses `environment` as the base URL when it is not one of its two names
-    // (Client.getBaseUrl in 3.x), which is how a proxy or a local fake is reached.
-    this.paddle = new Paddle(cfg.apiKey, { environment: cfg.baseUrl as Environment, logLevel: LogLevel.none });
+    // Paddle's own hosts go through the SDK's documented environment names. Only an overridden
+    // host (PADDLE_BASE_URL: a proxy, or the tests' local fake) relies on the SDK using any other
+    // `environment` value as the base URL (Client.getBaseUrl in 3.x).
+    const ownHost = cfg.baseUrl === BASE_URLS[cfg.environment];
+    const environment = (ownHost ? cfg.environment : cfg.baseUrl) as Environment;
+    this.paddle = new Paddle(cfg.apiKey, { environment, logLevel: LogLevel.none });
   }
 
   // -- customers ----------------------------------------------------------------------------
