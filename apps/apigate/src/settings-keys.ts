@@ -1,12 +1,4 @@
-import {
-  ALERT_EVENTS_KEY,
-  checkDeliverySetting,
-  checkEventList,
-  checkPublicUrlValue,
-  DELIVERY_INT_SETTINGS,
-  type DeliveryIntKey,
-  PUBLIC_URL_SETTING,
-} from '@apigate/gateway';
+import { GATEWAY_SETTINGS } from '@apigate/gateway';
 import {
   type AnyProviderDefinition,
   type CapabilityName,
@@ -23,16 +15,6 @@ export interface KeyInfo {
   validate(value: string): string | undefined;
 }
 
-/** Settings the gateway itself reads (not a provider's config). */
-const GATEWAY_KEYS: Record<string, Omit<KeyInfo, 'secret'> & { secret?: boolean }> = {
-  [ALERT_EVENTS_KEY]: { validate: checkEventList },
-  [PUBLIC_URL_SETTING]: { validate: checkPublicUrlValue, envVar: 'APIGATE_PUBLIC_URL' },
-  // delivery.attempts, delivery.backoff_ms, notification.alert_interval_ms
-  ...Object.fromEntries(
-    Object.keys(DELIVERY_INT_SETTINGS).map((key) => [key, { validate: (v: string) => checkDeliverySetting(key as DeliveryIntKey, v) }]),
-  ),
-};
-
 /** Every key `apigate settings set` accepts, with how to check its value. */
 export function settingKeys(defs: readonly AnyProviderDefinition[]): Map<string, KeyInfo> {
   const out = new Map<string, KeyInfo>();
@@ -40,7 +22,7 @@ export function settingKeys(defs: readonly AnyProviderDefinition[]): Map<string,
   for (const [key, info] of base) {
     out.set(key, { ...info, validate: validatorFor(key, defs) });
   }
-  for (const [key, info] of Object.entries(GATEWAY_KEYS)) out.set(key, { ...info, secret: info.secret ?? false });
+  for (const [key, info] of Object.entries(GATEWAY_SETTINGS)) out.set(key, { ...info, secret: info.secret ?? false });
   return out;
 }
 

@@ -21,3 +21,4 @@ export * from './gate/index.js';
 export * from './portal/index.js';
 export * from './billing/index.js';
 export * from './tls/index.js';
+export * from './settings-registry.js';
