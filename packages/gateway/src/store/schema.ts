@@ -70,6 +70,8 @@ export const plans = sqliteTable(
     trialDays: integer('trial_days').notNull().default(0),
     /** Price of each request over the quota in millionths of a cent (integer, so sums are exact); null: no overage, requests stop at the quota. */
     overagePriceMicrocents: integer('overage_price_microcents'),
+    /** Yearly price in the currency's smallest unit; null: the plan is sold monthly only. */
+    yearlyPriceCents: integer('yearly_price_cents'),
     isDefault: integer('is_default', { mode: 'boolean' }).notNull().default(false),
     createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
     updatedAt: integer('updated_at', { mode: 'timestamp_ms' }).notNull(),
@@ -315,6 +317,35 @@ export const portalTokens = sqliteTable(
     usedAt: integer('used_at', { mode: 'timestamp_ms' }),
   },
   (t) => [uniqueIndex('portal_tokens_hash_uq').on(t.hash), index('portal_tokens_user_idx').on(t.userId, t.purpose), index('portal_tokens_expires_idx').on(t.expiresAt)],
+);
+
+// --- billing: metered usage reported to the payment provider --------------------------------
+
+/**
+ * Each overage report sent (or being sent) to the payment provider. The id is the idempotency
+ * key `<subscription id>:<period>:<cumulative overage>`, so the same report is never made twice:
+ * a `pending` row left by a crash is retried with the same key, which the provider dedupes.
+ */
+export const usageReports = sqliteTable(
+  'usage_reports',
+  {
+    id: text('id').primaryKey(),
+    subscriptionId: text('subscription_id')
+      .notNull()
+      .references(() => subscriptions.id, { onDelete: 'cascade' }),
+    provider: text('provider').notNull(),
+    /** The quota period (UTC month, YYYY-MM) the overage belongs to. */
+    period: text('period').notNull(),
+    /** Overage requests of the period reported so far, this report included. */
+    cumulative: integer('cumulative').notNull(),
+    /** Requests this report adds. */
+    quantity: integer('quantity').notNull(),
+    status: text('status', { enum: ['pending', 'reported', 'failed'] }).notNull().default('pending'),
+    error: text('error'),
+    createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
+    reportedAt: integer('reported_at', { mode: 'timestamp_ms' }),
+  },
+  (t) => [index('usage_reports_subscription_idx').on(t.subscriptionId, t.period)],
 );
 
 // --- billing: inbound payment webhooks ------------------------------------------------------
