@@ -7,7 +7,7 @@
  * booleans are integers (`mode: 'boolean'`).
  */
 import { sql } from 'drizzle-orm';
-import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
+import { blob, index, integer, primaryKey, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core';
 
 // --- store internals --------------------------------------------------------------------
 
@@ -231,6 +231,10 @@ export const subscriptions = sqliteTable(
     cancelAtPeriodEnd: integer('cancel_at_period_end', { mode: 'boolean' }).notNull().default(false),
     /** Time of the provider event this row reflects: an older event never overwrites a newer state. */
     lastEventAt: integer('last_event_at', { mode: 'timestamp_ms' }),
+    /** The provider's sequence of that event (where it has one): the tie-break between events of the same instant. */
+    lastEventSeq: text('last_event_seq'),
+    /** When the subscription became past_due (null otherwise): the grace period runs from here. */
+    pastDueSince: integer('past_due_since', { mode: 'timestamp_ms' }),
     createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
     updatedAt: integer('updated_at', { mode: 'timestamp_ms' }).notNull(),
   },
@@ -351,8 +355,10 @@ export const usageReports = sqliteTable(
 // --- billing: inbound payment webhooks ------------------------------------------------------
 
 /**
- * Every payment-provider webhook event the route accepted, unique per (provider, event id):
- * a provider's retry of an event already recorded is acknowledged and not processed again.
+ * The payment webhook inbox: every event the route verified, unique per (provider, event id), with
+ * the verified raw body (and the headers normalisation needs), written before the 200. The worker
+ * applies rows from here, so a lost queue job (memory queue, crash) is re-queued from the row at start.
+ * A provider's retry of an event already recorded is acknowledged and not processed again.
  */
 export const paymentEvents = sqliteTable(
   'payment_events',
@@ -365,8 +371,23 @@ export const paymentEvents = sqliteTable(
     /** queued -> applied | skipped (older than the stored state, or nothing to apply) | failed. */
     status: text('status', { enum: ['queued', 'applied', 'skipped', 'failed'] }).notNull().default('queued'),
     receivedAt: integer('received_at', { mode: 'timestamp_ms' }).notNull(),
+    /** The verified body, byte for byte (null on rows from before the inbox). */
+    rawBody: blob('raw_body', { mode: 'buffer' }),
+    /** JSON object of the lower-cased headers normalisation needs (the signature headers). */
+    headers: text('headers'),
+    /** Processing tries so far. */
+    attempts: integer('attempts').notNull().default(0),
+    /** The last failure, masked (no secret, no body). */
+    lastError: text('last_error'),
+    /** When a retryable failure is due again (null: not waiting). */
+    nextAttemptAt: integer('next_attempt_at', { mode: 'timestamp_ms' }),
+    appliedAt: integer('applied_at', { mode: 'timestamp_ms' }),
   },
-  (t) => [primaryKey({ name: 'payment_events_pk', columns: [t.provider, t.eventId] }), index('payment_events_received_idx').on(t.receivedAt)],
+  (t) => [
+    primaryKey({ name: 'payment_events_pk', columns: [t.provider, t.eventId] }),
+    index('payment_events_received_idx').on(t.receivedAt),
+    index('payment_events_status_idx').on(t.status, t.nextAttemptAt),
+  ],
 );
 
 // --- TLS certificates -------------------------------------------------------------------
