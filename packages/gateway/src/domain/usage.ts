@@ -187,6 +187,29 @@ export class UsageRepository {
       .all();
   }
 
+  /** Per-minute counts of all traffic in [from, to), oldest first (the admin overview). */
+  async allMinutes(q: { from: Date; to: Date }): Promise<MinuteUsage[]> {
+    return this.ctx.db
+      .select({ minute: usageMinutely.minute, ...sums(usageMinutely) })
+      .from(usageMinutely)
+      .where(and(gte(usageMinutely.minute, q.from), lt(usageMinutely.minute, q.to)))
+      .groupBy(usageMinutely.minute)
+      .orderBy(asc(usageMinutely.minute))
+      .all();
+  }
+
+  /** The month's busiest keys across all users, most requests first. */
+  async topKeys(month: string, limit = 10): Promise<(KeyUsage & { userId: string })[]> {
+    assertMonth(month);
+    return this.ctx.db
+      .select({ keyId: usageMonthly.keyId, userId: usageMonthly.userId, requests: usageMonthly.requests, bytesIn: usageMonthly.bytesIn, bytesOut: usageMonthly.bytesOut, errors: usageMonthly.errors })
+      .from(usageMonthly)
+      .where(eq(usageMonthly.month, month))
+      .orderBy(desc(usageMonthly.requests), asc(usageMonthly.keyId))
+      .limit(limit)
+      .all();
+  }
+
   /** Drops per-minute rows and batch ids older than `before` (monthly totals stay). Returns rows removed. */
   async prune(before: Date): Promise<{ minutes: number; batches: number }> {
     return this.ctx.db.transaction((tx) => ({

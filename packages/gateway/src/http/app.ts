@@ -26,6 +26,12 @@ export interface HttpAppOptions {
   outbox?: PortalMailer | undefined;
   /** Customer portal tuning: public URL for email links, lifetimes, attempt limits (see PortalOptions). */
   portal?: Omit<PortalOptions, 'store' | 'logger' | 'mailer' | 'cache' | 'oauth'>;
+  /**
+   * Adds the HTML pages (`@apigate/web`) to the app. Called before the admin API is mounted, so
+   * page paths under /admin are not caught by the API's bearer-token check; the pages call the
+   * APIs through `app` in-process.
+   */
+  pages?: (app: Hono) => void;
 }
 
 /** The JSON body of every error answer. */
@@ -62,6 +68,8 @@ export function createHttpApp(opts: HttpAppOptions): Hono {
     c.header('Cache-Control', 'no-store');
     return c.json(report, report.status === 'unhealthy' ? 503 : 200);
   });
+
+  opts.pages?.(app);
 
   // Registered after /admin/health, which stays public: the admin API's token check never sees it.
   const adminToken = 'adminToken' in opts ? opts.adminToken : process.env[ADMIN_TOKEN_ENV]?.trim();
