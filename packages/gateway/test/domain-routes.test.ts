@@ -47,6 +47,30 @@ describe('routes', () => {
     expect((await fail(d.routes.create({ pathPrefix: '/x', upstreamUrl: 'http://x', timeoutMs: 0 }))).field).toBe('timeout_ms');
   });
 
+  it('refuses prefixes with dot segments, encoded dots or reserved paths, and upstream URLs with credentials', async () => {
+    const { d } = await domainStore();
+    const prefix = async (pathPrefix: string) => (await fail(d.routes.create({ pathPrefix, upstreamUrl: 'http://x' }))).message;
+    expect(await prefix('/a/../admin')).toBe('route: path_prefix: must not contain . or .. segments (plain or as %2e)');
+    expect(await prefix('/a/./b')).toMatch(/must not contain \. or \.\. segments/);
+    expect(await prefix('/v1/%2e%2E')).toMatch(/must not contain \. or \.\. segments/);
+    expect(await prefix('/v1/%2ex')).toBe('route: path_prefix: must write letters, digits and -._~ plainly, not percent-encoded');
+    expect(await prefix('/%61dmin')).toMatch(/not percent-encoded/);
+    for (const reserved of ['/webhooks', '/webhooks/stripe', '/admin', '/portal/x', '/.well-known']) {
+      expect(await prefix(reserved)).toMatch(/^route: path_prefix: is reserved for the gateway itself \(\/admin, \/portal, \/\.well-known, \/webhooks\)/);
+    }
+    const creds = await fail(d.routes.create({ pathPrefix: '/x', upstreamUrl: 'http://user:s3cret@127.0.0.1:3000/v1' }));
+    expect(creds).toMatchObject({ field: 'upstream_url', kind: 'invalid' });
+    expect(creds.message).toBe(
+      'route: upstream_url: must not contain a user name or password (user:pass@); put credentials in a header-injecting upstream instead',
+    );
+    expect(creds.message).not.toContain('s3cret');
+    const r = await d.routes.create({ pathPrefix: '/x', upstreamUrl: 'http://127.0.0.1:3000' });
+    expect((await fail(d.routes.update(r.id, { upstreamUrl: 'http://user@127.0.0.1:3000' }))).field).toBe('upstream_url');
+    expect((await fail(d.routes.update(r.id, { pathPrefix: '/webhooks' }))).field).toBe('path_prefix');
+    // Percent-encoding of anything else stays allowed.
+    expect((await d.routes.create({ pathPrefix: '/caf%C3%A9', upstreamUrl: 'http://x' })).pathPrefix).toBe('/caf%C3%A9');
+  });
+
   it('updates and removes routes', async () => {
     const { d } = await domainStore();
     const r = await d.routes.create({ pathPrefix: '/api', upstreamUrl: 'http://127.0.0.1:3000' });

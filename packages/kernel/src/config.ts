@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { CAPABILITIES, type CapabilityName } from './capabilities/common.js';
 import type { AnyProviderDefinition } from './define-provider.js';
 import { ConfigError } from './errors.js';
+import { looksLikeUrl, urlCredentials } from './secrets.js';
 
 export type Env = Record<string, string | undefined>;
 
@@ -203,7 +204,11 @@ export function resolveProviderConfig(def: AnyProviderDefinition, env: Env, sett
     }
     sources[field] = { kind: 'default' };
   }
-  const secretValues = (def.secrets ?? []).map((f) => raw[f]).filter((v): v is string => typeof v === 'string');
+  // Secret fields as a whole, and the credentials inside any URL-valued field (a password in REDIS_URL).
+  const secretValues = [
+    ...(def.secrets ?? []).map((f) => raw[f]).filter((v): v is string => typeof v === 'string'),
+    ...Object.values(raw).filter(looksLikeUrl).flatMap(urlCredentials),
+  ];
   const parsed = def.config.safeParse(raw);
   if (parsed.success) return { config: parsed.data as Record<string, unknown>, sources, secretValues };
 
@@ -231,14 +236,15 @@ export function resolveProviderConfig(def: AnyProviderDefinition, env: Env, sett
 }
 
 /** Every settings key the kernel understands for the installed definitions (for `settings set` validation). */
-export function knownSettingKeys(defs: readonly AnyProviderDefinition[]): Map<string, { secret: boolean; envVar?: string }> {
-  const keys = new Map<string, { secret: boolean; envVar?: string }>();
+export function knownSettingKeys(defs: readonly AnyProviderDefinition[]): Map<string, { secret: boolean; url?: boolean; envVar?: string }> {
+  const keys = new Map<string, { secret: boolean; url?: boolean; envVar?: string }>();
   for (const cap of CAPABILITIES) keys.set(`${cap}.provider`, { secret: false, envVar: `${cap.toUpperCase()}_PROVIDER` });
   for (const def of defs) {
     for (const field of Object.keys(def.config.shape)) {
       const envVar = primaryEnvName(def, field);
       keys.set(providerSettingKey(def.capability, def.name, field), {
         secret: (def.secrets as string[] | undefined)?.includes(field) ?? false,
+        ...(isUrlField(def, field) ? { url: true } : {}),
         ...(envVar ? { envVar } : {}),
       });
     }
@@ -261,4 +267,21 @@ export function checkFieldValue(def: AnyProviderDefinition, field: string, value
   if (r.success) return undefined;
   const msg = r.error.issues[0]?.message ?? 'invalid value';
   return schema.description ? `${msg}; expected ${schema.description}` : msg;
+}
+
+/**
+ * Whether a provider's config field holds a URL: listed in the definition's `urls`, declared with
+ * `z.url()`, or defaulting to a `scheme://` value. Values are also recognised by their shape
+ * (`looksLikeUrl`) wherever they are masked, so an undeclared URL field is still masked.
+ */
+export function isUrlField(def: AnyProviderDefinition, field: string): boolean {
+  if ((def.urls as string[] | undefined)?.includes(field)) return true;
+  let schema = (def.config.shape as Record<string, z.ZodType>)[field] as z.ZodType | undefined;
+  for (let i = 0; schema && i < 5; i++) {
+    const d = (schema as unknown as { def?: { type?: string; format?: string; innerType?: z.ZodType; defaultValue?: unknown } }).def;
+    if (d?.format === 'url') return true;
+    if (d?.type === 'default' && looksLikeUrl(typeof d.defaultValue === 'function' ? undefined : d.defaultValue)) return true;
+    schema = d?.innerType;
+  }
+  return false;
 }

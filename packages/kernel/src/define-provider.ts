@@ -20,6 +20,11 @@ export interface ProviderSpec<C extends CapabilityName, S extends ConfigSchema> 
   env?: Partial<Record<keyof z.infer<S> & string, string | string[]>>;
   /** Fields masked everywhere and encrypted in settings. */
   secrets?: (keyof z.infer<S> & string)[];
+  /**
+   * URL fields (besides those declared with `z.url()`): a password or secret query parameter in
+   * them is masked wherever the value is shown, and a value carrying one is stored encrypted.
+   */
+  urls?: (keyof z.infer<S> & string)[];
   features?: FeatureMap[C];
   create(config: z.infer<S>, ctx: ProviderContext): CapabilityMap[C] | Promise<CapabilityMap[C]>;
 }
@@ -39,7 +44,7 @@ export function defineProvider<C extends CapabilityName, S extends ConfigSchema>
     throw new TypeError(`defineProvider: name "${spec.name}" must match ${NAME_RE} (lower-case letters, digits, dashes)`);
   }
   const shape = spec.config.shape as Record<string, unknown>;
-  for (const field of [...Object.keys(spec.env ?? {}), ...(spec.secrets ?? [])]) {
+  for (const field of [...Object.keys(spec.env ?? {}), ...(spec.secrets ?? []), ...(spec.urls ?? [])]) {
     if (!(field in shape)) throw new TypeError(`defineProvider(${spec.capability}/${spec.name}): "${field}" is not a config field`);
   }
   return Object.freeze({ ...spec, kernelApi: KERNEL_API, [PROVIDER_BRAND]: true as const });

@@ -117,13 +117,4 @@ export class PluginError extends ApigateError {
   }
 }
 
-/** One line for a terminal or a log: the message, and the first line of the cause where it adds something. */
-export function describeError(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  let text = err.message;
-  const cause = (err as { cause?: unknown }).cause;
-  if (cause instanceof Error && !text.includes(cause.message)) {
-    text += ` (cause: ${cause.message.split('\n')[0]})`;
-  }
-  return text;
-}
+// describeError (the whole cause chain, masked) lives in error-chain.ts.

@@ -3,6 +3,7 @@ export * from './config.js';
 export * from './define-provider.js';
 export * from './discovery.js';
 export * from './email-input.js';
+export * from './error-chain.js';
 export * from './errors.js';
 export * from './health.js';
 export * from './instrument.js';

@@ -13,7 +13,7 @@ import { ApigateError, ConfigErrors, PluginError } from './errors.js';
 import { aggregateHealth, type HealthReport, type HealthTarget } from './health.js';
 import { instrument, type ProviderMetrics } from './instrument.js';
 import { silentLogger } from './logger.js';
-import { redact } from './secrets.js';
+import { redact, registerSecrets } from './secrets.js';
 import { KernelToken, type Resolved, Tokens } from './tokens.js';
 
 export interface KernelOptions {
@@ -159,6 +159,8 @@ export async function createKernel(opts: KernelOptions): Promise<Kernel> {
   try {
     for (const [i, { def }] of plan.entries()) {
       const r = resolved[i]!;
+      // From here on every error, log line and health answer in this process masks them.
+      registerSecrets(r.secretValues);
       const dataDir = path.join(opts.dataDir, 'providers', `${def.capability}-${def.name}`);
       await mkdir(dataDir, { recursive: true });
       const child = logger.child({ capability: def.capability, provider: def.name });

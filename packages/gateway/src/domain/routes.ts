@@ -8,8 +8,8 @@ import { parseInput } from './validate.js';
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
-/** Prefixes the gateway answers itself; a route there would never be reached or would hide them. */
-export const RESERVED_PREFIXES = ['/admin', '/portal', '/.well-known'];
+/** Prefixes the gateway answers itself (admin API, portal, well-known files, provider webhooks): a route there would never be reached. */
+export const RESERVED_PREFIXES = ['/admin', '/portal', '/.well-known', '/webhooks'];
 
 /** A proxied route. Its fields match the proxy's `ProxyRoute` (`timeoutMs` null: the proxy's default). */
 export interface Route {
@@ -27,6 +27,19 @@ export interface Route {
 }
 
 const isReserved = (p: string) => RESERVED_PREFIXES.some((r) => p === r || p.startsWith(`${r}/`));
+/** A `.` or `..` segment, dots possibly percent-encoded: the proxy resolves those, so a prefix cannot hold one. */
+const hasDotSegment = (p: string) => p.split('/').some((s) => /^(?:\.|%2e){1,2}$/i.test(s));
+/** Percent-encoded letters, digits, `-._~` (RFC 3986 says to write them plainly) would let `/%61dmin` pass as another path. */
+const hasEncodedUnreserved = (p: string) => /%(?:2[de]|3\d|[46][1-9a-f]|[57][0-9a]|5f|7e)/i.test(p);
+
+function hasUserInfo(u: string): boolean {
+  try {
+    const url = new URL(u);
+    return url.username !== '' || url.password !== '';
+  } catch {
+    return false;
+  }
+}
 
 const routeFields = {
   pathPrefix: z
@@ -35,6 +48,8 @@ const routeFields = {
     .regex(/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/, { error: 'expected a path starting with / (no query, fragment or spaces), such as /weather' })
     .transform((p) => (p.length > 1 ? p.replace(/\/+$/, '') || '/' : p))
     .refine((p) => !p.includes('//'), { error: 'must not contain an empty segment (//)' })
+    .refine((p) => !hasDotSegment(p), { error: 'must not contain . or .. segments (plain or as %2e)' })
+    .refine((p) => !hasEncodedUnreserved(p), { error: 'must write letters, digits and -._~ plainly, not percent-encoded' })
     .refine((p) => !isReserved(p), { error: `is reserved for the gateway itself (${RESERVED_PREFIXES.join(', ')})` }),
   upstreamUrl: z
     .string({ error: 'expected an http(s) URL such as http://127.0.0.1:3000' })
@@ -49,7 +64,11 @@ const routeFields = {
         }
       },
       { error: 'expected an http(s) URL without query or fragment, such as http://127.0.0.1:3000/v1' },
-    ),
+    )
+    // Refused rather than stored: the URL is shown in lists and logs, and the proxy never sent it anyway.
+    .refine((u) => !hasUserInfo(u), {
+      error: 'must not contain a user name or password (user:pass@); put credentials in a header-injecting upstream instead',
+    }),
   stripPrefix: z.boolean({ error: 'expected true or false' }),
   methods: z
     .array(

@@ -7,12 +7,14 @@ import { type RateLimiter, type RateLimitResult, rateLimitHeaders } from '../lim
 import { sendQuotaExceeded, sendRateLimited } from '../limits/responses.js';
 import type { UsageRecorder } from '../metering/recorder.js';
 import type { Forwarder } from '../proxy/forward.js';
+import { normalizeTarget } from '../proxy/path.js';
 import { sendJsonError } from '../proxy/respond.js';
+import { type CompiledRoute, underPrefix } from '../proxy/routes.js';
 import type { GateCatalog } from './catalog.js';
 import type { QuotaNotices } from './notices.js';
 
 /** Paths the gateway answers itself (admin API, portal, well-known files, inbound provider webhooks): never proxied. */
-export const GATEWAY_PREFIXES = [...RESERVED_PREFIXES, '/webhooks'];
+export const GATEWAY_PREFIXES = RESERVED_PREFIXES;
 
 /** Whether a request target belongs to the gateway's own app rather than the proxy. */
 export function ownedByGateway(target: string): boolean {
@@ -59,6 +61,28 @@ export function createProxyHandler(o: ProxyHandlerOptions): (req: IncomingMessag
   const now = o.now ?? Date.now;
   const { catalog, limiter, quota, recorder, forwarder, notices } = o;
 
+  /**
+   * The route for the normalised path (see proxy/path.ts), with `req.url` rewritten to it so the
+   * upstream never sees a dot segment; answers 400 for a refused path (one that climbs above the
+   * prefix of the route it names, or into the gateway's own paths) and 404 for no route.
+   */
+  function routeFor(req: IncomingMessage, res: ServerResponse): CompiledRoute | undefined {
+    const n = normalizeTarget(req.url ?? '/');
+    if (!n.ok) return void sendJsonError(res, 400, 'PATH_INVALID', n.reason);
+    if (n.lexical !== undefined) {
+      const named = catalog.route(n.lexical);
+      if (named && !underPrefix(n.path, named.prefix)) {
+        return void sendJsonError(res, 400, 'PATH_INVALID', `the path climbs above the route prefix ${named.prefix}`);
+      }
+    }
+    // `//admin/x` or `/x/../admin/y`: the front only checked the path as written.
+    if (ownedByGateway(n.path)) return void sendJsonError(res, 400, 'PATH_INVALID', "the path leads into the gateway's own paths");
+    const route = catalog.route(n.target);
+    if (!route) return void sendJsonError(res, 404, 'NOT_FOUND', `no route for ${req.method} ${n.path}`);
+    req.url = n.target;
+    return route;
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const at = now();
     const presented = presentedKey(req);
@@ -74,9 +98,8 @@ export function createProxyHandler(o: ProxyHandlerOptions): (req: IncomingMessag
       return unauthorized(res, 'API_KEY_EXPIRED', `the API key expired at ${rec.expiresAt.toISOString()}`);
     }
     if (rec.userStatus !== 'active') return sendJsonError(res, 403, 'USER_SUSPENDED', 'the account this key belongs to is suspended');
-    const target = req.url ?? '/';
-    const route = catalog.route(target);
-    if (!route) return sendJsonError(res, 404, 'NOT_FOUND', `no route for ${req.method} ${target.split('?')[0]}`);
+    const route = routeFor(req, res);
+    if (!route) return;
     // A refused method costs nothing: the forwarder answers 405 with Allow before any count.
     if (route.methods !== null && !route.methods.has(req.method ?? 'GET')) return void forwarder.forward(req, res, route);
     const plan = catalog.plan(rec.planId);

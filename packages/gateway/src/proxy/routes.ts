@@ -61,7 +61,7 @@ export function compileRoute(route: ProxyRoute): CompiledRoute {
 }
 
 /** True when `path` (no query) is `prefix` or below it: `/api` matches `/api` and `/api/x`, not `/apix`. */
-function underPrefix(path: string, prefix: string): boolean {
+export function underPrefix(path: string, prefix: string): boolean {
   if (prefix === '/') return true;
   return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* / */);
 }

@@ -1,0 +1,91 @@
+import { redact } from './secrets.js';
+
+/** How deep causes and AggregateError members are followed (a cycle or a huge chain stays bounded). */
+const MAX_DEPTH = 5;
+const MAX_MEMBERS = 5;
+
+interface ErrorLike {
+  message?: unknown;
+  name?: unknown;
+  code?: unknown;
+  cause?: unknown;
+  errors?: unknown;
+  stack?: unknown;
+}
+
+const asObject = (e: unknown): ErrorLike | undefined => (typeof e === 'object' && e !== null ? (e as ErrorLike) : undefined);
+
+/** An error's own text: its message, else its code or name (Node's AggregateError has an empty message). */
+function ownText(e: unknown): string {
+  const o = asObject(e);
+  if (!o) return String(e);
+  if (typeof o.message === 'string' && o.message) return o.message;
+  if (typeof o.code === 'string' && o.code) return o.code;
+  return typeof o.name === 'string' ? o.name : String(e);
+}
+
+const membersOf = (e: unknown): unknown[] => {
+  const errors = asObject(e)?.errors;
+  return Array.isArray(errors) ? errors : [];
+};
+
+const firstLine = (s: string) => s.split('\n')[0]!;
+
+/**
+ * One line for a terminal or a log: the message, then every cause (nested ones too) and the
+ * members of an AggregateError where they add something, all with secrets masked: the given
+ * ones, the ones registered by the kernel, and credentials inside URLs.
+ */
+export function describeError(err: unknown, secrets: readonly string[] = []): string {
+  const seen = new Set<unknown>();
+  const walk = (e: unknown, depth: number): string => {
+    seen.add(e);
+    let text = redact(ownText(e), secrets);
+    if (depth >= MAX_DEPTH) return text;
+    const members = membersOf(e).filter((m) => !seen.has(m));
+    if (members.length > 0) {
+      const parts = members.slice(0, MAX_MEMBERS).map((m) => firstLine(walk(m, depth + 1)));
+      const more = members.length > MAX_MEMBERS ? `; and ${members.length - MAX_MEMBERS} more` : '';
+      text = `${text} [${parts.join('; ')}${more}]`;
+    }
+    const cause = asObject(e)?.cause;
+    if (cause !== undefined && cause !== null && !seen.has(cause)) {
+      const c = firstLine(walk(cause, depth + 1));
+      if (c && !text.includes(c)) text += ` (cause: ${c})`;
+    }
+    return text;
+  };
+  return walk(err, 0);
+}
+
+/** A plain, JSON-ready copy of an error for logs: type, message, code, stack, causes and members, every string masked. */
+export interface SerializedError {
+  type: string;
+  message: string;
+  code?: string;
+  stack?: string;
+  cause?: SerializedError;
+  errors?: SerializedError[];
+}
+
+/** Serializes an error chain with secrets masked (the logger's `err` serializer uses it). */
+export function serializeError(err: unknown, secrets: readonly string[] = []): SerializedError {
+  const seen = new Set<unknown>();
+  const walk = (e: unknown, depth: number): SerializedError => {
+    seen.add(e);
+    const o = asObject(e);
+    const out: SerializedError = {
+      type: typeof o?.name === 'string' ? o.name : typeof e,
+      message: redact(ownText(e), secrets),
+    };
+    if (typeof o?.code === 'string') out.code = o.code;
+    if (typeof o?.stack === 'string') out.stack = redact(o.stack, secrets);
+    if (depth >= MAX_DEPTH) return out;
+    const cause = o?.cause;
+    if (cause !== undefined && cause !== null && !seen.has(cause)) out.cause = walk(cause, depth + 1);
+    const members = membersOf(e).filter((m) => !seen.has(m));
+    if (members.length > 0) out.errors = members.slice(0, MAX_MEMBERS).map((m) => walk(m, depth + 1));
+    return out;
+  };
+  return walk(err, 0);
+}
