@@ -74,6 +74,17 @@ export class WebhookSignatureError extends ApigateError {
   }
 }
 
+/**
+ * A correctly signed webhook from the other mode: a test-mode event reaching a live-mode
+ * configuration or the reverse (Stripe `livemode`, LemonSqueezy `meta.test_mode`). Answer 400 and
+ * log it: applying it would grant a paid plan for a test payment.
+ */
+export class WebhookModeMismatchError extends ApigateError {
+  constructor(message: string) {
+    super('WEBHOOK_MODE_MISMATCH', message);
+  }
+}
+
 /** The caller passed something the contract forbids (a bad storage key, say). Not a provider failure. */
 export class InvalidInputError extends ApigateError {
   constructor(message: string) {

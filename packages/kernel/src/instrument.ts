@@ -37,7 +37,7 @@ const GUARDS: Partial<Record<CapabilityName, Record<string, (args: unknown[]) =>
   queue: queueGuards,
 };
 
-const CALLER_ERROR_CODES = new Set(['INVALID_INPUT', 'WEBHOOK_SIGNATURE_INVALID']);
+const CALLER_ERROR_CODES = new Set(['INVALID_INPUT', 'WEBHOOK_SIGNATURE_INVALID', 'WEBHOOK_MODE_MISMATCH']);
 
 /**
  * Errors that describe the caller's mistake, not the provider's failure: passed through as they

@@ -1,14 +1,57 @@
 import { z } from '@apigate/kernel';
-import { and, asc, eq } from 'drizzle-orm';
+import { and, asc, eq, lte } from 'drizzle-orm';
 import { plans, subscriptions, users } from '../store/schema.js';
 import { type DomainContext, type Tx, writeTx } from './context.js';
 import { DomainError, notFound } from './errors.js';
 import { newId } from './ids.js';
+import { listPage, type Page, type PageQuery } from './paging.js';
 import { parseInput } from './validate.js';
 
 /** The payment capability's statuses (kernel `SubscriptionStatus`). */
-export const SUBSCRIPTION_STATUSES = ['trialing', 'active', 'past_due', 'paused', 'canceled', 'incomplete', 'unpaid'] as const;
+export const SUBSCRIPTION_STATUSES = ['trialing', 'active', 'past_due', 'paused', 'canceled', 'incomplete', 'incomplete_expired', 'unpaid'] as const;
 export type SubscriptionStatusValue = (typeof SUBSCRIPTION_STATUSES)[number];
+
+/**
+ * Which status wins between two events of the same instant with no provider sequence to tell
+ * them apart: the further along the way out, the higher (a terminal status beats active).
+ */
+export const STATUS_PRECEDENCE: Readonly<Record<SubscriptionStatusValue, number>> = {
+  trialing: 0,
+  active: 0,
+  incomplete: 1,
+  past_due: 2,
+  paused: 3,
+  unpaid: 4,
+  canceled: 5,
+  incomplete_expired: 5,
+};
+
+/** A provider sequence: digits compare as numbers, anything else as text. */
+export function compareSequence(a: string, b: string): number {
+  if (/^\d+$/.test(a) && /^\d+$/.test(b)) {
+    const x = BigInt(a);
+    const y = BigInt(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+  }
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * Orders two provider facts about one subscription: by time, then by the provider's sequence
+ * when both have one, then by status precedence. Never by arrival. Negative: `a` is older.
+ */
+export function compareEventOrder(
+  a: { at: Date; seq: string | null; status: SubscriptionStatusValue },
+  b: { at: Date; seq: string | null; status: SubscriptionStatusValue },
+): number {
+  const dt = a.at.getTime() - b.at.getTime();
+  if (dt !== 0) return dt;
+  if (a.seq !== null && b.seq !== null) {
+    const ds = compareSequence(a.seq, b.seq);
+    if (ds !== 0) return ds;
+  }
+  return STATUS_PRECEDENCE[a.status] - STATUS_PRECEDENCE[b.status];
+}
 
 export interface Subscription {
   id: string;
@@ -23,6 +66,10 @@ export interface Subscription {
   cancelAtPeriodEnd: boolean;
   /** Time of the provider event the row reflects. */
   lastEventAt: Date | null;
+  /** That event's provider sequence, where the provider has one (same-instant tie-break). */
+  lastEventSeq: string | null;
+  /** Since when the subscription is past_due (null when it is not): the grace period runs from here. */
+  pastDueSince: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -37,6 +84,7 @@ const fields = {
   currentPeriodEnd: z.coerce.date({ error: 'expected a date and time' }).nullable(),
   cancelAtPeriodEnd: z.boolean({ error: 'expected true or false' }),
   lastEventAt: z.coerce.date({ error: 'expected a date and time' }).nullable(),
+  lastEventSeq: z.string().min(1).nullable(),
 };
 const createSchema = z
   .object({
@@ -46,6 +94,7 @@ const createSchema = z
     currentPeriodEnd: fields.currentPeriodEnd.default(null),
     cancelAtPeriodEnd: fields.cancelAtPeriodEnd.default(false),
     lastEventAt: fields.lastEventAt.default(null),
+    lastEventSeq: fields.lastEventSeq.default(null),
   })
   .strict();
 const updateSchema = z.object(fields).omit({ userId: true, provider: true }).partial().strict();
@@ -70,7 +119,8 @@ export class SubscriptionRepository {
       this.assertRefs(tx, v.userId, v.planId);
       this.assertExternalFree(tx, v.provider, v.externalSubscriptionId);
       const now = this.ctx.now();
-      return fromRow(tx.insert(subscriptions).values({ ...v, id: newId('sub'), createdAt: now, updatedAt: now }).returning().get());
+      const pastDueSince = v.status === 'past_due' ? (v.lastEventAt ?? now) : null;
+      return fromRow(tx.insert(subscriptions).values({ ...v, pastDueSince, id: newId('sub'), createdAt: now, updatedAt: now }).returning().get());
     });
   }
 
@@ -83,14 +133,17 @@ export class SubscriptionRepository {
       if (v.externalSubscriptionId !== undefined && v.externalSubscriptionId !== current.externalSubscriptionId) {
         this.assertExternalFree(tx, current.provider, v.externalSubscriptionId);
       }
-      return fromRow(tx.update(subscriptions).set({ ...v, updatedAt: this.ctx.now() }).where(eq(subscriptions.id, id)).returning().get()!);
+      const pastDue = v.status === undefined ? {} : { pastDueSince: v.status !== 'past_due' ? null : (current.pastDueSince ?? this.ctx.now()) };
+      return fromRow(tx.update(subscriptions).set({ ...v, ...pastDue, updatedAt: this.ctx.now() }).where(eq(subscriptions.id, id)).returning().get()!);
     });
   }
 
   /**
    * Applies a provider's view of a subscription, found by (provider, external subscription id):
-   * creates it, or updates it unless the stored state came from a newer event. `applied` is
-   * false when the event was older and nothing changed (a late `updated` never wins).
+   * creates it, or updates it unless the stored state came from a newer event (compareEventOrder:
+   * time, then provider sequence, then status precedence). `applied` is false when the event was
+   * older and nothing changed (a late `updated` never wins). `pastDueSince` is kept from the event
+   * that made it past_due, so later past_due events do not restart the grace period.
    */
   async sync(input: SyncSubscriptionInput): Promise<{ subscription: Subscription; applied: boolean }> {
     const v = parseInput(syncSchema, input, 'subscription');
@@ -103,11 +156,21 @@ export class SubscriptionRepository {
       this.assertRefs(tx, v.userId, v.planId);
       const now = this.ctx.now();
       if (!current) {
-        return { subscription: fromRow(tx.insert(subscriptions).values({ ...v, id: newId('sub'), createdAt: now, updatedAt: now }).returning().get()), applied: true };
+        const pastDueSince = v.status === 'past_due' ? v.lastEventAt : null;
+        return { subscription: fromRow(tx.insert(subscriptions).values({ ...v, pastDueSince, id: newId('sub'), createdAt: now, updatedAt: now }).returning().get()), applied: true };
       }
-      if (current.lastEventAt && current.lastEventAt > v.lastEventAt) return { subscription: fromRow(current), applied: false };
+      if (
+        current.lastEventAt &&
+        compareEventOrder(
+          { at: v.lastEventAt, seq: v.lastEventSeq, status: v.status },
+          { at: current.lastEventAt, seq: current.lastEventSeq, status: current.status as SubscriptionStatusValue },
+        ) < 0
+      ) {
+        return { subscription: fromRow(current), applied: false };
+      }
       const { userId: _u, provider: _p, ...changes } = v;
-      const row = tx.update(subscriptions).set({ ...changes, updatedAt: now }).where(eq(subscriptions.id, current.id)).returning().get()!;
+      const pastDueSince = v.status !== 'past_due' ? null : current.status === 'past_due' && current.pastDueSince ? current.pastDueSince : v.lastEventAt;
+      const row = tx.update(subscriptions).set({ ...changes, pastDueSince, updatedAt: now }).where(eq(subscriptions.id, current.id)).returning().get()!;
       return { subscription: fromRow(row), applied: true };
     });
   }
@@ -132,9 +195,45 @@ export class SubscriptionRepository {
     return row && fromRow(row);
   }
 
+  /** Oldest first, a page at a time; filtered by user, status or provider when given. */
+  async list(q: PageQuery & { userId?: string; status?: string; provider?: string } = {}): Promise<Page<Subscription>> {
+    if (q.status !== undefined && !(SUBSCRIPTION_STATUSES as readonly string[]).includes(q.status)) {
+      throw new DomainError('invalid', 'INVALID_INPUT', `subscription list: status: expected one of ${SUBSCRIPTION_STATUSES.join(', ')}`, 'status');
+    }
+    const filters = [
+      q.userId !== undefined ? eq(subscriptions.userId, q.userId) : undefined,
+      q.status !== undefined ? eq(subscriptions.status, q.status) : undefined,
+      q.provider !== undefined ? eq(subscriptions.provider, q.provider) : undefined,
+    ];
+    return listPage(q, 'subscription list', subscriptions, filters, (where, order, n) =>
+      this.ctx.db.select().from(subscriptions).where(where).orderBy(...order).limit(n).all().map(fromRow),
+    );
+  }
+
   /** Oldest first. */
   async listForUser(userId: string): Promise<Subscription[]> {
     return this.ctx.db.select().from(subscriptions).where(eq(subscriptions.userId, userId)).orderBy(asc(subscriptions.createdAt), asc(subscriptions.id)).all().map(fromRow);
+  }
+
+  /** past_due subscriptions whose grace period started at or before `since` (oldest first). */
+  async listPastDueSince(since: Date): Promise<Subscription[]> {
+    return this.ctx.db
+      .select()
+      .from(subscriptions)
+      .where(and(eq(subscriptions.status, 'past_due'), lte(subscriptions.pastDueSince, since)))
+      .orderBy(asc(subscriptions.pastDueSince))
+      .all()
+      .map(fromRow);
+  }
+
+  /** Subscriptions of one provider customer (any user): the check that a customer id is new. */
+  async listForCustomer(provider: string, externalCustomerId: string): Promise<Subscription[]> {
+    return this.ctx.db
+      .select()
+      .from(subscriptions)
+      .where(and(eq(subscriptions.provider, provider), eq(subscriptions.externalCustomerId, externalCustomerId)))
+      .all()
+      .map(fromRow);
   }
 
   async delete(id: string): Promise<void> {

@@ -5,7 +5,7 @@ import type { Store } from '../store/store.js';
 import { createPortalApi, type PortalOptions } from '../portal/api.js';
 import { directMailer, type PortalMailer } from '../portal/mail.js';
 import { ADMIN_TOKEN_ENV, createAdminApi } from './admin.js';
-import { createPaymentWebhookApp, selectedPayment } from '../billing/route.js';
+import { createPaymentWebhookApp, paymentWebhookRefusal, selectedPayment } from '../billing/route.js';
 import { addChallengeRoute } from '../tls/challenges.js';
 
 export interface HttpAppOptions {
@@ -32,6 +32,25 @@ export interface HttpAppOptions {
    * APIs through `app` in-process.
    */
   pages?: (app: Hono) => void;
+  /**
+   * The address the server binds (serve's `--host`). The dummy payment provider's webhook is
+   * served only on a loopback address or with a webhook secret of its own; unknown counts as public.
+   */
+  bindHost?: string | undefined;
+}
+
+/**
+ * Capabilities whose outage does not stop the proxy: an error there makes /admin/health
+ * `degraded` (200), not `unhealthy` (503), so an orchestrator does not kill a gateway that
+ * still serves API calls because, say, the payment provider is down.
+ */
+export const NON_CRITICAL_CAPABILITIES: ReadonlySet<string> = new Set(['payment']);
+
+/** `unhealthy` only when a critical capability is in error; payment-only errors are `degraded`. */
+export function gatewayHealthStatus(report: HealthReport): HealthReport['status'] {
+  if (report.status !== 'unhealthy') return report.status;
+  const critical = Object.entries(report.providers).some(([cap, p]) => p.status === 'error' && !NON_CRITICAL_CAPABILITIES.has(cap));
+  return critical ? 'unhealthy' : 'degraded';
 }
 
 /** The JSON body of every error answer. */
@@ -57,6 +76,7 @@ export function createHttpApp(opts: HttpAppOptions): Hono {
   // The spec's shape, straight from the kernel; 503 lets load balancers take an unhealthy instance out.
   app.get('/admin/health', async (c) => {
     const report: HealthReport & { gateway?: GatewayHealth } = await kernel.health();
+    report.status = gatewayHealthStatus(report);
     const h = opts.gatewayHealth?.();
     if (h && h.status !== 'connected') {
       // The gateway's own state, shown only when it is not fine (so a healthy answer keeps the
@@ -91,7 +111,9 @@ export function createHttpApp(opts: HttpAppOptions): Hono {
   // Payment webhooks: verified and queued here, applied by the payment worker (startPaymentWorker).
   const pay = selectedPayment(kernel);
   const queue = kernel.tryGet('queue');
-  if (pay && queue) app.route(pay.path, createPaymentWebhookApp({ providerName: pay.name, payment: pay.payment, queue, store: opts.store, logger }));
+  const refusal = pay && paymentWebhookRefusal(kernel, pay.name, opts.bindHost);
+  if (refusal) logger.warn({ provider: pay?.name, path: pay?.path }, refusal);
+  else if (pay && queue) app.route(pay.path, createPaymentWebhookApp({ providerName: pay.name, payment: pay.payment, queue, store: opts.store, logger }));
 
   // ACME HTTP-01 answers (from the cache, so any instance can answer); 404 when none is pending.
   addChallengeRoute(app, kernel.tryGet('cache'));

@@ -7,6 +7,8 @@ export type SubscriptionStatus =
   | 'paused'
   | 'canceled'
   | 'incomplete'
+  /** The first payment never succeeded and the provider gave up (Stripe): over, like canceled. */
+  | 'incomplete_expired'
   | 'unpaid';
 
 export interface SubscriptionState {
@@ -33,6 +35,12 @@ export interface PaymentEvent {
   type: PaymentEventType;
   /** The provider's event time: the ordering key. */
   occurredAt: Date;
+  /**
+   * The provider's own order of events where it has one (a counter, or a sortable string), used
+   * only to break ties between events of the same `occurredAt`. Numbers compare as numbers,
+   * strings as strings; absent when the provider has none.
+   */
+  sequence?: number | string;
   customerId?: string;
   subscriptionId?: string;
   priceId?: string;
@@ -61,12 +69,29 @@ export interface CheckoutInput {
   successUrl: string;
   cancelUrl: string;
   trialDays?: number;
+  /**
+   * A metered price (from `upsertPrice({ metered: true })`) to add to the subscription next to
+   * `priceId`, so usage reported with `reportUsage` is billed on it. Only where
+   * `features.meteredBilling` is true; others refuse it.
+   */
+  meteredPriceId?: string;
 }
 
 export interface WebhookInput {
   rawBody: Uint8Array;
   /** Lower-cased header names. */
   headers: Record<string, string | undefined>;
+}
+
+/** What `verifyWebhook` reads from a verified body's envelope, without any network call. */
+export interface VerifiedWebhook {
+  /** The provider's event id: the dedupe key. */
+  id: string;
+  /** The provider's own event name (e.g. `customer.subscription.updated`), not normalised. */
+  type: string;
+  occurredAt: Date;
+  /** The event's mode where the body says it (Stripe `livemode`, LemonSqueezy `!meta.test_mode`). */
+  livemode?: boolean;
 }
 
 export interface PaymentProvider extends ProviderInstance {
@@ -87,7 +112,21 @@ export interface PaymentProvider extends ProviderInstance {
     timestamp: Date;
     idempotencyKey: string;
   }): Promise<void>;
-  /** Verifies the signature (throws `WebhookSignatureError`) and normalises the event. */
+  /**
+   * Checks the signature and its age, and reads the envelope, with no network call (it runs
+   * before the gateway answers the provider). Throws `WebhookSignatureError` for a missing, bad
+   * or stale signature, `InvalidInputError` for a verified body that is not an event, and
+   * `WebhookModeMismatchError` for an event of the other mode (test vs live) than the configured key.
+   */
+  verifyWebhook(i: WebhookInput): Promise<VerifiedWebhook>;
+  /**
+   * Turns a body `verifyWebhook` accepted, possibly hours ago, into the normalised event. Does
+   * NOT check the signature or its age again (the gateway stored the body only after verifying it);
+   * may call the provider's API (e.g. LemonSqueezy's order -> subscription lookup), so it can
+   * fail with a retryable ProviderError.
+   */
+  normalizeWebhook(i: WebhookInput): Promise<PaymentEvent>;
+  /** `verifyWebhook`, then `normalizeWebhook`. */
   parseWebhook(i: WebhookInput): Promise<PaymentEvent>;
 }
 
