@@ -313,6 +313,22 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
       );
 
       it(
+        'starts a key it creates from `initial` (a re-seeded counter), and ignores `initial` once the key exists',
+        async () => {
+          const c = get();
+          expect(await c.increment(k('seeded'), 3, { initial: 100 })).toBe(103);
+          expect(await c.increment(k('seeded'), 2, { initial: 500 })).toBe(105);
+          expect(text(await c.get(k('seeded')))).toBe('105');
+          expect(await c.increment(k('zero'), 1, { initial: 0 })).toBe(1);
+          // Lost (flushed, evicted): the next call re-seeds it from its own `initial`.
+          expect(await c.delete(k('seeded'))).toBe(true);
+          expect(await c.increment(k('seeded'), 1, { initial: 60, ttlMs: LONG_TTL })).toBe(61);
+          expect(await c.increment(k('seeded'), 1, { initial: 60 })).toBe(62);
+        },
+        TEST_TIMEOUT,
+      );
+
+      it(
         'does not extend the ttl of a counter it increments',
         async () => {
           const c = get();

@@ -61,6 +61,9 @@ describe('the conformance suites catch broken providers', () => {
     expect(suites.get('non-atomic increment')!.failed).toEqual([
       'is atomic under concurrency: 200 concurrent increments give 200 distinct results 1..200',
     ]);
+    expect(suites.get('initial ignored')!.failed).toEqual([
+      'starts a key it creates from `initial` (a re-seeded counter), and ignores `initial` once the key exists',
+    ]);
     expect(suites.get('ttl ignored')!.failed).toEqual([
       'expires a key after ttlMs, keeps keys with a long or no ttl',
       'set without ttl removes an earlier ttl',

@@ -1,4 +1,4 @@
-import { type CacheProvider, defineProvider, fields, utf8, z } from '@apigate/kernel';
+import { type CacheIncrementOptions, type CacheProvider, defineProvider, fields, utf8, z } from '@apigate/kernel';
 
 interface Entry {
   value: Uint8Array;
@@ -65,11 +65,12 @@ export class MemoryCache implements CacheProvider {
     return this.live(key) !== undefined;
   }
 
-  async increment(key: string, by = 1, opts?: { ttlMs?: number }) {
+  async increment(key: string, by = 1, opts?: CacheIncrementOptions) {
     const e = this.live(key);
     if (!e) {
-      this.put(key, utf8.encode(String(by)), opts?.ttlMs);
-      return by;
+      const created = (opts?.initial ?? 0) + by;
+      this.put(key, utf8.encode(String(created)), opts?.ttlMs);
+      return created;
     }
     const current = Number(utf8.decode(e.value));
     if (!Number.isInteger(current)) throw new Error(`cache value at "${key}" is not an integer`);

@@ -1,4 +1,5 @@
 import {
+  type CacheIncrementOptions,
   type CacheProvider,
   type CacheSetOptions,
   type CacheStats,
@@ -18,12 +19,14 @@ export interface RedisCacheConfig extends ConnectionConfig {
 type Value = Uint8Array | string;
 
 /**
- * INCRBY plus PEXPIRE only when this call created the key, atomically in one round trip
- * (sent as EVALSHA; ioredis falls back to EVAL once after a server restart empties the
- * script cache). ARGV[2] is '' for "no TTL"; a TTL <= 0 on creation leaves no key, as `set` does.
+ * INCRBY plus, only when this call creates the key, a starting value and PEXPIRE, atomically in
+ * one round trip (sent as EVALSHA; ioredis falls back to EVAL once after a server restart empties
+ * the script cache). ARGV[2] is '' for "no TTL"; a TTL <= 0 on creation leaves no key, as `set`
+ * does. ARGV[3] is the initial value ('' or absent for 0): a lost counter comes back re-seeded.
  */
 export const INCREMENT_LUA = `
 local created = redis.call('EXISTS', KEYS[1]) == 0
+if created and ARGV[3] and ARGV[3] ~= '' then redis.call('SET', KEYS[1], ARGV[3]) end
 local v = redis.call('INCRBY', KEYS[1], ARGV[1])
 if created and ARGV[2] ~= '' then
   local ttl = tonumber(ARGV[2])
@@ -32,7 +35,7 @@ end
 return v`;
 
 interface ScriptedRedis extends Redis {
-  apigateIncrement(key: string, by: number, ttlMs: string): Promise<number>;
+  apigateIncrement(key: string, by: number, ttlMs: string, initial: string): Promise<number>;
 }
 
 /** SCAN batch size: big enough to keep round trips few, small enough that one UNLINK stays short. */
@@ -179,11 +182,17 @@ export class RedisCache implements CacheProvider {
     return this.redis.exists(this.prefix + key).then(positive, this.failHas);
   }
 
-  increment(key: string, by = 1, opts?: CacheSetOptions): Promise<number> {
+  increment(key: string, by = 1, opts?: CacheIncrementOptions): Promise<number> {
     try {
       if (!Number.isSafeInteger(by)) throw new InvalidInputError(`cache increment: "by" must be a whole number, got ${String(by)}`);
+      const initial = opts?.initial;
+      if (initial !== undefined && !Number.isSafeInteger(initial)) {
+        throw new InvalidInputError(`cache increment: "initial" must be a whole number, got ${String(initial)}`);
+      }
       const ttl = ttlOf(opts);
-      return this.redis.apigateIncrement(this.prefix + key, by, ttl === undefined ? '' : String(ttl)).catch(this.failIncrement);
+      return this.redis
+        .apigateIncrement(this.prefix + key, by, ttl === undefined ? '' : String(ttl), initial ? String(initial) : '')
+        .catch(this.failIncrement);
     } catch (err) {
       return Promise.reject(err);
     }

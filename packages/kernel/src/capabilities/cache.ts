@@ -5,6 +5,15 @@ export interface CacheSetOptions {
   ttlMs?: number;
 }
 
+export interface CacheIncrementOptions extends CacheSetOptions {
+  /**
+   * The value a key this call creates starts from, before `by` is added (default 0): a counter
+   * whose key the cache lost (restart, flush, eviction) comes back at a durable total instead of
+   * at `by`. Ignored when the key exists. Like `ttlMs`, part of the same atomic step.
+   */
+  initial?: number;
+}
+
 export interface CacheStats {
   hits: number;
   misses: number;
@@ -18,8 +27,8 @@ export interface CacheProvider extends ProviderInstance {
   set(key: string, value: Uint8Array | string, opts?: CacheSetOptions): Promise<void>;
   delete(key: string): Promise<boolean>;
   has(key: string): Promise<boolean>;
-  /** Atomic, one round trip. `ttlMs` applies only when this call creates the key. Returns the new value. */
-  increment(key: string, by?: number, opts?: CacheSetOptions): Promise<number>;
+  /** Atomic, one round trip. `ttlMs` and `initial` apply only when this call creates the key. Returns the new value. */
+  increment(key: string, by?: number, opts?: CacheIncrementOptions): Promise<number>;
   getMany(keys: string[]): Promise<(Uint8Array | undefined)[]>;
   setMany(entries: [string, Uint8Array | string][], opts?: CacheSetOptions): Promise<void>;
   /** Deletes every key starting with `prefix` (all keys of this provider when absent). Returns how many. */
