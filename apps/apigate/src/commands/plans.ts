@@ -9,6 +9,7 @@ const FLAGS = {
   requests_per_minute: '--rpm',
   requests_per_month: '--monthly',
   price_cents: '--price-cents',
+  yearly_price_cents: '--yearly-price-cents',
   currency: '--currency',
   trial_days: '--trial-days',
   overage_cents_per_request: '--overage',
@@ -19,6 +20,7 @@ interface PlanFlags {
   rpm?: string;
   monthly?: string;
   priceCents?: string;
+  yearlyPriceCents?: string;
   currency?: string;
   trialDays?: string;
   overage?: string;
@@ -31,6 +33,7 @@ function planOptions(cmd: Command): Command {
     .option('--rpm <n>', 'requests per minute per key, or "unlimited"')
     .option('--monthly <n>', 'requests per month per user (the quota), or "unlimited"')
     .option('--price-cents <n>', 'monthly price in cents (2900 = 29.00)')
+    .option('--yearly-price-cents <n>', 'yearly price in cents (29000 = 290.00), or "none" for monthly only')
     .option('--currency <code>', 'ISO 4217 currency, e.g. usd')
     .option('--trial-days <n>', 'free trial length in days')
     .option('--overage <cents>', 'price per request over the quota in cents (e.g. 0.05), or "none" to stop at the quota');
@@ -43,6 +46,7 @@ function fields(o: PlanFlags): Partial<CreatePlanInput> {
   if (o.rpm !== undefined) f.requestsPerMinute = intFlag(o.rpm, '--rpm', { nullWord: 'unlimited' });
   if (o.monthly !== undefined) f.requestsPerMonth = intFlag(o.monthly, '--monthly', { nullWord: 'unlimited' });
   if (o.priceCents !== undefined) f.priceCents = intFlag(o.priceCents, '--price-cents')!;
+  if (o.yearlyPriceCents !== undefined) f.yearlyPriceCents = intFlag(o.yearlyPriceCents, '--yearly-price-cents', { nullWord: 'none' });
   if (o.currency !== undefined) f.currency = o.currency;
   if (o.trialDays !== undefined) f.trialDays = intFlag(o.trialDays, '--trial-days')!;
   if (o.overage !== undefined) f.overageCentsPerRequest = decimalFlag(o.overage, '--overage', 'none');
@@ -57,10 +61,11 @@ const row = (p: Plan) => ({
   rpm: orUnlimited(p.requestsPerMinute),
   monthly: orUnlimited(p.requestsPerMonth),
   price: money(p.priceCents, p.currency),
+  yearly: p.yearlyPriceCents === null ? '' : money(p.yearlyPriceCents, p.currency),
   trial: p.trialDays ? `${p.trialDays}d` : '',
   overage: p.overageCentsPerRequest === null ? '' : `${p.overageCentsPerRequest}c/req`,
 });
-const COLUMNS = ['id', 'name', 'default', 'rpm', 'monthly', 'price', 'trial', 'overage'];
+const COLUMNS = ['id', 'name', 'default', 'rpm', 'monthly', 'price', 'yearly', 'trial', 'overage'];
 
 export function registerPlans(program: Command): void {
   const plans = program.command('plans').description('manage plans: rate limit, monthly quota and price');

@@ -19,7 +19,23 @@ export {
   type PaymentProcessorOptions,
   type StateSource,
 } from './processor.js';
-export { type PlanSyncResult, syncPlanPrices } from './plans-sync.js';
+export { createSubscriptionAdmin } from './admin-routes.js';
+export { BillingError, type BillingInterval, type BillingOverview, CustomerBilling, type CustomerBillingOptions, customerBillingFor } from './customer-billing.js';
+export { PLAN_SYNC_QUEUE, type PlanSyncJob, type PlanSyncWorkerOptions, startPlanSyncWorker } from './plan-sync-worker.js';
+export {
+  overageUnit,
+  overageUnits,
+  PLAN_PRICE_TYPES,
+  PRICE_KINDS,
+  type PlanSyncOptions,
+  type PlanSyncResult,
+  type PriceKind,
+  syncPlan,
+  syncPlanPrices,
+} from './plans-sync.js';
+export { type ReconcileChange, type ReconcileOptions, type ReconcileResult, reconcileSubscriptions, startReconciler } from './reconcile.js';
+export { LIVE_STATUSES, type SubscriptionStateApplier } from './states.js';
+export { reportOverage, startUsageReporter, type UsageReportResult, type UsageReportRow, usageReportKey, usageReportsFor } from './usage-report.js';
 export {
   checkWebhookMaxBytes,
   createPaymentWebhookApp,

@@ -15,6 +15,8 @@ export interface Plan {
   requestsPerMonth: number | null;
   /** Monthly price in the currency's smallest unit. */
   priceCents: number;
+  /** Yearly price in the currency's smallest unit; null: sold monthly only. */
+  yearlyPriceCents: number | null;
   /** ISO 4217, lower case (`usd`). */
   currency: string;
   trialDays: number;
@@ -35,6 +37,12 @@ const planFields = {
   requestsPerMinute: limit('requests per minute'),
   requestsPerMonth: limit('requests per month'),
   priceCents: z.number({ error: 'expected a whole number of cents' }).int({ error: 'expected a whole number of cents' }).min(0, { error: 'must not be negative' }).max(1e10),
+  yearlyPriceCents: z
+    .number({ error: 'expected a whole number of cents or null for no yearly price' })
+    .int({ error: 'expected a whole number of cents' })
+    .positive({ error: 'must be at least 1; for no yearly price use null ("none" on the command line)' })
+    .max(1e11)
+    .nullable(),
   currency: z
     .string({ error: 'expected a 3-letter ISO 4217 code such as usd' })
     .trim()
@@ -56,6 +64,7 @@ const createSchema = z
     requestsPerMinute: planFields.requestsPerMinute.default(null),
     requestsPerMonth: planFields.requestsPerMonth.default(null),
     priceCents: planFields.priceCents.default(0),
+    yearlyPriceCents: planFields.yearlyPriceCents.default(null),
     currency: planFields.currency.default('usd'),
     trialDays: planFields.trialDays.default(0),
     overageCentsPerRequest: planFields.overageCentsPerRequest.default(null),

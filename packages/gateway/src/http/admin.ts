@@ -8,6 +8,8 @@ import { ADMIN_TOKEN_PREFIX, safeEqual } from '../domain/ids.js';
 import { monthBounds, monthOf } from '../domain/usage.js';
 import { fromWire, toWire } from '../domain/wire.js';
 import type { Store } from '../store/store.js';
+import { createSubscriptionAdmin } from '../billing/admin-routes.js';
+import { BillingError, type CustomerBilling } from '../billing/customer-billing.js';
 
 /** Env var holding a fixed admin token (in addition to tokens made with `apigate admin token create`). */
 export const ADMIN_TOKEN_ENV = 'APIGATE_ADMIN_TOKEN';
@@ -18,6 +20,8 @@ export interface AdminApiOptions {
   logger: Logger;
   /** A fixed token (APIGATE_ADMIN_TOKEN); undefined or '' for database tokens only. */
   adminToken?: string | undefined;
+  /** /admin/subscriptions cancel, sync and usage-report go through it; absent: they answer 503. */
+  billing?: CustomerBilling | undefined;
 }
 
 const STATUS: Record<DomainErrorKind, ContentfulStatusCode> = { invalid: 400, not_found: 404, conflict: 409 };
@@ -125,6 +129,9 @@ export function createAdminApi(opts: AdminApiOptions): Hono {
     return json(c, { id: c.req.param('id'), deleted: true });
   });
 
+  // --- subscriptions (list, show, cancel, sync from the payment provider, report overage)
+  api.route('/subscriptions', createSubscriptionAdmin({ store, billing: opts.billing }));
+
   // --- plans
   api.get('/plans', async (c) => json(c, { data: await d.plans.list() }));
   api.post('/plans', async (c) => json(c, await d.plans.create((await body(c)) as never), 201));
@@ -202,6 +209,7 @@ export function createAdminApi(opts: AdminApiOptions): Hono {
  */
 export function apiErrorResponse(c: Context, err: Error, logger: Logger, api: string): Response {
   if (isDomainError(err)) return c.json(errorBody(err.code, err.message, err.field), STATUS[err.kind]);
+  if (err instanceof BillingError) return c.json(errorBody(err.code, err.message, err.field), err.status);
   if (err instanceof HTTPException && err.status < 500) {
     const field = /^([a-z_]+): /.exec(err.message)?.[1];
     return c.json(errorBody('INVALID_INPUT', err.message, field === 'request' ? undefined : field), err.status as ContentfulStatusCode);

@@ -7,6 +7,7 @@ import { directMailer, type PortalMailer } from '../portal/mail.js';
 import { ADMIN_TOKEN_ENV, createAdminApi } from './admin.js';
 import { createPaymentWebhookApp, paymentWebhookRefusal, selectedPayment } from '../billing/route.js';
 import { addChallengeRoute } from '../tls/challenges.js';
+import { type CustomerBilling, customerBillingFor } from '../billing/customer-billing.js';
 
 export interface HttpAppOptions {
   /** The gateway's own health (rate limits and quotas), shown as `gateway` in /admin/health. */
@@ -24,6 +25,8 @@ export interface HttpAppOptions {
    * Without it they go to the selected email provider directly.
    */
   outbox?: PortalMailer | undefined;
+  /** Customer billing (portal /billing, /admin/subscriptions); default: over the kernel's payment provider, undefined for none. */
+  billing?: CustomerBilling | undefined;
   /** Customer portal tuning: public URL for email links, lifetimes, attempt limits (see PortalOptions). */
   portal?: Omit<PortalOptions, 'store' | 'logger' | 'mailer' | 'cache' | 'oauth'>;
   /**
@@ -93,7 +96,9 @@ export function createHttpApp(opts: HttpAppOptions): Hono {
 
   // Registered after /admin/health, which stays public: the admin API's token check never sees it.
   const adminToken = 'adminToken' in opts ? opts.adminToken : process.env[ADMIN_TOKEN_ENV]?.trim();
-  app.route('/admin', createAdminApi({ store: opts.store, logger, adminToken }));
+  // Checkout, plan change, cancel and sync over the selected payment provider (portal and admin API).
+  const billing = 'billing' in opts ? opts.billing : customerBillingFor(kernel, { store: opts.store, logger });
+  app.route('/admin', createAdminApi({ store: opts.store, logger, adminToken, billing }));
 
   const email = kernel.tryGet('email');
   app.route(
@@ -105,6 +110,7 @@ export function createHttpApp(opts: HttpAppOptions): Hono {
       cache: kernel.tryGet('cache'),
       oauth: kernel.tryGet('oauth'),
       mailer: opts.outbox ?? (email ? directMailer(email) : undefined),
+      billing,
     }),
   );
 

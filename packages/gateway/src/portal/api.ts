@@ -16,6 +16,8 @@ import { AttemptLimiter, DEFAULT_PORTAL_LIMITS, type LimitName, type PortalLimit
 import { alreadyRegisteredEmail, type PortalMailer, resetEmail, verificationEmail } from './mail.js';
 import { DEFAULT_SCRYPT, hashPassword, needsRehash, type ScryptParams, verifyPassword } from './password.js';
 import { createOAuthRoutes } from './oauth.js';
+import { BillingError, type CustomerBilling } from '../billing/customer-billing.js';
+import { createPortalBilling } from './billing.js';
 import { PortalStore, type TokenCheck } from './store.js';
 
 export const SESSION_COOKIE = 'apigate_session';
@@ -53,6 +55,8 @@ export interface PortalOptions {
   limits?: Partial<PortalLimits>;
   /** scrypt cost of new password hashes; default DEFAULT_SCRYPT. */
   scrypt?: ScryptParams;
+  /** Checkout, plan change and cancel over the selected payment provider; absent: /billing answers 503. */
+  billing?: CustomerBilling | undefined;
   /** Keys a customer may have working at once; default 25. */
   maxKeysPerUser?: number;
   env?: Record<string, string | undefined>;
@@ -263,7 +267,7 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     c.res.headers.set('Cache-Control', 'no-store');
   });
   api.use('*', bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.json(errorBody('PAYLOAD_TOO_LARGE', 'request body: at most 64 KiB'), 413) }));
-  for (const path of ['/me', '/keys', '/keys/*', '/usage', '/usage/*']) api.use(path, requireSession);
+  for (const path of ['/me', '/keys', '/keys/*', '/usage', '/usage/*', '/billing', '/billing/*']) api.use(path, requireSession);
 
   // --- accounts
 
@@ -450,7 +454,10 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     return json(c, { from, to, data: [...days.values()] });
   });
 
+  api.route('/billing', createPortalBilling({ billing: opts.billing, publicBase }));
+
   api.onError((err, c) => {
+    if (err instanceof BillingError) return c.json(errorBody(err.code, err.message, err.field), err.status);
     if (!(err instanceof PortalError)) return apiErrorResponse(c, err, logger, 'portal API');
     if (err.retryAfterSec !== undefined) c.header('Retry-After', String(err.retryAfterSec));
     return c.json(errorBody(err.code, err.message, err.field), err.status);
