@@ -9,7 +9,7 @@ import { MAPPING } from './processor.js';
  */
 export const PRICE_KINDS = {
   month: MAPPING.plan,
-  year: 'plan_year',
+  year: MAPPING.planYear,
   /** The metered overage price billed next to a monthly subscription. */
   overageMonth: 'plan_overage',
   /** The same for a yearly subscription (a subscription's prices share one interval). */

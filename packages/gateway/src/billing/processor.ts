@@ -4,7 +4,7 @@ import type { WebhookDispatcher } from '../gate/webhooks.js';
 import type { Store } from '../store/store.js';
 
 /** Mapping entity types shared with checkout and `apigate plans sync`. */
-export const MAPPING = { user: 'user', plan: 'plan' } as const;
+export const MAPPING = { user: 'user', plan: 'plan', planYear: 'plan_year' } as const;
 
 /** Days a past_due subscription keeps its plan when neither the option nor the setting says. */
 export const DEFAULT_PAST_DUE_GRACE_DAYS = 7;
@@ -219,7 +219,9 @@ export class PaymentProcessor {
     }
     let planId: string | undefined;
     if (f.priceId) {
-      planId = (await mappings.findLocal(f.provider, MAPPING.plan, f.priceId))?.localId;
+      // The monthly price (`plan`) or the yearly one (`plan_year`, see plans-sync PRICE_KINDS).
+      planId =
+        (await mappings.findLocal(f.provider, MAPPING.plan, f.priceId))?.localId ?? (await mappings.findLocal(f.provider, MAPPING.planYear, f.priceId))?.localId;
       if (!planId) {
         throw new PaymentMappingError(`${f.what}: no plan for ${f.provider} price ${f.priceId}; map it with apigate plans sync, then replay the event`);
       }
