@@ -3,6 +3,7 @@ import { checkPublicUrlValue, PUBLIC_URL_SETTING } from './portal/api.js';
 import { PAST_DUE_GRACE_SETTING } from './billing/processor.js';
 import { checkWebhookMaxBytes, WEBHOOK_MAX_BYTES_ENV, WEBHOOK_MAX_BYTES_SETTING } from './billing/route.js';
 import { PAYMENT_ATTEMPTS_SETTING, PAYMENT_BACKOFF_SETTING } from './billing/worker.js';
+import { checkIntervalMinutes, RECONCILE_INTERVAL_SETTING, USAGE_REPORT_INTERVAL_SETTING } from './billing/jobs.js';
 
 const wholeNumber = (min: number, max: number, unit: string) => (v: string) =>
   /^\d+$/.test(v.trim()) && Number(v) >= min && Number(v) <= max ? undefined : `expected a whole number from ${min} to ${max} (${unit})`;
@@ -26,6 +27,9 @@ export const GATEWAY_SETTINGS: Readonly<Record<string, GatewaySetting>> = {
   [WEBHOOK_MAX_BYTES_SETTING]: { validate: checkWebhookMaxBytes, envVar: WEBHOOK_MAX_BYTES_ENV },
   [PAST_DUE_GRACE_SETTING]: { validate: wholeNumber(0, 365, 'days a past_due subscription keeps its plan') },
   [PAYMENT_ATTEMPTS_SETTING]: { validate: wholeNumber(1, 50, 'tries per payment event, the first included') },
+  // Reconciliation with the provider and overage reporting (billing/jobs.ts); 0 turns one off.
+  [RECONCILE_INTERVAL_SETTING]: { validate: checkIntervalMinutes },
+  [USAGE_REPORT_INTERVAL_SETTING]: { validate: checkIntervalMinutes },
   [PAYMENT_BACKOFF_SETTING]: { validate: wholeNumber(0, 3_600_000, 'milliseconds before the first retry of a payment event; each later wait doubles') },
   // delivery.attempts, delivery.backoff_ms, notification.alert_interval_ms
   ...Object.fromEntries(

@@ -1,11 +1,14 @@
 import {
+  type BillingJobs,
   createHttpApp,
+  customerBillingFor,
   type Delivery,
   parseTlsDomains,
   type RunningServer,
   type Gateway,
   readDeliverySettings,
   selectedPayment,
+  startBillingJobs,
   startDelivery,
   startGateway,
   startPaymentWorker,
@@ -30,12 +33,14 @@ export function registerServe(program: Command): void {
       let delivery: Delivery | undefined;
       let gateway: Gateway | undefined;
       let payments: Worker | undefined;
+      let billingJobs: BillingJobs | undefined;
       // Closing order: stop taking requests first (the caller closes the server), then get every
       // metered request into the store (its quota emails are queued by then), then delivery,
       // then the providers, then the store.
       const closeAll = async () => {
         // Before the gateway: the payment worker emits through its webhook dispatcher. Events still
         // queued stay queued (a durable queue keeps them for the next start).
+        await billingJobs?.close();
         await payments?.close().catch((err: unknown) => logger.warn(`cannot stop the payment worker: ${describeError(err)}`));
         await gateway?.close();
         await delivery?.close();
@@ -69,6 +74,9 @@ export function registerServe(program: Command): void {
         await closeAll();
         throw err;
       }
+      // Checkout, change and cancel (portal, admin API), plus plan price sync, reconciliation and overage reports.
+      const billing = customerBillingFor(kernel, { store: rt.store, logger });
+      billingJobs = startBillingJobs({ kernel, store: rt.store, logger, billing });
       const k = kernel;
       const gw = gateway;
       k.events.on('provider.error', (e) => logger.warn({ event: e }, `provider error: ${e.message}`));
@@ -79,6 +87,7 @@ export function registerServe(program: Command): void {
         logger,
         gatewayHealth: () => gw.health(),
         ...(delivery ? { outbox: delivery.outbox } : {}),
+        billing,
       });
       const server = await startServer({ app, port, host: o.host, front: gw.front }).catch(async (err: unknown) => {
         await closeAll();

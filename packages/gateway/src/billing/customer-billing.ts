@@ -242,6 +242,12 @@ export class CustomerBilling {
     return this.#applied(sub, state);
   }
 
+  /** Applies a provider state through the applier (the processor's access rules). */
+  async applyState(provider: string, state: SubscriptionState, o: { at: Date }): Promise<unknown> {
+    if (!this.o.applier) throw new BillingError(503, 'RECONCILE_UNAVAILABLE', 'the payment processor is not available');
+    return this.o.applier.applyState(provider, state, o);
+  }
+
   /** `reconcileSubscriptions` with this provider and applier (what `apigate subscriptions sync` runs). */
   async reconcile(o: { userId?: string | undefined } = {}): Promise<ReconcileResult> {
     if (!this.o.applier) throw new BillingError(503, 'RECONCILE_UNAVAILABLE', 'subscriptions sync: the payment processor is not available');

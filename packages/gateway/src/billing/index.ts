@@ -21,6 +21,15 @@ export {
 } from './processor.js';
 export { createSubscriptionAdmin } from './admin-routes.js';
 export { BillingError, type BillingInterval, type BillingOverview, CustomerBilling, type CustomerBillingOptions, customerBillingFor } from './customer-billing.js';
+export {
+  type BillingJobs,
+  checkIntervalMinutes,
+  DEFAULT_RECONCILE_MINUTES,
+  DEFAULT_USAGE_REPORT_MINUTES,
+  RECONCILE_INTERVAL_SETTING,
+  startBillingJobs,
+  USAGE_REPORT_INTERVAL_SETTING,
+} from './jobs.js';
 export { PLAN_SYNC_QUEUE, type PlanSyncJob, type PlanSyncWorkerOptions, startPlanSyncWorker } from './plan-sync-worker.js';
 export {
   overageUnit,
