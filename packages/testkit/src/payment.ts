@@ -29,6 +29,12 @@ export interface SignWebhookOptions {
   wrongSecret: boolean;
   /** The signing time to claim in the signature. */
   signedAt: Date;
+  /**
+   * Build the event as the provider's other mode would send it: a live event for a test key (Stripe
+   * `livemode: true`, LemonSqueezy `meta.test_mode: false`, dummy `livemode: true`), or, where the
+   * payload says no mode (`modeCheck: 'signature'`), signed with the other environment's secret.
+   */
+  otherMode: boolean;
 }
 
 export interface SignedWebhook {
@@ -63,6 +69,17 @@ export interface PaymentSuiteOptions {
   signWebhook: (event: WebhookEventSpec, opts: SignWebhookOptions) => SignedWebhook | Promise<SignedWebhook>;
   /** False for vendors whose signature covers only the body (no replay window); default true. */
   signatureHasTimestamp?: boolean;
+  /**
+   * How an event of the other mode (test vs live) is refused: `payload` (default) when the body
+   * says its mode and verifyWebhook refuses it with WEBHOOK_MODE_MISMATCH; `signature` when the
+   * body does not (Paddle) and the other environment's secret makes the signature fail.
+   */
+  modeCheck?: 'payload' | 'signature';
+  /**
+   * An instance whose provider API cannot be reached (a closed port), to prove verifyWebhook makes
+   * no network call. Absent: the suite cannot check that part.
+   */
+  createOffline?: () => PaymentProvider | Promise<PaymentProvider>;
   /**
    * Does what a paying customer does on the hosted checkout page, so the session becomes a
    * subscription: the dummy provider's `completeCheckout`, or marking the session paid in a fake API.
@@ -324,7 +341,7 @@ export function describePaymentProvider(opts: PaymentSuiteOptions): void {
       });
 
       const sign = async (event: WebhookEventSpec, o: Partial<Omit<SignWebhookOptions, 'provider'>> = {}) => {
-        const signed = await opts.signWebhook(event, { provider: provider(), wrongSecret: false, signedAt: new Date(), ...o });
+        const signed = await opts.signWebhook(event, { provider: provider(), wrongSecret: false, signedAt: new Date(), otherMode: false, ...o });
         return {
           rawBody: typeof signed.rawBody === 'string' ? utf8.encode(signed.rawBody) : signed.rawBody,
           headers: Object.fromEntries(Object.entries(signed.headers).map(([k, v]) => [k.toLowerCase(), v])),
@@ -348,21 +365,33 @@ export function describePaymentProvider(opts: PaymentSuiteOptions): void {
         cancelAtPeriodEnd: false,
         ...over,
       });
+      // verifyWebhook, then normalizeWebhook (what the gateway does), checked against parseWebhook.
       const parsed = async (e: WebhookEventSpec): Promise<PaymentEvent> => {
-        const event = await provider().parseWebhook(await sign(e));
+        const signed = await sign(e);
+        const envelope = await provider().verifyWebhook(signed);
+        expect(envelope.id).toBe(e.id);
+        expect(typeof envelope.type === 'string' && envelope.type.trim() !== '', 'verifyWebhook type: the provider event name').toBe(true);
+        expect(envelope.occurredAt.getTime()).toBe(e.occurredAt.getTime());
+        const event = await provider().normalizeWebhook(signed);
         expect(event.id).toBe(e.id);
         expect(event.type).toBe(e.type);
         expect(event.occurredAt.getTime()).toBe(e.occurredAt.getTime());
         expect(event.raw).toBeDefined();
+        if (event.sequence !== undefined) expect(['number', 'string']).toContain(typeof event.sequence);
+        const whole = await provider().parseWebhook(signed);
+        expect({ id: whole.id, type: whole.type, subscriptionId: whole.subscriptionId }).toEqual({ id: event.id, type: event.type, subscriptionId: event.subscriptionId });
         return event;
       };
       const expectIds = (event: PaymentEvent, e: WebhookEventSpec) => {
         expect(event.customerId).toBe(e.customerId);
         expect(event.subscriptionId).toBe(e.subscriptionId);
       };
-      const expectSignatureError = async (p: () => Promise<unknown>, what: string) => {
-        const err = await rejectionOf(p, what);
-        expect((err as { code?: string }).code, `${what}: ${err.message}`).toBe('WEBHOOK_SIGNATURE_INVALID');
+      // verifyWebhook refuses it (the gateway's check before the 200), and so does parseWebhook.
+      const expectSignatureError = async (p: (verify: 'verifyWebhook' | 'parseWebhook') => Promise<unknown>, what: string, code = 'WEBHOOK_SIGNATURE_INVALID') => {
+        for (const verify of ['verifyWebhook', 'parseWebhook'] as const) {
+          const err = await rejectionOf(() => p(verify), `${what} (${verify})`);
+          expect((err as { code?: string }).code, `${what} (${verify}): ${err.message}`).toBe(code);
+        }
       };
 
       it('normalises checkout.completed with the local refs', async () => {
@@ -419,36 +448,77 @@ export function describePaymentProvider(opts: PaymentSuiteOptions): void {
         // Same length and still well-formed where the id appears in the body; else one byte more.
         const forgedId = e.id.slice(0, -1) + (e.id.endsWith('0') ? '1' : '0');
         const forged = text.includes(e.id) ? text.replace(e.id, forgedId) : `${text} `;
-        await expectSignatureError(() => provider().parseWebhook({ ...signed, rawBody: utf8.encode(forged) }), 'a tampered body');
-        await expectSignatureError(() => provider().parseWebhook({ ...signed, rawBody: utf8.encode(`${text}\n`) }), 'a body with a byte added');
+        await expectSignatureError((verify) => provider()[verify]({ ...signed, rawBody: utf8.encode(forged) }), 'a tampered body');
+        await expectSignatureError((verify) => provider()[verify]({ ...signed, rawBody: utf8.encode(`${text}\n`) }), 'a body with a byte added');
       });
 
       it('rejects a signature made with the wrong secret', async () => {
         const signed = await sign(spec('subscription.created', { subscription: state() }), { wrongSecret: true });
-        await expectSignatureError(() => provider().parseWebhook(signed), 'a webhook signed with the wrong secret');
+        await expectSignatureError((verify) => provider()[verify](signed), 'a webhook signed with the wrong secret');
       });
 
       it('rejects a webhook without its signature headers', async () => {
         const signed = await sign(spec('subscription.created', { subscription: state() }));
-        await expectSignatureError(() => provider().parseWebhook({ rawBody: signed.rawBody, headers: {} }), 'an unsigned webhook');
+        await expectSignatureError((verify) => provider()[verify]({ rawBody: signed.rawBody, headers: {} }), 'an unsigned webhook');
       });
 
       it('rejects a garbled signature header', async () => {
         const signed = await sign(spec('subscription.created', { subscription: state() }));
         const headers = Object.fromEntries(Object.keys(signed.headers).map((k) => [k, 'garbage']));
-        await expectSignatureError(() => provider().parseWebhook({ rawBody: signed.rawBody, headers }), 'a garbled signature');
+        await expectSignatureError((verify) => provider()[verify]({ rawBody: signed.rawBody, headers }), 'a garbled signature');
       });
+
+      it(
+        opts.modeCheck === 'signature' ? 'rejects an event of the other mode (signed with the other environment’s secret)' : 'rejects an event of the other mode (test vs live) with WEBHOOK_MODE_MISMATCH',
+        async () => {
+          const signed = await sign(spec('subscription.created', { subscription: state() }), { otherMode: true });
+          await expectSignatureError(
+            (verify) => provider()[verify](signed),
+            'an event of the other mode',
+            opts.modeCheck === 'signature' ? 'WEBHOOK_SIGNATURE_INVALID' : 'WEBHOOK_MODE_MISMATCH',
+          );
+        },
+      );
+
+      it('normalises a body verified earlier, without checking the signature again (the inbox replays stored bodies)', async () => {
+        const e = spec('subscription.updated', { subscription: state({ cancelAtPeriodEnd: true }) });
+        const signed = await sign(e, { signedAt: new Date(Date.now() - 6 * 3_600_000) });
+        if (opts.signatureHasTimestamp ?? true) {
+          await expectSignatureError((verify) => provider()[verify](signed), 'a webhook signed six hours ago');
+        }
+        const event = await provider().normalizeWebhook(signed);
+        expect(event).toMatchObject({ id: e.id, type: 'subscription.updated', subscriptionId: e.subscriptionId });
+        expect(event.subscription?.cancelAtPeriodEnd).toBe(true);
+      });
+
+      if (opts.createOffline) {
+        it('verifies without the network: an instance whose API is unreachable still verifies and reads the envelope', async () => {
+          const offline = await opts.createOffline!();
+          try {
+            const e = spec('checkout.completed', { sessionId: s.sessionId, localRefs: { userId: s.userId, planId: s.planId } });
+            const signed = await sign(e);
+            const envelope = await offline.verifyWebhook(signed);
+            expect(envelope).toMatchObject({ id: e.id });
+            expect(envelope.occurredAt.getTime()).toBe(e.occurredAt.getTime());
+            const tampered = { ...signed, rawBody: utf8.encode(`${utf8.decode(signed.rawBody)} `) };
+            await expect(offline.verifyWebhook(tampered)).rejects.toMatchObject({ code: 'WEBHOOK_SIGNATURE_INVALID' });
+          } finally {
+            await offline.close();
+          }
+        });
+      }
 
       if (opts.signatureHasTimestamp ?? true) {
         it('accepts a signature a minute old', async () => {
           const e = spec('subscription.created', { subscription: state() });
           const event = await provider().parseWebhook(await sign(e, { signedAt: new Date(Date.now() - 60_000) }));
           expect(event.id).toBe(e.id);
+          expect((await provider().verifyWebhook(await sign(e, { signedAt: new Date(Date.now() - 60_000) }))).id).toBe(e.id);
         });
 
         it('rejects a stale signature (replay)', async () => {
           const signed = await sign(spec('subscription.created', { subscription: state() }), { signedAt: new Date(Date.now() - 3_600_000) });
-          await expectSignatureError(() => provider().parseWebhook(signed), 'a webhook signed an hour ago');
+          await expectSignatureError((verify) => provider()[verify](signed), 'a webhook signed an hour ago');
         });
       }
     });

@@ -10,7 +10,9 @@ import {
   type SubscriptionStatus,
   type UpsertPriceInput,
   utf8,
+  type VerifiedWebhook,
   type WebhookInput,
+  WebhookModeMismatchError,
   WebhookSignatureError,
   z,
 } from '@apigate/kernel';
@@ -60,6 +62,8 @@ export interface CheckoutSession extends CheckoutInput {
 }
 
 interface Subscription extends SubscriptionState {
+  /** The checkout's metered price, billed next to `priceId` from reported usage. */
+  meteredPriceId?: string;
   userId: string;
   planId: string;
   currentPeriodStart: Date;
@@ -78,6 +82,8 @@ export interface DummyEvent extends Omit<PaymentEvent, 'raw' | 'type'> {
   /** One of PaymentEventType; anything else is parsed as `ignored`. */
   type: string;
   sessionId?: string;
+  /** The dummy is test-only: an event saying `livemode: true` is refused (the mode check every provider makes). */
+  livemode?: boolean;
 }
 
 export interface SignedWebhook {
@@ -102,10 +108,14 @@ const KNOWN_TYPES = new Set<PaymentEventType>([
 ]);
 
 const isoDate = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
-const bodySchema = z.object({
+const envelopeSchema = z.object({
   id: z.string().min(1),
   type: z.string().min(1),
   occurredAt: isoDate,
+  livemode: z.boolean().optional(),
+});
+const bodySchema = envelopeSchema.extend({
+  sequence: z.union([z.number().int().nonnegative(), z.string().min(1)]).optional(),
   customerId: z.string().optional(),
   subscriptionId: z.string().optional(),
   priceId: z.string().optional(),
@@ -114,14 +124,30 @@ const bodySchema = z.object({
       subscriptionId: z.string(),
       customerId: z.string(),
       priceId: z.string(),
-      status: z.enum(['trialing', 'active', 'past_due', 'paused', 'canceled', 'incomplete', 'unpaid']),
+      status: z.enum(['trialing', 'active', 'past_due', 'paused', 'canceled', 'incomplete', 'incomplete_expired', 'unpaid']),
       currentPeriodEnd: isoDate.optional(),
       cancelAtPeriodEnd: z.boolean(),
     })
     .optional(),
   invoice: z.object({ id: z.string(), amountCents: z.number().int(), currency: z.string(), attempt: z.number().int().optional() }).optional(),
   localRefs: z.object({ userId: z.string().optional(), planId: z.string().optional() }).optional(),
+  sessionId: z.string().optional(),
 });
+
+function parseJson<T>(rawBody: Uint8Array, schema: z.ZodType<T>): { data: T; json: unknown } {
+  let json: unknown;
+  try {
+    json = JSON.parse(utf8.decode(rawBody));
+  } catch {
+    throw new InvalidInputError('payment/dummy webhook: body is not JSON');
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new InvalidInputError(`payment/dummy webhook: body field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return { data: parsed.data, json };
+}
 
 const newId = (prefix: string): string => `${prefix}_dummy_${randomBytes(8).toString('hex')}`;
 
@@ -162,9 +188,16 @@ export class DummyPayment implements PaymentProvider {
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly usage = new Map<string, UsageRecord>();
   private readonly baseUrl: string;
+  /** Counts the events this instance makes: their `sequence`, the tie-break between events of one instant. */
+  private sequence = 0;
 
   constructor(private readonly config: { checkoutBaseUrl: string; webhookSecret: string }) {
     this.baseUrl = config.checkoutBaseUrl.replace(/\/+$/, '');
+  }
+
+  /** True while webhooks are signed with the published DEV_WEBHOOK_SECRET: anyone can forge them. */
+  get usesDevelopmentSecret(): boolean {
+    return this.config.webhookSecret === DEV_WEBHOOK_SECRET;
   }
 
   // -- catalogue and customers ------------------------------------------------------------
@@ -238,6 +271,9 @@ export class DummyPayment implements PaymentProvider {
     if (i.trialDays !== undefined && (!Number.isInteger(i.trialDays) || i.trialDays < 0)) {
       throw new InvalidInputError('payment/dummy createCheckout trialDays: a whole number, 0 or more, is required');
     }
+    if (i.meteredPriceId !== undefined && !this.price(i.meteredPriceId).metered) {
+      throw new InvalidInputError(`payment/dummy createCheckout meteredPriceId: price "${i.meteredPriceId}" is not metered`);
+    }
     const sessionId = newId('cs');
     const session: CheckoutSession = { ...i, sessionId, url: `${this.baseUrl}/${sessionId}`, createdAt: new Date() };
     this.sessions.set(sessionId, session);
@@ -283,6 +319,7 @@ export class DummyPayment implements PaymentProvider {
       currentPeriodStart: now,
       currentPeriodEnd: trial > 0 ? new Date(now.getTime() + trial * 86_400_000) : addInterval(now, price.interval),
       cancelAtPeriodEnd: false,
+      ...(session.meteredPriceId ? { meteredPriceId: session.meteredPriceId } : {}),
       userId: session.userId,
       planId: session.planId,
       updatedAt: now,
@@ -366,7 +403,9 @@ export class DummyPayment implements PaymentProvider {
     if (sub.customerId !== i.customerId) {
       throw new InvalidInputError(`payment/dummy reportUsage: subscription "${sub.subscriptionId}" does not belong to customer "${i.customerId}"`);
     }
-    if (!this.price(sub.priceId).metered) throw new InvalidInputError(`payment/dummy reportUsage: price "${sub.priceId}" is not metered`);
+    if (!this.price(sub.priceId).metered && !sub.meteredPriceId) {
+      throw new InvalidInputError(`payment/dummy reportUsage: price "${sub.priceId}" is not metered and the subscription has no metered price`);
+    }
     if (!Number.isInteger(i.quantity) || i.quantity < 0) {
       throw new InvalidInputError('payment/dummy reportUsage quantity: a whole number, 0 or more, is required');
     }
@@ -398,7 +437,8 @@ export class DummyPayment implements PaymentProvider {
     return { rawBody, headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: `t=${t},v1=${v1}` } };
   }
 
-  async parseWebhook(i: WebhookInput): Promise<PaymentEvent> {
+  /** Checks the signature and its age, reads the envelope and refuses a live-mode event. No network. */
+  async verifyWebhook(i: WebhookInput): Promise<VerifiedWebhook> {
     const header = i.headers[SIGNATURE_HEADER];
     if (!header) throw new WebhookSignatureError(`payment/dummy webhook: missing ${SIGNATURE_HEADER} header`);
     const parts = header.split(',').map((p) => p.trim().split('='));
@@ -417,25 +457,26 @@ export class DummyPayment implements PaymentProvider {
       return given.length === expected.length && timingSafeEqual(given, expected);
     });
     if (!valid) throw new WebhookSignatureError('payment/dummy webhook: signature does not match the body and payment.dummy.webhook_secret');
+    const { data } = parseJson(i.rawBody, envelopeSchema);
+    if (data.livemode === true) throw new WebhookModeMismatchError('payment/dummy webhook: a live-mode event, and the dummy provider is test mode only');
+    return { id: data.id, type: data.type, occurredAt: data.occurredAt, livemode: false };
+  }
 
-    let json: unknown;
-    try {
-      json = JSON.parse(utf8.decode(i.rawBody));
-    } catch {
-      throw new InvalidInputError('payment/dummy webhook: body is not JSON');
-    }
-    const parsed = bodySchema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new InvalidInputError(`payment/dummy webhook: body field ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-    }
-    const { type, subscription, ...rest } = parsed.data;
+  /** The event in a body verifyWebhook accepted (no signature or age check here). */
+  async normalizeWebhook(i: WebhookInput): Promise<PaymentEvent> {
+    const { data, json } = parseJson(i.rawBody, bodySchema);
+    const { type, subscription, livemode: _mode, sessionId: _session, ...rest } = data;
     return {
       ...rest,
       type: KNOWN_TYPES.has(type as PaymentEventType) ? (type as PaymentEventType) : 'ignored',
       ...(subscription ? { subscription } : {}),
       raw: json,
     } as PaymentEvent;
+  }
+
+  async parseWebhook(i: WebhookInput): Promise<PaymentEvent> {
+    await this.verifyWebhook(i);
+    return this.normalizeWebhook(i);
   }
 
   async check() {
@@ -494,6 +535,7 @@ export class DummyPayment implements PaymentProvider {
       id: newId('evt'),
       type,
       occurredAt: new Date(),
+      sequence: ++this.sequence,
       customerId: sub.customerId,
       subscriptionId: sub.subscriptionId,
       priceId: sub.priceId,
@@ -523,6 +565,7 @@ export default defineProvider({
       .default(DEV_WEBHOOK_SECRET)
       .describe('a string of at least 16 characters to sign dummy webhooks with'),
   }),
+  env: { checkoutBaseUrl: 'PAYMENT_DUMMY_CHECKOUT_BASE_URL', webhookSecret: 'PAYMENT_DUMMY_WEBHOOK_SECRET' },
   secrets: ['webhookSecret'],
   features: { meteredBilling: true, customerPortal: true, webhookPath: '/webhooks/dummy' },
   create: (config) => new DummyPayment(config),

@@ -24,12 +24,14 @@ describe('provider-dummy-payment', () => {
     create: async () => (await createForTest(provider, { webhookSecret: SECRET })).provider,
     features: provider.features,
     // Signed independently of the provider's own signer, from the documented header format.
-    signWebhook: (event, { wrongSecret, signedAt }) => {
-      const rawBody = JSON.stringify(toDummyEvent(event));
+    signWebhook: (event, { wrongSecret, otherMode, signedAt }) => {
+      const rawBody = JSON.stringify({ ...toDummyEvent(event), ...(otherMode ? { livemode: true } : {}) });
       const t = Math.floor(signedAt.getTime() / 1000);
       const v1 = createHmac('sha256', wrongSecret ? `${SECRET}-wrong` : SECRET).update(`${t}.${rawBody}`).digest('hex');
       return { rawBody, headers: { 'Content-Type': 'application/json', 'Apigate-Dummy-Signature': `t=${t},v1=${v1}` } };
     },
+    // The dummy never calls out: any instance is an offline one.
+    createOffline: async () => (await createForTest(provider, { webhookSecret: SECRET })).provider,
     completeCheckout: async (p, { sessionId }) => ({ subscriptionId: asDummy(p).completeCheckout(sessionId).subscription.subscriptionId }),
     usageTotal: async (p, subscriptionId) => asDummy(p).usageFor(subscriptionId).total,
     additionalTests: ({ provider: current, subscribe }) => {

@@ -18,6 +18,10 @@ export const config = z.object({
     .default('https://api.lemonsqueezy.com')
     .describe('the LemonSqueezy API base URL, to reach it through a proxy'),
   timeoutMs: fields.int({ min: 100 }).default(30_000),
+  mode: z
+    .enum(['test', 'live'], { error: 'expected test or live' })
+    .optional()
+    .describe('the store mode of the API key; webhooks of the other mode are refused (unset: learned from the objects the API returns)'),
 });
 
 export type LemonSettings = z.infer<typeof config>;
@@ -33,6 +37,7 @@ export default defineProvider({
     webhookSecret: 'LEMON_WEBHOOK_SECRET',
     baseUrl: 'LEMON_BASE_URL',
     timeoutMs: 'LEMON_TIMEOUT_MS',
+    mode: 'LEMON_MODE',
   },
   secrets: ['apiKey', 'webhookSecret'],
   features: { meteredBilling: false, customerPortal: true, checkoutTrials: false, immediateCancel: false, webhookPath: '/webhooks/lemonsqueezy' },

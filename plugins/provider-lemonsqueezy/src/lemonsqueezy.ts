@@ -11,10 +11,12 @@ import {
   type ProviderError,
   type SubscriptionState,
   type UpsertPriceInput,
+  type VerifiedWebhook,
   type WebhookInput,
+  WebhookModeMismatchError,
 } from '@apigate/kernel';
-import { LemonClient, one, type Resource } from './client.js';
-import { CUSTOM, normalise, parseBody, SIGNATURE_HEADER, type SubscriptionAttributes, toSubscriptionState, verifySignature } from './webhook.js';
+import { type Doc, LemonClient, one, type Resource } from './client.js';
+import { CUSTOM, identity, normalise, parseBody, SIGNATURE_HEADER, type SubscriptionAttributes, toSubscriptionState, verifySignature, type WebhookBody } from './webhook.js';
 
 export interface LemonConfig {
   apiKey: string;
@@ -22,6 +24,8 @@ export interface LemonConfig {
   webhookSecret: string;
   baseUrl: string;
   timeoutMs: number;
+  /** The store mode of the API key (test or live); unset: learned from the `test_mode` of objects the API returns. */
+  mode?: 'test' | 'live' | undefined;
 }
 
 interface VariantAttributes {
@@ -64,6 +68,8 @@ export class LemonSqueezyPayment implements PaymentProvider {
   /** The store's currency and URL, read once. */
   private storeCache: { currency: string; url: string } | undefined;
   private closed = false;
+  /** `test_mode` of the last object the API returned: the key's mode when none is configured. */
+  private learnedTestMode: boolean | undefined;
 
   constructor(
     private readonly cfg: LemonConfig,
@@ -78,12 +84,31 @@ export class LemonSqueezyPayment implements PaymentProvider {
 
   private call<A = Record<string, any>>(operation: string, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, opts: Parameters<LemonClient['call']>[3] = {}) {
     if (this.closed) return Promise.reject(this.api.fail(operation, 'the provider is closed', { retryable: false }));
-    return this.api.call<A>(operation, method, path, opts);
+    return this.api.call<A>(operation, method, path, opts).then((doc) => {
+      this.learnMode(doc as Doc);
+      return doc;
+    });
   }
 
   private async *list<A>(operation: string, path: string, query: Record<string, string>): AsyncIterable<Resource<A>> {
     if (this.closed) throw this.api.fail(operation, 'the provider is closed', { retryable: false });
-    yield* this.api.pages<A>(operation, path, query);
+    for await (const r of this.api.pages<A>(operation, path, query)) {
+      this.learnMode({ data: r as Resource });
+      yield r;
+    }
+  }
+
+  /** Objects of a test-mode key say `test_mode: true`; the last one seen tells the key's mode. */
+  private learnMode(doc: Pick<Doc, 'data'> | undefined): void {
+    const data = doc?.data;
+    const first = Array.isArray(data) ? data[0] : data;
+    const tm = (first?.attributes as { test_mode?: unknown } | undefined)?.test_mode;
+    if (typeof tm === 'boolean') this.learnedTestMode = tm;
+  }
+
+  /** True for a test-mode store key, false for live, undefined while neither configured nor learned. */
+  get testMode(): boolean | undefined {
+    return this.cfg.mode ? this.cfg.mode === 'test' : this.learnedTestMode;
   }
 
   // -- customers ----------------------------------------------------------------------------
@@ -334,16 +359,49 @@ export class LemonSqueezyPayment implements PaymentProvider {
 
   // -- webhooks -------------------------------------------------------------------------------
 
-  async parseWebhook(i: WebhookInput): Promise<PaymentEvent> {
+  /**
+   * Checks `X-Signature` (LemonSqueezy signs the body alone: no timestamp, so no age check is
+   * possible; the inbox's event id dedupe stops replays) and reads the envelope; no network call.
+   * An event whose `meta.test_mode` is not the key's mode (LEMON_MODE, or learned from the API's
+   * objects) is WebhookModeMismatchError.
+   */
+  async verifyWebhook(i: WebhookInput): Promise<VerifiedWebhook> {
     verifySignature(i.rawBody, i.headers[SIGNATURE_HEADER], this.cfg.webhookSecret);
+    const body = parseBody(i.rawBody);
+    this.assertMode(body);
+    const { id, occurredAt } = identity(body);
+    const tm = body.meta.test_mode;
+    return { id, type: body.meta.event_name, occurredAt, ...(typeof tm === 'boolean' ? { livemode: !tm } : {}) };
+  }
+
+  /**
+   * Normalises a verified body (no signature check). An `order_created` does not name the
+   * subscription it started: it is looked up by order id here, in the worker, not before the 200.
+   */
+  async normalizeWebhook(i: WebhookInput): Promise<PaymentEvent> {
     const body = parseBody(i.rawBody);
     const event = normalise(body);
     if (event.type !== 'checkout.completed') return event;
-    // The order does not name its subscription: one lookup by order id (none for one-off products).
-    for await (const s of this.list<SubscriptionAttributes>('parseWebhook', '/v1/subscriptions', { 'filter[order_id]': body.data.id })) {
+    // One lookup by order id (none for one-off products); it may teach the mode, so check it again.
+    for await (const s of this.list<SubscriptionAttributes>('normalizeWebhook', '/v1/subscriptions', { 'filter[order_id]': body.data.id })) {
+      this.assertMode(body);
       return { ...event, subscriptionId: s.id };
     }
     return event;
+  }
+
+  async parseWebhook(i: WebhookInput): Promise<PaymentEvent> {
+    await this.verifyWebhook(i);
+    return this.normalizeWebhook(i);
+  }
+
+  private assertMode(body: WebhookBody): void {
+    const tm = body.meta.test_mode;
+    const mine = this.testMode;
+    if (typeof tm !== 'boolean' || mine === undefined || tm === mine) return;
+    throw new WebhookModeMismatchError(
+      `payment/lemonsqueezy webhook: a ${tm ? 'test' : 'live'}-mode event (meta.test_mode ${tm}) and the API key is a ${mine ? 'test' : 'live'}-mode key${this.cfg.mode ? ' (LEMON_MODE)' : ' (learned from the API)'}`,
+    );
   }
 
   // -- health and lifecycle -------------------------------------------------------------------

@@ -111,7 +111,13 @@ describe('provider-lemonsqueezy', () => {
     create: async () => (await createForTest(provider, settings())).provider,
     features: provider.features,
     signatureHasTimestamp: false,
-    signWebhook: (event, { wrongSecret }) => sign(JSON.stringify(webhook(event)), wrongSecret ? `${SECRET}-old` : SECRET),
+    // The fake's objects say test_mode: true, so the provider learns it holds a test key; the other mode is a live event.
+    signWebhook: (event, { wrongSecret, otherMode }) => {
+      const body = webhook(event);
+      if (otherMode) (body.meta as { test_mode: boolean }).test_mode = false;
+      return sign(JSON.stringify(body), wrongSecret ? `${SECRET}-old` : SECRET);
+    },
+    createOffline: async () => (await createForTest(provider, settings({ baseUrl: `http://127.0.0.1:${await freePort()}` }))).provider,
     completeCheckout: async (_p, { sessionId }) => ({ subscriptionId: fake.completeCheckout(sessionId).subscriptionId }),
     additionalTests: ({ provider: current, subscribe }) => {
       describe('lemonsqueezy specifics', () => {

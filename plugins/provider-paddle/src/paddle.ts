@@ -11,6 +11,7 @@ import {
   type SubscriptionState,
   toProviderError,
   type UpsertPriceInput,
+  type VerifiedWebhook,
   type WebhookInput,
 } from '@apigate/kernel';
 import {
@@ -23,7 +24,7 @@ import {
   type Subscription,
   type TaxCategory,
 } from '@paddle/paddle-node-sdk';
-import { CUSTOM, normalise, parseNotification, SIGNATURE_HEADER, toSubscriptionState, verifySignature } from './webhook.js';
+import { CUSTOM, normalise, parseNotification, readEnvelope, SIGNATURE_HEADER, toSubscriptionState, verifySignature } from './webhook.js';
 
 export const BASE_URLS = { production: 'https://api.paddle.com', sandbox: 'https://sandbox-api.paddle.com' } as const;
 
@@ -254,10 +255,26 @@ export class PaddlePayment implements PaymentProvider {
 
   // -- webhooks -------------------------------------------------------------------------------
 
-  async parseWebhook(i: WebhookInput): Promise<PaymentEvent> {
+  /**
+   * Checks `Paddle-Signature` (and its age) and reads the envelope; no network call. Paddle's
+   * notifications say nothing of their environment, but sandbox and production are separate
+   * accounts whose notification destinations have separate secret keys, so an event of the other
+   * environment fails the signature check: the mode check is the signature itself.
+   */
+  async verifyWebhook(i: WebhookInput): Promise<VerifiedWebhook> {
     verifySignature(i.rawBody, i.headers[SIGNATURE_HEADER], this.cfg.webhookSecret, this.cfg.webhookToleranceSeconds);
+    return readEnvelope(i.rawBody);
+  }
+
+  /** Normalises a verified body with the SDK's event classes (no signature or age check; no network call). */
+  async normalizeWebhook(i: WebhookInput): Promise<PaymentEvent> {
     const { event, json } = parseNotification(i.rawBody);
     return normalise(event, json);
+  }
+
+  async parseWebhook(i: WebhookInput): Promise<PaymentEvent> {
+    await this.verifyWebhook(i);
+    return this.normalizeWebhook(i);
   }
 
   // -- health and lifecycle -------------------------------------------------------------------

@@ -5,6 +5,7 @@ import {
   type PaymentEventType,
   type SubscriptionState,
   type SubscriptionStatus,
+  type VerifiedWebhook,
   WebhookSignatureError,
 } from '@apigate/kernel';
 import { type EventEntity, Webhooks } from '@paddle/paddle-node-sdk';
@@ -125,8 +126,8 @@ export function verifySignature(rawBody: Uint8Array, header: string | undefined,
   }
 }
 
-/** Parses a verified body with the SDK's event classes (camelCase entities, typed by event type). */
-export function parseNotification(rawBody: Uint8Array): { event: EventEntity; json: unknown } {
+/** The notification's JSON with its envelope fields checked. */
+function envelopeJson(rawBody: Uint8Array): Record<string, unknown> & { event_id: string; event_type: string; occurred_at: string } {
   let json: unknown;
   try {
     json = JSON.parse(Buffer.from(rawBody).toString('utf8'));
@@ -138,6 +139,19 @@ export function parseNotification(rawBody: Uint8Array): { event: EventEntity; js
     if (typeof j?.[field] !== 'string' || j[field] === '') throw new InvalidInputError(`payment/paddle webhook: body field ${field} is missing`);
   }
   if (Number.isNaN(Date.parse(j!.occurred_at as string))) throw new InvalidInputError('payment/paddle webhook: body field occurred_at is not a date');
+  return j as Record<string, unknown> & { event_id: string; event_type: string; occurred_at: string };
+}
+
+/** The envelope of a verified notification: id, Paddle's event type and time (no environment: see verifyWebhook). */
+export function readEnvelope(rawBody: Uint8Array): VerifiedWebhook {
+  const j = envelopeJson(rawBody);
+  return { id: j.event_id, type: j.event_type, occurredAt: new Date(j.occurred_at) };
+}
+
+/** Parses a verified body with the SDK's event classes (camelCase entities, typed by event type). */
+export function parseNotification(rawBody: Uint8Array): { event: EventEntity; json: unknown } {
+  const json = envelopeJson(rawBody);
+  const j = json;
   try {
     return { event: Webhooks.fromJson(json as never), json };
   } catch (err) {
@@ -197,7 +211,8 @@ const SUBSCRIPTION_EVENTS: Record<string, PaymentEventType> = {
  * are ignored too: Paddle sends subscription.updated with the same state alongside each.
  */
 export function normalise(event: EventEntity, json: unknown): PaymentEvent {
-  const base = { id: event.eventId, occurredAt: new Date(event.occurredAt), raw: json };
+  // occurred_at has microseconds (RFC 3339, 6 digits, UTC): the exact string orders events of one millisecond.
+  const base = { id: event.eventId, occurredAt: new Date(event.occurredAt), sequence: event.occurredAt, raw: json };
   const subscriptionType = SUBSCRIPTION_EVENTS[event.eventType];
   let facts: Partial<PaymentEvent> = { type: 'ignored' };
   if (subscriptionType) facts = fromSubscription(subscriptionType, event.data as unknown as SubscriptionLike);

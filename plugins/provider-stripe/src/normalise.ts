@@ -65,8 +65,8 @@ const STATUSES: Record<string, SubscriptionStatus> = {
   canceled: 'canceled',
   incomplete: 'incomplete',
   unpaid: 'unpaid',
-  // The first invoice was never paid: the subscription is over, as far as access goes.
-  incomplete_expired: 'canceled',
+  // The first invoice was never paid and Stripe gave up: over, as far as access goes.
+  incomplete_expired: 'incomplete_expired',
 };
 
 /** Stripe's status in our terms; a status newer than this code grants nothing (incomplete). */

@@ -10,7 +10,9 @@ import {
   ProviderError,
   type SubscriptionState,
   type UpsertPriceInput,
+  type VerifiedWebhook,
   type WebhookInput,
+  WebhookModeMismatchError,
   WebhookSignatureError,
 } from '@apigate/kernel';
 import Stripe from 'stripe';
@@ -367,13 +369,19 @@ export class StripePayment implements PaymentProvider {
 
   // -- webhooks ---------------------------------------------------------------------------
 
+  /** Whether the configured key is a live key (sk_live_/rk_live_) rather than a test key. */
+  get livemode(): boolean {
+    return /^(sk|rk)_live_/.test(this.cfg.apiKey);
+  }
+
   /**
    * Verifies `Stripe-Signature` with the SDK's `webhooks.constructEvent` (HMAC-SHA256 of
-   * "<t>.<body>" with the whsec secret, any v1 value may match, at most 300 s old), then
-   * normalises the event. Bad signatures are WebhookSignatureError; a verified body that is not
-   * a Stripe event is InvalidInputError.
+   * "<t>.<body>" with the whsec secret, any v1 value may match, at most 300 s old) and reads the
+   * envelope. Bad signatures are WebhookSignatureError; a verified body that is not a Stripe event
+   * is InvalidInputError; an event whose `livemode` is not the key's mode (a test event reaching
+   * a live key, or the reverse) is WebhookModeMismatchError. No network call.
    */
-  async parseWebhook(i: WebhookInput): Promise<PaymentEvent> {
+  async verifyWebhook(i: WebhookInput): Promise<VerifiedWebhook> {
     let event: unknown;
     try {
       event = this.stripe.webhooks.constructEvent(i.rawBody, i.headers['stripe-signature'] ?? '', this.cfg.webhookSecret, WEBHOOK_TOLERANCE_SECONDS);
@@ -384,11 +392,30 @@ export class StripePayment implements PaymentProvider {
       }
       throw new InvalidInputError(`payment/stripe webhook: the verified body is not a Stripe event: ${reason}`);
     }
-    const e = event as Partial<EventLike> | null;
-    if (!e || typeof e.id !== 'string' || typeof e.type !== 'string' || typeof e.created !== 'number') {
-      throw new InvalidInputError('payment/stripe webhook: the verified body is not a Stripe event (id, type and created are required)');
+    const e = eventOf(event);
+    const livemode = (event as { livemode?: unknown }).livemode;
+    if (typeof livemode === 'boolean' && livemode !== this.livemode) {
+      throw new WebhookModeMismatchError(
+        `payment/stripe webhook: event ${e.id} is a ${livemode ? 'live' : 'test'}-mode event and the API key is a ${this.livemode ? 'live' : 'test'} key`,
+      );
     }
-    return normaliseEvent(e as EventLike);
+    return { id: e.id, type: e.type, occurredAt: new Date(e.created * 1000), ...(typeof livemode === 'boolean' ? { livemode } : {}) };
+  }
+
+  /** Normalises a body verifyWebhook accepted (no signature or age check; no network call). */
+  async normalizeWebhook(i: WebhookInput): Promise<PaymentEvent> {
+    let event: unknown;
+    try {
+      event = JSON.parse(Buffer.from(i.rawBody).toString('utf8'));
+    } catch {
+      throw new InvalidInputError('payment/stripe webhook: the body is not JSON');
+    }
+    return normaliseEvent(eventOf(event));
+  }
+
+  async parseWebhook(i: WebhookInput): Promise<PaymentEvent> {
+    await this.verifyWebhook(i);
+    return this.normalizeWebhook(i);
   }
 
   // -- lifecycle --------------------------------------------------------------------------
@@ -442,4 +469,12 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
+}
+
+function eventOf(event: unknown): EventLike {
+  const e = event as Partial<EventLike> | null;
+  if (!e || typeof e.id !== 'string' || typeof e.type !== 'string' || typeof e.created !== 'number') {
+    throw new InvalidInputError('payment/stripe webhook: the verified body is not a Stripe event (id, type and created are required)');
+  }
+  return e as EventLike;
 }
