@@ -1,4 +1,4 @@
-import { ApigateError, ConfigErrors } from '@apigate/kernel';
+import { ApigateError, ConfigErrors, redact } from '@apigate/kernel';
 import { Command, CommanderError } from 'commander';
 import { registerAdmin } from './commands/admin.js';
 import { registerBilling } from './commands/billing.js';
@@ -43,8 +43,15 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Every failure is printed as one line per problem, prefixed "apigate:", never a stack trace. */
+/**
+ * Every failure is printed as one line per problem, prefixed "apigate:", never a stack trace,
+ * with the secrets this process knows and any URL credentials masked.
+ */
 export function errorLines(err: unknown): string[] {
+  return rawErrorLines(err).map((line) => redact(line));
+}
+
+function rawErrorLines(err: unknown): string[] {
   if (err instanceof ConfigErrors) return err.errors.map((e) => e.message);
   if (err instanceof AggregateLinesError) return err.lines;
   if (err instanceof ApigateError || err instanceof CliError) return [err.message];
@@ -60,7 +67,7 @@ export async function run(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
     for (const line of errorLines(err)) process.stderr.write(`apigate: ${line}\n`);
-    if (process.env.APIGATE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    if (process.env.APIGATE_DEBUG && err instanceof Error) process.stderr.write(`${redact(err.stack ?? '')}\n`);
     return err instanceof CliError ? err.exitCode : 1;
   }
 }

@@ -1,4 +1,4 @@
-import { ApigateError, InvalidInputError, type SettingsReader } from '@apigate/kernel';
+import { ApigateError, hasUrlCredentials, InvalidInputError, type SettingsReader } from '@apigate/kernel';
 import { asc, eq } from 'drizzle-orm';
 import { decrypt, encrypt, type SecretKey } from './crypto.js';
 import type { AppDatabase } from './db.js';
@@ -7,6 +7,7 @@ import { settings } from './schema.js';
 export interface SettingEntry {
   key: string;
   value: string;
+  /** Stored encrypted: a secret field, or a URL carrying credentials. */
   secret: boolean;
   updatedAt: Date;
 }
@@ -51,12 +52,14 @@ export class SqliteSettingsStore implements SettingsStore {
       throw new InvalidInputError(`setting key "${key}" is not valid: expected letters, digits, dots, dashes and underscores, e.g. cache.redis.url`);
     }
     if (typeof value !== 'string') throw new InvalidInputError(`setting ${key}: expected a string value`);
-    const entry: SettingEntry = { key, value, secret: opts.secret, updatedAt: new Date() };
-    const stored = opts.secret ? encrypt(this.key.key, value, key) : value;
+    // A URL with a password or a secret query parameter (redis://user:pw@host) is a secret at rest too.
+    const secret = opts.secret || hasUrlCredentials(value);
+    const entry: SettingEntry = { key, value, secret, updatedAt: new Date() };
+    const stored = secret ? encrypt(this.key.key, value, key) : value;
     this.db
       .insert(settings)
-      .values({ key, value: stored, secret: opts.secret, updatedAt: entry.updatedAt })
-      .onConflictDoUpdate({ target: settings.key, set: { value: stored, secret: opts.secret, updatedAt: entry.updatedAt } })
+      .values({ key, value: stored, secret, updatedAt: entry.updatedAt })
+      .onConflictDoUpdate({ target: settings.key, set: { value: stored, secret, updatedAt: entry.updatedAt } })
       .run();
     this.snapshot.set(key, entry);
   }
@@ -87,7 +90,13 @@ export class SqliteSettingsStore implements SettingsStore {
           );
         }
       }
-      next.set(row.key, { key: row.key, value, secret: row.secret, updatedAt: row.updatedAt });
+      let secret = row.secret;
+      if (!secret && hasUrlCredentials(value)) {
+        // Stored in clear by an older version: encrypt it now, like `set` would.
+        this.db.update(settings).set({ value: encrypt(this.key.key, value, row.key), secret: true }).where(eq(settings.key, row.key)).run();
+        secret = true;
+      }
+      next.set(row.key, { key: row.key, value, secret, updatedAt: row.updatedAt });
     }
     this.snapshot = next;
   }
