@@ -29,8 +29,14 @@ export class BillingError extends ApigateError {
     code: string,
     message: string,
     readonly field?: string,
+    cause?: unknown,
   ) {
-    super(code, message);
+    super(code, message, cause === undefined ? undefined : { cause });
+  }
+
+  /** The message with the provider's own reason, for admins (the portal shows only `message`). */
+  get detail(): string {
+    return this.cause === undefined ? this.message : `${this.message}: ${describeError(this.cause)}`;
   }
 }
 
@@ -285,7 +291,7 @@ export class CustomerBilling {
       this.o.logger.warn({ provider: this.providerName, operation }, `billing: ${operation} failed: ${describeError(err)}`);
       if (err instanceof InvalidInputError) throw new BillingError(400, 'PAYMENT_REFUSED', `${this.providerName} refused ${operation}: ${err.message}`);
       const retryable = err instanceof ProviderError && err.retryable;
-      throw new BillingError(502, 'PAYMENT_PROVIDER_ERROR', `the payment provider ${this.providerName} failed (${operation})${retryable ? '; try again shortly' : ''}`);
+      throw new BillingError(502, 'PAYMENT_PROVIDER_ERROR', `the payment provider ${this.providerName} failed (${operation})${retryable ? '; try again shortly' : ''}`, undefined, err);
     }
   }
 }

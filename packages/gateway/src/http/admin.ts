@@ -209,7 +209,7 @@ export function createAdminApi(opts: AdminApiOptions): Hono {
  */
 export function apiErrorResponse(c: Context, err: Error, logger: Logger, api: string): Response {
   if (isDomainError(err)) return c.json(errorBody(err.code, err.message, err.field), STATUS[err.kind]);
-  if (err instanceof BillingError) return c.json(errorBody(err.code, err.message, err.field), err.status);
+  if (err instanceof BillingError) return c.json(errorBody(err.code, err.detail, err.field), err.status);
   if (err instanceof HTTPException && err.status < 500) {
     const field = /^([a-z_]+): /.exec(err.message)?.[1];
     return c.json(errorBody('INVALID_INPUT', err.message, field === 'request' ? undefined : field), err.status as ContentfulStatusCode);
