@@ -86,6 +86,50 @@ describe('QuotaCounter', () => {
     expect(seed).toHaveBeenCalledTimes(1);
   });
 
+  it('re-seeds a key Redis lost from every instance, without adding the seed twice', async () => {
+    const { cache } = await use(redis());
+    let now = NOV;
+    // The usage store both instances write to (what has been metered so far).
+    let stored = 0;
+    const seed = vi.fn(async () => stored);
+    const a = new QuotaCounter(new CacheCircuit(cache), { now: () => now, syncIntervalMs: 3_600_000, seed });
+    const b = new QuotaCounter(new CacheCircuit(cache), { now: () => now, syncIntervalMs: 3_600_000, seed });
+    defer(() => Promise.all([a.close(), b.close()]));
+    for (let i = 0; i < 5; i++) await a.consume('usr_10', 100);
+    await a.flush();
+    for (let i = 0; i < 4; i++) await b.consume('usr_10', 100);
+    await b.flush();
+    await a.flush();
+    expect(text(await cache.get('quota:usr_10:2026-11'))).toBe('9');
+
+    stored = 9;
+    await cache.clear(); // FLUSHALL
+    now += 10_000; // a last saw 5, b saw 9: both views are old now, so each re-reads the store first
+    await a.consume('usr_10', 100);
+    await b.consume('usr_10', 100);
+    // Both write at once: one re-creates the key from its last total, the other only adds.
+    await Promise.all([a.flush(), b.flush()]);
+    expect(text(await cache.get('quota:usr_10:2026-11'))).toBe('11');
+    expect(await b.consume('usr_10', 100)).toMatchObject({ used: 12 });
+  });
+
+  it('re-reads the durable count while a subject is active and re-creates a lost key from it', async () => {
+    const { cache } = await use(memory());
+    let now = NOV;
+    let stored = 3;
+    const quota = new QuotaCounter(new CacheCircuit(cache), { now: () => now, syncIntervalMs: 3_600_000, reseedIntervalMs: 1_000, seed: async () => stored });
+    defer(() => quota.close());
+    expect(await quota.consume('usr_11', 100)).toMatchObject({ used: 4 });
+    await quota.flush();
+    // Other instances served 40 more (the store has them); then the cache loses the key.
+    stored = 44;
+    await cache.clear();
+    now += 1_000;
+    await quota.consume('usr_11', 100);
+    await quota.flush();
+    expect(text(await cache.get('quota:usr_11:2026-11'))).toBe('45');
+  });
+
   it('treats a null limit as unlimited but still counts', async () => {
     const { cache } = await use(memory());
     const quota = counter(new CacheCircuit(cache), () => NOV);
@@ -125,6 +169,7 @@ describe('QuotaCounter', () => {
     await quota.consume('usr_6', 10);
     await quota.flush();
     expect(quota.pending()).toBe(2);
+    expect(quota.backlog()).toBe(2);
     const health = limitsHealth(circuit, quota);
     expect(health.status).toBe('degraded');
     expect(health.detail).toContain('2 quota increments buffered');
@@ -158,6 +203,16 @@ describe('QuotaCounter', () => {
       { timeout: 15_000, interval: 100 },
     );
     expect(text(await cache.get('quota:usr_7:2026-11'))).toBe('7');
+    expect(limitsHealth(circuit, quota).status).toBe('connected');
+  });
+
+  it('counts buffered between normal writes are not a backlog: health stays connected', async () => {
+    const { cache } = await use(memory());
+    const circuit = new CacheCircuit(cache);
+    const quota = counter(circuit, () => NOV);
+    for (let i = 0; i < 3; i++) await quota.consume('usr_12', 100);
+    expect(quota.pending()).toBe(3);
+    expect(quota.backlog()).toBe(0);
     expect(limitsHealth(circuit, quota).status).toBe('connected');
   });
 

@@ -76,7 +76,8 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     logger,
     now,
     ...o.quota,
-    // A cache that lost the count (a memory cache after a restart) starts from the stored usage.
+    // The stored usage (every instance's, through the shared database): a cache that lost the count
+    // (a memory cache after a restart, a flushed or restarted Redis) is re-seeded from it.
     seed: async (userId, period) => (await domain.usage.forUser(userId, period.id)).totals.requests,
   });
   // Spool first: batches left by the last run are published (replayed) before new ones.

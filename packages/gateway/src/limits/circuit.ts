@@ -127,11 +127,12 @@ export class CacheCircuit {
 
 /**
  * The limits' part of `/admin/health`: `degraded` while the cache is failing (limits are then
- * per instance) or quota counts are still waiting to be written. Plain data, no I/O.
+ * per instance) or quota counts wait because a write to it failed. Counts buffered between two
+ * normal writes (every request adds some) are not a fault. Plain data, no I/O.
  */
-export function limitsHealth(circuit: CacheCircuit, quota?: { pending(): number }): Health {
+export function limitsHealth(circuit: CacheCircuit, quota?: { backlog(): number }): Health {
   const s = circuit.status();
-  const pending = quota?.pending() ?? 0;
+  const pending = quota?.backlog() ?? 0;
   if (!s.degraded && pending === 0) return { status: 'connected', latencyMs: 0, detail: 'rate limits and quotas shared through the cache' };
   const parts: string[] = [];
   if (s.degraded) parts.push(`cache failing since ${s.since!.toISOString()}: rate limits are per instance`);

@@ -49,18 +49,24 @@ export interface QuotaCounterOptions {
   /** How long a period's key outlives the period (for reports). Default 7 days. */
   retainMs?: number;
   /**
-   * The durable count (the usage store's) for a subject and period the cache has no key for:
-   * a memory cache after a restart, or a flushed Redis. Called once per subject and period.
-   * Its value is added to the cache with the next write (if two instances seed the same lost
-   * key at once, both add it: the count errs high, never low).
+   * The durable count (the usage store's, shared by every instance on the database) for a subject
+   * and period. Read when this process first sees the pair and the cache has no key for it (or
+   * cannot be read), and before a write when this process's view of the total is older than
+   * `reseedIntervalMs` (the subject was idle here while other instances may have counted). Every
+   * write re-seeds a key the cache lost (restart, FLUSHALL, eviction) atomically: the increment
+   * carries `initial` = the larger of that count and the last total this process saw, applied
+   * only when the write re-creates the key (so instances never add a seed twice).
    */
   seed?: (subject: string, period: QuotaPeriod) => Promise<number>;
+  /** A view of the total older than this is refreshed from `seed` before the next write. Default 5 s. */
+  reseedIntervalMs?: number;
   now?: () => number;
   logger?: Logger;
 }
 
 interface Entry {
   key: string;
+  subject: string;
   period: QuotaPeriod;
   /** The cache's total when last read or written (includes everything flushed so far). */
   shared: number;
@@ -70,6 +76,12 @@ interface Entry {
   inflight: number;
   /** The cache could not be read: `shared` is a guess until the next successful write. */
   unsynced: boolean;
+  /** The durable count (seed) when last read; a floor for re-creating the key. */
+  durable: number;
+  /** When `shared` or `durable` was last brought up to date. */
+  freshAt: number;
+  /** A write could not be made: the increments waiting are an outage's backlog, not normal buffering. */
+  failing: boolean;
   loading: Promise<void> | null;
   /** Highest count already considered for threshold reports. */
   reportedUpTo: number;
@@ -91,6 +103,7 @@ export class QuotaCounter {
   readonly #now: () => number;
   readonly #logger: Logger | undefined;
   readonly #seed: QuotaCounterOptions['seed'];
+  readonly #reseedMs: number;
   readonly #entries = new Map<string, Entry>();
   readonly #timer: NodeJS.Timeout;
   readonly #unsubscribe: () => void;
@@ -106,6 +119,7 @@ export class QuotaCounter {
     this.#now = opts.now ?? Date.now;
     this.#logger = opts.logger;
     this.#seed = opts.seed;
+    this.#reseedMs = opts.reseedIntervalMs ?? 5_000;
     this.#timer = setInterval(() => void this.flush(), opts.syncIntervalMs ?? 1_000);
     this.#timer.unref();
     this.#unsubscribe = circuit.onRecover(() => void this.flush());
@@ -117,24 +131,33 @@ export class QuotaCounter {
   }
 
   async #load(e: Entry, subject: string): Promise<void> {
-    let missing = false;
+    let missing = true;
     try {
       const raw = await this.#circuit.call((c) => c.get(e.key));
       const n = raw ? Number(utf8.decode(raw)) : 0;
       e.shared = Number.isFinite(n) ? n : 0;
       missing = raw === undefined;
     } catch {
-      e.unsynced = true; // fail open: count from zero here, the next write brings the real total
+      e.unsynced = true; // fail open: count from the durable count here, the next write brings the real total
     }
-    if (missing && this.#seed) {
-      try {
-        e.pending += await this.#seed(subject, e.period); // written to the cache with the next flush
-      } catch (err) {
-        this.#logger?.warn({ subject, period: e.period.id, err: (err as Error)?.message }, 'quota seed failed; counting from the cache alone');
-      }
+    e.freshAt = this.#now();
+    if (missing) {
+      await this.#reseed(e, subject);
+      e.shared = Math.max(e.shared, e.durable); // the next write creates the key from it (increment's `initial`)
     }
     e.reportedUpTo = e.shared + e.pending; // what happened before this process knew is not reported again
     e.loading = null;
+  }
+
+  /** Reads the durable count into `e.durable`; a failure keeps the last one. */
+  async #reseed(e: Entry, subject: string): Promise<void> {
+    if (!this.#seed) return;
+    e.freshAt = this.#now();
+    try {
+      e.durable = Math.max(e.durable, await this.#seed(subject, e.period));
+    } catch (err) {
+      this.#logger?.warn({ subject, period: e.period.id, err: (err as Error)?.message }, 'quota seed failed; counting from the cache alone');
+    }
   }
 
   /**
@@ -147,7 +170,7 @@ export class QuotaCounter {
     const key = `${this.#prefix}${subject}:${p.id}`;
     let e = this.#entries.get(key);
     if (!e) {
-      e = { key, period: p, shared: 0, pending: 0, inflight: 0, unsynced: false, loading: null, reportedUpTo: 0 };
+      e = { key, subject, period: p, shared: 0, pending: 0, inflight: 0, unsynced: false, durable: 0, freshAt: 0, failing: false, loading: null, reportedUpTo: 0 };
       e.loading = this.#load(e, subject);
       this.#entries.set(key, e);
     }
@@ -176,10 +199,20 @@ export class QuotaCounter {
     };
   }
 
-  /** Increments counted here and not yet in the cache. */
+  /** Increments counted here and not yet in the cache (normal buffering between writes included). */
   pending(): number {
     let n = 0;
     for (const e of this.#entries.values()) n += e.pending + e.inflight;
+    return n;
+  }
+
+  /**
+   * Increments waiting because a write to the cache failed (an outage's backlog). Normal buffering
+   * (counted since the last write, or being written) is not a backlog: health stays healthy.
+   */
+  backlog(): number {
+    let n = 0;
+    for (const e of this.#entries.values()) if (e.failing) n += e.pending + e.inflight;
     return n;
   }
 
@@ -203,16 +236,23 @@ export class QuotaCounter {
   }
 
   async #write(e: Entry, now: number): Promise<void> {
+    // Idle here for a while: other instances' counts since are only in the store (and the cache).
+    if (this.#seed && now - e.freshAt >= this.#reseedMs) await this.#reseed(e, e.subject);
     const n = e.pending;
     e.pending = 0;
     e.inflight += n;
     try {
       // No timeout: an abandoned increment may still land, and replaying it would count twice.
       const ttlMs = Math.max(60_000, e.period.resetAt + this.#retainMs - now);
-      e.shared = await this.#circuit.call((c) => c.increment(e.key, n, { ttlMs }), { timeout: false });
+      // `initial` re-seeds a key the cache lost since the last write; an existing key ignores it.
+      const initial = Math.max(e.shared, e.durable);
+      e.shared = await this.#circuit.call((c) => c.increment(e.key, n, { ttlMs, initial }), { timeout: false });
+      e.freshAt = now;
       e.unsynced = false;
+      e.failing = false;
     } catch {
       e.pending += n; // kept for the next try
+      e.failing = true;
     } finally {
       e.inflight -= n;
     }

@@ -20,6 +20,8 @@ export interface GateSetup {
   dataDir?: string;
   /** Redis key prefix shared by the restarts of one test; fresh otherwise. */
   redisPrefix?: string;
+  /** A Redis of the test's own (a PrivateRedis it can flush, stop and restart); the shared one otherwise. */
+  redisUrl?: string;
   gateway?: Partial<Omit<GatewayOptions, 'kernel' | 'store' | 'dataDir' | 'logger'>>;
   /** Quota emails through the real outbox on the kernel's queue (queue `email.send`). */
   outbox?: boolean;
@@ -48,7 +50,7 @@ export async function startGate(s: GateSetup = {}): Promise<RunningGate> {
   const catalog = await discoverPlugins({ builtins: [memoryCache, memoryQueue, memoryStorage, redisCache, redisQueue] });
   const kernel = await createKernel({
     catalog,
-    env: { CACHE_PROVIDER: s.cache ?? 'memory', QUEUE_PROVIDER: s.queue ?? 'memory', STORAGE_PROVIDER: 'memory', REDIS_URL },
+    env: { CACHE_PROVIDER: s.cache ?? 'memory', QUEUE_PROVIDER: s.queue ?? 'memory', STORAGE_PROVIDER: 'memory', REDIS_URL: s.redisUrl ?? REDIS_URL },
     settings: store.settings,
     dataDir,
     only: ['cache', 'queue', 'storage'],
@@ -63,7 +65,8 @@ export async function startGate(s: GateSetup = {}): Promise<RunningGate> {
     ...(outbox ? { sendEmail: (msg, opts) => outbox.sendEmail(msg, opts) } : {}),
     ...s.gateway,
   });
-  const server = await startServer({ app: createHttpApp({ kernel, store, logger, adminToken: undefined }), port: 0, host: '127.0.0.1', front: gateway.front });
+  const app = createHttpApp({ kernel, store, logger, adminToken: undefined, gatewayHealth: () => gateway.health() });
+  const server = await startServer({ app, port: 0, host: '127.0.0.1', front: gateway.front });
   let stopping: Promise<void> | undefined;
   return {
     url: server.url,
