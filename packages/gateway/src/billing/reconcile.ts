@@ -68,7 +68,7 @@ export async function reconcileSubscriptions(o: ReconcileOptions): Promise<Recon
       await o.applier.applyState(o.providerName, state, { at: now() });
       const after = await domain.subscriptions.findByExternal(o.providerName, state.subscriptionId);
       // The stored state came from a later event (the read was older): nothing was repaired.
-      if (stored && after && after.updatedAt.getTime() === stored.updatedAt.getTime()) return;
+      if (stored && after && !moved(stored, after)) return;
       const change: ReconcileChange = {
         externalSubscriptionId: state.subscriptionId,
         subscriptionId: after?.id ?? stored?.id ?? null,
@@ -123,6 +123,9 @@ async function planOf(o: ReconcileOptions, priceId: string): Promise<string | un
   }
   return undefined;
 }
+
+const moved = (a: Subscription, b: Subscription) =>
+  a.status !== b.status || a.planId !== b.planId || a.cancelAtPeriodEnd !== b.cancelAtPeriodEnd || !sameTime(a.currentPeriodEnd, b.currentPeriodEnd);
 
 function differs(stored: Subscription, state: SubscriptionState, planId: string | undefined): boolean {
   return (

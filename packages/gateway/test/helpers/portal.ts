@@ -1,4 +1,4 @@
-import { createKernel, discoverPlugins, type Kernel, silentLogger } from '@apigate/kernel';
+import { type AnyProviderDefinition, type CapabilityName, createKernel, discoverPlugins, type Kernel, silentLogger } from '@apigate/kernel';
 import logEmail, { type LoggedEmail, type LogEmail } from '@apigate/provider-log-email';
 import memoryCache from '@apigate/provider-memory-cache';
 import memoryQueue from '@apigate/provider-memory-queue';
@@ -50,18 +50,20 @@ export function linkIn(msg: LoggedEmail): string {
  */
 export function portalHarness() {
   const cleanup = cleanupAfterEach();
-  return async function start(opts: { outbox?: boolean; plan?: boolean; app?: Partial<HttpAppOptions>; env?: Record<string, string> } = {}): Promise<PortalHarness> {
+  return async function start(
+    opts: { outbox?: boolean; plan?: boolean; app?: Partial<HttpAppOptions>; env?: Record<string, string>; providers?: AnyProviderDefinition[]; only?: CapabilityName[] } = {},
+  ): Promise<PortalHarness> {
     const dataDir = await tempDir();
     const clock = { now: new Date() };
     const now = () => clock.now;
     const store = await cleanup.use(openStore({ dataDir, secretKey: KEY_A, now }));
     const kernel = await cleanup.use(
       createKernel({
-        catalog: await discoverPlugins({ builtins: [memoryCache, memoryQueue, logEmail] }),
+        catalog: await discoverPlugins({ builtins: [memoryCache, memoryQueue, logEmail, ...(opts.providers ?? [])] }),
         env: { CACHE_PROVIDER: 'memory', QUEUE_PROVIDER: 'memory', EMAIL_PROVIDER: 'log', ...opts.env },
         settings: store.settings,
         dataDir,
-        only: ['cache', 'queue', 'email'],
+        only: ['cache', 'queue', 'email', ...(opts.only ?? [])],
       }),
     );
     let outbox: PortalMailer | undefined;
