@@ -7,6 +7,7 @@ import {
   isNonRetryableJobError,
   type Job,
   type JobHandler,
+  type Logger,
   type ProcessOptions,
   type PublishOptions,
   type PublishResult,
@@ -16,7 +17,10 @@ import {
   z,
 } from '@apigate/kernel';
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MinHeap } from './heap.js';
+import { type SpooledJob, type SpoolLine, takeSpool, writeSpool } from './spool.js';
 
 type State = 'waiting' | 'delayed' | 'active' | 'failed';
 
@@ -34,6 +38,8 @@ interface Entry {
   backoff?: BackoffOptions;
   state: State;
   timer?: NodeJS.Timeout;
+  /** When a delayed job is due (epoch ms), so the spool keeps its delay. */
+  dueAt?: number;
   error?: string;
   failedAt?: number;
   /** Failure order, the cursor of `failed()`. */
@@ -90,13 +96,44 @@ class QueueState {
   nextWorker = 0;
 }
 
+export interface MemoryQueueOptions {
+  keepCompleted: number;
+  /**
+   * Folder where close() writes the jobs still waiting, delayed, running or failed (and the
+   * remembered completed ids), and where the next start reads them back. Absent: nothing survives.
+   */
+  spoolDir?: string;
+  /** How long close() lets running handlers finish before it spools their jobs as waiting. Default 5000 ms. */
+  closeTimeoutMs?: number;
+  logger?: Logger;
+}
+
 /** Every queue lives in this process: timers for delays, a heap for priorities, a Map for the failed set. */
 export class MemoryQueue implements QueueProvider {
   private readonly queues = new Map<string, QueueState>();
   private seq = 0;
   private closing?: Promise<void>;
+  /** Set once close() stops the queue: no more timers or hand-outs, only bookkeeping. */
+  private stopped = false;
+  private spooled = false;
+  private readonly keepCompleted: number;
+  private readonly spoolDir: string | undefined;
+  private readonly closeTimeoutMs: number;
+  private readonly logger: Logger | undefined;
+  /** A process that exits without close() (a shutdown deadline) still spools what it holds. */
+  private readonly onExit = () => this.spool();
 
-  constructor(private readonly keepCompleted: number) {}
+  constructor(opts: MemoryQueueOptions | number) {
+    const o = typeof opts === 'number' ? { keepCompleted: opts } : opts;
+    this.keepCompleted = o.keepCompleted;
+    this.spoolDir = o.spoolDir;
+    this.closeTimeoutMs = o.closeTimeoutMs ?? 5_000;
+    this.logger = o.logger;
+    if (this.spoolDir) {
+      this.replay(this.spoolDir);
+      process.on('exit', this.onExit);
+    }
+  }
 
   private state(queue: string): QueueState {
     let q = this.queues.get(queue);
@@ -148,9 +185,12 @@ export class MemoryQueue implements QueueProvider {
 
   private delay(queue: string, q: QueueState, e: Entry, ms: number): void {
     e.state = 'delayed';
+    e.dueAt = Date.now() + ms;
     q.delayed++;
+    if (this.stopped) return; // closed: it stays delayed and is spooled with its due time
     e.timer = setTimeout(() => {
       e.timer = undefined;
+      e.dueAt = undefined;
       q.delayed--;
       this.enqueue(queue, q, e);
     }, ms);
@@ -160,7 +200,7 @@ export class MemoryQueue implements QueueProvider {
 
   /** Hands waiting jobs to workers with free slots, on a later tick so handlers never run inside publish(). */
   private schedulePump(queue: string, q: QueueState): void {
-    if (q.pumpScheduled || q.workers.length === 0) return;
+    if (q.pumpScheduled || q.workers.length === 0 || this.stopped) return;
     q.pumpScheduled = true;
     setImmediate(() => {
       q.pumpScheduled = false;
@@ -169,7 +209,7 @@ export class MemoryQueue implements QueueProvider {
   }
 
   private pump(queue: string, q: QueueState): void {
-    while (q.waiting.size > 0) {
+    while (q.waiting.size > 0 && !this.stopped) {
       const worker = this.pickWorker(q);
       if (!worker) return;
       this.run(queue, q, worker, q.waiting.pop()!);
@@ -325,26 +365,135 @@ export class MemoryQueue implements QueueProvider {
     return { status: 'connected' as const, latencyMs: 0, detail: `${this.queues.size} queues, ${waiting} jobs waiting` };
   }
 
+  /**
+   * Stops taking jobs and waits for the running ones; with a spool folder, waits at most
+   * `closeTimeoutMs`, then writes every job it still holds (a job still running as waiting) to
+   * the spool for the next start.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
       const workers = [...this.queues.values()].flatMap((q) => q.workers);
-      await Promise.all(workers.map((w) => w.close()));
-      for (const q of this.queues.values()) for (const e of q.jobs.values()) clearTimeout(e.timer);
+      const finished = Promise.all(workers.map((w) => w.close()));
+      if (this.spoolDir) {
+        const ac = new AbortController();
+        await Promise.race([finished, sleep(this.closeTimeoutMs, undefined, { signal: ac.signal }).catch(() => undefined)]);
+        ac.abort();
+      } else await finished;
+      this.stopped = true;
+      for (const q of this.queues.values()) {
+        for (const e of q.jobs.values()) {
+          clearTimeout(e.timer);
+          e.timer = undefined;
+        }
+      }
+      this.spool();
+      if (this.spoolDir) process.off('exit', this.onExit);
     })();
     return this.closing;
   }
+
+  /** Writes what the queue holds to the spool folder, once. Synchronous (it also runs on process exit). */
+  private spool(): void {
+    if (!this.spoolDir || this.spooled) return;
+    this.spooled = true;
+    const lines: SpoolLine[] = [];
+    let jobs = 0;
+    for (const [queue, q] of this.queues) {
+      const held = [...q.jobs.values()].sort((a, b) => a.seq - b.seq);
+      // Failed jobs last, in failure order, so they come back in the same order.
+      for (const e of held.filter((x) => x.state !== 'failed')) lines.push(toLine(queue, e));
+      for (const e of q.failed.values()) lines.push(toLine(queue, e));
+      jobs += q.jobs.size;
+      if (q.completed.size > 0) lines.push({ v: 1, queue, completed: [...q.completed] });
+    }
+    try {
+      const file = writeSpool(this.spoolDir, lines);
+      if (file && jobs > 0) this.logger?.info({ file, jobs }, `memory queue: ${jobs} jobs spooled to ${file} for the next start`);
+    } catch (err) {
+      this.logger?.error({ err }, `memory queue: cannot write the spool in ${this.spoolDir}: ${jobs} jobs are lost`);
+    }
+  }
+
+  /** Puts back what the last run spooled: waiting jobs queued, delayed ones with their due time, failed ones in the failed set. */
+  private replay(dir: string): void {
+    const { lines, files, bad } = takeSpool(dir);
+    let jobs = 0;
+    for (const line of lines) {
+      const q = this.state(line.queue);
+      if ('completed' in line) {
+        for (const id of line.completed) q.completed.add(id);
+        continue;
+      }
+      if (q.jobs.has(line.id)) continue;
+      const e: Entry = {
+        id: line.id,
+        json: line.json,
+        publishedAt: line.publishedAt,
+        maxAttempts: line.maxAttempts,
+        attemptsMade: line.attemptsMade,
+        priority: line.priority ?? Number.POSITIVE_INFINITY,
+        seq: 0,
+        ...(line.backoff ? { backoff: line.backoff } : {}),
+        state: 'waiting',
+      };
+      q.jobs.set(e.id, e);
+      jobs++;
+      if (line.state === 'failed') {
+        e.state = 'failed';
+        e.error = line.error ?? 'failed before a restart';
+        e.failedAt = line.failedAt ?? Date.now();
+        e.failSeq = ++this.seq;
+        q.failed.set(e.id, e);
+      } else if (line.state === 'delayed' && line.dueAt !== undefined && line.dueAt > Date.now()) {
+        this.delay(line.queue, q, e, line.dueAt - Date.now());
+      } else this.enqueue(line.queue, q, e);
+    }
+    if (bad > 0) this.logger?.error(`memory queue: ${bad} malformed lines in the spool in ${dir} skipped`);
+    if (files > 0) this.logger?.info({ jobs }, `memory queue: ${jobs} jobs from the last run put back from ${dir}`);
+  }
+}
+
+function toLine(queue: string, e: Entry): SpooledJob {
+  const state = e.state === 'active' ? 'waiting' : e.state;
+  return {
+    v: 1,
+    queue,
+    id: e.id,
+    json: e.json,
+    publishedAt: e.publishedAt,
+    maxAttempts: e.maxAttempts,
+    attemptsMade: e.attemptsMade,
+    priority: Number.isFinite(e.priority) ? e.priority : null,
+    ...(e.backoff ? { backoff: e.backoff } : {}),
+    state,
+    ...(state === 'delayed' && e.dueAt !== undefined ? { dueAt: e.dueAt } : {}),
+    ...(state === 'failed' ? { error: e.error, failedAt: e.failedAt } : {}),
+  };
 }
 
 export default defineProvider({
   capability: 'queue',
   name: 'memory',
-  description: 'In-process job queue (single instance only; jobs are lost on restart)',
+  description: 'In-process job queue (single instance only; jobs left at shutdown are spooled to the data dir for the next start)',
   config: z.object({
     keepCompleted: fields
       .int({ min: 0 })
       .default(1000)
       .describe('how many completed job ids each queue remembers, so a republish with the same jobId stays a no-op'),
+    spool: fields.flag(true).describe('true to keep waiting, delayed, running and failed jobs across a restart (spooled at close, replayed at start)'),
+    spoolDir: z.string().min(1).optional().describe('the folder for spooled jobs (default <data dir>/providers/queue-memory/spool)'),
+    closeTimeoutMs: fields
+      .int({ min: 0 })
+      .default(5_000)
+      .describe('milliseconds close() lets running jobs finish before spooling them as waiting'),
   }),
+  env: { spool: 'QUEUE_MEMORY_SPOOL', spoolDir: 'QUEUE_MEMORY_SPOOL_DIR', closeTimeoutMs: 'QUEUE_MEMORY_CLOSE_TIMEOUT_MS' },
   features: { durable: false },
-  create: (config) => new MemoryQueue(config.keepCompleted),
+  create: (config, ctx) =>
+    new MemoryQueue({
+      keepCompleted: config.keepCompleted,
+      ...(config.spool ? { spoolDir: config.spoolDir ?? path.join(ctx.dataDir, 'spool') } : {}),
+      closeTimeoutMs: config.closeTimeoutMs,
+      logger: ctx.logger,
+    }),
 });
