@@ -25,7 +25,7 @@ export interface SubscriptionLike {
   metadata?: Metadata;
   /** Before basil the period lived on the subscription. */
   current_period_end?: number;
-  items?: { data: { id: string; current_period_end?: number; price?: { id: string; metadata?: Metadata } | null }[] };
+  items?: { data: { id: string; current_period_end?: number; price?: { id: string; metadata?: Metadata; recurring?: { usage_type?: string } | null } | null }[] };
 }
 
 export interface InvoiceLike {
@@ -74,8 +74,12 @@ export const mapStatus = (status: string): SubscriptionStatus => STATUSES[status
 
 export const isEnded = (status: string): boolean => status === 'canceled' || status === 'incomplete_expired';
 
+/** The item that carries the plan: the first licensed one (a metered overage item rides along next to it). */
+export const planItem = <T extends { price?: { recurring?: { usage_type?: string } | null } | null }>(items: readonly T[] | undefined): T | undefined =>
+  items?.find((i) => i.price?.recurring?.usage_type !== 'metered') ?? items?.[0];
+
 export function subscriptionState(sub: SubscriptionLike): SubscriptionState {
-  const item = sub.items?.data[0];
+  const item = planItem(sub.items?.data);
   const end = item?.current_period_end ?? sub.current_period_end;
   return {
     subscriptionId: sub.id,
@@ -123,7 +127,7 @@ export function normaliseEvent(event: EventLike): PaymentEvent {
   if (event.type in SUBSCRIPTION_EVENTS) {
     const sub = object as SubscriptionLike;
     const state = subscriptionState(sub);
-    const price = sub.items?.data[0]?.price;
+    const price = planItem(sub.items?.data)?.price;
     return {
       ...base,
       type: SUBSCRIPTION_EVENTS[event.type as keyof typeof SUBSCRIPTION_EVENTS],

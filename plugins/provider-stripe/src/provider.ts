@@ -17,7 +17,7 @@ import {
 } from '@apigate/kernel';
 import Stripe from 'stripe';
 import { toStripeProviderError } from './errors.js';
-import { type EventLike, idOf, isEnded, META_PLAN, META_USER, normaliseEvent, type SubscriptionLike, subscriptionState } from './normalise.js';
+import { type EventLike, idOf, isEnded, META_PLAN, META_USER, normaliseEvent, planItem, type SubscriptionLike, subscriptionState } from './normalise.js';
 
 export interface StripeConfig {
   apiKey: string;
@@ -255,12 +255,17 @@ export class StripePayment implements PaymentProvider {
       const price = await this.stripe.prices.retrieve(requireText(i.priceId, 'createCheckout', 'priceId'));
       if (!price.active) throw invalid('createCheckout', `priceId: price "${price.id}" is archived`);
       const metered = price.recurring?.usage_type === 'metered';
+      // The overage price: a metered item next to the plan's, billed from the meter events reportUsage sends.
+      const overage = i.meteredPriceId !== undefined ? await this.stripe.prices.retrieve(requireText(i.meteredPriceId, 'createCheckout', 'meteredPriceId')) : undefined;
+      if (overage && (overage.recurring?.usage_type !== 'metered' || !overage.active)) {
+        throw invalid('createCheckout', `meteredPriceId: price "${overage.id}" is ${overage.active ? 'not metered' : 'archived'}`);
+      }
       const metadata = { [META_USER]: userId, [META_PLAN]: planId };
       const session = await this.stripe.checkout.sessions.create({
         mode: 'subscription',
         customer: requireText(i.customerId, 'createCheckout', 'customerId'),
         client_reference_id: userId,
-        line_items: [{ price: price.id, ...(metered ? {} : { quantity: 1 }) }],
+        line_items: [{ price: price.id, ...(metered ? {} : { quantity: 1 }) }, ...(overage ? [{ price: overage.id }] : [])],
         success_url: successUrl,
         cancel_url: cancelUrl,
         metadata,
@@ -316,7 +321,8 @@ export class StripePayment implements PaymentProvider {
     return this.call('changeSubscription', async () => {
       const priceId = requireText(i.priceId, 'changeSubscription', 'priceId');
       const sub = await this.retrieveSubscription(i.subscriptionId, 'changeSubscription');
-      const item = sub.items.data[0];
+      // The plan's item; a metered overage item stays as it is.
+      const item = planItem(sub.items.data);
       if (!item) throw invalid('changeSubscription', `subscriptionId: subscription "${sub.id}" has no items`);
       if (item.price.id === priceId) return state(sub);
       const updated = await this.stripe.subscriptions.update(sub.id, {

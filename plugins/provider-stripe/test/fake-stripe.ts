@@ -71,6 +71,8 @@ interface Session {
   created: number;
   customer: string;
   line: { price: string; quantity?: number };
+  /** Further line items: metered prices (an overage item next to the plan's). */
+  meteredLines: string[];
   client_reference_id: string | null;
   metadata: Metadata;
   subscription_metadata: Metadata;
@@ -86,6 +88,8 @@ interface Subscription {
   customer: string;
   status: string;
   item: { id: string; price: string; quantity?: number; created: number };
+  /** Metered items after the first (from a checkout's further line items). */
+  meteredItems: { id: string; price: string; created: number }[];
   current_period_start: number;
   current_period_end: number;
   trial_start: number | null;
@@ -212,6 +216,7 @@ export class FakeStripe {
       trialEnd,
       ...(session.line.quantity !== undefined ? { quantity: session.line.quantity } : {}),
     });
+    sub.meteredItems = session.meteredLines.map((p) => ({ id: id('si'), price: p, created: start }));
     session.status = 'complete';
     session.subscription = sub.id;
     return { subscriptionId: sub.id };
@@ -301,9 +306,19 @@ export class FakeStripe {
             ...(s.item.quantity !== undefined ? { quantity: s.item.quantity } : {}),
             subscription: s.id,
           },
+          ...s.meteredItems.map((m) => ({
+            id: m.id,
+            object: 'subscription_item',
+            created: m.created,
+            current_period_end: s.current_period_end,
+            current_period_start: s.current_period_start,
+            metadata: {},
+            price: this.priceJson(this.prices.get(m.price)!),
+            subscription: s.id,
+          })),
         ],
         has_more: false,
-        total_count: 1,
+        total_count: 1 + s.meteredItems.length,
         url: `/v1/subscription_items?subscription=${s.id}`,
       },
       latest_invoice: null,
@@ -699,6 +714,16 @@ export class FakeStripe {
     if (price.usage_type === 'licensed' && line.quantity === undefined) {
       throw invalid('Quantity is required. Add `quantity` to `line_items[0]`', 'line_items[0][quantity]', 'parameter_missing');
     }
+    const meteredLines = ((p.line_items ?? []) as Params[]).slice(1).map((l, n) => {
+      const at = `line_items[${n + 1}]`;
+      const extra = this.prices.get(l?.price);
+      if (!extra) throw missing('price', String(l?.price ?? ''), `${at}[price]`);
+      if (!extra.active) throw invalid('The price specified is inactive. This field only accepts active prices.', `${at}[price]`);
+      if (extra.usage_type !== 'metered') throw invalid(`This fake takes only metered prices after the first line item (${at}).`, `${at}[price]`);
+      if (l.quantity !== undefined) throw invalid(`Quantity should not be specified where usage_type is \`metered\`. Remove quantity from \`${at}\``, `${at}[quantity]`);
+      if (extra.interval !== price.interval) throw invalid('All prices on a subscription must have the same recurring interval.', `${at}[price]`);
+      return extra.id;
+    });
     const trial = p.subscription_data?.trial_period_days;
     if (trial !== undefined && nonNegativeInt(trial, 'subscription_data[trial_period_days]') < 1) {
       throw invalid('The minimum number of trial period days is 1.', 'subscription_data[trial_period_days]');
@@ -708,6 +733,7 @@ export class FakeStripe {
       created: now(),
       customer: customer.id,
       line: { price: price.id, ...(line.quantity !== undefined ? { quantity: nonNegativeInt(line.quantity, 'line_items[0][quantity]') } : {}) },
+      meteredLines,
       client_reference_id: p.client_reference_id ?? null,
       metadata: metadataOf(p.metadata),
       subscription_metadata: metadataOf(p.subscription_data?.metadata),
@@ -730,6 +756,7 @@ export class FakeStripe {
       customer,
       status: o.trialEnd ? 'trialing' : 'active',
       item: { id: id('si'), price: price.id, created, ...(price.usage_type === 'licensed' ? { quantity: o.quantity ?? 1 } : {}) },
+      meteredItems: [],
       current_period_start: start,
       // During a trial the first period ends with the trial.
       current_period_end: o.trialEnd ?? periodEnd(start, price.interval),

@@ -332,6 +332,38 @@ describe('provider-stripe', () => {
       expect(requestsTo('POST', new RegExp(`^/v1/subscriptions/${s.subscriptionId}$`)).length).toBe(updates);
     });
 
+    it('an overage price rides along as a metered item: checkout sends both, the plan is the licensed item, a plan change leaves the metered item', async () => {
+      const p = await stripe();
+      const { customerId } = await p.createCustomer({ userId: 'usr_over', email: 'over@example.com' });
+      const base = await priceFor(p);
+      const overage = await priceFor(p, { planId: base.input.planId, name: 'Pro overage', amountCents: 2, metered: true });
+      const { sessionId } = await p.createCheckout({
+        customerId,
+        priceId: base.priceId,
+        meteredPriceId: overage.priceId,
+        userId: 'usr_over',
+        planId: base.input.planId,
+        successUrl: 'https://apigate.example.com/ok',
+        cancelUrl: 'https://apigate.example.com/cancel',
+      });
+      expect(lastRequestTo('POST', /^\/v1\/checkout\/sessions$/).params.line_items).toEqual([{ price: base.priceId, quantity: '1' }, { price: overage.priceId }]);
+      const { subscriptionId } = fake.completeCheckout(sessionId);
+      const items = (fake.subscriptionJson(subscriptionId) as any).items.data;
+      expect(items.map((i: any) => i.price.id)).toEqual([base.priceId, overage.priceId]);
+      expect((await p.getSubscription(subscriptionId)).priceId).toBe(base.priceId);
+
+      const next = await priceFor(p, { amountCents: 4900 });
+      const changed = await p.changeSubscription({ subscriptionId, priceId: next.priceId });
+      expect(changed.priceId).toBe(next.priceId);
+      expect(lastRequestTo('POST', new RegExp(`^/v1/subscriptions/${subscriptionId}$`)).params.items).toEqual([{ id: items[0].id, price: next.priceId }]);
+      expect((fake.subscriptionJson(subscriptionId) as any).items.data.map((i: any) => i.price.id)).toEqual([next.priceId, overage.priceId]);
+
+      // A licensed price is not an overage price.
+      await expect(p.createCheckout({ customerId, priceId: base.priceId, meteredPriceId: next.priceId, userId: 'u', planId: 'p', successUrl: 'https://a.example/ok', cancelUrl: 'https://a.example/no' })).rejects.toThrow(
+        /meteredPriceId: price "price_\w+" is not metered/,
+      );
+    });
+
     it('cancel at period end sets cancel_at_period_end; cancel now deletes; cancelling again returns the state', async () => {
       const p = await stripe();
       const s = await subscribed(p);
