@@ -1,8 +1,10 @@
 import http from 'node:http';
-import { ProviderError } from '@apigate/kernel';
+import { ProviderError, silentLogger } from '@apigate/kernel';
 import dummyPayment, { type DummyEvent } from '@apigate/provider-dummy-payment';
 import { afterEach, describe, expect, it } from 'vitest';
 import { enqueuePaymentEvent, paymentWebhookPath, replayPaymentEvent, syncPlanPrices } from '../src/billing/index.js';
+import { createAdminApi } from '../src/http/admin.js';
+import { startServer } from '../src/http/server.js';
 import { billingSetup } from './helpers/billing.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -275,6 +277,35 @@ describe('payment webhooks through a listening server (dummy provider)', () => {
       expect((await t.settled(change.event.id)).status).toBe('applied');
       expect(await t.planOf()).toBe(biz.id);
       await expect(t.workers[0]!.replay('dummy', change.event.id)).rejects.toMatchObject({ code: 'PAYMENT_EVENT_DONE' });
+    });
+
+    it('the admin API lists failed events, shows one with its body, and replays it', async () => {
+      const t = await setup();
+      const token = 'admin-token-for-payment-events-0001';
+      const admin = await startServer({ app: createAdminApi({ store: t.store, logger: silentLogger(), adminToken: token, paymentQueue: t.q.queue }), port: 0, host: '127.0.0.1' });
+      cleanups.push(() => admin.close());
+      const api = (path: string, method = 'GET') => fetch(`${admin.url}/payments/events${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+
+      // A customer nobody mapped: the event fails for want of a user.
+      const { customerId } = await t.dummy.createCustomer({ userId: 'usr_unknown', email: 'x@example.com' });
+      const change = await t.checkout(t.pro.id, customerId, 'usr_unknown');
+      await t.post(change.webhook);
+      expect((await t.settled(change.event.id)).status).toBe('failed');
+
+      const listed = (await (await api('?status=failed')).json()) as { data: Record<string, unknown>[]; next_cursor: null };
+      expect(listed.data).toEqual([expect.objectContaining({ provider: 'dummy', event_id: change.event.id, status: 'failed', type: 'checkout.completed', attempts: 1 })]);
+      expect(listed.data[0]!.last_error).toContain(`no local user for dummy customer ${customerId}`);
+      expect((await api('?status=nope')).status).toBe(400);
+      const shown = (await (await api(`/${change.event.id}`)).json()) as Record<string, unknown>;
+      expect(JSON.parse(shown.body as string)).toMatchObject({ id: change.event.id });
+      expect(shown.header_names).toContain('apigate-dummy-signature');
+      expect((await api('/evt_nope')).status).toBe(404);
+
+      await t.store.mappings.put({ provider: 'dummy', entityType: 'user', localId: (await t.d.users.create({ email: 'x@example.com' })).id, externalId: customerId });
+      const replayed = await api(`/${change.event.id}/replay`, 'POST');
+      expect(replayed.status).toBe(200);
+      expect((await t.settled(change.event.id)).status).toBe('applied');
+      expect((await api(`/${change.event.id}/replay`, 'POST')).status).toBe(409);
     });
 
     it('retries a retryable failure with backoff, then applies it', async () => {

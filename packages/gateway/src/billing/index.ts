@@ -71,3 +71,4 @@ export {
   replayPaymentEvent,
   startPaymentWorker,
 } from './worker.js';
+export { createPaymentEventsAdmin, parseEventStatus, paymentEventDetail } from './events-admin.js';

@@ -1,4 +1,4 @@
-import { ApigateError, describeError, type Logger } from '@apigate/kernel';
+import { ApigateError, describeError, type Logger, type QueueProvider } from '@apigate/kernel';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
@@ -9,6 +9,7 @@ import { monthBounds, monthOf } from '../domain/usage.js';
 import { fromWire, toWire } from '../domain/wire.js';
 import type { Store } from '../store/store.js';
 import { createSubscriptionAdmin } from '../billing/admin-routes.js';
+import { createPaymentEventsAdmin } from '../billing/events-admin.js';
 import { BillingError, type CustomerBilling } from '../billing/customer-billing.js';
 
 /** Env var holding a fixed admin token (in addition to tokens made with `apigate admin token create`). */
@@ -22,6 +23,8 @@ export interface AdminApiOptions {
   adminToken?: string | undefined;
   /** /admin/subscriptions cancel, sync and usage-report go through it; absent: they answer 503. */
   billing?: CustomerBilling | undefined;
+  /** Where /admin/payments/events/:id/replay publishes; absent: the payment worker's sweep takes the replayed row. */
+  paymentQueue?: Pick<QueueProvider, 'publish'> | undefined;
 }
 
 const STATUS: Record<DomainErrorKind, ContentfulStatusCode> = { invalid: 400, not_found: 404, conflict: 409 };
@@ -131,6 +134,9 @@ export function createAdminApi(opts: AdminApiOptions): Hono {
 
   // --- subscriptions (list, show, cancel, sync from the payment provider, report overage)
   api.route('/subscriptions', createSubscriptionAdmin({ store, billing: opts.billing }));
+
+  // --- the payment webhook inbox (list, show, replay)
+  api.route('/payments/events', createPaymentEventsAdmin({ store, queue: opts.paymentQueue }));
 
   // --- plans
   api.get('/plans', async (c) => json(c, { data: await d.plans.list() }));

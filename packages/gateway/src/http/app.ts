@@ -98,7 +98,7 @@ export function createHttpApp(opts: HttpAppOptions): Hono {
   const adminToken = 'adminToken' in opts ? opts.adminToken : process.env[ADMIN_TOKEN_ENV]?.trim();
   // Checkout, plan change, cancel and sync over the selected payment provider (portal and admin API).
   const billing = 'billing' in opts ? opts.billing : customerBillingFor(kernel, { store: opts.store, logger });
-  app.route('/admin', createAdminApi({ store: opts.store, logger, adminToken, billing }));
+  app.route('/admin', createAdminApi({ store: opts.store, logger, adminToken, billing, paymentQueue: kernel.tryGet('queue') }));
 
   const email = kernel.tryGet('email');
   app.route(
