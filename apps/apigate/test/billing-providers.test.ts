@@ -76,7 +76,11 @@ async function setup(c: Case) {
   const team = await d.plans.create({ name: 'Team', priceCents: 9900, requestsPerMonth: 10_000 });
   const user = await d.users.create({ email: `ada-${c.name}@example.com`, name: 'Ada' });
   const planOf = async () => (await d.plans.get((await d.users.get(user.id)).planId)).name;
-  return { store, payment, features, billing, user, pro, team, planOf, close: async () => (await payment.close(), await store.close()) };
+  const close = async () => {
+    await payment.close();
+    await store.close();
+  };
+  return { store, payment, features, billing, user, pro, team, planOf, close };
 }
 
 describe.each(CASES)('customer billing against the $name stand-in', (c) => {
