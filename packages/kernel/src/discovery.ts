@@ -6,6 +6,7 @@ import type { CapabilityName } from './capabilities/common.js';
 import type { AnyProviderDefinition } from './define-provider.js';
 import { PluginError } from './errors.js';
 import { checkManifest, checkPackage, definitionsOf, isProviderPackageName } from './manifest.js';
+import { shareKernelWith } from './plugin-resolution.js';
 
 export type PluginSource = 'app' | 'plugin-path' | 'builtin';
 
@@ -16,6 +17,8 @@ export interface DiscoveredPackage {
   dir: string;
   source: PluginSource;
   provides: { capability: CapabilityName; name: string; description?: string }[];
+  /** The copy of the same package this one replaces (a bundled provider upgraded through the plugin path). */
+  overrides?: { version: string; dir: string; source: PluginSource };
 }
 
 export interface DiscoverOptions {
@@ -186,18 +189,35 @@ export async function discoverPlugins(opts: DiscoverOptions): Promise<PluginCata
   for (const folder of opts.pluginPaths ?? []) {
     for (const dir of await listProviderPackages(path.resolve(folder))) candidates.push({ dir, source: 'plugin-path' });
   }
+  // Plugins import the app's kernel, so a plugin folder needs no kernel of its own.
+  if (opts.pluginPaths?.length) shareKernelWith(opts.pluginPaths.map((f) => path.resolve(f)));
 
+  // Read every manifest first: a package found twice under the same name is one package in two
+  // versions, not two providers. A copy in a plugin folder replaces the one bundled with the app (how
+  // a user upgrades a first-party provider without a new app release); between plugin folders the
+  // first one listed wins, like PATH. Different packages claiming one provider name stay duplicates.
+  const found: { dir: string; source: PluginSource; pkg: Record<string, any> }[] = [];
   for (const c of candidates) {
     const dir = await realpath(c.dir);
     if (seenDirs.has(dir)) continue;
     seenDirs.add(dir);
-    let pkg: Record<string, any>;
     try {
-      pkg = await readJson(path.join(dir, 'package.json'));
+      found.push({ dir, source: c.source, pkg: await readJson(path.join(dir, 'package.json')) });
     } catch (cause) {
       catalog.problems.push(new PluginError('bad-manifest', path.basename(dir), `${dir}/package.json cannot be read`, { cause }));
-      continue;
     }
+  }
+  const byName = new Map<string, (typeof found)[number] & { overrides?: DiscoveredPackage['overrides'] }>();
+  for (const f of found) {
+    const name = String(f.pkg.name ?? path.basename(f.dir));
+    const earlier = byName.get(name);
+    if (!earlier) byName.set(name, f);
+    else if (earlier.source === 'app' && f.source === 'plugin-path') {
+      byName.set(name, { ...f, overrides: { version: String(earlier.pkg.version ?? ''), dir: earlier.dir, source: earlier.source } });
+    }
+  }
+
+  for (const { dir, source, pkg, overrides } of byName.values()) {
     const name = String(pkg.name ?? path.basename(dir));
     const check = checkManifest(pkg);
     if (!check.ok) {
@@ -208,8 +228,9 @@ export async function discoverPlugins(opts: DiscoverOptions): Promise<PluginCata
       packageName: name,
       version: String(pkg.version ?? ''),
       dir,
-      source: c.source,
+      source,
       provides: check.manifest.providers.map((p) => ({ ...p })),
+      ...(overrides ? { overrides } : {}),
     };
     catalog.add({
       pkg: discovered,

@@ -77,4 +77,37 @@ describe('discovery', () => {
     await expect(catalog.load('cache', 'dup')).rejects.toMatchObject({ kind: 'duplicate' });
     await expect(catalog.load('cache', 'nope')).rejects.toThrow('no installed cache provider named "nope" (installed: dup, noexport, throws)');
   });
+
+  it('lets a plugin-path copy of a bundled provider package replace it instead of calling it a duplicate', async () => {
+    const app = makeApp(['@apigate/provider-good-cache'], [
+      { name: '@apigate/provider-good-cache', manifest: manifest('cache', 'good'), source: 'throw new Error("the bundled copy must not be imported")' },
+    ]);
+    const plugins = mkdtempSync(path.join(tmpdir(), 'apigate-plugins-'));
+    const pnm = path.join(plugins, 'node_modules');
+    writePackage(pnm, { name: '@apigate/provider-good-cache', manifest: manifest('cache', 'good'), source: providerSource('cache', 'good'), extra: { version: '1.9.0' } });
+
+    const catalog = await discoverPlugins({ appDir: app, pluginPaths: [plugins] });
+    expect(catalog.problems).toEqual([]);
+    expect(catalog.packages).toHaveLength(1);
+    expect(catalog.packages[0]).toMatchObject({
+      packageName: '@apigate/provider-good-cache',
+      version: '1.9.0',
+      source: 'plugin-path',
+      dir: realpathSync(path.join(pnm, '@apigate/provider-good-cache')),
+      overrides: { version: '1.2.3', source: 'app' },
+    });
+    await expect(catalog.load('cache', 'good')).resolves.toMatchObject({ description: 'good fixture' });
+  });
+
+  it('still refuses two different plugin-path packages that claim one provider name', async () => {
+    const plugins = mkdtempSync(path.join(tmpdir(), 'apigate-plugins-'));
+    const pnm = path.join(plugins, 'node_modules');
+    writePackage(pnm, { name: 'apigate-provider-jsonl-a', manifest: manifest('notification', 'jsonl'), source: providerSource('notification', 'jsonl') });
+    writePackage(pnm, { name: 'apigate-provider-jsonl-b', manifest: manifest('notification', 'jsonl'), source: providerSource('notification', 'jsonl') });
+    const catalog = await discoverPlugins({ pluginPaths: [plugins] });
+    expect(catalog.problems.map((p) => p.kind)).toEqual(['duplicate']);
+    expect(catalog.problems[0]!.message).toMatch(
+      /^notification\/jsonl is provided by more than one package: apigate-provider-jsonl-a \(.+\) and apigate-provider-jsonl-b \(.+\); uninstall one$/,
+    );
+  });
 });

@@ -1,13 +1,17 @@
 import { CAPABILITIES, type CapabilityName, type HealthReport, selectProviders } from '@apigate/kernel';
 import type { Command } from 'commander';
 import { print, printJson, table } from '../output.js';
-import { loadAllDefinitions, openRuntime, startKernel } from '../runtime.js';
+import { assertNoPluginProblems, loadAllDefinitions, openRuntime, startKernel } from '../runtime.js';
 import { withJson } from './common.js';
 
 export function registerProviders(program: Command): void {
   const providers = program.command('providers').description('inspect and test the installed providers');
 
-  withJson(providers.command('list').description('list discovered provider packages, which one is selected, and any problems'))
+  withJson(
+    providers
+      .command('list')
+      .description('list discovered provider packages, which one is selected, and any problems; exits 1 when it reports a problem'),
+  )
     .action(async (o: { json?: boolean }) => {
       const rt = await openRuntime();
       try {
@@ -30,15 +34,21 @@ export function registerProviders(program: Command): void {
             version: pkg.version,
             source: pkg.source,
             description: p.description ?? '',
+            ...(pkg.overrides ? { overrides: pkg.overrides } : {}),
           })),
         );
         rows.sort((a, b) => CAPABILITIES.indexOf(a.capability) - CAPABILITIES.indexOf(b.capability) || a.name.localeCompare(b.name));
         const problems = [...rt.catalog.problems, ...loadProblems].map((p) => ({ kind: p.kind, package: p.packageName, message: p.message }));
+        // `serve` refuses to start on any of these, so a script checking an install must see them too.
+        if (problems.length || selectionErrors.length) process.exitCode = 1;
         if (o.json) {
           printJson({ providers: rows, problems, selectionErrors });
           return;
         }
         print(table(rows.map((r) => ({ ...r, selected: r.selected ? '*' : '' })), ['capability', 'name', 'selected', 'package', 'version', 'source']));
+        for (const pkg of rt.catalog.packages.filter((p) => p.overrides)) {
+          print(`note: ${pkg.packageName} ${pkg.version} from the plugin path (${pkg.dir}) replaces the bundled ${pkg.overrides!.version}`);
+        }
         for (const p of problems) print(`problem (${p.kind}): ${p.message}`);
         for (const e of selectionErrors) print(`problem (config): ${e}`);
       } finally {
@@ -55,6 +65,8 @@ export function registerProviders(program: Command): void {
     const rt = await openRuntime();
     let report: HealthReport;
     try {
+      // The same refusal as `serve`: a broken or duplicate plugin is reported even when unselected.
+      assertNoPluginProblems(rt.catalog);
       const kernel = await startKernel(rt, only.length ? only : undefined);
       try {
         report = await kernel.health(only.length ? only : undefined);

@@ -2,8 +2,11 @@ import {
   type BillingJobs,
   createHttpApp,
   customerBillingFor,
+  isLoopbackHost,
   type Delivery,
+  DEFAULT_SHUTDOWN_TIMEOUT_MS,
   parseTlsDomains,
+  readShutdownTimeout,
   type RunningServer,
   type Gateway,
   readDeliverySettings,
@@ -17,6 +20,8 @@ import {
 import { createLogger, describeError, type Worker } from '@apigate/kernel';
 import type { Command } from 'commander';
 import { assertNoPluginProblems, openRuntime, parsePort, startKernel } from '../runtime.js';
+import { armShutdownDeadline, shutdownProblems, untilDeadline } from '../shutdown.js';
+import { removeServeAddress, writeServeAddress } from '../serve-address.js';
 import { tlsManager } from './certs.js';
 
 export function registerServe(program: Command): void {
@@ -37,18 +42,26 @@ export function registerServe(program: Command): void {
       // Closing order: stop taking requests first (the caller closes the server), then get every
       // metered request into the store (its quota emails are queued by then), then delivery,
       // then the providers, then the store.
-      const closeAll = async () => {
+      // With a deadline (shutdown), no step waits past it; returns what could not be flushed, one line each.
+      const closeAll = async (deadline?: number): Promise<string[]> => {
+        const abandoned: string[] = [];
+        const step = (what: string, fn: () => Promise<unknown>) => untilDeadline(deadline, what, fn, abandoned);
         // Before the gateway: the payment worker emits through its webhook dispatcher. Events still
         // queued stay queued (a durable queue keeps them for the next start).
-        await billingJobs?.close();
-        await payments?.close().catch((err: unknown) => logger.warn(`cannot stop the payment worker: ${describeError(err)}`));
-        await gateway?.close();
-        await delivery?.close();
-        await kernel?.close();
+        await step('billing jobs', async () => billingJobs?.close());
+        await step('payment worker', async () =>
+          payments?.close().catch((err: unknown) => logger.warn(`cannot stop the payment worker: ${describeError(err)}`)),
+        );
+        const report = await gateway?.close(deadline === undefined ? {} : { deadline });
+        await step('delivery workers', async () => delivery?.close());
+        await step('providers', async () => kernel?.close());
         await rt.close();
+        return shutdownProblems(report, abandoned);
       };
+      let shutdownMs = DEFAULT_SHUTDOWN_TIMEOUT_MS;
       try {
         assertNoPluginProblems(rt.catalog);
+        shutdownMs = readShutdownTimeout(process.env, rt.store.settings);
         kernel = await startKernel(rt);
         // The outbox's workers and the alert router for notification.events.
         delivery = startDelivery({ kernel, settings: rt.store.settings, logger });
@@ -67,8 +80,15 @@ export function registerServe(program: Command): void {
         const pay = selectedPayment(kernel);
         const queue = kernel.tryGet('queue');
         if (pay && queue) {
-          payments = startPaymentWorker(queue, { store: rt.store, logger, webhooks: gateway.webhooks });
+          // It first re-queues what an earlier run left queued in the inbox (a memory queue loses its jobs on exit).
+          payments = startPaymentWorker(queue, { store: rt.store, logger, webhooks: gateway.webhooks, providerName: pay.name, payment: pay.payment });
           logger.info({ provider: pay.name, path: pay.path }, `payment webhooks: POST ${pay.path}`);
+          if (pay.name === 'dummy' && !isLoopbackHost(o.host)) {
+            logger.warn(
+              { provider: 'dummy', host: o.host },
+              `WARNING: the DUMMY payment provider is selected while apigate binds ${o.host}, a non-loopback address: it takes no money, and with its default secret anyone could forge its webhooks (its webhook route is then refused). Select a real payment provider (PAYMENT_PROVIDER) or bind 127.0.0.1.`,
+            );
+          }
         }
       } catch (err) {
         await closeAll();
@@ -88,12 +108,19 @@ export function registerServe(program: Command): void {
         gatewayHealth: () => gw.health(),
         ...(delivery ? { outbox: delivery.outbox } : {}),
         billing,
+        // The dummy payment webhook is served on a loopback bind only (unless it has its own secret).
+        bindHost: o.host,
       });
-      const server = await startServer({ app, port, host: o.host, front: gw.front }).catch(async (err: unknown) => {
+      // In-flight requests get half the shutdown time; the rest is for usage, delivery and providers.
+      const closeTimeoutMs = Math.round(shutdownMs / 2);
+      const server = await startServer({ app, port, host: o.host, front: gw.front, closeTimeoutMs }).catch(async (err: unknown) => {
         await closeAll();
         throw err;
       });
-      logger.info({ url: server.url, dataDir: rt.dataDir }, `apigate listening on ${server.url}`);
+      // The bound address too: in a container, 127.0.0.1 alone would read as "not reachable from outside".
+      const bound = `${o.host.includes(':') ? `[${o.host}]` : o.host}:${server.port}`;
+      logger.info({ url: server.url, bound, dataDir: rt.dataDir }, `apigate listening on ${server.url} (bound to ${bound})`);
+      writeServeAddress(rt.dataDir, server.url);
 
       // HTTPS only when a TLS provider is enabled and names are configured. Certificates are
       // ordered after the HTTP listener is up, since it answers the CA's HTTP-01 challenges.
@@ -106,7 +133,7 @@ export function registerServe(program: Command): void {
           const manager = tlsManager(k, rt.store, logger);
           await manager.ensure(tlsDomains, (line) => logger.info(line));
           renewals = manager.startRenewals(tlsDomains);
-          https = await startServer({ app, port: httpsPort, host: o.host, front: gw.front, tls: { SNICallback: manager.sniCallback } });
+          https = await startServer({ app, port: httpsPort, host: o.host, front: gw.front, closeTimeoutMs, tls: { SNICallback: manager.sniCallback } });
           logger.info({ url: https.url, certificates: manager.certificates.all().length }, `apigate listening on ${https.url}`);
         } catch (err) {
           await renewals?.stop();
@@ -122,11 +149,21 @@ export function registerServe(program: Command): void {
         const stop = async (signal: string) => {
           if (stopping) return;
           stopping = true;
-          logger.info({ signal }, 'shutting down');
+          logger.info({ signal, timeoutMs: shutdownMs }, `shutting down (deadline ${shutdownMs} ms)`);
+          // Past the deadline the process spools the metered usage and exits 1, whatever still hangs.
+          let phase = 'the listeners to close';
+          const watch = armShutdownDeadline({ timeoutMs: shutdownMs, logger, spool: () => gw.spoolNow(), current: () => phase });
           await renewals?.stop();
           await Promise.all([server.close(), https?.close()]);
-          await closeAll();
-          logger.info('stopped');
+          phase = 'the gateway, delivery and providers to close';
+          const problems = await closeAll(watch.deadline);
+          removeServeAddress(rt.dataDir);
+          for (const line of problems) logger.error(`shutdown: ${line}`);
+          if (problems.length > 0) {
+            logger.error(`stopped with ${problems.length} problem(s); exit status 1`);
+            process.exitCode = 1;
+          } else logger.info('stopped');
+          watch.finish(problems.length > 0 ? 1 : 0);
           resolve();
         };
         process.once('SIGTERM', () => void stop('SIGTERM'));
