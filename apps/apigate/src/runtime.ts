@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openStore, type Store } from '@apigate/gateway';
+import { installPrefixDefaults, openStore, type Store } from '@apigate/gateway';
 import {
   type AnyProviderDefinition,
   type CapabilityName,
@@ -61,6 +61,8 @@ export async function startKernel(rt: Runtime, only?: readonly CapabilityName[])
     catalog: rt.catalog,
     env: rt.env,
     settings: rt.store.settings,
+    // Redis key and queue prefixes of this database unless set explicitly (deployments sharing a Redis).
+    defaults: installPrefixDefaults(rt.store.installId),
     logger: rt.logger,
     dataDir: rt.dataDir,
     ...(only ? { only } : {}),

@@ -12,6 +12,7 @@ export {
 } from './store/mappings.js';
 export * as schema from './store/schema.js';
 export type { SettingEntry, SettingsStore } from './store/settings.js';
+export { installPrefixDefaults } from './store/install.js';
 export { openStore, type Store, type StoreOptions } from './store/store.js';
 export * from './domain/index.js';
 export { ADMIN_TOKEN_ENV, type AdminApiOptions, checkAdminToken, createAdminApi, MIN_ADMIN_TOKEN_LENGTH } from './http/admin.js';

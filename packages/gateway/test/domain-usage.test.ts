@@ -55,6 +55,26 @@ describe('usage', () => {
     expect((await other.d.usage.forUser(user.id, '2025-03')).totals.requests).toBe(55);
   });
 
+  it('drops, and reports, rows whose key it does not know or whose user is not the key owner', async () => {
+    const { d, user, k1 } = await setup();
+    const stranger = await d.users.create({ email: 'eve@example.com' });
+    const r = await d.usage.applyBatch('mixed', [
+      { keyId: k1.id, userId: user.id, at: T, requests: 2 },
+      { keyId: 'key_of_another_deployment', userId: 'usr_elsewhere', at: T, requests: 5 },
+      { keyId: k1.id, userId: stranger.id, at: T, requests: 7 },
+    ]);
+    expect(r.applied).toBe(true);
+    expect(r.dropped?.map((e) => [e.keyId, e.requests])).toEqual([
+      ['key_of_another_deployment', 5],
+      [k1.id, 7],
+    ]);
+    expect((await d.usage.forKey(k1.id, '2025-03')).totals.requests).toBe(2);
+    expect(await d.usage.byUser('2025-03')).toEqual([expect.objectContaining({ userId: user.id, requests: 2 })]);
+    // All unknown: the batch id is still recorded (a redelivery is not applied again), nothing counted.
+    expect(await d.usage.applyBatch('foreign', [{ keyId: 'key_x', userId: 'usr_x', at: T }])).toMatchObject({ applied: true, dropped: [expect.anything()] });
+    expect(await d.usage.applyBatch('foreign', [{ keyId: 'key_x', userId: 'usr_x', at: T }])).toEqual({ applied: false });
+  });
+
   it('moves last_used_at forward only', async () => {
     const { d, user, k1 } = await setup();
     await d.usage.applyBatch('a', [{ keyId: k1.id, userId: user.id, at: T }]);

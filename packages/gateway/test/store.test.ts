@@ -53,6 +53,34 @@ describe('openStore', () => {
     expect(uniques).toHaveLength(2);
   });
 
+  it('creates apigate.db and its -wal and -shm files owner-only (0600), whatever the umask', async () => {
+    const dataDir = await tempDir();
+    const before = process.umask(0o022); // the usual default: files 0644
+    try {
+      await withStore({ dataDir, secretKey: KEY_A }, async (store) => {
+        await store.settings.set('cache.provider', 'redis', { secret: false }); // WAL in use
+        for (const f of ['apigate.db', 'apigate.db-wal', 'apigate.db-shm']) {
+          expect((await stat(path.join(dataDir, f))).mode & 0o777, f).toBe(0o600);
+        }
+      });
+    } finally {
+      process.umask(before);
+    }
+    // An existing database someone loosened is left as it is, with a warning.
+    await chmod(path.join(dataDir, 'apigate.db'), 0o644);
+    const { logger, lines } = captureLogger();
+    await withStore({ dataDir, secretKey: KEY_A, logger }, async () => {});
+    expect(lines.some((l) => l.level === 40 && /readable by group or others; chmod 600 it/.test(l.msg))).toBe(true);
+  });
+
+  it('has an install id, made once and kept across opens', async () => {
+    const dataDir = await tempDir();
+    const first = await withStore({ dataDir, secretKey: KEY_A }, async (s) => s.installId);
+    expect(first).toMatch(/^[0-9a-f]{16}$/);
+    expect(await withStore({ dataDir, secretKey: KEY_A }, async (s) => s.installId)).toBe(first);
+    expect(await withStore({ dataDir: await tempDir(), secretKey: KEY_A }, async (s) => s.installId)).not.toBe(first);
+  });
+
   it('reopens an existing database without re-running migrations', async () => {
     const dataDir = await tempDir();
     await withStore({ dataDir, secretKey: KEY_A }, async (s) => s.settings.set('cache.provider', 'redis', { secret: false }));

@@ -184,7 +184,13 @@ export function primaryEnvName(def: AnyProviderDefinition, field: string): strin
  * schema default; then validates with the schema. Throws one ConfigError per bad field
  * (as ConfigError[]), never echoing a value.
  */
-export function resolveProviderConfig(def: AnyProviderDefinition, env: Env, settings: SettingsReader): ResolvedConfig {
+export function resolveProviderConfig(
+  def: AnyProviderDefinition,
+  env: Env,
+  settings: SettingsReader,
+  /** Deployment defaults by setting key, used when neither env nor setting gives a field (before the schema default). */
+  defaults?: Readonly<Record<string, string>>,
+): ResolvedConfig {
   const shape = def.config.shape as Record<string, z.ZodType>;
   const raw: Record<string, unknown> = {};
   const sources: Record<string, FieldSource> = {};
@@ -202,6 +208,8 @@ export function resolveProviderConfig(def: AnyProviderDefinition, env: Env, sett
       sources[field] = { kind: 'setting', key };
       continue;
     }
+    const fallback = defaults?.[key];
+    if (fallback !== undefined) raw[field] = fallback;
     sources[field] = { kind: 'default' };
   }
   // Secret fields as a whole, and the credentials inside any URL-valued field (a password in REDIS_URL).

@@ -23,6 +23,12 @@ export interface KernelOptions {
   logger?: Logger;
   /** Root folder for provider data; each provider gets `<dataDir>/providers/<capability>-<name>`. */
   dataDir: string;
+  /**
+   * Deployment defaults by setting key (e.g. `queue.redis.prefix`): used for a field when neither
+   * its env var nor its setting is set, instead of the schema default (the app derives key prefixes
+   * from the database's install id here).
+   */
+  defaults?: Readonly<Record<string, string>>;
   /** Build only these capabilities (CLI commands that need one); default all. */
   only?: readonly CapabilityName[];
   healthTimeoutMs?: number;
@@ -140,7 +146,7 @@ export async function createKernel(opts: KernelOptions): Promise<Kernel> {
 
   const resolved = plan.map(({ def }) => {
     try {
-      return resolveProviderConfig(def, env, settings);
+      return resolveProviderConfig(def, env, settings, opts.defaults);
     } catch (errs) {
       problems.push(...(Array.isArray(errs) ? errs : [errs as ApigateError]));
       return undefined;

@@ -56,6 +56,15 @@ describe('provider config', () => {
     expect(r.sources.password).toEqual({ kind: 'default' });
   });
 
+  it('uses deployment defaults (by setting key) after env and settings, before the schema default', () => {
+    const defaults = { 'cache.fake.db': '7', 'cache.fake.url': 'redis://derived:1' };
+    const r = resolveProviderConfig(def, { REDIS_URL: 'redis://env:2' }, settingsFromRecord({}), defaults);
+    expect(r.config).toEqual({ url: 'redis://env:2', db: 7, tls: false });
+    expect(r.sources.db).toEqual({ kind: 'default' });
+    const s = resolveProviderConfig(def, {}, settingsFromRecord({ 'cache.fake.db': '2' }), defaults);
+    expect(s.config).toMatchObject({ url: 'redis://derived:1', db: 2 });
+  });
+
   it('treats an empty env var as unset', () => {
     const r = resolveProviderConfig(def, { REDIS_URL: '' }, settingsFromRecord({ 'cache.fake.url': 'redis://s:1' }));
     expect(r.config.url).toBe('redis://s:1');

@@ -1,8 +1,8 @@
 import { z } from '@apigate/kernel';
-import { and, asc, desc, eq, gte, lt, type SQL, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, lt, type SQL, sql } from 'drizzle-orm';
 import type { SQLiteColumn } from 'drizzle-orm/sqlite-core';
 import { apiKeys, usageBatches, usageMinutely, usageMonthly } from '../store/schema.js';
-import type { DomainContext } from './context.js';
+import type { DomainContext, Tx } from './context.js';
 import { DomainError } from './errors.js';
 import { parseInput } from './validate.js';
 
@@ -101,9 +101,30 @@ export class UsageRepository {
    * `last_used_at`, in one transaction. The batch id is recorded with it, so a batch
    * delivered twice (a queue redelivery, a replay after a crash) is counted once:
    * `applied` is false the second time. An entry without `requests` counts as one request.
+   *
+   * Entries whose key this database does not have, or whose user is not that key's owner, are left
+   * out and returned as `dropped` (absent when none): a batch from another deployment sharing the
+   * queue, or for a key deleted since, is never attributed to anyone here.
    */
-  async applyBatch(batchId: string, entries: readonly UsageEntry[]): Promise<{ applied: boolean }> {
+  async applyBatch(batchId: string, entries: readonly UsageEntry[]): Promise<{ applied: boolean; dropped?: UsageEntry[] }> {
     parseInput(batchSchema, { batchId, entries }, 'usage batch');
+    return this.ctx.db.transaction(
+      (tx) => {
+        const fresh = tx.insert(usageBatches).values({ id: batchId, entries: entries.length, appliedAt: this.ctx.now() }).onConflictDoNothing().run();
+        if (fresh.changes === 0) return { applied: false };
+        const keyIds = [...new Set(entries.map((e) => e.keyId))];
+        const owners = new Map(
+          tx.select({ id: apiKeys.id, userId: apiKeys.userId }).from(apiKeys).where(inArray(apiKeys.id, keyIds)).all().map((k) => [k.id, k.userId]),
+        );
+        const known = entries.filter((e) => owners.get(e.keyId) === e.userId);
+        this.addEntries(tx, known);
+        return known.length === entries.length ? { applied: true } : { applied: true, dropped: entries.filter((e) => owners.get(e.keyId) !== e.userId) };
+      },
+      { behavior: 'immediate' },
+    );
+  }
+
+  private addEntries(tx: Tx, entries: readonly UsageEntry[]): void {
     const minutes = new Map<string, { keyId: string; userId: string; minute: number } & UsageCounts>();
     const months = new Map<string, { keyId: string; userId: string; month: string } & UsageCounts>();
     const lastUsed = new Map<string, number>();
@@ -119,32 +140,24 @@ export class UsageRepository {
       add(months.get(Mk)!, e, 1);
       if (at > (lastUsed.get(e.keyId) ?? 0)) lastUsed.set(e.keyId, at);
     }
-    return this.ctx.db.transaction(
-      (tx) => {
-        const fresh = tx.insert(usageBatches).values({ id: batchId, entries: entries.length, appliedAt: this.ctx.now() }).onConflictDoNothing().run();
-        if (fresh.changes === 0) return { applied: false };
-        for (const b of minutes.values()) {
-          tx.insert(usageMinutely)
-            .values({ ...b, minute: new Date(b.minute) })
-            .onConflictDoUpdate({ target: [usageMinutely.keyId, usageMinutely.minute], set: addExcluded(usageMinutely) })
-            .run();
-        }
-        for (const b of months.values()) {
-          tx.insert(usageMonthly)
-            .values(b)
-            .onConflictDoUpdate({ target: [usageMonthly.keyId, usageMonthly.month], set: addExcluded(usageMonthly) })
-            .run();
-        }
-        for (const [keyId, at] of lastUsed) {
-          tx.update(apiKeys)
-            .set({ lastUsedAt: new Date(at) })
-            .where(and(eq(apiKeys.id, keyId), sql`coalesce(${apiKeys.lastUsedAt}, 0) < ${at}`))
-            .run();
-        }
-        return { applied: true };
-      },
-      { behavior: 'immediate' },
-    );
+    for (const b of minutes.values()) {
+      tx.insert(usageMinutely)
+        .values({ ...b, minute: new Date(b.minute) })
+        .onConflictDoUpdate({ target: [usageMinutely.keyId, usageMinutely.minute], set: addExcluded(usageMinutely) })
+        .run();
+    }
+    for (const b of months.values()) {
+      tx.insert(usageMonthly)
+        .values(b)
+        .onConflictDoUpdate({ target: [usageMonthly.keyId, usageMonthly.month], set: addExcluded(usageMonthly) })
+        .run();
+    }
+    for (const [keyId, at] of lastUsed) {
+      tx.update(apiKeys)
+        .set({ lastUsedAt: new Date(at) })
+        .where(and(eq(apiKeys.id, keyId), sql`coalesce(${apiKeys.lastUsedAt}, 0) < ${at}`))
+        .run();
+    }
   }
 
   /** True when this batch id was already applied. */

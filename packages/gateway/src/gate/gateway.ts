@@ -86,7 +86,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     logger,
     ...(o.meterIntervalMs ? { flushIntervalMs: o.meterIntervalMs } : {}),
   });
-  const consumer = startUsageConsumer(queue, storeUsageRepository(domain.usage), { logger });
+  const consumer = startUsageConsumer(queue, storeUsageRepository(domain.usage, { logger }), { logger });
   const webhooks = new WebhookDispatcher({ domain, queue, attempts: o.webhookRetry?.attempts ?? 10, backoffMs: o.webhookRetry?.backoffMs ?? 2000, logger });
   const webhookWorker = webhooks.start();
   const domainEvents = new DomainEventWebhooks(store, webhooks, { logger });

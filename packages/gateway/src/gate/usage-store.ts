@@ -1,3 +1,4 @@
+import type { Logger } from '@apigate/kernel';
 import type { UsageRepository as DomainUsage } from '../domain/usage.js';
 import type { UsageRepository } from '../metering/types.js';
 
@@ -6,9 +7,11 @@ import type { UsageRepository } from '../metering/types.js';
  * one transaction that records its id, so a batch delivered twice (queue redelivery, spool
  * replay) counts once. Per-minute rows keep requests, bytes and errors (4xx + 5xx answers);
  * route and latency are dropped (the usage tables do not keep them). `last_used_at` of the keys
- * moves in the same transaction: one write per batch, never per request.
+ * moves in the same transaction: one write per batch, never per request. Rows for a key this
+ * database does not know (another deployment's batch on a shared queue, a key deleted since) are
+ * dropped by the store and logged here.
  */
-export function storeUsageRepository(usage: DomainUsage): UsageRepository {
+export function storeUsageRepository(usage: DomainUsage, opts: { logger?: Logger } = {}): UsageRepository {
   return {
     async applyBatch(batch) {
       const entries = batch.rows.map((r) => ({
@@ -20,7 +23,16 @@ export function storeUsageRepository(usage: DomainUsage): UsageRepository {
         bytesOut: r.bytesOut,
         errors: r.clientErrors + r.serverErrors,
       }));
-      return (await usage.applyBatch(batch.id, entries)).applied;
+      const r = await usage.applyBatch(batch.id, entries);
+      if (r.dropped) {
+        const keys = [...new Set(r.dropped.map((d) => d.keyId))];
+        const requests = r.dropped.reduce((n, d) => n + (d.requests ?? 1), 0);
+        opts.logger?.warn(
+          { batch: batch.id, rows: r.dropped.length, requests, keys: keys.slice(0, 10) },
+          `usage batch ${batch.id}: dropped ${r.dropped.length} rows (${requests} requests) for keys this database does not know`,
+        );
+      }
+      return r.applied;
     },
   };
 }

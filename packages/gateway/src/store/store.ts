@@ -1,4 +1,4 @@
-import { hkdfSync } from 'node:crypto';
+import { hkdfSync, randomBytes } from 'node:crypto';
 import { ApigateError, type Logger, silentLogger } from '@apigate/kernel';
 import { eq } from 'drizzle-orm';
 import { Domain } from '../domain/domain.js';
@@ -28,6 +28,12 @@ export interface Store {
   /** Absolute path of the SQLite file. */
   readonly file: string;
   /**
+   * This database's identity: 16 random hex characters made at its first open and kept in `meta`.
+   * The app derives the default Redis key and queue prefixes from it, so deployments with
+   * different databases never share keys or consume each other's jobs on one Redis.
+   */
+  readonly installId: string;
+  /**
    * A 256-bit key for one purpose (e.g. signing a cookie), derived from the settings key: every
    * instance sharing the database and key derives the same one, and it is never the settings key.
    */
@@ -37,6 +43,7 @@ export interface Store {
 }
 
 const KEY_CHECK = 'secret_key_check';
+const INSTALL_ID = 'install_id';
 const KEY_CHECK_PLAINTEXT = 'apigate secret key check';
 const KEY_CHECK_CONTEXT = `meta:${KEY_CHECK}`;
 
@@ -47,8 +54,12 @@ const KEY_CHECK_CONTEXT = `meta:${KEY_CHECK}`;
  */
 export async function openStore(opts: StoreOptions): Promise<Store> {
   const logger = opts.logger ?? silentLogger();
-  const { db, sqlite, file } = openDatabase(opts.dataDir);
+  const { db, sqlite, file, looseMode } = openDatabase(opts.dataDir);
   try {
+    if (looseMode) logger.warn(`the database ${file} is readable by group or others; chmod 600 it (and its -wal and -shm files)`);
+    // Two processes opening a new database at once: the first insert wins and both read it back.
+    db.insert(meta).values({ key: INSTALL_ID, value: randomBytes(8).toString('hex') }).onConflictDoNothing().run();
+    const installId = db.select().from(meta).where(eq(meta.key, INSTALL_ID)).get()!.value;
     const check = db.select().from(meta).where(eq(meta.key, KEY_CHECK)).get();
     const firstSecret = db.select().from(settings).where(eq(settings.secret, true)).limit(1).get();
     const key = await loadSecretKey({
@@ -80,6 +91,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
       domain: new Domain({ db, secretKey: key, ...(opts.now ? { now: opts.now } : {}) }),
       db,
       file,
+      installId,
       deriveKey: (purpose) => Buffer.from(hkdfSync('sha256', key.key, Buffer.alloc(0), `apigate purpose key: ${purpose}`, 32)),
       async close() {
         if (closed) return;

@@ -9,7 +9,18 @@ import memoryStorage from '@apigate/provider-memory-storage';
 import redisCache from '@apigate/provider-redis-cache';
 import redisQueue from '@apigate/provider-redis-queue';
 import { createForTest } from '@apigate/provider-testkit';
-import { createHttpApp, createOutbox, type Gateway, type GatewayOptions, openStore, type RunningServer, type Store, startGateway, startServer } from '../../src/index.js';
+import {
+  createHttpApp,
+  createOutbox,
+  type Gateway,
+  type GatewayOptions,
+  installPrefixDefaults,
+  openStore,
+  type RunningServer,
+  type Store,
+  startGateway,
+  startServer,
+} from '../../src/index.js';
 import { KEY_A, tempDir } from '../helpers.js';
 import { REDIS_URL } from './caches.js';
 
@@ -20,6 +31,8 @@ export interface GateSetup {
   dataDir?: string;
   /** Redis key prefix shared by the restarts of one test; fresh otherwise. */
   redisPrefix?: string;
+  /** Leave the Redis prefixes to the database's install id (as `apigate serve` does) instead of a test prefix. */
+  derivedPrefixes?: boolean;
   /** A Redis of the test's own (a PrivateRedis it can flush, stop and restart); the shared one otherwise. */
   redisUrl?: string;
   gateway?: Partial<Omit<GatewayOptions, 'kernel' | 'store' | 'dataDir' | 'logger'>>;
@@ -45,13 +58,16 @@ export async function startGate(s: GateSetup = {}): Promise<RunningGate> {
   const dataDir = s.dataDir ?? (await tempDir());
   const redisPrefix = s.redisPrefix ?? `apigate-test-gate-${randomUUID()}`;
   const store = await openStore({ dataDir, secretKey: KEY_A });
-  await store.settings.set('cache.redis.key_prefix', `${redisPrefix}:cache:`, { secret: false });
-  await store.settings.set('queue.redis.prefix', `${redisPrefix}-queue`, { secret: false });
+  if (!s.derivedPrefixes) {
+    await store.settings.set('cache.redis.key_prefix', `${redisPrefix}:cache:`, { secret: false });
+    await store.settings.set('queue.redis.prefix', `${redisPrefix}-queue`, { secret: false });
+  }
   const catalog = await discoverPlugins({ builtins: [memoryCache, memoryQueue, memoryStorage, redisCache, redisQueue] });
   const kernel = await createKernel({
     catalog,
     env: { CACHE_PROVIDER: s.cache ?? 'memory', QUEUE_PROVIDER: s.queue ?? 'memory', STORAGE_PROVIDER: 'memory', REDIS_URL: s.redisUrl ?? REDIS_URL },
     settings: store.settings,
+    defaults: installPrefixDefaults(store.installId),
     dataDir,
     only: ['cache', 'queue', 'storage'],
   });
