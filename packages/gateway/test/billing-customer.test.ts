@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { type PaymentProvider, ProviderError, silentLogger } from '@apigate/kernel';
 import dummyPayment, { type DummyPayment, type SignedWebhook } from '@apigate/provider-dummy-payment';
 import { describe, expect, it, vi } from 'vitest';
@@ -11,6 +12,8 @@ import {
   startPaymentWorker,
   usageReportsFor,
 } from '../src/billing/index.js';
+import { openStore } from '../src/index.js';
+import { KEY_A } from './helpers.js';
 import { portalHarness } from './helpers/portal.js';
 
 const ADMIN = 'billing-admin-token-0123456789';
@@ -132,8 +135,15 @@ describe('customer billing through the portal API (dummy provider, real server)'
         reportOverage({ store: h.store, logger: silentLogger(), providerName: 'dummy', payment: h.payment, features: dummyPayment.features });
       expect((await report()).reported.map((r) => r.quantity)).toEqual([30]);
       expect(h.dummy.usageFor(subId).total).toBe(30);
-      // Again, and again after a "restart" (a fresh run on the same database): nothing more.
+      // Again, and after a restart (another process opening the same database): nothing more.
       expect((await report()).reported).toEqual([]);
+      const restarted = await openStore({ dataDir: path.dirname(h.store.file), secretKey: KEY_A });
+      try {
+        const again = await reportOverage({ store: restarted, logger: silentLogger(), providerName: 'dummy', payment: h.payment, features: dummyPayment.features });
+        expect(again.reported).toEqual([]);
+      } finally {
+        await restarted.close();
+      }
       expect(h.dummy.usageFor(subId).total).toBe(30);
       // 20 more requests: only the difference is reported.
       await d.usage.applyBatch('b2', [{ keyId: key.apiKey.id, userId: user.id, at: new Date(), requests: 20 }]);
