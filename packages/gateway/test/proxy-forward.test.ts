@@ -241,7 +241,8 @@ describe('Forwarder', () => {
     defer(up.close);
     const gw = await gateway([{ id: 'r', pathPrefix: '/', upstreamUrl: up.url }]);
     await expect(call(`${gw.url}/x`)).rejects.toThrow(/aborted|socket hang up|ECONNRESET/);
-    expect(await gw.result(1)).toMatchObject({ status: 200, outcome: 'upstream_error' });
+    // The client saw 200, then a cut body: metered as the upstream failure it was (502), not a success.
+    expect(await gw.result(1)).toMatchObject({ status: 502, outcome: 'upstream_error', bytesOut: 7 });
   });
 
   it('answers 503 once closed instead of opening new pools', async () => {

@@ -23,7 +23,11 @@ export type ForwardOutcome = 'ok' | 'method_not_allowed' | 'timeout' | 'unavaila
 
 /** What metering needs to know about one forwarded request. */
 export interface ForwardResult {
-  /** The status the client got; 499 when the client went away first (nginx's convention). */
+  /**
+   * The status the client got; 499 when the client went away first (nginx's convention); 502 when
+   * the upstream failed mid-body (the client saw the upstream's status, then a cut connection), so
+   * metering counts it as the error it was.
+   */
   status: number;
   outcome: ForwardOutcome;
   /** Request body bytes relayed upstream. */
@@ -55,7 +59,13 @@ export interface ForwarderOptions {
 // gateway sets (identity, X-Forwarded-*): client copies of those never reach the upstream.
 const HOP_BY_HOP = ['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 const IDENTITY = ['x-user-id', 'x-plan-id', 'x-key-id'];
-const REQUEST_DROP = new Set([...HOP_BY_HOP, ...IDENTITY, 'host', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+const FORWARDED = ['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'];
+const REQUEST_DROP = new Set([...HOP_BY_HOP, ...IDENTITY, ...FORWARDED, 'host', 'expect']);
+/**
+ * `X_User_ID` and the like: CGI-style stacks (PHP, WSGI, Rack, many proxies) map `_` and `-` to the
+ * same variable, so a client copy with underscores would pass for the injected header. Dropped.
+ */
+const LOOKALIKES = new Set([...IDENTITY, ...FORWARDED].map((h) => h.replaceAll('-', '_')));
 const RESPONSE_DROP = new Set(HOP_BY_HOP);
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
@@ -99,6 +109,7 @@ function requestHead(req: IncomingMessage, identity: ProxyIdentity | undefined, 
       continue;
     }
     if (lower.startsWith('proxy-') || lower === identity?.credentialHeader) continue;
+    if (lower.includes('_') && LOOKALIKES.has(lower.replaceAll('-', '_'))) continue;
     if (lower === 'content-length' && value !== '0') hasBody = true;
     out.push(name, value);
   }
@@ -225,8 +236,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (this.res.headersSent) {
       // Mid-body: the status is out, so the only honest signal left is a cut connection.
       this.res.destroy(err);
-      this.logger?.warn({ route: this.route.id, code }, `upstream failed mid-response: ${err.message}`);
-      this.#settle('upstream_error', this.#status);
+      this.logger?.warn({ route: this.route.id, code, status: this.#status }, `upstream failed mid-response: ${err.message}`);
+      this.#settle('upstream_error', 502);
       return;
     }
     if (TIMEOUT_CODES.has(code)) {
