@@ -35,6 +35,7 @@ export async function render(c: Context, shell: PageShell, title: string, body: 
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{`${title} · APIGate ${shell.area === 'admin' ? 'admin' : 'portal'}`}</title>
+        <link rel="icon" href="data:," />
         <link rel="stylesheet" href={shell.assets.appCss} />
         {opts.charts ? <link rel="stylesheet" href={shell.assets.uplotCss} /> : null}
       </head>

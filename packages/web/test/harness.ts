@@ -9,6 +9,7 @@ import {
   openStore,
   type RunningServer,
   type Store,
+  selectedPayment,
   startDelivery,
   startGateway,
   startPaymentWorker,
@@ -72,7 +73,8 @@ export async function startSite(): Promise<Site> {
 
   const delivery = startDelivery({ kernel, settings: store.settings, logger });
   const gateway = await startGateway({ kernel, store, dataDir, logger, pollIntervalMs: 200, meterIntervalMs: 200, sendEmail: delivery?.outbox.sendEmail.bind(delivery.outbox) });
-  const payments: Worker = startPaymentWorker(kernel.get('queue'), { store, logger, webhooks: gateway.webhooks });
+  const pay = selectedPayment(kernel)!;
+  const payments: Worker = startPaymentWorker(kernel.get('queue'), { store, logger, webhooks: gateway.webhooks, providerName: pay.name, payment: pay.payment });
   const settingKeys = new Map(Object.entries(GATEWAY_SETTINGS).map(([k, v]) => [k, { validate: v.validate, secret: !!v.secret, envVar: v.envVar }]));
   const app = createHttpApp({
     kernel,

@@ -208,7 +208,7 @@ export function portalPages(w: WebContext): Hono {
         callApi(w.app, c, 'GET', '/portal/api/usage'),
         callApi(w.app, c, 'GET', '/portal/api/usage/days'),
         keyId
-          ? callApi(w.app, c, 'GET', `/portal/api/usage/minutes?key_id=${encodeURIComponent(keyId)}&from=${encodeURIComponent(new Date(w.now().getTime() - 86_400_000).toISOString())}`)
+          ? callApi(w.app, c, 'GET', `/portal/api/usage/minutes?${new URLSearchParams({ key_id: keyId, from: new Date(w.now().getTime() - 86_400_000).toISOString(), to: w.now().toISOString() })}`)
           : undefined,
       ]);
       const u = usage.body as UsageAnswer;
