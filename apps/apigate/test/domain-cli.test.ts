@@ -92,13 +92,14 @@ describe.concurrent('apigate users|plans|keys|routes|usage|admin', { timeout: 24
     const pro = await json(env, ['plans', 'create', 'Pro', '--rpm', 'unlimited', '--price-cents', '2900', '--overage', '0.05', '--trial-days', '14']);
     expect(pro).toMatchObject({ requests_per_minute: null, price_cents: 2900, overage_cents_per_request: 0.05, trial_days: 14, is_default: false });
     expect((await json(env, ['plans', 'update', 'pro', '--monthly', '100000'])).requests_per_month).toBe(100000);
+    expect((await json(env, ['plans', 'update', 'pro', '--yearly-price-cents', '29000'])).yearly_price_cents).toBe(29000);
     expect((await json(env, ['plans', 'set-default', 'Pro'])).is_default).toBe(true);
 
     const list = await cli(['plans', 'list'], env);
     const lines = list.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^ID\s+NAME\s+DEFAULT\s+RPM\s+MONTHLY\s+PRICE\s+TRIAL\s+OVERAGE$/);
+    expect(lines[0]).toMatch(/^ID\s+NAME\s+DEFAULT\s+RPM\s+MONTHLY\s+PRICE\s+YEARLY\s+TRIAL\s+OVERAGE$/);
     expect(lines[1]).toMatch(/^plan_\S+\s+Free\s+5\s+100\s+0\.00 usd$/);
-    expect(lines[2]).toMatch(/^plan_\S+\s+Pro\s+\*\s+unlimited\s+100000\s+29\.00 usd\s+14d\s+0\.05c\/req$/);
+    expect(lines[2]).toMatch(/^plan_\S+\s+Pro\s+\*\s+unlimited\s+100000\s+29\.00 usd\s+290\.00 usd\s+14d\s+0\.05c\/req$/);
     // Aligned: each column starts at the same place on every line.
     expect(new Set([lines[0]!.indexOf('PRICE'), lines[1]!.indexOf('0.00 usd'), lines[2]!.indexOf('29.00 usd')]).size).toBe(1);
 
@@ -155,6 +156,7 @@ describe.concurrent('apigate users|plans|keys|routes|usage|admin', { timeout: 24
       [['plans', 'create', 'Basic', '--rpm', '1.5'], 1, 'apigate: --rpm: expected a whole number or "unlimited", got "1.5"'],
       [['plans', 'create', 'Basic', '--rpm', '0'], 1, 'apigate: --rpm: must be at least 1; for no limit use null ("unlimited" on the command line)'],
       [['plans', 'create', 'Basic', '--currency', 'dollars'], 1, 'apigate: --currency: expected a 3-letter ISO 4217 code such as usd'],
+      [['plans', 'create', 'Basic', '--yearly-price-cents', '0'], 1, 'apigate: --yearly-price-cents: must be at least 1; for no yearly price use null ("none" on the command line)'],
       [['plans', 'create', 'pro'], 1, /^apigate: --name: a plan named "pro" already exists/],
       [['plans', 'delete', 'Pro'], 1, /^apigate: plan Pro \(plan_\S+\) is the plan of 1 user\(s\); move them to another plan first$/],
       [['keys', 'create', '--user', 'nobody@example.com'], 3, 'apigate: no user with id or email "nobody@example.com"'],
