@@ -7,6 +7,7 @@ import { CliError } from './commands/common.js';
 import { registerEmail } from './commands/email.js';
 import { registerKeys } from './commands/keys.js';
 import { registerMappings } from './commands/mappings.js';
+import { registerPayments } from './commands/payments.js';
 import { registerPlans } from './commands/plans.js';
 import { registerProviders } from './commands/providers.js';
 import { registerQueue } from './commands/queue.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerUsers(program);
   registerPlans(program);
   registerBilling(program);
+  registerPayments(program);
   registerKeys(program);
   registerRoutes(program);
   registerUsage(program);
