@@ -1,4 +1,5 @@
 import {
+  ADMIN_TOKEN_ENV,
   type BillingJobs,
   createHttpApp,
   customerBillingFor,
@@ -19,7 +20,9 @@ import {
 } from '@apigate/gateway';
 import { createLogger, describeError, type Worker } from '@apigate/kernel';
 import type { Command } from 'commander';
-import { assertNoPluginProblems, openRuntime, parsePort, startKernel } from '../runtime.js';
+import { mountWebPages } from '@apigate/web';
+import { assertNoPluginProblems, loadAllDefinitions, openRuntime, parsePort, startKernel } from '../runtime.js';
+import { settingKeys } from '../settings-keys.js';
 import { armShutdownDeadline, shutdownProblems, untilDeadline } from '../shutdown.js';
 import { removeServeAddress, writeServeAddress } from '../serve-address.js';
 import { tlsManager } from './certs.js';
@@ -100,6 +103,7 @@ export function registerServe(program: Command): void {
       const k = kernel;
       const gw = gateway;
       k.events.on('provider.error', (e) => logger.warn({ event: e }, `provider error: ${e.message}`));
+      const pageSettingKeys = settingKeys((await loadAllDefinitions(rt.catalog)).defs);
       // Portal emails (verification, password reset) go through the same outbox as everything else.
       const app = createHttpApp({
         kernel: k,
@@ -110,6 +114,9 @@ export function registerServe(program: Command): void {
         billing,
         // The dummy payment webhook is served on a loopback bind only (unless it has its own secret).
         bindHost: o.host,
+        // The customer portal and admin dashboard pages; the settings page accepts what `apigate settings set` does.
+        pages: (a) =>
+          mountWebPages(a, { store: rt.store, logger, kernel: k, adminToken: process.env[ADMIN_TOKEN_ENV]?.trim(), webhooks: gw.webhooks, settingKeys: pageSettingKeys }),
       });
       // In-flight requests get half the shutdown time; the rest is for usage, delivery and providers.
       const closeTimeoutMs = Math.round(shutdownMs / 2);
