@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   type CheckoutInput,
   defineProvider,
@@ -150,6 +150,7 @@ function parseJson<T>(rawBody: Uint8Array, schema: z.ZodType<T>): { data: T; jso
 }
 
 const newId = (prefix: string): string => `${prefix}_dummy_${randomBytes(8).toString('hex')}`;
+const stableId = (prefix: string, key: string): string => `${prefix}_dummy_${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
 
 /** Adds one billing interval, clamping to the month's last day (Jan 31 + 1 month = Feb 28/29), as Stripe does. */
 export function addInterval(from: Date, interval: 'month' | 'year', count = 1): Date {
@@ -224,6 +225,8 @@ export class DummyPayment implements PaymentProvider {
   /**
    * A price per plan. Changing the amount, currency, interval or metering makes a new price on the
    * same product and archives the old one (prices are immutable in Stripe too); a rename keeps the id.
+   * Ids are derived from the plan and the terms, so a restarted dummy (its memory empty) gives the
+   * same plan the same price id again: stored plan -> price mappings, and events naming them, stay good.
    */
   async upsertPrice(i: UpsertPriceInput) {
     requireText(i.planId, 'upsertPrice planId');
@@ -244,10 +247,17 @@ export class DummyPayment implements PaymentProvider {
     }
     let productId = this.products.get(i.planId);
     if (!productId) {
-      productId = newId('prod');
+      productId = stableId('prod', i.planId);
       this.products.set(i.planId, productId);
     }
-    const price: Price = { id: newId('price'), productId, planId: i.planId, name: i.name, ...wanted, active: true };
+    const id = stableId('price', `${i.planId}|${wanted.amountCents}|${wanted.currency}|${wanted.interval}|${wanted.metered}`);
+    const known = this.prices.get(id);
+    if (known) {
+      // The same terms again (back to an earlier amount): that price, sold again.
+      Object.assign(known, { name: i.name, active: true });
+      return { priceId: known.id, productId };
+    }
+    const price: Price = { id, productId, planId: i.planId, name: i.name, ...wanted, active: true };
     this.prices.set(price.id, price);
     return { priceId: price.id, productId };
   }
