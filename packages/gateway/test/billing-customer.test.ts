@@ -267,3 +267,41 @@ describe('customer billing through the portal API (dummy provider, real server)'
     }
   });
 });
+
+describe('customer billing edge cases', () => {
+  it('two checkouts at once for a new customer end with one customer mapping (the spare customer is deleted)', async () => {
+    const h = await harness();
+    try {
+      await h.store.domain.plans.create({ name: 'Pro', priceCents: 2900 });
+      const user = await h.store.domain.users.create({ email: 'eve@example.com' });
+      const deleted: string[] = [];
+      // Both checkouts find no customer, then both make one: the provider answers slowly.
+      const slow: PaymentProvider = Object.create(h.payment, {
+        createCustomer: {
+          value: async (i: Parameters<PaymentProvider['createCustomer']>[0]) => {
+            await new Promise((r) => setTimeout(r, 50));
+            return h.payment.createCustomer(i);
+          },
+        },
+        deleteCustomer: {
+          value: async (id: string) => {
+            deleted.push(id);
+            await h.payment.deleteCustomer(id);
+          },
+        },
+      });
+      const billing = new CustomerBilling({ store: h.store, logger: silentLogger(), providerName: 'dummy', payment: slow, features: dummyPayment.features });
+      const [a, b] = await Promise.all([
+        billing.checkout(user, { plan: 'Pro', returnBase: h.url }),
+        billing.checkout(user, { plan: 'Pro', returnBase: h.url }),
+      ]);
+      const mapped = (await h.store.mappings.findExternal('dummy', MAPPING.user, user.id))!.externalId;
+      expect(h.dummy.getCheckoutSession(a.sessionId).customerId).toBe(mapped);
+      expect(h.dummy.getCheckoutSession(b.sessionId).customerId).toBe(mapped);
+      expect(deleted).toHaveLength(1);
+      expect(deleted[0]).not.toBe(mapped);
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -105,8 +105,18 @@ export class CustomerBilling {
     const { customerId } = await this.call('createCustomer', () =>
       this.o.payment.createCustomer({ userId: user.id, email: user.email, ...(user.name ? { name: user.name } : {}) }),
     );
-    await mappings.put({ provider: this.providerName, entityType: MAPPING.user, localId: user.id, externalId: customerId });
-    return customerId;
+    try {
+      await mappings.put({ provider: this.providerName, entityType: MAPPING.user, localId: user.id, externalId: customerId });
+      return customerId;
+    } catch (err) {
+      // A concurrent checkout of the same user mapped its customer first: use that one, drop ours.
+      const winner = await mappings.findExternal(this.providerName, MAPPING.user, user.id);
+      if (!winner) throw err;
+      await this.o.payment.deleteCustomer(customerId).catch((e: unknown) => {
+        this.o.logger.warn({ provider: this.providerName, userId: user.id }, `billing: cannot delete the spare customer: ${describeError(e)}`);
+      });
+      return winner.externalId;
+    }
   }
 
   /** The provider price of a plan, synced first when the mapping is missing (the plan-sync job may not have run yet). */
