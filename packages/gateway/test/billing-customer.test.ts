@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { type PaymentProvider, ProviderError, silentLogger } from '@apigate/kernel';
+import { InvalidInputError, type PaymentProvider, ProviderError, silentLogger } from '@apigate/kernel';
 import dummyPayment, { type DummyPayment, type SignedWebhook } from '@apigate/provider-dummy-payment';
 import { describe, expect, it, vi } from 'vitest';
 import {
@@ -149,6 +149,29 @@ describe('customer billing through the portal API (dummy provider, real server)'
       await d.usage.applyBatch('b2', [{ keyId: key.apiKey.id, userId: user.id, at: new Date(), requests: 20 }]);
       expect((await report()).reported.map((r) => [r.quantity, r.cumulative])).toEqual([[20, 50]]);
       expect(h.dummy.usageFor(subId).total).toBe(50);
+
+      // A final refusal is recorded as failed, and the period records nothing more after it.
+      const refusing: Pick<PaymentProvider, 'reportUsage'> = {
+        reportUsage: async () => {
+          throw new InvalidInputError('payment/dummy reportUsage: price "x" is not metered');
+        },
+      };
+      const other = await d.users.create({ email: 'refused@example.com' });
+      const otherKey = await d.keys.create({ userId: other.id });
+      const refusedSub = await d.subscriptions.create({
+        userId: other.id,
+        planId: pro.id,
+        provider: 'dummy',
+        externalCustomerId: 'cus_dummy_refused',
+        externalSubscriptionId: 'sub_dummy_refused',
+        status: 'active',
+      });
+      await d.usage.applyBatch('r1', [{ keyId: otherKey.apiKey.id, userId: other.id, at: new Date(), requests: 110 }]);
+      const refused = await reportOverage({ store: h.store, logger: silentLogger(), providerName: 'dummy', payment: refusing, features: dummyPayment.features });
+      expect(refused.failed).toMatchObject([{ subscriptionId: refusedSub.id, quantity: 10, status: 'failed', error: expect.stringContaining('is not metered') }]);
+      await d.usage.applyBatch('r2', [{ keyId: otherKey.apiKey.id, userId: other.id, at: new Date(), requests: 10 }]);
+      await reportOverage({ store: h.store, logger: silentLogger(), providerName: 'dummy', payment: refusing, features: dummyPayment.features });
+      expect(usageReportsFor(h.store, refusedSub.id).map((r) => r.status)).toEqual(['failed']);
 
       // The provider took the report but the answer was lost (a crash, a timeout): the row stays
       // pending and the next run sends it with the same key, which the provider counts once.

@@ -74,7 +74,9 @@ export async function reportOverage(o: UsageReportOptions): Promise<UsageReportR
     for (const period of periods) {
       // Overage of a month before the subscription started is not its to bill.
       if (monthBounds(period).end <= sub.createdAt) continue;
-      if (BILLED.has(sub.status)) {
+      // A final refusal (no metered item on the subscription, say) will not fix itself: nothing more is
+      // recorded for the period until an admin deals with it (subscriptions show lists the reason).
+      if (BILLED.has(sub.status) && !hasFailed(o.store, sub.id, period)) {
         const requests = (await domain.usage.forUser(sub.userId, period)).totals.requests;
         const units = overageUnits(plan, Math.max(0, requests - plan.requestsPerMonth));
         recordDue(o.store, sub, o.providerName, period, units, now);
@@ -83,6 +85,16 @@ export async function reportOverage(o: UsageReportOptions): Promise<UsageReportR
     }
   }
   return result;
+}
+
+function hasFailed(store: Store, subscriptionId: string, period: string): boolean {
+  return (
+    store.db
+      .select({ id: usageReports.id })
+      .from(usageReports)
+      .where(and(eq(usageReports.subscriptionId, subscriptionId), eq(usageReports.period, period), eq(usageReports.status, 'failed')))
+      .get() !== undefined
+  );
 }
 
 /** Adds a pending row for the units not yet reported (or being reported) in the period. */
