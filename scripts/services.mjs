@@ -1,8 +1,9 @@
 // Makes sure the services the tests talk to are up before any test starts. Redis runs on
 // this machine kind already; where it does not, it is installed and started here, so a
-// fresh machine needs nothing done by hand. Pebble is installed here when missing. Everything
+// fresh machine needs nothing done by hand. Pebble and Chromium (web browser tests) are installed here when missing. Everything
 // else (S3, SMTP, OIDC, Pebble itself) is started by the tests themselves.
 import { execSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 
 const REDIS_HOST = '127.0.0.1';
@@ -58,5 +59,14 @@ function ensurePebble() {
   execSync(`apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${packages}`, { stdio: 'inherit' });
 }
 
+// Chromium for the @apigate/web browser tests (playwright-core drives it; it downloads no browser).
+function ensureChromium() {
+  const paths = [process.env.CHROMIUM_PATH, '/usr/lib/chromium/chromium', '/usr/bin/chromium'].filter(Boolean);
+  if (paths.some((p) => existsSync(p))) return console.log('services: chromium is installed');
+  console.log("services: installing chromium from Debian packages (for the web pages' browser tests)");
+  execSync('apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium', { stdio: 'inherit' });
+}
+
 await ensureRedis();
 ensurePebble();
+ensureChromium();
