@@ -23,3 +23,4 @@ export * from './portal/index.js';
 export * from './billing/index.js';
 export * from './tls/index.js';
 export * from './settings-registry.js';
+export * from './shutdown-settings.js';

@@ -1,5 +1,6 @@
 import { ALERT_EVENTS_KEY, checkDeliverySetting, checkEventList, DELIVERY_INT_SETTINGS, type DeliveryIntKey } from './delivery/settings.js';
 import { checkPublicUrlValue, PUBLIC_URL_SETTING } from './portal/api.js';
+import { checkShutdownTimeout, SHUTDOWN_TIMEOUT_ENV, SHUTDOWN_TIMEOUT_SETTING } from './shutdown-settings.js';
 import { PAST_DUE_GRACE_SETTING } from './billing/processor.js';
 import { checkWebhookMaxBytes, WEBHOOK_MAX_BYTES_ENV, WEBHOOK_MAX_BYTES_SETTING } from './billing/route.js';
 import { PAYMENT_ATTEMPTS_SETTING, PAYMENT_BACKOFF_SETTING } from './billing/worker.js';
@@ -23,6 +24,7 @@ export interface GatewaySetting {
 export const GATEWAY_SETTINGS: Readonly<Record<string, GatewaySetting>> = {
   [ALERT_EVENTS_KEY]: { validate: checkEventList },
   [PUBLIC_URL_SETTING]: { validate: checkPublicUrlValue, envVar: 'APIGATE_PUBLIC_URL' },
+  [SHUTDOWN_TIMEOUT_SETTING]: { validate: checkShutdownTimeout, envVar: SHUTDOWN_TIMEOUT_ENV },
   // The payment webhook inbox and the access rules (billing/).
   [WEBHOOK_MAX_BYTES_SETTING]: { validate: checkWebhookMaxBytes, envVar: WEBHOOK_MAX_BYTES_ENV },
   [PAST_DUE_GRACE_SETTING]: { validate: wholeNumber(0, 365, 'days a past_due subscription keeps its plan') },

@@ -69,7 +69,7 @@ describe('UsageRecorder when the queue fails', () => {
     const first = new UsageRecorder(queue, { flushIntervalMs: 3_600_000, spoolFile, closeTimeoutMs: 300, instanceId: 'gw-1' });
     await relay.down();
     for (let i = 0; i < 5; i++) first.record(rec('key_1', NOON + i * 30_000));
-    expect(await first.close()).toEqual({ unpublished: 1, spooled: true });
+    expect(await first.close()).toMatchObject({ unpublished: 1, spooled: true, spoolFile });
     const spooled = readFileSync(spoolFile, 'utf8');
     expect(JSON.parse(spooled)).toMatchObject({ id: 'gw-1-1' });
 

@@ -105,8 +105,8 @@ describe('UsageRecorder', () => {
     const { queue, repo } = await pipeline();
     const before = new UsageRecorder(queue, { flushIntervalMs: 3_600_000 });
     for (let i = 0; i < 60; i++) before.record(rec({ at: NOON + i * 1_000 }));
-    expect(await before.close()).toEqual({ unpublished: 0, spooled: false });
-    expect(await before.close()).toEqual({ unpublished: 0, spooled: false });
+    expect(await before.close()).toMatchObject({ unpublished: 0, requests: 0, spooled: false });
+    expect(await before.close()).toMatchObject({ unpublished: 0, requests: 0, spooled: false });
 
     const after = recorder(queue);
     for (let i = 0; i < 40; i++) after.record(rec({ at: NOON + 60_000 + i * 1_000 }));

@@ -117,7 +117,8 @@ export class MemoryQueue implements QueueProvider {
   private stopped = false;
   private spooled = false;
   private readonly keepCompleted: number;
-  private readonly spoolDir: string | undefined;
+  /** Where close() spools the jobs it holds; undefined when spooling is off. */
+  readonly spoolDir: string | undefined;
   private readonly closeTimeoutMs: number;
   private readonly logger: Logger | undefined;
   /** A process that exits without close() (a shutdown deadline) still spools what it holds. */

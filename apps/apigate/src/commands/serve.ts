@@ -48,16 +48,22 @@ export function registerServe(program: Command): void {
       // With a deadline (shutdown), no step waits past it; returns what could not be flushed, one line each.
       const closeAll = async (deadline?: number): Promise<string[]> => {
         const abandoned: string[] = [];
-        const step = (what: string, fn: () => Promise<unknown>) => untilDeadline(deadline, what, fn, abandoned);
+        const step = (what: string, fn: () => Promise<unknown>, by = deadline) => untilDeadline(by, what, fn, abandoned);
         // Before the gateway: the payment worker emits through its webhook dispatcher. Events still
-        // queued stay queued (a durable queue keeps them for the next start).
-        await step('billing jobs', async () => billingJobs?.close());
-        await step('payment worker', async () =>
-          payments?.close().catch((err: unknown) => logger.warn(`cannot stop the payment worker: ${describeError(err)}`)),
+        // queued stay queued (a durable queue keeps them for the next start). They get a fifth of
+        // the time left, so a hung queue leaves the gateway time to spool the metered usage.
+        const early = deadline === undefined ? undefined : Date.now() + (deadline - Date.now()) / 5;
+        await step('billing jobs', async () => billingJobs?.close(), early);
+        await step(
+          'payment worker',
+          async () => payments?.close().catch((err: unknown) => logger.warn(`cannot stop the payment worker: ${describeError(err)}`)),
+          early,
         );
-        const report = await gateway?.close(deadline === undefined ? {} : { deadline });
-        await step('delivery workers', async () => delivery?.close());
-        await step('providers', async () => kernel?.close());
+        // The rest stops waiting a little before the deadline, so the report below still gets written.
+        const soft = deadline === undefined ? undefined : deadline - Math.min(500, Math.max(0, deadline - Date.now()) / 10);
+        const report = await gateway?.close(soft === undefined ? {} : { deadline: soft });
+        await step('delivery workers', async () => delivery?.close(), soft);
+        await step('providers', async () => kernel?.close(), soft);
         await rt.close();
         return shutdownProblems(report, abandoned);
       };

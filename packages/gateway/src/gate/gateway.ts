@@ -6,7 +6,7 @@ import { CacheCircuit, limitsHealth } from '../limits/circuit.js';
 import { type QuotaCounterOptions, QuotaCounter } from '../limits/quota.js';
 import { RateLimiter } from '../limits/rate-limit.js';
 import { startUsageConsumer } from '../metering/consumer.js';
-import { USAGE_QUEUE, UsageRecorder } from '../metering/recorder.js';
+import { type CloseSummary, USAGE_QUEUE, UsageRecorder } from '../metering/recorder.js';
 import { type ForwarderOptions, Forwarder } from '../proxy/forward.js';
 import type { Store } from '../store/store.js';
 import { GateCatalog } from './catalog.js';
@@ -50,9 +50,27 @@ export interface Gateway {
   /**
    * After the server stopped taking requests: publishes the metered usage, writes the quota
    * counts, waits until the usage queue is applied to the store, then stops the workers and
-   * the upstream pools. Close the kernel after this. Idempotent.
+   * the upstream pools. Close the kernel after this. Idempotent. With a `deadline` (epoch ms)
+   * no step waits past it: usage the queue did not take by then is spooled to disk, and the
+   * report says what was left.
    */
-  close(): Promise<void>;
+  close(opts?: { deadline?: number }): Promise<GatewayCloseReport>;
+  /**
+   * Spools the metered usage not yet published, synchronously, without waiting for the queue:
+   * for a shutdown deadline that passed while close() was still waiting on a hung backend.
+   */
+  spoolNow(): CloseSummary;
+}
+
+/** What close() could not finish: usage spooled for the next start, lost, or left queued. */
+export interface GatewayCloseReport {
+  usage: CloseSummary;
+  /** Usage batches published but not yet applied to the store when close() stopped waiting. */
+  usageQueued: number;
+  /** Whether the queue keeps those (a durable queue, or a memory queue that spools). */
+  usageQueuedKept: boolean;
+  /** Steps close() stopped waiting for at the deadline. */
+  abandoned: string[];
 }
 
 /**
@@ -94,19 +112,32 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const forwarder = new Forwarder({ logger, ...o.forwarder });
   const handle = createProxyHandler({ catalog, limiter, quota, recorder, forwarder, notices, logger, now });
 
-  let closing: Promise<void> | undefined;
-  const close = async () => {
+  // A memory queue that spools (provider-memory-queue's default) keeps queued batches for the next start too.
+  const queueKeeps = durableQueue || kernel.active.some((a) => a.capability === 'queue' && a.name === 'memory' && (a.instance as { spoolDir?: string }).spoolDir);
+
+  let closing: Promise<GatewayCloseReport> | undefined;
+  const close = async (deadline: number | undefined): Promise<GatewayCloseReport> => {
+    const abandoned: string[] = [];
+    // Each step waits at most until the deadline; a hung backend (a frozen Redis) is left behind, by name.
+    const step = async (what: string, p: () => Promise<unknown>) => {
+      if (deadline === undefined) return void (await p());
+      if (!(await settlesBy(p(), deadline))) abandoned.push(what);
+    };
     domainEvents.close();
-    const published = await recorder.close();
-    await quota.close();
-    await drainUsage(queue, durableQueue, o.drainTimeoutMs ?? 15_000, logger);
-    await stopWorker(consumer, 'usage consumer', logger);
-    await notices.close();
-    await webhooks.close();
-    await stopWorker(webhookWorker, 'webhook worker', logger);
-    await forwarder.close();
-    await catalog.close();
-    logger.info({ usageBatches: published }, 'gateway stopped');
+    // Usage first gets until 3/4 of the time left, so it is spooled before anything else can hang.
+    const usageBy = deadline === undefined ? undefined : Date.now() + Math.max(0, deadline - Date.now()) * 0.75;
+    const usage = await recorder.close(usageBy === undefined ? {} : { deadline: usageBy });
+    await step('quota counts', () => quota.close());
+    const drainMs = Math.min(o.drainTimeoutMs ?? 15_000, deadline === undefined ? Number.POSITIVE_INFINITY : Math.max(0, deadline - Date.now()));
+    const usageQueued = await drainUsage(queue, queueKeeps, drainMs, logger);
+    await step('usage consumer', () => stopWorker(consumer, 'usage consumer', logger));
+    await step('quota notices', () => notices.close());
+    await step('webhooks', () => webhooks.close());
+    await step('webhook worker', () => stopWorker(webhookWorker, 'webhook worker', logger));
+    await step('upstream connections', () => forwarder.close());
+    await step('catalog', () => catalog.close());
+    logger.info({ usageBatches: usage, usageQueued, abandoned }, 'gateway stopped');
+    return { usage, usageQueued, usageQueuedKept: queueKeeps, abandoned };
   };
 
   logger.info({ ...catalog.size, durableQueue }, 'gateway ready');
@@ -119,11 +150,30 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     catalog,
     webhooks,
     health: () => limitsHealth(circuit, quota),
-    close() {
-      closing ??= close();
+    close(opts = {}) {
+      closing ??= close(opts.deadline);
       return closing;
     },
+    spoolNow: () => recorder.spoolNow(),
   };
+}
+
+/** What `p` resolves with, or undefined when `deadline` (epoch ms) comes first; rejections pass through. */
+async function valueBy<T>(p: Promise<T>, deadline: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Whether `p` settles before `deadline`; a rejection counts as settled. */
+async function settlesBy(p: Promise<unknown>, deadline: number): Promise<boolean> {
+  return (await valueBy(p.then(() => true, () => true), deadline)) === true;
 }
 
 async function stopWorker(w: Worker, what: string, logger: Logger): Promise<void> {
@@ -132,24 +182,30 @@ async function stopWorker(w: Worker, what: string, logger: Logger): Promise<void
 
 /**
  * Waits until the usage queue has nothing waiting, running or delayed: the batches just published
- * are in the store. A memory queue loses what is left when the process ends, so that is logged
- * as an error; a durable queue keeps it for the next start.
+ * are in the store. Returns how many are left. A queue that keeps them (durable, or a spooling
+ * memory queue) applies them after the next start; otherwise they are lost, logged as an error.
  */
-async function drainUsage(queue: QueueProvider, durable: boolean, timeoutMs: number, logger: Logger): Promise<void> {
+async function drainUsage(queue: QueueProvider, kept: boolean, timeoutMs: number, logger: Logger): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   let left = 0;
   for (;;) {
     try {
-      const s = await queue.stats(USAGE_QUEUE);
+      // A hung queue (a frozen Redis) must not hold shutdown: give up at the deadline.
+      const s = await valueBy(queue.stats(USAGE_QUEUE), deadline);
+      if (!s) {
+        logger.warn('the usage queue did not answer while stopping');
+        return left;
+      }
       left = s.waiting + s.active + s.delayed;
     } catch (err) {
       logger.warn(`cannot read the usage queue while stopping: ${describeError(err)}`);
-      return;
+      return left;
     }
     if (left === 0 || Date.now() >= deadline) break;
     await sleep(25);
   }
-  if (left === 0) return;
-  if (durable) logger.warn(`${left} usage batches still queued; they are applied after the next start`);
+  if (left === 0) return 0;
+  if (kept) logger.warn(`${left} usage batches still queued; they are applied after the next start`);
   else logger.error(`${left} usage batches were not applied within ${Math.round(timeoutMs / 1000)} s and are lost with the memory queue`);
+  return left;
 }

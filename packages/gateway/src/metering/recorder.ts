@@ -42,8 +42,12 @@ export interface UsageRecorderStats {
 export interface CloseSummary {
   /** Batches the queue never took. */
   unpublished: number;
+  /** Requests counted in those batches. */
+  requests: number;
   /** Whether those are in the spool file for the next start. */
   spooled: boolean;
+  /** The spool file, when they are in it. */
+  spoolFile?: string;
 }
 
 const MINUTE = 60_000;
@@ -219,31 +223,48 @@ export class UsageRecorder {
   }
 
   /**
-   * Stops the timer and publishes everything, retrying a failing queue for `closeTimeoutMs`;
-   * what is still unpublished then goes to the spool file. Call it after the server stopped
-   * taking requests. Idempotent.
+   * Stops the timer and publishes everything, retrying a failing queue until `deadline` (epoch
+   * ms; default `closeTimeoutMs` from now), and never waiting past it for a publish that hangs
+   * (a frozen Redis); what is still unpublished then goes to the spool file. Call it after the
+   * server stopped taking requests. Idempotent.
    */
-  close(): Promise<CloseSummary> {
-    this.#closing ??= this.#close();
+  close(opts: { deadline?: number } = {}): Promise<CloseSummary> {
+    this.#closing ??= this.#close(opts.deadline ?? Date.now() + this.#closeTimeoutMs);
     return this.#closing;
   }
 
-  async #close(): Promise<CloseSummary> {
+  async #close(deadline: number): Promise<CloseSummary> {
     clearInterval(this.#timer);
-    const deadline = Date.now() + this.#closeTimeoutMs;
-    await this.flush();
+    const untilDeadline = (p: Promise<unknown>) => {
+      const ac = new AbortController();
+      return Promise.race([p, sleep(Math.max(0, deadline - Date.now()), undefined, { signal: ac.signal }).catch(() => undefined)]).finally(() => ac.abort());
+    };
+    await untilDeadline(this.flush());
     for (let delay = 100; this.#outbox.length > 0 && Date.now() < deadline; delay *= 2) {
       await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
-      await this.flush();
+      await untilDeadline(this.flush());
     }
+    return this.spoolNow();
+  }
+
+  /**
+   * Seals the rows and writes every batch not yet published to the spool file, synchronously,
+   * without touching the queue: for close(), and for a shutdown deadline that cannot wait for
+   * a hung queue. A batch whose publish is still in flight is written too (if it did reach the
+   * queue, the store applies its id once).
+   */
+  spoolNow(): CloseSummary {
+    clearInterval(this.#timer);
+    this.#seal();
     const unpublished = this.#outbox.length;
-    if (unpublished === 0) return { unpublished, spooled: false };
+    const requests = this.#outbox.reduce((n, b) => n + b.rows.reduce((m, r) => m + r.requests, 0), 0);
+    if (unpublished === 0) return { unpublished, requests, spooled: false };
     if (this.#spoolFile) {
       this.#writeSpool(this.#spoolFile);
-      this.#logger?.warn(`${unpublished} usage batches spooled to ${this.#spoolFile}; they are published at the next start`);
-      return { unpublished, spooled: this.#spoolWritten };
+      this.#logger?.warn(`${unpublished} usage batches (${requests} requests) spooled to ${this.#spoolFile}; they are published at the next start`);
+      return { unpublished, requests, spooled: this.#spoolWritten, ...(this.#spoolWritten ? { spoolFile: this.#spoolFile } : {}) };
     }
     this.#logger?.error(`${unpublished} usage batches could not be published and no spool file is set: ${this.#lastError ?? 'queue failing'}`);
-    return { unpublished, spooled: false };
+    return { unpublished, requests, spooled: false };
   }
 }
