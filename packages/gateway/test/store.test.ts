@@ -152,6 +152,36 @@ describe('settings', () => {
     }
   });
 
+  it('stores a URL carrying a password or secret query parameter encrypted, and encrypts one an older version stored in clear', async () => {
+    const dataDir = await tempDir();
+    const password = 'redis-url-password-4242';
+    await withStore({ dataDir, secretKey: KEY_A }, async ({ settings }) => {
+      await settings.set('cache.redis.url', `redis://app:${password}@cache.internal:6379`, { secret: false });
+      await settings.set('storage.s3.endpoint', 'https://s3.local?token=tok-5151', { secret: false });
+      await settings.set('queue.redis.url', 'redis://cache.internal:6379', { secret: false });
+      expect(settings.list().map((e) => [e.key, e.secret]).sort()).toEqual([
+        ['cache.redis.url', true],
+        ['queue.redis.url', false],
+        ['storage.s3.endpoint', true],
+      ]);
+    });
+    const rows = rawRows(dataDir, 'SELECT key, value, secret FROM settings ORDER BY key');
+    expect(rows.map((r) => r.secret)).toEqual([1, 0, 1]);
+    expect(JSON.stringify(rows)).not.toContain(password);
+    expect(JSON.stringify(rows)).not.toContain('tok-5151');
+
+    // A row written in clear (before this rule) is encrypted the next time the store loads.
+    const db = new Database(path.join(dataDir, 'apigate.db'));
+    db.prepare("UPDATE settings SET value = ?, secret = 0 WHERE key = 'cache.redis.url'").run(`redis://app:${password}@old:6379`);
+    db.close();
+    await withStore({ dataDir, secretKey: KEY_A }, async ({ settings }) => {
+      expect(settings.get('cache.redis.url')).toBe(`redis://app:${password}@old:6379`);
+    });
+    const after = rawRows(dataDir, "SELECT value, secret FROM settings WHERE key = 'cache.redis.url'")[0]!;
+    expect(after.secret).toBe(1);
+    expect(String(after.value)).not.toContain(password);
+  });
+
   it('uses a fresh IV per value', async () => {
     const dataDir = await tempDir();
     await withStore({ dataDir, secretKey: KEY_A }, async ({ settings }) => {
