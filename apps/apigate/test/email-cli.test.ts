@@ -221,6 +221,46 @@ describe('apigate email and queue commands (EMAIL_PROVIDER=smtp)', () => {
   });
 });
 
+describe('email send-test --wait while apigate serve runs on the same Redis queue', () => {
+  it("reports the outcome of the server's worker: failed with its error, then delivered", async () => {
+    const base = { ...smtpEnv(), QUEUE_PROVIDER: 'redis', QUEUE_REDIS_URL: REDIS_URL, NOTIFICATION_PROVIDER: 'log', PAYMENT_PROVIDER: 'dummy', CACHE_PROVIDER: 'memory', STORAGE_PROVIDER: 'memory' };
+    for (const [k, v] of [
+      ['queue.redis.prefix', prefix],
+      ['delivery.attempts', '2'],
+      ['delivery.backoff_ms', '20'],
+    ]) {
+      expect((await cli(['settings', 'set', k!, v!], base)).code).toBe(0);
+    }
+
+    // The server's SMTP port is closed: its worker fails the job; the CLI reports that, not a timeout.
+    const down = { ...base, SMTP_PORT: String(await closedPortOf()) };
+    const failingServer = await serve(BIN, down);
+    try {
+      const failed = await cli(['email', 'send-test', '--to', 'dave@example.com', '--wait', '--json', '--timeout', '60'], down);
+      expect(failed.code, failed.stderr).toBe(1);
+      expect(JSON.parse(failed.stdout)).toMatchObject({ status: 'failed', deliveredBy: 'elsewhere', attempt: 2, maxAttempts: 2, error: expect.stringMatching(/ECONNREFUSED|connect/i) });
+      expect(failed.stdout + failed.stderr).not.toContain(PASSWORD);
+    } finally {
+      expect(await failingServer.stop()).toBe(0);
+    }
+
+    const up = { ...base, SMTP_PORT: String(smtp.port) };
+    const served = await serve(BIN, up);
+    try {
+      const sent = await cli(['email', 'send-test', '--to', 'erin@example.com', '--wait', '--timeout', '60'], up);
+      expect(sent.code, sent.stderr).toBe(0);
+      expect(sent.stdout).toMatch(/^delivered the test email to erin@example.com via email\/smtp by another worker \(a running apigate serve\) on attempt 1/m);
+      const json = await cli(['email', 'send-test', '--to', 'erin@example.com', '--wait', '--json', '--timeout', '60'], up);
+      expect(json.code, json.stderr).toBe(0);
+      const out = JSON.parse(json.stdout);
+      expect(out).toMatchObject({ status: 'delivered', deliveredBy: 'elsewhere', attempt: 1, queueProvider: 'queue/redis' });
+      expect(arrived(out.jobId)).toHaveLength(1);
+    } finally {
+      expect(await served.stop()).toBe(0);
+    }
+  });
+});
+
 describe('apigate notify test (NOTIFICATION_PROVIDER=webhook)', () => {
   it('delivers a signed test notification', async () => {
     const secret = 'cli-webhook-secret-0123456789';

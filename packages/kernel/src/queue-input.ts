@@ -71,5 +71,9 @@ export const queueGuards: Record<string, (args: unknown[]) => void> = {
   },
   retryFailed: (a) => assertQueueName(a[0]),
   stats: (a) => assertQueueName(a[0]),
+  jobStatus: (a) => {
+    assertQueueName(a[0]);
+    if (typeof a[1] !== 'string' || a[1].length === 0) throw new InvalidInputError('jobStatus needs a job id');
+  },
   purge: (a) => assertQueueName(a[0]),
 };

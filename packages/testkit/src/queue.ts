@@ -591,6 +591,37 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
       );
     });
 
+    describe('job status', () => {
+      it(
+        'follows a job by id: waiting, completed, failed with its last error; an unknown id is undefined',
+        async () => {
+          const q = queue();
+          expect(await provider().jobStatus(q, 'never-published')).toBeUndefined();
+          const ok = await provider().publish(q, { n: 1 }, { jobId: 'status-ok' });
+          expect(await provider().jobStatus(q, ok.id)).toMatchObject({ id: 'status-ok', queue: q, state: 'waiting', attemptsMade: 0 });
+          const bad = await provider().publish(q, { n: 2 }, { jobId: 'status-bad', attempts: 2 });
+          const seen = recorder(async (job) => {
+            if (job.id === bad.id) throw new Error(`no luck on try ${job.attempt}`);
+          });
+          process(q, seen.handler);
+          const reach = (id: string, want: Record<string, unknown>) =>
+            vi.waitFor(async () => expect(await provider().jobStatus(q, id)).toMatchObject(want), { timeout: ARRIVAL_TIMEOUT_MS, interval: 50 });
+          await reach(ok.id, { id: 'status-ok', state: 'completed' });
+          await reach(bad.id, { state: 'failed', attemptsMade: 2, maxAttempts: 2, error: 'no luck on try 2' });
+          // A durable queue: another instance on the same backend sees the same (a CLI following a server's job).
+          if (opts.features?.durable) {
+            const peer = await opts.create();
+            try {
+              expect(await peer.jobStatus(q, bad.id)).toMatchObject({ state: 'failed', error: 'no luck on try 2' });
+            } finally {
+              await peer.close();
+            }
+          }
+        },
+        TEST_TIMEOUT,
+      );
+    });
+
     describe('stats and purge', () => {
       it(
         'stats() counts waiting, active, delayed and failed jobs',

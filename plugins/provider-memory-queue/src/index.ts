@@ -7,6 +7,7 @@ import {
   isNonRetryableJobError,
   type Job,
   type JobHandler,
+  type JobStatus,
   type Logger,
   type ProcessOptions,
   type PublishOptions,
@@ -267,6 +268,7 @@ export class MemoryQueue implements QueueProvider {
   private fail(queue: string, q: QueueState, e: Entry, err: unknown): void {
     if (q.jobs.get(e.id) !== e) return;
     e.attemptsMade++;
+    e.error = err instanceof Error ? err.message || err.name : String(err); // jobStatus shows it while a retry waits
     // A handler that says "do not retry" fails the job now, whatever attempts are left.
     if (e.attemptsMade < e.maxAttempts && !isNonRetryableJobError(err)) {
       const wait = backoffDelay(e.backoff, e.attemptsMade);
@@ -275,7 +277,6 @@ export class MemoryQueue implements QueueProvider {
       return;
     }
     e.state = 'failed';
-    e.error = err instanceof Error ? err.message || err.name : String(err);
     e.failedAt = Date.now();
     e.failSeq = ++this.seq;
     q.failed.delete(e.id);
@@ -337,6 +338,23 @@ export class MemoryQueue implements QueueProvider {
       this.enqueue(queue, q, e);
     }
     return targets.length;
+  }
+
+  async jobStatus(queue: string, jobId: string): Promise<JobStatus | undefined> {
+    const q = this.queues.get(queue);
+    const e = q?.jobs.get(jobId);
+    if (e) {
+      return {
+        id: e.id,
+        queue,
+        state: e.state,
+        attemptsMade: e.attemptsMade,
+        maxAttempts: e.maxAttempts,
+        ...(e.error ? { error: e.error } : {}),
+      };
+    }
+    // Completed ids are all it keeps of a finished job.
+    return q?.completed.has(jobId) ? { id: jobId, queue, state: 'completed' } : undefined;
   }
 
   async stats(queue: string): Promise<QueueStats> {

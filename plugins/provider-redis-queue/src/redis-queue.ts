@@ -6,6 +6,8 @@ import {
   isNonRetryableJobError,
   type Job,
   type JobHandler,
+  type JobState,
+  type JobStatus,
   type ProcessOptions,
   type ProviderContext,
   ProviderError,
@@ -55,6 +57,18 @@ function toJob(queue: string, bj: BullJob): Job<unknown> {
     publishedAt: new Date(bj.timestamp),
   };
 }
+
+/** BullMQ's job states in the contract's terms ('unknown': gone). */
+const BULL_STATES: Record<string, JobState | undefined> = {
+  waiting: 'waiting',
+  wait: 'waiting',
+  prioritized: 'waiting',
+  'waiting-children': 'waiting',
+  delayed: 'delayed',
+  active: 'active',
+  completed: 'completed',
+  failed: 'failed',
+};
 
 /** Cursor of failed(): the failed set's score (failure time) and member of the last item returned. */
 const encodeCursor = (score: string, bullId: string) => `${score}:${bullId}`;
@@ -444,6 +458,23 @@ export class RedisQueue implements QueueProvider {
       if (GONE_CODES.has((err as { code?: unknown }).code as number)) return false;
       throw err;
     }
+  }
+
+  jobStatus(queue: string, jobId: string): Promise<JobStatus | undefined> {
+    return this.run('jobStatus', queue, async (q) => {
+      const bj = await q.getJob(toBullId(jobId));
+      if (!bj) return undefined;
+      const state = BULL_STATES[await bj.getState()];
+      if (!state) return undefined; // removed between the two reads
+      return {
+        id: jobId,
+        queue,
+        state,
+        attemptsMade: bj.attemptsMade,
+        maxAttempts: bj.opts.attempts ?? 1,
+        ...(bj.failedReason ? { error: bj.failedReason } : {}),
+      };
+    });
   }
 
   stats(queue: string): Promise<QueueStats> {

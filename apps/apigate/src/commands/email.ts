@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createOutbox, type DeliveryOutcome, type Enqueued, type Outbox, startDeliveryWorkers } from '@apigate/gateway';
-import { describeError, type Kernel, NOTIFICATION_SEVERITIES, type Severity } from '@apigate/kernel';
+import { describeError, type Kernel, NOTIFICATION_SEVERITIES, type QueueProvider, type Severity } from '@apigate/kernel';
 import type { Command } from 'commander';
 import { print, printJson } from '../output.js';
 import { CliError, withJson } from './common.js';
+import { type FollowedOutcome, followJob } from './follow-job.js';
 import { queueInfo, withKernel } from './queue.js';
 
 interface SendFlags {
@@ -15,14 +16,20 @@ interface SendFlags {
 
 function withWait(cmd: Command): Command {
   return withJson(cmd)
-    .option('--wait', 'also run a worker here until the message is delivered or has failed (implied with the memory queue)')
+    .option(
+      '--wait',
+      'wait until the message is delivered or has failed, whichever worker sends it (a running apigate serve, or one here if none takes it within 3 s; implied with the memory queue)',
+    )
     .option('--timeout <seconds>', 'how long --wait waits', '120');
 }
 
 /**
  * Queues one message through the outbox, then (with --wait, or when the queue lives only in this
- * process) runs a delivery worker until that job is delivered or fails. Exit 0 when delivered or
- * queued for a running server, 1 when it failed or did not finish in time.
+ * process) waits until that job is delivered or fails. On a durable (Redis) queue the job is
+ * followed through the queue's job state, so the outcome is right when a running server's worker
+ * sends it; a worker here starts only if nobody takes the job. On the memory queue a worker here
+ * sends it. Exit 0 when delivered or queued for a running server, 1 when it failed or did not
+ * finish in time.
  */
 async function sendThroughOutbox(
   kind: 'email' | 'notification',
@@ -45,23 +52,41 @@ async function sendThroughOutbox(
       return;
     }
     if (!o.json && !o.wait) print(`queue/${queue.name} keeps jobs in this process only: waiting for the delivery here`);
-    const workers = startDeliveryWorkers(kernel, { only: kind, logger: rt.logger });
-    let outcome: DeliveryOutcome;
+    const onRetry = (r: DeliveryOutcome) => process.stderr.write(`attempt ${r.attempt} of ${r.maxAttempts} failed: ${r.error}; retrying\n`);
+    const startWorkers = () => startDeliveryWorkers(kernel, { only: kind, logger: rt.logger });
+    const queueProvider: QueueProvider = kernel.get('queue');
+    let outcome: FollowedOutcome;
     try {
-      outcome = await workers.waitFor(job.queue, job.id, {
-        timeoutMs: timeoutS * 1000,
-        onRetry: (r) => process.stderr.write(`attempt ${r.attempt} of ${r.maxAttempts} failed: ${r.error}; retrying\n`),
-      });
+      // A third-party queue without jobStatus: only a worker here can tell the outcome.
+      if (queue.durable && typeof queueProvider.jobStatus === 'function') {
+        outcome = await followJob({ queue: queueProvider, queueName: job.queue, jobId: job.id, timeoutMs: timeoutS * 1000, startWorkers, onRetry });
+      } else {
+        const workers = startWorkers();
+        try {
+          outcome = { ...(await workers.waitFor(job.queue, job.id, { timeoutMs: timeoutS * 1000, onRetry })), deliveredBy: 'here' };
+        } finally {
+          await workers.close();
+        }
+      }
     } catch (err) {
       const lost = queue.durable ? '' : '; the memory queue drops it when this command exits';
       throw new CliError(`${describeError(err)}${lost}`);
-    } finally {
-      await workers.close();
     }
-    const result = { ...base, status: outcome.status, attempt: outcome.attempt, maxAttempts: outcome.maxAttempts, ...(outcome.messageId ? { messageId: outcome.messageId } : {}), ...(outcome.error ? { error: outcome.error } : {}) };
+    const result = {
+      ...base,
+      status: outcome.status,
+      attempt: outcome.attempt,
+      maxAttempts: outcome.maxAttempts,
+      deliveredBy: outcome.deliveredBy,
+      ...(outcome.messageId ? { messageId: outcome.messageId } : {}),
+      ...(outcome.error ? { error: outcome.error } : {}),
+    };
     if (outcome.status === 'delivered') {
       if (o.json) printJson(result);
-      else print(`delivered ${what} via ${kind}/${provider} on attempt ${outcome.attempt}${outcome.messageId ? ` (message id ${outcome.messageId})` : ''}`);
+      else {
+        const by = outcome.deliveredBy === 'elsewhere' ? ' by another worker (a running apigate serve)' : '';
+        print(`delivered ${what} via ${kind}/${provider}${by} on attempt ${outcome.attempt}${outcome.messageId ? ` (message id ${outcome.messageId})` : ''}`);
+      }
       return;
     }
     if (o.json) {

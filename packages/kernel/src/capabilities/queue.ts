@@ -31,6 +31,20 @@ export interface FailedJob<T = unknown> extends Job<T> {
   failedAt: Date;
 }
 
+/** Where a job is now; `completed` only while the queue still remembers it (its kept completed jobs). */
+export type JobState = 'waiting' | 'delayed' | 'active' | 'completed' | 'failed';
+
+export interface JobStatus {
+  id: string;
+  queue: string;
+  state: JobState;
+  /** Tries that have finished (failed or succeeded); absent when the queue keeps only a completed job's id. */
+  attemptsMade?: number;
+  maxAttempts?: number;
+  /** Why the last try failed: a failed job, or one waiting for its next try. */
+  error?: string;
+}
+
 export interface QueueStats {
   waiting: number;
   active: number;
@@ -68,6 +82,12 @@ export interface QueueProvider extends ProviderInstance {
   /** Moves one failed job (or all when `jobId` is absent) back to waiting. Returns how many. */
   retryFailed(queue: string, jobId?: string): Promise<number>;
   stats(queue: string): Promise<QueueStats>;
+  /**
+   * One job's state by id, seen from any process sharing the queue (so a CLI can follow a job a
+   * server's worker runs). Undefined when the queue does not know the id (never published, purged,
+   * or a completed job beyond the ones it keeps).
+   */
+  jobStatus(queue: string, jobId: string): Promise<JobStatus | undefined>;
   /** Removes waiting, delayed and failed jobs of the queue. */
   purge(queue: string): Promise<void>;
 }
