@@ -44,7 +44,8 @@
     const opts = {
       width,
       height: spec.height || 220,
-      scales: { x: { time: true } },
+      // A window given by the page (e.g. the last 24 hours) keeps one lone point from stretching the axis over years.
+      scales: { x: { time: true, range: (_u, min, max) => spec.range || [min, max] } },
       axes: [{}, { size: 56 }],
       series: [
         {},

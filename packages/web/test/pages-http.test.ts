@@ -64,7 +64,7 @@ describe('pages over HTTP (no browser)', () => {
     expect((await fetch(`${site.url}/admin/health`)).status).toBe(200);
     const api = await fetch(`${site.url}/admin/plans`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
     expect(api.status).toBe(200);
-    expect((await api.json()).data.map((p: { name: string }) => p.name)).toEqual(['Free', 'Pro']);
+    expect(((await api.json()) as { data: { name: string }[] }).data.map((p: { name: string }) => p.name)).toEqual(['Free', 'Pro']);
     expect((await fetch(`${site.url}/admin/plans`)).status).toBe(401);
     // The dashboard without a session goes to the sign-in page.
     const dash = await fetch(`${site.url}/admin/ui/users`, { redirect: 'manual' });

@@ -70,8 +70,12 @@ export async function overviewPage(w: WebContext, c: Context, s: AdminSession): 
                       <code>{keyInfo.get(k.keyId)?.prefix ?? k.keyId}</code> {keyInfo.get(k.keyId)?.name}
                     </td>
                     <td>{users.get(k.userId)?.email ?? k.userId}</td>
-                    <td class="num">{fmt(k.requests)}</td>
-                    <td class="num">{fmt(k.errors)}</td>
+                    <td class="num" data-label="Requests">
+                      {fmt(k.requests)}
+                    </td>
+                    <td class="num" data-label="Errors">
+                      {fmt(k.errors)}
+                    </td>
                   </tr>
                 ))}
               </tbody>
@@ -96,8 +100,12 @@ export async function overviewPage(w: WebContext, c: Context, s: AdminSession): 
                 {topUsers.slice(0, 10).map((u) => (
                   <tr>
                     <td>{users.get(u.userId)?.email ?? u.userId}</td>
-                    <td class="num">{fmt(u.requests)}</td>
-                    <td class="num">{fmt(u.errors)}</td>
+                    <td class="num" data-label="Requests">
+                      {fmt(u.requests)}
+                    </td>
+                    <td class="num" data-label="Errors">
+                      {fmt(u.errors)}
+                    </td>
                   </tr>
                 ))}
               </tbody>

@@ -55,7 +55,9 @@ export function portalBillingPages(w: WebContext): Hono {
                 <input type="hidden" name="plan" value={p.id} />
                 <button type="submit">Switch to {p.name}</button>
               </form>
-            ) : null
+            ) : (
+              <p class="hint">Cancel the subscription to return to {p.name} when the paid period ends.</p>
+            )
           ) : p.priceCents > 0 ? (
             <form method="post" action="/portal/billing/checkout">
               <Csrf token={csrf} />

@@ -158,8 +158,12 @@ export function portalPages(w: WebContext): Hono {
                   <td>
                     <Badge status={k.status} />
                   </td>
-                  <td class="hide-sm">{dateText(k.created_at)}</td>
-                  <td class="hide-sm">{dateText(k.last_used_at)}</td>
+                  <td class="hide-sm" data-label="Created">
+                    {dateText(k.created_at)}
+                  </td>
+                  <td class="hide-sm" data-label="Last used">
+                    {dateText(k.last_used_at)}
+                  </td>
                   <td>
                     {k.status === 'active' ? (
                       <form method="post" action={`/portal/keys/${encodeURIComponent(k.id)}/revoke`} data-confirm={`Revoke ${k.name || k.prefix}? Calls with it will fail.`}>
@@ -251,8 +255,12 @@ export function portalPages(w: WebContext): Hono {
                       <td>
                         {k.name || 'unnamed'} <code>{k.prefix ?? k.key_id}</code>
                       </td>
-                      <td class="num">{fmt(k.requests)}</td>
-                      <td class="num">{fmt(k.errors)}</td>
+                      <td class="num" data-label="Requests">
+                        {fmt(k.requests)}
+                      </td>
+                      <td class="num" data-label="Errors">
+                        {fmt(k.errors)}
+                      </td>
                       <td>
                         <a href={`/portal/usage?key=${encodeURIComponent(k.key_id)}`}>Last 24 hours</a>
                       </td>
@@ -267,7 +275,7 @@ export function portalPages(w: WebContext): Hono {
               <Chart
                 id="usage-key"
                 caption={`Requests per minute, last 24 hours: ${keyName?.name || keyName?.prefix || keyId}`}
-                spec={minutesChart(keyMinutes.body.data)}
+                spec={minutesChart(keyMinutes.body.data, keyMinutes.body)}
                 xLabel={minuteText}
               />
             ) : (

@@ -18,12 +18,21 @@ export function daysChart(from: string, to: string, rows: DayRow[]): ChartSpec {
     requests.push(byDay.get(t)?.requests ?? 0);
     errors.push(byDay.get(t)?.errors ?? 0);
   }
-  return { x, series: [{ label: 'requests', values: requests }, { label: 'errors', values: errors }], kind: 'bars' };
+  return {
+    x,
+    series: [
+      { label: 'requests', values: requests },
+      { label: 'errors', values: errors },
+    ],
+    kind: 'bars',
+    range: [new Date(from).getTime() / 1000 - 43_200, new Date(to).getTime() / 1000 - 43_200],
+  };
 }
 
 /** Per-minute rows as chart data (only minutes with traffic have rows). */
-export function minutesChart(rows: { minute: string; requests: number; errors: number }[]): ChartSpec {
+export function minutesChart(rows: { minute: string; requests: number; errors: number }[], range?: { from: string | Date; to: string | Date }): ChartSpec {
   return {
+    ...(range ? { range: [new Date(range.from).getTime() / 1000, new Date(range.to).getTime() / 1000] as [number, number] } : {}),
     x: rows.map((r) => new Date(r.minute).getTime() / 1000),
     series: [
       { label: 'requests', values: rows.map((r) => r.requests) },
