@@ -88,7 +88,7 @@ describe('serve --workers', () => {
     process.kill(victim, 'SIGKILL');
     await waitFor(p, new RegExp(`pid ${victim}\\) exited with signal SIGKILL; starting another`));
     // The replacement logs its own listening line: three in all.
-    await waitFor(p, /(?:listening on[^]*){3}/);
+    await waitFor(p, /(?:listening on[\s\S]*){3}/);
     const after = await distinctPids(url, 2);
     expect(after.size).toBe(2);
     expect(after.has(victim)).toBe(false);
