@@ -1,13 +1,16 @@
 // Proxy throughput and latency on loopback, each server in its own process: the upstream
 // alone, nginx proxy_pass (keep-alive to the upstream), a bare undici proxy of about 20 lines,
-// and APIGate (`apigate serve`: key auth + per-key rate limit + monthly quota + metering) with
-// memory providers and with Redis. Prints requests/s with p50/p99 under load (autocannon), and
-// p50/p99 of one client at a time (microseconds), plus the ratios the gateway issue asks for.
+// the gateway's own Forwarder on raw node:http (the reference: the strongest Node proxy here),
+// the peer a Node user would pick (fastify + @fastify/http-proxy + a key check + @fastify/rate-limit
+// on Redis), and APIGate (`apigate serve`: key auth + per-key rate limit + monthly quota + metering)
+// with memory providers, with Redis, and with Redis on `--workers 2`. Prints requests/s with
+// p50/p99 under load (autocannon), p50/p99 of one client at a time (microseconds), CPU µs per
+// request, and the ratios against the raw Forwarder the scale-out issue asks for.
 //
 //   pnpm --filter @apigate/bench run gateway        (build first: pnpm --filter '@apigate/app...' run build)
 //   BENCH_SECONDS=10 BENCH_CONNECTIONS=50 REDIS_URL=redis://127.0.0.1:6379 node bench/gateway.mjs
 //
-// BENCH_ONLY=bare,redis runs some scenarios (direct, nginx, bare, raw, hono, memory, redis);
+// BENCH_ONLY=raw,redis runs some scenarios (direct, nginx, bare, raw, hono, fastify, memory, redis, redis-w2);
 // BENCH_PROFILE_DIR=/tmp/prof writes a V8 CPU profile of each `apigate serve`.
 // nginx: uses `nginx` from PATH; when missing and apt-get is there (as root) it installs Debian's
 // nginx-light and says so; otherwise the nginx row is skipped.
@@ -16,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
@@ -114,6 +117,31 @@ listener = getRequestListener(app.fetch);`
 http.createServer(listener).listen(Number(process.env.PORT), '127.0.0.1', () => console.log('ready'));
 `;
 
+// The peer row: what a Node user would build instead of APIGate. fastify 5 with @fastify/http-proxy
+// (undici via @fastify/reply-from), a key check from an in-process set, and @fastify/rate-limit
+// counting per key in Redis (its own ioredis client, limits high enough never to refuse).
+const FASTIFY_PEER = `
+import Fastify from 'fastify';
+import proxy from '@fastify/http-proxy';
+import rateLimit from '@fastify/rate-limit';
+import { Redis } from 'ioredis';
+const keys = new Set([process.env.PEER_KEY]);
+const app = Fastify({ logger: false });
+app.addHook('onRequest', async (req, reply) => {
+  if (!keys.has(req.headers['x-api-key'])) return reply.code(401).send({ error: 'unauthorized' });
+});
+await app.register(rateLimit, {
+  max: 1_000_000_000,
+  timeWindow: '1 minute',
+  redis: new Redis(process.env.REDIS_URL, { connectTimeout: 500, maxRetriesPerRequest: 1 }),
+  nameSpace: process.env.PEER_PREFIX,
+  keyGenerator: (req) => req.headers['x-api-key'],
+});
+await app.register(proxy, { upstream: process.env.UPSTREAM, prefix: '/' });
+await app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' });
+console.log('ready');
+`;
+
 function ensureNginx() {
   const has = () => spawnSync('sh', ['-c', 'command -v nginx || test -x /usr/sbin/nginx'], { stdio: 'ignore' }).status === 0;
   if (has()) return true;
@@ -178,7 +206,7 @@ function apigate(args, env) {
 }
 
 /** A data folder with a plan (limits high enough never to refuse), a user, a key and a route; then `apigate serve`. */
-async function startApigate(name, upstreamUrl, port, extraEnv) {
+async function startApigate(name, upstreamUrl, port, extraEnv, serveArgs = []) {
   const dataDir = path.join(work, name);
   const env = { ...process.env, APIGATE_DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...extraEnv };
   for (const k of Object.keys(env)) if (/_PROVIDER$/.test(k) && !(k in extraEnv)) delete env[k];
@@ -188,14 +216,15 @@ async function startApigate(name, upstreamUrl, port, extraEnv) {
   const key = JSON.parse(apigate(['keys', 'create', '--user', 'bench@example.com', '--json'], env)).key;
   apigate(['routes', 'add', '/', upstreamUrl], env);
   const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
-  const child = spawn(process.execPath, [...profile, BIN, 'serve', '--port', String(port), '--host', '127.0.0.1'], { env: { ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...profile, BIN, 'serve', '--port', String(port), '--host', '127.0.0.1', ...serveArgs], { env: { ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   let out = '';
   child.stdout.setEncoding('utf8');
   await new Promise((resolve, reject) => {
     const onData = (d) => {
       out += d;
-      if (out.includes('apigate listening')) {
+      // With --workers the primary says so once every worker listens.
+      if (serveArgs.includes('--workers') ? out.includes('workers serving') : out.includes('apigate listening')) {
         child.stdout.off('data', onData);
         child.stdout.resume(); // keep draining the log
         resolve();
@@ -289,6 +318,12 @@ async function main() {
     const port = await freePort();
     return { url: `http://127.0.0.1:${port}`, child: await nodeProcess('forwarder', FORWARDER(viaHono), { PORT: String(port), UPSTREAM: upstreamUrl }) };
   };
+  const apigateOnRedis = (name, serveArgs) => async () => {
+    const port = await freePort();
+    const env = { CACHE_PROVIDER: 'redis', QUEUE_PROVIDER: 'redis', REDIS_URL, REDIS_KEY_PREFIX: `${PREFIX}:${name}:cache:`, BENCH_QUEUE_PREFIX: `${PREFIX}-${name}-queue` };
+    const { child, key } = await startApigate(name, upstreamUrl, port, env, serveArgs);
+    return { url: `http://127.0.0.1:${port}`, child, headers: { 'x-api-key': key }, usesRedis: true };
+  };
   const scenarios = [
     { id: 'direct', name: 'direct upstream', start: async () => ({ url: upstreamUrl }) },
     {
@@ -311,6 +346,16 @@ async function main() {
     { id: 'raw', name: 'Forwarder on raw node:http', start: forwarderScenario(false) },
     { id: 'hono', name: 'Forwarder behind hono', start: forwarderScenario(true) },
     {
+      id: 'fastify',
+      name: 'fastify peer (Redis limit)',
+      start: async () => {
+        const port = await freePort();
+        const key = `peer-${randomUUID()}`;
+        const env = { PORT: String(port), UPSTREAM: upstreamUrl, PEER_KEY: key, REDIS_URL, PEER_PREFIX: `${PREFIX}:fastify:` };
+        return { url: `http://127.0.0.1:${port}`, child: await nodeProcess('fastify peer', FASTIFY_PEER, env), headers: { 'x-api-key': key }, usesRedis: true };
+      },
+    },
+    {
       id: 'memory',
       name: 'APIGate, memory cache + queue',
       start: async () => {
@@ -322,17 +367,12 @@ async function main() {
     {
       id: 'redis',
       name: 'APIGate, Redis cache + queue',
-      start: async () => {
-        const port = await freePort();
-        const { child, key } = await startApigate('redis', upstreamUrl, port, {
-          CACHE_PROVIDER: 'redis',
-          QUEUE_PROVIDER: 'redis',
-          REDIS_URL,
-          REDIS_KEY_PREFIX: `${PREFIX}:cache:`,
-          BENCH_QUEUE_PREFIX: `${PREFIX}-queue`,
-        });
-        return { url: `http://127.0.0.1:${port}`, child, headers: { 'x-api-key': key } };
-      },
+      start: apigateOnRedis('redis', []),
+    },
+    {
+      id: 'redis-w2',
+      name: 'APIGate, Redis, --workers 2',
+      start: apigateOnRedis('redis-w2', ['--workers', '2']),
     },
   ];
 
@@ -340,15 +380,19 @@ async function main() {
   const running = [];
   const only = process.env.BENCH_ONLY?.split(',').map((x) => x.trim());
   for (const s of scenarios.filter((x) => !only || only.includes(x.id))) {
-    const started = await s.start();
-    if (!started) console.log(`  ${s.name}: skipped (nginx not available)`);
-    else running.push({ ...s, ...started, runs: [] });
+    // A scenario that cannot start (no nginx, an apigate build without --workers) is skipped, not fatal.
+    const started = await s.start().catch((err) => {
+      console.log(`  ${s.name}: skipped (${err.message.split('\n')[0]})`);
+      return null;
+    });
+    if (started === undefined) console.log(`  ${s.name}: skipped (nginx not available)`);
+    else if (started) running.push({ ...s, ...started, runs: [] });
   }
   // Rounds interleave the scenarios, so drift on a shared machine spreads over all of them.
   const rpid = await redisPid();
   for (let round = 0; round < ROUNDS; round++) {
     for (const s of running) {
-      const pids = { proxy: (s.child ?? upstream).pid, ...(s.id === 'redis' ? { redis: rpid } : {}) };
+      const pids = { proxy: (s.child ?? upstream).pid, ...(s.usesRedis ? { redis: rpid } : {}) };
       s.runs.push(await measure(s.name, `${s.url}/weather/today`, s.headers, pids));
     }
   }
@@ -376,17 +420,31 @@ async function main() {
   const raw = get('Forwarder on raw');
   const hono = get('Forwarder behind hono');
   const ratio = (a, b) => (a && b ? `${((a.rps / b.rps) * 100).toFixed(0)}%` : 'n/a');
-  // CPU per request predicts the throughput ratio on a machine where every process competes for the cores.
-  const cpuRatio = (a, b) => (a?.cpu && b?.cpu ? `${((b.cpu / (a.cpu + (a.redisCpu ?? 0))) * 100).toFixed(0)}%` : 'n/a');
+  const totalCpu = (a) => (a?.cpu === undefined ? undefined : a.cpu + (a.redisCpu ?? 0));
+  // CPU per request (Redis's included) is the steadier figure on a machine where every process competes for the cores.
+  const cpuTimes = (a, b) => (totalCpu(a) && totalCpu(b) ? `${(totalCpu(a) / totalCpu(b)).toFixed(2)}×` : 'n/a');
   console.log('\nratios of throughput:');
-  console.log(`  bare undici proxy / direct: ${ratio(bare, direct)}   bare undici proxy / nginx: ${ratio(bare, nginx)}`);
+  console.log(`  bare undici proxy / direct: ${ratio(bare, direct)}   bare undici proxy / nginx: ${ratio(bare, nginx)}   raw Forwarder / bare undici proxy: ${ratio(raw, bare)}`);
   if (raw && hono) {
     console.log(`  Forwarder behind hono / on raw node:http: ${ratio(hono, raw)}; hono adds ${((hono.lightP50 - raw.lightP50) / 1000).toFixed(3)} ms at p50 for one client`);
   }
-  for (const g of rows.filter((r) => r.name.startsWith('APIGate') && bare)) {
-    const addedLight = g.lightP50 - bare.lightP50;
+  if (!raw) return;
+  // The reference is the project's own Forwarder on raw node:http: the strongest Node proxy in the run.
+  const goals = { 'APIGate, memory': 'goal >= 95%', 'APIGate, Redis cache': 'goal >= 90% and <= 1.15× CPU' };
+  console.log(`\nagainst the raw Forwarder (${Math.round(raw.rps)} req/s, ${raw.cpu?.toFixed(1) ?? 'n/a'} CPU µs/req; nginx: ${nginx?.cpu?.toFixed(1) ?? 'n/a'} CPU µs/req):`);
+  for (const g of rows.filter((r) => r.name.startsWith('APIGate') || r.name.startsWith('fastify'))) {
+    const goal = Object.entries(goals).find(([n]) => g.name.startsWith(n))?.[1];
     console.log(
-      `  ${g.name} / bare undici proxy: ${ratio(g, bare)} (goal >= 85%; by CPU per request, Redis's included: ${cpuRatio(g, bare)}); / nginx: ${ratio(g, nginx)}; added at p50: ${(g.p50 - bare.p50).toFixed(2)} ms under load, ${(addedLight / 1000).toFixed(3)} ms for one client (goal < 1 ms)`,
+      `  ${g.name.padEnd(30)} req/s ${ratio(g, raw).padStart(4)} of raw, CPU per request ${cpuTimes(g, raw)} raw's${nginx?.cpu ? `, ${cpuTimes(g, nginx)} nginx's` : ''}; added at p50 for one client: ${((g.lightP50 - raw.lightP50) / 1000).toFixed(3)} ms${goal ? ` (${goal})` : ''}`,
+    );
+  }
+  const peer = get('fastify');
+  const redis = get('APIGate, Redis cache');
+  if (peer && redis) console.log(`  APIGate with Redis / fastify peer: req/s ${ratio(redis, peer)}, CPU per request ${cpuTimes(redis, peer)}`);
+  const w2 = get('APIGate, Redis, --workers 2');
+  if (w2 && redis) {
+    console.log(
+      `  --workers 2 / one process (Redis): req/s ${ratio(w2, redis)}; on ${availableParallelism()} core(s) shared with the load generator, the upstream and Redis, so this is not the scaling a dedicated box shows`,
     );
   }
 }
