@@ -3,7 +3,9 @@ import {
   createHttpApp,
   customerBillingFor,
   type Delivery,
+  DEFAULT_SHUTDOWN_TIMEOUT_MS,
   parseTlsDomains,
+  readShutdownTimeout,
   type RunningServer,
   type Gateway,
   readDeliverySettings,
@@ -17,6 +19,7 @@ import {
 import { createLogger, describeError, type Worker } from '@apigate/kernel';
 import type { Command } from 'commander';
 import { assertNoPluginProblems, openRuntime, parsePort, startKernel } from '../runtime.js';
+import { armShutdownDeadline, shutdownProblems, untilDeadline } from '../shutdown.js';
 import { removeServeAddress, writeServeAddress } from '../serve-address.js';
 import { tlsManager } from './certs.js';
 
@@ -38,18 +41,32 @@ export function registerServe(program: Command): void {
       // Closing order: stop taking requests first (the caller closes the server), then get every
       // metered request into the store (its quota emails are queued by then), then delivery,
       // then the providers, then the store.
-      const closeAll = async () => {
+      // With a deadline (shutdown), no step waits past it; returns what could not be flushed, one line each.
+      const closeAll = async (deadline?: number): Promise<string[]> => {
+        const abandoned: string[] = [];
+        const step = (what: string, fn: () => Promise<unknown>, by = deadline) => untilDeadline(by, what, fn, abandoned);
         // Before the gateway: the payment worker emits through its webhook dispatcher. Events still
-        // queued stay queued (a durable queue keeps them for the next start).
-        await billingJobs?.close();
-        await payments?.close().catch((err: unknown) => logger.warn(`cannot stop the payment worker: ${describeError(err)}`));
-        await gateway?.close();
-        await delivery?.close();
-        await kernel?.close();
+        // queued stay queued (a durable queue keeps them for the next start). They get a fifth of
+        // the time left, so a hung queue leaves the gateway time to spool the metered usage.
+        const early = deadline === undefined ? undefined : Date.now() + (deadline - Date.now()) / 5;
+        await step('billing jobs', async () => billingJobs?.close(), early);
+        await step(
+          'payment worker',
+          async () => payments?.close().catch((err: unknown) => logger.warn(`cannot stop the payment worker: ${describeError(err)}`)),
+          early,
+        );
+        // The rest stops waiting a little before the deadline, so the report below still gets written.
+        const soft = deadline === undefined ? undefined : deadline - Math.min(500, Math.max(0, deadline - Date.now()) / 10);
+        const report = await gateway?.close(soft === undefined ? {} : { deadline: soft });
+        await step('delivery workers', async () => delivery?.close(), soft);
+        await step('providers', async () => kernel?.close(), soft);
         await rt.close();
+        return shutdownProblems(report, abandoned);
       };
+      let shutdownMs = DEFAULT_SHUTDOWN_TIMEOUT_MS;
       try {
         assertNoPluginProblems(rt.catalog);
+        shutdownMs = readShutdownTimeout(process.env, rt.store.settings);
         kernel = await startKernel(rt);
         // The outbox's workers and the alert router for notification.events.
         delivery = startDelivery({ kernel, settings: rt.store.settings, logger });
@@ -90,7 +107,9 @@ export function registerServe(program: Command): void {
         ...(delivery ? { outbox: delivery.outbox } : {}),
         billing,
       });
-      const server = await startServer({ app, port, host: o.host, front: gw.front }).catch(async (err: unknown) => {
+      // In-flight requests get half the shutdown time; the rest is for usage, delivery and providers.
+      const closeTimeoutMs = Math.round(shutdownMs / 2);
+      const server = await startServer({ app, port, host: o.host, front: gw.front, closeTimeoutMs }).catch(async (err: unknown) => {
         await closeAll();
         throw err;
       });
@@ -110,7 +129,7 @@ export function registerServe(program: Command): void {
           const manager = tlsManager(k, rt.store, logger);
           await manager.ensure(tlsDomains, (line) => logger.info(line));
           renewals = manager.startRenewals(tlsDomains);
-          https = await startServer({ app, port: httpsPort, host: o.host, front: gw.front, tls: { SNICallback: manager.sniCallback } });
+          https = await startServer({ app, port: httpsPort, host: o.host, front: gw.front, closeTimeoutMs, tls: { SNICallback: manager.sniCallback } });
           logger.info({ url: https.url, certificates: manager.certificates.all().length }, `apigate listening on ${https.url}`);
         } catch (err) {
           await renewals?.stop();
@@ -126,12 +145,21 @@ export function registerServe(program: Command): void {
         const stop = async (signal: string) => {
           if (stopping) return;
           stopping = true;
-          logger.info({ signal }, 'shutting down');
+          logger.info({ signal, timeoutMs: shutdownMs }, `shutting down (deadline ${shutdownMs} ms)`);
+          // Past the deadline the process spools the metered usage and exits 1, whatever still hangs.
+          let phase = 'the listeners to close';
+          const watch = armShutdownDeadline({ timeoutMs: shutdownMs, logger, spool: () => gw.spoolNow(), current: () => phase });
           await renewals?.stop();
           await Promise.all([server.close(), https?.close()]);
-          await closeAll();
+          phase = 'the gateway, delivery and providers to close';
+          const problems = await closeAll(watch.deadline);
           removeServeAddress(rt.dataDir);
-          logger.info('stopped');
+          for (const line of problems) logger.error(`shutdown: ${line}`);
+          if (problems.length > 0) {
+            logger.error(`stopped with ${problems.length} problem(s); exit status 1`);
+            process.exitCode = 1;
+          } else logger.info('stopped');
+          watch.finish(problems.length > 0 ? 1 : 0);
           resolve();
         };
         process.once('SIGTERM', () => void stop('SIGTERM'));
