@@ -166,6 +166,8 @@ export interface ChartSpec {
   x: number[];
   series: { label: string; values: number[] }[];
   kind?: 'bars' | 'lines';
+  /** 'day': one tick per day, labelled with the date. */
+  unit?: 'day' | 'minute';
   /** The x axis from and to (unix seconds); default: the data's own extent. */
   range?: [number, number];
   height?: number;

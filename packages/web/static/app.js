@@ -46,7 +46,11 @@
       height: spec.height || 220,
       // A window given by the page (e.g. the last 24 hours) keeps one lone point from stretching the axis over years.
       scales: { x: { time: true, range: (_u, min, max) => spec.range || [min, max] } },
-      axes: [{}, { size: 56 }],
+      // Day charts: one tick per day (or week), labelled MM-DD in UTC.
+      axes: [
+        spec.unit === 'day' ? { incrs: [86400, 7 * 86400], values: (_u, vals) => vals.map((v) => new Date(v * 1000).toISOString().slice(5, 10)) } : {},
+        { size: 56 },
+      ],
       series: [
         {},
         ...spec.series.map((s, i) => ({

@@ -64,7 +64,8 @@ export async function currentCustomer(w: WebContext, c: Context): Promise<{ me: 
   if (a.status === 403) {
     return { page: await render(c, portalShell(w, c), 'Account suspended', <Flash kind="error" text={a.body?.error?.message ?? 'this account is suspended'} />, { status: 403, narrow: true }) };
   }
-  const back = c.req.path === '/portal' ? '' : `?next=${encodeURIComponent(c.req.path)}`;
+  // Back to the page asked for after signing in (pages only: a form post is not replayed).
+  const back = c.req.method !== 'GET' || c.req.path === '/portal' ? '' : `?next=${encodeURIComponent(c.req.path)}`;
   return { page: c.redirect(`/portal/login${back}`, 303) };
 }
 

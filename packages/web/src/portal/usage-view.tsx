@@ -25,6 +25,7 @@ export function daysChart(from: string, to: string, rows: DayRow[]): ChartSpec {
       { label: 'errors', values: errors },
     ],
     kind: 'bars',
+    unit: 'day',
     range: [new Date(from).getTime() / 1000 - 43_200, new Date(to).getTime() / 1000 - 43_200],
   };
 }
