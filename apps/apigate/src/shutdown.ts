@@ -25,16 +25,23 @@ const usageLine = (s: CloseSummary) =>
     ? `${s.unpublished} usage batches (${s.requests} requests) could not reach the queue: spooled to ${s.spoolFile}, published at the next start`
     : `${s.unpublished} usage batches (${s.requests} requests) could not reach the queue and could not be spooled: they are lost`;
 
-/** What a shutdown could not flush, one line each; empty when everything reached its place. */
-export function shutdownProblems(report: GatewayCloseReport | undefined, abandoned: readonly string[]): string[] {
-  const lines: string[] = [];
-  if (report && report.usage.unpublished > 0) lines.push(usageLine(report.usage));
+export interface ShutdownOutcome {
+  /** What could not be flushed (metered usage spooled or lost): the exit status is 1. */
+  problems: string[];
+  /** Steps left behind at the deadline (a worker or connection that did not close): logged, exit status unchanged. */
+  warnings: string[];
+}
+
+/** What a shutdown could not flush, and what it stopped waiting for, one line each. */
+export function shutdownOutcome(report: GatewayCloseReport | undefined, abandoned: readonly string[]): ShutdownOutcome {
+  const problems: string[] = [];
+  if (report && report.usage.unpublished > 0) problems.push(usageLine(report.usage));
   if (report && report.usageQueued > 0 && !report.usageQueuedKept) {
-    lines.push(`${report.usageQueued} usage batches were still on the queue, not applied to the store, and are lost with it`);
+    problems.push(`${report.usageQueued} usage batches were still on the queue, not applied to the store, and are lost with it`);
   }
   const gaveUp = [...(report?.abandoned ?? []), ...abandoned];
-  if (gaveUp.length > 0) lines.push(`stopped waiting at the shutdown deadline for: ${gaveUp.join(', ')}`);
-  return lines;
+  const warnings = gaveUp.length > 0 ? [`stopped waiting at the shutdown deadline for: ${gaveUp.join(', ')}`] : [];
+  return { problems, warnings };
 }
 
 export interface ShutdownWatch {

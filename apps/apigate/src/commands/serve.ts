@@ -19,7 +19,7 @@ import {
 import { createLogger, describeError, type Worker } from '@apigate/kernel';
 import type { Command } from 'commander';
 import { assertNoPluginProblems, openRuntime, parsePort, startKernel } from '../runtime.js';
-import { armShutdownDeadline, shutdownProblems, untilDeadline } from '../shutdown.js';
+import { armShutdownDeadline, type ShutdownOutcome, shutdownOutcome, untilDeadline } from '../shutdown.js';
 import { removeServeAddress, writeServeAddress } from '../serve-address.js';
 import { tlsManager } from './certs.js';
 
@@ -41,8 +41,8 @@ export function registerServe(program: Command): void {
       // Closing order: stop taking requests first (the caller closes the server), then get every
       // metered request into the store (its quota emails are queued by then), then delivery,
       // then the providers, then the store.
-      // With a deadline (shutdown), no step waits past it; returns what could not be flushed, one line each.
-      const closeAll = async (deadline?: number): Promise<string[]> => {
+      // With a deadline (shutdown), no step waits past it; returns what could not be flushed or was left behind.
+      const closeAll = async (deadline?: number): Promise<ShutdownOutcome> => {
         const abandoned: string[] = [];
         const step = (what: string, fn: () => Promise<unknown>, by = deadline) => untilDeadline(by, what, fn, abandoned);
         // Before the gateway: the payment worker emits through its webhook dispatcher. Events still
@@ -61,7 +61,7 @@ export function registerServe(program: Command): void {
         await step('delivery workers', async () => delivery?.close(), soft);
         await step('providers', async () => kernel?.close(), soft);
         await rt.close();
-        return shutdownProblems(report, abandoned);
+        return shutdownOutcome(report, abandoned);
       };
       let shutdownMs = DEFAULT_SHUTDOWN_TIMEOUT_MS;
       try {
@@ -152,8 +152,9 @@ export function registerServe(program: Command): void {
           await renewals?.stop();
           await Promise.all([server.close(), https?.close()]);
           phase = 'the gateway, delivery and providers to close';
-          const problems = await closeAll(watch.deadline);
+          const { problems, warnings } = await closeAll(watch.deadline);
           removeServeAddress(rt.dataDir);
+          for (const line of warnings) logger.warn(`shutdown: ${line}`);
           for (const line of problems) logger.error(`shutdown: ${line}`);
           if (problems.length > 0) {
             logger.error(`stopped with ${problems.length} problem(s); exit status 1`);
