@@ -76,6 +76,8 @@ export async function startSite(): Promise<Site> {
   const pay = selectedPayment(kernel)!;
   const payments: Worker = startPaymentWorker(kernel.get('queue'), { store, logger, webhooks: gateway.webhooks, providerName: pay.name, payment: pay.payment });
   const settingKeys = new Map(Object.entries(GATEWAY_SETTINGS).map(([k, v]) => [k, { validate: v.validate, secret: !!v.secret, envVar: v.envVar }]));
+  // A provider's secret field, as the app's settings keys list it (apigate settings keys).
+  settingKeys.set('payment.dummy.webhook_secret', { validate: (v) => (v.length >= 16 ? undefined : 'too short'), secret: true, envVar: undefined });
   const app = createHttpApp({
     kernel,
     store,

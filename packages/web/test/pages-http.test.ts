@@ -111,3 +111,101 @@ describe('pages over HTTP (no browser)', () => {
     expect(json.status).toBe(400);
   });
 });
+
+describe('admin pages over HTTP', () => {
+  /** A signed-in admin: the session cookie and the page's CSRF token. */
+  async function signedIn() {
+    const a = jar();
+    const login = await fetch(`${site.url}/admin/ui/login`);
+    a.take(login);
+    const ok = await fetch(`${site.url}/admin/ui/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrfIn(await login.text())!, token: ADMIN_TOKEN }),
+    });
+    a.take(ok);
+    const csrf = csrfIn(await (await fetch(`${site.url}/admin`, { headers: { cookie: a.header() } })).text())!;
+    const get = async (p: string) => {
+      const res = await fetch(`${site.url}${p}`, { headers: { cookie: a.header() } });
+      a.take(res);
+      return res;
+    };
+    const post = async (p: string, body: Record<string, string>) => {
+      const res = await fetch(`${site.url}${p}`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ _csrf: csrf, ...body }),
+      });
+      a.take(res);
+      return res;
+    };
+    return { get, post };
+  }
+
+  it('sets a secret setting, shows it masked only, and refuses unknown keys and bad values with their reason', async () => {
+    const s = await signedIn();
+    const secret = 'whsec-dashboard-0123456789abcdef';
+    expect((await s.post('/admin/ui/settings', { key: 'payment.dummy.webhook_secret', value: secret })).status).toBe(303);
+    const page = await (await s.get('/admin/ui/settings')).text();
+    expect(page).toContain('Set payment.dummy.webhook_secret = whse…cdef.');
+    expect(page).not.toContain(secret);
+    expect(site.store.settings.list().find((e) => e.key === 'payment.dummy.webhook_secret')).toMatchObject({ secret: true, value: secret });
+    await s.post('/admin/ui/settings', { key: 'payment.dummy.nope', value: 'x' });
+    expect(await (await s.get('/admin/ui/settings')).text()).toContain('unknown setting &quot;payment.dummy.nope&quot;');
+    await s.post('/admin/ui/settings', { key: 'delivery.attempts', value: 'many' });
+    expect(await (await s.get('/admin/ui/settings')).text()).toMatch(/delivery\.attempts: /);
+    expect(site.store.settings.get('delivery.attempts')).toBeUndefined();
+  });
+
+  it('adds a webhook endpoint (secret shown once), and retries a failed delivery', async () => {
+    const received: string[] = [];
+    let fail = true;
+    const { createServer } = await import('node:http');
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        received.push(body);
+        res.statusCode = fail ? 500 : 200;
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
+      const s = await signedIn();
+      const added = await s.post('/admin/ui/webhooks', { url, events: 'test' });
+      expect(added.status).toBe(201);
+      const secret = /id="webhook-secret">([^<]+)</.exec(await added.text())?.[1];
+      expect(secret).toBeTruthy();
+      expect(await (await s.get('/admin/ui/webhooks')).text()).not.toContain(secret);
+      // A delivery that failed for good, then retried from the page once the receiver is fixed.
+      const [endpoint] = await site.store.domain.webhooks.listEndpoints();
+      const { deliveries } = await site.gateway.webhooks.emit('test', { n: 1 }, { endpoints: [endpoint!] });
+      await site.gateway.webhooks.attempt(deliveries[0]!.id, { final: true }).catch(() => undefined);
+      expect((await site.store.domain.webhooks.getDelivery(deliveries[0]!.id)).status).toBe('failed');
+      fail = false;
+      expect((await s.post(`/admin/ui/webhooks/deliveries/${deliveries[0]!.id}/retry`, {})).status).toBe(303);
+      expect(await (await s.get('/admin/ui/webhooks')).text()).toContain('Delivered test: HTTP 200.');
+      expect((await site.store.domain.webhooks.getDelivery(deliveries[0]!.id)).status).toBe('succeeded');
+      expect(received.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await new Promise((r) => receiver.close(r));
+    }
+  });
+
+  it('downloads the usage CSV and changes a user\'s plan', async () => {
+    const s = await signedIn();
+    const month = new Date().toISOString().slice(0, 7);
+    const csv = await s.get(`/admin/ui/export.csv?month=${month}`);
+    expect(csv.headers.get('content-disposition')).toBe(`attachment; filename="usage-${month}.csv"`);
+    expect((await csv.text()).split(/\r?\n/)[0]).toBe('month,user_id,email,plan,key_id,key_prefix,key_name,requests,errors,bytes_in,bytes_out');
+    const user = await site.store.domain.users.create({ email: 'plan@example.com' });
+    const pro = await site.store.domain.plans.resolve('Pro');
+    await s.post(`/admin/ui/users/${user.id}/plan`, { plan_id: pro.id });
+    expect((await site.store.domain.users.get(user.id)).planId).toBe(pro.id);
+    expect(await (await s.get('/admin/ui/users?q=plan@')).text()).toContain('plan@example.com is now on Pro.');
+  });
+});
