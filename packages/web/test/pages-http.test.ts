@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_TOKEN, type Site, startSite } from './harness.js';
+import { ADMIN_TOKEN, eventually, type Site, startSite } from './harness.js';
 
 /** A tiny cookie jar: the cookies a browser would send back (name=value only). */
 function jar() {
@@ -207,5 +207,42 @@ describe('admin pages over HTTP', () => {
     await s.post(`/admin/ui/users/${user.id}/plan`, { plan_id: pro.id });
     expect((await site.store.domain.users.get(user.id)).planId).toBe(pro.id);
     expect(await (await s.get('/admin/ui/users?q=plan@')).text()).toContain('plan@example.com is now on Pro.');
+  });
+});
+
+describe('portal password reset over HTTP (no JavaScript)', () => {
+  it('asks for a link, opens the emailed page, sets a new password and signs in with it', async () => {
+    const email = 'reset@example.com';
+    const { hashPassword } = await import('@apigate/gateway');
+    await site.store.domain.users.create({ email, emailVerified: true, passwordHash: await hashPassword('old password 1', { ln: 12, r: 8, p: 1 }) });
+    const a = jar();
+    const form = await fetch(`${site.url}/portal/forgot-password`);
+    a.take(form);
+    const post = async (p: string, body: Record<string, string>) => {
+      const res = await fetch(`${site.url}${p}`, { method: 'POST', redirect: 'manual', headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body) });
+      a.take(res);
+      return res;
+    };
+    const csrf = csrfIn(await form.text())!;
+    const asked = await post('/portal/forgot-password', { _csrf: csrf, email });
+    expect(asked.status).toBe(202);
+    expect(await asked.text()).toContain('a link to choose a new password is on its way');
+    const mail = await eventually(() => site.mail.messages().find((m) => m.to.includes(email) && /password/i.test(m.subject)), 'the reset email');
+    const link = /(https?:\/\/\S+token=[0-9A-Za-z]+)/.exec(mail.text ?? '')![1]!;
+    expect(new URL(link).pathname).toBe('/portal/reset-password');
+    const page = await fetch(link, { headers: { cookie: a.header() } });
+    const html = await page.text();
+    const token = /name="token" value="([^"]+)"/.exec(html)![1]!;
+    expect((await post('/portal/reset-password', { _csrf: csrf, token, password: 'short' })).status).toBe(400);
+    const done = await post('/portal/reset-password', { _csrf: csrf, token, password: 'new password 22' });
+    expect(done.status).toBe(200);
+    expect(await done.text()).toContain('Your new password is set');
+    expect((await post('/portal/login', { _csrf: csrf, email, password: 'old password 1' })).status).toBe(401);
+    const ok = await post('/portal/login', { _csrf: csrf, email, password: 'new password 22' });
+    expect(ok.status).toBe(303);
+    expect(ok.headers.getSetCookie().some((c) => c.startsWith('apigate_session=') && /HttpOnly/.test(c))).toBe(true);
+    const keys = await fetch(`${site.url}/portal/keys`, { headers: { cookie: a.header() } });
+    expect(keys.status).toBe(200);
+    expect(await keys.text()).toContain('No keys yet.');
   });
 });
