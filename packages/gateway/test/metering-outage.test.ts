@@ -62,6 +62,22 @@ describe('UsageRecorder when the queue fails', () => {
     expect(repo.requests('key_1')).toBe(2);
   });
 
+  it('close({ deadline }) does not wait past the deadline for a queue that hangs, and spools what it holds', async () => {
+    const { relay, queue } = await queueBehindRelay();
+    const spoolFile = path.join(mkdtempSync(path.join(tmpdir(), 'apigate-usage-')), 'usage.jsonl');
+    const meter = new UsageRecorder(queue, { flushIntervalMs: 3_600_000, spoolFile, instanceId: 'gw-hung' });
+    expect(await queue.stats('usage')).toBeDefined(); // connected before the freeze
+    relay.freeze();
+    defer(() => relay.thaw());
+    for (let i = 0; i < 4; i++) meter.record(rec('key_1'));
+    const t0 = Date.now();
+    const summary = await meter.close({ deadline: Date.now() + 300 });
+    // The provider's own command timeout (1 s here) and the default close timeout (5 s) are not waited for.
+    expect(Date.now() - t0).toBeLessThan(900);
+    expect(summary).toMatchObject({ unpublished: 1, requests: 4, spooled: true, spoolFile });
+    expect(JSON.parse(readFileSync(spoolFile, 'utf8'))).toMatchObject({ id: 'gw-hung-1', rows: [{ keyId: 'key_1', requests: 4 }] });
+  });
+
   it('spools unpublished batches to disk at close and publishes them at the next start', async () => {
     const { relay, queue } = await queueBehindRelay();
     const spoolFile = path.join(mkdtempSync(path.join(tmpdir(), 'apigate-usage-')), 'spool', 'usage.jsonl');

@@ -8,8 +8,18 @@ import net from 'node:net';
  */
 export async function tcpRelay(target: { host: string; port: number }) {
   const sockets = new Set<net.Socket>();
+  /** While frozen, bytes are held in both directions: a hung server (SIGSTOP), not a dead one. */
+  let frozen = false;
+  const hold = new Set<net.Socket>();
   const serve = () =>
     net.createServer((client) => {
+      if (frozen) {
+        // Accepted and never answered, like a stopped server's kernel backlog.
+        hold.add(client);
+        client.on('error', () => {});
+        client.on('close', () => hold.delete(client));
+        return;
+      }
       const upstream = net.connect(target.port, target.host);
       for (const s of [client, upstream]) {
         sockets.add(s);
@@ -37,6 +47,16 @@ export async function tcpRelay(target: { host: string; port: number }) {
     port,
     url: `redis://127.0.0.1:${port}`,
     down,
+    /** Stops relaying without closing anything (a frozen server); `thaw()` resumes. */
+    freeze() {
+      frozen = true;
+      for (const s of sockets) s.pause();
+    },
+    thaw() {
+      frozen = false;
+      for (const s of sockets) s.resume();
+      for (const s of hold) s.destroy();
+    },
     async up() {
       if (up) return;
       server = serve();
@@ -44,6 +64,9 @@ export async function tcpRelay(target: { host: string; port: number }) {
       await once(server, 'listening');
       up = true;
     },
-    close: down,
+    close: async () => {
+      for (const s of hold) s.destroy();
+      await down();
+    },
   };
 }
