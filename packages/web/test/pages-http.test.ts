@@ -246,3 +246,49 @@ describe('portal password reset over HTTP (no JavaScript)', () => {
     expect(await keys.text()).toContain('No keys yet.');
   });
 });
+
+describe('admin payments page over HTTP', () => {
+  it('lists a failed payment event and replays it from the page once the cause is fixed', async () => {
+    const { PaymentInbox } = await import('@apigate/gateway');
+    const dummy = site.kernel.get('payment') as unknown as import('@apigate/provider-dummy-payment').DummyPayment;
+    const pro = await site.store.domain.plans.resolve('Pro');
+    const { priceId } = await dummy.upsertPrice({ planId: pro.id, name: 'Pro', amountCents: 1900, currency: 'usd', interval: 'month' });
+    await site.store.mappings.put({ provider: 'dummy', entityType: 'plan', localId: pro.id, externalId: priceId });
+    // A customer nobody mapped to a user: the checkout's event fails for want of one.
+    const { customerId } = await dummy.createCustomer({ userId: 'usr_unknown', email: 'lost@example.com' });
+    const { sessionId } = await dummy.createCheckout({ customerId, priceId, userId: 'usr_unknown', planId: pro.id, successUrl: `${site.url}/portal`, cancelUrl: `${site.url}/portal` });
+    const change = dummy.completeCheckout(sessionId);
+    expect((await fetch(`${site.url}/webhooks/dummy`, { method: 'POST', headers: change.webhook.headers, body: new Uint8Array(change.webhook.rawBody) })).status).toBe(200);
+    const inbox = new PaymentInbox(site.store.db);
+    await eventually(() => (inbox.find('dummy', change.event.id)?.status === 'failed' ? true : undefined), 'the event to fail');
+
+    const a = jar();
+    const login = await fetch(`${site.url}/admin/ui/login`);
+    a.take(login);
+    a.take(
+      await fetch(`${site.url}/admin/ui/login`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ _csrf: csrfIn(await login.text())!, token: ADMIN_TOKEN }),
+      }),
+    );
+    const page = await (await fetch(`${site.url}/admin/ui/payments?status=failed`, { headers: { cookie: a.header() } })).text();
+    expect(page).toContain(change.event.id);
+    expect(page).toContain(`Replay ${change.event.id}`);
+
+    const user = await site.store.domain.users.create({ email: 'lost@example.com' });
+    await site.store.mappings.put({ provider: 'dummy', entityType: 'user', localId: user.id, externalId: customerId });
+    const replay = await fetch(`${site.url}/admin/ui/payments/replay`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrfIn(page)!, provider: 'dummy', event_id: change.event.id }),
+    });
+    expect(replay.status).toBe(303);
+    a.take(replay);
+    expect(await (await fetch(`${site.url}/admin/ui/payments`, { headers: { cookie: a.header() } })).text()).toContain('is queued again');
+    await eventually(() => (inbox.find('dummy', change.event.id)?.status === 'applied' ? true : undefined), 'the replayed event to apply');
+    expect((await site.store.domain.users.get(user.id)).planId).toBe(pro.id);
+  });
+});
