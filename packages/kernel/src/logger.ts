@@ -10,7 +10,10 @@ const SECRET_KEYS = ['password', 'secret', 'apiKey', 'api_key', 'token', 'author
 /** Strings in a log object (two levels deep), masked: registered secrets and URL credentials. */
 function maskObject(value: unknown, depth: number): unknown {
   if (typeof value === 'string') return redact(value);
-  if (depth >= 2 || typeof value !== 'object' || value === null || value instanceof Error || Array.isArray(value)) return value;
+  if (depth >= 2 || typeof value !== 'object' || value === null) return value;
+  // Only plain objects are copied: a Date, Buffer, Map or Error keeps its own serialization.
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) out[k] = maskObject(v, depth + 1);
   return out;

@@ -119,9 +119,11 @@ describe('error chains', () => {
     logger.error({ err: pe }, 'notify failed');
     logger.warn(pe as Error);
     logger.error({ error: err, detail: `while posting to ${url}` }, `giving up on ${url}`);
-    logger.child({ provider: 'leaky' }).info({ nested: { where: url } }, 'child');
+    logger.child({ provider: 'leaky' }).info({ nested: { where: url }, at: new Date(0), ids: ['a'] }, 'child');
     await new Promise((r) => setImmediate(r));
-    expect(logged.split('\n').filter(Boolean)).toHaveLength(4);
+    const lines = logged.split('\n').filter(Boolean);
+    expect(lines).toHaveLength(4);
+    expect(JSON.parse(lines[3]!)).toMatchObject({ at: '1970-01-01T00:00:00.000Z', ids: ['a'], provider: 'leaky' });
     expect(logged).not.toContain(url);
     expect(logged).toContain('second address refused');
   });
