@@ -21,7 +21,13 @@ function ownText(e: unknown): string {
   if (!o) return String(e);
   if (typeof o.message === 'string' && o.message) return o.message;
   if (typeof o.code === 'string' && o.code) return o.code;
-  return typeof o.name === 'string' ? o.name : String(e);
+  if (typeof o.name === 'string') return o.name;
+  // A plain object as a cause says nothing as "[object Object]": JSON, shortened.
+  try {
+    return JSON.stringify(e)?.slice(0, 200) ?? String(e);
+  } catch {
+    return String(e);
+  }
 }
 
 const membersOf = (e: unknown): unknown[] => {
