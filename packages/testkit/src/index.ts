@@ -7,6 +7,7 @@ export * from './notification.js';
 export * from './oauth.js';
 export * from './payment.js';
 export * from './queue.js';
+export * from './receiver.js';
 export * from './redis-server.js';
 export * from './storage.js';
 export * from './util.js';

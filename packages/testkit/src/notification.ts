@@ -1,6 +1,8 @@
-import { NOTIFICATION_SEVERITIES, type Notification, type NotificationProvider, type Severity } from '@apigate/kernel';
-import { describe, expect, it, vi } from 'vitest';
+import { inspect } from 'node:util';
+import { isRetryable, NOTIFICATION_SEVERITIES, type Notification, type NotificationProvider, ProviderError, type Severity } from '@apigate/kernel';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ARRIVAL_TIMEOUT_MS, expectFinalRejection, instancePerTest, lifecycleTests, token } from './expectations.js';
+import { closedReceiverUrl, startTestReceiver, type TestReceiver } from './receiver.js';
 
 export interface NotificationSuiteContext {
   /** The instance made by `create` for the current test. */
@@ -18,6 +20,21 @@ export interface NotificationSuiteOptions {
    */
   received?: (provider: NotificationProvider) => unknown[] | Promise<unknown[]>;
   additionalTests?: (ctx: NotificationSuiteContext) => void;
+  /**
+   * For providers that deliver by HTTP to a configured URL (webhooks, chat incoming webhooks):
+   * the suite then runs its receiver-failure tests against a local receiver it controls.
+   */
+  receiver?: NotificationReceiverOptions;
+}
+
+export interface NotificationReceiverOptions {
+  /**
+   * An instance that delivers to `url` (and checks it in `check()`), with its request timeout set
+   * to `timeoutMs`. The URL's last path segment is a secret token, as in a Slack webhook URL.
+   */
+  create: (url: string) => NotificationProvider | Promise<NotificationProvider>;
+  /** The timeout `create` configures; a receiver that never answers must fail the call within it (+10 s). Default 2000. */
+  timeoutMs?: number;
 }
 
 /** A valid notification with a unique id; override any field. */
@@ -126,6 +143,126 @@ export function describeNotificationProvider(opts: NotificationSuiteOptions): vo
       lifecycleTests(provider);
     });
 
+    if (opts.receiver) receiverFailureTests(opts.receiver);
+
     opts.additionalTests?.({ provider });
+  });
+}
+
+/**
+ * What a delivering provider must do when the receiver misbehaves: reject (never swallow an HTTP
+ * error), as retryable for 429, 5xx, no answer and no connection, as final for other 4xx; resolve
+ * only once the receiver answered; keep the secret URL out of every error and health answer; and
+ * report a receiver that is down or failing as not connected.
+ */
+function receiverFailureTests(opts: NotificationReceiverOptions): void {
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  describe('when the receiver fails', () => {
+    let receiver: TestReceiver;
+    let instance: NotificationProvider | undefined;
+    beforeEach(async () => {
+      receiver = await startTestReceiver();
+    });
+    afterEach(async () => {
+      await instance?.close();
+      instance = undefined;
+      await receiver.close();
+    });
+    const make = async (url = receiver.url): Promise<NotificationProvider> => {
+      instance = await opts.create(url);
+      return instance;
+    };
+    const noSecretIn = (what: string, value: unknown, secret = receiver.secret) => {
+      expect(inspect(value, { depth: 10 }), `${what} must not contain the secret part of the URL`).not.toContain(secret);
+    };
+    /** The rejection of `notify`, checked to be a ProviderError without the secret. */
+    const failure = async (p: NotificationProvider, n: Notification, secret?: string): Promise<ProviderError> => {
+      let settled = false;
+      let error: unknown;
+      await p.notify(n).then(
+        () => {
+          settled = true;
+        },
+        (e: unknown) => {
+          error = e;
+        },
+      );
+      expect(settled, 'notify resolved although the receiver did not accept the notification').toBe(false);
+      expect(error, 'notify should reject with a ProviderError (through createForTest)').toBeInstanceOf(ProviderError);
+      noSecretIn('the error', error, secret);
+      return error as ProviderError;
+    };
+
+    it('delivers to the receiver once (the failure tests start from here)', async () => {
+      const p = await make();
+      const n = sampleNotification();
+      await p.notify(n);
+      expect(receiver.posts().filter((r) => r.body.includes(n.id))).toHaveLength(1);
+    });
+
+    for (const [status, headers] of [
+      [500, {}],
+      [503, {}],
+      [429, { 'retry-after': '7' }],
+    ] as const) {
+      it(`rejects as retryable when the receiver answers ${status}`, async () => {
+        receiver.setMode({ kind: 'answer', status, body: 'receiver failure', headers });
+        const err = await failure(await make(), sampleNotification());
+        expect(receiver.posts().length, 'the receiver got the POST').toBeGreaterThanOrEqual(1);
+        expect(isRetryable(err), `a ${status} must be retryable: ${err.message}`).toBe(true);
+      });
+    }
+
+    it('rejects as final when the receiver answers 400', async () => {
+      receiver.setMode({ kind: 'answer', status: 400, body: 'invalid_payload' });
+      const err = await failure(await make(), sampleNotification());
+      expect(isRetryable(err), `a 400 must be final: ${err.message}`).toBe(false);
+    });
+
+    it(
+      'rejects as retryable when the receiver never answers, within its timeout',
+      async () => {
+        receiver.setMode({ kind: 'hang' });
+        const started = Date.now();
+        const err = await failure(await make(), sampleNotification());
+        expect(isRetryable(err), `no answer must be retryable: ${err.message}`).toBe(true);
+        expect(Date.now() - started, 'time until notify gave up').toBeLessThan(timeoutMs + 10_000);
+      },
+      timeoutMs + 20_000,
+    );
+
+    it('rejects as retryable when nothing listens at the URL', async () => {
+      const down = await closedReceiverUrl();
+      const err = await failure(await make(down.url), sampleNotification(), down.secret);
+      expect(isRetryable(err), `a refused connection must be retryable: ${err.message}`).toBe(true);
+    });
+
+    it('resolves only after the receiver answered', async () => {
+      receiver.setMode({ kind: 'hold' });
+      const p = await make();
+      let settled = false;
+      const done = p.notify(sampleNotification()).finally(() => {
+        settled = true;
+      });
+      await vi.waitFor(() => expect(receiver.pending(), 'the receiver got the whole POST').toBe(1), { timeout: ARRIVAL_TIMEOUT_MS, interval: 20 });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(settled, 'notify settled before the receiver answered').toBe(false);
+      receiver.release();
+      await expect(done).resolves.toBeUndefined();
+    });
+
+    it('check() is not connected while nothing listens at the URL, and names no secret', async () => {
+      const down = await closedReceiverUrl();
+      const health = await (await make(down.url)).check(AbortSignal.timeout(10_000));
+      expect(health.status, 'check() of a receiver that is down').not.toBe('connected');
+      noSecretIn('check()', health, down.secret);
+    });
+
+    it('check() is not connected while the receiver answers 503, and names no secret', async () => {
+      receiver.setMode({ kind: 'answer', status: 503, body: 'down for maintenance' });
+      const health = await (await make()).check(AbortSignal.timeout(10_000));
+      expect(health.status, 'check() of a receiver answering 503').not.toBe('connected');
+      noSecretIn('check()', health);
+    });
   });
 }

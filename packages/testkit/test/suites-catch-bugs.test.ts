@@ -50,6 +50,17 @@ function runFixture(file: string) {
 // Both children start at once; each test awaits its own.
 const cacheRun = runFixture('cache.fixture.ts');
 const storageRun = runFixture('storage.fixture.ts');
+const notificationRun = runFixture('notification.fixture.ts');
+
+const RECEIVER = {
+  status: ['rejects as retryable when the receiver answers 500', 'rejects as retryable when the receiver answers 503', 'rejects as retryable when the receiver answers 429'],
+  final: 'rejects as final when the receiver answers 400',
+  hang: 'rejects as retryable when the receiver never answers, within its timeout',
+  down: 'rejects as retryable when nothing listens at the URL',
+  early: 'resolves only after the receiver answered',
+  delivered: 'delivers to the receiver once (the failure tests start from here)',
+  check: ['check() is not connected while nothing listens at the URL, and names no secret', 'check() is not connected while the receiver answers 503, and names no secret'],
+};
 
 describe('the conformance suites catch broken providers', () => {
   it('cache suite: the reference passes, each broken cache fails exactly the tests for its bug', async () => {
@@ -94,4 +105,20 @@ describe('the conformance suites catch broken providers', () => {
       'rejects a put whose body stream fails, leaving no object and the previous version intact',
     ]);
   }, 120_000);
+
+  it('notification suite: the reference passes, each broken notifier fails the receiver tests for its bug', async () => {
+    const { code, suites } = await notificationRun;
+    expect(code).not.toBe(0);
+    const reference = suites.get('reference')!;
+    expect(reference.failed).toEqual([]);
+    expect(reference.passed).toEqual(expect.arrayContaining([...RECEIVER.status, RECEIVER.final, RECEIVER.hang, RECEIVER.down, RECEIVER.early, ...RECEIVER.check]));
+    expect(suites.get('swallows HTTP errors')!.failed).toEqual([...RECEIVER.status, RECEIVER.final]);
+    expect(suites.get('429 and 5xx final')!.failed).toEqual(RECEIVER.status);
+    expect(suites.get('secret URL in errors')!.failed).toEqual([...RECEIVER.status, RECEIVER.final, RECEIVER.hang, RECEIVER.down]);
+    expect(suites.get('check always connected')!.failed).toEqual(RECEIVER.check);
+    // Fire and forget: every rejection test fails; whether the POST already arrived when notify
+    // returned in the delivery test is a race, so that one may go either way.
+    const early = suites.get('resolves before the POST completes')!.failed.filter((t) => t !== RECEIVER.delivered);
+    expect(early).toEqual([...RECEIVER.status, RECEIVER.final, RECEIVER.hang, RECEIVER.down, RECEIVER.early]);
+  }, 180_000);
 });

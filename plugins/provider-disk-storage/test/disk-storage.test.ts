@@ -46,7 +46,7 @@ describe('provider-disk-storage', () => {
     it('fails to start with one line naming STORAGE_PATH when the folder cannot be used', async () => {
       const file = path.join(base, 'a-file');
       writeFileSync(file, 'x');
-      await expect(createForTest(provider, { path: file })).rejects.toThrow(/^disk storage: cannot use folder .*a-file from STORAGE_PATH \(setting storage\.disk\.path\): /);
+      await expect(createForTest(provider, { path: file })).rejects.toThrow(/^storage\/disk failed to start: disk storage: cannot use folder .*a-file from STORAGE_PATH \(setting storage\.disk\.path\): /);
     });
   });
 
