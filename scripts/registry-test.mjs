@@ -22,7 +22,7 @@
 // Options (env): APIGATE_REGISTRY_TEST_KEEP=1 keeps the temp folder; NPM_UPLINK overrides the
 // registry Verdaccio proxies to (default: `npm config get registry`).
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -96,8 +96,10 @@ const scratch = path.join(work, 'repo');
 log(`copying the repository to ${scratch}`);
 const skip = new Set(['node_modules', '.git', '.turbo', 'data', '.vitest-results.json']);
 cpSync(root, scratch, { recursive: true, filter: (src) => !skip.has(path.basename(src)) });
-// The changesets CLI and its changelog generator resolve from the scratch root.
-symlinkSync(path.join(root, 'node_modules'), path.join(scratch, 'node_modules'), 'dir');
+// pnpm publish resolves workspace: ranges from installed links, and the changesets CLI runs from
+// there too: an offline install from the store the repository's install filled (no builds needed).
+log('pnpm install --offline in the scratch copy');
+sh('pnpm', ['install', '--frozen-lockfile', '--offline', '--ignore-scripts'], { cwd: scratch });
 
 const workspaces = () =>
   ['packages', 'plugins', 'apps']
@@ -112,7 +114,7 @@ writeFileSync(
   '---\n"@apigate/kernel": minor\n"@apigate/app": patch\n---\n\nregistry test: a kernel minor and an app patch\n',
 );
 log('changeset version (test changeset: @apigate/kernel minor, @apigate/app patch)');
-sh(path.join(root, 'node_modules', '.bin', 'changeset'), ['version'], { cwd: scratch });
+sh(path.join(scratch, 'node_modules', '.bin', 'changeset'), ['version'], { cwd: scratch });
 const after = workspaces();
 const bumped = after.filter((p) => p.pkg.version !== before.get(p.pkg.name));
 const major = (v) => Number(v.split('.')[0]);
@@ -183,10 +185,21 @@ log('Verdaccio up, with a publishing user');
 
 // ── 3. publish ─────────────────────────────────────────────────────────────────────────────
 log('changeset publish (pnpm publish of every public package)');
-sh(path.join(root, 'node_modules', '.bin', 'changeset'), ['publish', '--no-git-tag'], { cwd: scratch, env: npmEnv });
+sh(path.join(scratch, 'node_modules', '.bin', 'changeset'), ['publish', '--no-git-tag'], { cwd: scratch, env: npmEnv });
+/** GET as JSON, retried: Verdaccio may close a kept-alive socket under load (EPIPE). */
+async function getJson(url) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await fetch(url, { headers: { connection: 'close' } });
+      return res.ok ? await res.json() : undefined;
+    } catch (err) {
+      if (attempt === 5) fail(`GET ${url}: ${err.cause?.code ?? err.message}`);
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+}
 for (const p of after) {
-  const res = await fetch(`${registry}${p.pkg.name.replace('/', '%2f')}`);
-  const meta = res.ok ? await res.json() : undefined;
+  const meta = await getJson(`${registry}${p.pkg.name.replace('/', '%2f')}`);
   if (!meta?.versions?.[p.pkg.version]) fail(`${p.pkg.name}@${p.pkg.version} is not in the registry`);
   const published = meta.versions[p.pkg.version];
   const ranges = JSON.stringify({ ...published.dependencies, ...published.peerDependencies });

@@ -1,6 +1,6 @@
 // How users get APIGate: the app image's `pnpm deploy` bundle run with plain node, and
 // provider packages installed with npm from tarballs into folders outside the workspace.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,14 @@ describe('the app image bundle (pnpm deploy)', () => {
 
   beforeAll(() => {
     pnpm(['--filter', '@apigate/app', 'deploy', '--legacy', '--prod', bundle]);
+    // As the Dockerfile does: the bundle's manifests get real ranges instead of workspace:.
+    execFileSync(process.execPath, [path.join(REPO_DIR, 'scripts', 'deploy-ranges.mjs'), bundle], { encoding: 'utf8' });
+  });
+
+  it('has no workspace: ranges left in any package.json of the bundle', () => {
+    const grep = spawnSync('grep', ['-rl', '--include=package.json', '"workspace:', bundle], { encoding: 'utf8' });
+    expect(grep.status, 'grep exits 1 when nothing matches').toBe(1);
+    expect(grep.stdout).toBe('');
   });
   afterAll(async () => {
     await served?.stop();
