@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAdmin } from './commands/admin.js';
 import { registerBilling } from './commands/billing.js';
 import { registerCerts } from './commands/certs.js';
+import { registerDb } from './commands/db.js';
 import { CliError } from './commands/common.js';
 import { registerEmail } from './commands/email.js';
 import { registerKeys } from './commands/keys.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerServe(program);
   registerSettings(program);
+  registerDb(program);
   registerProviders(program);
   registerMappings(program);
   registerEmail(program);

@@ -14,6 +14,8 @@ export * as schema from './store/schema.js';
 export type { SettingEntry, SettingsStore } from './store/settings.js';
 export { installPrefixDefaults } from './store/install.js';
 export { openStore, type Store, type StoreOptions } from './store/store.js';
+export { copySqliteToPostgres, sqliteMigrationStatus } from './store/db-admin.js';
+export { connectPostgres, isPostgresUrl, type MigrationStatus, openPostgres, postgresMigrationStatus } from './store/pg.js';
 export * from './domain/index.js';
 export { ADMIN_TOKEN_ENV, type AdminApiOptions, checkAdminToken, createAdminApi, MIN_ADMIN_TOKEN_LENGTH } from './http/admin.js';
 export * from './delivery/index.js';

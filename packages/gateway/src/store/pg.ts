@@ -32,13 +32,19 @@ export interface OpenedPostgres {
 
 /** Opens a pool on `url`, checks the connection and applies pending migrations (once, under the advisory lock). */
 export async function openPostgres(url: string, opts: { max?: number } = {}): Promise<OpenedPostgres> {
+  return connectPostgres(url, { ...opts, migrate: true });
+}
+
+/** A pool on `url` with the connection checked; `migrate`: pending migrations applied first. */
+export async function connectPostgres(url: string, opts: { max?: number; migrate?: boolean } = {}): Promise<OpenedPostgres> {
   registerSecrets(urlCredentials(url));
   const where = maskUrlCredentials(url);
   const pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10 });
   // An idle client that loses its connection must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
   try {
-    await migratePostgres(pool);
+    if (opts.migrate) await migratePostgres(pool);
+    else await pool.query('SELECT 1');
   } catch (cause) {
     await pool.end().catch(() => undefined);
     throw new ApigateError('STORE_OPEN_FAILED', `cannot prepare the PostgreSQL database ${where}: ${describeError(cause)}`, { cause });
