@@ -1,6 +1,7 @@
-import type { EmailFeatures, EmailMessage, EmailProvider } from '@apigate/kernel';
-import { describe, expect, it, vi } from 'vitest';
+import { type EmailFeatures, type EmailMessage, type EmailProvider, isRetryable, ProviderError } from '@apigate/kernel';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ARRIVAL_TIMEOUT_MS, expectFinalRejection, instancePerTest, lifecycleTests, token } from './expectations.js';
+import { closedSmtpPort, type SmtpStub, startSmtpStub } from './smtp-stub.js';
 
 export interface ReceivedAttachment {
   filename: string;
@@ -50,6 +51,15 @@ export interface EmailSuiteOptions {
   /** The address the provider sends from when a message has no `from`; checked against the inbox. */
   defaultFrom?: string;
   additionalTests?: (ctx: EmailSuiteContext) => void;
+  /** For SMTP providers: runs the server-failure tests against a stub SMTP server the suite controls. */
+  smtpServer?: EmailSmtpServerOptions;
+}
+
+export interface EmailSmtpServerOptions {
+  /** An instance sending to `host:port` in plain text (no TLS, no auth), with its timeout set to `timeoutMs`. */
+  create: (server: { host: string; port: number }) => EmailProvider | Promise<EmailProvider>;
+  /** The timeout `create` configures; a server that never greets must fail the send within it (+10 s). Default 2000. */
+  timeoutMs?: number;
 }
 
 /** Lower-cased bare address: `"A" <a@x.org>` and `A@X.org` compare equal. */
@@ -295,6 +305,106 @@ export function describeEmailProvider(opts: EmailSuiteOptions): void {
       lifecycleTests(provider);
     });
 
+    if (opts.smtpServer) smtpFailureTests(opts.smtpServer);
+
     opts.additionalTests?.({ provider });
+  });
+}
+
+/**
+ * What an SMTP provider must do when the server refuses or is gone: reject (never report a refused
+ * message as sent), final for a permanent 5xx, retryable for a temporary 4xx, a server that is down
+ * or never greets; and `check()` must not say connected while the server is down.
+ */
+function smtpFailureTests(opts: EmailSmtpServerOptions): void {
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  describe('when the SMTP server fails', () => {
+    let stub: SmtpStub;
+    let instance: EmailProvider | undefined;
+    beforeEach(async () => {
+      stub = await startSmtpStub();
+    });
+    afterEach(async () => {
+      await instance?.close();
+      instance = undefined;
+      await stub.close();
+    });
+    const make = async (port = stub.port): Promise<EmailProvider> => {
+      instance = await opts.create({ host: stub.host, port });
+      return instance;
+    };
+    const message = (label: string): EmailMessage => ({
+      from: 'sender@example.com',
+      to: ['alice@example.com'],
+      subject: `conformance ${label} ${token()}`,
+      text: 'Body.',
+    });
+    const failure = async (p: EmailProvider, what: string): Promise<ProviderError> => {
+      let sent = false;
+      let error: unknown;
+      await p.send(message(what)).then(
+        () => {
+          sent = true;
+        },
+        (e: unknown) => {
+          error = e;
+        },
+      );
+      expect(sent, `send resolved although ${what}`).toBe(false);
+      expect(error, 'send should reject with a ProviderError (through createForTest)').toBeInstanceOf(ProviderError);
+      return error as ProviderError;
+    };
+
+    it('sends through the stub server (the failure tests start from here)', async () => {
+      await (await make()).send(message('stub'));
+      expect(stub.accepted).toBe(1);
+    });
+
+    it('rejects as final when the server refuses the recipient (550)', async () => {
+      stub.setMode('reject-recipient');
+      const err = await failure(await make(), 'the server refused the recipient');
+      expect(isRetryable(err), `a 550 must be final: ${err.message}`).toBe(false);
+    });
+
+    it('rejects as retryable when the server fails the message temporarily (451)', async () => {
+      stub.setMode('temporary-failure');
+      const err = await failure(await make(), 'the server answered 451');
+      expect(isRetryable(err), `a 451 must be retryable: ${err.message}`).toBe(true);
+    });
+
+    it('rejects as retryable when the server is unavailable (421)', async () => {
+      stub.setMode('unavailable');
+      const err = await failure(await make(), 'the server answered 421');
+      expect(isRetryable(err), `a 421 must be retryable: ${err.message}`).toBe(true);
+    });
+
+    it('rejects as retryable when nothing listens', async () => {
+      const err = await failure(await make(await closedSmtpPort()), 'nothing listens');
+      expect(isRetryable(err), `a refused connection must be retryable: ${err.message}`).toBe(true);
+    });
+
+    it(
+      'rejects as retryable when the server never greets, within its timeout',
+      async () => {
+        stub.setMode('silent');
+        const started = Date.now();
+        const err = await failure(await make(), 'the server never greeted');
+        expect(isRetryable(err), `no greeting must be retryable: ${err.message}`).toBe(true);
+        expect(Date.now() - started, 'time until send gave up').toBeLessThan(timeoutMs + 10_000);
+      },
+      timeoutMs + 20_000,
+    );
+
+    it('reports a refused message in sendBulk instead of counting it sent', async () => {
+      stub.setMode('reject-recipient');
+      const result = await (await make()).sendBulk([message('bulk-a'), message('bulk-b')]);
+      expect(result.sent).toBe(0);
+      expect(result.failed.map((f) => f.index)).toEqual([0, 1]);
+    });
+
+    it('check() is not connected while nothing listens', async () => {
+      const health = await (await make(await closedSmtpPort())).check(AbortSignal.timeout(10_000));
+      expect(health.status, 'check() of an SMTP server that is down').not.toBe('connected');
+    });
   });
 }

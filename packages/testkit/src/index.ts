@@ -8,6 +8,7 @@ export * from './oauth.js';
 export * from './payment.js';
 export * from './queue.js';
 export * from './receiver.js';
+export * from './smtp-stub.js';
 export * from './redis-server.js';
 export * from './storage.js';
 export * from './util.js';

@@ -82,6 +82,11 @@ describe('provider-smtp', () => {
     features: provider.features,
     inbox: () => starttls.messages,
     defaultFrom: FROM,
+    // 550, 451, 421, nothing listening, no greeting, a failing check: the suite's own stub server.
+    smtpServer: {
+      create: async ({ host, port }) => (await createForTest(provider, { host, port, from: FROM, tls: 'false', timeoutMs: '1000' })).provider,
+      timeoutMs: 1000,
+    },
   });
 
   it('delivers every part of a message, as mailparser reads it', async () => {
