@@ -39,7 +39,9 @@ function fail(message) {
   cleanup();
   process.exit(1);
 }
+let stopping = false;
 function cleanup() {
+  stopping = true;
   for (const c of children) c.kill('SIGTERM');
   if (process.env.APIGATE_REGISTRY_TEST_KEEP) log(`kept ${work}`);
   else rmSync(work, { recursive: true, force: true });
@@ -164,7 +166,7 @@ log(`starting Verdaccio on ${registry} (uplink ${uplink})`);
 const verdaccio = startChild(path.join(root, 'node_modules', '.bin', 'verdaccio'), ['--config', path.join(vd, 'config.yaml'), '--listen', `127.0.0.1:${port}`], { cwd: vd });
 await Promise.race([
   waitFor('Verdaccio', async () => (await fetch(`${registry}-/ping`)).ok, 60_000),
-  verdaccio.exited.then(({ code }) => fail(`Verdaccio exited ${code}:\n${verdaccio.output()}`)),
+  verdaccio.exited.then(({ code }) => stopping || fail(`Verdaccio exited ${code}:\n${verdaccio.output()}`)),
 ]);
 const userRes = await fetch(`${registry}-/user/org.couchdb.user:release`, {
   method: 'PUT',
@@ -234,13 +236,15 @@ async function serveAndCheck(extraEnv, expect) {
   const bin = path.join(userDir, 'node_modules', '.bin', 'apigate');
   const s = startChild(bin, ['serve', '--host', '127.0.0.1'], { cwd: userDir, env: appEnv({ APIGATE_PORT: String(httpPort), ...extraEnv }) });
   const url = `http://127.0.0.1:${httpPort}/admin/health`;
+  let answered = false;
   const health = await Promise.race([
     waitFor('apigate serve', async () => {
       const res = await fetch(url);
       return res.status === 200 ? res.json() : undefined;
     }, 60_000),
-    s.exited.then(({ code }) => fail(`apigate serve exited ${code} before answering:\n${s.output()}`)),
+    s.exited.then(({ code }) => answered || fail(`apigate serve exited ${code} before answering:\n${s.output()}`)),
   ]);
+  answered = true;
   expect(health, s.output());
   s.child.kill('SIGTERM');
   const { code } = await s.exited;
