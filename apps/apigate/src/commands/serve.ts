@@ -21,6 +21,7 @@ import type { Command } from 'commander';
 import { assertNoPluginProblems, openRuntime, parsePort, startKernel } from '../runtime.js';
 import { armShutdownDeadline, type ShutdownOutcome, shutdownOutcome, untilDeadline } from '../shutdown.js';
 import { removeServeAddress, writeServeAddress } from '../serve-address.js';
+import { serveWithWorkers } from '../cluster.js';
 import { tlsManager } from './certs.js';
 
 export function registerServe(program: Command): void {
@@ -29,9 +30,13 @@ export function registerServe(program: Command): void {
     .description('start the gateway (port from --port, APIGATE_PORT, or 8080)')
     .option('--port <port>', 'port to listen on')
     .option('--host <host>', 'address to bind', process.env.APIGATE_HOST ?? '0.0.0.0')
-    .action(async (o: { port?: string; host: string }) => {
+    .option('--workers <n>', 'worker processes sharing the listener: a number or auto (= cores); default APIGATE_WORKERS or 1')
+    .option('--allow-memory-per-worker', 'run several workers on the memory cache/queue anyway (limits and queues per worker)')
+    .action(async (o: { port?: string; host: string; workers?: string; allowMemoryPerWorker?: boolean }) => {
       const logger = createLogger({ name: 'apigate' });
       const port = o.port !== undefined ? parsePort(o.port, '--port') : parsePort(process.env.APIGATE_PORT ?? '8080', 'APIGATE_PORT');
+      // With --workers N > 1 this process only supervises the workers (src/cluster.ts); each worker runs the rest.
+      if (await serveWithWorkers(o, logger)) return;
       const rt = await openRuntime({ logger });
       let kernel: Awaited<ReturnType<typeof startKernel>> | undefined;
       let delivery: Delivery | undefined;
