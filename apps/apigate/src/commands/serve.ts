@@ -1,7 +1,9 @@
 import {
+  ADMIN_TOKEN_ENV,
   type BillingJobs,
   createHttpApp,
   customerBillingFor,
+  isLoopbackHost,
   type Delivery,
   DEFAULT_SHUTDOWN_TIMEOUT_MS,
   parseTlsDomains,
@@ -18,7 +20,9 @@ import {
 } from '@apigate/gateway';
 import { createLogger, describeError, type Worker } from '@apigate/kernel';
 import type { Command } from 'commander';
-import { assertNoPluginProblems, openRuntime, parsePort, startKernel } from '../runtime.js';
+import { mountWebPages } from '@apigate/web';
+import { assertNoPluginProblems, loadAllDefinitions, openRuntime, parsePort, startKernel } from '../runtime.js';
+import { settingKeys } from '../settings-keys.js';
 import { armShutdownDeadline, type ShutdownOutcome, shutdownOutcome, untilDeadline } from '../shutdown.js';
 import { removeServeAddress, writeServeAddress } from '../serve-address.js';
 import { serveWithWorkers } from '../cluster.js';
@@ -90,8 +94,15 @@ export function registerServe(program: Command): void {
         const pay = selectedPayment(kernel);
         const queue = kernel.tryGet('queue');
         if (pay && queue) {
+          // It first re-queues what an earlier run left queued in the inbox (a memory queue loses its jobs on exit).
           payments = startPaymentWorker(queue, { store: rt.store, logger, webhooks: gateway.webhooks, providerName: pay.name, payment: pay.payment });
           logger.info({ provider: pay.name, path: pay.path }, `payment webhooks: POST ${pay.path}`);
+          if (pay.name === 'dummy' && !isLoopbackHost(o.host)) {
+            logger.warn(
+              { provider: 'dummy', host: o.host },
+              `WARNING: the DUMMY payment provider is selected while apigate binds ${o.host}, a non-loopback address: it takes no money, and with its default secret anyone could forge its webhooks (its webhook route is then refused). Select a real payment provider (PAYMENT_PROVIDER) or bind 127.0.0.1.`,
+            );
+          }
         }
       } catch (err) {
         await closeAll();
@@ -103,6 +114,7 @@ export function registerServe(program: Command): void {
       const k = kernel;
       const gw = gateway;
       k.events.on('provider.error', (e) => logger.warn({ event: e }, `provider error: ${e.message}`));
+      const pageSettingKeys = settingKeys((await loadAllDefinitions(rt.catalog)).defs);
       // Portal emails (verification, password reset) go through the same outbox as everything else.
       const app = createHttpApp({
         kernel: k,
@@ -111,6 +123,11 @@ export function registerServe(program: Command): void {
         gatewayHealth: () => gw.health(),
         ...(delivery ? { outbox: delivery.outbox } : {}),
         billing,
+        // The dummy payment webhook is served on a loopback bind only (unless it has its own secret).
+        bindHost: o.host,
+        // The customer portal and admin dashboard pages; the settings page accepts what `apigate settings set` does.
+        pages: (a) =>
+          mountWebPages(a, { store: rt.store, logger, kernel: k, adminToken: process.env[ADMIN_TOKEN_ENV]?.trim(), webhooks: gw.webhooks, settingKeys: pageSettingKeys }),
       });
       // In-flight requests get half the shutdown time; the rest is for usage, delivery and providers.
       const closeTimeoutMs = Math.round(shutdownMs / 2);
