@@ -3,8 +3,9 @@
 # checks what a user meets: the HEALTHCHECK (following --port, not APIGATE_PORT), the CLI, the
 # non-root user owning the data volume, a clean exit on SIGTERM, a rebuild after a source change
 # that reuses the dependency layer (no better-sqlite3 recompile), and a third-party provider added
-# through a derived image (FROM apigate + npm install in the plugin folder). Slow (about 5 min from
-# scratch, most of it the first dependency install): a documented command, not part of `pnpm test`.
+# through a derived image (FROM apigate + npm install in the plugin folder). Slow (20 min from scratch
+# on a busy 2-core VM: 7 for the stand-in base, 10 for the first build; 3.5 for the rebuild): a
+# documented command, not part of `pnpm test`.
 #
 #   apt-get install podman runc debootstrap     # once
 #   scripts/image-test.sh                        # prints one line per step, "image-test: PASSED" at the end
