@@ -2,6 +2,7 @@ import { type CacheProvider, describeError, type Logger, type PaymentProvider, t
 import type { Subscription } from '../domain/subscriptions.js';
 import type { Store } from '../store/store.js';
 import { LIVE_STATUSES, type SubscriptionStateApplier } from './states.js';
+import { type PeriodicJob, startPeriodicJob } from './periodic.js';
 import { PLAN_PRICE_TYPES } from './plans-sync.js';
 import { MAPPING } from './processor.js';
 
@@ -143,41 +144,20 @@ export interface ReconcilerOptions extends Omit<ReconcileOptions, 'userId'> {
 }
 
 /** Runs `reconcileSubscriptions` every interval (unref timer); `stop()` waits for a running round. */
-export function startReconciler(o: ReconcilerOptions): { stop(): Promise<void>; runOnce(): Promise<ReconcileResult | undefined> } {
-  let running: Promise<ReconcileResult | undefined> | undefined;
-  let stopped = false;
-  const lockKey = `payment:reconcile:${o.providerName}`;
-  const runOnce = async (): Promise<ReconcileResult | undefined> => {
-    if (stopped || running) return running;
-    running = (async () => {
-      try {
-        if (o.cache) {
-          // The lock lives a little less than the interval: the next round on any instance may run.
-          // An atomic increment is the lock: the instance that makes the key (value 1) runs this round.
-          if ((await o.cache.increment(lockKey, 1, { ttlMs: Math.max(1000, o.intervalMs - 1000) })) !== 1) return undefined;
-        }
-        const r = await reconcileSubscriptions(o);
-        if (r.changed.length || r.errors.length) {
-          o.logger.info({ provider: o.providerName, checked: r.checked, changed: r.changed.length, errors: r.errors.length }, 'payment reconciliation done');
-        }
-        return r;
-      } catch (err) {
-        o.logger.warn({ provider: o.providerName }, `payment reconciliation failed: ${describeError(err)}`);
-        return undefined;
-      } finally {
-        running = undefined;
+export function startReconciler(o: ReconcilerOptions): PeriodicJob<ReconcileResult> {
+  return startPeriodicJob({
+    intervalMs: o.intervalMs,
+    cache: o.cache,
+    lockKey: `payment:reconcile:${o.providerName}`,
+    logger: o.logger,
+    failure: 'payment reconciliation failed',
+    logFields: { provider: o.providerName },
+    run: async () => {
+      const r = await reconcileSubscriptions(o);
+      if (r.changed.length || r.errors.length) {
+        o.logger.info({ provider: o.providerName, checked: r.checked, changed: r.changed.length, errors: r.errors.length }, 'payment reconciliation done');
       }
-    })();
-    return running;
-  };
-  const timer = setInterval(() => void runOnce(), o.intervalMs);
-  timer.unref();
-  return {
-    runOnce,
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
+      return r;
     },
-  };
+  });
 }

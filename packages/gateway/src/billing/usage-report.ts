@@ -4,6 +4,7 @@ import { monthBounds, monthOf } from '../domain/usage.js';
 import type { Subscription } from '../domain/subscriptions.js';
 import type { Store } from '../store/store.js';
 import { usageReports } from '../store/schema.js';
+import { type PeriodicJob, startPeriodicJob } from './periodic.js';
 import { overageUnits } from './plans-sync.js';
 
 /** Subscriptions whose overage is billed: the ones the provider still charges. */
@@ -161,32 +162,14 @@ export interface UsageReporterOptions extends UsageReportOptions {
 }
 
 /** Runs `reportOverage` every interval (unref timer), once across instances with a shared cache. */
-export function startUsageReporter(o: UsageReporterOptions): { stop(): Promise<void>; runOnce(): Promise<UsageReportResult | undefined> } {
-  let running: Promise<UsageReportResult | undefined> | undefined;
-  let stopped = false;
-  const runOnce = async () => {
-    if (stopped || running) return running;
-    running = (async () => {
-      try {
-        if (o.cache && (await o.cache.increment(`payment:usage-report:${o.providerName}`, 1, { ttlMs: Math.max(1000, o.intervalMs - 1000) })) !== 1) return undefined;
-        return await reportOverage(o);
-      } catch (err) {
-        o.logger.warn({ provider: o.providerName }, `usage reporting failed: ${describeError(err)}`);
-        return undefined;
-      } finally {
-        running = undefined;
-      }
-    })();
-    return running;
-  };
-  const timer = setInterval(() => void runOnce(), o.intervalMs);
-  timer.unref();
-  return {
-    runOnce,
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
-    },
-  };
+export function startUsageReporter(o: UsageReporterOptions): PeriodicJob<UsageReportResult> {
+  return startPeriodicJob({
+    intervalMs: o.intervalMs,
+    cache: o.cache,
+    lockKey: `payment:usage-report:${o.providerName}`,
+    logger: o.logger,
+    failure: 'usage reporting failed',
+    logFields: { provider: o.providerName },
+    run: () => reportOverage(o),
+  });
 }

@@ -1,0 +1,56 @@
+import { type CacheProvider, describeError, type Logger } from '@apigate/kernel';
+
+export interface PeriodicJobOptions<T> {
+  intervalMs: number;
+  /** With a shared cache, one instance runs each round: the one whose increment makes `lockKey`. */
+  cache?: CacheProvider | undefined;
+  lockKey: string;
+  logger: Logger;
+  /** The warning logged when a round throws (the error's one-line description is appended). */
+  failure: string;
+  /** Extra fields for the failure log line. */
+  logFields?: Record<string, unknown>;
+  run(): Promise<T>;
+}
+
+export interface PeriodicJob<T> {
+  /** Runs a round now (or returns the running one); undefined when skipped, failed or stopped. */
+  runOnce(): Promise<T | undefined>;
+  /** Stops the timer and waits for a running round. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a billing job every interval on an unref'd timer, one round at a time. With a shared cache
+ * an atomic increment is the lock, held a little less than the interval so the next round on any
+ * instance may run. Shared by the reconciler and the usage reporter.
+ */
+export function startPeriodicJob<T>(o: PeriodicJobOptions<T>): PeriodicJob<T> {
+  let running: Promise<T | undefined> | undefined;
+  let stopped = false;
+  const runOnce = async (): Promise<T | undefined> => {
+    if (stopped || running) return running;
+    running = (async () => {
+      try {
+        if (o.cache && (await o.cache.increment(o.lockKey, 1, { ttlMs: Math.max(1000, o.intervalMs - 1000) })) !== 1) return undefined;
+        return await o.run();
+      } catch (err) {
+        o.logger.warn(o.logFields ?? {}, `${o.failure}: ${describeError(err)}`);
+        return undefined;
+      } finally {
+        running = undefined;
+      }
+    })();
+    return running;
+  };
+  const timer = setInterval(() => void runOnce(), o.intervalMs);
+  timer.unref();
+  return {
+    runOnce,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
