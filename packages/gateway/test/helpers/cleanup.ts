@@ -5,16 +5,16 @@ import { afterEach } from 'vitest';
  * providers, recorders. Call once at the top of a test file.
  */
 export function cleanupAfterEach() {
-  const fns: (() => Promise<unknown>)[] = [];
+  const fns: (() => unknown)[] = [];
   afterEach(async () => {
     while (fns.length) await fns.pop()!();
   });
   return {
-    defer(...fn: (() => Promise<unknown>)[]): void {
+    defer(...fn: (() => unknown)[]): void {
       fns.push(...fn);
     },
     /** Awaits a resource and closes it after the test. */
-    async use<T extends { close(): Promise<unknown> }>(p: Promise<T>): Promise<T> {
+    async use<T extends { close(): Promise<unknown> }>(p: T | Promise<T>): Promise<T> {
       const t = await p;
       fns.push(() => t.close());
       return t;
