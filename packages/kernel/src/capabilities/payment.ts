@@ -94,6 +94,25 @@ export interface VerifiedWebhook {
   livemode?: boolean;
 }
 
+/** An invoice's (or, where the provider bills by transaction, a payment's) state at the provider. */
+export type InvoiceStatus = 'draft' | 'open' | 'paid' | 'void' | 'uncollectible' | 'failed' | 'refunded' | 'partially_refunded';
+
+/** One invoice or payment of a customer, as the provider keeps it (for the billing overview). */
+export interface Invoice {
+  id: string;
+  status: InvoiceStatus;
+  /** The amount billed, in the currency's minor unit. */
+  amountCents: number;
+  /** Lower-case ISO 4217 code. */
+  currency: string;
+  createdAt: Date;
+  /** The service period billed, where the provider says it. */
+  periodStart?: Date;
+  periodEnd?: Date;
+  /** The provider's hosted invoice or receipt page, where there is one. */
+  url?: string;
+}
+
 export interface PaymentProvider extends ProviderInstance {
   createCustomer(i: { userId: string; email: string; name?: string }): Promise<{ customerId: string }>;
   deleteCustomer(customerId: string): Promise<void>;
@@ -128,6 +147,11 @@ export interface PaymentProvider extends ProviderInstance {
   normalizeWebhook(i: WebhookInput): Promise<PaymentEvent>;
   /** `verifyWebhook`, then `normalizeWebhook`. */
   parseWebhook(i: WebhookInput): Promise<PaymentEvent>;
+  /**
+   * The customer's invoices (or payments), newest first, at most `limit` (default 12). Only where
+   * `features.invoices` is true; an unknown customer is an empty list or a final InvalidInputError.
+   */
+  listInvoices?(i: { customerId: string; limit?: number }): Promise<Invoice[]>;
 }
 
 export interface PaymentFeatures {
@@ -146,4 +170,6 @@ export interface PaymentFeatures {
    * LemonSqueezy): `cancelSubscription({ atPeriodEnd: false })` is then refused. Default true.
    */
   immediateCancel?: boolean;
+  /** True where `listInvoices` is implemented (the billing overview then lists invoices). Default false. */
+  invoices?: boolean;
 }
