@@ -334,6 +334,65 @@ export function describePaymentProvider(opts: PaymentSuiteOptions): void {
       });
     }
 
+    if (opts.features?.invoices) {
+      describe('invoices', () => {
+        const list = (customerId: string, limit?: number) => {
+          expect(typeof provider().listInvoices, 'features.invoices is true, so listInvoices must exist').toBe('function');
+          return provider().listInvoices!({ customerId, ...(limit !== undefined ? { limit } : {}) });
+        };
+
+        it('lists the paid first invoice of a checkout with its amount, currency, status, dates and period', async () => {
+          const before = Date.now() - 60_000;
+          const s = await subscribe();
+          const sub = await provider().getSubscription(s.subscriptionId);
+          const invoices = await list(s.customerId);
+          expect(invoices.length, 'a paid checkout has an invoice').toBeGreaterThanOrEqual(1);
+          const [first] = invoices;
+          expect(typeof first!.id === 'string' && first!.id.trim() !== '', 'invoice id').toBe(true);
+          expect(first).toMatchObject({ status: 'paid', amountCents: 1900 });
+          expect(first!.currency).toBe('usd');
+          expect(first!.createdAt).toBeInstanceOf(Date);
+          expect(first!.createdAt.getTime()).toBeGreaterThanOrEqual(before);
+          expect(first!.createdAt.getTime()).toBeLessThanOrEqual(Date.now() + 60_000);
+          if (first!.periodEnd !== undefined) {
+            expect(first!.periodStart!.getTime()).toBeLessThan(first!.periodEnd.getTime());
+            // The first invoice bills the first period: it ends when the subscription's period does (within a day of clock rounding).
+            if (sub.currentPeriodEnd) expect(Math.abs(first!.periodEnd.getTime() - sub.currentPeriodEnd.getTime())).toBeLessThanOrEqual(DAY_MS);
+          }
+          if (first!.url !== undefined) expectHttpUrl(first!.url, 'invoice url');
+          // Sorted newest first.
+          for (let n = 1; n < invoices.length; n++) expect(invoices[n - 1]!.createdAt.getTime()).toBeGreaterThanOrEqual(invoices[n]!.createdAt.getTime());
+        });
+
+        it("lists only the customer's own invoices, and none for a customer without any", async () => {
+          const a = await subscribe();
+          const b = await subscribe();
+          const mine = await list(a.customerId);
+          const theirs = await list(b.customerId);
+          expect(mine.length).toBeGreaterThanOrEqual(1);
+          expect(theirs.length).toBeGreaterThanOrEqual(1);
+          const theirIds = new Set(theirs.map((i) => i.id));
+          expect(mine.filter((i) => theirIds.has(i.id))).toEqual([]);
+          const { customerId } = await customer();
+          expect(await list(customerId)).toEqual([]);
+        });
+
+        it('keeps to the limit', async () => {
+          const s = await subscribe();
+          // A second subscription of the same customer makes a second invoice.
+          const p = await price({ amountCents: 2900 });
+          const { sessionId } = await provider().createCheckout(checkoutInput(s.customerId, p.priceId, s.userId, p.input.planId));
+          await opts.completeCheckout(provider(), { sessionId, customerId: s.customerId, priceId: p.priceId });
+          const all = await list(s.customerId);
+          expect(all.length).toBeGreaterThanOrEqual(2);
+          expect(all.map((i) => i.amountCents).sort()).toEqual(expect.arrayContaining([1900, 2900]));
+          const one = await list(s.customerId, 1);
+          expect(one.length).toBe(1);
+          expect(one[0]!.id).toBe(all[0]!.id);
+        });
+      });
+    }
+
     describe('webhooks', () => {
       let s: Subscribed;
       beforeEach(async () => {

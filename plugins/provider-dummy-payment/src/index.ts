@@ -3,6 +3,7 @@ import {
   type CheckoutInput,
   defineProvider,
   InvalidInputError,
+  type Invoice,
   type PaymentEvent,
   type PaymentEventType,
   type PaymentProvider,
@@ -69,6 +70,11 @@ interface Subscription extends SubscriptionState {
   currentPeriodStart: Date;
   updatedAt: Date;
   invoiceAttempts: number;
+}
+
+interface StoredInvoice extends Invoice {
+  customerId: string;
+  subscriptionId: string;
 }
 
 interface UsageRecord {
@@ -188,6 +194,8 @@ export class DummyPayment implements PaymentProvider {
   private readonly sessions = new Map<string, CheckoutSession>();
   private readonly subscriptions = new Map<string, Subscription>();
   private readonly usage = new Map<string, UsageRecord>();
+  /** Invoices in the order they were made: a paid checkout or renewal, an open one after a failed charge. */
+  private readonly invoices: StoredInvoice[] = [];
   private readonly baseUrl: string;
   /** Counts the events this instance makes: their `sequence`, the tie-break between events of one instant. */
   private sequence = 0;
@@ -336,6 +344,8 @@ export class DummyPayment implements PaymentProvider {
       invoiceAttempts: 0,
     };
     this.subscriptions.set(sub.subscriptionId, sub);
+    // A trial is not charged: its first invoice comes with the first renewal.
+    if (trial === 0) this.bill(sub, 'paid');
     session.subscriptionId = sub.subscriptionId;
     session.completedEvent = this.event('checkout.completed', sub, { sessionId });
     return { subscription: this.state(sub), event: session.completedEvent, webhook: this.signEvent(session.completedEvent) };
@@ -355,9 +365,13 @@ export class DummyPayment implements PaymentProvider {
     const price = this.price(sub.priceId);
     sub.currentPeriodStart = new Date();
     sub.currentPeriodEnd = addInterval(sub.currentPeriodStart, price.interval);
+    const attempts = sub.invoiceAttempts;
     sub.invoiceAttempts = 0;
     this.setStatus(sub, 'active');
-    return this.change(sub, this.event('invoice.paid', sub, { invoice: this.invoice(sub, 1) }));
+    // After failed charges the open invoice is the one that gets paid; else a new one.
+    const open = this.openInvoice(sub);
+    const paid = open ? Object.assign(open, { status: 'paid' as const }) : this.bill(sub, 'paid');
+    return this.change(sub, this.event('invoice.paid', sub, { invoice: this.invoice(sub, open ? attempts + 1 : 1, paid.id) }));
   }
 
   /** A renewal charge that fails: the subscription goes past_due (`invoice.payment_failed`, attempt counting up). */
@@ -366,7 +380,8 @@ export class DummyPayment implements PaymentProvider {
     if (sub.status === 'canceled') throw new InvalidInputError(`payment/dummy failPayment: subscription "${subscriptionId}" is canceled`);
     sub.invoiceAttempts++;
     this.setStatus(sub, 'past_due');
-    return this.change(sub, this.event('invoice.payment_failed', sub, { invoice: this.invoice(sub, sub.invoiceAttempts) }));
+    const open = this.openInvoice(sub) ?? this.bill(sub, 'open');
+    return this.change(sub, this.event('invoice.payment_failed', sub, { invoice: this.invoice(sub, sub.invoiceAttempts, open.id) }));
   }
 
   // -- subscriptions and usage ------------------------------------------------------------
@@ -432,6 +447,23 @@ export class DummyPayment implements PaymentProvider {
   usageFor(subscriptionId: string): { total: number; records: UsageRecord[] } {
     const records = [...this.usage.values()].filter((r) => r.subscriptionId === subscriptionId);
     return { total: records.reduce((n, r) => n + r.quantity, 0), records };
+  }
+
+  /** The customer's invoices, newest first (an unknown customer has none). */
+  async listInvoices(i: { customerId: string; limit?: number }): Promise<Invoice[]> {
+    requireText(i.customerId, 'listInvoices customerId');
+    const limit = i.limit ?? 12;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new InvalidInputError('payment/dummy listInvoices limit: a whole number from 1 to 100 is required');
+    return this.invoices
+      .filter((inv) => inv.customerId === i.customerId)
+      .reverse()
+      .slice(0, limit)
+      .map(({ customerId: _c, subscriptionId: _s, ...inv }) => ({
+        ...inv,
+        createdAt: new Date(inv.createdAt),
+        ...(inv.periodStart ? { periodStart: new Date(inv.periodStart) } : {}),
+        ...(inv.periodEnd ? { periodEnd: new Date(inv.periodEnd) } : {}),
+      }));
   }
 
   // -- webhooks ---------------------------------------------------------------------------
@@ -535,9 +567,31 @@ export class DummyPayment implements PaymentProvider {
     };
   }
 
-  private invoice(sub: Subscription, attempt: number) {
+  private invoice(sub: Subscription, attempt: number, id: string) {
     const price = this.price(sub.priceId);
-    return { id: newId('in'), amountCents: price.amountCents, currency: price.currency, attempt };
+    return { id, amountCents: price.amountCents, currency: price.currency, attempt };
+  }
+
+  /** Records an invoice for the subscription's current period at its price. */
+  private bill(sub: Subscription, status: 'paid' | 'open'): StoredInvoice {
+    const price = this.price(sub.priceId);
+    const inv: StoredInvoice = {
+      id: newId('in'),
+      customerId: sub.customerId,
+      subscriptionId: sub.subscriptionId,
+      status,
+      amountCents: price.amountCents,
+      currency: price.currency,
+      createdAt: new Date(),
+      periodStart: new Date(sub.currentPeriodStart),
+      ...(sub.currentPeriodEnd ? { periodEnd: new Date(sub.currentPeriodEnd) } : {}),
+    };
+    this.invoices.push(inv);
+    return inv;
+  }
+
+  private openInvoice(sub: Subscription): StoredInvoice | undefined {
+    return [...this.invoices].reverse().find((inv) => inv.subscriptionId === sub.subscriptionId && inv.status === 'open');
   }
 
   private event(type: PaymentEventType, sub: Subscription, extra: Partial<DummyEvent> = {}): DummyEvent {
@@ -577,6 +631,6 @@ export default defineProvider({
   }),
   env: { checkoutBaseUrl: 'PAYMENT_DUMMY_CHECKOUT_BASE_URL', webhookSecret: 'PAYMENT_DUMMY_WEBHOOK_SECRET' },
   secrets: ['webhookSecret'],
-  features: { meteredBilling: true, customerPortal: true, webhookPath: '/webhooks/dummy' },
+  features: { meteredBilling: true, customerPortal: true, invoices: true, webhookPath: '/webhooks/dummy' },
   create: (config) => new DummyPayment(config),
 });

@@ -89,6 +89,30 @@ describe('provider-dummy-payment', () => {
           expect((await current().parseWebhook(ended.webhook)).type).toBe('subscription.deleted');
         });
 
+        it('keeps invoices: paid at checkout and renewal, open after a failed charge and then paid, none for a trial', async () => {
+          const s = await subscribe();
+          const [first] = await current().listInvoices!({ customerId: s.customerId });
+          const sub = await current().getSubscription(s.subscriptionId);
+          expect(first).toMatchObject({ status: 'paid', amountCents: 1900, currency: 'usd', periodEnd: sub.currentPeriodEnd });
+          expect(first!.id).toMatch(/^in_dummy_/);
+          const failed = dummy().failPayment(s.subscriptionId);
+          dummy().failPayment(s.subscriptionId);
+          const open = await current().listInvoices!({ customerId: s.customerId });
+          expect(open.map((i) => i.status)).toEqual(['open', 'paid']);
+          expect(open[0]!.id).toBe(failed.event.invoice!.id);
+          const renewed = dummy().renewSubscription(s.subscriptionId);
+          expect(renewed.event.invoice).toMatchObject({ id: failed.event.invoice!.id, attempt: 3 });
+          expect((await current().listInvoices!({ customerId: s.customerId })).map((i) => [i.id, i.status])).toEqual([
+            [failed.event.invoice!.id, 'paid'],
+            [first!.id, 'paid'],
+          ]);
+          dummy().renewSubscription(s.subscriptionId);
+          expect(await current().listInvoices!({ customerId: s.customerId })).toHaveLength(3);
+          const trial = await subscribe({ trialDays: 7 });
+          expect(await current().listInvoices!({ customerId: trial.customerId })).toEqual([]);
+          await expect(current().listInvoices!({ customerId: s.customerId, limit: 0 })).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+        });
+
         it('a price change makes a new price and archives the old one; a rename keeps the id', async () => {
           const input = { planId: 'biz', name: 'Business', amountCents: 4900, currency: 'usd', interval: 'month' as const };
           const first = await current().upsertPrice(input);
