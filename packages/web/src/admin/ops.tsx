@@ -3,10 +3,11 @@ import { describeError, maskSecret } from '@apigate/kernel';
 import { Hono } from 'hono';
 import { callApi, errorMessage } from '../call.js';
 import type { WebContext } from '../context.js';
-import { CSRF_FIELD, csrfValid } from '../csrf.js';
+import { CSRF_FIELD, csrfValid, FORM_EXPIRED } from '../csrf.js';
 import { formFields } from '../forms.js';
 import { Badge, Card, Csrf, dateText, Field, Flash, render } from '../ui.js';
-import { type AdminAuth, act, setFlash, takeFlash, withAdmin } from './session.js';
+import { DataTable, PostButton } from '../ui/table.js';
+import { type AdminAuth, act, adminPage, setFlash, withAdmin } from './session.js';
 
 /** Webhooks and deliveries, payment events, provider health, settings and usage export. */
 export function opsPages(w: WebContext, auth: AdminAuth): Hono {
@@ -18,51 +19,32 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
     withAdmin(auth, async (c, s) => {
       const [endpoints, deliveries] = await Promise.all([d.webhooks.listEndpoints(), d.webhooks.listDeliveries({ limit: 50 })]);
       const urls = new Map(endpoints.map((e) => [e.id, e.url]));
-      return render(
+      return adminPage(
         c,
-        s.shell,
+        s,
         'Webhooks',
         <>
-          {takeFlash(c)}
-          <div class="table-wrap card">
-            <table id="endpoints">
-              <caption class="muted" style="text-align:left">
-                Endpoints
-              </caption>
-              <thead>
-                <tr>
-                  <th scope="col">URL</th>
-                  <th scope="col">Events</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">
-                    <span class="muted">Action</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {endpoints.map((e) => (
-                  <tr>
-                    <td>
-                      <code>{e.url}</code>
-                    </td>
-                    <td>{e.events.join(', ')}</td>
-                    <td>
-                      <Badge status={e.enabled ? 'active' : 'disabled'} />
-                    </td>
-                    <td>
-                      <form method="post" action={`/admin/ui/webhooks/${e.id}/delete`} data-confirm={`Remove ${e.url}?`}>
-                        <Csrf token={s.csrf} />
-                        <button type="submit" class="danger small" aria-label={`Remove ${e.url}`}>
-                          Remove
-                        </button>
-                      </form>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            {endpoints.length === 0 ? <p class="muted">No endpoints.</p> : null}
-          </div>
+          <DataTable
+            id="endpoints"
+            caption="Endpoints"
+            columns={[{ label: 'URL' }, { label: 'Events' }, { label: 'Status' }, { label: 'Action', action: true }]}
+            rows={endpoints}
+            empty="No endpoints."
+            row={(e) => (
+              <tr>
+                <td>
+                  <code>{e.url}</code>
+                </td>
+                <td>{e.events.join(', ')}</td>
+                <td>
+                  <Badge status={e.enabled ? 'active' : 'disabled'} />
+                </td>
+                <td>
+                  <PostButton action={`/admin/ui/webhooks/${e.id}/delete`} csrf={s.csrf} class="danger small" label="Remove" ariaLabel={`Remove ${e.url}`} confirm={`Remove ${e.url}?`} />
+                </td>
+              </tr>
+            )}
+          />
           <Card title="Add an endpoint">
             <form method="post" action="/admin/ui/webhooks" class="stack">
               <Csrf token={s.csrf} />
@@ -71,61 +53,40 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
               <button type="submit">Add endpoint</button>
             </form>
           </Card>
-          <div class="table-wrap card">
-            <table id="deliveries">
-              <caption class="muted" style="text-align:left">
-                Latest deliveries
-              </caption>
-              <thead>
-                <tr>
-                  <th scope="col">Event</th>
-                  <th scope="col" class="hide-sm">
-                    Endpoint
-                  </th>
-                  <th scope="col">Status</th>
-                  <th scope="col" class="num">
-                    Attempts
-                  </th>
-                  <th scope="col" class="hide-sm">
-                    Last error
-                  </th>
-                  <th scope="col">
-                    <span class="muted">Action</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {deliveries.items.map((x) => (
-                  <tr>
-                    <td>
-                      {x.eventType}
-                      <br />
-                      <span class="muted">{dateText(x.createdAt)}</span>
-                    </td>
-                    <td class="hide-sm">
-                      <code>{urls.get(x.endpointId) ?? x.endpointId}</code>
-                    </td>
-                    <td>
-                      <Badge status={x.status} /> {x.responseStatus ? `HTTP ${x.responseStatus}` : ''}
-                    </td>
-                    <td class="num">{x.attempts}</td>
-                    <td class="hide-sm">{x.lastError ?? ''}</td>
-                    <td>
-                      {x.status !== 'succeeded' && w.webhooks ? (
-                        <form method="post" action={`/admin/ui/webhooks/deliveries/${x.id}/retry`}>
-                          <Csrf token={s.csrf} />
-                          <button type="submit" class="secondary small">
-                            Retry
-                          </button>
-                        </form>
-                      ) : null}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            {deliveries.items.length === 0 ? <p class="muted">No deliveries yet.</p> : null}
-          </div>
+          <DataTable
+            id="deliveries"
+            caption="Latest deliveries"
+            columns={[
+              { label: 'Event' },
+              { label: 'Endpoint', class: 'hide-sm' },
+              { label: 'Status' },
+              { label: 'Attempts', class: 'num' },
+              { label: 'Last error', class: 'hide-sm' },
+              { label: 'Action', action: true },
+            ]}
+            rows={deliveries.items}
+            empty="No deliveries yet."
+            row={(x) => (
+              <tr>
+                <td>
+                  {x.eventType}
+                  <br />
+                  <span class="muted">{dateText(x.createdAt)}</span>
+                </td>
+                <td class="hide-sm">
+                  <code>{urls.get(x.endpointId) ?? x.endpointId}</code>
+                </td>
+                <td>
+                  <Badge status={x.status} /> {x.responseStatus ? `HTTP ${x.responseStatus}` : ''}
+                </td>
+                <td class="num">{x.attempts}</td>
+                <td class="hide-sm">{x.lastError ?? ''}</td>
+                <td>
+                  {x.status !== 'succeeded' && w.webhooks ? <PostButton action={`/admin/ui/webhooks/deliveries/${x.id}/retry`} csrf={s.csrf} class="secondary small" label="Retry" /> : null}
+                </td>
+              </tr>
+            )}
+          />
         </>,
       );
     }),
@@ -136,7 +97,7 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
       // The signing secret is shown once, so a success answers with a page instead of redirecting.
       const f = await formFields(c);
       if (!csrfValid(c, s.token, f[CSRF_FIELD])) {
-        setFlash(c, 'error', 'The form expired; please try again.');
+        setFlash(c, 'error', FORM_EXPIRED);
         return c.redirect('/admin/ui/webhooks', 303);
       }
       let shown: { url: string; secret: string };
@@ -205,94 +166,62 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
       const subRows = (subs.body?.data ?? []) as Record<string, any>[];
       const users = new Map((await Promise.all([...new Set(subRows.map((x) => String(x.user_id)))].map((id) => d.users.find(id)))).filter((u) => u !== undefined).map((u) => [u.id, u]));
       const plans = new Map((await d.plans.list()).map((p) => [p.id, p]));
-      return render(
+      return adminPage(
         c,
-        s.shell,
+        s,
         'Payments',
         <>
-          {takeFlash(c)}
-          <div class="table-wrap card">
-            <table id="payment-events">
-              <caption class="muted" style="text-align:left">
-                Payment webhook inbox (newest first){' '}
-                <a href="/admin/ui/payments?status=failed">failed only</a>
-              </caption>
-              <thead>
-                <tr>
-                  <th scope="col">Event</th>
-                  <th scope="col">Status</th>
-                  <th scope="col" class="num">
-                    Attempts
-                  </th>
-                  <th scope="col" class="hide-sm">
-                    Last error
-                  </th>
-                  <th scope="col">
-                    <span class="muted">Action</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {events.items.map((e) => (
-                  <tr>
-                    <td>
-                      {e.type} <span class="muted">({e.provider})</span>
-                      <br />
-                      <code class="muted">{e.eventId}</code> <span class="muted">{dateText(e.receivedAt)}</span>
-                    </td>
-                    <td>
-                      <Badge status={e.status} />
-                    </td>
-                    <td class="num">{e.attempts}</td>
-                    <td class="hide-sm">{e.lastError ?? ''}</td>
-                    <td>
-                      {(e.status === 'failed' || e.status === 'queued') && e.hasBody ? (
-                        <form method="post" action="/admin/ui/payments/replay">
-                          <Csrf token={s.csrf} />
-                          <input type="hidden" name="provider" value={e.provider} />
-                          <input type="hidden" name="event_id" value={e.eventId} />
-                          <button type="submit" class="secondary small" aria-label={`Replay ${e.eventId}`}>
-                            Replay
-                          </button>
-                        </form>
-                      ) : null}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            {events.items.length === 0 ? <p class="muted">No payment events.</p> : null}
-          </div>
-          <div class="table-wrap card">
-            <table id="subscriptions">
-              <caption class="muted" style="text-align:left">
-                Subscriptions
-              </caption>
-              <thead>
-                <tr>
-                  <th scope="col">User</th>
-                  <th scope="col">Plan</th>
-                  <th scope="col">Status</th>
-                  <th scope="col" class="hide-sm">
-                    Period ends
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {subRows.map((x) => (
-                  <tr>
-                    <td>{users.get(String(x.user_id))?.email ?? x.user_id}</td>
-                    <td>{plans.get(String(x.plan_id))?.name ?? x.plan_id}</td>
-                    <td>
-                      <Badge status={String(x.status)} /> {x.cancel_at_period_end ? <span class="muted">cancels at period end</span> : null}
-                    </td>
-                    <td class="hide-sm">{dateText(x.current_period_end)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            {!subs.ok ? <p class="muted">Subscriptions are not available: {errorMessage(subs)}</p> : subRows.length === 0 ? <p class="muted">No subscriptions yet.</p> : null}
-          </div>
+          <DataTable
+            id="payment-events"
+            caption={
+              <>
+                Payment webhook inbox (newest first) <a href="/admin/ui/payments?status=failed">failed only</a>
+              </>
+            }
+            columns={[{ label: 'Event' }, { label: 'Status' }, { label: 'Attempts', class: 'num' }, { label: 'Last error', class: 'hide-sm' }, { label: 'Action', action: true }]}
+            rows={events.items}
+            empty="No payment events."
+            row={(e) => (
+              <tr>
+                <td>
+                  {e.type} <span class="muted">({e.provider})</span>
+                  <br />
+                  <code class="muted">{e.eventId}</code> <span class="muted">{dateText(e.receivedAt)}</span>
+                </td>
+                <td>
+                  <Badge status={e.status} />
+                </td>
+                <td class="num">{e.attempts}</td>
+                <td class="hide-sm">{e.lastError ?? ''}</td>
+                <td>
+                  {(e.status === 'failed' || e.status === 'queued') && e.hasBody ? (
+                    <PostButton action="/admin/ui/payments/replay" csrf={s.csrf} class="secondary small" label="Replay" ariaLabel={`Replay ${e.eventId}`}>
+                      <input type="hidden" name="provider" value={e.provider} />
+                      <input type="hidden" name="event_id" value={e.eventId} />
+                    </PostButton>
+                  ) : null}
+                </td>
+              </tr>
+            )}
+          />
+          <DataTable
+            id="subscriptions"
+            caption="Subscriptions"
+            columns={[{ label: 'User' }, { label: 'Plan' }, { label: 'Status' }, { label: 'Period ends', class: 'hide-sm' }]}
+            rows={subRows}
+            empty={subs.ok ? 'No subscriptions yet.' : undefined}
+            footer={!subs.ok ? <p class="muted">Subscriptions are not available: {errorMessage(subs)}</p> : null}
+            row={(x) => (
+              <tr>
+                <td>{users.get(String(x.user_id))?.email ?? x.user_id}</td>
+                <td>{plans.get(String(x.plan_id))?.name ?? x.plan_id}</td>
+                <td>
+                  <Badge status={String(x.status)} /> {x.cancel_at_period_end ? <span class="muted">cancels at period end</span> : null}
+                </td>
+                <td class="hide-sm">{dateText(x.current_period_end)}</td>
+              </tr>
+            )}
+          />
         </>,
       );
     }),
@@ -311,45 +240,32 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
     '/admin/ui/providers',
     withAdmin(auth, async (c, s) => {
       const report = w.kernel ? await w.kernel.health() : undefined;
-      return render(
+      return adminPage(
         c,
-        s.shell,
+        s,
         'Providers',
         <>
-          {takeFlash(c)}
           {report ? (
             <>
               <p>
                 Overall: <Badge status={report.status} />
               </p>
-              <div class="table-wrap card">
-                <table id="providers">
-                  <thead>
-                    <tr>
-                      <th scope="col">Capability</th>
-                      <th scope="col">Provider</th>
-                      <th scope="col">Status</th>
-                      <th scope="col" class="num">
-                        Latency ms
-                      </th>
-                      <th scope="col">Error</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {Object.entries(report.providers).map(([cap, p]) => (
-                      <tr>
-                        <td>{cap}</td>
-                        <td>{(p as { provider?: string }).provider ?? '—'}</td>
-                        <td>
-                          <Badge status={String((p as { status?: string }).status)} />
-                        </td>
-                        <td class="num">{(p as { latency_ms?: number }).latency_ms?.toFixed(2) ?? ''}</td>
-                        <td>{(p as { error?: string }).error ?? ''}</td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
+              <DataTable
+                id="providers"
+                columns={[{ label: 'Capability' }, { label: 'Provider' }, { label: 'Status' }, { label: 'Latency ms', class: 'num' }, { label: 'Error' }]}
+                rows={Object.entries(report.providers)}
+                row={([cap, p]) => (
+                  <tr>
+                    <td>{cap}</td>
+                    <td>{(p as { provider?: string }).provider ?? '—'}</td>
+                    <td>
+                      <Badge status={String((p as { status?: string }).status)} />
+                    </td>
+                    <td class="num">{(p as { latency_ms?: number }).latency_ms?.toFixed(2) ?? ''}</td>
+                    <td>{(p as { error?: string }).error ?? ''}</td>
+                  </tr>
+                )}
+              />
             </>
           ) : (
             <Flash kind="info" text="Provider health needs the running kernel." />
@@ -365,45 +281,34 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
     withAdmin(auth, async (c, s) => {
       const entries = w.store.settings.list();
       const keys = w.settingKeys ? [...w.settingKeys.keys()].sort() : [];
-      return render(
+      return adminPage(
         c,
-        s.shell,
+        s,
         'Settings',
         <>
-          {takeFlash(c)}
-          <div class="table-wrap card">
-            <table id="settings">
-              <thead>
-                <tr>
-                  <th scope="col">Key</th>
-                  <th scope="col">Value</th>
-                  <th scope="col" class="hide-sm">
-                    Updated
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {entries.map((e) => (
-                  <tr>
-                    <td>
-                      <code>{e.key}</code>
-                    </td>
-                    <td>
-                      {e.secret ? (
-                        <>
-                          <code>{maskSecret(e.value)}</code> <Badge status="secret" />
-                        </>
-                      ) : (
-                        <code>{e.value}</code>
-                      )}
-                    </td>
-                    <td class="hide-sm">{dateText(e.updatedAt)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            {entries.length === 0 ? <p class="muted">No settings stored; everything comes from the environment and defaults.</p> : null}
-          </div>
+          <DataTable
+            id="settings"
+            columns={[{ label: 'Key' }, { label: 'Value' }, { label: 'Updated', class: 'hide-sm' }]}
+            rows={entries}
+            empty="No settings stored; everything comes from the environment and defaults."
+            row={(e) => (
+              <tr>
+                <td>
+                  <code>{e.key}</code>
+                </td>
+                <td>
+                  {e.secret ? (
+                    <>
+                      <code>{maskSecret(e.value)}</code> <Badge status="secret" />
+                    </>
+                  ) : (
+                    <code>{e.value}</code>
+                  )}
+                </td>
+                <td class="hide-sm">{dateText(e.updatedAt)}</td>
+              </tr>
+            )}
+          />
           {w.settingKeys ? (
             <Card title="Set or replace a setting">
               <form method="post" action="/admin/ui/settings" class="stack">
@@ -449,12 +354,11 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
     withAdmin(auth, async (c, s) => {
       const month = monthOf(w.now());
       const storage = w.kernel?.tryGet('storage');
-      return render(
+      return adminPage(
         c,
-        s.shell,
+        s,
         'Usage export',
         <>
-          {takeFlash(c)}
           <Card title="Download a month as CSV">
             <form method="get" action="/admin/ui/export.csv" class="row">
               <div class="field">

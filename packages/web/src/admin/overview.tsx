@@ -1,9 +1,10 @@
 import { monthOf } from '@apigate/gateway';
 import type { Context } from 'hono';
 import type { WebContext } from '../context.js';
-import { Card, Chart, fmt, minuteText, render, Stat } from '../ui.js';
+import { Card, Chart, fmt, minuteText, Stat } from '../ui.js';
+import { DataTable, NumCell } from '../ui/table.js';
 import { minutesChart } from '../portal/usage-view.js';
-import { type AdminSession, takeFlash } from './session.js';
+import { type AdminSession, adminPage } from './session.js';
 
 const MINUTE = 60_000;
 
@@ -34,12 +35,11 @@ export async function overviewPage(w: WebContext, c: Context, s: AdminSession): 
       .map((u) => [u.id, u]),
   );
   const monthTotal = topUsers.reduce((n, u) => n + u.requests, 0);
-  return render(
+  return adminPage(
     c,
-    s.shell,
+    s,
     'Overview',
     <>
-      {takeFlash(c)}
       <div class="grid four">
         <Stat label="Requests per minute (last 5 min)" value={last5.toFixed(1)} id="rpm" />
         <Stat label="Requests, last hour" value={fmt(hourRequests)} id="hour-requests" />
@@ -49,68 +49,36 @@ export async function overviewPage(w: WebContext, c: Context, s: AdminSession): 
       <Chart id="traffic" caption="Requests and errors per minute, last hour (UTC)" spec={minutesChart(filled)} xLabel={minuteText} />
       <div class="grid two">
         <Card title={`Top keys, ${month}`}>
-          <div class="table-wrap">
-            <table id="top-keys">
-              <thead>
-                <tr>
-                  <th scope="col">Key</th>
-                  <th scope="col">User</th>
-                  <th scope="col" class="num">
-                    Requests
-                  </th>
-                  <th scope="col" class="num">
-                    Errors
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {topKeys.map((k) => (
-                  <tr>
-                    <td>
-                      <code>{keyInfo.get(k.keyId)?.prefix ?? k.keyId}</code> {keyInfo.get(k.keyId)?.name}
-                    </td>
-                    <td>{users.get(k.userId)?.email ?? k.userId}</td>
-                    <td class="num" data-label="Requests">
-                      {fmt(k.requests)}
-                    </td>
-                    <td class="num" data-label="Errors">
-                      {fmt(k.errors)}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            id="top-keys"
+            card={false}
+            columns={[{ label: 'Key' }, { label: 'User' }, { label: 'Requests', class: 'num' }, { label: 'Errors', class: 'num' }]}
+            rows={topKeys}
+            row={(k) => (
+              <tr>
+                <td>
+                  <code>{keyInfo.get(k.keyId)?.prefix ?? k.keyId}</code> {keyInfo.get(k.keyId)?.name}
+                </td>
+                <td>{users.get(k.userId)?.email ?? k.userId}</td>
+                <NumCell label="Requests" value={k.requests} />
+                <NumCell label="Errors" value={k.errors} />
+              </tr>
+            )}
+          />
         </Card>
         <Card title={`Top users, ${month}`}>
-          <div class="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">User</th>
-                  <th scope="col" class="num">
-                    Requests
-                  </th>
-                  <th scope="col" class="num">
-                    Errors
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {topUsers.slice(0, 10).map((u) => (
-                  <tr>
-                    <td>{users.get(u.userId)?.email ?? u.userId}</td>
-                    <td class="num" data-label="Requests">
-                      {fmt(u.requests)}
-                    </td>
-                    <td class="num" data-label="Errors">
-                      {fmt(u.errors)}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            card={false}
+            columns={[{ label: 'User' }, { label: 'Requests', class: 'num' }, { label: 'Errors', class: 'num' }]}
+            rows={topUsers.slice(0, 10)}
+            row={(u) => (
+              <tr>
+                <td>{users.get(u.userId)?.email ?? u.userId}</td>
+                <NumCell label="Requests" value={u.requests} />
+                <NumCell label="Errors" value={u.errors} />
+              </tr>
+            )}
+          />
         </Card>
       </div>
       <p class="hint">

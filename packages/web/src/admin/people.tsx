@@ -1,8 +1,9 @@
 import type { User } from '@apigate/gateway';
 import { Hono } from 'hono';
 import type { WebContext } from '../context.js';
-import { Badge, Card, Csrf, dateText, Field, limitText, money, render } from '../ui.js';
-import { type AdminAuth, act, takeFlash, withAdmin } from './session.js';
+import { Badge, Card, Csrf, dateText, Field, limitText, money } from '../ui.js';
+import { DataTable, PostButton } from '../ui/table.js';
+import { type AdminAuth, act, adminPage, withAdmin } from './session.js';
 
 /** A form number: '' is "not given", 'unlimited' (or none) is null. */
 const limitField = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : /^(unlimited|none)$/i.test(v.trim()) ? null : Number(v));
@@ -28,12 +29,11 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
         if (!cursor || found.length >= 200) break;
       }
       found = found.slice(0, 200);
-      return render(
+      return adminPage(
         c,
-        s.shell,
+        s,
         'Users',
         <>
-          {takeFlash(c)}
           <Card>
             <form method="get" action="/admin/ui/users" class="row">
               <div class="field" style="flex:1 1 14rem">
@@ -55,65 +55,52 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
               <button type="submit">Search</button>
             </form>
           </Card>
-          <div class="table-wrap card">
-            <table id="users">
-              <thead>
-                <tr>
-                  <th scope="col">Email</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Plan</th>
-                  <th scope="col" class="hide-sm">
-                    Created
-                  </th>
-                  <th scope="col">
-                    <span class="muted">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {found.map((u) => (
-                  <tr data-user={u.email}>
-                    <td>
-                      {u.email}
-                      <br />
-                      <span class="muted">{u.name}</span>
-                    </td>
-                    <td>
-                      <Badge status={u.status} />
-                    </td>
-                    <td>
-                      <form method="post" action={`/admin/ui/users/${u.id}/plan`} class="row">
-                        <Csrf token={s.csrf} />
-                        <label class="muted" for={`plan-${u.id}`} style="position:absolute;left:-999px">
-                          Plan of {u.email}
-                        </label>
-                        <select id={`plan-${u.id}`} name="plan_id">
-                          {[...plans.values()].map((p) => (
-                            <option value={p.id} selected={p.id === u.planId}>
-                              {p.name}
-                            </option>
-                          ))}
-                        </select>
-                        <button type="submit" class="secondary small">
-                          Set plan
-                        </button>
-                      </form>
-                    </td>
-                    <td class="hide-sm">{dateText(u.createdAt)}</td>
-                    <td>
-                      <form method="post" action={`/admin/ui/users/${u.id}/${u.status === 'active' ? 'suspend' : 'activate'}`}>
-                        <Csrf token={s.csrf} />
-                        <button type="submit" class={u.status === 'active' ? 'danger small' : 'secondary small'} aria-label={`${u.status === 'active' ? 'Suspend' : 'Activate'} ${u.email}`}>
-                          {u.status === 'active' ? 'Suspend' : 'Activate'}
-                        </button>
-                      </form>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            {found.length === 0 ? <p class="muted">No users match.</p> : null}
-          </div>
+          <DataTable
+            id="users"
+            columns={[{ label: 'Email' }, { label: 'Status' }, { label: 'Plan' }, { label: 'Created', class: 'hide-sm' }, { label: 'Actions', action: true }]}
+            rows={found}
+            empty="No users match."
+            row={(u) => (
+              <tr data-user={u.email}>
+                <td>
+                  {u.email}
+                  <br />
+                  <span class="muted">{u.name}</span>
+                </td>
+                <td>
+                  <Badge status={u.status} />
+                </td>
+                <td>
+                  <form method="post" action={`/admin/ui/users/${u.id}/plan`} class="row">
+                    <Csrf token={s.csrf} />
+                    <label class="muted" for={`plan-${u.id}`} style="position:absolute;left:-999px">
+                      Plan of {u.email}
+                    </label>
+                    <select id={`plan-${u.id}`} name="plan_id">
+                      {[...plans.values()].map((p) => (
+                        <option value={p.id} selected={p.id === u.planId}>
+                          {p.name}
+                        </option>
+                      ))}
+                    </select>
+                    <button type="submit" class="secondary small">
+                      Set plan
+                    </button>
+                  </form>
+                </td>
+                <td class="hide-sm">{dateText(u.createdAt)}</td>
+                <td>
+                  <PostButton
+                    action={`/admin/ui/users/${u.id}/${u.status === 'active' ? 'suspend' : 'activate'}`}
+                    csrf={s.csrf}
+                    class={u.status === 'active' ? 'danger small' : 'secondary small'}
+                    label={u.status === 'active' ? 'Suspend' : 'Activate'}
+                    ariaLabel={`${u.status === 'active' ? 'Suspend' : 'Activate'} ${u.email}`}
+                  />
+                </td>
+              </tr>
+            )}
+          />
         </>,
       );
     }),
@@ -149,49 +136,31 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
     '/admin/ui/plans',
     withAdmin(auth, async (c, s) => {
       const plans = await d.plans.list();
-      return render(
+      return adminPage(
         c,
-        s.shell,
+        s,
         'Plans',
         <>
-          {takeFlash(c)}
-          <div class="table-wrap card">
-            <table id="plans">
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Per minute</th>
-                  <th scope="col">Per month</th>
-                  <th scope="col">Price</th>
-                  <th scope="col">
-                    <span class="muted">Default</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {plans.map((p) => (
-                  <tr>
-                    <td>{p.name}</td>
-                    <td>{limitText(p.requestsPerMinute, '')}</td>
-                    <td>{limitText(p.requestsPerMonth, '')}</td>
-                    <td>{money(p.priceCents, p.currency)}</td>
-                    <td>
-                      {p.isDefault ? (
-                        <Badge status="default" />
-                      ) : (
-                        <form method="post" action={`/admin/ui/plans/${p.id}/default`}>
-                          <Csrf token={s.csrf} />
-                          <button type="submit" class="secondary small" aria-label={`Make ${p.name} the default plan`}>
-                            Make default
-                          </button>
-                        </form>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable
+            id="plans"
+            columns={[{ label: 'Name' }, { label: 'Per minute' }, { label: 'Per month' }, { label: 'Price' }, { label: 'Default', action: true }]}
+            rows={plans}
+            row={(p) => (
+              <tr>
+                <td>{p.name}</td>
+                <td>{limitText(p.requestsPerMinute, '')}</td>
+                <td>{limitText(p.requestsPerMonth, '')}</td>
+                <td>{money(p.priceCents, p.currency)}</td>
+                <td>
+                  {p.isDefault ? (
+                    <Badge status="default" />
+                  ) : (
+                    <PostButton action={`/admin/ui/plans/${p.id}/default`} csrf={s.csrf} class="secondary small" label="Make default" ariaLabel={`Make ${p.name} the default plan`} />
+                  )}
+                </td>
+              </tr>
+            )}
+          />
           <Card title="Create a plan">
             <form method="post" action="/admin/ui/plans" class="stack">
               <Csrf token={s.csrf} />
@@ -244,12 +213,11 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
       }
       const page = error ? { items: [], cursor: undefined } : await d.keys.list({ limit: 100, ...(userId ? { userId } : {}), ...(c.req.query('cursor') ? { cursor: c.req.query('cursor')! } : {}) });
       const owners = new Map((await Promise.all([...new Set(page.items.map((k) => k.userId))].map((id) => d.users.find(id)))).filter((u) => u !== undefined).map((u) => [u.id, u]));
-      return render(
+      return adminPage(
         c,
-        s.shell,
+        s,
         'API keys',
         <>
-          {takeFlash(c)}
           <Card>
             <form method="get" action="/admin/ui/keys" class="row">
               <div class="field" style="flex:1 1 14rem">
@@ -260,52 +228,35 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
             </form>
             {error ? <p class="error-text">{error}</p> : null}
           </Card>
-          <div class="table-wrap card">
-            <table id="keys">
-              <thead>
-                <tr>
-                  <th scope="col">Key</th>
-                  <th scope="col">User</th>
-                  <th scope="col">Status</th>
-                  <th scope="col" class="hide-sm">
-                    Last used
-                  </th>
-                  <th scope="col">
-                    <span class="muted">Action</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {page.items.map((k) => (
-                  <tr>
-                    <td>
-                      <code>{k.prefix}…</code> {k.name}
-                    </td>
-                    <td>{owners.get(k.userId)?.email ?? k.userId}</td>
-                    <td>
-                      <Badge status={k.status} />
-                    </td>
-                    <td class="hide-sm">{dateText(k.lastUsedAt)}</td>
-                    <td>
-                      {k.status === 'active' ? (
-                        <form method="post" action={`/admin/ui/keys/${k.id}/revoke`} data-confirm={`Revoke ${k.prefix}?`}>
-                          <Csrf token={s.csrf} />
-                          <button type="submit" class="danger small" aria-label={`Revoke ${k.prefix}`}>
-                            Revoke
-                          </button>
-                        </form>
-                      ) : null}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            {page.cursor ? (
-              <p>
-                <a href={`/admin/ui/keys?cursor=${encodeURIComponent(page.cursor)}${userQ ? `&user=${encodeURIComponent(userQ)}` : ''}`}>Next page</a>
-              </p>
-            ) : null}
-          </div>
+          <DataTable
+            id="keys"
+            columns={[{ label: 'Key' }, { label: 'User' }, { label: 'Status' }, { label: 'Last used', class: 'hide-sm' }, { label: 'Action', action: true }]}
+            rows={page.items}
+            row={(k) => (
+              <tr>
+                <td>
+                  <code>{k.prefix}…</code> {k.name}
+                </td>
+                <td>{owners.get(k.userId)?.email ?? k.userId}</td>
+                <td>
+                  <Badge status={k.status} />
+                </td>
+                <td class="hide-sm">{dateText(k.lastUsedAt)}</td>
+                <td>
+                  {k.status === 'active' ? (
+                    <PostButton action={`/admin/ui/keys/${k.id}/revoke`} csrf={s.csrf} class="danger small" label="Revoke" ariaLabel={`Revoke ${k.prefix}`} confirm={`Revoke ${k.prefix}?`} />
+                  ) : null}
+                </td>
+              </tr>
+            )}
+            footer={
+              page.cursor ? (
+                <p>
+                  <a href={`/admin/ui/keys?cursor=${encodeURIComponent(page.cursor)}${userQ ? `&user=${encodeURIComponent(userQ)}` : ''}`}>Next page</a>
+                </p>
+              ) : null
+            }
+          />
         </>,
       );
     }),

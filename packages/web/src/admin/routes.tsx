@@ -1,8 +1,9 @@
 import { HTTP_METHODS } from '@apigate/gateway';
 import { Hono } from 'hono';
 import type { WebContext } from '../context.js';
-import { Badge, Card, Csrf, Field, render } from '../ui.js';
-import { type AdminAuth, act, takeFlash, withAdmin } from './session.js';
+import { Badge, Card, Csrf, Field } from '../ui.js';
+import { DataTable, PostButton } from '../ui/table.js';
+import { type AdminAuth, act, adminPage, withAdmin } from './session.js';
 
 /** Routes: list, add, enable/disable, remove, and a "try it" call from the browser. */
 export function routePages(w: WebContext, auth: AdminAuth): Hono {
@@ -13,61 +14,42 @@ export function routePages(w: WebContext, auth: AdminAuth): Hono {
     '/admin/ui/routes',
     withAdmin(auth, async (c, s) => {
       const routes = await d.routes.list();
-      return render(
+      return adminPage(
         c,
-        s.shell,
+        s,
         'Routes',
         <>
-          {takeFlash(c)}
-          <div class="table-wrap card">
-            <table id="routes">
-              <thead>
-                <tr>
-                  <th scope="col">Path prefix</th>
-                  <th scope="col">Upstream</th>
-                  <th scope="col" class="hide-sm">
-                    Methods
-                  </th>
-                  <th scope="col">Status</th>
-                  <th scope="col">
-                    <span class="muted">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {routes.map((r) => (
-                  <tr>
-                    <td>
-                      <code>{r.pathPrefix}</code>
-                      {r.stripPrefix ? <span class="muted"> (prefix stripped)</span> : null}
-                    </td>
-                    <td>
-                      <code>{r.upstreamUrl}</code>
-                    </td>
-                    <td class="hide-sm">{r.methods.length ? r.methods.join(', ') : 'any'}</td>
-                    <td>
-                      <Badge status={r.enabled ? 'active' : 'disabled'} />
-                    </td>
-                    <td class="row">
-                      <form method="post" action={`/admin/ui/routes/${r.id}/${r.enabled ? 'disable' : 'enable'}`}>
-                        <Csrf token={s.csrf} />
-                        <button type="submit" class="secondary small" aria-label={`${r.enabled ? 'Disable' : 'Enable'} ${r.pathPrefix}`}>
-                          {r.enabled ? 'Disable' : 'Enable'}
-                        </button>
-                      </form>
-                      <form method="post" action={`/admin/ui/routes/${r.id}/delete`} data-confirm={`Remove the route ${r.pathPrefix}?`}>
-                        <Csrf token={s.csrf} />
-                        <button type="submit" class="danger small" aria-label={`Remove ${r.pathPrefix}`}>
-                          Remove
-                        </button>
-                      </form>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-            {routes.length === 0 ? <p class="muted">No routes yet: add one below.</p> : null}
-          </div>
+          <DataTable
+            id="routes"
+            columns={[{ label: 'Path prefix' }, { label: 'Upstream' }, { label: 'Methods', class: 'hide-sm' }, { label: 'Status' }, { label: 'Actions', action: true }]}
+            rows={routes}
+            empty="No routes yet: add one below."
+            row={(r) => (
+              <tr>
+                <td>
+                  <code>{r.pathPrefix}</code>
+                  {r.stripPrefix ? <span class="muted"> (prefix stripped)</span> : null}
+                </td>
+                <td>
+                  <code>{r.upstreamUrl}</code>
+                </td>
+                <td class="hide-sm">{r.methods.length ? r.methods.join(', ') : 'any'}</td>
+                <td>
+                  <Badge status={r.enabled ? 'active' : 'disabled'} />
+                </td>
+                <td class="row">
+                  <PostButton
+                    action={`/admin/ui/routes/${r.id}/${r.enabled ? 'disable' : 'enable'}`}
+                    csrf={s.csrf}
+                    class="secondary small"
+                    label={r.enabled ? 'Disable' : 'Enable'}
+                    ariaLabel={`${r.enabled ? 'Disable' : 'Enable'} ${r.pathPrefix}`}
+                  />
+                  <PostButton action={`/admin/ui/routes/${r.id}/delete`} csrf={s.csrf} class="danger small" label="Remove" ariaLabel={`Remove ${r.pathPrefix}`} confirm={`Remove the route ${r.pathPrefix}?`} />
+                </td>
+              </tr>
+            )}
+          />
           <div class="grid two">
             <Card title="Add a route">
               <form method="post" action="/admin/ui/routes" class="stack">

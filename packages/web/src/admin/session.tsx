@@ -5,7 +5,7 @@ import { type Context, Hono } from 'hono';
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { Child } from 'hono/jsx';
 import type { WebContext } from '../context.js';
-import { CSRF_FIELD, csrfToken, csrfValid } from '../csrf.js';
+import { CSRF_FIELD, csrfToken, csrfValid, FORM_EXPIRED, isHttps } from '../csrf.js';
 import { formFields } from '../forms.js';
 import { Card, Csrf, Field, Flash, type FlashKind, type PageShell, render } from '../ui.js';
 
@@ -28,7 +28,6 @@ export const ADMIN_NAV = [
   { href: '/admin/ui/export', label: 'Export' },
 ];
 
-const isHttps = (c: Context) => new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto')?.split(',')[0]?.trim() === 'https';
 const sameSecret = (a: string, b: string) => timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
 
 export interface AdminSession {
@@ -100,13 +99,27 @@ export function takeFlash(c: Context): Child {
   }
 }
 
+/** A dashboard page in the session's shell, with the last action's flash message on top. */
+export function adminPage(c: Context, s: AdminSession, title: string, body: Child, opts?: Parameters<typeof render>[4]) {
+  return render(
+    c,
+    s.shell,
+    title,
+    <>
+      {takeFlash(c)}
+      {body}
+    </>,
+    opts,
+  );
+}
+
 /**
  * Runs a dashboard action after the CSRF check, then redirects to `back` with what happened as
  * the flash message; a domain error's message (the same one the admin API answers) is shown as is.
  */
 export async function act(c: Context, s: AdminSession, back: string, fn: (f: Record<string, string>) => Promise<string>): Promise<Response> {
   const f = await formFields(c);
-  if (!csrfValid(c, s.token, f[CSRF_FIELD])) setFlash(c, 'error', 'The form expired; please try again.');
+  if (!csrfValid(c, s.token, f[CSRF_FIELD])) setFlash(c, 'error', FORM_EXPIRED);
   else {
     try {
       setFlash(c, 'ok', await fn(f));
@@ -152,7 +165,7 @@ export function adminSignInPages(w: WebContext, auth: AdminAuth): Hono {
   pages.get('/admin/ui/login', (c) => signIn(c));
   pages.post('/admin/ui/login', async (c) => {
     const f = await formFields(c);
-    if (!csrfValid(c, undefined, f[CSRF_FIELD])) return signIn(c, 'The form expired; please try again.', 403);
+    if (!csrfValid(c, undefined, f[CSRF_FIELD])) return signIn(c, FORM_EXPIRED, 403);
     if (!(await auth.tokenValid((f.token ?? '').trim()))) return signIn(c, 'That admin token is not valid (unknown or revoked).', 401);
     await auth.start(c);
     return c.redirect('/admin', 303);

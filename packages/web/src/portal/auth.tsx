@@ -1,8 +1,9 @@
 import { CSRF_HEADER, MIN_PASSWORD_LENGTH } from '@apigate/gateway';
 import { type Context, Hono } from 'hono';
+import type { Child } from 'hono/jsx';
 import { callApi, errorField, errorMessage } from '../call.js';
 import type { WebContext } from '../context.js';
-import { CSRF_FIELD, csrfToken, csrfValid } from '../csrf.js';
+import { CSRF_FIELD, csrfToken, csrfValid, FORM_EXPIRED } from '../csrf.js';
 import { formFields, seeOther } from '../forms.js';
 import { Card, Csrf, Field, Flash, render } from '../ui.js';
 import { noteFlash, portalShell, safeNext, sessionSecret } from './shell.js';
@@ -19,7 +20,22 @@ const topError = (s: FormState) => (s.error && !s.field ? s.error : s.error && s
 /** Sign up, confirm the address, sign in (password and OAuth), reset a password, sign out. */
 export function portalAuthPages(w: WebContext): Hono {
   const pages = new Hono();
-  const shell = (c: Context) => portalShell(w, c);
+  // Every page here is a narrow one for a visitor who is not signed in.
+  const authPage = (c: Context, title: string, body: Child, status = 200) => render(c, portalShell(w, c), title, body, { status, narrow: true });
+  // After a confirmation or a new password: the good news and a button to sign in.
+  const doneSignIn = (c: Context, title: string, text: string) =>
+    authPage(
+      c,
+      title,
+      <>
+        <Flash kind="ok" text={text} />
+        <p>
+          <a class="button" href="/portal/login">
+            Sign in
+          </a>
+        </p>
+      </>,
+    );
 
   // The emailed confirmation link points at the JSON API; a browser opening it lands on the page instead.
   pages.get('/portal/api/verify-email', async (c, next) => {
@@ -32,9 +48,8 @@ export function portalAuthPages(w: WebContext): Hono {
     const list: { name: string; display_name: string }[] = providers.ok ? (providers.body?.data ?? []) : [];
     const oauthError = c.req.query('error');
     const next = safeNext(c.req.query('next') ?? s.values?.next);
-    return render(
+    return authPage(
       c,
-      shell(c),
       'Sign in',
       <>
         {noteFlash(c)}
@@ -78,23 +93,22 @@ export function portalAuthPages(w: WebContext): Hono {
           New here? <a href="/portal/signup">Create an account</a>
         </p>
       </>,
-      { status, narrow: true },
+      status,
     );
   }
 
   pages.get('/portal/login', (c) => loginPage(c));
   pages.post('/portal/login', async (c) => {
     const f = await formFields(c);
-    if (!csrfValid(c, undefined, f[CSRF_FIELD])) return loginPage(c, { values: f, error: 'The form expired; please try again.' }, 403);
+    if (!csrfValid(c, undefined, f[CSRF_FIELD])) return loginPage(c, { values: f, error: FORM_EXPIRED }, 403);
     const a = await callApi(w.app, c, 'POST', '/portal/api/login', { email: f.email ?? '', password: f.password ?? '' });
     if (a.ok) return seeOther(c, safeNext(f.next));
     return loginPage(c, { values: { email: f.email ?? '', next: f.next ?? '' }, error: errorMessage(a), field: errorField(a) }, a.status);
   });
 
   function signupPage(c: Context, s: FormState = {}, status = 200) {
-    return render(
+    return authPage(
       c,
-      shell(c),
       'Create an account',
       <>
         <Flash kind="error" text={topError(s)} />
@@ -120,19 +134,18 @@ export function portalAuthPages(w: WebContext): Hono {
           Have an account? <a href="/portal/login">Sign in</a>
         </p>
       </>,
-      { status, narrow: true },
+      status,
     );
   }
 
   pages.get('/portal/signup', (c) => signupPage(c));
   pages.post('/portal/signup', async (c) => {
     const f = await formFields(c);
-    if (!csrfValid(c, undefined, f[CSRF_FIELD])) return signupPage(c, { values: f, error: 'The form expired; please try again.' }, 403);
+    if (!csrfValid(c, undefined, f[CSRF_FIELD])) return signupPage(c, { values: f, error: FORM_EXPIRED }, 403);
     const a = await callApi(w.app, c, 'POST', '/portal/api/signup', { email: f.email ?? '', password: f.password ?? '', name: f.name ?? '' });
     if (!a.ok) return signupPage(c, { values: { email: f.email ?? '', name: f.name ?? '' }, error: errorMessage(a), field: errorField(a) }, a.status);
-    return render(
+    return authPage(
       c,
-      shell(c),
       'Check your email',
       <>
         <Flash kind="ok" text={a.body?.message} />
@@ -141,35 +154,19 @@ export function portalAuthPages(w: WebContext): Hono {
           <a href="/portal/login">Go to sign in</a>
         </p>
       </>,
-      { status: 202, narrow: true },
+      202,
     );
   });
 
   pages.get('/portal/verify-email', async (c) => {
     const a = await callApi(w.app, c, 'POST', '/portal/api/verify-email', { token: c.req.query('token') ?? '' });
-    if (a.ok) {
-      return render(
-        c,
-        shell(c),
-        'Address confirmed',
-        <>
-          <Flash kind="ok" text={`${a.body.email} is confirmed.`} />
-          <p>
-            <a class="button" href="/portal/login">
-              Sign in
-            </a>
-          </p>
-        </>,
-        { narrow: true },
-      );
-    }
+    if (a.ok) return doneSignIn(c, 'Address confirmed', `${a.body.email} is confirmed.`);
     return resendPage(c, errorMessage(a), a.status);
   });
 
   function resendPage(c: Context, error?: string, status = 200, sent?: string) {
-    return render(
+    return authPage(
       c,
-      shell(c),
       'Confirm your address',
       <>
         <Flash kind="error" text={error} />
@@ -182,21 +179,20 @@ export function portalAuthPages(w: WebContext): Hono {
           </form>
         </Card>
       </>,
-      { status, narrow: true },
+      status,
     );
   }
 
   pages.post('/portal/verify-email/resend', async (c) => {
     const f = await formFields(c);
-    if (!csrfValid(c, undefined, f[CSRF_FIELD])) return resendPage(c, 'The form expired; please try again.', 403);
+    if (!csrfValid(c, undefined, f[CSRF_FIELD])) return resendPage(c, FORM_EXPIRED, 403);
     const a = await callApi(w.app, c, 'POST', '/portal/api/verify-email/resend', { email: f.email ?? '' });
     return a.ok ? resendPage(c, undefined, 202, a.body?.message) : resendPage(c, errorMessage(a), a.status);
   });
 
   function forgotPage(c: Context, s: FormState = {}, status = 200, sent?: string) {
-    return render(
+    return authPage(
       c,
-      shell(c),
       'Reset your password',
       <>
         <Flash kind="ok" text={sent} />
@@ -212,23 +208,22 @@ export function portalAuthPages(w: WebContext): Hono {
           <a href="/portal/login">Back to sign in</a>
         </p>
       </>,
-      { status, narrow: true },
+      status,
     );
   }
 
   pages.get('/portal/forgot-password', (c) => forgotPage(c));
   pages.post('/portal/forgot-password', async (c) => {
     const f = await formFields(c);
-    if (!csrfValid(c, undefined, f[CSRF_FIELD])) return forgotPage(c, { values: f, error: 'The form expired; please try again.' }, 403);
+    if (!csrfValid(c, undefined, f[CSRF_FIELD])) return forgotPage(c, { values: f, error: FORM_EXPIRED }, 403);
     const a = await callApi(w.app, c, 'POST', '/portal/api/password-reset', { email: f.email ?? '' });
     if (!a.ok) return forgotPage(c, { values: f, error: errorMessage(a), field: errorField(a) }, a.status);
     return forgotPage(c, {}, 202, a.body?.message);
   });
 
   function resetPage(c: Context, token: string, s: FormState = {}, status = 200) {
-    return render(
+    return authPage(
       c,
-      shell(c),
       'Choose a new password',
       <>
         <Flash kind="error" text={s.error} />
@@ -255,7 +250,7 @@ export function portalAuthPages(w: WebContext): Hono {
           </p>
         ) : null}
       </>,
-      { status, narrow: true },
+      status,
     );
   }
 
@@ -263,23 +258,10 @@ export function portalAuthPages(w: WebContext): Hono {
   pages.post('/portal/reset-password', async (c) => {
     const f = await formFields(c);
     const token = f.token ?? '';
-    if (!csrfValid(c, undefined, f[CSRF_FIELD])) return resetPage(c, token, { error: 'The form expired; please try again.' }, 403);
+    if (!csrfValid(c, undefined, f[CSRF_FIELD])) return resetPage(c, token, { error: FORM_EXPIRED }, 403);
     const a = await callApi(w.app, c, 'POST', '/portal/api/password-reset/confirm', { token, password: f.password ?? '' });
     if (!a.ok) return resetPage(c, token, { error: errorMessage(a), field: errorField(a) }, a.status);
-    return render(
-      c,
-      shell(c),
-      'Password changed',
-      <>
-        <Flash kind="ok" text="Your new password is set; every earlier session was signed out." />
-        <p>
-          <a class="button" href="/portal/login">
-            Sign in
-          </a>
-        </p>
-      </>,
-      { narrow: true },
-    );
+    return doneSignIn(c, 'Password changed', 'Your new password is set; every earlier session was signed out.');
   });
 
   pages.post('/portal/logout', async (c) => {

@@ -2,7 +2,7 @@ import type { Plan } from '@apigate/gateway';
 import { type Context, Hono } from 'hono';
 import { callApi, errorMessage } from '../call.js';
 import type { WebContext } from '../context.js';
-import { CSRF_FIELD, csrfToken, csrfValid } from '../csrf.js';
+import { CSRF_FIELD, csrfToken, csrfValid, FORM_EXPIRED } from '../csrf.js';
 import { formFields, seeOther } from '../forms.js';
 import { Badge, Card, Csrf, dateText, Flash, limitText, money, render } from '../ui.js';
 import { currentCustomer, type Me, noteFlash, portalShell, sessionSecret } from './shell.js';
@@ -127,7 +127,7 @@ export function portalBillingPages(w: WebContext): Hono {
       const who = await currentCustomer(w, c);
       if ('page' in who) return who.page;
       const f = await formFields(c);
-      if (!csrfValid(c, sessionSecret(c), f[CSRF_FIELD])) return page(c, who.me, { error: 'The form expired; please try again.', status: 403 });
+      if (!csrfValid(c, sessionSecret(c), f[CSRF_FIELD])) return page(c, who.me, { error: FORM_EXPIRED, status: 403 });
       const a = await callApi(w.app, c, 'POST', `/portal/api/billing/${action}`, action === 'checkout' || action === 'change' ? { plan: f.plan ?? '' } : {});
       if (!a.ok) return page(c, who.me, { error: errorMessage(a), status: a.status });
       if (action === 'checkout' || action === 'portal') return c.redirect(String(a.body.url), 303);

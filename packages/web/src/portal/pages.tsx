@@ -1,9 +1,10 @@
 import { type Context, Hono } from 'hono';
 import { callApi, errorMessage } from '../call.js';
 import type { WebContext } from '../context.js';
-import { CSRF_FIELD, csrfToken, csrfValid } from '../csrf.js';
+import { CSRF_FIELD, csrfToken, csrfValid, FORM_EXPIRED } from '../csrf.js';
 import { formFields, seeOther } from '../forms.js';
 import { Badge, Card, Chart, Csrf, dateText, dayText, Flash, fmt, limitText, minuteText, money, render, Stat } from '../ui.js';
+import { DataTable, NumCell, PostButton } from '../ui/table.js';
 import { currentCustomer, type Me, noteFlash, portalShell, sessionSecret } from './shell.js';
 import { daysChart, minutesChart } from './usage-view.js';
 
@@ -120,65 +121,49 @@ export function portalPages(w: WebContext): Hono {
             <button type="submit">Create key</button>
           </form>
         </Card>
-        <div class="table-wrap card">
-          <table>
-            <caption class="muted" style="text-align:left">
-              Your keys
-            </caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Key</th>
-                <th scope="col">Status</th>
-                <th scope="col" class="hide-sm">
-                  Created
-                </th>
-                <th scope="col" class="hide-sm">
-                  Last used
-                </th>
-                <th scope="col">
-                  <span class="muted">Action</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {keys.length === 0 ? (
-                <tr>
-                  <td colspan={6} class="muted">
-                    No keys yet.
-                  </td>
-                </tr>
-              ) : null}
-              {keys.map((k) => (
-                <tr data-key-id={k.id}>
-                  <td>{k.name || <span class="muted">unnamed</span>}</td>
-                  <td>
-                    <code>{k.prefix}…</code>
-                  </td>
-                  <td>
-                    <Badge status={k.status} />
-                  </td>
-                  <td class="hide-sm" data-label="Created">
-                    {dateText(k.created_at)}
-                  </td>
-                  <td class="hide-sm" data-label="Last used">
-                    {dateText(k.last_used_at)}
-                  </td>
-                  <td>
-                    {k.status === 'active' ? (
-                      <form method="post" action={`/portal/keys/${encodeURIComponent(k.id)}/revoke`} data-confirm={`Revoke ${k.name || k.prefix}? Calls with it will fail.`}>
-                        <Csrf token={csrf} />
-                        <button type="submit" class="danger small" aria-label={`Revoke ${k.name || k.prefix}`}>
-                          Revoke
-                        </button>
-                      </form>
-                    ) : null}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable
+          caption="Your keys"
+          columns={[
+            { label: 'Name' },
+            { label: 'Key' },
+            { label: 'Status' },
+            { label: 'Created', class: 'hide-sm' },
+            { label: 'Last used', class: 'hide-sm' },
+            { label: 'Action', action: true },
+          ]}
+          rows={keys}
+          empty="No keys yet."
+          emptyRow
+          row={(k) => (
+            <tr data-key-id={k.id}>
+              <td>{k.name || <span class="muted">unnamed</span>}</td>
+              <td>
+                <code>{k.prefix}…</code>
+              </td>
+              <td>
+                <Badge status={k.status} />
+              </td>
+              <td class="hide-sm" data-label="Created">
+                {dateText(k.created_at)}
+              </td>
+              <td class="hide-sm" data-label="Last used">
+                {dateText(k.last_used_at)}
+              </td>
+              <td>
+                {k.status === 'active' ? (
+                  <PostButton
+                    action={`/portal/keys/${encodeURIComponent(k.id)}/revoke`}
+                    csrf={csrf}
+                    class="danger small"
+                    label="Revoke"
+                    ariaLabel={`Revoke ${k.name || k.prefix}`}
+                    confirm={`Revoke ${k.name || k.prefix}? Calls with it will fail.`}
+                  />
+                ) : null}
+              </td>
+            </tr>
+          )}
+        />
       </>,
       { status: extra.status ?? (extra.created ? 201 : 200) },
     );
@@ -188,7 +173,7 @@ export function portalPages(w: WebContext): Hono {
   pages.post('/portal/keys', (c) =>
     withCustomer(c, async (me) => {
       const f = await formFields(c);
-      if (!csrfValid(c, sessionSecret(c), f[CSRF_FIELD])) return keysPage(c, me, { error: 'The form expired; please try again.', status: 403 });
+      if (!csrfValid(c, sessionSecret(c), f[CSRF_FIELD])) return keysPage(c, me, { error: FORM_EXPIRED, status: 403 });
       const name = (f.name ?? '').trim();
       const a = await callApi(w.app, c, 'POST', '/portal/api/keys', name ? { name } : {});
       if (!a.ok) return keysPage(c, me, { error: errorMessage(a), status: a.status });
@@ -198,7 +183,7 @@ export function portalPages(w: WebContext): Hono {
   pages.post('/portal/keys/:id/revoke', (c) =>
     withCustomer(c, async (me) => {
       const f = await formFields(c);
-      if (!csrfValid(c, sessionSecret(c), f[CSRF_FIELD])) return keysPage(c, me, { error: 'The form expired; please try again.', status: 403 });
+      if (!csrfValid(c, sessionSecret(c), f[CSRF_FIELD])) return keysPage(c, me, { error: FORM_EXPIRED, status: 403 });
       const a = await callApi(w.app, c, 'POST', `/portal/api/keys/${encodeURIComponent(c.req.param('id'))}/revoke`);
       if (!a.ok) return keysPage(c, me, { error: errorMessage(a), status: a.status });
       return seeOther(c, '/portal/keys', 'key-revoked');
@@ -226,49 +211,25 @@ export function portalPages(w: WebContext): Hono {
           {quotaCard(u)}
           <Chart id="usage-days" caption={`Requests per day, ${u.month} (UTC)`} spec={daysChart(d.from, d.to, d.data)} xLabel={dayText} />
           <Card title="Per key this month">
-            <div class="table-wrap">
-              <table>
-                <thead>
-                  <tr>
-                    <th scope="col">Key</th>
-                    <th scope="col" class="num">
-                      Requests
-                    </th>
-                    <th scope="col" class="num">
-                      Errors
-                    </th>
-                    <th scope="col">
-                      <span class="muted">Detail</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {u.keys.length === 0 ? (
-                    <tr>
-                      <td colspan={4} class="muted">
-                        No calls this month yet.
-                      </td>
-                    </tr>
-                  ) : null}
-                  {u.keys.map((k) => (
-                    <tr>
-                      <td>
-                        {k.name || 'unnamed'} <code>{k.prefix ?? k.key_id}</code>
-                      </td>
-                      <td class="num" data-label="Requests">
-                        {fmt(k.requests)}
-                      </td>
-                      <td class="num" data-label="Errors">
-                        {fmt(k.errors)}
-                      </td>
-                      <td>
-                        <a href={`/portal/usage?key=${encodeURIComponent(k.key_id)}`}>Last 24 hours</a>
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable
+              card={false}
+              columns={[{ label: 'Key' }, { label: 'Requests', class: 'num' }, { label: 'Errors', class: 'num' }, { label: 'Detail', action: true }]}
+              rows={u.keys}
+              empty="No calls this month yet."
+              emptyRow
+              row={(k) => (
+                <tr>
+                  <td>
+                    {k.name || 'unnamed'} <code>{k.prefix ?? k.key_id}</code>
+                  </td>
+                  <NumCell label="Requests" value={k.requests} />
+                  <NumCell label="Errors" value={k.errors} />
+                  <td>
+                    <a href={`/portal/usage?key=${encodeURIComponent(k.key_id)}`}>Last 24 hours</a>
+                  </td>
+                </tr>
+              )}
+            />
           </Card>
           {keyMinutes ? (
             keyMinutes.ok ? (

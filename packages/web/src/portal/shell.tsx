@@ -4,7 +4,7 @@ import { getCookie } from 'hono/cookie';
 import type { Child } from 'hono/jsx';
 import { callApi } from '../call.js';
 import type { WebContext } from '../context.js';
-import { csrfToken } from '../csrf.js';
+import { csrfToken, FORM_EXPIRED } from '../csrf.js';
 import { Flash, type FlashKind, type PageShell, render } from '../ui.js';
 
 /** The signed-in customer as GET /portal/api/me answers (snake_case). */
@@ -47,7 +47,7 @@ const NOTES: Record<string, [FlashKind, string]> = {
   'plan-canceled': ['ok', 'Your subscription is canceled.'],
   'checkout-done': ['ok', 'Thank you: the payment went through. Your plan changes as soon as the payment provider confirms it.'],
   'checkout-canceled': ['info', 'The checkout was canceled; nothing changed.'],
-  csrf: ['error', 'The form expired; please try again.'],
+  csrf: ['error', FORM_EXPIRED],
 };
 export function noteFlash(c: Context): Child {
   const n = NOTES[c.req.query('note') ?? ''];
