@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { InvalidInputError, type PaymentProvider, ProviderError, silentLogger } from '@apigate/kernel';
-import dummyPayment, { type DummyPayment, type SignedWebhook } from '@apigate/provider-dummy-payment';
+import dummyPayment, { DummyPayment, type SignedWebhook } from '@apigate/provider-dummy-payment';
 import { describe, expect, it, vi } from 'vitest';
 import {
   type BillingJobs,
@@ -78,7 +78,7 @@ describe('customer billing through the portal API (dummy provider, real server)'
       const before = await ada.call('GET', '/portal/api/billing');
       expect(before).toMatchObject({
         status: 200,
-        body: { provider: 'dummy', plan: { name: 'Free' }, subscription: null, features: { customer_portal: true, metered_billing: true, immediate_cancel: true, invoices: false } },
+        body: { provider: 'dummy', plan: { name: 'Free' }, subscription: null, features: { customer_portal: true, metered_billing: true, immediate_cancel: true, invoices: true }, invoices: [] },
       });
 
       // Errors first: nothing to change, cancel or open a portal for; a free plan is not for sale.
@@ -224,6 +224,83 @@ describe('customer billing through the portal API (dummy provider, real server)'
       const now = await h.admin('POST', `/subscriptions/${teamSub.id}/cancel`, { now: true });
       expect(now).toMatchObject({ status: 200, body: { id: teamSub.id, status: 'canceled' } });
       expect(await h.planOf('ada@example.com')).toBe('Free');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('lists the invoices newest first (at most 12), and a provider failure leaves them out without failing the overview', async () => {
+    // Spied on before the provider is made (the kernel's instrumentation keeps the method it first wrapped); it calls through until told to fail.
+    const spy = vi.spyOn(DummyPayment.prototype, 'listInvoices');
+    const h = await harness();
+    try {
+      await h.store.domain.plans.create({ name: 'Pro', priceCents: 2900 });
+      const ada = await h.customer('iv@example.com');
+      const paid = h.dummy.completeCheckout(sessionOf((await ada.call('POST', '/portal/api/billing/checkout', { plan: 'Pro' })).body.url));
+      await h.post(paid.webhook);
+      await vi.waitFor(async () => expect(await h.planOf('iv@example.com')).toBe('Pro'), { timeout: 10_000, interval: 20 });
+      const subId = paid.subscription.subscriptionId;
+
+      const first = await ada.call('GET', '/portal/api/billing');
+      expect(first.status).toBe(200);
+      expect(first.body.invoices).toEqual([
+        {
+          id: expect.stringMatching(/^in_dummy_/),
+          status: 'paid',
+          amount_cents: 2900,
+          currency: 'usd',
+          created_at: expect.any(String),
+          period_start: expect.any(String),
+          period_end: paid.subscription.currentPeriodEnd!.toISOString(),
+        },
+      ]);
+      expect(first.body.invoices_error).toBeUndefined();
+
+      // A failed charge leaves an open invoice.
+      const failed = h.dummy.failPayment(subId);
+      let overview = await ada.call('GET', '/portal/api/billing');
+      expect(overview.body.invoices.map((i: { id: string; status: string }) => [i.id, i.status])).toEqual([
+        [failed.event.invoice!.id, 'open'],
+        [first.body.invoices[0].id, 'paid'],
+      ]);
+      // The first renewal pays the open invoice; the 12 after it are new: 14 at the provider, the newest 12 shown.
+      const renewals = Array.from({ length: 13 }, () => h.dummy.renewSubscription(subId).event.invoice!.id);
+      expect(renewals[0]).toBe(failed.event.invoice!.id);
+      overview = await ada.call('GET', '/portal/api/billing');
+      expect(overview.body.invoices).toHaveLength(12);
+      expect(overview.body.invoices.map((i: { id: string }) => i.id)).toEqual(renewals.slice(1).reverse());
+      expect(overview.body.invoices.every((i: { status: string }) => i.status === 'paid')).toBe(true);
+      const times = overview.body.invoices.map((i: { created_at: string }) => Date.parse(i.created_at));
+      expect(times).toEqual([...times].sort((a, b) => b - a));
+
+      // The provider fails: the rest of the overview is there, the invoices are null with a masked reason.
+      spy.mockRejectedValueOnce(
+        new ProviderError({ capability: 'payment', provider: 'dummy', operation: 'listInvoices', retryable: true, message: 'upstream said sk_live_secret_value' }),
+      );
+      const down = await ada.call('GET', '/portal/api/billing');
+      expect(down.status).toBe(200);
+      expect(down.body).toMatchObject({ plan: { name: 'Pro' }, subscription: { status: 'active' }, features: { invoices: true }, invoices: null });
+      expect(down.body.invoices_error).toBe('the payment provider dummy failed (listInvoices); try again shortly');
+      expect(JSON.stringify(down.body)).not.toContain('sk_live_secret_value');
+      // Back again on the next request.
+      expect((await ada.call('GET', '/portal/api/billing')).body.invoices).toHaveLength(12);
+    } finally {
+      spy.mockRestore();
+      await h.close();
+    }
+  });
+
+  it('shows invoices: null where the provider has no invoice list', async () => {
+    const h = await harness();
+    try {
+      const user = await h.store.domain.users.create({ email: 'ni@example.com' });
+      await h.store.mappings.put({ provider: 'dummy', entityType: MAPPING.user, localId: user.id, externalId: 'cus_dummy_x' });
+      const { invoices: _declared, ...features } = dummyPayment.features!;
+      const withoutList = new CustomerBilling({ store: h.store, logger: silentLogger(), providerName: 'dummy', payment: h.payment, features });
+      const overview = await withoutList.overview(user);
+      expect(overview.features.invoices).toBe(false);
+      expect(overview.invoices).toBeNull();
+      expect(overview.invoices_error).toBeUndefined();
     } finally {
       await h.close();
     }

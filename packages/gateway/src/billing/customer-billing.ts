@@ -2,6 +2,7 @@ import {
   ApigateError,
   describeError,
   InvalidInputError,
+  type Invoice,
   type Kernel,
   type Logger,
   type PaymentFeatures,
@@ -66,9 +67,14 @@ export interface BillingOverview {
   } | null;
   /** What the provider can and cannot do, so a UI hides what would fail. */
   features: { customerPortal: boolean; meteredBilling: boolean; immediateCancel: boolean; checkoutTrials: boolean; invoices: boolean };
-  /** Invoices are kept at the provider; the customer portal (when there is one) shows them. */
-  invoices: null;
+  /** The customer's invoices at the provider, newest first (at most 12); null where the provider has no invoice list, or it failed. */
+  invoices: Invoice[] | null;
+  /** Why `invoices` is null although the provider has them (the provider's own reason stays in the log). */
+  invoices_error?: string;
 }
+
+/** How many invoices the billing overview shows. */
+export const OVERVIEW_INVOICES = 12;
 
 /**
  * The customer's side of billing over the kernel's payment capability: checkout, the billing
@@ -89,6 +95,7 @@ export class CustomerBilling {
       customerPortal: f.customerPortal === true,
       checkoutTrials: f.checkoutTrials !== false,
       immediateCancel: f.immediateCancel !== false,
+      invoices: f.invoices === true && typeof o.payment.listInvoices === 'function',
     };
     this.#now = o.now ?? (() => new Date());
   }
@@ -194,7 +201,7 @@ export class CustomerBilling {
 
   async overview(user: User): Promise<BillingOverview> {
     const { domain } = this.o.store;
-    const [plan, sub] = await Promise.all([domain.plans.find(user.planId), this.current(user.id)]);
+    const [plan, sub, invoices] = await Promise.all([domain.plans.find(user.planId), this.current(user.id), this.#invoices(user)]);
     return {
       provider: this.providerName,
       plan: plan
@@ -210,9 +217,23 @@ export class CustomerBilling {
       subscription: sub
         ? { id: sub.id, status: sub.status, planId: sub.planId, currentPeriodEnd: sub.currentPeriodEnd, cancelAtPeriodEnd: sub.cancelAtPeriodEnd }
         : null,
-      features: { ...this.features, invoices: false },
-      invoices: null,
+      features: { ...this.features },
+      ...invoices,
     };
+  }
+
+  /** The user's invoices for the overview; a provider failure leaves them out (null + a masked reason) instead of failing it. */
+  async #invoices(user: User): Promise<Pick<BillingOverview, 'invoices' | 'invoices_error'>> {
+    if (!this.features.invoices) return { invoices: null };
+    const mapping = await this.o.store.mappings.findExternal(this.providerName, MAPPING.user, user.id);
+    if (!mapping) return { invoices: [] };
+    try {
+      const list = await this.call('listInvoices', () => this.o.payment.listInvoices!({ customerId: mapping.externalId, limit: OVERVIEW_INVOICES }));
+      return { invoices: [...list].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime()).slice(0, OVERVIEW_INVOICES) };
+    } catch (err) {
+      // `call` logged the provider's reason; the customer sees only BillingError's masked message.
+      return { invoices: null, invoices_error: err instanceof BillingError ? err.message : 'invoices are not available right now' };
+    }
   }
 
   async portal(user: User, returnUrl: string): Promise<{ url: string }> {
