@@ -39,6 +39,6 @@ export default defineProvider({
     maxNetworkRetries: 'STRIPE_MAX_NETWORK_RETRIES',
   },
   secrets: ['apiKey', 'webhookSecret'],
-  features: { meteredBilling: true, customerPortal: true, webhookPath: '/webhooks/stripe' },
+  features: { meteredBilling: true, customerPortal: true, invoices: true, webhookPath: '/webhooks/stripe' },
   create: (cfg) => new StripePayment(cfg),
 });

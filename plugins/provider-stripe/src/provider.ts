@@ -5,6 +5,7 @@ import {
   type CheckoutInput,
   type Health,
   InvalidInputError,
+  type Invoice,
   type PaymentEvent,
   type PaymentProvider,
   ProviderError,
@@ -17,6 +18,7 @@ import {
 } from '@apigate/kernel';
 import Stripe from 'stripe';
 import { toStripeProviderError } from './errors.js';
+import { invoiceOf } from './invoices.js';
 import { type EventLike, idOf, isEnded, META_PLAN, META_USER, normaliseEvent, planItem, type SubscriptionLike, subscriptionState } from './normalise.js';
 
 export interface StripeConfig {
@@ -314,6 +316,17 @@ export class StripePayment implements PaymentProvider {
     } catch (err) {
       throw this.fail(err, 'listSubscriptions');
     }
+  }
+
+  /** The customer's finalized invoices, newest first (Stripe's own order); drafts are left out. */
+  listInvoices(i: { customerId: string; limit?: number }): Promise<Invoice[]> {
+    return this.call('listInvoices', async () => {
+      const customer = requireText(i.customerId, 'listInvoices', 'customerId');
+      const limit = i.limit ?? 12;
+      if (!Number.isInteger(limit) || limit < 1 || limit > PAGE_SIZE) throw invalid('listInvoices', `limit: a whole number from 1 to ${PAGE_SIZE} is required`);
+      const page = await this.stripe.invoices.list({ customer, limit });
+      return page.data.map(invoiceOf).filter((inv): inv is Invoice => inv !== undefined);
+    });
   }
 
   /** Swaps the price of the subscription's item, prorated. Asking for the price it already has changes nothing. */

@@ -101,6 +101,23 @@ interface Subscription {
   metadata: Metadata;
 }
 
+/** An invoice Stripe's billing engine made for a subscription (at its start, or a renewal). */
+interface Invoice {
+  id: string;
+  number: string;
+  created: number;
+  customer: string;
+  subscription: string;
+  price: string;
+  amount: number;
+  currency: string;
+  status: 'draft' | 'open' | 'paid' | 'void' | 'uncollectible';
+  attempt: number;
+  billing_reason: 'subscription_create' | 'subscription_cycle';
+  /** The service period the line bills. */
+  line_period: { start: number; end: number };
+}
+
 interface Answer {
   status: number;
   body: unknown;
@@ -174,6 +191,7 @@ export class FakeStripe {
   private readonly meterEvents: MeterEvent[] = [];
   private readonly sessions = new Map<string, Session>();
   private readonly subscriptions = new Map<string, Subscription>();
+  private readonly invoices = new Map<string, Invoice>();
   private readonly idempotent = new Map<string, { fingerprint: string; answer: Answer; requestId: string }>();
   private readonly failures: InjectedFailure[] = [];
   private server = createServer((req, res) => {
@@ -217,9 +235,37 @@ export class FakeStripe {
       ...(session.line.quantity !== undefined ? { quantity: session.line.quantity } : {}),
     });
     sub.meteredItems = session.meteredLines.map((p) => ({ id: id('si'), price: p, created: start }));
+    // The first invoice: paid at checkout, or a zero one for a trial (metered items bill in arrears).
+    this.addInvoice(sub.id, { status: 'paid', reason: 'subscription_create', amount: trialEnd ? 0 : undefined });
     session.status = 'complete';
     session.subscription = sub.id;
     return { subscriptionId: sub.id };
+  }
+
+  /**
+   * An invoice for the subscription's current period at its price (or `amount`), as the billing
+   * engine makes at a renewal: `paid`, or `open` for a charge that failed; `created` to date it.
+   */
+  addInvoice(subscriptionId: string, o: { status: Invoice['status']; amount?: number | undefined; created?: number; reason?: Invoice['billing_reason'] }): string {
+    const s = this.subscriptions.get(subscriptionId);
+    if (!s) throw new Error(`fake stripe: no subscription ${subscriptionId}`);
+    const price = this.prices.get(s.item.price)!;
+    const inv: Invoice = {
+      id: id('in', 24),
+      number: `FAKE-${String(this.invoices.size + 1).padStart(4, '0')}`,
+      created: o.created ?? now(),
+      customer: s.customer,
+      subscription: s.id,
+      price: price.id,
+      amount: o.amount ?? (price.usage_type === 'metered' ? 0 : price.unit_amount * (s.item.quantity ?? 1)),
+      currency: price.currency,
+      status: o.status,
+      attempt: o.status === 'draft' ? 0 : 1,
+      billing_reason: o.reason ?? 'subscription_cycle',
+      line_period: { start: s.current_period_start, end: s.current_period_end },
+    };
+    this.invoices.set(inv.id, inv);
+    return inv.id;
   }
 
   /** Subscriptions made straight in the store (for paging tests), oldest first. */
@@ -396,6 +442,59 @@ export class FakeStripe {
     };
   }
 
+  /** A stored invoice as GET /v1/invoices answers it (the 2025+ shape: amounts, totals, hosted pages, lines with their period). */
+  storedInvoiceJson(inv: Invoice): Json {
+    const s = this.subscriptions.get(inv.subscription)!;
+    const price = this.prices.get(inv.price)!;
+    const paid = inv.status === 'paid';
+    const hosted = inv.status === 'draft' ? null : `https://invoice.stripe.com/i/acct_fake/test_${inv.id.slice(3)}`;
+    return {
+      id: inv.id,
+      object: 'invoice',
+      account_country: 'US',
+      account_name: 'APIGate Fake',
+      amount_due: inv.amount,
+      amount_paid: paid ? inv.amount : 0,
+      amount_remaining: paid ? 0 : inv.amount,
+      attempt_count: inv.attempt,
+      attempted: inv.attempt > 0,
+      billing_reason: inv.billing_reason,
+      collection_method: 'charge_automatically',
+      created: inv.created,
+      currency: inv.currency,
+      customer: inv.customer,
+      hosted_invoice_url: hosted,
+      invoice_pdf: hosted ? `${hosted}/pdf` : null,
+      lines: {
+        object: 'list',
+        data: [
+          {
+            id: `il_${inv.id.slice(3)}`,
+            object: 'line_item',
+            amount: inv.amount,
+            currency: inv.currency,
+            parent: { type: 'subscription_item_details', subscription_item_details: { subscription: s.id, subscription_item: s.item.id } },
+            period: inv.line_period,
+            pricing: { type: 'price_details', price_details: { price: price.id, product: price.product }, unit_amount_decimal: String(price.unit_amount) },
+            quantity: s.item.quantity ?? null,
+          },
+        ],
+        has_more: false,
+        url: `/v1/invoices/${inv.id}/lines`,
+      },
+      livemode: false,
+      number: inv.status === 'draft' ? null : inv.number,
+      parent: { type: 'subscription_details', quote_details: null, subscription_details: { metadata: s.metadata, subscription: s.id } },
+      // The invoice's own period is the usage period before it (equal to `created` for a first invoice), not the service period.
+      period_end: inv.created,
+      period_start: inv.billing_reason === 'subscription_create' ? inv.created : inv.line_period.start,
+      status: inv.status,
+      status_transitions: { finalized_at: inv.status === 'draft' ? null : inv.created, paid_at: paid ? inv.created : null, voided_at: null, marked_uncollectible_at: null },
+      subtotal: inv.amount,
+      total: inv.amount,
+    };
+  }
+
   /** The envelope Stripe posts to webhook endpoints. */
   eventJson(i: { id: string; type: string; created: number; object: Json }): Json {
     return {
@@ -508,6 +607,7 @@ export class FakeStripe {
       return { id: c.id, object: 'customer', deleted: true };
     }
 
+    if (resource === 'invoices' && method === 'GET') return this.invoices_(rid, action, p);
     if (resource === 'products') return this.products_(method, rid, p);
     if (resource === 'prices') return this.prices_(method, rid, p);
     if (resource === 'billing' && rid === 'meters') return this.meters_(method, parts[3], parts[4], p);
@@ -826,6 +926,25 @@ export class FakeStripe {
       return this.subscriptionJson(sub.id);
     }
     throw new ApiError(404, { type: 'invalid_request_error', message: `Unrecognized request URL (${method}: /v1/subscriptions/${sid}).` });
+  }
+
+  /** GET /v1/invoices (filters: customer, subscription, status; newest first) and GET /v1/invoices/:id. */
+  private invoices_(iid: string | undefined, action: string | undefined, p: Params): unknown {
+    if (iid && !action) {
+      const inv = this.invoices.get(iid);
+      if (!inv) throw missing('invoice', iid);
+      return this.storedInvoiceJson(inv);
+    }
+    if (iid) throw new ApiError(404, { type: 'invalid_request_error', message: `Unrecognized request URL (GET: /v1/invoices/${iid}/${action}).` });
+    if (p.status !== undefined && !['draft', 'open', 'paid', 'uncollectible', 'void'].includes(p.status)) {
+      throw invalid('Invalid status: must be one of draft, open, paid, uncollectible, or void', 'status');
+    }
+    if (p.customer !== undefined && !this.customers.has(p.customer)) throw missing('customer', String(p.customer), 'customer');
+    let all = [...this.invoices.values()];
+    if (p.customer) all = all.filter((i) => i.customer === p.customer);
+    if (p.subscription) all = all.filter((i) => i.subscription === p.subscription);
+    if (p.status) all = all.filter((i) => i.status === p.status);
+    return this.list('/v1/invoices', all, p, (i) => this.storedInvoiceJson(i));
   }
 
   /** Stripe's list envelope: newest first, `limit` (1-100, default 10), `starting_after` an id from the previous page. */

@@ -422,6 +422,63 @@ describe('provider-stripe', () => {
     });
   });
 
+  describe('listing invoices', () => {
+    it('reads GET /v1/invoices?customer: total, currency, status, created, the subscription line’s period and the hosted page; drafts left out', async () => {
+      const p = await stripe();
+      const s = await subscribed(p);
+      const sub = await p.getSubscription(s.subscriptionId);
+      const failedAt = Math.floor(Date.now() / 1000) + 5;
+      const open = fake.addInvoice(s.subscriptionId, { status: 'open', created: failedAt });
+      fake.addInvoice(s.subscriptionId, { status: 'draft', created: failedAt + 5 });
+      const invoices = await p.listInvoices!({ customerId: s.customerId, limit: 5 });
+      expect(lastRequestTo('GET', /^\/v1\/invoices$/).params).toEqual({ customer: s.customerId, limit: '5' });
+      expect(invoices.map((i) => [i.id, i.status, i.amountCents, i.currency])).toEqual([
+        [open, 'open', 1900, 'usd'],
+        [expect.stringMatching(/^in_/), 'paid', 1900, 'usd'],
+      ]);
+      expect(invoices[0]!.createdAt.getTime()).toBe(failedAt * 1000);
+      expect(invoices[1]!.periodEnd!.getTime()).toBe(sub.currentPeriodEnd!.getTime());
+      expect(invoices[1]!.periodStart!.getTime()).toBeLessThan(invoices[1]!.periodEnd!.getTime());
+      expect(invoices[1]!.url).toBe(`https://invoice.stripe.com/i/acct_fake/test_${invoices[1]!.id.slice(3)}`);
+    });
+
+    it('a trial’s first invoice is a zero one; void and uncollectible keep their status', async () => {
+      const p = await stripe();
+      const { customerId } = await p.createCustomer({ userId: 'usr_trial', email: 'trial@example.com' });
+      const price = await priceFor(p);
+      const { sessionId } = await p.createCheckout({
+        customerId,
+        priceId: price.priceId,
+        userId: 'usr_trial',
+        planId: price.input.planId,
+        successUrl: 'https://apigate.example.com/ok',
+        cancelUrl: 'https://apigate.example.com/cancel',
+        trialDays: 7,
+      });
+      const { subscriptionId } = fake.completeCheckout(sessionId);
+      const t = Math.floor(Date.now() / 1000);
+      fake.addInvoice(subscriptionId, { status: 'void', created: t + 10 });
+      fake.addInvoice(subscriptionId, { status: 'uncollectible', created: t + 20 });
+      const invoices = await p.listInvoices!({ customerId });
+      expect(lastRequestTo('GET', /^\/v1\/invoices$/).params).toEqual({ customer: customerId, limit: '12' });
+      expect(invoices.map((i) => [i.status, i.amountCents])).toEqual([
+        ['uncollectible', 1900],
+        ['void', 1900],
+        ['paid', 0],
+      ]);
+    });
+
+    it('refuses a bad limit without calling Stripe; an unknown customer is Stripe’s final 404', async () => {
+      const p = await stripe();
+      const before = requestsTo('GET', /^\/v1\/invoices$/).length;
+      await expect(p.listInvoices!({ customerId: 'cus_x', limit: 0 })).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+      expect(requestsTo('GET', /^\/v1\/invoices$/).length).toBe(before);
+      const err = await providerErrorOf(p.listInvoices!({ customerId: 'cus_nobody' }));
+      expect(err).toMatchObject({ retryable: false, operation: 'listInvoices' });
+      expect(err.message).toContain('No such customer');
+    });
+  });
+
   describe('listing subscriptions', () => {
     it('follows pages (starting_after) to the end', async () => {
       const p = await stripe();
