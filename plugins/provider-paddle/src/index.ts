@@ -64,7 +64,7 @@ export default defineProvider({
     webhookToleranceSeconds: 'PADDLE_WEBHOOK_TOLERANCE_SECONDS',
   },
   secrets: ['apiKey', 'webhookSecret'],
-  features: { meteredBilling: false, customerPortal: true, webhookPath: '/webhooks/paddle' },
+  features: { meteredBilling: false, customerPortal: true, invoices: true, webhookPath: '/webhooks/paddle' },
   create: (c) => {
     const environment = c.environment ?? keyEnvironment(c.apiKey) ?? 'production';
     return new PaddlePayment({ ...c, environment, baseUrl: (c.baseUrl ?? BASE_URLS[environment]).replace(/\/+$/, '') });

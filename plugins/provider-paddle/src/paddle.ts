@@ -5,6 +5,7 @@ import {
   emailAddressOf,
   type Health,
   InvalidInputError,
+  type Invoice,
   type PaymentEvent,
   type PaymentProvider,
   ProviderError,
@@ -24,6 +25,7 @@ import {
   type Subscription,
   type TaxCategory,
 } from '@paddle/paddle-node-sdk';
+import { BILLED_STATUSES, invoiceOf } from './invoices.js';
 import { CUSTOM, normalise, parseNotification, readEnvelope, SIGNATURE_HEADER, toSubscriptionState, verifySignature } from './webhook.js';
 
 export const BASE_URLS = { production: 'https://api.paddle.com', sandbox: 'https://sandbox-api.paddle.com' } as const;
@@ -46,6 +48,8 @@ const AUTH_CODES = new Set(['invalid_token', 'authentication_missing', 'authenti
 /** Subscription statuses that still bill or can bill again. */
 const LIVE_STATUSES = ['active', 'trialing', 'past_due', 'paused'] as const;
 const PAGE_SIZE = 100;
+/** Paddle lists at most 30 transactions a page. */
+const TRANSACTIONS_PAGE_SIZE = 30;
 
 /** Paddle's error envelope, as the SDK's ApiError carries it and as `check` reads it from the body. */
 interface PaddleErrorDetail {
@@ -231,6 +235,30 @@ export class PaddlePayment implements PaymentProvider {
         if (!i.updatedSince || new Date(s.updatedAt).getTime() >= i.updatedSince.getTime()) yield toSubscriptionState(s);
       }
     }
+  }
+
+  /**
+   * The customer's billed transactions (Paddle's invoices and receipts), newest first: one page of
+   * GET /transactions filtered by customer_id and the billed statuses, newest created first, paged (30 at most a page).
+   */
+  async listInvoices(i: { customerId: string; limit?: number }): Promise<Invoice[]> {
+    if (typeof i.customerId !== 'string' || i.customerId.trim() === '') throw new InvalidInputError('payment/paddle listInvoices customerId: a non-empty string is required');
+    const limit = i.limit ?? 12;
+    if (!Number.isInteger(limit) || limit < 1 || limit > PAGE_SIZE) throw new InvalidInputError(`payment/paddle listInvoices limit: a whole number from 1 to ${PAGE_SIZE} is required`);
+    const pages = this.paddle.transactions.list({
+      customerId: [i.customerId],
+      status: BILLED_STATUSES,
+      orderBy: 'created_at[DESC]',
+      perPage: Math.min(limit, TRANSACTIONS_PAGE_SIZE),
+    });
+    const out: Invoice[] = [];
+    while (out.length < limit && pages.hasMore) {
+      for (const t of await this.call('listInvoices', () => pages.next())) {
+        const inv = invoiceOf(t);
+        if (inv && out.length < limit) out.push(inv);
+      }
+    }
+    return out;
   }
 
   /** Swaps the item for the new price, prorated and billed now, as a plan change in the portal would. */

@@ -34,6 +34,8 @@ export interface FakePaddle {
   defaultPaymentLink: string | null;
   /** Plays the customer paying on the checkout: the transaction completes and its subscription starts. */
   completeTransaction(txnId: string): Json;
+  /** Paddle's billing engine renewing a subscription: a `subscription_recurring` transaction (`completed`, or `past_due` when the charge failed). */
+  billSubscription(subscriptionId: string, o: { status: 'completed' | 'past_due' | 'billed' | 'canceled'; createdAt?: Date }): Json;
   close(): Promise<void>;
 }
 
@@ -225,6 +227,32 @@ export async function startFakePaddle(): Promise<FakePaddle> {
       fake.transactions.set(id, t);
       return { status: 201, data: t };
     }],
+    ['GET', /^\/transactions$/, (_m, q) => {
+      const customers = csv(q, 'customer_id');
+      const statuses = csv(q, 'status');
+      const subs = csv(q, 'subscription_id');
+      const order = q.get('order_by') ?? 'id[ASC]';
+      const known = ['id[ASC]', 'id[DESC]', 'created_at[ASC]', 'created_at[DESC]', 'billed_at[ASC]', 'billed_at[DESC]', 'updated_at[ASC]', 'updated_at[DESC]'];
+      if (!known.includes(order)) throw invalid('order_by', `Must be one of ${known.join(', ')}.`);
+      const rows = [...fake.transactions.values()].filter(
+        (t) => (!customers || customers.includes(t.customer_id)) && (!statuses || statuses.includes(t.status)) && (!subs || subs.includes(t.subscription_id)),
+      );
+      const [field, dir] = [order.slice(0, order.indexOf('[')), order.endsWith('[DESC]') ? -1 : 1];
+      const sorted = rows.sort((a, b) => (a[field] === b[field] ? (a.id < b.id ? -1 : 1) : a[field] < b[field] ? -1 : 1) * dir);
+      const perPage = Number(q.get('per_page') ?? 30);
+      if (!Number.isInteger(perPage) || perPage < 1 || perPage > 30) throw invalid('per_page', 'Must be between 1 and 30.');
+      const after = q.get('after');
+      const start = after ? sorted.findIndex((t) => t.id === after) + 1 : 0;
+      const page = sorted.slice(start, start + perPage);
+      const next = new URLSearchParams(q);
+      if (page.length) next.set('after', page[page.length - 1]!.id);
+      return {
+        list: {
+          data: page,
+          pagination: { per_page: perPage, next: `${fake.url}/transactions?${next}`, has_more: start + perPage < sorted.length, estimated_total: sorted.length },
+        },
+      };
+    }],
     ['GET', /^\/subscriptions$/, (_m, q) => {
       const customers = csv(q, 'customer_id');
       const statuses = csv(q, 'status');
@@ -284,8 +312,29 @@ export async function startFakePaddle(): Promise<FakePaddle> {
       custom_data: t.custom_data, import_meta: null,
     };
     fake.subscriptions.set(s.id, s);
-    Object.assign(t, { status: 'completed', subscription_id: s.id, billed_at: now(), updated_at: now() });
+    // A trial's checkout charges nothing now.
+    if (trial) Object.assign(t.details.totals, { subtotal: '0', total: '0', balance: '0', grand_total: '0' });
+    Object.assign(t, { status: 'completed', subscription_id: s.id, billed_at: now(), updated_at: now(), origin: 'web', billing_period: s.current_billing_period, invoice_number: `FAKE-${fake.transactions.size}` });
     return s;
+  };
+
+  fake.billSubscription = (subscriptionId, o) => {
+    const s = get(fake.subscriptions, subscriptionId);
+    const at = (o.createdAt ?? new Date()).toISOString();
+    const currency = s.currency_code;
+    const total = String(s.items.reduce((sum: number, i: Json) => sum + Number(i.price.unit_price.amount) * i.quantity, 0));
+    const totals = { subtotal: total, discount: '0', tax: '0', total, credit: '0', credit_to_balance: '0', balance: o.status === 'completed' ? '0' : total, grand_total: total, fee: null, earnings: null, currency_code: currency };
+    const id = newId('txn');
+    const t = {
+      id, status: o.status, customer_id: s.customer_id, address_id: s.address_id, business_id: null, custom_data: s.custom_data,
+      currency_code: currency, origin: 'subscription_recurring', subscription_id: s.id, invoice_id: null, invoice_number: o.status === 'completed' ? `FAKE-${fake.transactions.size + 1}` : null,
+      collection_mode: 'automatic', discount_id: null, billing_details: null, billing_period: { ...s.current_billing_period },
+      items: s.items.map((i: Json) => ({ price: i.price, quantity: i.quantity, proration: null })),
+      details: { tax_rates_used: [], totals, adjusted_totals: null, payout_totals: null, adjusted_payout_totals: null, line_items: [] },
+      payments: [], checkout: null, created_at: at, updated_at: at, billed_at: at, revised_at: null,
+    };
+    fake.transactions.set(id, t);
+    return t;
   };
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>

@@ -215,6 +215,46 @@ describe('provider-paddle', () => {
           expect(recent).toEqual(expect.arrayContaining(others.map((o) => o.subscriptionId)));
         });
 
+        it('lists billed transactions as invoices: grand total, status, billing period; unpaid checkouts left out; newest first', async () => {
+          const s = await subscribe();
+          const sub = await current().getSubscription(s.subscriptionId);
+          // Tax on top: the customer paid the grand total.
+          Object.assign(fake.transactions.get(s.sessionId)!.details.totals, { tax: '190', total: '2090', grand_total: '2090' });
+          const failed = fake.billSubscription(s.subscriptionId, { status: 'past_due', createdAt: new Date(Date.now() + 5_000) });
+          const voided = fake.billSubscription(s.subscriptionId, { status: 'canceled', createdAt: new Date(Date.now() + 10_000) });
+          // A checkout opened and never paid (status ready) is not an invoice.
+          const { priceId } = await current().upsertPrice({ planId: 'unpaid', name: 'Unpaid', amountCents: 500, currency: 'usd', interval: 'month' });
+          await current().createCheckout({ customerId: s.customerId, priceId, userId: s.userId, planId: 'unpaid', successUrl: 'https://a.example/ok', cancelUrl: 'https://a.example/no' });
+          const since = fake.requests.length;
+          const invoices = await current().listInvoices!({ customerId: s.customerId });
+          const [req] = fake.requests.slice(since);
+          const q = new URL(req!.path, 'http://x').searchParams;
+          expect(Object.fromEntries(q)).toEqual({ customer_id: s.customerId, status: 'billed,paid,completed,past_due,canceled', order_by: 'created_at[DESC]', per_page: '12' });
+          expect(invoices.map((i) => [i.id, i.status, i.amountCents, i.currency])).toEqual([
+            [voided.id, 'void', 1900, 'usd'],
+            [failed.id, 'failed', 1900, 'usd'],
+            [s.sessionId, 'paid', 2090, 'usd'],
+          ]);
+          expect(invoices[2]!.periodEnd!.getTime()).toBe(sub.currentPeriodEnd!.getTime());
+          expect(invoices[2]!.createdAt.getTime()).toBe(Date.parse(fake.transactions.get(s.sessionId)!.created_at));
+          expect(invoices[0]!.createdAt.getTime()).toBe(Date.parse(voided.created_at));
+          expect(invoices.every((i) => i.url === undefined)).toBe(true);
+        });
+
+        it('pages through Paddle’s 30-a-page transaction list up to the limit', async () => {
+          const s = await subscribe();
+          for (let n = 1; n <= 34; n++) fake.billSubscription(s.subscriptionId, { status: 'completed', createdAt: new Date(Date.now() + n * 1000) });
+          const since = fake.requests.length;
+          const invoices = await current().listInvoices!({ customerId: s.customerId, limit: 33 });
+          expect(invoices).toHaveLength(33);
+          const times = invoices.map((i) => i.createdAt.getTime());
+          expect(times).toEqual([...times].sort((a, b) => b - a));
+          const pages = fake.requests.slice(since).map((r) => new URL(r.path, 'http://x').searchParams);
+          expect(pages.map((p) => p.get('per_page'))).toEqual(['30', '30']);
+          expect(pages[1]!.get('after')).toBe(invoices[29]!.id);
+          await expect(current().listInvoices!({ customerId: s.customerId, limit: 0 })).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+        });
+
         it('refuses metered prices and usage reports as final (features.meteredBilling is false)', async () => {
           await expect(current().upsertPrice({ planId: 'm', name: 'M', amountCents: 1, currency: 'usd', interval: 'month', metered: true })).rejects.toMatchObject({
             code: 'INVALID_INPUT',
