@@ -380,12 +380,12 @@ export function describePaymentProvider(opts: PaymentSuiteOptions): void {
         it('keeps to the limit', async () => {
           const s = await subscribe();
           // A second subscription of the same customer makes a second invoice.
-          const p = await price({ amountCents: 2900 });
+          const p = await price({ amountCents: 4900, name: 'Conformance Business' });
           const { sessionId } = await provider().createCheckout(checkoutInput(s.customerId, p.priceId, s.userId, p.input.planId));
           await opts.completeCheckout(provider(), { sessionId, customerId: s.customerId, priceId: p.priceId });
           const all = await list(s.customerId);
           expect(all.length).toBeGreaterThanOrEqual(2);
-          expect(all.map((i) => i.amountCents).sort()).toEqual(expect.arrayContaining([1900, 2900]));
+          expect(all.map((i) => i.amountCents)).toEqual(expect.arrayContaining([1900, 4900]));
           const one = await list(s.customerId, 1);
           expect(one.length).toBe(1);
           expect(one[0]!.id).toBe(all[0]!.id);

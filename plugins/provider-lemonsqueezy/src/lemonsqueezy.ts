@@ -5,6 +5,7 @@ import {
   emailAddressOf,
   type Health,
   InvalidInputError,
+  type Invoice,
   type PaymentEvent,
   type PaymentProvider,
   type ProviderContext,
@@ -15,7 +16,8 @@ import {
   type WebhookInput,
   WebhookModeMismatchError,
 } from '@apigate/kernel';
-import { type Doc, LemonClient, one, type Resource } from './client.js';
+import { type Doc, LemonClient, one, PAGE_SIZE, type Resource } from './client.js';
+import { invoiceOf, type SubscriptionInvoiceAttributes } from './invoices.js';
 import { CUSTOM, identity, normalise, parseBody, SIGNATURE_HEADER, type SubscriptionAttributes, toSubscriptionState, verifySignature, type WebhookBody } from './webhook.js';
 
 export interface LemonConfig {
@@ -320,6 +322,35 @@ export class LemonSqueezyPayment implements PaymentProvider {
     for await (const s of this.list<SubscriptionAttributes>('listSubscriptions', '/v1/subscriptions', { 'filter[store_id]': this.cfg.storeId })) {
       if (keep(s)) yield toSubscriptionState(s);
     }
+  }
+
+  /**
+   * The customer's subscription invoices, newest first. LemonSqueezy filters invoices by
+   * subscription, not customer: the customer's subscriptions (by email, checked by customer id),
+   * then the first page of each one's invoices (newest first), merged. An unknown customer has none.
+   */
+  async listInvoices(i: { customerId: string; limit?: number }): Promise<Invoice[]> {
+    if (typeof i.customerId !== 'string' || i.customerId.trim() === '') throw new InvalidInputError('payment/lemonsqueezy listInvoices customerId: a non-empty string is required');
+    const limit = i.limit ?? 12;
+    if (!Number.isInteger(limit) || limit < 1 || limit > PAGE_SIZE) throw new InvalidInputError(`payment/lemonsqueezy listInvoices limit: a whole number from 1 to ${PAGE_SIZE} is required`);
+    let customer: Resource;
+    try {
+      customer = one(await this.call('listInvoices', 'GET', `/v1/customers/${encodeURIComponent(i.customerId)}`));
+    } catch (err) {
+      if ((err as ProviderError).status === 404) return [];
+      throw err;
+    }
+    const out: Invoice[] = [];
+    for await (const sub of this.subscriptionsOf('listInvoices', customer)) {
+      const doc = await this.call<SubscriptionInvoiceAttributes>('listInvoices', 'GET', '/v1/subscription-invoices', {
+        query: { 'filter[store_id]': this.cfg.storeId, 'filter[subscription_id]': sub.id, 'page[number]': '1', 'page[size]': String(limit) },
+      });
+      for (const r of (doc.data as Resource<SubscriptionInvoiceAttributes>[] | null) ?? []) {
+        const inv = invoiceOf(r);
+        if (inv) out.push(inv);
+      }
+    }
+    return out.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime()).slice(0, limit);
   }
 
   /** Moves the subscription to another variant; LemonSqueezy prorates it on the next invoice. */

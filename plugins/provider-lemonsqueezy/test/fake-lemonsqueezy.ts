@@ -47,6 +47,11 @@ export interface FakeLemonSqueezy {
   addStore(name: string, currency: string): string;
   /** Plays the buyer paying on the hosted checkout: an order (customer found or made by email) and its subscription. */
   completeCheckout(checkoutId: string): { orderId: string; subscriptionId: string; customerId: string };
+  /** LemonSqueezy billing a subscription (a renewal, or a plan change's proration): a subscription invoice; returns its id. */
+  addSubscriptionInvoice(
+    subscriptionId: string,
+    o: { status: 'pending' | 'paid' | 'void' | 'refunded' | 'partial_refund'; total?: number; createdAt?: Date; billingReason?: 'renewal' | 'updated' },
+  ): string;
   close(): Promise<void>;
 }
 
@@ -76,7 +81,7 @@ const unprocessable = (pointer: string, detail: string) => new ApiError(422, 'Un
  * JSON:API media type on request bodies (415 otherwise).
  */
 export async function startFakeLemonSqueezy(): Promise<FakeLemonSqueezy> {
-  const types = ['stores', 'customers', 'products', 'variants', 'prices', 'checkouts', 'orders', 'subscriptions'];
+  const types = ['stores', 'customers', 'products', 'variants', 'prices', 'checkouts', 'orders', 'subscriptions', 'subscription-invoices'];
   const fake = { url: '', requests: [], inject: [], db: Object.fromEntries(types.map((t) => [t, new Map<string, Resource>()])) } as unknown as FakeLemonSqueezy;
   let nextId = 1000;
   const put = (type: string, attributes: Json, id = String(nextId++)): Resource => {
@@ -166,8 +171,35 @@ export async function startFakeLemonSqueezy(): Promise<FakeLemonSqueezy> {
       renews_at: lemonTime(renews), ends_at: null, created_at: now(), updated_at: now(), test_mode: true,
     });
     sub.attributes.first_subscription_item.subscription_id = Number(sub.id);
+    // The first invoice: what the order charged (nothing on a trial).
+    invoiceFor(sub, { status: 'paid', total: trialEnd ? 0 : price.unit_price, billingReason: 'initial', createdAt: start });
     checkout.attributes._completed = { orderId: order.id, subscriptionId: sub.id, customerId: customer.id };
     return checkout.attributes._completed;
+  };
+
+  function invoiceFor(sub: Resource, o: { status: string; total: number; billingReason: string; createdAt: Date }): Resource {
+    const a = attrs(sub);
+    const store = get('stores', String(a.store_id));
+    const money = (cents: number) => `$${(cents / 100).toFixed(2)}`;
+    const refunded = o.status === 'refunded' ? o.total : o.status === 'partial_refund' ? Math.floor(o.total / 2) : 0;
+    const at = lemonTime(o.createdAt);
+    return put('subscription-invoices', {
+      store_id: a.store_id, subscription_id: Number(sub.id), customer_id: a.customer_id, user_name: a.user_name, user_email: a.user_email,
+      billing_reason: o.billingReason, card_brand: 'visa', card_last_four: '4242', currency: store.attributes.currency, currency_rate: '1.00000000',
+      status: o.status, status_formatted: o.status.replace(/(^|_)(\w)/g, (_m: string, sep: string, c: string) => `${sep ? ' ' : ''}${c.toUpperCase()}`),
+      refunded: refunded > 0, refunded_at: refunded > 0 ? at : null, subtotal: o.total, discount_total: 0, tax: 0, tax_inclusive: false, total: o.total, refunded_amount: refunded,
+      subtotal_usd: o.total, discount_total_usd: 0, tax_usd: 0, total_usd: o.total, refunded_amount_usd: refunded,
+      subtotal_formatted: money(o.total), discount_total_formatted: money(0), tax_formatted: money(0), total_formatted: money(o.total), refunded_amount_formatted: money(refunded),
+      urls: { invoice_url: `https://app.lemonsqueezy.com/my-orders/${randomUUID()}/subscription-invoice/${randomUUID()}?signature=${randomBytes(16).toString('hex')}` },
+      created_at: at, updated_at: at, test_mode: true,
+    });
+  }
+
+  fake.addSubscriptionInvoice = (subscriptionId, o) => {
+    const sub = get('subscriptions', subscriptionId);
+    const variant = get('variants', String(sub.attributes.variant_id));
+    const total = o.total ?? attrs(priceOfVariant(variant.id)).unit_price;
+    return invoiceFor(sub, { status: o.status, total, billingReason: o.billingReason ?? 'renewal', createdAt: o.createdAt ?? new Date() }).id;
   };
 
   function customerAttrs(store: Resource, name: string, email: string): Json {
@@ -231,6 +263,13 @@ export async function startFakeLemonSqueezy(): Promise<FakeLemonSqueezy> {
     }],
     ['GET', /^\/v1\/subscriptions$/, (_m, q) => ({ list: filtered('subscriptions', q, { store_id: 'store_id', user_email: 'user_email', order_id: 'order_id', status: 'status' }) })],
     ['GET', /^\/v1\/subscriptions\/([^/]+)$/, (m) => ({ data: get('subscriptions', m[1]!) })],
+    // Newest first, as LemonSqueezy documents for this list.
+    ['GET', /^\/v1\/subscription-invoices$/, (_m, q) => ({
+      list: filtered('subscription-invoices', q, { store_id: 'store_id', status: 'status', refunded: 'refunded', subscription_id: 'subscription_id' }).sort((a, b) =>
+        a.attributes.created_at === b.attributes.created_at ? Number(b.id) - Number(a.id) : a.attributes.created_at < b.attributes.created_at ? 1 : -1,
+      ),
+    })],
+    ['GET', /^\/v1\/subscription-invoices\/([^/]+)$/, (m) => ({ data: get('subscription-invoices', m[1]!) })],
     ['PATCH', /^\/v1\/subscriptions\/([^/]+)$/, (m, _q, b) => {
       const s = get('subscriptions', m[1]!);
       if (s.attributes.status === 'expired') throw unprocessable('/data/attributes', 'An expired subscription cannot be updated.');

@@ -230,6 +230,38 @@ describe('provider-lemonsqueezy', () => {
           ).rejects.toMatchObject({ retryable: false, code: 'NOT_SUPPORTED' });
         });
 
+        it('lists subscription invoices of every subscription of the customer: total, status, invoice url; newest first; an unknown customer has none', async () => {
+          const s = await subscribe();
+          const t = Date.now();
+          const ids = {
+            renewal: fake.addSubscriptionInvoice(s.subscriptionId, { status: 'pending', createdAt: new Date(t + 10_000) }),
+            refunded: fake.addSubscriptionInvoice(s.subscriptionId, { status: 'refunded', createdAt: new Date(t + 20_000) }),
+            partial: fake.addSubscriptionInvoice(s.subscriptionId, { status: 'partial_refund', total: 2390, createdAt: new Date(t + 30_000) }),
+            voided: fake.addSubscriptionInvoice(s.subscriptionId, { status: 'void', createdAt: new Date(t + 40_000) }),
+          };
+          // Someone else's subscription, in the same store: never listed.
+          const other = await subscribe();
+          fake.addSubscriptionInvoice(other.subscriptionId, { status: 'paid', createdAt: new Date(t + 50_000) });
+          const since = fake.requests.length;
+          const invoices = await current().listInvoices!({ customerId: s.customerId });
+          const paths = fake.requests.slice(since).map((r) => r.path);
+          expect(paths).toContain(`/v1/subscription-invoices?filter[store_id]=${STORE_ID}&filter[subscription_id]=${s.subscriptionId}&page[number]=1&page[size]=12`);
+          expect(paths.some((p) => p.includes(`filter[subscription_id]=${other.subscriptionId}`))).toBe(false);
+          expect(invoices.map((i) => [i.id, i.status, i.amountCents, i.currency])).toEqual([
+            [ids.voided, 'void', 1900, 'usd'],
+            [ids.partial, 'partially_refunded', 2390, 'usd'],
+            [ids.refunded, 'refunded', 1900, 'usd'],
+            [ids.renewal, 'open', 1900, 'usd'],
+            [expect.any(String), 'paid', 1900, 'usd'],
+          ]);
+          const stored = fake.db['subscription-invoices']!.get(ids.partial)!.attributes;
+          expect(invoices[1]!.url).toBe(stored.urls.invoice_url);
+          expect(invoices[1]!.createdAt.getTime()).toBe(t + 30_000);
+          expect(invoices.every((i) => i.periodStart === undefined && i.periodEnd === undefined)).toBe(true);
+          expect(await current().listInvoices!({ customerId: s.customerId, limit: 2 })).toHaveLength(2);
+          expect(await current().listInvoices!({ customerId: '999999' })).toEqual([]);
+        });
+
         it('archivePrice changes nothing in LemonSqueezy: the variant stays on sale', async () => {
           const { priceId } = await current().upsertPrice({ planId: 'p', name: 'Conformance Business', amountCents: 4900, currency: 'usd', interval: 'month' });
           const before = fake.requests.length;
