@@ -223,11 +223,11 @@ export const dayText = (t: number) => new Date(t * 1000).toISOString().slice(0, 
 export const minuteText = (t: number) => new Date(t * 1000).toISOString().replace('T', ' ').slice(0, 16);
 
 export const Badge: FC<{ status: string }> = ({ status }) => {
-  const kind = ['active', 'succeeded', 'connected', 'healthy', 'applied', 'processed', 'trialing'].includes(status)
+  const kind = ['active', 'succeeded', 'connected', 'healthy', 'applied', 'processed', 'trialing', 'paid'].includes(status)
     ? 'ok'
-    : ['suspended', 'revoked', 'failed', 'error', 'unhealthy', 'expired', 'canceled'].includes(status)
+    : ['suspended', 'revoked', 'failed', 'error', 'unhealthy', 'expired', 'canceled', 'uncollectible'].includes(status)
       ? 'bad'
-      : ['pending', 'degraded', 'past_due', 'disabled'].includes(status)
+      : ['pending', 'degraded', 'past_due', 'disabled', 'open'].includes(status)
         ? 'warn'
         : '';
   return <span class={`badge ${kind}`}>{status}</span>;

@@ -247,6 +247,44 @@ describe('portal password reset over HTTP (no JavaScript)', () => {
   });
 });
 
+describe('portal billing page over HTTP', () => {
+  it('shows the invoices the billing API lists: date, period, amount, status, newest first', async () => {
+    const { hashPassword } = await import('@apigate/gateway');
+    const dummy = site.kernel.get('payment') as unknown as import('@apigate/provider-dummy-payment').DummyPayment;
+    const email = 'invoices@example.com';
+    const user = await site.store.domain.users.create({ email, emailVerified: true, passwordHash: await hashPassword('invoice pass 12', { ln: 12, r: 8, p: 1 }) });
+    const { customerId } = await dummy.createCustomer({ userId: user.id, email });
+    await site.store.mappings.put({ provider: 'dummy', entityType: 'user', localId: user.id, externalId: customerId });
+    const pro = await site.store.domain.plans.resolve('Pro');
+    const { priceId } = await dummy.upsertPrice({ planId: pro.id, name: 'Pro', amountCents: 1900, currency: 'usd', interval: 'month' });
+    const { sessionId } = await dummy.createCheckout({ customerId, priceId, userId: user.id, planId: pro.id, successUrl: `${site.url}/portal`, cancelUrl: `${site.url}/portal` });
+    const paid = dummy.completeCheckout(sessionId);
+    const failed = dummy.failPayment(paid.subscription.subscriptionId);
+
+    const a = jar();
+    const login = await fetch(`${site.url}/portal/login`);
+    a.take(login);
+    const signedIn = await fetch(`${site.url}/portal/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrfIn(await login.text())!, email, password: 'invoice pass 12' }),
+    });
+    expect(signedIn.status).toBe(303);
+    a.take(signedIn);
+    const html = await (await fetch(`${site.url}/portal/billing`, { headers: { cookie: a.header() } })).text();
+    const table = /<table id="invoices">[\s\S]*?<\/table>/.exec(html)?.[0];
+    expect(table, 'the invoices table').toBeDefined();
+    const rows = [...table!.matchAll(/<tr data-invoice-id="([^"]+)">([\s\S]*?)<\/tr>/g)].map((m) => ({ id: m[1], cells: m[2]!.replace(/<[^>]+>/g, '|') }));
+    expect(rows.map((r) => r.id)).toEqual([failed.event.invoice!.id, expect.stringMatching(/^in_dummy_/)]);
+    expect(rows[0]!.cells).toContain('open');
+    expect(rows[1]!.cells).toContain('paid');
+    expect(rows[1]!.cells).toContain('$19.00');
+    const start = paid.subscription.currentPeriodEnd!.toISOString().slice(0, 10);
+    expect(rows[1]!.cells).toContain(`– ${start}`);
+  });
+});
+
 describe('admin payments page over HTTP', () => {
   it('lists a failed payment event and replays it from the page once the cause is fixed', async () => {
     const { PaymentInbox } = await import('@apigate/gateway');

@@ -5,6 +5,7 @@ import type { WebContext } from '../context.js';
 import { CSRF_FIELD, csrfToken, csrfValid, FORM_EXPIRED } from '../csrf.js';
 import { formFields, seeOther } from '../forms.js';
 import { Badge, Card, Csrf, dateText, Flash, limitText, money, render } from '../ui.js';
+import { DataTable } from '../ui/table.js';
 import { currentCustomer, type Me, noteFlash, portalShell, sessionSecret } from './shell.js';
 
 /** GET /portal/api/billing (snake_case). */
@@ -12,7 +13,64 @@ interface Overview {
   provider: string;
   plan: { id: string; name: string } | null;
   subscription: { id: string; status: string; plan_id: string; current_period_end: string | null; cancel_at_period_end: boolean } | null;
-  features: { customer_portal: boolean; immediate_cancel: boolean };
+  features: { customer_portal: boolean; immediate_cancel: boolean; invoices: boolean };
+  /** Newest first; null where the provider has no invoice list, or it failed (`invoices_error` says why). */
+  invoices: Invoice[] | null;
+  invoices_error?: string;
+}
+
+interface Invoice {
+  id: string;
+  status: string;
+  amount_cents: number;
+  currency: string;
+  created_at: string;
+  period_start?: string;
+  period_end?: string;
+  url?: string;
+}
+
+const day = (v: string | undefined) => (v ? v.slice(0, 10) : '');
+
+/** The overview's invoices as a table; only what the billing API answered, nothing worked out here. */
+function Invoices({ o }: { o: Overview }) {
+  if (!o.features.invoices) {
+    return o.features.customer_portal ? <p class="muted">Your invoices are in the billing portal ({o.provider}).</p> : null;
+  }
+  if (o.invoices === null) return <Flash kind="info" text={`Invoices are not available right now: ${o.invoices_error ?? 'try again later'}`} />;
+  return (
+    <DataTable
+      id="invoices"
+      caption="Invoices"
+      columns={[{ label: 'Date' }, { label: 'Period', class: 'hide-sm' }, { label: 'Amount', class: 'num' }, { label: 'Status' }, { label: 'Invoice', action: true }]}
+      rows={o.invoices}
+      empty="No invoices yet."
+      emptyRow
+      row={(i) => (
+        <tr data-invoice-id={i.id}>
+          <td data-label="Date">{dateText(i.created_at)}</td>
+          <td class="hide-sm" data-label="Period">
+            {i.period_start && i.period_end ? `${day(i.period_start)} – ${day(i.period_end)}` : '—'}
+          </td>
+          <td class="num" data-label="Amount">
+            {money(i.amount_cents, i.currency)}
+          </td>
+          <td data-label="Status">
+            <Badge status={i.status} />
+          </td>
+          <td>
+            {i.url ? (
+              <a href={i.url} rel="noopener noreferrer" target="_blank" aria-label={`View invoice ${i.id}`}>
+                View
+              </a>
+            ) : (
+              <span class="muted">—</span>
+            )}
+          </td>
+        </tr>
+      )}
+    />
+  );
 }
 
 const LIVE = new Set(['active', 'trialing', 'past_due']);
@@ -109,6 +167,7 @@ export function portalBillingPages(w: WebContext): Hono {
             ) : null}
           </div>
         </Card>
+        {o ? <Invoices o={o} /> : null}
         <h2>Compare plans</h2>
         <div class="plans">{plans.map(planCard)}</div>
       </>,
