@@ -34,7 +34,14 @@ export async function followJob(o: FollowOptions): Promise<FollowedOutcome> {
   let reported = 0;
   let last: JobStatus | undefined;
   const remember = (d: DeliveryOutcome) => {
-    if (d.queue === o.queueName && d.jobId === o.jobId && d.status !== 'retrying') local = d;
+    if (d.queue !== o.queueName || d.jobId !== o.jobId) return;
+    if (d.status !== 'retrying') local = d;
+    else if (d.attempt > reported) {
+      // Our own worker's retries are told as they happen: with a short backoff the queue's
+      // retrying state can come and go between two polls.
+      reported = d.attempt;
+      o.onRetry?.(d);
+    }
   };
   try {
     for (;;) {
