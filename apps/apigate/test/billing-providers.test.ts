@@ -98,6 +98,11 @@ describe.each(CASES)('customer billing against the $name stand-in', (c) => {
       expect(await h.planOf()).toBe('Pro');
       const sub = (await h.billing.current(h.user.id))!;
       expect(sub).toMatchObject({ provider: c.name, status: 'active', planId: h.pro.id });
+      // The overview lists the checkout's paid invoice, read from the provider's API.
+      const overview = await h.billing.overview(h.user);
+      expect(overview.features.invoices).toBe(true);
+      expect(overview.invoices).toEqual([expect.objectContaining({ status: 'paid', amountCents: h.pro.priceCents, currency: h.pro.currency.toLowerCase() })]);
+      expect(overview.invoices_error).toBeUndefined();
 
       // A second checkout is refused: change instead.
       await expect(h.billing.checkout(h.user, { plan: 'Team', returnBase: 'https://api.example.com' })).rejects.toMatchObject({ code: 'ALREADY_SUBSCRIBED', status: 409 });
