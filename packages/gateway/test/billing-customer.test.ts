@@ -95,7 +95,7 @@ describe('customer billing through the portal API (dummy provider, real server)'
       // Checkout: the price is synced on first use, the customer made and mapped, then reused.
       const first = await ada.call('POST', '/portal/api/billing/checkout', { plan: 'Pro' });
       expect(first.status).toBe(200);
-      expect(first.body.url).toMatch(/^http:\/\/localhost:8080\/dummy-checkout\/cs_dummy_[0-9a-f]+$/);
+      expect(first.body.url).toMatch(/^http:\/\/localhost:8080\/portal\/dummy-checkout\/cs_dummy_[0-9a-f]+$/);
       const customer = (await h.store.mappings.findExternal('dummy', MAPPING.user, user.id))!.externalId;
       const again = await ada.call('POST', '/portal/api/billing/checkout', { plan: 'Pro' });
       expect((await h.store.mappings.findExternal('dummy', MAPPING.user, user.id))!.externalId).toBe(customer);

@@ -621,7 +621,7 @@ export default defineProvider({
   config: z.object({
     checkoutBaseUrl: z
       .url({ protocol: /^https?$/, error: 'not an http(s) URL' })
-      .default('http://localhost:8080/dummy-checkout')
+      .default('http://localhost:8080/portal/dummy-checkout')
       .describe('the URL the dummy checkout and portal pages are served under'),
     webhookSecret: z
       .string()

@@ -49,7 +49,7 @@ describe('provider-dummy-payment', () => {
             successUrl: 'https://app.example.com/ok',
             cancelUrl: 'https://app.example.com/cancel',
           });
-          expect(session.url).toBe(`http://localhost:8080/dummy-checkout/${session.sessionId}`);
+          expect(session.url).toBe(`http://localhost:8080/portal/dummy-checkout/${session.sessionId}`);
           expect(session.sessionId).toMatch(/^cs_dummy_[0-9a-f]{16}$/);
           const change = dummy().completeCheckout(session.sessionId);
           expect(change.subscription).toMatchObject({ customerId, priceId, status: 'active', cancelAtPeriodEnd: false });
@@ -151,7 +151,7 @@ describe('provider-dummy-payment', () => {
           const { customerId } = await current().createCustomer({ userId: 'usr_3', email: 'u3@example.com' });
           const { url } = await current().createPortalSession({ customerId, returnUrl: 'https://app.example.com/account' });
           const u = new URL(url);
-          expect(`${u.origin}${u.pathname}`).toBe('http://localhost:8080/dummy-checkout/portal');
+          expect(`${u.origin}${u.pathname}`).toBe('http://localhost:8080/portal/dummy-checkout/portal');
           expect(u.searchParams.get('customer')).toBe(customerId);
           expect(u.searchParams.get('return_url')).toBe('https://app.example.com/account');
         });

@@ -5,7 +5,7 @@ import { CSRF_FIELD, csrfToken, csrfValid } from '../csrf.js';
 import { formFields } from '../forms.js';
 import { Card, Csrf, Flash, money, render } from '../ui.js';
 
-/** Where the dummy payment provider's pages are served; set `payment.dummy.checkout_base_url` to `<public URL>/portal/dummy-checkout`. */
+/** Where the dummy payment provider's pages are served; the dummy provider's default checkout_base_url points here on localhost:8080; elsewhere set it to `<public URL>/portal/dummy-checkout`. */
 export const DUMMY_CHECKOUT_PATH = '/portal/dummy-checkout';
 
 /** The parts of the dummy payment provider these pages use (it is in-memory: only its own process can show a session). */
