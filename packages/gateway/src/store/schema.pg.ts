@@ -206,6 +206,40 @@ export const usageMonthly = pgTable(
   (t) => [primaryKey({ name: 'usage_monthly_pk', columns: [t.keyId, t.month] }), index('usage_monthly_user_idx').on(t.userId, t.month)],
 );
 
+/**
+ * All keys' traffic per route and minute (the admin overview's top routes and error rate).
+ * `route_id` '' holds requests refused before a route matched (unknown path, bad key...).
+ */
+export const usageRouteMinutely = pgTable(
+  'usage_route_minutely',
+  {
+    routeId: text('route_id').notNull(),
+    /** Start of the UTC minute. */
+    minute: timestamp('minute', { mode: 'date', withTimezone: true, precision: 3 }).notNull(),
+    ...usageCounters,
+  },
+  (t) => [primaryKey({ name: 'usage_route_minutely_pk', columns: [t.routeId, t.minute] }), index('usage_route_minutely_minute_idx').on(t.minute)],
+);
+
+/**
+ * The gateway's added latency per route and minute as a histogram: `count` requests fell in bucket
+ * `bucket` (an index into OVERHEAD_BUCKETS_MS of metering/types.ts). One row per non-empty bucket,
+ * so batches add to it with a plain upsert on every dialect.
+ */
+export const usageOverheadMinutely = pgTable(
+  'usage_overhead_minutely',
+  {
+    routeId: text('route_id').notNull(),
+    minute: timestamp('minute', { mode: 'date', withTimezone: true, precision: 3 }).notNull(),
+    bucket: bigint('bucket', { mode: 'number' }).notNull(),
+    count: bigint('count', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [
+    primaryKey({ name: 'usage_overhead_minutely_pk', columns: [t.routeId, t.minute, t.bucket] }),
+    index('usage_overhead_minutely_minute_idx').on(t.minute),
+  ],
+);
+
 /** Batch ids already added into the aggregates: a batch replayed after a crash is skipped, not counted twice. */
 export const usageBatches = pgTable('usage_batches', {
   id: text('id').primaryKey(),

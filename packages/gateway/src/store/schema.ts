@@ -203,6 +203,40 @@ export const usageMonthly = sqliteTable(
   (t) => [primaryKey({ name: 'usage_monthly_pk', columns: [t.keyId, t.month] }), index('usage_monthly_user_idx').on(t.userId, t.month)],
 );
 
+/**
+ * All keys' traffic per route and minute (the admin overview's top routes and error rate).
+ * `route_id` '' holds requests refused before a route matched (unknown path, bad key...).
+ */
+export const usageRouteMinutely = sqliteTable(
+  'usage_route_minutely',
+  {
+    routeId: text('route_id').notNull(),
+    /** Start of the UTC minute. */
+    minute: integer('minute', { mode: 'timestamp_ms' }).notNull(),
+    ...usageCounters,
+  },
+  (t) => [primaryKey({ name: 'usage_route_minutely_pk', columns: [t.routeId, t.minute] }), index('usage_route_minutely_minute_idx').on(t.minute)],
+);
+
+/**
+ * The gateway's added latency per route and minute as a histogram: `count` requests fell in bucket
+ * `bucket` (an index into OVERHEAD_BUCKETS_MS of metering/types.ts). One row per non-empty bucket,
+ * so batches add to it with a plain upsert on every dialect.
+ */
+export const usageOverheadMinutely = sqliteTable(
+  'usage_overhead_minutely',
+  {
+    routeId: text('route_id').notNull(),
+    minute: integer('minute', { mode: 'timestamp_ms' }).notNull(),
+    bucket: integer('bucket').notNull(),
+    count: integer('count').notNull().default(0),
+  },
+  (t) => [
+    primaryKey({ name: 'usage_overhead_minutely_pk', columns: [t.routeId, t.minute, t.bucket] }),
+    index('usage_overhead_minutely_minute_idx').on(t.minute),
+  ],
+);
+
 /** Batch ids already added into the aggregates: a batch replayed after a crash is skipped, not counted twice. */
 export const usageBatches = sqliteTable('usage_batches', {
   id: text('id').primaryKey(),
