@@ -1,33 +1,19 @@
 // apigate db status | migrate | copy (issue 13) through the built CLI: SQLite status without
 // changing anything, a SQLite store copied into a new PostgreSQL database (created and dropped
 // here) and read back there, migration status on PostgreSQL, and one-line refusals.
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { connectPostgres } from '@apigate/gateway';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanEnv, cli, tempDir } from './helpers.js';
+import { cleanEnv, cli, ok, tempDir, tempPostgres } from './helpers.js';
 
-const ADMIN_URL = process.env.APIGATE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const NAME = `apigate_cli_${randomBytes(6).toString('hex')}`;
-const target = Object.assign(new URL(ADMIN_URL), { pathname: `/${NAME}` }).toString();
-
-async function admin(sql: string): Promise<void> {
-  const c = await connectPostgres(ADMIN_URL, { max: 1 });
-  try {
-    await c.pool.query(sql);
-  } finally {
-    await c.close();
-  }
-}
-beforeAll(() => admin(`CREATE DATABASE ${NAME}`));
-afterAll(() => admin(`DROP DATABASE IF EXISTS ${NAME} WITH (FORCE)`));
-
-async function ok(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  const r = await cli(args, env);
-  expect(r.code, `apigate ${args.join(' ')}: ${r.stderr}`).toBe(0);
-  return r.stdout;
-}
+let db: Awaited<ReturnType<typeof tempPostgres>>;
+let target: string;
+beforeAll(async () => {
+  db = await tempPostgres('apigate_cli');
+  target = db.url;
+});
+afterAll(() => db?.drop());
 
 describe('apigate db', () => {
   it('status on SQLite changes nothing; migrate creates the file; copy fills PostgreSQL; status there', async () => {

@@ -7,39 +7,28 @@ import type { AddressInfo } from 'node:net';
 import { PrivateRedis } from '@apigate/provider-testkit';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cleanEnv, cli, type Served, serve, tempDir } from './helpers.js';
+import { BIN, cleanEnv, cli, ok, type Served, serve, startUpstream, tempDir, type Upstream, waitFor } from './helpers.js';
 
 const SHUTDOWN_MS = 3000;
 /** Exit must come within the deadline plus this (a loaded 2-core machine; the process is already running). */
 const MARGIN_MS = 2500;
 
-let upstream: http.Server;
-let upstreamUrl: string;
+let upstream: Upstream;
 const running: Served[] = [];
 
 beforeAll(async () => {
-  upstream = http.createServer((req, res) => res.end(JSON.stringify({ path: req.url })));
-  upstream.listen(0, '127.0.0.1');
-  await once(upstream, 'listening');
-  upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  upstream = await startUpstream();
 });
 afterAll(async () => {
   for (const s of running.splice(0)) if (s.child.exitCode === null) await s.stop();
-  upstream?.closeAllConnections();
-  await new Promise((r) => upstream?.close(r));
+  await upstream?.close();
 });
-
-async function ok(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  const r = await cli(args, env);
-  expect(r.code, `apigate ${args.join(' ')}: ${r.stderr}`).toBe(0);
-  return r.stdout;
-}
 
 /** A plan with a monthly quota, a user on it with a key, and a route to the upstream; returns the key. */
 async function setUp(env: NodeJS.ProcessEnv, monthly: number): Promise<string> {
   await ok(['plans', 'create', 'metered', '--monthly', String(monthly), '--default'], env);
   await ok(['users', 'create', 'bob@example.com', '--plan', 'metered'], env);
-  await ok(['routes', 'add', '/up', upstreamUrl, '--strip-prefix'], env);
+  await ok(['routes', 'add', '/up', upstream.url, '--strip-prefix'], env);
   return JSON.parse(await ok(['keys', 'create', '--user', 'bob@example.com', '--json'], env)).key;
 }
 
@@ -49,14 +38,6 @@ async function start(env: NodeJS.ProcessEnv): Promise<Served> {
   const s = await serve(BIN, env);
   running.push(s);
   return s;
-}
-
-async function waitFor(what: string, test: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await test())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe('shutdown with a deadline', () => {
