@@ -18,6 +18,5 @@ export * from './redis.js';
 export * from './retry.js';
 export * from './secrets.js';
 export * from './storage-keys.js';
-export * from './tokens.js';
 export { z } from 'zod';
 export * from './webhook-signature.js';

@@ -5,8 +5,8 @@ import {
   createKernel,
   defineProvider,
   discoverPlugins,
+  type EmailProvider,
   type ProviderInstance,
-  Tokens,
   z,
 } from '../src/index.js';
 
@@ -45,13 +45,13 @@ const devSet = [
 ];
 
 describe('createKernel', () => {
-  it('builds the development defaults, registers one token per capability and reports health in the spec shape', async () => {
+  it('builds the development defaults, one handle per capability, and reports health in the spec shape', async () => {
     const catalog = await discoverPlugins({ builtins: devSet });
     const kernel = await createKernel({ catalog, env: { OAUTH_GOOGLE_ENABLED: 'true' }, dataDir: '/tmp/apigate-kernel-test' });
     expect(kernel.active.map((a) => `${a.capability}/${a.name}`)).toEqual([
       'payment/dummy', 'email/log', 'cache/memory', 'storage/memory', 'queue/memory', 'notification/log', 'oauth/google',
     ]);
-    expect(kernel.container.resolve(Tokens.cache)).toBe(kernel.get('cache'));
+    expect(kernel.get('cache')).toBe(kernel.tryGet('cache'));
     expect([...kernel.get('oauth').keys()]).toEqual(['google']);
     expect(kernel.tryGet('tls')).toBeUndefined();
     const report = await kernel.health();
@@ -123,6 +123,132 @@ describe('createKernel', () => {
     expect(report.providers.notification).toMatchObject({ provider: 'hang', status: 'error', error: 'health check timed out after 100 ms' });
     expect(aborted).toBe(true);
     expect(Object.keys(report.providers)).toEqual(['notification', 'cache']);
+    await kernel.close();
+  });
+});
+
+describe('kernel.selected', () => {
+  it('answers the serving provider with its features typed by FeatureMap, undefined when disabled', async () => {
+    const withFeatures = [
+      ...devSet.filter((d) => d.capability !== 'payment' && d.capability !== 'queue'),
+      simple('payment', 'dummy', { features: { meteredBilling: true, webhookPath: '/webhooks/dummy' } } as never),
+      simple('queue', 'memory', { features: { durable: false } } as never),
+    ];
+    const catalog = await discoverPlugins({ builtins: withFeatures });
+    const kernel = await createKernel({ catalog, env: {}, dataDir: '/tmp/apigate-kernel-test' });
+    const payment = kernel.selected('payment');
+    expect(payment?.name).toBe('dummy');
+    // Typed: a misspelt feature does not compile, a declared one is boolean | undefined.
+    const metered: boolean | undefined = payment?.features.meteredBilling;
+    expect(metered).toBe(true);
+    expect(payment?.features.webhookPath).toBe('/webhooks/dummy');
+    expect(kernel.selected('queue')?.features.durable).toBe(false);
+    expect(kernel.selected('email')?.features).toEqual({});
+    expect(kernel.selected('tls')).toBeUndefined();
+    await kernel.close();
+  });
+});
+
+/** A settings reader the test changes between reconfigures (the store's snapshot after reload()). */
+function mutableSettings(initial: Record<string, string> = {}) {
+  const values = new Map(Object.entries(initial));
+  return { values, reader: { get: (k: string) => values.get(k), keys: () => [...values.keys()] } };
+}
+
+describe('kernel.reconfigure', () => {
+  const sent: string[] = [];
+  const closed: string[] = [];
+  let release: (() => void) | undefined;
+  const mailer = (name: string) =>
+    defineProvider({
+      capability: 'email',
+      name,
+      description: name,
+      config: z.object({ from: z.string().default('noreply@example.com'), fail: z.string().optional() }),
+      env: { from: `${name.toUpperCase()}_FROM` },
+      create: (c) => {
+        if (c.fail) throw new Error(`cannot reach the ${name} server`);
+        return {
+          check: async () => ({ status: 'connected', latencyMs: 1 }),
+          close: async () => {
+            closed.push(`${name} ${c.from}`);
+          },
+          async send(msg: { to: string }) {
+            if (msg.to === 'slow@example.com') await new Promise<void>((r) => (release = r));
+            sent.push(`${name} from ${c.from} to ${msg.to}`);
+            return { id: String(sent.length) };
+          },
+        } as unknown as EmailProvider;
+      },
+    });
+  const set = [...devSet.filter((d) => d.capability !== 'email'), mailer('log'), mailer('smtp'), simple('queue', 'other')];
+
+  it('rebuilds a provider whose settings changed: callers holding the handle reach the new one, the old one is closed', async () => {
+    sent.length = 0;
+    closed.length = 0;
+    const s = mutableSettings({ 'email.log.from': 'a@example.com' });
+    const kernel = await createKernel({ catalog: await discoverPlugins({ builtins: set }), env: {}, settings: s.reader, dataDir: '/tmp/apigate-kernel-test' });
+    const email = kernel.get('email'); // held, like the delivery workers hold it
+    await email.send({ to: 'x@example.com', subject: 's', text: 't' } as never);
+    expect(await kernel.reconfigure()).toEqual({ rebuilt: [], failed: [], restart: [] }); // nothing changed: nothing rebuilt
+
+    s.values.set('email.log.from', 'b@example.com');
+    expect(await kernel.reconfigure()).toEqual({ rebuilt: ['email/log'], failed: [], restart: [] });
+    await email.send({ to: 'y@example.com', subject: 's', text: 't' } as never);
+    await expect.poll(() => closed).toEqual(['log a@example.com']);
+
+    s.values.set('email.provider', 'smtp');
+    s.values.set('email.smtp.from', 'c@example.com');
+    expect((await kernel.reconfigure()).rebuilt).toEqual(['email/log -> email/smtp']);
+    await email.send({ to: 'z@example.com', subject: 's', text: 't' } as never);
+    expect(sent).toEqual(['log from a@example.com to x@example.com', 'log from b@example.com to y@example.com', 'smtp from c@example.com to z@example.com']);
+    expect(kernel.selected('email')?.name).toBe('smtp');
+    expect(kernel.selections.find((x) => x.capability === 'email')?.names).toEqual(['smtp']);
+    expect(kernel.active.filter((a) => a.capability === 'email').map((a) => a.name)).toEqual(['smtp']);
+    await expect.poll(() => closed).toEqual(['log a@example.com', 'log b@example.com']);
+    await kernel.close();
+    expect(closed).toContain('smtp c@example.com');
+  });
+
+  it('lets the calls a replaced provider started finish before closing it', async () => {
+    sent.length = 0;
+    closed.length = 0;
+    const s = mutableSettings();
+    const kernel = await createKernel({ catalog: await discoverPlugins({ builtins: set }), env: {}, settings: s.reader, dataDir: '/tmp/apigate-kernel-test' });
+    const slow = kernel.get('email').send({ to: 'slow@example.com', subject: 's', text: 't' } as never);
+    s.values.set('email.log.from', 'new@example.com');
+    await kernel.reconfigure();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(closed).toEqual([]); // still sending
+    release?.();
+    await slow;
+    await expect.poll(() => closed).toEqual(['log noreply@example.com']);
+    expect(sent).toEqual(['log from noreply@example.com to slow@example.com']);
+    await kernel.close();
+  });
+
+  it('keeps the old provider when the new settings fail, and names what applies only at the next start', async () => {
+    sent.length = 0;
+    closed.length = 0;
+    const s = mutableSettings();
+    const kernel = await createKernel({ catalog: await discoverPlugins({ builtins: set }), env: { LOG_FROM: 'env@example.com' }, settings: s.reader, dataDir: '/tmp/apigate-kernel-test' });
+    s.values.set('email.log.from', 'shadowed@example.com'); // the env var wins: nothing changes
+    s.values.set('email.log.fail', 'yes');
+    const failed = await kernel.reconfigure();
+    expect(failed.rebuilt).toEqual([]);
+    expect(failed.failed).toEqual([{ capability: 'email', message: expect.stringContaining('email/log failed to start: cannot reach the log server') }]);
+    s.values.delete('email.log.fail');
+    s.values.set('email.provider', 'nope');
+    expect((await kernel.reconfigure()).failed).toEqual([{ capability: 'email', message: expect.stringContaining('nope') }]);
+    s.values.delete('email.provider');
+    s.values.set('cache.memory.size', 'big');
+    expect((await kernel.reconfigure()).failed).toEqual([{ capability: 'cache', message: expect.stringMatching(/^CACHE_SIZE \(setting cache\.memory\.size\)/) }]);
+    s.values.delete('cache.memory.size');
+    s.values.set('queue.provider', 'other');
+    expect((await kernel.reconfigure()).restart).toEqual([{ capability: 'queue', reason: 'queue settings apply at the next start' }]);
+    await kernel.get('email').send({ to: 'still@example.com', subject: 's', text: 't' } as never);
+    expect(sent).toEqual(['log from env@example.com to still@example.com']);
+    expect(closed).toEqual([]); // the failed new ones were never started or were closed; the old one serves on
     await kernel.close();
   });
 });
