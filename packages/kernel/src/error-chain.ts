@@ -3,6 +3,8 @@ import { redact } from './secrets.js';
 /** How deep causes and AggregateError members are followed (a cycle or a huge chain stays bounded). */
 const MAX_DEPTH = 5;
 const MAX_MEMBERS = 5;
+/** How deep maskErrorChain goes: further than what is shown, so no shown part is left unmasked. */
+const MASK_DEPTH = 20;
 
 interface ErrorLike {
   message?: unknown;
@@ -94,4 +96,38 @@ export function serializeError(err: unknown, secrets: readonly string[] = []): S
     return out;
   };
   return walk(err, 0);
+}
+
+/** Sets a string property of an error to its masked text; a frozen or read-only one is left as it is. */
+function maskProperty(o: ErrorLike, key: 'message' | 'stack', secrets: readonly string[]): void {
+  const value = o[key];
+  if (typeof value !== 'string') return;
+  const masked = redact(value, secrets);
+  if (masked === value) return;
+  try {
+    Object.defineProperty(o, key, { value: masked, writable: true, configurable: true, enumerable: Object.prototype.propertyIsEnumerable.call(o, key) });
+  } catch {
+    // not configurable: describeError and serializeError still mask it whenever it is shown
+  }
+}
+
+/**
+ * Masks, in place, the message and stack of an error, of its causes (nested ones too) and of
+ * an AggregateError's members: the given secrets, the registered ones and URL credentials. In
+ * place, so a caller that checks `cause instanceof SomeSdkError` still can. Returns `err`.
+ */
+export function maskErrorChain<E>(err: E, secrets: readonly string[] = []): E {
+  const seen = new Set<unknown>();
+  const walk = (e: unknown, depth: number): void => {
+    const o = asObject(e);
+    if (!o || seen.has(e)) return;
+    seen.add(e);
+    maskProperty(o, 'message', secrets);
+    maskProperty(o, 'stack', secrets);
+    if (depth >= MASK_DEPTH) return;
+    walk(o.cause, depth + 1);
+    for (const m of membersOf(e)) walk(m, depth + 1);
+  };
+  walk(err, 0);
+  return err;
 }

@@ -1,6 +1,7 @@
-import type { CapabilityName, Health, ProviderInstance } from './capabilities/common.js';
+import type { CapabilityName, MeasuredHealth, ProviderInstance } from './capabilities/common.js';
 import { CAPABILITIES } from './capabilities/common.js';
-import { redact } from './secrets.js';
+import { describeError } from './error-chain.js';
+import { measuredHealth } from './instrument.js';
 
 export type CapabilityHealthStatus = 'connected' | 'degraded' | 'error' | 'disabled';
 
@@ -27,12 +28,15 @@ export interface HealthTarget {
   secrets: readonly string[];
 }
 
-/** Runs one check with a deadline; a check that throws or times out is an `error`, never a crash. */
-export async function checkOne(target: HealthTarget, timeoutMs: number): Promise<Health> {
+/**
+ * Runs one check with a deadline; a check that throws or times out is an `error`, never a crash.
+ * The latency is measured where the check leaves it out, and the texts are masked.
+ */
+export async function checkOne(target: HealthTarget, timeoutMs: number): Promise<MeasuredHealth> {
   const controller = new AbortController();
   const started = performance.now();
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<Health>((resolve) => {
+  const timeout = new Promise<MeasuredHealth>((resolve) => {
     timer = setTimeout(() => {
       controller.abort(new Error(`health check timed out after ${timeoutMs} ms`));
       resolve({ status: 'error', latencyMs: timeoutMs, error: `health check timed out after ${timeoutMs} ms` });
@@ -40,22 +44,19 @@ export async function checkOne(target: HealthTarget, timeoutMs: number): Promise
   });
   try {
     const h = await Promise.race([
-      target.instance.check(controller.signal).catch(
-        (err: unknown): Health => ({
-          status: 'error',
-          latencyMs: performance.now() - started,
-          error: (err as Error)?.message ?? String(err),
-        }),
+      target.instance.check(controller.signal).then(
+        (h) => measuredHealth(h, started, target.secrets),
+        (err: unknown): MeasuredHealth => ({ status: 'error', latencyMs: performance.now() - started, error: describeError(err, target.secrets) }),
       ),
       timeout,
     ]);
-    return { ...h, ...(h.error ? { error: redact(h.error, target.secrets) } : {}) };
+    return h;
   } finally {
     clearTimeout(timer);
   }
 }
 
-function toCapabilityHealth(provider: string, h: Health): CapabilityHealth {
+function toCapabilityHealth(provider: string, h: MeasuredHealth): CapabilityHealth {
   return {
     provider,
     status: h.status,

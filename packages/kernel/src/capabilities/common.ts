@@ -12,16 +12,31 @@ export type HealthStatus = 'connected' | 'degraded' | 'error';
 
 export interface Health {
   status: HealthStatus;
-  latencyMs: number;
+  /**
+   * How long the check took. A provider may leave it out: the kernel's instrumentation (and the
+   * health aggregation) measure the call and fill it in.
+   */
+  latencyMs?: number;
   detail?: string;
   /** Human-readable failure text. Never contains a secret (the kernel masks known secrets again). */
   error?: string;
 }
 
+/** A health answer with its latency measured (what the kernel's instrumentation and health aggregation return). */
+export type MeasuredHealth = Health & { latencyMs: number };
+
 export interface ProviderInstance {
-  /** Cheap, bounded, side-effect free. The kernel aborts the signal when the check times out. */
+  /**
+   * Cheap, bounded, side-effect free. The kernel aborts the signal when the check times out.
+   * Through the kernel, a check that throws is reported as an `error` health with its message
+   * masked, and one without `latencyMs` gets the measured time.
+   */
   check(signal: AbortSignal): Promise<Health>;
-  /** Idempotent. Releases connections, timers and workers. */
+  /**
+   * Releases connections, timers and workers. The kernel calls it once however often callers do,
+   * and rejects every later call of the capability's methods with `PROVIDER_CLOSED`: a provider
+   * needs no closed flag of its own.
+   */
   close(): Promise<void>;
 }
 

@@ -34,3 +34,31 @@ export interface EmailProvider extends ProviderInstance {
 export interface EmailFeatures {
   attachments?: boolean;
 }
+
+/**
+ * `sendBulk` for any provider: sends each message with `send` (`concurrency` at a time, default
+ * one after another) and reports each failure by its index, in index order, with its message
+ * (the kernel's instrumentation masks secrets in the result). A provider's `sendBulk` is usually
+ * `sendBulk(msgs) { return sendEach(msgs, (m) => this.send(m)); }`.
+ */
+export async function sendEach(
+  msgs: readonly EmailMessage[],
+  send: (msg: EmailMessage) => Promise<unknown>,
+  opts: { concurrency?: number } = {},
+): Promise<BulkResult> {
+  const failed: BulkResult['failed'] = [];
+  let next = 0;
+  const lane = async () => {
+    while (next < msgs.length) {
+      const index = next++;
+      try {
+        await send(msgs[index]!);
+      } catch (err) {
+        failed.push({ index, error: (err as { message?: unknown } | null)?.message ? String((err as Error).message) : String(err) });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 1, msgs.length)) }, lane));
+  failed.sort((a, b) => a.index - b.index);
+  return { sent: msgs.length - failed.length, failed };
+}
