@@ -1,5 +1,4 @@
 import { selectedPayment, syncPlanPrices } from '@apigate/gateway';
-import type { PaymentFeatures } from '@apigate/kernel';
 import type { Command } from 'commander';
 import { print, printJson, table } from '../output.js';
 import { CliError, withJson } from './common.js';
@@ -15,7 +14,7 @@ export function registerBilling(program: Command): void {
     await withKernel(['payment'], async (rt, kernel) => {
       const pay = selectedPayment(kernel);
       if (!pay) throw new CliError('no payment provider is selected (PAYMENT_PROVIDER=none); set PAYMENT_PROVIDER or payment.provider, e.g. stripe');
-      const features = kernel.active.find((a) => a.capability === 'payment')?.definition.features as PaymentFeatures | undefined;
+      const features = kernel.selected('payment')?.features;
       const rows = await syncPlanPrices({ store: rt.store, providerName: pay.name, payment: pay.payment, features });
       if (o.json) printJson(rows);
       else print(rows.length ? table(rows as never, ['planId', 'name', 'kind', 'priceId', 'changed']) : 'no plan has a price: nothing to sync');

@@ -41,7 +41,7 @@ export function registerCerts(program: Command): void {
   ).action(async (domains: string[], o: { json?: boolean; httpPort?: string }) =>
     withKernel(['cache', 'tls'], async (rt, kernel) => {
       const manager = tlsManager(kernel, rt.store, rt.logger);
-      const shared = (kernel.active.find((a) => a.capability === 'cache')?.definition.features as { shared?: boolean } | undefined)?.shared === true;
+      const shared = kernel.selected('cache')?.features.shared === true;
       // Progress goes to stderr with --json so stdout stays one JSON document.
       const progress = (line: string) => (o.json ? process.stderr.write(`${line}\n`) : print(line));
       let listener: RunningServer | undefined;

@@ -22,9 +22,9 @@ export async function withKernel<T>(only: readonly CapabilityName[], fn: (rt: Ru
 
 /** The selected provider's name and whether its jobs outlive this process. */
 export function queueInfo(kernel: Kernel): { name: string; durable: boolean } {
-  const a = kernel.active.find((p) => p.capability === 'queue');
+  const a = kernel.selected('queue');
   if (!a) throw new CliError('no queue provider is selected (QUEUE_PROVIDER=none); set QUEUE_PROVIDER to memory or redis');
-  return { name: a.name, durable: (a.definition.features as { durable?: boolean } | undefined)?.durable === true };
+  return { name: a.name, durable: a.features.durable === true };
 }
 
 const MEMORY_NOTE = 'the memory queue lives inside one process: this command sees only its own, empty queue (use QUEUE_PROVIDER=redis to share jobs)';

@@ -20,10 +20,10 @@ export function registerUsageExport(usage: Command): void {
       throw new CliError('--expires: expected a whole number of seconds from 1 to 604800 (7 days)');
     }
     await withKernel(['storage'], async (rt, kernel) => {
-      const active = kernel.active.find((a) => a.capability === 'storage');
+      const active = kernel.selected('storage');
       const storage = kernel.tryGet('storage');
       if (!active || !storage) throw new CliError('no storage provider is selected (STORAGE_PROVIDER=none); set STORAGE_PROVIDER to disk or s3');
-      const persistent = (active.definition.features as { persistent?: boolean } | undefined)?.persistent === true;
+      const persistent = active.features.persistent === true;
       const out = await exportUsage(rt.store, storage, month, { expiresInSeconds });
       if (o.json) {
         process.stdout.write(`${JSON.stringify({ month, storage: active.name, ...out, persistent }, null, 2)}\n`);

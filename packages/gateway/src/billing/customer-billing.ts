@@ -334,7 +334,7 @@ export class CustomerBilling {
 export function customerBillingFor(kernel: Kernel, o: { store: Store; logger: Logger; applier?: SubscriptionStateApplier; now?: () => Date }): CustomerBilling | undefined {
   const pay = selectedPayment(kernel);
   if (!pay) return undefined;
-  const features = kernel.active.find((a) => a.capability === 'payment')?.definition.features as PaymentFeatures | undefined;
+  const features = kernel.selected('payment')?.features;
   return new CustomerBilling({
     store: o.store,
     logger: o.logger,

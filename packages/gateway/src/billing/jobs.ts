@@ -1,4 +1,4 @@
-import { describeError, type Kernel, type Logger, type PaymentFeatures } from '@apigate/kernel';
+import { describeError, type Kernel, type Logger } from '@apigate/kernel';
 import type { SettingsStore } from '../store/settings.js';
 import type { Store } from '../store/store.js';
 import type { CustomerBilling } from './customer-billing.js';
@@ -43,7 +43,7 @@ export function startBillingJobs(o: { kernel: Kernel; store: Store; logger: Logg
   if (!billing) return { close: async () => {} };
   const queue = o.kernel.tryGet('queue');
   const cache = o.kernel.tryGet('cache');
-  const features = o.kernel.active.find((a) => a.capability === 'payment')?.definition.features as PaymentFeatures | undefined;
+  const features = o.kernel.selected('payment')?.features;
   const common = { store, logger, providerName: billing.providerName, payment: billing.payment, features };
   const stops: (() => Promise<void>)[] = [];
 

@@ -134,9 +134,9 @@ export function createPaymentWebhookApp(o: PaymentWebhookOptions): Hono {
 /** The selected payment provider with its webhook path, or undefined when payments are off. */
 export function selectedPayment(kernel: Kernel): { name: string; payment: PaymentProvider; path: string } | undefined {
   const payment = kernel.tryGet('payment');
-  const active = kernel.active.find((a) => a.capability === 'payment');
-  if (!payment || !active) return undefined;
-  return { name: active.name, payment, path: paymentWebhookPath(active.name, active.definition.features as { webhookPath?: string } | undefined) };
+  const selected = kernel.selected('payment');
+  if (!payment || !selected) return undefined;
+  return { name: selected.name, payment, path: paymentWebhookPath(selected.name, selected.features) };
 }
 
 /** True for addresses only this machine reaches. */
@@ -154,7 +154,7 @@ export function isLoopbackHost(host: string | undefined): boolean {
  */
 export function paymentWebhookRefusal(kernel: Kernel, providerName: string, bindHost: string | undefined): string | undefined {
   if (providerName !== 'dummy') return undefined;
-  const raw = kernel.active.find((a) => a.capability === 'payment')?.instance as { usesDevelopmentSecret?: boolean } | undefined;
+  const raw = kernel.selected('payment')?.instance as { usesDevelopmentSecret?: boolean } | undefined;
   if (raw?.usesDevelopmentSecret === false || isLoopbackHost(bindHost)) return undefined;
   return `payment webhooks of the dummy provider are NOT served (404): it signs with the public development secret and the server binds ${bindHost ?? 'an unknown address'}, so anyone could forge a paid plan; set PAYMENT_DUMMY_WEBHOOK_SECRET (or setting payment.dummy.webhook_secret) or bind 127.0.0.1`;
 }

@@ -83,7 +83,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const queue = kernel.tryGet('queue');
   if (!cache) throw new ApigateError('CACHE_REQUIRED', 'the gateway counts rate limits and quotas in the cache: set CACHE_PROVIDER to memory or redis');
   if (!queue) throw new ApigateError('QUEUE_REQUIRED', 'the gateway meters usage through the queue: set QUEUE_PROVIDER to memory or redis');
-  const durableQueue = (kernel.active.find((a) => a.capability === 'queue')?.definition.features as { durable?: boolean } | undefined)?.durable === true;
+  const durableQueue = kernel.selected('queue')?.features.durable === true;
   const domain = store.domain;
 
   const catalog = await GateCatalog.open(store, { logger, ...(o.pollIntervalMs ? { pollIntervalMs: o.pollIntervalMs } : {}) });
@@ -113,7 +113,8 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const handle = createProxyHandler({ catalog, limiter, quota, recorder, forwarder, notices, logger, now });
 
   // A memory queue that spools (provider-memory-queue's default) keeps queued batches for the next start too.
-  const queueKeeps = durableQueue || kernel.active.some((a) => a.capability === 'queue' && a.name === 'memory' && (a.instance as { spoolDir?: string }).spoolDir);
+  const selectedQueue = kernel.selected('queue');
+  const queueKeeps = durableQueue || (selectedQueue?.name === 'memory' && !!(selectedQueue.instance as { spoolDir?: string }).spoolDir);
 
   let closing: Promise<GatewayCloseReport> | undefined;
   const close = async (deadline: number | undefined): Promise<GatewayCloseReport> => {
