@@ -15,5 +15,15 @@ export { type RateLimiterOptions, type RateLimitResult, RateLimiter, rateLimitHe
 export { startUsageConsumer, usageBatchHandler } from './metering/consumer.js';
 export { type CloseSummary, USAGE_QUEUE, type UsageRecorderOptions, type UsageRecorderStats, UsageRecorder } from './metering/recorder.js';
 // The metering side's repository interface; the domain's UsageRepository class implements the tables behind it.
-export { type UsageBatch, type UsageRecord, type UsageRepository as UsageBatchRepository, type UsageRow, usageBatchSchema } from './metering/types.js';
+export {
+  addOverhead,
+  OVERHEAD_BUCKETS_MS,
+  overheadBucket,
+  overheadQuantile,
+  type UsageBatch,
+  type UsageRecord,
+  type UsageRepository as UsageBatchRepository,
+  type UsageRow,
+  usageBatchSchema,
+} from './metering/types.js';
 export { sendQuotaExceeded, sendRateLimited } from './limits/responses.js';

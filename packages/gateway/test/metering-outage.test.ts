@@ -20,6 +20,7 @@ const rec = (keyId: string, at = NOON): UsageRecord => ({
   bytesIn: 1,
   bytesOut: 2,
   latencyMs: 3,
+  overheadMs: 0.1,
   at,
 });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { startUsageConsumer } from '../src/metering/consumer.js';
 import { USAGE_QUEUE, UsageRecorder } from '../src/metering/recorder.js';
-import type { UsageBatch, UsageRecord } from '../src/metering/types.js';
+import { addOverhead, OVERHEAD_BUCKETS_MS, overheadBucket, overheadQuantile, type UsageBatch, type UsageRecord, usageBatchSchema } from '../src/metering/types.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { MemoryUsageRepository, memory } from './helpers/queues.js';
 
@@ -10,7 +10,7 @@ const { defer } = cleanupAfterEach();
 const NOON = Date.UTC(2026, 10, 27, 12, 0, 0);
 
 function rec(over: Partial<UsageRecord>): UsageRecord {
-  return { keyId: 'key_1', userId: 'usr_1', routeId: 'rt_1', status: 200, bytesIn: 0, bytesOut: 0, latencyMs: 1, at: NOON, ...over };
+  return { keyId: 'key_1', userId: 'usr_1', routeId: 'rt_1', status: 200, bytesIn: 0, bytesOut: 0, latencyMs: 1, overheadMs: 0.2, at: NOON, ...over };
 }
 
 /** A memory queue with the consumer running into an in-memory repository. */
@@ -32,8 +32,8 @@ describe('UsageRecorder', () => {
   it('sums requests per key, route and minute, and the consumer stores them', async () => {
     const { queue, repo } = await pipeline();
     const meter = recorder(queue, { instanceId: 'gw-a' });
-    meter.record(rec({ status: 200, bytesIn: 10, bytesOut: 100, latencyMs: 5, at: NOON + 5_000 }));
-    meter.record(rec({ status: 404, bytesIn: 0, bytesOut: 20, latencyMs: 15, at: NOON + 50_000 }));
+    meter.record(rec({ status: 200, bytesIn: 10, bytesOut: 100, latencyMs: 5, overheadMs: 0.5, at: NOON + 5_000 }));
+    meter.record(rec({ status: 404, bytesIn: 0, bytesOut: 20, latencyMs: 15, overheadMs: 3, at: NOON + 50_000 }));
     meter.record(rec({ status: 502, bytesIn: 3, bytesOut: 40, latencyMs: 7, at: NOON + 59_999 }));
     meter.record(rec({ status: 200, at: NOON + 60_000 })); // the next minute
     meter.record(rec({ keyId: 'key_2', userId: 'usr_2', at: NOON + 1_000 }));
@@ -56,6 +56,7 @@ describe('UsageRecorder', () => {
       bytesOut: 160,
       latencyMsTotal: 27,
       latencyMsMax: 15,
+      overhead: [1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0], // 0.2, 0.5 (bounds are inclusive) and 3 ms
     });
     expect(repo.rows.get(`key_1|rt_1|${NOON + 60_000}`)?.requests).toBe(1);
     expect(repo.rows.get(`key_2|rt_1|${NOON}`)?.userId).toBe('usr_2');
@@ -64,6 +65,29 @@ describe('UsageRecorder', () => {
 
     // Nothing new: nothing published.
     expect(await meter.flush()).toBe(0);
+  });
+
+  it('buckets overheads by inclusive upper bounds, and overheadQuantile reads the bound holding a quantile', () => {
+    expect(OVERHEAD_BUCKETS_MS).toEqual([0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, Number.POSITIVE_INFINITY]);
+    expect([0, 0.25, 0.2501, 1, 1.5, 256, 256.1, 1e9, Number.NaN].map(overheadBucket)).toEqual([0, 0, 1, 2, 3, 10, 11, 11, 11]);
+    const hist = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    for (let i = 0; i < 98; i++) hist[overheadBucket(0.3)]!++;
+    hist[overheadBucket(3)]!++;
+    hist[overheadBucket(300)]!++;
+    expect(overheadQuantile(hist, 0.5)).toBe(0.5);
+    expect(overheadQuantile(hist, 0.98)).toBe(0.5);
+    expect(overheadQuantile(hist, 0.99)).toBe(4);
+    expect(overheadQuantile(hist, 1)).toBe(Number.POSITIVE_INFINITY);
+    expect(overheadQuantile(hist, 0)).toBe(0.5); // the smallest request's bucket
+    expect(overheadQuantile(new Array(12).fill(0), 0.99)).toBe(0);
+    expect(overheadQuantile([], 0.5)).toBe(0);
+    const sum = [1, 2];
+    addOverhead(sum, [3, 0, 4]);
+    expect(sum).toEqual([4, 2, 4]);
+    // A batch without the histogram (an older gateway's) is still valid; one with a longer histogram is not.
+    const row = { keyId: 'k', userId: 'u', routeId: null, minute: NOON, requests: 1, clientErrors: 0, serverErrors: 0, bytesIn: 0, bytesOut: 0, latencyMsTotal: 1, latencyMsMax: 1 };
+    expect(usageBatchSchema.safeParse({ id: 'b', createdAt: 'x', rows: [row] }).success).toBe(true);
+    expect(usageBatchSchema.safeParse({ id: 'b', createdAt: 'x', rows: [{ ...row, overhead: new Array(13).fill(0) }] }).success).toBe(false);
   });
 
   it('splits a large flush into batches of maxRowsPerBatch, each its own job', async () => {

@@ -135,6 +135,9 @@ describe('Forwarder', () => {
     const result = await gw.result(1);
     expect(result).toMatchObject({ status: 201, outcome: 'ok', bytesIn: 7, bytesOut: 7 });
     expect(result.latencyMs).toBeGreaterThan(0);
+    // The gateway's own share: part of the latency, never all of it (the upstream's wait is left out).
+    expect(result.overheadMs).toBeGreaterThan(0);
+    expect(result.overheadMs).toBeLessThan(result.latencyMs);
   });
 
   it('keeps forwarded proto and host from a trusted proxy in front', async () => {

@@ -47,7 +47,7 @@ async function hotPath(limits: { perMinute: number; perMonth: number }) {
     const key = keys.get(String(req.headers['x-api-key'] ?? ''));
     if (!key) return sendJsonError(res, 401, 'INVALID_KEY', 'a valid API key is required in X-API-Key');
     const route = routes.match(req.url ?? '/');
-    const base = { keyId: key.keyId, userId: key.userId, routeId: route?.id ?? null, bytesIn: 0, bytesOut: 0, latencyMs: 0, at };
+    const base = { keyId: key.keyId, userId: key.userId, routeId: route?.id ?? null, bytesIn: 0, bytesOut: 0, latencyMs: 0, overheadMs: 0, at };
     if (!route) {
       sendJsonError(res, 404, 'NOT_FOUND', 'no route');
       return meter.record({ ...base, status: 404 });
@@ -64,7 +64,7 @@ async function hotPath(limits: { perMinute: number; perMonth: number }) {
     }
     for (const [h, v] of Object.entries(rateLimitHeaders(rl))) res.setHeader(h, v);
     const r = await forwarder.forward(req, res, route, key);
-    meter.record({ ...base, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, latencyMs: r.latencyMs });
+    meter.record({ ...base, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, latencyMs: r.latencyMs, overheadMs: r.overheadMs });
   };
   const gw = await listen((req, res) => void handle(req, res));
 

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '@apigate/kernel';
 import { RESERVED_PREFIXES } from '../domain/routes.js';
 import { hashApiKey, looksLikeApiKey } from '../domain/keys.js';
@@ -84,6 +85,7 @@ export function createProxyHandler(o: ProxyHandlerOptions): (req: IncomingMessag
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const arrived = performance.now(); // the gateway's added latency counts from here (UsageRecord.overheadMs)
     const at = now();
     const presented = presentedKey(req);
     if (!presented) return unauthorized(res, 'API_KEY_MISSING', 'an API key is required: send it as "X-API-Key: <key>" or "Authorization: Bearer <key>"');
@@ -118,7 +120,7 @@ export function createProxyHandler(o: ProxyHandlerOptions): (req: IncomingMessag
       const h = rateLimitHeaders(rl);
       for (const name in h) res.setHeader(name, h[name]!);
     }
-    const r = await forwarder.forward(req, res, route, { userId: rec.userId, planId: rec.planId, keyId: rec.keyId, credentialHeader: header });
+    const r = await forwarder.forward(req, res, route, { userId: rec.userId, planId: rec.planId, keyId: rec.keyId, credentialHeader: header }, arrived);
     recorder.record({
       keyId: rec.keyId,
       userId: rec.userId,
@@ -127,6 +129,7 @@ export function createProxyHandler(o: ProxyHandlerOptions): (req: IncomingMessag
       bytesIn: r.bytesIn,
       bytesOut: r.bytesOut,
       latencyMs: r.latencyMs,
+      overheadMs: r.overheadMs,
       at,
     });
   }

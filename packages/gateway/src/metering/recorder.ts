@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError, type Logger, type QueueProvider } from '@apigate/kernel';
-import { type UsageBatch, type UsageRecord, type UsageRow, usageBatchSchema } from './types.js';
+import { OVERHEAD_BUCKETS_MS, overheadBucket, type UsageBatch, type UsageRecord, type UsageRow, usageBatchSchema } from './types.js';
 
 export const USAGE_QUEUE = 'usage';
 
@@ -110,6 +110,7 @@ export class UsageRecorder {
         bytesOut: 0,
         latencyMsTotal: 0,
         latencyMsMax: 0,
+        overhead: new Array<number>(OVERHEAD_BUCKETS_MS.length).fill(0),
       };
       this.#rows.set(k, row);
     }
@@ -120,6 +121,7 @@ export class UsageRecorder {
     row.bytesOut += r.bytesOut;
     row.latencyMsTotal += r.latencyMs;
     if (r.latencyMs > row.latencyMsMax) row.latencyMsMax = r.latencyMs;
+    row.overhead![overheadBucket(r.overheadMs)]!++;
   }
 
   #seal(): void {

@@ -34,7 +34,15 @@ export interface ForwardResult {
   bytesIn: number;
   /** Response body bytes relayed to the client. */
   bytesOut: number;
+  /** From arrival (`arrivedAt` of forward(), else the call) to the last byte of the answer, ms. */
   latencyMs: number;
+  /**
+   * The gateway's own share of latencyMs, ms: arrival to the request handed to the upstream's
+   * connection, plus the upstream's response head to the client's head written (or, when the
+   * gateway answers itself after an upstream failure, to that answer written). The upstream's
+   * wait and the bodies' pace are left out; an answer made without the upstream (405, 503) counts whole.
+   */
+  overheadMs: number;
 }
 
 export interface ForwarderOptions {
@@ -168,6 +176,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #status = 0;
   #bytesOut = 0;
   #settled = false;
+  /** The gateway's own time so far (see ForwardResult.overheadMs). */
+  overheadMs = 0;
 
   constructor(
     private readonly res: ServerResponse,
@@ -198,6 +208,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       bytesIn: this.bytesIn.bytes,
       bytesOut: this.#bytesOut,
       latencyMs: performance.now() - this.started,
+      overheadMs: this.overheadMs,
     });
   }
 
@@ -208,10 +219,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onResponseStart(_c: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
     if (statusCode < 200) return; // 1xx: informational, the final answer follows
+    const t = performance.now();
     this.#status = statusCode;
     const out = responseHeaders(headers, this.res);
     if (statusMessage) this.res.writeHead(statusCode, statusMessage, out);
     else this.res.writeHead(statusCode, out);
+    this.overheadMs += performance.now() - t;
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -240,9 +253,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.#settle('upstream_error', 502);
       return;
     }
+    const t = performance.now();
     if (TIMEOUT_CODES.has(code)) {
       this.logger?.warn({ route: this.route.id, code }, `upstream timed out after ${this.timeoutMs} ms`);
       sendJsonError(this.res, 504, 'UPSTREAM_TIMEOUT', `the upstream did not answer within ${this.timeoutMs} ms`);
+      this.overheadMs += performance.now() - t;
       this.#settle('timeout', 504);
       return;
     }
@@ -254,8 +269,15 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
           ? 'the upstream host could not be resolved'
           : 'the upstream closed the connection without an answer';
     sendJsonError(this.res, 502, 'UPSTREAM_UNAVAILABLE', why);
+    this.overheadMs += performance.now() - t;
     this.#settle('unavailable', 502);
   }
+}
+
+/** The result of an answer the gateway made without the upstream: all of its time is overhead. */
+function answered(status: number, outcome: ForwardOutcome, started: number): ForwardResult {
+  const ms = performance.now() - started;
+  return { status, outcome, bytesIn: 0, bytesOut: 0, latencyMs: ms, overheadMs: ms };
 }
 
 /**
@@ -296,20 +318,22 @@ export class Forwarder {
   /**
    * Sends `req` to the route's upstream and streams the answer into `res`. Always resolves
    * (never rejects): upstream failures become 502/504 JSON answers and are reported in the result.
+   * `arrivedAt` (performance.now() when the request arrived) makes latency and overhead count
+   * the caller's work before this call too.
    */
-  forward(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, identity?: ProxyIdentity): Promise<ForwardResult> {
-    const started = performance.now();
+  forward(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, identity?: ProxyIdentity, arrivedAt?: number): Promise<ForwardResult> {
+    const started = arrivedAt ?? performance.now();
     const method = req.method ?? 'GET';
     if (route.methods && !route.methods.has(method)) {
       sendJsonError(res, 405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on this route`, { allow: route.allow });
-      return Promise.resolve({ status: 405, outcome: 'method_not_allowed', bytesIn: 0, bytesOut: 0, latencyMs: performance.now() - started });
+      return Promise.resolve(answered(405, 'method_not_allowed', started));
     }
     if (res.destroyed) {
-      return Promise.resolve({ status: 499, outcome: 'aborted', bytesIn: 0, bytesOut: 0, latencyMs: 0 });
+      return Promise.resolve({ status: 499, outcome: 'aborted', bytesIn: 0, bytesOut: 0, latencyMs: 0, overheadMs: 0 });
     }
     if (this.#closed) {
       sendJsonError(res, 503, 'SHUTTING_DOWN', 'the gateway is shutting down; retry shortly');
-      return Promise.resolve({ status: 503, outcome: 'unavailable', bytesIn: 0, bytesOut: 0, latencyMs: performance.now() - started });
+      return Promise.resolve(answered(503, 'unavailable', started));
     }
     const head = requestHead(req, identity, this.#opts.trustProxy);
     const counter = { bytes: 0 };
@@ -329,6 +353,8 @@ export class Forwarder {
         },
         handler,
       );
+      // The request is on an upstream connection (written, when one was free) or queued for one.
+      handler.overheadMs += performance.now() - started;
     });
   }
 

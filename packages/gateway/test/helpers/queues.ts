@@ -4,7 +4,7 @@ import memoryQueue from '@apigate/provider-memory-queue';
 import redisCache from '@apigate/provider-redis-cache';
 import redisQueue from '@apigate/provider-redis-queue';
 import { createForTest } from '@apigate/provider-testkit';
-import type { UsageBatch, UsageRepository, UsageRow } from '../../src/metering/types.js';
+import { addOverhead, type UsageBatch, type UsageRepository, type UsageRow } from '../../src/metering/types.js';
 import { REDIS_URL } from './caches.js';
 
 export interface TestQueue {
@@ -49,7 +49,7 @@ export class MemoryUsageRepository implements UsageRepository {
       const k = `${r.keyId}|${r.routeId ?? ''}|${r.minute}`;
       const have = this.rows.get(k);
       if (!have) {
-        this.rows.set(k, { ...r });
+        this.rows.set(k, { ...r, ...(r.overhead ? { overhead: [...r.overhead] } : {}) });
         continue;
       }
       have.requests += r.requests;
@@ -59,6 +59,7 @@ export class MemoryUsageRepository implements UsageRepository {
       have.bytesOut += r.bytesOut;
       have.latencyMsTotal += r.latencyMsTotal;
       have.latencyMsMax = Math.max(have.latencyMsMax, r.latencyMsMax);
+      if (r.overhead) addOverhead((have.overhead ??= []), r.overhead);
     }
     return true;
   }
