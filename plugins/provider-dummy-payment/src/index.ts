@@ -524,7 +524,6 @@ export class DummyPayment implements PaymentProvider {
   async check() {
     return {
       status: 'connected' as const,
-      latencyMs: 0,
       detail: `in memory: ${this.customers.size} customers, ${this.subscriptions.size} subscriptions`,
     };
   }

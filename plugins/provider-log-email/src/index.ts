@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import {
   assertEmailMessage,
-  type BulkResult,
   defineProvider,
   type EmailMessage,
   type EmailProvider,
   emailAddressOf,
   fields,
   type Logger,
+  sendEach,
   utf8,
   z,
 } from '@apigate/kernel';
@@ -102,17 +102,8 @@ export class LogEmail implements EmailProvider {
     return { messageId: logged.messageId };
   }
 
-  async sendBulk(msgs: EmailMessage[]): Promise<BulkResult> {
-    const result: BulkResult = { sent: 0, failed: [] };
-    for (const [index, msg] of msgs.entries()) {
-      try {
-        await this.send(msg);
-        result.sent++;
-      } catch (err) {
-        result.failed.push({ index, error: err instanceof Error ? err.message : String(err) });
-      }
-    }
-    return result;
+  sendBulk(msgs: EmailMessage[]) {
+    return sendEach(msgs, (m) => this.send(m));
   }
 
   /** The last messages logged, oldest first (copies). */
@@ -125,7 +116,7 @@ export class LogEmail implements EmailProvider {
   }
 
   async check() {
-    return { status: 'connected' as const, latencyMs: 0, detail: `logging only; ${this.kept.length} messages kept` };
+    return { status: 'connected' as const, detail: `logging only; ${this.kept.length} messages kept` };
   }
 
   async close() {}

@@ -51,7 +51,7 @@ export class LogNotification implements NotificationProvider {
   }
 
   async check() {
-    return { status: 'connected' as const, latencyMs: 0, detail: `logging only; ${this.kept.length} notifications kept` };
+    return { status: 'connected' as const, detail: `logging only; ${this.kept.length} notifications kept` };
   }
 
   async close() {}

@@ -106,7 +106,7 @@ export class MemoryCache implements CacheProvider {
   }
 
   async check() {
-    return { status: 'connected' as const, latencyMs: 0, detail: `${this.map.size} keys` };
+    return { status: 'connected' as const, detail: `${this.map.size} keys` };
   }
 
   async close() {

@@ -113,7 +113,6 @@ export interface MemoryQueueOptions {
 export class MemoryQueue implements QueueProvider {
   private readonly queues = new Map<string, QueueState>();
   private seq = 0;
-  private closing?: Promise<void>;
   /** Set once close() stops the queue: no more timers or hand-outs, only bookkeeping. */
   private stopped = false;
   private spooled = false;
@@ -143,17 +142,11 @@ export class MemoryQueue implements QueueProvider {
     return q;
   }
 
-  private assertOpen(): void {
-    if (this.closing) throw new Error('memory queue is closed');
-  }
-
   async publish<T>(queue: string, payload: T, opts?: PublishOptions): Promise<PublishResult> {
-    this.assertOpen();
     return this.add(queue, payload, opts);
   }
 
   async publishMany<T>(queue: string, items: { payload: T; opts?: PublishOptions }[]): Promise<PublishResult[]> {
-    this.assertOpen();
     return items.map((item) => this.add(queue, item.payload, item.opts));
   }
 
@@ -285,7 +278,6 @@ export class MemoryQueue implements QueueProvider {
 
   process<T>(queue: string, handler: JobHandler<T>, opts?: ProcessOptions): Worker {
     assertProcessArgs(queue, handler, opts);
-    this.assertOpen();
     const q = this.state(queue);
     const worker = new MemoryWorker(opts?.concurrency ?? 1, handler as JobHandler<unknown>, (w) => {
       const i = q.workers.indexOf(w);
@@ -325,7 +317,6 @@ export class MemoryQueue implements QueueProvider {
   }
 
   async retryFailed(queue: string, jobId?: string): Promise<number> {
-    this.assertOpen();
     const q = this.queues.get(queue);
     if (!q) return 0;
     const targets = jobId === undefined ? [...q.failed.values()] : [q.failed.get(jobId)].filter((e) => e !== undefined);
@@ -381,34 +372,31 @@ export class MemoryQueue implements QueueProvider {
   async check() {
     let waiting = 0;
     for (const q of this.queues.values()) waiting += q.waiting.size;
-    return { status: 'connected' as const, latencyMs: 0, detail: `${this.queues.size} queues, ${waiting} jobs waiting` };
+    return { status: 'connected' as const, detail: `${this.queues.size} queues, ${waiting} jobs waiting` };
   }
 
   /**
    * Stops taking jobs and waits for the running ones; with a spool folder, waits at most
    * `closeTimeoutMs`, then writes every job it still holds (a job still running as waiting) to
-   * the spool for the next start.
+   * the spool for the next start. The kernel calls it once.
    */
-  close(): Promise<void> {
-    this.closing ??= (async () => {
-      const workers = [...this.queues.values()].flatMap((q) => q.workers);
-      const finished = Promise.all(workers.map((w) => w.close()));
-      if (this.spoolDir) {
-        const ac = new AbortController();
-        await Promise.race([finished, sleep(this.closeTimeoutMs, undefined, { signal: ac.signal }).catch(() => undefined)]);
-        ac.abort();
-      } else await finished;
-      this.stopped = true;
-      for (const q of this.queues.values()) {
-        for (const e of q.jobs.values()) {
-          clearTimeout(e.timer);
-          e.timer = undefined;
-        }
+  async close(): Promise<void> {
+    const workers = [...this.queues.values()].flatMap((q) => q.workers);
+    const finished = Promise.all(workers.map((w) => w.close()));
+    if (this.spoolDir) {
+      const ac = new AbortController();
+      await Promise.race([finished, sleep(this.closeTimeoutMs, undefined, { signal: ac.signal }).catch(() => undefined)]);
+      ac.abort();
+    } else await finished;
+    this.stopped = true;
+    for (const q of this.queues.values()) {
+      for (const e of q.jobs.values()) {
+        clearTimeout(e.timer);
+        e.timer = undefined;
       }
-      this.spool();
-      if (this.spoolDir) process.off('exit', this.onExit);
-    })();
-    return this.closing;
+    }
+    this.spool();
+    if (this.spoolDir) process.off('exit', this.onExit);
   }
 
   /** Writes what the queue holds to the spool folder, once. Synchronous (it also runs on process exit). */

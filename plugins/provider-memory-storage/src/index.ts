@@ -126,7 +126,7 @@ export class MemoryStorage implements StorageProvider {
   }
 
   async check() {
-    return { status: 'connected' as const, latencyMs: 0, detail: `${this.objects.size} objects, ${this.bytes} bytes` };
+    return { status: 'connected' as const, detail: `${this.objects.size} objects, ${this.bytes} bytes` };
   }
 
   async close() {}
