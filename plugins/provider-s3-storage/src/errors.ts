@@ -1,4 +1,4 @@
-import { isRetryable, ProviderError, redact, statusOf } from '@apigate/kernel';
+import { isRetryable, ProviderError, statusOf } from '@apigate/kernel';
 
 /** S3 error codes that mean "try again later" even where the status alone would not say so. */
 const RETRYABLE_CODES = new Set([
@@ -68,20 +68,19 @@ export function isS3Retryable(err: unknown): boolean {
   return isRetryable(err);
 }
 
-/** One line about an SDK error: code, HTTP status and message, with secrets masked. */
-export function describeS3Error(err: unknown, secrets: readonly string[]): string {
+/** One line about an SDK error: code, HTTP status and message (the kernel masks secrets in it). */
+export function describeS3Error(err: unknown): string {
   const code = s3Code(err);
   const status = s3Status(err);
   const raw = (err as SdkError | null)?.message;
   // HEAD answers have no body, so the SDK's message is only "UnknownError" or the code again.
   const message = raw && raw !== code && raw !== 'UnknownError' ? raw : undefined;
   const head = [code, status ? `HTTP ${status}` : undefined].filter(Boolean).join(', ');
-  const text = [head && `(${head})`, message].filter(Boolean).join(' ') || String(err);
-  return redact(text, secrets);
+  return [head && `(${head})`, message].filter(Boolean).join(' ') || String(err);
 }
 
 /** Wraps an SDK failure as the kernel's ProviderError with the retry classification S3 needs. */
-export function toS3ProviderError(err: unknown, operation: string, what: string, secrets: readonly string[]): ProviderError {
+export function toS3ProviderError(err: unknown, operation: string, what: string): ProviderError {
   if (err instanceof ProviderError) return err;
   const code = s3Code(err);
   const status = s3Status(err);
@@ -90,7 +89,7 @@ export function toS3ProviderError(err: unknown, operation: string, what: string,
     provider: 's3',
     operation,
     retryable: isS3Retryable(err),
-    message: `${what}: ${describeS3Error(err, secrets)}`,
+    message: `${what}: ${describeS3Error(err)}`,
     ...(code ? { code } : {}),
     ...(status !== undefined ? { status } : {}),
     cause: err,

@@ -18,7 +18,6 @@ import {
   type ListResult,
   type ObjectInfo,
   type PutOptions,
-  redact,
   type SignedUrlOptions,
   type StorageProvider,
 } from '@apigate/kernel';
@@ -77,11 +76,8 @@ function totalSize(contentRange: string | undefined, contentLength: number | und
 
 export class S3Storage implements StorageProvider {
   readonly client: S3Client;
-  private readonly secrets: string[];
-  private closed = false;
 
   constructor(private readonly opts: S3StorageOptions) {
-    this.secrets = [opts.accessKeyId, opts.secretAccessKey].filter((s): s is string => !!s);
     this.client = new S3Client({
       region: opts.region,
       ...(opts.endpoint ? { endpoint: opts.endpoint, forcePathStyle: true } : {}),
@@ -105,7 +101,7 @@ export class S3Storage implements StorageProvider {
   private fail(err: unknown, operation: string, key?: string): never {
     if (err instanceof InvalidInputError) throw err;
     const what = key === undefined ? `bucket "${this.opts.bucket}"` : `"${key}" in bucket "${this.opts.bucket}"`;
-    throw toS3ProviderError(err, operation, what, this.secrets);
+    throw toS3ProviderError(err, operation, what);
   }
 
   async put(key: string, body: Uint8Array | string | Readable, opts: PutOptions = {}): Promise<ObjectInfo> {
@@ -278,13 +274,12 @@ export class S3Storage implements StorageProvider {
 
   /** HeadBucket: proves the endpoint answers, the bucket exists and the credentials may use it. */
   async check(signal: AbortSignal): Promise<Health> {
-    const started = performance.now();
     const where = this.opts.endpoint ? `${this.opts.endpoint}` : `AWS ${this.opts.region}`;
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.opts.bucket }), { abortSignal: signal });
-      return { status: 'connected', latencyMs: performance.now() - started, detail: `bucket "${this.opts.bucket}" at ${where}` };
+      return { status: 'connected', detail: `bucket "${this.opts.bucket}" at ${where}` };
     } catch (err) {
-      return { status: 'error', latencyMs: performance.now() - started, error: this.healthError(err, where) };
+      return { status: 'error', error: this.healthError(err, where) };
     }
   }
 
@@ -295,13 +290,11 @@ export class S3Storage implements StorageProvider {
     else if (status === 404) hint = 'bucket does not exist';
     else if (status === 301) hint = 'bucket is in another region: set S3_REGION';
     else if (status === undefined && /^E[A-Z]+$/.test(s3Code(err) ?? '')) hint = 'endpoint unreachable';
-    const detail = describeS3Error(err, this.secrets);
-    return redact(`bucket "${this.opts.bucket}" at ${where}: ${hint ? `${hint} ${detail}` : detail}`, this.secrets);
+    const detail = describeS3Error(err);
+    return `bucket "${this.opts.bucket}" at ${where}: ${hint ? `${hint} ${detail}` : detail}`;
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
     this.client.destroy();
   }
 }
