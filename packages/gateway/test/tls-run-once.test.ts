@@ -1,0 +1,126 @@
+// Several instances on one database and one cache (issue 13): for each set of names one
+// certificate manager orders (it takes the order lock) and the others load what it stored; a
+// certificate stored by another instance is served at the next handshake for its name.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { connect } from 'node:tls';
+import { createKernel, discoverPlugins, type Kernel, silentLogger } from '@apigate/kernel';
+import acme from '@apigate/provider-acme';
+import memoryCache from '@apigate/provider-memory-cache';
+import { type Pebble, startPebble } from '@apigate/provider-testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CertificateManager, createHttpApp, openStore, type RunningServer, type Store, startServer } from '../src/index.js';
+import { KEY_A } from './helpers.js';
+
+let pebble: Pebble;
+let roots: string[];
+let dataDir: string;
+let store: Store;
+let kernel: Kernel;
+let http: RunningServer;
+let clock: Date | undefined;
+const lines: string[][] = [[], []];
+let a: CertificateManager;
+let b: CertificateManager;
+
+beforeAll(async () => {
+  pebble = await startPebble();
+  roots = await pebble.roots();
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'apigate-gateway-tls-once-'));
+  store = await openStore({ dataDir, secretKey: KEY_A });
+  kernel = await createKernel({
+    catalog: await discoverPlugins({ builtins: [memoryCache, acme] }),
+    env: {
+      CACHE_PROVIDER: 'memory',
+      TLS_ACME_ENABLED: 'true',
+      TLS_ACME_DIRECTORY: pebble.directory,
+      TLS_ACME_CA_FILE: pebble.caFile,
+      TLS_ACME_EMAIL: 'ops@apigate.test',
+    },
+    settings: store.settings,
+    dataDir,
+    only: ['cache', 'tls'],
+  });
+  // Pebble dials this port for HTTP-01; the answers are in the one cache both managers share.
+  http = await startServer({ app: createHttpApp({ kernel, store, logger: silentLogger() }), port: pebble.httpPort, host: '127.0.0.1' });
+  const manager = () =>
+    new CertificateManager({ store, tls: kernel.get('tls'), cache: kernel.get('cache'), logger: silentLogger(), now: () => clock ?? new Date(), orderPollMs: 100 });
+  a = manager();
+  b = manager();
+}, 60_000);
+
+afterAll(async () => {
+  await http?.close();
+  await kernel?.close();
+  await store?.close();
+  await pebble?.close();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+/** The serial an HTTPS server with `manager`'s SNI callback presents for `servername`. */
+async function servedSerial(manager: CertificateManager, servername: string): Promise<string> {
+  const https = await startServer({ app: createHttpApp({ kernel, store, logger: silentLogger() }), port: 0, host: '127.0.0.1', tls: { SNICallback: manager.sniCallback } });
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      const s = connect({ host: '127.0.0.1', port: https.port, servername, ca: roots }, () => {
+        resolve(s.getPeerCertificate().serialNumber.toLowerCase().replace(/^0+/, ''));
+        s.end();
+      });
+      s.once('error', reject);
+    });
+  } finally {
+    await https.close();
+  }
+}
+const norm = (serial: string) => serial.toLowerCase().replace(/^0+/, '');
+
+describe('two certificate managers on one store and one cache', () => {
+  it('order a missing certificate once: one obtains it, the other loads it', async () => {
+    const [ra, rb] = await Promise.all([
+      a.ensure([['once.apigate.test', 'www.once.apigate.test']], (l) => lines[0]!.push(l)),
+      b.ensure([['www.once.apigate.test', 'once.apigate.test']], (l) => lines[1]!.push(l)),
+    ]);
+    const all = [ra, rb];
+    expect(all.flatMap((r) => r.failed)).toEqual([]);
+    expect(all.flatMap((r) => r.obtained)).toHaveLength(1);
+    expect(all.flatMap((r) => r.loaded)).toHaveLength(1);
+    const [got] = all.flatMap((r) => r.obtained);
+    const [loaded] = all.flatMap((r) => r.loaded);
+    expect(loaded!.serialNumber).toBe(got!.serialNumber);
+    const waiter = ra.loaded.length > 0 ? lines[0]! : lines[1]!;
+    expect(waiter).toContain('another instance is ordering the certificate for once.apigate.test, www.once.apigate.test; waiting for it');
+    expect(waiter.join('\n')).not.toContain('ordering a certificate for');
+    // Both serve it.
+    expect(await servedSerial(a, 'once.apigate.test')).toBe(norm(got!.serialNumber));
+    expect(await servedSerial(b, 'www.once.apigate.test')).toBe(norm(got!.serialNumber));
+  });
+
+  it('a certificate another instance stored is served at the next handshake for its name', async () => {
+    // b has read its snapshot and knows no certificate for the name.
+    expect(await b.secureContext('late.apigate.test')).toBeUndefined();
+    const t0 = Date.now();
+    const { obtained } = await a.ensure([['late.apigate.test']]);
+    expect(obtained).toHaveLength(1);
+    // A missing name re-reads the store at most every 2 s.
+    await new Promise((r) => setTimeout(r, Math.max(0, 2100 - (Date.now() - t0))));
+    expect(await servedSerial(b, 'late.apigate.test')).toBe(norm(obtained[0]!.serialNumber));
+  });
+
+  it('renew a due certificate once: one orders, the other loads the renewed one', async () => {
+    const before = (await a.certificates.get('late.apigate.test'))!;
+    // Ten days before it expires: due on both.
+    clock = new Date(before.notAfter.getTime() - 10 * 86_400_000);
+    try {
+      const [ra, rb] = await Promise.all([a.ensure([]), b.ensure([])]);
+      const renewed = [...ra.obtained, ...rb.obtained].filter((c) => c.domainsKey === 'late.apigate.test');
+      const loaded = [...ra.loaded, ...rb.loaded].filter((c) => c.domainsKey === 'late.apigate.test');
+      expect(renewed).toHaveLength(1);
+      expect(loaded.map((c) => c.serialNumber)).toEqual([renewed[0]!.serialNumber]);
+      expect(renewed[0]!.serialNumber).not.toBe(before.serialNumber);
+      expect([...ra.failed, ...rb.failed]).toEqual([]);
+    } finally {
+      clock = undefined;
+    }
+  });
+});
