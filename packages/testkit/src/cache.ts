@@ -2,11 +2,14 @@ import { randomBytes } from 'node:crypto';
 import type { CacheFeatures, CacheProvider } from '@apigate/kernel';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { instancePerTest } from './expectations.js';
+import { type DefinitionOf, describeSuite, resolveSuite, type SuiteSetup } from './suite.js';
 import { asBuffer, uniquePrefix } from './util.js';
 
 export interface CacheSuiteOptions {
   /** Title of the describe block (default "cache provider conformance"). */
   name?: string;
+  /** Timeout of each test in ms (default 30 s). */
+  timeout?: number;
   /**
    * A fresh instance, exactly as the gateway sees it: return `(await createForTest(def, config)).provider`
    * so calls go through the kernel's instrumentation. Called before every test; the suite closes it after.
@@ -20,6 +23,9 @@ export interface CacheSuiteOptions {
   additionalTests?: (get: () => CacheProvider) => void;
 }
 
+/** What `describeCacheProvider(definition, setup)` takes besides the setup every suite takes. */
+export interface CacheSuiteSetup extends SuiteSetup, Pick<CacheSuiteOptions, 'expiryWaitMs' | 'additionalTests'> {}
+
 const TEST_TIMEOUT = 30_000;
 /** Short enough to keep the suite quick, long enough that a loaded machine still sets it before it fires. */
 const SHORT_TTL = 150;
@@ -28,15 +34,22 @@ const LONG_TTL = 600_000;
 const text = (b: Uint8Array | undefined): string | undefined => (b === undefined ? undefined : Buffer.from(b).toString('utf8'));
 
 /**
- * The cache conformance suite. Every key lives under a prefix unique to this run and test, so
- * the suite can share a real backend (Redis) with other runs; each test clears its own prefix.
+ * The cache conformance suite. Each test gets a new instance of `definition`, made by
+ * `createForTest` from the setup's `config` and `secrets`. Every key lives under a prefix unique to
+ * this run and test, so the suite can share a real backend (Redis) with other runs; each test
+ * clears its own prefix.
  */
-export function describeCacheProvider(opts: CacheSuiteOptions): void {
+export function describeCacheProvider(definition: DefinitionOf<'cache'>, setup?: CacheSuiteSetup): void;
+/** @deprecated The 1.0 form: pass the definition and its config instead, `describeCacheProvider(definition, { config })`. */
+export function describeCacheProvider(opts: CacheSuiteOptions): void;
+export function describeCacheProvider(first: DefinitionOf<'cache'> | CacheSuiteOptions, setup?: CacheSuiteSetup): void {
+  const suite = resolveSuite('cache', 'cache provider conformance', first, setup);
+  const opts = suite.opts;
   const features = opts.features ?? {};
   const expiryWaitMs = opts.expiryWaitMs ?? 5_000;
   const runPrefix = uniquePrefix('cache');
 
-  describe(opts.name ?? 'cache provider conformance', () => {
+  describeSuite(suite, TEST_TIMEOUT, () => {
     let prefix = '';
     let testNo = 0;
     /** A key unique to this run and test. */
@@ -64,7 +77,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect(await c.get(k('missing'))).toBeUndefined();
           expect(await c.has(k('missing'))).toBe(false);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -79,7 +91,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           await c.set(k('a'), 'x');
           expect(text(await c.get(k('a')))).toBe('x');
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -93,7 +104,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect(text(await c.get(k('two')))).toBe('2');
           expect(text(await c.get(k('one:two')))).toBe('12');
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -109,7 +119,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect(await c.delete(k('never-set'))).toBe(false);
           expect(text(await c.get(k('keep')))).toBe('v');
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -124,7 +133,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect(got).toBeInstanceOf(Uint8Array);
           expect(asBuffer(got!).equals(Buffer.from(s, 'utf8'))).toBe(true);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -147,7 +155,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
             expect(Array.from(got!), key).toEqual(Array.from(want));
           }
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -163,7 +170,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
             expect(await c.has(k(key)), key).toBe(true);
           }
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -176,7 +182,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect(got).toBeInstanceOf(Uint8Array);
           expect(asBuffer(got!).equals(big)).toBe(true);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -191,7 +196,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           first![1] = 99;
           expect(Array.from((await c.get(k('copy')))!)).toEqual([1, 2, 3, 4]);
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -211,7 +215,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect(await c.has(k('long'))).toBe(true);
           expect(await c.has(k('forever'))).toBe(true);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -224,7 +227,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           await expired(c, k('control'));
           expect(text(await c.get(k('reset')))).toBe('w');
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -243,7 +245,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           await expired(c, k('m2'));
           expect(await c.has(k('stay'))).toBe(true);
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -261,7 +262,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect(await c.increment(k('neg'), -2)).toBe(-2);
           expect(await c.increment(k('neg'), -2)).toBe(-4);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -272,7 +272,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect(await c.increment(k('s'))).toBe(42);
           expect(text(await c.get(k('s')))).toBe('42');
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -295,7 +294,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           });
           expect(text(await c.get(k('word')))).toBe('not a number');
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -309,7 +307,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect(await c.get(k('existing'))).toBeDefined();
           expect(await c.increment(k('existing'))).toBe(3);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -325,7 +322,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect(await c.increment(k('seeded'), 1, { initial: 60, ttlMs: LONG_TTL })).toBe(61);
           expect(await c.increment(k('seeded'), 1, { initial: 60 })).toBe(62);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -340,7 +336,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
             interval: 25,
           });
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -351,7 +346,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect([...results].sort((a, b) => a - b)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
           expect(text(await c.get(k('hot')))).toBe('200');
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -370,7 +364,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect(text(got[3])).toBe('A');
           expect(await c.getMany([])).toEqual([]);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -386,7 +379,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect(got.slice(0, 50).map(text)).toEqual(Array.from({ length: 50 }, (_, i) => `v${i}`));
           expect(Array.from(got[50]!)).toEqual([0, 1, 0xff]);
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -410,7 +402,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect(text(await c.get(k('other')))).toBe('e');
           expect(await c.clear(k('users:'))).toBe(0);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -429,7 +420,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect(text(await c.get(k('aXbYc:1')))).toBe('glob match only');
           expect(text(await c.get(k('a\\*b')))).toBe('backslash');
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -443,7 +433,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect(await c.has(k('bulk:249'))).toBe(false);
           expect(await c.has(k('bulkier'))).toBe(true);
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -475,7 +464,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
             expect(after.misses - before.misses).toBe(3);
           }
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -487,7 +475,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           expect(health.latencyMs).toBeGreaterThanOrEqual(0);
           expect(Number.isFinite(health.latencyMs)).toBe(true);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -501,7 +488,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
           await get().set(k('after-close'), 'v');
           expect(await get().has(k('after-close'))).toBe(true);
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -521,7 +507,6 @@ export function describeCacheProvider(opts: CacheSuiteOptions): void {
             await other.close();
           }
         },
-        TEST_TIMEOUT,
       );
     }
 

@@ -1,7 +1,9 @@
-import { type EmailFeatures, type EmailMessage, type EmailProvider, isRetryable, ProviderError } from '@apigate/kernel';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { EmailFeatures, EmailMessage, EmailProvider } from '@apigate/kernel';
+import { describe, expect, it, vi } from 'vitest';
 import { ARRIVAL_TIMEOUT_MS, expectFinalRejection, instancePerTest, lifecycleTests, token } from './expectations.js';
+import { describeFailingServer, expectRetryable } from './failing-server.js';
 import { closedSmtpPort, type SmtpStub, startSmtpStub } from './smtp-stub.js';
+import { type DefinitionOf, describeSuite, resolveSuite, type SuiteSetup, type TestConfig } from './suite.js';
 
 export interface ReceivedAttachment {
   filename: string;
@@ -39,6 +41,8 @@ export interface EmailSuiteContext {
 
 export interface EmailSuiteOptions {
   name?: string;
+  /** Timeout of each test in ms (default 30 s). */
+  timeout?: number;
   /** Called before each test; the suite closes the instance after it. */
   create: () => EmailProvider | Promise<EmailProvider>;
   /** The provider's declared features (`definition.features`). */
@@ -62,6 +66,19 @@ export interface EmailSmtpServerOptions {
   timeoutMs?: number;
 }
 
+/** What `describeEmailProvider(definition, setup)` takes besides the setup every suite takes. */
+export interface EmailSuiteSetup extends SuiteSetup, Pick<EmailSuiteOptions, 'inbox' | 'defaultFrom' | 'additionalTests'> {
+  /**
+   * For SMTP providers: the config fields that point an instance at `host:port` in plain text (no
+   * TLS, no auth) with its timeout set to `timeoutMs`, merged over the suite's `config` and
+   * `secrets` (`undefined` leaves a field out, e.g. a username). The suite then runs its
+   * server-failure tests against a stub SMTP server it controls.
+   */
+  smtpServer?: { config: (server: { host: string; port: number }) => TestConfig; timeoutMs?: number };
+}
+
+const TEST_TIMEOUT = 30_000;
+
 /** Lower-cased bare address: `"A" <a@x.org>` and `A@X.org` compare equal. */
 export function bareAddress(value: string | undefined): string {
   const m = /<([^<>]+)>\s*$/.exec(value ?? '');
@@ -79,10 +96,18 @@ const BINARY = Uint8Array.from({ length: 256 }, (_v, i) => i);
 
 /**
  * Conformance suite for email providers: what `send` and `sendBulk` accept, return and reject,
- * and, given an `inbox`, what actually arrived, field by field.
+ * and, given an `inbox`, what actually arrived, field by field. Each test gets a new instance of
+ * `definition`, made by `createForTest` from the setup's `config` and `secrets`.
  */
-export function describeEmailProvider(opts: EmailSuiteOptions): void {
-  describe(opts.name ?? 'email provider conformance', () => {
+export function describeEmailProvider(definition: DefinitionOf<'email'>, setup?: EmailSuiteSetup): void;
+/** @deprecated The 1.0 form: pass the definition and its config instead, `describeEmailProvider(definition, { config })`. */
+export function describeEmailProvider(opts: EmailSuiteOptions): void;
+export function describeEmailProvider(first: DefinitionOf<'email'> | EmailSuiteOptions, setup?: EmailSuiteSetup): void {
+  const suite = resolveSuite('email', 'email provider conformance', first, setup, (make, s) => ({
+    smtpServer: s.smtpServer && { create: (server) => make(s.smtpServer!.config(server)), timeoutMs: s.smtpServer.timeoutMs },
+  }));
+  const opts = suite.opts;
+  describeSuite(suite, TEST_TIMEOUT, () => {
     const provider = instancePerTest('email', opts.create);
 
     const inbox = opts.inbox;
@@ -318,92 +343,61 @@ export function describeEmailProvider(opts: EmailSuiteOptions): void {
  */
 function smtpFailureTests(opts: EmailSmtpServerOptions): void {
   const timeoutMs = opts.timeoutMs ?? 2000;
-  describe('when the SMTP server fails', () => {
-    let stub: SmtpStub;
-    let instance: EmailProvider | undefined;
-    beforeEach(async () => {
-      stub = await startSmtpStub();
-    });
-    afterEach(async () => {
-      await instance?.close();
-      instance = undefined;
-      await stub.close();
-    });
-    const make = async (port = stub.port): Promise<EmailProvider> => {
-      instance = await opts.create({ host: stub.host, port });
-      return instance;
-    };
+  const server = { start: startSmtpStub, address: (stub: SmtpStub) => ({ host: stub.host, port: stub.port }), create: opts.create };
+  describeFailingServer('when the SMTP server fails', server, ({ server: stub, make, failure }) => {
     const message = (label: string): EmailMessage => ({
       from: 'sender@example.com',
       to: ['alice@example.com'],
       subject: `conformance ${label} ${token()}`,
       text: 'Body.',
     });
-    const failure = async (p: EmailProvider, what: string): Promise<ProviderError> => {
-      let sent = false;
-      let error: unknown;
-      await p.send(message(what)).then(
-        () => {
-          sent = true;
-        },
-        (e: unknown) => {
-          error = e;
-        },
-      );
-      expect(sent, `send resolved although ${what}`).toBe(false);
-      expect(error, 'send should reject with a ProviderError (through createForTest)').toBeInstanceOf(ProviderError);
-      return error as ProviderError;
-    };
+    const down = async () => ({ host: '127.0.0.1', port: await closedSmtpPort() });
+    const sendFailure = async (p: EmailProvider, what: string) => failure(p.send(message(what)), what);
 
     it('sends through the stub server (the failure tests start from here)', async () => {
       await (await make()).send(message('stub'));
-      expect(stub.accepted).toBe(1);
+      expect(stub().accepted).toBe(1);
     });
 
     it('rejects as final when the server refuses the recipient (550)', async () => {
-      stub.setMode('reject-recipient');
-      const err = await failure(await make(), 'the server refused the recipient');
-      expect(isRetryable(err), `a 550 must be final: ${err.message}`).toBe(false);
+      stub().setMode('reject-recipient');
+      expectRetryable(await sendFailure(await make(), 'the server refused the recipient'), false, 'a 550');
     });
 
     it('rejects as retryable when the server fails the message temporarily (451)', async () => {
-      stub.setMode('temporary-failure');
-      const err = await failure(await make(), 'the server answered 451');
-      expect(isRetryable(err), `a 451 must be retryable: ${err.message}`).toBe(true);
+      stub().setMode('temporary-failure');
+      expectRetryable(await sendFailure(await make(), 'the server answered 451'), true, 'a 451');
     });
 
     it('rejects as retryable when the server is unavailable (421)', async () => {
-      stub.setMode('unavailable');
-      const err = await failure(await make(), 'the server answered 421');
-      expect(isRetryable(err), `a 421 must be retryable: ${err.message}`).toBe(true);
+      stub().setMode('unavailable');
+      expectRetryable(await sendFailure(await make(), 'the server answered 421'), true, 'a 421');
     });
 
     it('rejects as retryable when nothing listens', async () => {
-      const err = await failure(await make(await closedSmtpPort()), 'nothing listens');
-      expect(isRetryable(err), `a refused connection must be retryable: ${err.message}`).toBe(true);
+      expectRetryable(await sendFailure(await make(await down()), 'nothing listens'), true, 'a refused connection');
     });
 
     it(
       'rejects as retryable when the server never greets, within its timeout',
       async () => {
-        stub.setMode('silent');
+        stub().setMode('silent');
         const started = Date.now();
-        const err = await failure(await make(), 'the server never greeted');
-        expect(isRetryable(err), `no greeting must be retryable: ${err.message}`).toBe(true);
+        expectRetryable(await sendFailure(await make(), 'the server never greeted'), true, 'no greeting');
         expect(Date.now() - started, 'time until send gave up').toBeLessThan(timeoutMs + 10_000);
       },
       timeoutMs + 20_000,
     );
 
     it('reports a refused message in sendBulk instead of counting it sent', async () => {
-      stub.setMode('reject-recipient');
+      stub().setMode('reject-recipient');
       const result = await (await make()).sendBulk([message('bulk-a'), message('bulk-b')]);
       expect(result.sent).toBe(0);
       expect(result.failed.map((f) => f.index)).toEqual([0, 1]);
     });
 
     it('check() is not connected while nothing listens', async () => {
-      const health = await (await make(await closedSmtpPort())).check(AbortSignal.timeout(10_000));
+      const health = await (await make(await down())).check(AbortSignal.timeout(10_000));
       expect(health.status, 'check() of an SMTP server that is down').not.toBe('connected');
     });
   });

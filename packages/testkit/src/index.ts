@@ -14,3 +14,5 @@ export * from './storage.js';
 export * from './util.js';
 export * from './tls.js';
 export * from './pebble.js';
+export * from './suite.js';
+export * from './failing-server.js';

@@ -1,8 +1,10 @@
 import { inspect } from 'node:util';
-import { isRetryable, NOTIFICATION_SEVERITIES, type Notification, type NotificationProvider, ProviderError, type Severity } from '@apigate/kernel';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { NOTIFICATION_SEVERITIES, type Notification, type NotificationProvider, type ProviderError, type Severity } from '@apigate/kernel';
+import { describe, expect, it, vi } from 'vitest';
 import { ARRIVAL_TIMEOUT_MS, expectFinalRejection, instancePerTest, lifecycleTests, token } from './expectations.js';
+import { describeFailingServer, expectRetryable } from './failing-server.js';
 import { closedReceiverUrl, startTestReceiver, type TestReceiver } from './receiver.js';
+import { type DefinitionOf, describeSuite, resolveSuite, type SuiteSetup, type TestConfig } from './suite.js';
 
 export interface NotificationSuiteContext {
   /** The instance made by `create` for the current test. */
@@ -11,6 +13,8 @@ export interface NotificationSuiteContext {
 
 export interface NotificationSuiteOptions {
   name?: string;
+  /** Timeout of each test in ms (default 30 s). */
+  timeout?: number;
   /** Called before each test; the suite closes the instance after it. */
   create: () => NotificationProvider | Promise<NotificationProvider>;
   /**
@@ -37,6 +41,18 @@ export interface NotificationReceiverOptions {
   timeoutMs?: number;
 }
 
+/** What `describeNotificationProvider(definition, setup)` takes besides the setup every suite takes. */
+export interface NotificationSuiteSetup extends SuiteSetup, Pick<NotificationSuiteOptions, 'received' | 'additionalTests'> {
+  /**
+   * For providers that deliver by HTTP to a configured URL: the config fields that point an
+   * instance at `url` with its request timeout set to `timeoutMs`, merged over the suite's `config`
+   * and `secrets`. The suite then runs its receiver-failure tests against a local receiver it controls.
+   */
+  receiver?: { config: (url: string) => TestConfig; timeoutMs?: number };
+}
+
+const TEST_TIMEOUT = 30_000;
+
 /** A valid notification with a unique id; override any field. */
 export function sampleNotification(over: Partial<Notification> = {}): Notification {
   const id = `ntf_conformance_${token()}`;
@@ -53,9 +69,20 @@ export function sampleNotification(over: Partial<Notification> = {}): Notificati
 
 const serialise = (item: unknown): string => (typeof item === 'string' ? item : JSON.stringify(item) ?? '');
 
-/** Conformance suite for notification providers: what `notify` accepts and rejects and, given `received`, what arrived. */
-export function describeNotificationProvider(opts: NotificationSuiteOptions): void {
-  describe(opts.name ?? 'notification provider conformance', () => {
+/**
+ * Conformance suite for notification providers: what `notify` accepts and rejects and, given
+ * `received`, what arrived. Each test gets a new instance of `definition`, made by `createForTest`
+ * from the setup's `config` and `secrets`.
+ */
+export function describeNotificationProvider(definition: DefinitionOf<'notification'>, setup?: NotificationSuiteSetup): void;
+/** @deprecated The 1.0 form: pass the definition and its config instead, `describeNotificationProvider(definition, { config })`. */
+export function describeNotificationProvider(opts: NotificationSuiteOptions): void;
+export function describeNotificationProvider(first: DefinitionOf<'notification'> | NotificationSuiteOptions, setup?: NotificationSuiteSetup): void {
+  const suite = resolveSuite('notification', 'notification provider conformance', first, setup, (make, s) => ({
+    receiver: s.receiver && { create: (url) => make(s.receiver!.config(url)), timeoutMs: s.receiver.timeoutMs },
+  }));
+  const opts = suite.opts;
+  describeSuite(suite, TEST_TIMEOUT, () => {
     const provider = instancePerTest('notification', opts.create);
 
     const received = opts.received;
@@ -157,47 +184,23 @@ export function describeNotificationProvider(opts: NotificationSuiteOptions): vo
  */
 function receiverFailureTests(opts: NotificationReceiverOptions): void {
   const timeoutMs = opts.timeoutMs ?? 2000;
-  describe('when the receiver fails', () => {
-    let receiver: TestReceiver;
-    let instance: NotificationProvider | undefined;
-    beforeEach(async () => {
-      receiver = await startTestReceiver();
-    });
-    afterEach(async () => {
-      await instance?.close();
-      instance = undefined;
-      await receiver.close();
-    });
-    const make = async (url = receiver.url): Promise<NotificationProvider> => {
-      instance = await opts.create(url);
-      return instance;
-    };
-    const noSecretIn = (what: string, value: unknown, secret = receiver.secret) => {
+  const server = { start: startTestReceiver, address: (r: TestReceiver) => r.url, create: opts.create };
+  describeFailingServer('when the receiver fails', server, ({ server: receiver, make, failure }) => {
+    const noSecretIn = (what: string, value: unknown, secret = receiver().secret) => {
       expect(inspect(value, { depth: 10 }), `${what} must not contain the secret part of the URL`).not.toContain(secret);
     };
     /** The rejection of `notify`, checked to be a ProviderError without the secret. */
-    const failure = async (p: NotificationProvider, n: Notification, secret?: string): Promise<ProviderError> => {
-      let settled = false;
-      let error: unknown;
-      await p.notify(n).then(
-        () => {
-          settled = true;
-        },
-        (e: unknown) => {
-          error = e;
-        },
-      );
-      expect(settled, 'notify resolved although the receiver did not accept the notification').toBe(false);
-      expect(error, 'notify should reject with a ProviderError (through createForTest)').toBeInstanceOf(ProviderError);
+    const notifyFailure = async (p: NotificationProvider, secret?: string): Promise<ProviderError> => {
+      const error = await failure(p.notify(sampleNotification()), 'the receiver did not accept the notification');
       noSecretIn('the error', error, secret);
-      return error as ProviderError;
+      return error;
     };
 
     it('delivers to the receiver once (the failure tests start from here)', async () => {
       const p = await make();
       const n = sampleNotification();
       await p.notify(n);
-      expect(receiver.posts().filter((r) => r.body.includes(n.id))).toHaveLength(1);
+      expect(receiver().posts().filter((r) => r.body.includes(n.id))).toHaveLength(1);
     });
 
     for (const [status, headers] of [
@@ -206,26 +209,24 @@ function receiverFailureTests(opts: NotificationReceiverOptions): void {
       [429, { 'retry-after': '7' }],
     ] as const) {
       it(`rejects as retryable when the receiver answers ${status}`, async () => {
-        receiver.setMode({ kind: 'answer', status, body: 'receiver failure', headers });
-        const err = await failure(await make(), sampleNotification());
-        expect(receiver.posts().length, 'the receiver got the POST').toBeGreaterThanOrEqual(1);
-        expect(isRetryable(err), `a ${status} must be retryable: ${err.message}`).toBe(true);
+        receiver().setMode({ kind: 'answer', status, body: 'receiver failure', headers });
+        const err = await notifyFailure(await make());
+        expect(receiver().posts().length, 'the receiver got the POST').toBeGreaterThanOrEqual(1);
+        expectRetryable(err, true, `a ${status}`);
       });
     }
 
     it('rejects as final when the receiver answers 400', async () => {
-      receiver.setMode({ kind: 'answer', status: 400, body: 'invalid_payload' });
-      const err = await failure(await make(), sampleNotification());
-      expect(isRetryable(err), `a 400 must be final: ${err.message}`).toBe(false);
+      receiver().setMode({ kind: 'answer', status: 400, body: 'invalid_payload' });
+      expectRetryable(await notifyFailure(await make()), false, 'a 400');
     });
 
     it(
       'rejects as retryable when the receiver never answers, within its timeout',
       async () => {
-        receiver.setMode({ kind: 'hang' });
+        receiver().setMode({ kind: 'hang' });
         const started = Date.now();
-        const err = await failure(await make(), sampleNotification());
-        expect(isRetryable(err), `no answer must be retryable: ${err.message}`).toBe(true);
+        expectRetryable(await notifyFailure(await make()), true, 'no answer');
         expect(Date.now() - started, 'time until notify gave up').toBeLessThan(timeoutMs + 10_000);
       },
       timeoutMs + 20_000,
@@ -233,21 +234,20 @@ function receiverFailureTests(opts: NotificationReceiverOptions): void {
 
     it('rejects as retryable when nothing listens at the URL', async () => {
       const down = await closedReceiverUrl();
-      const err = await failure(await make(down.url), sampleNotification(), down.secret);
-      expect(isRetryable(err), `a refused connection must be retryable: ${err.message}`).toBe(true);
+      expectRetryable(await notifyFailure(await make(down.url), down.secret), true, 'a refused connection');
     });
 
     it('resolves only after the receiver answered', async () => {
-      receiver.setMode({ kind: 'hold' });
+      receiver().setMode({ kind: 'hold' });
       const p = await make();
       let settled = false;
       const done = p.notify(sampleNotification()).finally(() => {
         settled = true;
       });
-      await vi.waitFor(() => expect(receiver.pending(), 'the receiver got the whole POST').toBe(1), { timeout: ARRIVAL_TIMEOUT_MS, interval: 20 });
+      await vi.waitFor(() => expect(receiver().pending(), 'the receiver got the whole POST').toBe(1), { timeout: ARRIVAL_TIMEOUT_MS, interval: 20 });
       await new Promise((r) => setTimeout(r, 300));
       expect(settled, 'notify settled before the receiver answered').toBe(false);
-      receiver.release();
+      receiver().release();
       await expect(done).resolves.toBeUndefined();
     });
 
@@ -259,7 +259,7 @@ function receiverFailureTests(opts: NotificationReceiverOptions): void {
     });
 
     it('check() is not connected while the receiver answers 503, and names no secret', async () => {
-      receiver.setMode({ kind: 'answer', status: 503, body: 'down for maintenance' });
+      receiver().setMode({ kind: 'answer', status: 503, body: 'down for maintenance' });
       const health = await (await make()).check(AbortSignal.timeout(10_000));
       expect(health.status, 'check() of a receiver answering 503').not.toBe('connected');
       noSecretIn('check()', health);

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { OAuthProfile, OAuthProvider } from '@apigate/kernel';
 import { describe, expect, it } from 'vitest';
 import { expectFinalRejection, instancePerTest, lifecycleTests } from './expectations.js';
+import { type DefinitionOf, describeSuite, resolveSuite, type SuiteSetup } from './suite.js';
 
 import { OAUTH_TEST_REDIRECT_URI } from './oauth-idp.js';
 
@@ -36,6 +37,8 @@ export interface OAuthSuiteContext {
 
 export interface OAuthSuiteOptions {
   name?: string;
+  /** Timeout of each test in ms (default 30 s). */
+  timeout?: number;
   /** Called before each test; the suite closes the instance after it. */
   create: () => OAuthProvider | Promise<OAuthProvider>;
   /**
@@ -55,6 +58,12 @@ export interface OAuthSuiteOptions {
   additionalTests?: (ctx: OAuthSuiteContext) => void;
 }
 
+/** What `describeOAuthProvider(definition, setup)` takes besides the setup every suite takes. */
+export interface OAuthSuiteSetup
+  extends SuiteSetup,
+    Pick<OAuthSuiteOptions, 'authorize' | 'protocol' | 'redirectUri' | 'scopes' | 'expectedProfile' | 'additionalTests'> {}
+
+const TEST_TIMEOUT = 30_000;
 const random = (bytes: number): string => randomBytes(bytes).toString('base64url');
 const s256 = (verifier: string): string => createHash('sha256').update(verifier).digest('base64url');
 
@@ -96,9 +105,14 @@ export async function completeLogin(
  * callbacks that must fail: wrong or missing state, replayed, invalid or unverifiable codes,
  * a wrong nonce (OIDC) and an error redirect from the identity provider.
  */
-export function describeOAuthProvider(opts: OAuthSuiteOptions): void {
+export function describeOAuthProvider(definition: DefinitionOf<'oauth'>, setup: OAuthSuiteSetup): void;
+/** @deprecated The 1.0 form: pass the definition and its config instead, `describeOAuthProvider(definition, { config, ... })`. */
+export function describeOAuthProvider(opts: OAuthSuiteOptions): void;
+export function describeOAuthProvider(first: DefinitionOf<'oauth'> | OAuthSuiteOptions, setup?: OAuthSuiteSetup): void {
+  const suite = resolveSuite('oauth', 'oauth provider conformance', first, setup);
+  const opts = suite.opts;
   const redirectUri = opts.redirectUri ?? OAUTH_TEST_REDIRECT_URI;
-  describe(opts.name ?? 'oauth provider conformance', () => {
+  describeSuite(suite, TEST_TIMEOUT, () => {
     const provider = instancePerTest('oauth', opts.create);
 
     const start = () => startLogin(provider(), redirectUri);

@@ -9,6 +9,7 @@ import {
 } from '@apigate/kernel';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { expectFinalRejection, instancePerTest, lifecycleTests, rejectionOf, token } from './expectations.js';
+import { type DefinitionOf, describeSuite, resolveSuite, type SuiteSetup, type TestConfigSource } from './suite.js';
 
 /**
  * What a webhook should say, in the kernel's terms: a `PaymentEvent` without `raw`. The provider's
@@ -61,6 +62,8 @@ export interface Subscribed {
 
 export interface PaymentSuiteOptions {
   name?: string;
+  /** Timeout of each test in ms (default 30 s). */
+  timeout?: number;
   /** Called before each test; the suite closes the instance after it. */
   create: () => PaymentProvider | Promise<PaymentProvider>;
   /** The provider's declared features (`definition.features`). */
@@ -93,6 +96,22 @@ export interface PaymentSuiteOptions {
   additionalTests?: (ctx: PaymentSuiteContext) => void;
 }
 
+/** What `describePaymentProvider(definition, setup)` takes besides the setup every suite takes. */
+export interface PaymentSuiteSetup
+  extends SuiteSetup,
+    Pick<
+      PaymentSuiteOptions,
+      'signWebhook' | 'signatureHasTimestamp' | 'modeCheck' | 'completeCheckout' | 'usageTotal' | 'additionalTests'
+    > {
+  /**
+   * Config fields, merged over `config` and `secrets`, that point an instance at a provider API
+   * nobody answers (a closed port), to prove verifyWebhook makes no network call. Absent: the suite
+   * cannot check that part.
+   */
+  offlineConfig?: TestConfigSource;
+}
+
+const TEST_TIMEOUT = 30_000;
 const DAY_MS = 86_400_000;
 const wholeSeconds = (d: Date): Date => new Date(Math.floor(d.getTime() / 1000) * 1000);
 
@@ -111,9 +130,20 @@ function expectSubscription(got: SubscriptionState, want: Partial<SubscriptionSt
   if (currentPeriodEnd) expect(got.currentPeriodEnd?.getTime()).toBe(currentPeriodEnd.getTime());
 }
 
-/** Conformance suite for payment providers: catalogue, checkout, subscriptions, usage and webhooks. */
-export function describePaymentProvider(opts: PaymentSuiteOptions): void {
-  describe(opts.name ?? 'payment provider conformance', () => {
+/**
+ * Conformance suite for payment providers: catalogue, checkout, subscriptions, usage and webhooks.
+ * Each test gets a new instance of `definition`, made by `createForTest` from the setup's `config`
+ * and `secrets`.
+ */
+export function describePaymentProvider(definition: DefinitionOf<'payment'>, setup: PaymentSuiteSetup): void;
+/** @deprecated The 1.0 form: pass the definition and its config instead, `describePaymentProvider(definition, { config, ... })`. */
+export function describePaymentProvider(opts: PaymentSuiteOptions): void;
+export function describePaymentProvider(first: DefinitionOf<'payment'> | PaymentSuiteOptions, setup?: PaymentSuiteSetup): void {
+  const suite = resolveSuite('payment', 'payment provider conformance', first, setup, (make, s) => ({
+    createOffline: s.offlineConfig && (() => make(s.offlineConfig)),
+  }));
+  const opts = suite.opts;
+  describeSuite(suite, TEST_TIMEOUT, () => {
     const provider = instancePerTest('payment', opts.create);
     const checkoutTrials = opts.features?.checkoutTrials ?? true;
     const immediateCancel = opts.features?.immediateCancel ?? true;

@@ -1,6 +1,7 @@
 import { type Job, type JobHandler, NonRetryableJobError, type QueueFeatures, type QueueProvider, type QueueStats, type Worker } from '@apigate/kernel';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ARRIVAL_TIMEOUT_MS, expectFinalRejection, lifecycleTests } from './expectations.js';
+import { type DefinitionOf, describeSuite, resolveSuite, type SuiteSetup } from './suite.js';
 import { uniquePrefix } from './util.js';
 
 export interface QueueSuiteContext {
@@ -15,6 +16,8 @@ export interface QueueSuiteContext {
 export interface QueueSuiteOptions {
   /** Title of the describe block (default "queue provider conformance"). */
   name?: string;
+  /** Timeout of each test in ms (default 45 s). */
+  timeout?: number;
   /**
    * A fresh instance, exactly as the gateway sees it: return `(await createForTest(def, config)).provider`
    * so calls go through the kernel's instrumentation. Called before every test; the suite closes it after.
@@ -29,6 +32,9 @@ export interface QueueSuiteOptions {
    */
   additionalTests?: (ctx: QueueSuiteContext) => void;
 }
+
+/** What `describeQueueProvider(definition, setup)` takes besides the setup every suite takes. */
+export interface QueueSuiteSetup extends SuiteSetup, Pick<QueueSuiteOptions, 'additionalTests'> {}
 
 const TEST_TIMEOUT = 45_000;
 /** Timers and clocks may disagree by a few ms; "not before its delay" allows this much. */
@@ -57,10 +63,15 @@ const ids = (jobs: Job[]) => jobs.map((j) => j.id);
  * close, stats and purge. Every queue name is unique to the run and test, so it can share a real
  * Redis with other runs. Nothing sleeps a guessed time: tests wait for handler calls or poll stats.
  */
-export function describeQueueProvider(opts: QueueSuiteOptions): void {
+export function describeQueueProvider(definition: DefinitionOf<'queue'>, setup?: QueueSuiteSetup): void;
+/** @deprecated The 1.0 form: pass the definition and its config instead, `describeQueueProvider(definition, { config })`. */
+export function describeQueueProvider(opts: QueueSuiteOptions): void;
+export function describeQueueProvider(first: DefinitionOf<'queue'> | QueueSuiteOptions, setup?: QueueSuiteSetup): void {
+  const suite = resolveSuite('queue', 'queue provider conformance', first, setup);
+  const opts = suite.opts;
   const runPrefix = uniquePrefix('queue');
 
-  describe(opts.name ?? 'queue provider conformance', () => {
+  describeSuite(suite, TEST_TIMEOUT, () => {
     let instance: QueueProvider | undefined;
     let testNo = 0;
     let queues: string[] = [];
@@ -182,7 +193,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           await statsReach(q, { waiting: 0, active: 0, delayed: 0, failed: 0 });
           expect(seen.jobs).toHaveLength(payloads.length);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -207,7 +217,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
             expect(j.publishedAt.getTime()).toBeLessThanOrEqual(after + 60_000);
           }
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -235,7 +244,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           await statsReach(q, { waiting: 0, active: 0, delayed: 0 });
           expect(seen.jobs.map((j) => j.payload.n).sort()).toEqual([0, 1, 3, 5]);
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -263,7 +271,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           const late = await provider().publish(q, { v: 'late' }, { jobId: 'order:42' });
           expect(late, 'a completed job still known to the queue keeps its id taken').toEqual({ id: 'order:42', duplicate: true });
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -284,7 +291,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           expect(seen.at[0]! - before, 'delivered before its delay had passed').toBeGreaterThanOrEqual(delayMs - CLOCK_SLACK_MS);
           await statsReach(q, { delayed: 0, waiting: 0, active: 0 });
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -308,7 +314,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           await seen.until((j) => j.length >= order.length, 'every prioritised job');
           expect(seen.jobs.map((j) => j.payload.name)).toEqual(['p1-a', 'p1-b', 'p2', 'p3', 'p5', 'none-a', 'none-b']);
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -335,7 +340,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           expect(t2 - t1, 'wait before try 2').toBeGreaterThanOrEqual(base - CLOCK_SLACK_MS);
           expect(t3 - t2, 'wait before try 3').toBeGreaterThanOrEqual(2 * base - CLOCK_SLACK_MS);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -354,7 +358,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           expect(t3 - t2).toBeGreaterThanOrEqual(base - CLOCK_SLACK_MS);
           expect(seen.jobs.map((j) => j.attempt)).toEqual([1, 2, 3]);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -380,7 +383,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           expect(f.publishedAt).toBeInstanceOf(Date);
           expect(await provider().stats(q)).toMatchObject({ waiting: 0, active: 0, delayed: 0, failed: 1 });
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -396,7 +398,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           expect(f).toMatchObject({ id: r.id });
           expect(f!.error).toContain('plain string failure');
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -426,7 +427,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           await failedCount(q2, 1);
           expect(other.jobs.map((j) => [j.id, j.attempt])).toEqual([[foreign.id, 1]]);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -457,7 +457,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           expect(ids(seen.jobs.slice(4)).sort()).toEqual([...rest].sort());
           expect(await provider().retryFailed(q)).toBe(0);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -487,7 +486,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           expect(times, 'oldest failure first').toEqual([...times].sort((a, b) => a - b));
           expect(ids((await provider().failed(q)).items).sort(), 'without a limit, one page holds them all').toEqual(ids(all).sort());
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -515,7 +513,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           await statsReach(q, { waiting: 0, active: 0 });
           expect(most).toBe(concurrency);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -535,7 +532,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           await seen.until((j) => j.length >= 4, 'all four jobs');
           expect(most).toBe(1);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -551,7 +547,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           await statsReach(q, { waiting: 0, active: 0 });
           expect(ids(seen.jobs).sort()).toEqual([...published].sort());
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -587,7 +582,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           expect(ids(after.jobs), 'the job finished during close() came back').not.toContain(slow.id);
           expect(ids(seen.jobs)).toEqual([slow.id]);
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -618,7 +612,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
             }
           }
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -649,7 +642,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           const s = await provider().stats(q);
           if (s.completed !== undefined) expect(s.completed).toBe(2);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -682,7 +674,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           await statsReach(q, { waiting: 0, active: 0 });
           expect(ids(seen.jobs)).toEqual([fresh.id]);
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -699,7 +690,6 @@ export function describeQueueProvider(opts: QueueSuiteOptions): void {
           expect(() => provider().process(q, async () => undefined, { concurrency: 0 }), 'concurrency 0').toThrow(/concurrency/);
           expect(await provider().stats(q)).toMatchObject({ waiting: 0, delayed: 0 });
         },
-        TEST_TIMEOUT,
       );
     });
 

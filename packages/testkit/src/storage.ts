@@ -3,11 +3,14 @@ import { Readable } from 'node:stream';
 import { compareStorageKeys, type GetOptions, type ObjectInfo, type StorageFeatures, type StorageProvider } from '@apigate/kernel';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { instancePerTest } from './expectations.js';
+import { type DefinitionOf, describeSuite, resolveSuite, type SuiteSetup } from './suite.js';
 import { asBuffer, chunkedStream, failingStream, sha256, streamToBuffer, uniquePrefix } from './util.js';
 
 export interface StorageSuiteOptions {
   /** Title of the describe block (default "storage provider conformance"). */
   name?: string;
+  /** Timeout of each test in ms (default 60 s). */
+  timeout?: number;
   /**
    * A fresh instance, exactly as the gateway sees it: return `(await createForTest(def, config)).provider`
    * so calls go through the kernel's instrumentation (key guards, typed errors). Called before every
@@ -28,6 +31,9 @@ export interface StorageSuiteOptions {
   /** Provider-specific tests registered inside the suite; `get()` returns the current test's instance. */
   additionalTests?: (get: () => StorageProvider) => void;
 }
+
+/** What `describeStorageProvider(definition, setup)` takes besides the setup every suite takes. */
+export interface StorageSuiteSetup extends SuiteSetup, Pick<StorageSuiteOptions, 'reopen' | 'largeObjectBytes' | 'additionalTests'> {}
 
 const TEST_TIMEOUT = 60_000;
 
@@ -64,15 +70,21 @@ async function listAll(s: StorageProvider, prefix: string, limit?: number): Prom
 }
 
 /**
- * The storage conformance suite. Every key lives under a prefix unique to this run and test, so
- * the suite can share a real backend (an S3 bucket, a directory) with other runs.
+ * The storage conformance suite. Each test gets a new instance of `definition`, made by
+ * `createForTest` from the setup's `config` and `secrets`. Every key lives under a prefix unique to
+ * this run and test, so the suite can share a real backend (an S3 bucket, a directory) with other runs.
  */
-export function describeStorageProvider(opts: StorageSuiteOptions): void {
+export function describeStorageProvider(definition: DefinitionOf<'storage'>, setup?: StorageSuiteSetup): void;
+/** @deprecated The 1.0 form: pass the definition and its config instead, `describeStorageProvider(definition, { config })`. */
+export function describeStorageProvider(opts: StorageSuiteOptions): void;
+export function describeStorageProvider(first: DefinitionOf<'storage'> | StorageSuiteOptions, setup?: StorageSuiteSetup): void {
+  const suite = resolveSuite('storage', 'storage provider conformance', first, setup);
+  const opts = suite.opts;
   const features = opts.features ?? {};
   const largeBytes = opts.largeObjectBytes ?? 6 * 1024 * 1024 + 12_345;
   const runPrefix = uniquePrefix('storage');
 
-  describe(opts.name ?? 'storage provider conformance', () => {
+  describeSuite(suite, TEST_TIMEOUT, () => {
     let prefix = '';
     let testNo = 0;
     /** A key unique to this run and test. */
@@ -101,7 +113,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           expect(got?.info.size).toBe(data.byteLength);
           expect(got?.data.equals(data)).toBe(true);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -114,7 +125,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           const got = await read(s, k('view.bin'));
           expect(got?.data.equals(asBuffer(view))).toBe(true);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -128,7 +138,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           expect(got?.data.equals(Buffer.from(body, 'utf8'))).toBe(true);
           expect((await s.head(k('text.txt')))?.size).toBe(Buffer.byteLength(body, 'utf8'));
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -140,7 +149,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           expect(info.size).toBe(data.byteLength);
           expect((await read(s, k('stream-unknown.bin')))?.data.equals(data)).toBe(true);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -152,7 +160,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           expect(info.size).toBe(data.byteLength);
           expect((await read(s, k('stream-known.bin')))?.data.equals(data)).toBe(true);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -171,7 +178,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
             expect((await s.head(k(key)))?.size, key).toBe(data.byteLength);
           }
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -191,7 +197,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
             [k('empty-stream'), 0],
           ]);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -208,7 +213,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           expect((await s.head(k('kept.bin')))?.contentType).toBe('text/plain');
           expect(keysOf((await listAll(s, prefix)).items)).toEqual([k('kept.bin')]);
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -231,7 +235,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
             expect(Math.abs(head.lastModified.getTime() - Date.now())).toBeLessThan(24 * 3600_000);
           }
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -245,7 +248,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           expect([undefined, 'application/octet-stream', 'binary/octet-stream']).toContain(untyped?.contentType);
           expect(untyped?.metadata ?? {}).toEqual({});
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -270,7 +272,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           await s.put(k('over.txt'), 'third');
           expect((await s.head(k('over.txt')))?.metadata ?? {}).toEqual({});
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -295,7 +296,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
             expect(got?.data.equals(want), JSON.stringify(range)).toBe(true);
           }
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -309,7 +309,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           expect(await s.get(k('missing/deeper/still'))).toBeUndefined();
           expect(await s.get(k('missing'), { range: { start: 0, end: 9 } })).toBeUndefined();
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -326,7 +325,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           expect(keysOf((await listAll(s, prefix)).items)).toEqual([k('dir/b')]);
           expect((await read(s, k('dir/b')))?.data.toString()).toBe('b');
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -339,7 +337,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           expect((await read(s, k('node/leaf')))?.data.toString()).toBe('leaf');
           expect(keysOf((await listAll(s, prefix)).items)).toEqual([k('node/leaf')]);
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -369,7 +366,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           expect((await s.list({ prefix: k('nothing/') })).items).toEqual([]);
           expect((await s.list({ prefix: k('nothing/') })).cursor).toBeUndefined();
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -380,7 +376,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           expect(keysOf((await listAll(s, k('p/pre'))).items)).toEqual([k('p/pre-y/z'), k('p/pre/x'), k('p/prefix')]);
           expect(keysOf((await listAll(s, k('p/prefix'))).items)).toEqual([k('p/prefix')]);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -395,7 +390,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           // Page ends inside a folder with more after it, and at a folder's edge.
           for (const limit of [1, 2, 3]) expect(keysOf((await listAll(s, k('s/'), limit)).items), `limit ${limit}`).toEqual(want);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -430,7 +424,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           expect(one.pages.filter((n) => n > 0)).toHaveLength(25);
           expect(keysOf(one.items)).toEqual(sorted);
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -455,7 +448,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           for (const name of names) expect(await s.delete(k(name)), name).toBe(true);
           expect((await listAll(s, prefix)).items).toEqual([]);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -478,7 +470,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           await expect(s.list({ prefix: '/abs/' })).rejects.toMatchObject(invalid);
           expect((await listAll(s, runPrefix)).items.filter((i) => i.key.includes('escape'))).toEqual([]);
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -498,7 +489,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           expect(hashes).toContain(hash);
           expect((await s.head(k('contended.bin')))?.metadata).toEqual({ sha: hash });
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -510,7 +500,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           for (const [i, b] of bodies.entries()) expect((await read(s, k(`many/${i}/obj`)))?.data.equals(b), String(i)).toBe(true);
           expect((await listAll(s, k('many/'))).items).toHaveLength(12);
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -521,9 +510,8 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           const health = await get().check(AbortSignal.timeout(10_000));
           expect(health.status).toBe('connected');
           expect(typeof health.latencyMs).toBe('number');
-          expect(Number.isFinite(health.latencyMs) && health.latencyMs >= 0).toBe(true);
+          expect(Number.isFinite(health.latencyMs) && (health.latencyMs as number) >= 0).toBe(true);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -536,7 +524,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
           await get().put(k('after-close'), 'v');
           expect((await get().head(k('after-close')))?.size).toBe(1);
         },
-        TEST_TIMEOUT,
       );
 
       it(
@@ -544,7 +531,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
         () => {
           expect(typeof get().signedUrl === 'function').toBe(features.signedUrls === true);
         },
-        TEST_TIMEOUT,
       );
     });
 
@@ -570,7 +556,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
             await reader.close();
           }
         },
-        TEST_TIMEOUT,
       );
     }
 
@@ -587,7 +572,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
             expect(res.status).toBe(200);
             expect(Buffer.from(await res.arrayBuffer()).equals(data)).toBe(true);
           },
-          TEST_TIMEOUT,
         );
 
         it(
@@ -601,7 +585,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
             expect(res.ok, `PUT answered ${res.status}`).toBe(true);
             expect((await read(s, k('signed/put.bin')))?.data.equals(data)).toBe(true);
           },
-          TEST_TIMEOUT,
         );
 
         it(
@@ -617,7 +600,6 @@ export function describeStorageProvider(opts: StorageSuiteOptions): void {
             await res.arrayBuffer();
             expect(res.status).toBeGreaterThanOrEqual(400);
           },
-          TEST_TIMEOUT,
         );
       });
     }

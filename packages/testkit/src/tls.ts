@@ -1,8 +1,9 @@
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Certificate, ChallengeStore, TlsProvider } from '@apigate/kernel';
-import { beforeAll, afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { instancePerTest, lifecycleTests, rejectionOf } from './expectations.js';
+import { type DefinitionOf, describeSuite, resolveSuite, type SuiteSetup } from './suite.js';
 
 const CHALLENGE_PATH = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]+)$/;
 
@@ -75,6 +76,8 @@ export interface TlsSuiteContext {
 
 export interface TlsSuiteOptions {
   name?: string;
+  /** Timeout of each test in ms (default 90 s: a CA validates every name over HTTP). */
+  timeout?: number;
   /** Called before each test; the suite closes the instance after it. */
   create: () => TlsProvider | Promise<TlsProvider>;
   /** Names the CA resolves to the challenge server; the suite asks for certificates covering them. */
@@ -88,6 +91,12 @@ export interface TlsSuiteOptions {
   additionalTests?: (ctx: TlsSuiteContext) => void;
 }
 
+/** What `describeTlsProvider(definition, setup)` takes besides the setup every suite takes. */
+export interface TlsSuiteSetup
+  extends SuiteSetup,
+    Pick<TlsSuiteOptions, 'domains' | 'unansweredDomain' | 'serveChallenges' | 'trustedRoots' | 'additionalTests'> {}
+
+const TEST_TIMEOUT = 90_000;
 const pemBlocks = (pem: string): string[] => pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 
 /** Names in the certificate's subjectAltName (DNS entries only). */
@@ -140,10 +149,15 @@ export async function assertValidCertificate(c: Certificate, domains: string[], 
  * ChallengeStore, account keys returned and reusable, challenge cleanup, revocation, and a clear
  * failure for a name the challenge server does not answer for.
  */
-export function describeTlsProvider(opts: TlsSuiteOptions): void {
+export function describeTlsProvider(definition: DefinitionOf<'tls'>, setup: TlsSuiteSetup): void;
+/** @deprecated The 1.0 form: pass the definition and its config instead, `describeTlsProvider(definition, { config, ... })`. */
+export function describeTlsProvider(opts: TlsSuiteOptions): void;
+export function describeTlsProvider(first: DefinitionOf<'tls'> | TlsSuiteOptions, setup?: TlsSuiteSetup): void {
+  const suite = resolveSuite('tls', 'TlsProvider conformance', first, setup);
+  const opts = suite.opts;
   const domains = opts.domains;
   const unanswered = opts.unansweredDomain ?? `refused.${domains[0]}`;
-  describe(opts.name ?? 'TlsProvider conformance', () => {
+  describeSuite(suite, TEST_TIMEOUT, () => {
     const store = new TestChallengeStore();
     store.refuse.add(unanswered.toLowerCase());
     let server: { close(): Promise<void> } | undefined;

@@ -47,10 +47,11 @@ function runFixture(file: string) {
   });
 }
 
-// Both children start at once; each test awaits its own.
+// The children start at once; each test awaits its own.
 const cacheRun = runFixture('cache.fixture.ts');
 const storageRun = runFixture('storage.fixture.ts');
 const notificationRun = runFixture('notification.fixture.ts');
+const emailRun = runFixture('email.fixture.ts');
 
 const RECEIVER = {
   status: ['rejects as retryable when the receiver answers 500', 'rejects as retryable when the receiver answers 503', 'rejects as retryable when the receiver answers 429'],
@@ -60,6 +61,17 @@ const RECEIVER = {
   early: 'resolves only after the receiver answered',
   delivered: 'delivers to the receiver once (the failure tests start from here)',
   check: ['check() is not connected while nothing listens at the URL, and names no secret', 'check() is not connected while the receiver answers 503, and names no secret'],
+};
+
+const SMTP = {
+  baseline: 'sends through the stub server (the failure tests start from here)',
+  refused: 'rejects as final when the server refuses the recipient (550)',
+  temporary: 'rejects as retryable when the server fails the message temporarily (451)',
+  unavailable: 'rejects as retryable when the server is unavailable (421)',
+  down: 'rejects as retryable when nothing listens',
+  silent: 'rejects as retryable when the server never greets, within its timeout',
+  bulk: 'reports a refused message in sendBulk instead of counting it sent',
+  check: 'check() is not connected while nothing listens',
 };
 
 describe('the conformance suites catch broken providers', () => {
@@ -120,5 +132,19 @@ describe('the conformance suites catch broken providers', () => {
     // returned in the delivery test is a race, so that one may go either way.
     const early = suites.get('resolves before the POST completes')!.failed.filter((t) => t !== RECEIVER.delivered);
     expect(early).toEqual([...RECEIVER.status, RECEIVER.final, RECEIVER.hang, RECEIVER.down, RECEIVER.early]);
+  }, 180_000);
+
+  it('email suite: the reference passes, each broken email provider fails the tests for its bug', async () => {
+    const { code, suites } = await emailRun;
+    expect(code).not.toBe(0);
+    const reference = suites.get('reference')!;
+    expect(reference.failed).toEqual([]);
+    expect(reference.passed).toEqual(expect.arrayContaining([...Object.values(SMTP), 'sends attachments byte for byte', 'sends cc visibly and bcc hidden']));
+    expect(suites.get('drops attachments')!.failed).toEqual(['sends attachments byte for byte']);
+    expect(suites.get('ignores cc and bcc')!.failed).toEqual(['sends cc visibly and bcc hidden']);
+    expect(suites.get('success on SMTP 5xx')!.failed).toEqual([SMTP.refused, SMTP.bulk]);
+    // SMTP's 5xx is final and 4xx temporary, the opposite of HTTP: unclassified, the kernel gets all three wrong.
+    expect(suites.get('no retry classification')!.failed).toEqual([SMTP.refused, SMTP.temporary, SMTP.unavailable]);
+    expect(suites.get('check always connected')!.failed).toEqual([SMTP.check]);
   }, 180_000);
 });
