@@ -285,7 +285,6 @@ export class RedisCache implements CacheProvider {
   async check(signal: AbortSignal): Promise<Health> {
     const started = performance.now();
     const elapsed = () => performance.now() - started;
-    if (this.closing) return { status: 'error', latencyMs: 0, error: `cache/redis: closed` };
     if (this.redis.status !== 'ready') return { status: 'error', latencyMs: elapsed(), error: this.notConnected() };
     let onAbort: (() => void) | undefined;
     try {

@@ -284,7 +284,6 @@ export class RedisQueue implements QueueProvider {
    * tracked so close() lets it finish, and failures classified as retryable or not.
    */
   private async run<T>(operation: string, queue: string, fn: (q: Queue) => Promise<T>): Promise<T> {
-    if (this.closing) throw new Error('redis queue is closed');
     if (this.conn.status !== 'ready') {
       const why = `not connected to Redis at ${this.where} (${this.conn.status}${this.lastError ? `: ${this.lastError}` : ''})`;
       throw this.fail(operation, new Error(why), true);
@@ -359,7 +358,6 @@ export class RedisQueue implements QueueProvider {
 
   process<T>(queue: string, handler: JobHandler<T>, opts?: ProcessOptions): Worker {
     assertProcessArgs(queue, handler, opts);
-    if (this.closing) throw new Error('redis queue is closed');
     const running = new Set<Promise<unknown>>();
     const run = async (bj: BullJob) => {
       const handled = Promise.resolve().then(() => handler(toJob(queue, bj) as Job<T>));
@@ -503,13 +501,9 @@ export class RedisQueue implements QueueProvider {
   }
 
   async check(signal: AbortSignal): Promise<Health> {
-    const started = performance.now();
-    const latency = () => performance.now() - started;
-    if (this.closing) return { status: 'error', latencyMs: 0, error: 'closed' };
     if (this.conn.status !== 'ready') {
       return {
         status: 'error',
-        latencyMs: latency(),
         error: `not connected to Redis at ${this.where} (${this.conn.status}${this.lastError ? `: ${this.lastError}` : ''})`,
       };
     }
@@ -524,16 +518,15 @@ export class RedisQueue implements QueueProvider {
         ).finally(() => signal.removeEventListener('abort', onAbort));
       });
     } catch (err) {
-      return { status: 'error', latencyMs: latency(), error: `PING to Redis at ${this.where} failed: ${this.message(err)}` };
+      return { status: 'error', error: `PING to Redis at ${this.where} failed: ${this.message(err)}` };
     }
     if (this.policy !== undefined && this.policy !== 'noeviction') {
       return {
         status: 'degraded',
-        latencyMs: latency(),
         detail: `${this.where}: maxmemory-policy is ${this.policy}; set noeviction so Redis never evicts queued jobs`,
       };
     }
-    return { status: 'connected', latencyMs: latency(), detail: `${this.where}, prefix ${this.cfg.prefix}` };
+    return { status: 'connected', detail: `${this.where}, prefix ${this.cfg.prefix}` };
   }
 
   /**
