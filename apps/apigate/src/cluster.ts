@@ -48,7 +48,10 @@ const PER_PROCESS = [
  * is a worker). The primary opens the store once first, so migrations run before any worker starts.
  */
 export async function serveWithWorkers(flags: WorkerFlags, logger: Logger, env: Env = process.env): Promise<boolean> {
-  if (cluster.isWorker) return false;
+  if (cluster.isWorker) {
+    stopGracefullyWhenOrphaned(logger);
+    return false;
+  }
   const count = parseWorkers(flags.workers, env);
   if (count === 1) return false;
   const rt = await openRuntime({ env, logger });
@@ -164,5 +167,24 @@ export function superviseWorkers(o: { count: number; logger: Logger; stopTimeout
     process.on('SIGINT', onInt);
     logger.info({ workers: count, pid: process.pid }, `primary: starting ${count} workers`);
     for (let i = 1; i <= count; i++) fork(i);
+  });
+}
+
+/**
+ * In a worker: when the IPC channel to the primary closes without the primary asking (it was
+ * SIGKILLed or crashed), node's cluster makes the worker exit(0) at once, dropping the metered
+ * usage it has not flushed yet. This marks that disconnect as expected (so node does not exit)
+ * and sends the worker SIGTERM instead: it runs serve's graceful shutdown like `kill -TERM`
+ * (in-flight requests finish, usage reaches the queue or the spool, then it exits).
+ */
+export function stopGracefullyWhenOrphaned(logger: Logger): void {
+  const worker = cluster.worker;
+  if (!worker) return;
+  worker.once('disconnect', () => {
+    // The primary disconnected it on purpose (worker.disconnect()): node's own handling is right.
+    if (worker.exitedAfterDisconnect) return;
+    worker.exitedAfterDisconnect = true;
+    logger.warn({ pid: process.pid, worker: process.env.APIGATE_WORKER_INDEX }, 'worker: the primary is gone (IPC channel closed); stopping gracefully');
+    process.kill(process.pid, 'SIGTERM');
   });
 }
