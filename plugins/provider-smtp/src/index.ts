@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import {
   assertEmailMessage,
-  type BulkResult,
   ConfigError,
   defineProvider,
   type EmailMessage,
@@ -12,9 +11,7 @@ import {
   type Health,
   isRetryable,
   type Logger,
-  type ProviderError,
-  redact,
-  toProviderError,
+  sendEach,
   z,
 } from '@apigate/kernel';
 import nodemailer from 'nodemailer';
@@ -87,9 +84,7 @@ export function isRetryableSmtp(err: unknown): boolean {
 
 class SmtpEmail implements EmailProvider {
   private readonly transporter: Mail<SMTPPoolSentMessageInfo>;
-  private readonly secrets: string[];
   private readonly where: string;
-  private closed = false;
 
   constructor(
     private readonly cfg: SmtpConfig,
@@ -97,7 +92,6 @@ class SmtpEmail implements EmailProvider {
   ) {
     const implicit = cfg.tls && (cfg.implicitTls || cfg.port === 465);
     this.where = `${cfg.host}:${cfg.port} (${!cfg.tls ? 'plain' : implicit ? 'implicit TLS' : 'STARTTLS'})`;
-    this.secrets = cfg.password ? [cfg.password] : [];
     const tlsOptions: ConnectionOptions = {
       rejectUnauthorized: cfg.tlsRejectUnauthorized,
       ...(cfg.tlsCaFile ? { ca: readCaFile(cfg.tlsCaFile) } : {}),
@@ -121,12 +115,11 @@ class SmtpEmail implements EmailProvider {
     });
   }
 
-  /** A masked ProviderError naming the server, classified by SMTP's rules (not HTTP's). */
-  private fail(err: unknown, operation: string): ProviderError {
+  /** An error naming the server, classified by SMTP's rules (not HTTP's); the kernel makes it a masked ProviderError. */
+  private fail(err: unknown): Error {
     const e = err as SmtpError;
     const facts = { retryable: isRetryableSmtp(err), ...(typeof e?.code === 'string' ? { code: e.code } : {}) };
-    const wrapped = Object.assign(new Error(`SMTP ${this.where}: ${e?.message ?? String(err)}`, { cause: err }), facts);
-    return toProviderError(wrapped, { capability: 'email', provider: 'smtp', secrets: this.secrets }, operation);
+    return Object.assign(new Error(`SMTP ${this.where}: ${e?.message ?? String(err)}`, { cause: err }), facts);
   }
 
   private toMail(msg: EmailMessage): Mail.Options {
@@ -155,13 +148,12 @@ class SmtpEmail implements EmailProvider {
   }
 
   async send(msg: EmailMessage): Promise<{ messageId: string }> {
-    if (this.closed) throw this.fail(Object.assign(new Error('provider is closed'), { retryable: false }), 'send');
     const mail = this.toMail(msg);
     let info: SMTPPoolSentMessageInfo;
     try {
       info = await this.transporter.sendMail(mail);
     } catch (err) {
-      throw this.fail(err, 'send');
+      throw this.fail(err);
     }
     // Some recipients refused, others accepted: the message went out, so a retry would duplicate it.
     if (info.rejected?.length) {
@@ -170,19 +162,13 @@ class SmtpEmail implements EmailProvider {
     return { messageId: info.messageId };
   }
 
-  /** Messages go through the pool together; each failure is reported by index, the rest still go. */
-  async sendBulk(msgs: EmailMessage[]): Promise<BulkResult> {
-    const results = await Promise.allSettled(msgs.map((m) => this.send(m)));
-    const failed = results.flatMap((r, index) =>
-      r.status === 'rejected' ? [{ index, error: redact((r.reason as Error)?.message ?? String(r.reason), this.secrets) }] : [],
-    );
-    return { sent: msgs.length - failed.length, failed };
+  /** As many messages at once as the pool has connections; each failure is reported by index, the rest still go. */
+  sendBulk(msgs: EmailMessage[]) {
+    return sendEach(msgs, (m) => this.send(m), { concurrency: this.cfg.poolSize });
   }
 
   /** Opens a fresh connection, upgrades TLS and authenticates (nodemailer's verify), then quits. */
   async check(signal: AbortSignal): Promise<Health> {
-    const started = performance.now();
-    const latencyMs = () => performance.now() - started;
     let onAbort: (() => void) | undefined;
     const aborted = new Promise<never>((_resolve, reject) => {
       onAbort = () => reject(Object.assign(new Error('health check aborted before the SMTP server answered'), { code: 'ETIMEDOUT' }));
@@ -191,9 +177,9 @@ class SmtpEmail implements EmailProvider {
     });
     try {
       await Promise.race([this.transporter.verify(), aborted]);
-      return { status: 'connected', latencyMs: latencyMs(), detail: `${this.where}${this.cfg.username ? ', authenticated' : ''}` };
+      return { status: 'connected', detail: `${this.where}${this.cfg.username ? ', authenticated' : ''}` };
     } catch (err) {
-      return { status: 'error', latencyMs: latencyMs(), error: this.fail(err, 'check').message };
+      return { status: 'error', error: this.fail(err).message };
     } finally {
       signal.removeEventListener('abort', onAbort!);
       aborted.catch(() => {});
@@ -201,8 +187,6 @@ class SmtpEmail implements EmailProvider {
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
     this.transporter.close();
   }
 }
