@@ -1,6 +1,5 @@
 import {
   assertEmailMessage,
-  type BulkResult,
   defineProvider,
   type EmailMessage,
   type EmailProvider,
@@ -8,9 +7,7 @@ import {
   fields,
   type Health,
   InvalidInputError,
-  type ProviderError,
-  redact,
-  toProviderError,
+  sendEach,
   z,
 } from '@apigate/kernel';
 import { Client } from '@sendgrid/client';
@@ -70,12 +67,9 @@ function describeStatus(status: number, body: unknown, headers: Record<string, u
 
 class SendGridEmail implements EmailProvider {
   private readonly mail = new MailService();
-  private readonly secrets: string[];
   private readonly host: string;
-  private closed = false;
 
   constructor(private readonly cfg: SendGridConfig) {
-    this.secrets = [cfg.apiKey];
     this.host = new URL(cfg.baseUrl).host;
     this.mail.setClient(this.client());
   }
@@ -92,9 +86,10 @@ class SendGridEmail implements EmailProvider {
    * A ResponseError (SendGrid answered) keeps its status, so the kernel's rule applies: 408, 429
    * and 5xx retryable, other answers final. No answer at all (refused, reset, timed out) is
    * retryable; an error the SDK raised before sending is final. The SDK's error is not kept as the
-   * cause: axios errors carry the request, Authorization header included.
+   * cause: axios errors carry the request, Authorization header included. The kernel makes it a
+   * masked ProviderError.
    */
-  private fail(err: unknown, operation: string): ProviderError {
+  private fail(err: unknown): Error {
     const e = err as SdkError;
     const status = typeof e?.code === 'number' && e.response ? e.code : undefined;
     const facts =
@@ -104,7 +99,7 @@ class SendGridEmail implements EmailProvider {
           ? { message: `could not reach SendGrid at ${this.host}: ${e.message}`, retryable: true, ...(typeof e.code === 'string' ? { code: e.code } : {}) }
           : { message: e?.message ?? String(err), retryable: false };
     const { message, ...rest } = facts;
-    return toProviderError(Object.assign(new Error(message), rest), { capability: 'email', provider: 'sendgrid', secrets: this.secrets }, operation);
+    return Object.assign(new Error(message), rest);
   }
 
   private toMailData(msg: EmailMessage): MailDataRequired {
@@ -135,57 +130,38 @@ class SendGridEmail implements EmailProvider {
   }
 
   async send(msg: EmailMessage): Promise<{ messageId: string }> {
-    if (this.closed) throw this.fail(new Error('provider is closed'), 'send');
     const data = this.toMailData(msg);
     let response: Awaited<ReturnType<MailService['send']>>[0];
     try {
       [response] = await this.mail.send(data);
     } catch (err) {
-      throw this.fail(err, 'send');
+      throw this.fail(err);
     }
     const id = (response.headers as Record<string, unknown>)['x-message-id'];
-    if (typeof id !== 'string' || !id) throw this.fail(new Error(`SendGrid answered ${response.statusCode} without an X-Message-Id header`), 'send');
+    if (typeof id !== 'string' || !id) throw this.fail(new Error(`SendGrid answered ${response.statusCode} without an X-Message-Id header`));
     return { messageId: id };
   }
 
   /** One API call per message, a few at a time; each failure is reported by index, the rest still go. */
-  async sendBulk(msgs: EmailMessage[]): Promise<BulkResult> {
-    const failed: BulkResult['failed'] = [];
-    let next = 0;
-    const worker = async () => {
-      while (next < msgs.length) {
-        const index = next++;
-        try {
-          await this.send(msgs[index]!);
-        } catch (err) {
-          failed.push({ index, error: redact((err as Error)?.message ?? String(err), this.secrets) });
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(BULK_CONCURRENCY, msgs.length) }, worker));
-    failed.sort((a, b) => a.index - b.index);
-    return { sent: msgs.length - failed.length, failed };
+  sendBulk(msgs: EmailMessage[]) {
+    return sendEach(msgs, (m) => this.send(m), { concurrency: BULK_CONCURRENCY });
   }
 
   /** GET /v3/scopes: needs a valid key, sends nothing, and shows whether the key may send mail. */
   async check(signal: AbortSignal): Promise<Health> {
-    const started = performance.now();
     try {
       const [, body] = await this.client({ signal }).request({ method: 'GET', url: '/v3/scopes' });
       const scopes: unknown = (body as { scopes?: unknown })?.scopes;
-      const latencyMs = performance.now() - started;
       if (Array.isArray(scopes) && !scopes.includes('mail.send')) {
-        return { status: 'degraded', latencyMs, detail: `${this.host}: the API key lacks the mail.send scope` };
+        return { status: 'degraded', detail: `${this.host}: the API key lacks the mail.send scope` };
       }
-      return { status: 'connected', latencyMs, detail: this.host };
+      return { status: 'connected', detail: this.host };
     } catch (err) {
-      return { status: 'error', latencyMs: performance.now() - started, error: this.fail(err, 'check').message };
+      return { status: 'error', error: this.fail(err).message };
     }
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-  }
+  async close(): Promise<void> {}
 }
 
 export default defineProvider({
