@@ -5,8 +5,7 @@ import {
   type Health,
   type Notification,
   type NotificationProvider,
-  type ProviderError,
-  toProviderError,
+  redact,
   type Severity,
   z,
 } from '@apigate/kernel';
@@ -89,29 +88,27 @@ export function buildSlackMessage(n: Notification, channel?: string): IncomingWe
 }
 
 class SlackNotification implements NotificationProvider {
-  private readonly secrets: string[];
   private readonly host: string;
-  private closed = false;
+  /** The webhook path holds the token; the kernel masks the whole URL, this masks an error quoting only the path. */
+  private readonly tokenPath: string;
 
   constructor(private readonly cfg: SlackConfig) {
     const url = new URL(cfg.webhookUrl);
     this.host = url.host;
-    // The path holds the token; mask it on its own too, in case an error quotes only the path.
-    this.secrets = [cfg.webhookUrl, url.pathname];
+    this.tokenPath = url.pathname;
   }
 
   /**
-   * A masked ProviderError. Retryable follows the kernel's rule for `status` (408, 429, 5xx); pass
-   * `retryable` where there is no status. The SDK's error is not kept as the cause: a fetch error
-   * can carry the request, webhook URL included.
+   * Retryable follows the kernel's rule for `status` (408, 429, 5xx); pass `retryable` where there
+   * is no status. The SDK's error is not kept as the cause: a fetch error can carry the request,
+   * webhook URL included. The kernel makes it a masked ProviderError.
    */
-  private fail(message: string, operation: string, facts: { status?: number; retryable?: boolean }): ProviderError {
-    return toProviderError(Object.assign(new Error(message), facts), { capability: 'notification', provider: 'slack', secrets: this.secrets }, operation);
+  private fail(message: string, facts: { status?: number; retryable?: boolean }): Error {
+    return Object.assign(new Error(redact(message, [this.tokenPath])), facts);
   }
 
   async notify(n: Notification): Promise<void> {
     assertNotification(n);
-    if (this.closed) throw this.fail('provider is closed', 'notify', { retryable: false });
     // A fetch that remembers Retry-After, which the SDK's HTTP error does not keep.
     let retryAfter: string | null = null;
     const fetchFn: FetchFunction = async (url, init) => {
@@ -128,11 +125,11 @@ class SlackNotification implements NotificationProvider {
         const status = err.statusCode;
         const reason = typeof err.body === 'string' && err.body.trim() ? `: ${err.body.trim().slice(0, 200)}` : '';
         const wait = status === 429 && retryAfter ? `, retry after ${retryAfter} s` : '';
-        throw this.fail(`Slack answered ${status}${reason}${wait}`, 'notify', { status });
+        throw this.fail(`Slack answered ${status}${reason}${wait}`, { status });
       }
       const original = err instanceof IncomingWebhookRequestError ? err.original : (err as Error);
       const detail = (original?.cause as Error | undefined)?.message ?? original?.message ?? String(err);
-      throw this.fail(`could not reach Slack at ${this.host}: ${detail}`, 'notify', { retryable: true });
+      throw this.fail(`could not reach Slack at ${this.host}: ${detail}`, { retryable: true });
     }
   }
 
@@ -142,21 +139,17 @@ class SlackNotification implements NotificationProvider {
    * It cannot tell a revoked webhook from a live one: only a post would, and that posts a message.
    */
   async check(signal: AbortSignal): Promise<Health> {
-    const started = performance.now();
     try {
       const res = await fetch(this.cfg.webhookUrl, { method: 'HEAD', redirect: 'manual', signal });
-      const latencyMs = performance.now() - started;
-      if (res.status >= 500) return { status: 'degraded', latencyMs, detail: `${this.host} answered ${res.status}` };
-      return { status: 'connected', latencyMs, detail: `${this.host} reachable${this.cfg.channel ? `, channel ${this.cfg.channel}` : ''}` };
+      if (res.status >= 500) return { status: 'degraded', detail: `${this.host} answered ${res.status}` };
+      return { status: 'connected', detail: `${this.host} reachable${this.cfg.channel ? `, channel ${this.cfg.channel}` : ''}` };
     } catch (err) {
       const detail = ((err as Error)?.cause as Error | undefined)?.message ?? (err as Error)?.message ?? String(err);
-      return { status: 'error', latencyMs: performance.now() - started, error: this.fail(`could not reach Slack at ${this.host}: ${detail}`, 'check', { retryable: true }).message };
+      return { status: 'error', error: this.fail(`could not reach Slack at ${this.host}: ${detail}`, { retryable: true }).message };
     }
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-  }
+  async close(): Promise<void> {}
 }
 
 export default defineProvider({
