@@ -5,8 +5,6 @@ import {
   type Health,
   type Notification,
   type NotificationProvider,
-  type ProviderError,
-  toProviderError,
   z,
 } from '@apigate/kernel';
 import { Agent, request } from 'undici';
@@ -46,19 +44,16 @@ export function webhookPayload(n: Notification): WebhookNotificationPayload {
 class WebhookNotification implements NotificationProvider {
   private readonly agent: Agent;
   private readonly host: string;
-  private readonly secrets: string[];
-  private closed = false;
 
   constructor(private readonly cfg: WebhookConfig) {
     this.host = new URL(cfg.url).host;
-    this.secrets = [cfg.secret];
     // One keep-alive pool per instance, so close() releases exactly our sockets.
     this.agent = new Agent({ connect: { timeout: cfg.timeoutMs }, headersTimeout: cfg.timeoutMs, bodyTimeout: cfg.timeoutMs });
   }
 
-  /** A masked ProviderError; retryable follows the kernel's rule for `status` (408, 429, 5xx) unless given. */
-  private fail(message: string, operation: string, facts: { status?: number; retryable?: boolean }): ProviderError {
-    return toProviderError(Object.assign(new Error(message), facts), { capability: 'notification', provider: 'webhook', secrets: this.secrets }, operation);
+  /** Retryable follows the kernel's rule for `status` (408, 429, 5xx) unless given; the kernel makes it a masked ProviderError. */
+  private fail(message: string, facts: { status?: number; retryable?: boolean }): Error {
+    return Object.assign(new Error(message), facts);
   }
 
   /**
@@ -67,7 +62,6 @@ class WebhookNotification implements NotificationProvider {
    */
   async notify(n: Notification): Promise<void> {
     assertNotification(n);
-    if (this.closed) throw this.fail('provider is closed', 'notify', { retryable: false });
     const body = JSON.stringify(webhookPayload(n));
     // Signed at send time, so each retry carries a fresh timestamp that passes the receiver's replay window.
     const timestamp = Math.floor(Date.now() / 1000);
@@ -87,7 +81,7 @@ class WebhookNotification implements NotificationProvider {
         body,
       });
     } catch (err) {
-      throw this.fail(`could not reach ${this.host}: ${describeNetworkError(err)}`, 'notify', { retryable: true });
+      throw this.fail(`could not reach ${this.host}: ${describeNetworkError(err)}`, { retryable: true });
     }
     const status = res.statusCode;
     // Always read the body, so the connection goes back to the pool.
@@ -96,7 +90,7 @@ class WebhookNotification implements NotificationProvider {
     const retryAfter = res.headers['retry-after'];
     const wait = status === 429 && retryAfter ? `, retry after ${retryAfter} s` : '';
     const hint = status >= 300 && status < 400 ? ' (redirects are not followed: set NOTIFICATION_WEBHOOK_URL to the final address)' : '';
-    throw this.fail(`${this.host} answered ${status}${answer ? `: ${answer}` : ''}${wait}${hint}`, 'notify', { status });
+    throw this.fail(`${this.host} answered ${status}${answer ? `: ${answer}` : ''}${wait}${hint}`, { status });
   }
 
   /**
@@ -105,21 +99,17 @@ class WebhookNotification implements NotificationProvider {
    * connected: most receivers only accept POST and say 404 or 405 to HEAD.
    */
   async check(signal: AbortSignal): Promise<Health> {
-    const started = performance.now();
     try {
       const res = await request(this.cfg.url, { method: 'HEAD', dispatcher: this.agent, signal, headers: { 'user-agent': USER_AGENT } });
       await res.body.dump();
-      const latencyMs = performance.now() - started;
-      if (res.statusCode >= 500) return { status: 'degraded', latencyMs, detail: `${this.host} answered ${res.statusCode}` };
-      return { status: 'connected', latencyMs, detail: `${this.host} reachable` };
+      if (res.statusCode >= 500) return { status: 'degraded', detail: `${this.host} answered ${res.statusCode}` };
+      return { status: 'connected', detail: `${this.host} reachable` };
     } catch (err) {
-      return { status: 'error', latencyMs: performance.now() - started, error: this.fail(`could not reach ${this.host}: ${describeNetworkError(err)}`, 'check', { retryable: true }).message };
+      return { status: 'error', error: `could not reach ${this.host}: ${describeNetworkError(err)}` };
     }
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
     await this.agent.close();
   }
 }
