@@ -29,10 +29,13 @@ function describe(err: InstanceType<typeof Stripe.errors.StripeError>, host: str
 
 /**
  * Anything an SDK call threw, as a ProviderError with the status, Stripe's code and the right
- * `retryable`, its message masked for both secrets (the kernel masks again, but tests and other
- * callers may build the provider without the kernel's secret list).
+ * `retryable`. The kernel's instrumentation masks the instance's secrets in it and its causes.
  */
-export function toStripeProviderError(err: unknown, operation: string, secrets: readonly string[], host: string): ProviderError {
+export function toStripeProviderError(err: unknown, operation: string, host: string): ProviderError;
+/** @deprecated The kernel masks the secrets: pass only the host. */
+export function toStripeProviderError(err: unknown, operation: string, secrets: readonly string[], host: string): ProviderError;
+export function toStripeProviderError(err: unknown, operation: string, hostOrSecrets: string | readonly string[], legacyHost?: string): ProviderError {
+  const [host, secrets] = typeof hostOrSecrets === 'string' ? [hostOrSecrets, []] : [legacyHost ?? '', hostOrSecrets];
   if (err instanceof Stripe.errors.StripeError) {
     return new ProviderError({
       ...META,

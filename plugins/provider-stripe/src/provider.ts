@@ -66,22 +66,19 @@ interface PriceTerms {
 
 /**
  * Payments through Stripe with the official SDK. Every call goes through `call`, which turns
- * SDK errors into ProviderErrors with Stripe's status and code, masked, with `retryable` set
+ * SDK errors into ProviderErrors with Stripe's status and code, with `retryable` set
  * by the SDK's own retry rules.
  */
 export class StripePayment implements PaymentProvider {
   readonly stripe: Stripe;
   private readonly agent: HttpAgent | HttpsAgent;
   private readonly host: string;
-  private readonly secrets: string[];
   private meterId: Promise<string> | undefined;
-  private closed = false;
 
   constructor(private readonly cfg: StripeConfig) {
     const url = new URL(cfg.baseUrl);
     const https = url.protocol === 'https:';
     this.host = url.host;
-    this.secrets = [cfg.apiKey, cfg.webhookSecret];
     // An agent per instance (the SDK's default is shared by the process), so close() can let go of its sockets.
     this.agent = https ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
     this.stripe = new Stripe(cfg.apiKey, {
@@ -98,15 +95,10 @@ export class StripePayment implements PaymentProvider {
 
   private fail(err: unknown, operation: string): Error {
     if (err instanceof InvalidInputError || err instanceof ProviderError) return err;
-    return toStripeProviderError(err, operation, this.secrets, this.host);
-  }
-
-  private closedError(operation: string): ProviderError {
-    return new ProviderError({ capability: 'payment', provider: 'stripe', operation, retryable: false, message: 'the provider is closed' });
+    return toStripeProviderError(err, operation, this.host);
   }
 
   private async call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    if (this.closed) throw this.closedError(operation);
     try {
       return await fn();
     } catch (err) {
@@ -306,7 +298,6 @@ export class StripePayment implements PaymentProvider {
    */
   async *listSubscriptions(i: { customerId?: string; updatedSince?: Date }): AsyncGenerator<SubscriptionState> {
     const since = i.updatedSince ? Math.floor(i.updatedSince.getTime() / 1000) : undefined;
-    if (this.closed) throw this.closedError('listSubscriptions');
     try {
       const pages = this.stripe.subscriptions.list({ status: 'all', limit: PAGE_SIZE, ...(i.customerId ? { customer: i.customerId } : {}) });
       for await (const sub of pages) {
@@ -444,24 +435,19 @@ export class StripePayment implements PaymentProvider {
    * restricted key without balance access is `degraded` (the key works; this call may not).
    */
   async check(signal: AbortSignal): Promise<Health> {
-    const started = performance.now();
-    const latencyMs = () => performance.now() - started;
-    if (this.closed) return { status: 'error', latencyMs: 0, error: 'the provider is closed' };
     try {
       const balance = await abortable(this.stripe.balance.retrieve(undefined, { maxNetworkRetries: 0 }), signal);
-      return { status: 'connected', latencyMs: latencyMs(), detail: `${this.host} (${balance.livemode ? 'live' : 'test'} mode)` };
+      return { status: 'connected', detail: `${this.host} (${balance.livemode ? 'live' : 'test'} mode)` };
     } catch (err) {
       const pe = this.fail(err, 'check');
       if (pe instanceof ProviderError && pe.status === 403) {
-        return { status: 'degraded', latencyMs: latencyMs(), detail: `${this.host}: the key may not read the balance (restricted key?)`, error: pe.message };
+        return { status: 'degraded', detail: `${this.host}: the key may not read the balance (restricted key?)`, error: pe.message };
       }
-      return { status: 'error', latencyMs: latencyMs(), error: pe.message };
+      return { status: 'error', error: pe.message };
     }
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
     this.agent.destroy();
   }
 }
