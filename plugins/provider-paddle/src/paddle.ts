@@ -66,12 +66,9 @@ interface PaddleErrorDetail {
  */
 export class PaddlePayment implements PaymentProvider {
   private readonly paddle: Paddle;
-  private readonly secrets: string[];
   private readonly host: string;
-  private closed = false;
 
   constructor(private readonly cfg: PaddleConfig) {
-    this.secrets = [cfg.apiKey, cfg.webhookSecret];
     this.host = new URL(cfg.baseUrl).host;
     // Paddle's own hosts go through the SDK's documented environment names. Only an overridden
     // host (PADDLE_BASE_URL: a proxy, or the tests' local fake) relies on the SDK using any other
@@ -312,31 +309,25 @@ export class PaddlePayment implements PaymentProvider {
    * rather than the SDK so the kernel's signal can abort it.
    */
   async check(signal: AbortSignal): Promise<Health> {
-    const started = performance.now();
     const where = `${this.cfg.environment} ${this.host}${this.cfg.vendorId ? `, seller ${this.cfg.vendorId}` : ''}`;
-    if (this.closed) return { status: 'error', latencyMs: 0, detail: where, error: this.error('check', 'the provider is closed', false).message };
     try {
       const res = await fetch(`${this.cfg.baseUrl}/customers?per_page=1`, { headers: { authorization: `Bearer ${this.cfg.apiKey}` }, signal });
       const body = (await res.json().catch(() => undefined)) as { error?: PaddleErrorDetail } | undefined;
-      const latencyMs = performance.now() - started;
-      if (res.ok) return { status: 'connected', latencyMs, detail: where };
+      if (res.ok) return { status: 'connected', detail: where };
       const message = body?.error ? this.describe(body.error) : `Paddle answered ${res.status} without an error body`;
-      return { status: 'error', latencyMs, detail: where, error: this.fail(Object.assign(new Error(message), { status: res.status }), 'check').message };
+      return { status: 'error', detail: where, error: this.fail(Object.assign(new Error(message), { status: res.status }), 'check').message };
     } catch (err) {
-      return { status: 'error', latencyMs: performance.now() - started, detail: where, error: this.fail(err, 'check').message };
+      return { status: 'error', detail: where, error: this.fail(err, 'check').message };
     }
   }
 
-  /** The SDK keeps nothing open of its own (it uses the global fetch); later calls are refused. */
-  async close(): Promise<void> {
-    this.closed = true;
-  }
+  /** The SDK keeps nothing open of its own (it uses the global fetch); the kernel refuses later calls. */
+  async close(): Promise<void> {}
 
   // -- errors ---------------------------------------------------------------------------------
 
   /** Runs one SDK call with the configured timeout, turning whatever it throws into a ProviderError. */
   private async call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-    if (this.closed) throw this.error(operation, 'the provider is closed', false);
     let timer: NodeJS.Timeout | undefined;
     // The SDK takes no signal: the request is left to finish, but the caller is answered in time.
     const timeout = new Promise<never>((_, reject) => {
@@ -392,7 +383,7 @@ export class PaddlePayment implements PaymentProvider {
       };
     }
     const { message, ...rest } = facts;
-    return toProviderError(Object.assign(new Error(message), rest), { capability: 'payment', provider: 'paddle', secrets: this.secrets }, operation);
+    return toProviderError(Object.assign(new Error(message), rest), { capability: 'payment', provider: 'paddle' }, operation);
   }
 
   private error(operation: string, message: string, retryable: boolean, code?: string): ProviderError {

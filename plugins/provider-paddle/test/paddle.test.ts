@@ -353,7 +353,7 @@ describe('provider-paddle', () => {
       await p.close();
       await p.close();
       expect(await errorOf(p.getSubscription('sub_01x'))).toMatchObject({ retryable: false });
-      expect(await p.check(AbortSignal.timeout(1000))).toMatchObject({ status: 'error', error: 'payment/paddle check: the provider is closed' });
+      expect(await p.check(AbortSignal.timeout(1000))).toMatchObject({ status: 'error', error: 'the provider is closed' });
     });
   });
 

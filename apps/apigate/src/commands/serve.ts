@@ -152,7 +152,7 @@ export function registerServe(program: Command): void {
           await manager.ensure(tlsDomains, (line) => logger.info(line));
           renewals = manager.startRenewals(tlsDomains);
           https = await startServer({ app, port: httpsPort, host: o.host, front: gw.front, closeTimeoutMs, tls: { SNICallback: manager.sniCallback } });
-          logger.info({ url: https.url, certificates: manager.certificates.all().length }, `apigate listening on ${https.url}`);
+          logger.info({ url: https.url, certificates: (await manager.certificates.all()).length }, `apigate listening on ${https.url}`);
         } catch (err) {
           await renewals?.stop();
           await server.close();

@@ -1,5 +1,5 @@
 import type { SecretKey } from '../store/crypto.js';
-import type { AppDatabase } from '../store/db.js';
+import type { StoreDb } from '../store/dialect.js';
 import { AdminTokenRepository } from './admin-tokens.js';
 import { ChangeNotifier } from './changes.js';
 import type { DomainContext } from './context.js';
@@ -23,9 +23,10 @@ export class Domain {
   readonly webhooks: WebhookRepository;
   readonly adminTokens: AdminTokenRepository;
 
-  constructor(opts: { db: AppDatabase; secretKey: SecretKey; now?: () => Date }) {
-    this.changes = new ChangeNotifier(opts.db);
-    const ctx: DomainContext = { db: opts.db, changes: this.changes, secretKey: opts.secretKey, now: opts.now ?? (() => new Date()) };
+  constructor(opts: { store: StoreDb; secretKey: SecretKey; now?: () => Date }) {
+    this.changes = new ChangeNotifier(opts.store);
+    const { dialect, db, t, tx } = opts.store;
+    const ctx: DomainContext = { dialect, db, t, tx, changes: this.changes, secretKey: opts.secretKey, now: opts.now ?? (() => new Date()) };
     this.users = new UserRepository(ctx);
     this.plans = new PlanRepository(ctx);
     this.keys = new ApiKeyRepository(ctx);

@@ -145,7 +145,7 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
   const d = store.domain;
   const env = opts.env ?? process.env;
   const now = opts.now ?? (() => new Date());
-  const portal = new PortalStore(store.db, now);
+  const portal = new PortalStore(store, now);
   const limiter = new AttemptLimiter({ ...DEFAULT_PORTAL_LIMITS, ...opts.limits }, opts.cache, { now: () => now().getTime(), logger });
   const scrypt = opts.scrypt ?? DEFAULT_SCRYPT;
   const sessionTtlMs = opts.sessionTtlMs ?? 7 * 24 * HOUR;
@@ -207,8 +207,8 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     if (wait !== undefined) throw new PortalError(429, 'TOO_MANY_ATTEMPTS', `too many attempts; try again in ${wait} seconds`, undefined, wait);
   }
 
-  function sendVerification(c: Context, m: PortalMailer, user: User): void {
-    const t = portal.issueToken(user.id, 'verify_email', user.email, verifyTtlMs);
+  async function sendVerification(c: Context, m: PortalMailer, user: User): Promise<void> {
+    const t = await portal.issueToken(user.id, 'verify_email', user.email, verifyTtlMs);
     send(m, verificationEmail(user.email, user.name, `${publicBase(c)}/portal/api/verify-email?token=${t.token}`, verifyTtlMs), `portal:${t.id}`);
   }
 
@@ -234,8 +234,8 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     return key;
   }
 
-  function startSession(c: Context, user: User) {
-    const { token, session } = portal.createSession(user.id, sessionTtlMs);
+  async function startSession(c: Context, user: User) {
+    const { token, session } = await portal.createSession(user.id, sessionTtlMs);
     setCookie(c, SESSION_COOKIE, token, { httpOnly: true, secure: isHttps(c), sameSite: 'Lax', path: '/portal', maxAge: Math.floor(sessionTtlMs / 1000) });
     return session;
   }
@@ -244,7 +244,7 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
 
   const requireSession: MiddlewareHandler<PortalEnv> = async (c, next) => {
     const token = getCookie(c, SESSION_COOKIE);
-    const session = token ? portal.findSession(token) : undefined;
+    const session = token ? await portal.findSession(token) : undefined;
     const user = session ? await d.users.find(session.userId) : undefined;
     if (!user) {
       if (token) deleteCookie(c, SESSION_COOKIE, { path: '/portal' });
@@ -281,7 +281,7 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     let existing = await d.users.findByEmail(v.email);
     if (!existing) {
       try {
-        sendVerification(c, m, await d.users.create({ email: v.email, name: v.name, passwordHash }));
+        await sendVerification(c, m, await d.users.create({ email: v.email, name: v.name, passwordHash }));
       } catch (err) {
         if (!isDomainError(err)) throw err;
         if (err.code === 'NO_DEFAULT_PLAN') throw new PortalError(503, 'SIGNUP_UNAVAILABLE', 'sign up is not open yet: the API provider has not created a plan');
@@ -292,7 +292,7 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     // The same answer whether the address is new or not; the owner learns the difference by email.
     if (existing && existing.status === 'active') {
       if (existing.emailVerified) send(m, alreadyRegisteredEmail(existing.email, existing.name), `portal:registered:${randomUUID()}`);
-      else sendVerification(c, m, existing);
+      else await sendVerification(c, m, existing);
     }
     return json(c, { status: 'verification_sent', message: `check ${v.email} for a link to confirm the address, then log in` }, 202);
   });
@@ -300,7 +300,7 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
   async function verify(c: Context, input: unknown) {
     const v = parseInput(tokenSchema, input, 'verify email');
     await limit(c, 'tokenPerIp');
-    const r = portal.consumeToken(v.token, 'verify_email');
+    const r = await portal.consumeToken(v.token, 'verify_email');
     if (!r.ok) throw tokenError(r.reason);
     const user = await d.users.find(r.userId);
     // The link proves the address it was sent to; if the account's address changed since, it proves nothing.
@@ -318,7 +318,7 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     publicBase(c);
     await limit(c, 'emailPerIp', ['emailPerAddress', v.email]);
     const user = await d.users.findByEmail(v.email);
-    if (user && user.status === 'active' && !user.emailVerified) sendVerification(c, m, user);
+    if (user && user.status === 'active' && !user.emailVerified) await sendVerification(c, m, user);
     return json(c, { status: 'verification_sent', message: `if ${v.email} has an account waiting for confirmation, a new link is on its way` }, 202);
   });
 
@@ -335,13 +335,13 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
       throw new PortalError(403, 'EMAIL_NOT_VERIFIED', 'log in: email: confirm the address first with the emailed link (POST /portal/api/verify-email/resend sends a new one)', 'email');
     }
     if (stored && needsRehash(stored, scrypt)) await d.users.setPasswordHash(user.id, await hashPassword(v.password, scrypt));
-    const session = startSession(c, user);
+    const session = await startSession(c, user);
     return json(c, { user: await me(user), sessionExpiresAt: session.expiresAt });
   });
 
   api.post('/logout', async (c) => {
     const token = getCookie(c, SESSION_COOKIE);
-    if (token) portal.deleteSession(token);
+    if (token) await portal.deleteSession(token);
     deleteCookie(c, SESSION_COOKIE, { path: '/portal', secure: isHttps(c), httpOnly: true, sameSite: 'Lax' });
     return json(c, { loggedOut: true });
   });
@@ -353,7 +353,7 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     await limit(c, 'emailPerIp', ['emailPerAddress', v.email]);
     const user = await d.users.findByEmail(v.email);
     if (user && user.status === 'active') {
-      const t = portal.issueToken(user.id, 'reset_password', user.email, resetTtlMs);
+      const t = await portal.issueToken(user.id, 'reset_password', user.email, resetTtlMs);
       send(m, resetEmail(user.email, user.name, `${base}${RESET_PAGE_PATH}?token=${t.token}`, resetTtlMs), `portal:${t.id}`);
     }
     // Word for word the same either way: this endpoint does not tell who has an account.
@@ -363,14 +363,14 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
   api.post('/password-reset/confirm', async (c) => {
     const v = parseInput(resetConfirmSchema, await body(c), 'password reset');
     await limit(c, 'tokenPerIp');
-    const peek = portal.checkToken(v.token, 'reset_password');
+    const peek = await portal.checkToken(v.token, 'reset_password');
     if (!peek.ok) throw tokenError(peek.reason);
     const passwordHash = await hashPassword(v.password, scrypt);
     let sessionsRevoked = 0;
     // One transaction: the token is used up, the password set and every session ended, or none of it.
-    const r = portal.consumeToken(v.token, 'reset_password', (tx, t) => {
-      portal.setPasswordHash(tx, t.userId, passwordHash);
-      sessionsRevoked = portal.deleteUserSessions(t.userId, tx);
+    const r = await portal.consumeToken(v.token, 'reset_password', async (tx, t) => {
+      await portal.setPasswordHash(tx, t.userId, passwordHash);
+      sessionsRevoked = await portal.deleteUserSessions(t.userId, tx);
     });
     if (!r.ok) throw tokenError(r.reason);
     const user = await d.users.find(r.userId);
