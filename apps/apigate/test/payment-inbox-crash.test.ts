@@ -45,7 +45,7 @@ describe('the payment inbox survives the death of `apigate serve` on the memory 
       const store = await openStore({ dataDir });
       try {
         const { pro, users } = await seed(store);
-        const inbox = new PaymentInbox(store.db);
+        const inbox = new PaymentInbox(store);
         const first = await serve(BIN, env);
         const exited = new Promise<void>((r) => first.child.on('close', () => r()));
         // All at once, as a provider's burst would come: the answers arrive while the worker is still applying.
@@ -56,14 +56,14 @@ describe('the payment inbox survives the death of `apigate serve` on the memory 
         await exited;
         expect(answers.map((a) => a.status)).toEqual(Array(EVENTS).fill(200));
         // Every 200 means the event is in the inbox; the memory queue's jobs died with the process.
-        const stored = inbox.list({ limit: 1000 }).items;
+        const stored = (await inbox.list({ limit: 1000 })).items;
         expect(stored).toHaveLength(EVENTS);
         const queuedAtDeath = stored.filter((r) => r.status === 'queued').length;
         expect(queuedAtDeath, 'some events were still waiting when the process died (else this run proves nothing)').toBeGreaterThan(0);
 
         const second = await serve(BIN, env);
         try {
-          await vi.waitFor(() => expect(inbox.list({ status: 'applied', limit: 1000 }).items.length, second.logs().slice(-2000)).toBe(EVENTS), {
+          await vi.waitFor(async () => expect((await inbox.list({ status: 'applied', limit: 1000 })).items.length, second.logs().slice(-2000)).toBe(EVENTS), {
             timeout: 60_000,
             interval: 200,
           });
@@ -72,8 +72,8 @@ describe('the payment inbox survives the death of `apigate serve` on the memory 
         } finally {
           expect(await second.stop()).toBe(0);
         }
-        expect(inbox.list({ status: 'queued' }).items).toEqual([]);
-        expect(inbox.list({ status: 'failed' }).items).toEqual([]);
+        expect((await inbox.list({ status: 'queued' })).items).toEqual([]);
+        expect((await inbox.list({ status: 'failed' })).items).toEqual([]);
         for (const id of users) expect((await store.domain.users.get(id)).planId).toBe(pro.id);
         console.info(`${signal}: ${queuedAtDeath} of ${EVENTS} events were still queued when serve died; all applied after the restart`);
       } finally {

@@ -146,7 +146,7 @@ async function setup(c: Case) {
   await d.plans.create({ name: 'Free', isDefault: true });
   const pro = await d.plans.create({ name: 'Pro', priceCents: 2900 });
   const user = await d.users.create({ email: `ada-webhooks-${c.name}-${randomUUID().slice(0, 8)}@example.com`, name: 'Ada' });
-  const inbox = new PaymentInbox(store.db);
+  const inbox = new PaymentInbox(store);
   const post = (s: Signed) => fetch(`${server.url}/`, { method: 'POST', headers: s.headers, body: s.body });
   const close = async () => {
     await server.close();
@@ -173,7 +173,7 @@ describe.each(CASES)('payment webhooks of $name (its stand-in) through the gatew
       const res = await h.post(signed);
       expect(res.status).toBe(200);
       expect(await res.json()).toEqual({ received: true, duplicate: false });
-      await vi.waitFor(() => expect(h.inbox.find(c.name, eventId)?.status).toBe('applied'), { timeout: 15_000, interval: 50 });
+      await vi.waitFor(async () => expect((await h.inbox.find(c.name, eventId))?.status).toBe('applied'), { timeout: 15_000, interval: 50 });
       expect(await h.planOf()).toBe(h.pro.id);
       const sub = (await h.store.domain.subscriptions.listForUser(h.user.id))[0]!;
       expect(sub).toMatchObject({ provider: c.name, externalSubscriptionId: paid.subscriptionId, status: 'active', planId: h.pro.id });
@@ -189,7 +189,7 @@ describe.each(CASES)('payment webhooks of $name (its stand-in) through the gatew
       const refused = await h.post(other.signed);
       expect(refused.status).toBe(400);
       expect(((await refused.json()) as { error: { code: string } }).error.code).toBe(other.code);
-      expect(h.inbox.list({ provider: c.name }).items.map((r) => r.eventId)).toEqual([eventId]);
+      expect((await h.inbox.list({ provider: c.name })).items.map((r) => r.eventId)).toEqual([eventId]);
     } finally {
       await h.close();
     }

@@ -9,11 +9,11 @@ describe('apigate payments events', { timeout: 120_000 }, () => {
     const env = cleanEnv({ APIGATE_DATA_DIR: dataDir, QUEUE_PROVIDER: 'memory' });
     const store = await openStore({ dataDir });
     try {
-      const inbox = new PaymentInbox(store.db);
+      const inbox = new PaymentInbox(store);
       const body = JSON.stringify({ id: 'evt_cli_1', type: 'subscription.created', occurredAt: new Date().toISOString() });
-      inbox.record('dummy', { id: 'evt_cli_1', type: 'subscription.created', occurredAt: new Date() }, { rawBody: utf8.encode(body), headers: { 'apigate-dummy-signature': 't=1,v1=ab', authorization: 'Bearer nope' } });
-      inbox.startAttempt('dummy', 'evt_cli_1');
-      inbox.fail('dummy', 'evt_cli_1', 'payment event dummy:evt_cli_1 (subscription.created): no plan for dummy price price_x');
+      await inbox.record('dummy', { id: 'evt_cli_1', type: 'subscription.created', occurredAt: new Date() }, { rawBody: utf8.encode(body), headers: { 'apigate-dummy-signature': 't=1,v1=ab', authorization: 'Bearer nope' } });
+      await inbox.startAttempt('dummy', 'evt_cli_1');
+      await inbox.fail('dummy', 'evt_cli_1', 'payment event dummy:evt_cli_1 (subscription.created): no plan for dummy price price_x');
 
       const list = await cli(['payments', 'events', 'list', '--status', 'failed', '--json'], env);
       expect(list.code, list.stderr).toBe(0);
@@ -31,7 +31,7 @@ describe('apigate payments events', { timeout: 120_000 }, () => {
       const replay = await cli(['payments', 'events', 'replay', 'evt_cli_1'], env);
       expect(replay.code, replay.stderr).toBe(0);
       expect(replay.stdout).toContain('queued again');
-      expect(inbox.find('dummy', 'evt_cli_1')).toMatchObject({ status: 'queued', attempts: 0 });
+      expect(await inbox.find('dummy', 'evt_cli_1')).toMatchObject({ status: 'queued', attempts: 0 });
 
       const missing = await cli(['payments', 'events', 'show', 'evt_nope'], env);
       expect(missing.code).toBe(3);

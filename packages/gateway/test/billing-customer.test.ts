@@ -171,7 +171,7 @@ describe('customer billing through the portal API (dummy provider, real server)'
       expect(refused.failed).toMatchObject([{ subscriptionId: refusedSub.id, quantity: 10, status: 'failed', error: expect.stringContaining('is not metered') }]);
       await d.usage.applyBatch('r2', [{ keyId: otherKey.apiKey.id, userId: other.id, at: new Date(), requests: 10 }]);
       await reportOverage({ store: h.store, logger: silentLogger(), providerName: 'dummy', payment: refusing, features: dummyPayment.features });
-      expect(usageReportsFor(h.store, refusedSub.id).map((r) => r.status)).toEqual(['failed']);
+      expect((await usageReportsFor(h.store, refusedSub.id)).map((r) => r.status)).toEqual(['failed']);
 
       // The provider took the report but the answer was lost (a crash, a timeout): the row stays
       // pending and the next run sends it with the same key, which the provider counts once.
@@ -187,7 +187,7 @@ describe('customer billing through the portal API (dummy provider, real server)'
       expect((await report()).reported).toMatchObject([{ quantity: 5, cumulative: 55 }]);
       expect(h.dummy.usageFor(subId).total).toBe(55);
       const stored = (await d.subscriptions.findByExternal('dummy', subId))!;
-      expect(usageReportsFor(h.store, stored.id).map((r) => [r.id, r.status])).toEqual([
+      expect((await usageReportsFor(h.store, stored.id)).map((r) => [r.id, r.status])).toEqual([
         [`${stored.id}:${new Date().toISOString().slice(0, 7)}:30`, 'reported'],
         [`${stored.id}:${new Date().toISOString().slice(0, 7)}:50`, 'reported'],
         [`${stored.id}:${new Date().toISOString().slice(0, 7)}:55`, 'reported'],

@@ -30,7 +30,7 @@ describe('payment webhooks through a listening server (dummy provider)', () => {
     expect(row).toMatchObject({ status: 'applied', type: 'checkout.completed', attempts: 1, lastError: null, hasBody: true });
     expect(row.appliedAt).toBeInstanceOf(Date);
     // The inbox holds the verified body byte for byte, and the signature header normalisation may need.
-    const input = t.inbox.input('dummy', change.event.id)!;
+    const input = (await t.inbox.input('dummy', change.event.id))!;
     expect(Buffer.from(input.rawBody).equals(Buffer.from(change.webhook.rawBody))).toBe(true);
     expect(input.headers['apigate-dummy-signature']).toBe(change.webhook.headers['apigate-dummy-signature']);
 
@@ -48,7 +48,7 @@ describe('payment webhooks through a listening server (dummy provider)', () => {
       const res = await t.post(t.dummy.signEvent(change.event, { secret: 'whsec_someone_else_entirely_0000' }));
       expect(res.status).toBe(400);
       expect(json(res.body)).toEqual({ error: { code: 'WEBHOOK_SIGNATURE_INVALID', message: 'webhook signature did not verify' } });
-      expect(t.inbox.find('dummy', change.event.id)).toBeUndefined();
+      expect(await t.inbox.find('dummy', change.event.id)).toBeUndefined();
       expect(await t.planOf()).toBe(t.free.id);
     });
 
@@ -58,7 +58,7 @@ describe('payment webhooks through a listening server (dummy provider)', () => {
       const text = Buffer.from(change.webhook.rawBody).toString().replace(await t.priceOf(t.pro.id), await t.priceOf(t.team.id));
       const res = await t.post({ ...change.webhook, rawBody: Buffer.from(text) });
       expect(res.status).toBe(400);
-      expect(t.inbox.find('dummy', change.event.id)).toBeUndefined();
+      expect(await t.inbox.find('dummy', change.event.id)).toBeUndefined();
     });
 
     it('a stale signature (a captured event replayed an hour later): 400', async () => {
@@ -67,7 +67,7 @@ describe('payment webhooks through a listening server (dummy provider)', () => {
       const res = await t.post(t.dummy.signEvent(change.event, { signedAt: new Date(Date.now() - 3_600_000) }));
       expect(res.status).toBe(400);
       expect(json(res.body).error.code).toBe('WEBHOOK_SIGNATURE_INVALID');
-      expect(t.inbox.find('dummy', change.event.id)).toBeUndefined();
+      expect(await t.inbox.find('dummy', change.event.id)).toBeUndefined();
     });
 
     it('an event of the other mode (live event, test-only provider): 400 WEBHOOK_MODE_MISMATCH', async () => {
@@ -77,7 +77,7 @@ describe('payment webhooks through a listening server (dummy provider)', () => {
       const res = await t.post(t.dummy.signEvent(live));
       expect(res.status).toBe(400);
       expect(json(res.body).error.code).toBe('WEBHOOK_MODE_MISMATCH');
-      expect(t.inbox.find('dummy', change.event.id)).toBeUndefined();
+      expect(await t.inbox.find('dummy', change.event.id)).toBeUndefined();
       expect(await t.planOf()).toBe(t.free.id);
     });
 
@@ -109,7 +109,7 @@ describe('payment webhooks through a listening server (dummy provider)', () => {
       });
       expect(chunked.status).toBe(413);
       expect(chunked.sentWhenAnswered).toBeLessThan(64);
-      expect(t.inbox.find('dummy', change.event.id)).toBeUndefined();
+      expect(await t.inbox.find('dummy', change.event.id)).toBeUndefined();
       // The same event within the limit is taken.
       expect((await t.post(change.webhook)).status).toBe(200);
     });
@@ -348,7 +348,7 @@ describe('payment webhooks through a listening server (dummy provider)', () => {
       const row = await t.settled(change.event.id);
       expect(row).toMatchObject({ status: 'failed', attempts: 3, nextAttemptAt: null });
       expect(row.lastError).toContain('ECONNREFUSED');
-      expect(t.inbox.list({ status: 'failed' }).items.map((r) => r.eventId)).toEqual([change.event.id]);
+      expect((await t.inbox.list({ status: 'failed' })).items.map((r) => r.eventId)).toEqual([change.event.id]);
       down = false;
       await replayPaymentEvent({ inbox: t.inbox, queue: t.q.queue }, change.event.id);
       expect((await t.settled(change.event.id)).status).toBe('applied');
@@ -363,7 +363,7 @@ describe('payment webhooks through a listening server (dummy provider)', () => {
       expect((await t.post(change.webhook)).status).toBe(200);
       expect((await t.post(fail.webhook)).status).toBe(200);
       await t.q.queue.purge('payment.events');
-      expect(t.inbox.queued().map((r) => r.eventId).sort()).toEqual([change.event.id, fail.event.id].sort());
+      expect((await t.inbox.queued()).map((r) => r.eventId).sort()).toEqual([change.event.id, fail.event.id].sort());
       t.workers.push(t.startWorker());
       expect((await t.settled(change.event.id)).status).toBe('applied');
       expect((await t.settled(fail.event.id)).status).toBe('applied');
@@ -379,7 +379,7 @@ describe('payment webhooks through a listening server (dummy provider)', () => {
       await t.settled(change.event.id);
       await enqueuePaymentEvent(t.q.queue, { provider: 'dummy', eventId: change.event.id, attempts: 7, nextAttemptAt: null });
       await new Promise((r) => setTimeout(r, 100));
-      expect(t.inbox.find('dummy', change.event.id)).toMatchObject({ status: 'applied', attempts: 1 });
+      expect(await t.inbox.find('dummy', change.event.id)).toMatchObject({ status: 'applied', attempts: 1 });
       expect(t.emitted).toHaveLength(1);
     });
   });

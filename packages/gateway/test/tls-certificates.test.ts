@@ -94,13 +94,13 @@ describe('CertificateManager (Pebble validating through the gateway)', () => {
     expect(raw.serial).toBe(cert.serialNumber);
     const account = store.db.select().from(schema.meta).where(eq(schema.meta.key, 'tls.acme.account_key')).get()!;
     expect(account.value).toMatch(/^v1:/);
-    expect(manager.certificates.accountKey()).toContain('PRIVATE KEY');
+    expect(await manager.certificates.accountKey()).toContain('PRIVATE KEY');
 
-    expect(manager.certificates.all().map((c) => [c.domainsKey, c.serialNumber])).toContainEqual([cert.domainsKey, cert.serialNumber]);
+    expect((await manager.certificates.all()).map((c) => [c.domainsKey, c.serialNumber])).toContainEqual([cert.domainsKey, cert.serialNumber]);
   });
 
   it('serves the stored certificate over HTTPS, chosen by SNI', async () => {
-    const cert = manager.certificates.get('gw.apigate.test,www.gw.apigate.test') ?? (await manager.obtain(['gw.apigate.test', 'www.gw.apigate.test']));
+    const cert = (await manager.certificates.get('gw.apigate.test,www.gw.apigate.test')) ?? (await manager.obtain(['gw.apigate.test', 'www.gw.apigate.test']));
     const https = await startServer({
       app: createHttpApp({ kernel, store, logger: silentLogger() }),
       port: 0,
@@ -151,12 +151,12 @@ describe('CertificateManager (Pebble validating through the gateway)', () => {
     // Move the clock to ten days before this certificate expires: it is now due.
     clock = new Date(first.notAfter.getTime() - 10 * 86_400_000);
     try {
-      expect(manager.isDue(manager.certificates.get('renew.apigate.test')!)).toBe(true);
+      expect(manager.isDue((await manager.certificates.get('renew.apigate.test'))!)).toBe(true);
       const renewed = await manager.ensure([]);
       const again = renewed.obtained.find((c) => c.domainsKey === 'renew.apigate.test');
       expect(again?.serialNumber).toBeDefined();
       expect(again!.serialNumber).not.toBe(first.serialNumber);
-      expect(manager.certificates.get('renew.apigate.test')!.serialNumber).toBe(again!.serialNumber);
+      expect((await manager.certificates.get('renew.apigate.test'))!.serialNumber).toBe(again!.serialNumber);
       expect(renewed.failed).toEqual([]);
     } finally {
       clock = undefined;

@@ -297,8 +297,8 @@ describe('admin payments page over HTTP', () => {
     const { sessionId } = await dummy.createCheckout({ customerId, priceId, userId: 'usr_unknown', planId: pro.id, successUrl: `${site.url}/portal`, cancelUrl: `${site.url}/portal` });
     const change = dummy.completeCheckout(sessionId);
     expect((await fetch(`${site.url}/webhooks/dummy`, { method: 'POST', headers: change.webhook.headers, body: new Uint8Array(change.webhook.rawBody) })).status).toBe(200);
-    const inbox = new PaymentInbox(site.store.db);
-    await eventually(() => (inbox.find('dummy', change.event.id)?.status === 'failed' ? true : undefined), 'the event to fail');
+    const inbox = new PaymentInbox(site.store);
+    await eventually(async () => ((await inbox.find('dummy', change.event.id))?.status === 'failed' ? true : undefined), 'the event to fail');
 
     const a = jar();
     const login = await fetch(`${site.url}/admin/ui/login`);
@@ -326,7 +326,7 @@ describe('admin payments page over HTTP', () => {
     expect(replay.status).toBe(303);
     a.take(replay);
     expect(await (await fetch(`${site.url}/admin/ui/payments`, { headers: { cookie: a.header() } })).text()).toContain('is queued again');
-    await eventually(() => (inbox.find('dummy', change.event.id)?.status === 'applied' ? true : undefined), 'the replayed event to apply');
+    await eventually(async () => ((await inbox.find('dummy', change.event.id))?.status === 'applied' ? true : undefined), 'the replayed event to apply');
     expect((await site.store.domain.users.get(user.id)).planId).toBe(pro.id);
   });
 });

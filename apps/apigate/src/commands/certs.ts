@@ -63,8 +63,7 @@ export function registerCerts(program: Command): void {
   withJson(certs.command('list').description('stored certificates, soonest expiry first')).action(async (o: { json?: boolean }) => {
     const rt = await openRuntime();
     try {
-      const rows = new CertificateStore(rt.store)
-        .all()
+      const rows = (await new CertificateStore(rt.store).all())
         .sort((a, b) => a.notAfter.getTime() - b.notAfter.getTime())
         .map((c) => summary(c));
       if (o.json) return printJson({ items: rows });

@@ -44,7 +44,7 @@ export function registerPayments(program: Command): void {
     const status = statusFlag(o.status);
     const query = { ...pageQuery(o), ...(status ? { status } : {}), ...(o.provider ? { provider: o.provider } : {}) };
     await withInbox(async (inbox) => {
-      const page = asCli(() => inbox.list(query));
+      const page = await asCliAsync(() => inbox.list(query));
       output(o, { data: page.items, nextCursor: page.cursor ?? null }, () =>
         page.items.length
           ? `${table(page.items.map(row), COLUMNS)}${page.cursor ? `\nmore: apigate payments events list --cursor ${page.cursor}` : ''}`
@@ -56,7 +56,7 @@ export function registerPayments(program: Command): void {
   withJson(events.command('show <id>').description('one event with its stored body').option('--provider <name>', 'the provider, when several have this event id')).action(
     async (id: string, o: { provider?: string; json?: boolean }) =>
       withInbox(async (inbox) => {
-        const detail = paymentEventDetail(inbox, asCli(() => findPaymentEvent(inbox, id, o.provider)));
+        const detail = await paymentEventDetail(inbox, await asCliAsync(() => findPaymentEvent(inbox, id, o.provider)));
         output(o, detail, () =>
           [table([row(detail)], COLUMNS), detail.lastError ? `last error: ${detail.lastError}` : '', detail.body ? `body:\n${detail.body}` : 'no stored body'].filter(Boolean).join('\n'),
         );
@@ -72,7 +72,7 @@ export function registerPayments(program: Command): void {
     withKernel(['queue'], async (rt, kernel) => {
       // A shared (durable) queue reaches the server's worker now; with the memory queue the server's sweep takes the row within a minute.
       const durable = queueInfo(kernel).durable;
-      const inbox = new PaymentInbox(rt.store.db);
+      const inbox = new PaymentInbox(rt.store);
       const replayed = await asCliAsync(() => replayPaymentEvent({ inbox, queue: durable ? kernel.get('queue') : undefined }, id, o.provider));
       output(o, replayed, () =>
         `payment event ${replayed.eventId} queued again with fresh tries; ${durable ? 'the payment worker applies it now' : 'a running apigate serve applies it within a minute'} (check: apigate payments events show ${replayed.eventId})`,
@@ -84,7 +84,7 @@ export function registerPayments(program: Command): void {
 async function withInbox<T>(fn: (inbox: PaymentInbox) => Promise<T>): Promise<T> {
   const rt = await openRuntime();
   try {
-    return await fn(new PaymentInbox(rt.store.db));
+    return await fn(new PaymentInbox(rt.store));
   } finally {
     await rt.close();
   }

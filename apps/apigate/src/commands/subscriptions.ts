@@ -71,7 +71,7 @@ export function registerSubscriptions(program: Command): void {
     try {
       const sub = await rt.store.domain.subscriptions.find(id);
       if (!sub) throw new CliError(`no subscription with id ${id}`, EXIT_NOT_FOUND);
-      const reports = usageReportsFor(rt.store, sub.id);
+      const reports = await usageReportsFor(rt.store, sub.id);
       const reportRows = reports.map((r) => ({ period: r.period, quantity: r.quantity, cumulative: r.cumulative, status: r.status, at: when(r.reportedAt), error: r.error ?? '' }));
       output(o, { ...sub, usageReports: reports }, () =>
         [

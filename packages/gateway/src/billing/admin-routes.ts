@@ -50,7 +50,7 @@ export function createSubscriptionAdmin(o: { store: Store; billing: CustomerBill
 
   api.get('/:id', async (c) => {
     const sub = await d.subscriptions.get(c.req.param('id'));
-    return json(c, { ...sub, usageReports: usageReportsFor(o.store, sub.id) });
+    return json(c, { ...sub, usageReports: await usageReportsFor(o.store, sub.id) });
   });
 
   api.post('/:id/cancel', async (c) => {

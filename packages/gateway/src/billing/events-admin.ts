@@ -13,8 +13,8 @@ const json = (c: Context, value: unknown, status: ContentfulStatusCode = 200) =>
 const SHOW_BODY_LIMIT = 64 * 1024;
 
 /** One inbox row as the admin API and `apigate payments events show` give it: the row, its body and its header names. */
-export function paymentEventDetail(inbox: PaymentInbox, row: RecordedPaymentEvent): RecordedPaymentEvent & { body: string | null; headerNames: string[] } {
-  const input = inbox.input(row.provider, row.eventId);
+export async function paymentEventDetail(inbox: PaymentInbox, row: RecordedPaymentEvent): Promise<RecordedPaymentEvent & { body: string | null; headerNames: string[] }> {
+  const input = await inbox.input(row.provider, row.eventId);
   const text = input ? Buffer.from(input.rawBody).toString('utf8') : null;
   return {
     ...row,
@@ -39,13 +39,13 @@ export function parseEventStatus(raw: string | undefined): PaymentEventStatus | 
  * With `queue` the replay is published at once; without, the worker's sweep takes it.
  */
 export function createPaymentEventsAdmin(o: { store: Store; queue?: Pick<QueueProvider, 'publish'> | undefined }): Hono {
-  const inbox = new PaymentInbox(o.store.db);
+  const inbox = new PaymentInbox(o.store);
   const api = new Hono();
-  api.get('/', (c) => {
+  api.get('/', async (c) => {
     const limit = c.req.query('limit');
     if (limit !== undefined && !/^\d+$/.test(limit)) throw new HTTPException(400, { message: 'limit: expected a whole number' });
     const status = parseEventStatus(c.req.query('status'));
-    const page = inbox.list({
+    const page = await inbox.list({
       ...(status ? { status } : {}),
       ...(c.req.query('provider') ? { provider: c.req.query('provider')! } : {}),
       ...(limit !== undefined ? { limit: Number(limit) } : {}),
@@ -53,7 +53,7 @@ export function createPaymentEventsAdmin(o: { store: Store; queue?: Pick<QueuePr
     });
     return json(c, { data: page.items, nextCursor: page.cursor ?? null });
   });
-  api.get('/:id', (c) => json(c, paymentEventDetail(inbox, findPaymentEvent(inbox, c.req.param('id'), c.req.query('provider') || undefined))));
+  api.get('/:id', async (c) => json(c, await paymentEventDetail(inbox, await findPaymentEvent(inbox, c.req.param('id'), c.req.query('provider') || undefined))));
   api.post('/:id/replay', async (c) => json(c, await replayPaymentEvent({ inbox, queue: o.queue }, c.req.param('id'), c.req.query('provider') || undefined)));
   return api;
 }

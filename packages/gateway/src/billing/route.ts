@@ -82,7 +82,7 @@ export async function readBounded(req: Request, max: number): Promise<Uint8Array
  * 200 at once. Normalising (which may call the provider) and applying happen in the worker.
  */
 export function createPaymentWebhookApp(o: PaymentWebhookOptions): Hono {
-  const inbox = new PaymentInbox(o.store.db);
+  const inbox = new PaymentInbox(o.store);
   const app = new Hono();
   app.post('/', async (c) => {
     const max = o.maxBytes ?? webhookMaxBytes(o.store);
@@ -115,7 +115,7 @@ export function createPaymentWebhookApp(o: PaymentWebhookOptions): Hono {
       o.logger.warn({ provider: o.providerName, code }, `payment webhook refused: ${describeError(err)}`);
       return c.json(answer, 400);
     }
-    if (!inbox.record(o.providerName, verified, input)) {
+    if (!(await inbox.record(o.providerName, verified, input))) {
       o.logger.info({ provider: o.providerName, eventId: verified.id }, 'payment webhook: duplicate event ignored');
       return c.json({ received: true, duplicate: true });
     }

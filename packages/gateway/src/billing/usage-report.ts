@@ -3,7 +3,6 @@ import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import { monthBounds, monthOf } from '../domain/usage.js';
 import type { Subscription } from '../domain/subscriptions.js';
 import type { Store } from '../store/store.js';
-import { usageReports } from '../store/schema.js';
 import { type PeriodicJob, startPeriodicJob } from './periodic.js';
 import { overageUnits } from './plans-sync.js';
 
@@ -77,10 +76,10 @@ export async function reportOverage(o: UsageReportOptions): Promise<UsageReportR
       if (monthBounds(period).end <= sub.createdAt) continue;
       // A final refusal (no metered item on the subscription, say) will not fix itself: nothing more is
       // recorded for the period until an admin deals with it (subscriptions show lists the reason).
-      if (BILLED.has(sub.status) && !hasFailed(o.store, sub.id, period)) {
+      if (BILLED.has(sub.status) && !(await hasFailed(o.store, sub.id, period))) {
         const requests = (await domain.usage.forUser(sub.userId, period)).totals.requests;
         const units = overageUnits(plan, Math.max(0, requests - plan.requestsPerMonth));
-        recordDue(o.store, sub, o.providerName, period, units, now);
+        await recordDue(o.store, sub, o.providerName, period, units, now);
       }
       await sendPending(o, sub, period, now, result);
     }
@@ -88,42 +87,40 @@ export async function reportOverage(o: UsageReportOptions): Promise<UsageReportR
   return result;
 }
 
-function hasFailed(store: Store, subscriptionId: string, period: string): boolean {
-  return (
-    store.db
-      .select({ id: usageReports.id })
-      .from(usageReports)
-      .where(and(eq(usageReports.subscriptionId, subscriptionId), eq(usageReports.period, period), eq(usageReports.status, 'failed')))
-      .get() !== undefined
-  );
+async function hasFailed(store: Store, subscriptionId: string, period: string): Promise<boolean> {
+  const { usageReports } = store.t;
+  const rows = await store.db
+    .select({ id: usageReports.id })
+    .from(usageReports)
+    .where(and(eq(usageReports.subscriptionId, subscriptionId), eq(usageReports.period, period), eq(usageReports.status, 'failed')))
+    .limit(1);
+  return rows.length > 0;
 }
 
 /** Adds a pending row for the units not yet reported (or being reported) in the period. */
-function recordDue(store: Store, sub: Subscription, provider: string, period: string, units: number, now: Date): void {
-  store.db.transaction(
-    (tx) => {
-      const done = tx
-        .select({ max: sql<number>`coalesce(max(${usageReports.cumulative}), 0)`.mapWith(Number) })
-        .from(usageReports)
-        .where(and(eq(usageReports.subscriptionId, sub.id), eq(usageReports.period, period), inArray(usageReports.status, ['pending', 'reported'])))
-        .get()!.max;
-      if (units <= done) return;
-      tx.insert(usageReports)
-        .values({ id: usageReportKey(sub.id, period, units), subscriptionId: sub.id, provider, period, cumulative: units, quantity: units - done, status: 'pending', createdAt: now })
-        .onConflictDoNothing()
-        .run();
-    },
-    { behavior: 'immediate' },
-  );
+async function recordDue(store: Store, sub: Subscription, provider: string, period: string, units: number, now: Date): Promise<void> {
+  const { usageReports } = store.t;
+  await store.tx(async (tx) => {
+    const [row] = await tx
+      .select({ max: sql<number>`coalesce(max(${usageReports.cumulative}), 0)`.mapWith(Number) })
+      .from(usageReports)
+      .where(and(eq(usageReports.subscriptionId, sub.id), eq(usageReports.period, period), inArray(usageReports.status, ['pending', 'reported'])));
+    const done = row!.max;
+    if (units <= done) return;
+    await tx
+      .insert(usageReports)
+      .values({ id: usageReportKey(sub.id, period, units), subscriptionId: sub.id, provider, period, cumulative: units, quantity: units - done, status: 'pending', createdAt: now })
+      .onConflictDoNothing();
+  });
 }
 
 async function sendPending(o: UsageReportOptions, sub: Subscription, period: string, now: Date, result: UsageReportResult): Promise<void> {
-  const pending = o.store.db
+  const { usageReports } = o.store.t;
+  const pending = await o.store.db
     .select()
     .from(usageReports)
     .where(and(eq(usageReports.subscriptionId, sub.id), eq(usageReports.period, period), eq(usageReports.status, 'pending')))
-    .orderBy(asc(usageReports.cumulative))
-    .all();
+    .orderBy(asc(usageReports.cumulative));
   // Inside the period it belongs to: the provider bills it in that period's invoice.
   const { end } = monthBounds(period);
   const timestamp = new Date(Math.min(now.getTime(), end.getTime() - 1000));
@@ -136,14 +133,14 @@ async function sendPending(o: UsageReportOptions, sub: Subscription, period: str
         timestamp,
         idempotencyKey: row.id,
       });
-      o.store.db.update(usageReports).set({ status: 'reported', reportedAt: now, error: null }).where(eq(usageReports.id, row.id)).run();
+      await o.store.db.update(usageReports).set({ status: 'reported', reportedAt: now, error: null }).where(eq(usageReports.id, row.id));
       result.reported.push({ ...row, status: 'reported', reportedAt: now, error: null });
       o.logger.info({ provider: o.providerName, subscriptionId: sub.id, period, quantity: row.quantity }, `usage: reported ${row.quantity} overage units`);
     } catch (err) {
       const error = describeError(err);
       // A retryable failure stays pending (the next run sends it with the same key); a refusal is final.
       const status = isRetryable(err) ? 'pending' : 'failed';
-      o.store.db.update(usageReports).set({ status, error }).where(eq(usageReports.id, row.id)).run();
+      await o.store.db.update(usageReports).set({ status, error }).where(eq(usageReports.id, row.id));
       result.failed.push({ ...row, status, error });
       o.logger.warn({ provider: o.providerName, subscriptionId: sub.id, period }, `usage: overage report failed (${status}): ${error}`);
       break; // later rows wait: their cumulative totals build on this one
@@ -152,8 +149,14 @@ async function sendPending(o: UsageReportOptions, sub: Subscription, period: str
 }
 
 /** What was reported for a subscription, oldest first. */
-export function usageReportsFor(store: Store, subscriptionId: string): UsageReportRow[] {
-  return store.db.select().from(usageReports).where(eq(usageReports.subscriptionId, subscriptionId)).orderBy(asc(usageReports.createdAt), asc(usageReports.cumulative)).all();
+export async function usageReportsFor(store: Store, subscriptionId: string): Promise<UsageReportRow[]> {
+  const { usageReports } = store.t;
+  const rows = await store.db
+    .select()
+    .from(usageReports)
+    .where(eq(usageReports.subscriptionId, subscriptionId))
+    .orderBy(asc(usageReports.createdAt), asc(usageReports.cumulative));
+  return rows as UsageReportRow[];
 }
 
 export interface UsageReporterOptions extends UsageReportOptions {

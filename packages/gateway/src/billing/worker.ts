@@ -76,21 +76,21 @@ export async function replayPaymentEvent(
   eventId: string,
   provider?: string,
 ): Promise<RecordedPaymentEvent> {
-  const row = findPaymentEvent(o.inbox, eventId, provider);
+  const row = await findPaymentEvent(o.inbox, eventId, provider);
   if (row.status === 'applied' || row.status === 'skipped') {
     throw new DomainError('conflict', 'PAYMENT_EVENT_DONE', `payment event ${eventId} is already ${row.status}; only failed or queued events are replayed`);
   }
   if (!row.hasBody) throw new DomainError('conflict', 'PAYMENT_EVENT_NO_BODY', `payment event ${eventId} was recorded without its body and cannot be processed again`);
   const at = o.now ?? new Date();
-  o.inbox.requeue(row.provider, row.eventId, at);
-  const fresh = o.inbox.find(row.provider, row.eventId)!;
+  await o.inbox.requeue(row.provider, row.eventId, at);
+  const fresh = (await o.inbox.find(row.provider, row.eventId))!;
   if (o.queue) await enqueuePaymentEvent(o.queue, fresh, at.getTime());
   return fresh;
 }
 
 /** One inbox row by event id; NOT_FOUND, or a conflict naming the providers when the id is ambiguous. */
-export function findPaymentEvent(inbox: PaymentInbox, eventId: string, provider?: string): RecordedPaymentEvent {
-  const rows = inbox.findById(eventId).filter((r) => provider === undefined || r.provider === provider);
+export async function findPaymentEvent(inbox: PaymentInbox, eventId: string, provider?: string): Promise<RecordedPaymentEvent> {
+  const rows = (await inbox.findById(eventId)).filter((r) => provider === undefined || r.provider === provider);
   if (rows.length === 0) throw new DomainError('not_found', 'NOT_FOUND', `payment event ${eventId}${provider ? ` of ${provider}` : ''} not found`);
   if (rows.length > 1) {
     throw new DomainError('conflict', 'AMBIGUOUS', `payment event ${eventId} exists for ${rows.map((r) => r.provider).join(', ')}: name the provider`, 'provider');
@@ -109,7 +109,7 @@ export function findPaymentEvent(inbox: PaymentInbox, eventId: string, provider?
  */
 export function startPaymentWorker(queue: Pick<QueueProvider, 'process' | 'publish'>, o: PaymentWorkerOptions): PaymentWorker {
   const processor = new PaymentProcessor(o);
-  const inbox = new PaymentInbox(o.store.db);
+  const inbox = new PaymentInbox(o.store);
   const log: Logger = o.logger;
   const now = o.now ?? (() => new Date());
   const attempts = () => o.attempts ?? intSetting(o, PAYMENT_ATTEMPTS_SETTING, DEFAULT_PAYMENT_ATTEMPTS);
@@ -117,32 +117,34 @@ export function startPaymentWorker(queue: Pick<QueueProvider, 'process' | 'publi
 
   const handle = async (job: Job<PaymentJob>): Promise<void> => {
     const { provider, eventId } = job.payload;
-    const row = inbox.find(provider, eventId);
+    const row = await inbox.find(provider, eventId);
     // Done already, or a stale job of an earlier try: the row's own due job runs it.
     if (!row || row.status !== 'queued') return;
     if (row.nextAttemptAt && row.nextAttemptAt.getTime() > now().getTime() + 1000) return;
-    const input = inbox.input(provider, eventId);
+    const input = await inbox.input(provider, eventId);
     if (provider !== o.providerName || !input) {
       const why = !input ? 'the row has no stored body (recorded before the inbox)' : `payment provider ${provider} is not the selected one (${o.providerName})`;
-      inbox.fail(provider, eventId, why);
+      await inbox.fail(provider, eventId, why);
       log.warn({ provider, eventId }, `payment event failed: ${why}`);
       return;
     }
-    const attempt = inbox.startAttempt(provider, eventId);
+    const attempt = await inbox.startAttempt(provider, eventId, row.attempts);
+    // Another worker (this instance's or another's) claimed this try first: it runs it.
+    if (attempt === undefined) return;
     try {
       const event = await o.payment.normalizeWebhook(input);
       const result = await processor.applyEvent(provider, event);
-      inbox.finish(provider, eventId, result.status, now());
+      await inbox.finish(provider, eventId, result.status, now());
     } catch (err) {
       const error = maskedError(err);
       const max = attempts();
       if (isFinal(err) || attempt >= max) {
-        inbox.fail(provider, eventId, error);
+        await inbox.fail(provider, eventId, error);
         log.warn({ provider, eventId, attempt }, `payment event failed${isFinal(err) ? '' : ` after ${attempt} tries`}: ${error}`);
         return;
       }
       const next = new Date(now().getTime() + retryDelayMs(attempt, backoffMs()));
-      inbox.retryLater(provider, eventId, error, next);
+      await inbox.retryLater(provider, eventId, error, next);
       log.warn({ provider, eventId, attempt, nextAttemptAt: next.toISOString() }, `payment event not applied, retrying: ${error}`);
       await enqueuePaymentEvent(queue, { provider, eventId, attempts: attempt, nextAttemptAt: next }, now().getTime());
     }
@@ -153,7 +155,7 @@ export function startPaymentWorker(queue: Pick<QueueProvider, 'process' | 'publi
   const requeueAll = async (onlyDue = false): Promise<number> => {
     let fresh = 0;
     const t = now().getTime();
-    for (const row of inbox.queued()) {
+    for (const row of await inbox.queued()) {
       if (onlyDue && row.nextAttemptAt && row.nextAttemptAt.getTime() > t) continue;
       if (await enqueuePaymentEvent(queue, row, t)) fresh++;
     }

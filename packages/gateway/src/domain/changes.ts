@@ -1,10 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { sql } from 'drizzle-orm';
-import type { AppDatabase } from '../store/db.js';
-import { changeVersions } from '../store/schema.js';
+import type { StoreDb, Tx } from '../store/dialect.js';
+import { notifyChangeSql } from '../store/pg-changes.js';
 
-/** Entity types whose in-memory copies (the hot path's caches) must be dropped when they change. */
-export const CHANGE_ENTITIES = ['users', 'plans', 'keys', 'routes', 'webhook_endpoints'] as const;
+/**
+ * Entity types whose in-memory copies must be dropped when they change: the hot path's caches, and
+ * `settings` (a running serve reloads its settings snapshot and rebuilds the providers whose settings changed).
+ */
+export const CHANGE_ENTITIES = ['users', 'plans', 'keys', 'routes', 'webhook_endpoints', 'settings'] as const;
 export type ChangeEntity = (typeof CHANGE_ENTITIES)[number];
 
 export interface ChangeEvent {
@@ -17,24 +20,27 @@ export interface ChangeEvent {
   version: number;
 }
 
-/** A transaction handle or the database: both run the same queries. */
-type Tx = Pick<AppDatabase, 'insert' | 'select'>;
-
 /**
  * Tells in-process caches when keys, users, plans or routes change.
  *
  * Every write bumps the entity type's row in `change_versions` inside its own transaction and,
  * after commit, emits a `change` event here. Writes by other processes sharing the database
  * are found by `poll()` (one small query): call it on a timer (`watch(ms)`) off the hot path.
+ * On PostgreSQL the bump also sends a NOTIFY (delivered at commit), so instances listening
+ * (store/pg-changes.ts) poll at once instead of on their next tick.
  * A cache compares `version(entity)` with the version it loaded, or listens to `change`.
  */
 export class ChangeNotifier extends EventEmitter<{ change: [ChangeEvent] }> {
   readonly #versions = new Map<ChangeEntity, number>();
 
-  constructor(private readonly db: AppDatabase) {
+  constructor(private readonly s: StoreDb) {
     super();
     this.setMaxListeners(0); // every cache may listen
-    for (const row of db.select().from(changeVersions).all()) this.#versions.set(row.entity as ChangeEntity, row.version);
+  }
+
+  /** Reads the stored versions without emitting anything (the store calls it once when it opens). */
+  async load(): Promise<void> {
+    for (const row of await this.s.db.select().from(this.s.t.changeVersions)) this.#versions.set(row.entity as ChangeEntity, row.version);
   }
 
   /** The last version of `entity` this process knows of (0 before any write). */
@@ -43,14 +49,15 @@ export class ChangeNotifier extends EventEmitter<{ change: [ChangeEvent] }> {
   }
 
   /** Inside a write transaction: bumps the stored version; returns the new one for `emitted`. */
-  bump(tx: Tx, entity: ChangeEntity): number {
-    const row = tx
+  async bump(tx: Tx, entity: ChangeEntity): Promise<number> {
+    const { changeVersions } = this.s.t;
+    const [row] = await tx
       .insert(changeVersions)
       .values({ entity, version: 1 })
       .onConflictDoUpdate({ target: changeVersions.entity, set: { version: sql`${changeVersions.version} + 1` } })
-      .returning()
-      .get();
-    return row.version;
+      .returning();
+    if (this.s.dialect === 'postgres') await (tx as unknown as { execute(q: unknown): Promise<unknown> }).execute(notifyChangeSql(entity));
+    return row!.version;
   }
 
   /** After commit: records the version and tells listeners. */
@@ -60,9 +67,9 @@ export class ChangeNotifier extends EventEmitter<{ change: [ChangeEvent] }> {
   }
 
   /** Reads the stored versions; emits an `external` change for each entity type another process wrote. Returns them. */
-  poll(): ChangeEntity[] {
+  async poll(): Promise<ChangeEntity[]> {
     const changed: ChangeEntity[] = [];
-    for (const row of this.db.select().from(changeVersions).all()) {
+    for (const row of await this.s.db.select().from(this.s.t.changeVersions)) {
       const entity = row.entity as ChangeEntity;
       if (row.version > this.version(entity)) {
         this.#versions.set(entity, row.version);
@@ -76,11 +83,7 @@ export class ChangeNotifier extends EventEmitter<{ change: [ChangeEvent] }> {
   /** Polls every `intervalMs` (timer unref'd, so it never keeps the process alive); returns a stop function. */
   watch(intervalMs = 1000, onError?: (err: unknown) => void): () => void {
     const timer = setInterval(() => {
-      try {
-        this.poll();
-      } catch (err) {
-        onError?.(err); // the database closed or busy: try again next tick
-      }
+      this.poll().catch((err: unknown) => onError?.(err)); // the database closed or busy: try again next tick
     }, intervalMs);
     timer.unref();
     return () => clearInterval(timer);

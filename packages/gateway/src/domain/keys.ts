@@ -1,6 +1,6 @@
 import { z } from '@apigate/kernel';
-import { and, eq, inArray, isNull, or, sql } from 'drizzle-orm';
-import { apiKeys, users } from '../store/schema.js';
+import { and, count, eq, gt, inArray, isNull, or } from 'drizzle-orm';
+import type { Tables } from '../store/dialect.js';
 import { type DomainContext, writeTx } from './context.js';
 import { DomainError, notFound } from './errors.js';
 import { API_KEY_PREFIX, newId, newSecret, sha256Hex } from './ids.js';
@@ -62,7 +62,7 @@ export const hashApiKey = (key: string) => sha256Hex(key);
 /** Cheap shape check before any lookup: `ak_` and base62 characters. */
 export const looksLikeApiKey = (key: string) => key.startsWith(API_KEY_PREFIX) && /^ak_[0-9A-Za-z]{32,128}$/.test(key);
 
-const publicColumns = {
+const publicColumns = ({ apiKeys }: Tables) => ({
   id: apiKeys.id,
   userId: apiKeys.userId,
   name: apiKeys.name,
@@ -71,9 +71,9 @@ const publicColumns = {
   expiresAt: apiKeys.expiresAt,
   revokedAt: apiKeys.revokedAt,
   createdAt: apiKeys.createdAt,
-};
+});
 
-const authColumns = {
+const authColumns = ({ apiKeys, users }: Tables) => ({
   keyId: apiKeys.id,
   hash: apiKeys.hash,
   userId: apiKeys.userId,
@@ -81,10 +81,10 @@ const authColumns = {
   userStatus: users.status,
   expiresAt: apiKeys.expiresAt,
   revokedAt: apiKeys.revokedAt,
-};
+});
 
 /** Not revoked and not expired at `now`. */
-const stillWorks = (now: Date) => and(isNull(apiKeys.revokedAt), or(isNull(apiKeys.expiresAt), sql`${apiKeys.expiresAt} > ${now.getTime()}`));
+const stillWorks = ({ apiKeys }: Tables, now: Date) => and(isNull(apiKeys.revokedAt), or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)));
 
 export class ApiKeyRepository {
   constructor(private readonly ctx: DomainContext) {}
@@ -101,21 +101,24 @@ export class ApiKeyRepository {
       throw new DomainError('invalid', 'INVALID_INPUT', 'api key: expires_at: must be in the future', 'expires_at');
     }
     const secret = newSecret(API_KEY_PREFIX);
-    return writeTx(this.ctx, (tx, touch) => {
-      if (!tx.select({ id: users.id }).from(users).where(eq(users.id, v.userId)).get()) {
+    const { apiKeys, users } = this.ctx.t;
+    return writeTx(this.ctx, async (tx, touch) => {
+      if ((await tx.select({ id: users.id }).from(users).where(eq(users.id, v.userId))).length === 0) {
         throw new DomainError('invalid', 'USER_NOT_FOUND', `api key: user_id: no user with id ${v.userId}`, 'user_id');
       }
       const id = newId('key');
-      tx.insert(apiKeys)
+      const [row] = await tx
+        .insert(apiKeys)
         .values({ id, userId: v.userId, name: v.name, prefix: secret.prefix, hash: secret.hash, expiresAt: v.expiresAt, createdAt: this.ctx.now() })
-        .run();
-      touch('keys', 'created', id);
-      return { apiKey: this.withStatus(tx.select(publicColumns).from(apiKeys).where(eq(apiKeys.id, id)).get()!), key: secret.secret };
+        .returning(publicColumns(this.ctx.t));
+      await touch('keys', 'created', id);
+      return { apiKey: this.withStatus(row!), key: secret.secret };
     });
   }
 
   async find(id: string): Promise<ApiKey | undefined> {
-    const row = this.ctx.db.select(publicColumns).from(apiKeys).where(eq(apiKeys.id, id)).get();
+    const { apiKeys } = this.ctx.t;
+    const [row] = await this.ctx.db.select(publicColumns(this.ctx.t)).from(apiKeys).where(eq(apiKeys.id, id));
     return row && this.withStatus(row);
   }
 
@@ -127,37 +130,41 @@ export class ApiKeyRepository {
 
   /** Oldest first, `limit` at a time. */
   async list(q: KeyQuery = {}): Promise<Page<ApiKey>> {
+    const { apiKeys } = this.ctx.t;
     const filters = [
       q.userId !== undefined ? eq(apiKeys.userId, q.userId) : undefined,
-      q.includeInactive === false ? stillWorks(this.ctx.now()) : undefined,
+      q.includeInactive === false ? stillWorks(this.ctx.t, this.ctx.now()) : undefined,
     ];
-    const page = listPage(q, 'api key list', apiKeys, filters, (where, order, n) =>
-      this.ctx.db.select(publicColumns).from(apiKeys).where(where).orderBy(...order).limit(n).all(),
+    const page = await listPage(q, 'api key list', apiKeys, filters, (where, order, n) =>
+      this.ctx.db.select(publicColumns(this.ctx.t)).from(apiKeys).where(where).orderBy(...order).limit(n),
     );
     return { ...page, items: page.items.map((r) => this.withStatus(r)) };
   }
 
   /** Stops the key working at once (the row stays for the record). Revoking twice keeps the first time. */
   async revoke(id: string): Promise<ApiKey> {
-    return writeTx(this.ctx, (tx, touch) => {
-      const row = tx.select(publicColumns).from(apiKeys).where(eq(apiKeys.id, id)).get();
+    const { apiKeys } = this.ctx.t;
+    return writeTx(this.ctx, async (tx, touch) => {
+      const [row] = await tx.select(publicColumns(this.ctx.t)).from(apiKeys).where(eq(apiKeys.id, id));
       if (!row) throw notFound('api key', id);
       if (row.revokedAt) return this.withStatus(row);
       const revokedAt = this.ctx.now();
-      tx.update(apiKeys).set({ revokedAt }).where(eq(apiKeys.id, id)).run();
-      touch('keys', 'revoked', id);
+      await tx.update(apiKeys).set({ revokedAt }).where(eq(apiKeys.id, id));
+      await touch('keys', 'revoked', id);
       return this.withStatus({ ...row, revokedAt });
     });
   }
 
   /** Hot-path lookup by `hashApiKey(key)`: the key with its user's plan and status, revoked or not. */
   async findByHash(hash: string): Promise<KeyAuthRecord | undefined> {
-    return this.ctx.db.select(authColumns).from(apiKeys).innerJoin(users, eq(users.id, apiKeys.userId)).where(eq(apiKeys.hash, hash)).get();
+    const { apiKeys, users } = this.ctx.t;
+    return (await this.ctx.db.select(authColumns(this.ctx.t)).from(apiKeys).innerJoin(users, eq(users.id, apiKeys.userId)).where(eq(apiKeys.hash, hash)))[0];
   }
 
   /** Every key that is not revoked, for a cache that holds them all (reload when `keys` or `users` change). */
   async listForAuth(): Promise<KeyAuthRecord[]> {
-    return this.ctx.db.select(authColumns).from(apiKeys).innerJoin(users, eq(users.id, apiKeys.userId)).where(isNull(apiKeys.revokedAt)).all();
+    const { apiKeys, users } = this.ctx.t;
+    return this.ctx.db.select(authColumns(this.ctx.t)).from(apiKeys).innerJoin(users, eq(users.id, apiKeys.userId)).where(isNull(apiKeys.revokedAt));
   }
 
   /** Checks a presented key the way the proxy does: unknown, revoked, expired, suspended user, or ok. */
@@ -174,12 +181,12 @@ export class ApiKeyRepository {
   /** How many keys each of these users has that still work. */
   async countActive(userIds: readonly string[]): Promise<Map<string, number>> {
     if (userIds.length === 0) return new Map();
-    const rows = this.ctx.db
-      .select({ userId: apiKeys.userId, n: sql<number>`count(*)` })
+    const { apiKeys } = this.ctx.t;
+    const rows = await this.ctx.db
+      .select({ userId: apiKeys.userId, n: count() })
       .from(apiKeys)
-      .where(and(inArray(apiKeys.userId, [...userIds]), stillWorks(this.ctx.now())))
-      .groupBy(apiKeys.userId)
-      .all();
+      .where(and(inArray(apiKeys.userId, [...userIds]), stillWorks(this.ctx.t, this.ctx.now())))
+      .groupBy(apiKeys.userId);
     return new Map(rows.map((r) => [r.userId, r.n]));
   }
 }

@@ -1,4 +1,4 @@
-import { type Column, and, asc, type SQL, sql } from 'drizzle-orm';
+import { type Column, and, asc, eq, gt, or, type SQL } from 'drizzle-orm';
 import { DomainError } from './errors.js';
 
 export const DEFAULT_LIMIT = 100;
@@ -36,7 +36,9 @@ export function afterCursor(cursor: string, createdAt: Column, id: Column, what:
   if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'number' || typeof v[1] !== 'string') {
     throw new DomainError('invalid', 'INVALID_INPUT', `${what}: cursor is not one this API returned`, 'cursor');
   }
-  return sql`(${createdAt}, ${id}) > (${v[0]}, ${v[1]})`;
+  // Spelled out rather than a row value, so the time is bound through the column (ms on SQLite, timestamptz on PostgreSQL).
+  const at = new Date(v[0]);
+  return or(gt(createdAt, at), and(eq(createdAt, at), gt(id, v[1])))!;
 }
 
 /** Turns `limit + 1` fetched rows into a page. */
@@ -56,9 +58,9 @@ export function listPage<T extends { id: string; createdAt: Date }>(
   what: string,
   t: { createdAt: Column; id: Column },
   filters: (SQL | undefined)[],
-  fetch: (where: SQL | undefined, orderBy: SQL[], limit: number) => T[],
-): Page<T> {
+  fetch: (where: SQL | undefined, orderBy: SQL[], limit: number) => PromiseLike<T[]>,
+): Promise<Page<T>> {
   const limit = pageLimit(q.limit, what);
   const where = and(...filters, q.cursor !== undefined ? afterCursor(q.cursor, t.createdAt, t.id, what) : undefined);
-  return toPage(fetch(where, [asc(t.createdAt), asc(t.id)], limit + 1), limit);
+  return Promise.resolve(fetch(where, [asc(t.createdAt), asc(t.id)], limit + 1)).then((rows) => toPage(rows, limit));
 }

@@ -1,6 +1,6 @@
 import { z } from '@apigate/kernel';
 import { and, asc, count, eq, ne, sql } from 'drizzle-orm';
-import { plans, subscriptions, users } from '../store/schema.js';
+import type { Tables } from '../store/dialect.js';
 import { type DomainContext, type Tx, writeTx } from './context.js';
 import { DomainError, notFound } from './errors.js';
 import { newId } from './ids.js';
@@ -76,7 +76,7 @@ const updateSchema = z.object(planFields).partial().strict();
 export type CreatePlanInput = z.input<typeof createSchema>;
 export type UpdatePlanInput = z.input<typeof updateSchema>;
 
-type Row = typeof plans.$inferSelect;
+type Row = Tables['plans']['$inferSelect'];
 
 function fromRow(r: Row): Plan {
   const { overagePriceMicrocents, ...rest } = r;
@@ -96,30 +96,32 @@ export class PlanRepository {
 
   async create(input: CreatePlanInput): Promise<Plan> {
     const v = parseInput(createSchema, input, 'plan');
-    return writeTx(this.ctx, (tx, touch) => {
-      this.assertNameFree(tx, v.name);
-      const hasDefault = tx.select({ id: plans.id }).from(plans).where(eq(plans.isDefault, true)).get();
+    const { plans } = this.ctx.t;
+    return writeTx(this.ctx, async (tx, touch) => {
+      await this.assertNameFree(tx, v.name);
+      const [hasDefault] = await tx.select({ id: plans.id }).from(plans).where(eq(plans.isDefault, true));
       // The first plan is the default: users always have a plan to fall back on.
       const isDefault = v.isDefault || !hasDefault;
-      if (isDefault && hasDefault) tx.update(plans).set({ isDefault: false, updatedAt: this.ctx.now() }).where(eq(plans.isDefault, true)).run();
+      if (isDefault && hasDefault) await tx.update(plans).set({ isDefault: false, updatedAt: this.ctx.now() }).where(eq(plans.isDefault, true));
       const now = this.ctx.now();
       const { overageCentsPerRequest, ...fields } = v;
-      const row = tx
+      const [row] = await tx
         .insert(plans)
         .values({ ...fields, overagePriceMicrocents: toMicro(overageCentsPerRequest) ?? null, isDefault, id: newId('plan'), createdAt: now, updatedAt: now })
-        .returning()
-        .get();
-      touch('plans', 'created', row.id);
-      return fromRow(row);
+        .returning();
+      await touch('plans', 'created', row!.id);
+      return fromRow(row!);
     });
   }
 
   async list(): Promise<Plan[]> {
-    return this.ctx.db.select().from(plans).orderBy(asc(plans.createdAt), asc(plans.id)).all().map(fromRow);
+    const { plans } = this.ctx.t;
+    return (await this.ctx.db.select().from(plans).orderBy(asc(plans.createdAt), asc(plans.id))).map(fromRow);
   }
 
   async find(id: string): Promise<Plan | undefined> {
-    const row = this.ctx.db.select().from(plans).where(eq(plans.id, id)).get();
+    const { plans } = this.ctx.t;
+    const [row] = await this.ctx.db.select().from(plans).where(eq(plans.id, id));
     return row && fromRow(row);
   }
 
@@ -131,15 +133,17 @@ export class PlanRepository {
 
   /** By id, else by name (case-insensitive): what the CLI's `--plan` takes. */
   async resolve(idOrName: string): Promise<Plan> {
+    const { plans } = this.ctx.t;
     const row =
-      this.ctx.db.select().from(plans).where(eq(plans.id, idOrName)).get() ??
-      this.ctx.db.select().from(plans).where(sql`lower(${plans.name}) = lower(${idOrName})`).get();
+      (await this.ctx.db.select().from(plans).where(eq(plans.id, idOrName)))[0] ??
+      (await this.ctx.db.select().from(plans).where(sql`lower(${plans.name}) = lower(${idOrName})`))[0];
     if (!row) throw new DomainError('not_found', 'NOT_FOUND', `no plan with id or name "${idOrName}"`);
     return fromRow(row);
   }
 
   async getDefault(): Promise<Plan | undefined> {
-    const row = this.ctx.db.select().from(plans).where(eq(plans.isDefault, true)).get();
+    const { plans } = this.ctx.t;
+    const [row] = await this.ctx.db.select().from(plans).where(eq(plans.isDefault, true));
     return row && fromRow(row);
   }
 
@@ -148,22 +152,22 @@ export class PlanRepository {
     if (v.isDefault === false) {
       throw new DomainError('invalid', 'INVALID_INPUT', 'plan: is_default: make another plan the default instead (exactly one plan is the default)', 'is_default');
     }
-    return writeTx(this.ctx, (tx, touch) => {
-      const current = tx.select().from(plans).where(eq(plans.id, id)).get();
+    const { plans } = this.ctx.t;
+    return writeTx(this.ctx, async (tx, touch) => {
+      const [current] = await tx.select().from(plans).where(eq(plans.id, id));
       if (!current) throw notFound('plan', id);
-      if (v.name !== undefined && v.name !== current.name) this.assertNameFree(tx, v.name, id);
+      if (v.name !== undefined && v.name !== current.name) await this.assertNameFree(tx, v.name, id);
       const now = this.ctx.now();
-      if (v.isDefault && !current.isDefault) tx.update(plans).set({ isDefault: false, updatedAt: now }).where(eq(plans.isDefault, true)).run();
+      if (v.isDefault && !current.isDefault) await tx.update(plans).set({ isDefault: false, updatedAt: now }).where(eq(plans.isDefault, true));
       const { overageCentsPerRequest, ...fields } = v;
       const micro = toMicro(overageCentsPerRequest);
-      const row = tx
+      const [row] = await tx
         .update(plans)
         .set({ ...fields, ...(micro !== undefined ? { overagePriceMicrocents: micro } : {}), updatedAt: now })
         .where(eq(plans.id, id))
-        .returning()
-        .get()!;
-      touch('plans', 'updated', id);
-      return fromRow(row);
+        .returning();
+      await touch('plans', 'updated', id);
+      return fromRow(row!);
     });
   }
 
@@ -173,29 +177,30 @@ export class PlanRepository {
 
   /** Refused while users or subscriptions use the plan, or while it is the default and other plans exist. */
   async delete(id: string): Promise<void> {
-    writeTx(this.ctx, (tx, touch) => {
-      const current = tx.select().from(plans).where(eq(plans.id, id)).get();
+    const { plans, users, subscriptions } = this.ctx.t;
+    await writeTx(this.ctx, async (tx, touch) => {
+      const [current] = await tx.select().from(plans).where(eq(plans.id, id));
       if (!current) throw notFound('plan', id);
-      const userCount = tx.select({ n: count() }).from(users).where(eq(users.planId, id)).get()!.n;
+      const userCount = (await tx.select({ n: count() }).from(users).where(eq(users.planId, id)))[0]!.n;
       if (userCount > 0) {
         throw new DomainError('conflict', 'PLAN_IN_USE', `plan ${current.name} (${id}) is the plan of ${userCount} user(s); move them to another plan first`);
       }
-      const subCount = tx.select({ n: count() }).from(subscriptions).where(eq(subscriptions.planId, id)).get()!.n;
+      const subCount = (await tx.select({ n: count() }).from(subscriptions).where(eq(subscriptions.planId, id)))[0]!.n;
       if (subCount > 0) throw new DomainError('conflict', 'PLAN_IN_USE', `plan ${current.name} (${id}) has ${subCount} subscription(s); it cannot be deleted`);
-      if (current.isDefault && tx.select({ id: plans.id }).from(plans).where(ne(plans.id, id)).get()) {
+      if (current.isDefault && (await tx.select({ id: plans.id }).from(plans).where(ne(plans.id, id)).limit(1)).length > 0) {
         throw new DomainError('conflict', 'PLAN_IS_DEFAULT', `plan ${current.name} (${id}) is the default plan; make another plan the default first`);
       }
-      tx.delete(plans).where(eq(plans.id, id)).run();
-      touch('plans', 'deleted', id);
+      await tx.delete(plans).where(eq(plans.id, id));
+      await touch('plans', 'deleted', id);
     });
   }
 
-  private assertNameFree(tx: Tx, name: string, exceptId?: string): void {
-    const same = tx
+  private async assertNameFree(tx: Tx, name: string, exceptId?: string): Promise<void> {
+    const { plans } = this.ctx.t;
+    const [same] = await tx
       .select({ id: plans.id })
       .from(plans)
-      .where(and(sql`lower(${plans.name}) = lower(${name})`, exceptId ? ne(plans.id, exceptId) : undefined))
-      .get();
+      .where(and(sql`lower(${plans.name}) = lower(${name})`, exceptId ? ne(plans.id, exceptId) : undefined));
     if (same) throw new DomainError('conflict', 'PLAN_NAME_TAKEN', `plan: name: a plan named "${name}" already exists (${same.id})`, 'name');
   }
 }

@@ -1,6 +1,5 @@
 import { z } from '@apigate/kernel';
 import { and, asc, eq, ne } from 'drizzle-orm';
-import { routes } from '../store/schema.js';
 import { type DomainContext, type Tx, writeTx } from './context.js';
 import { DomainError, notFound } from './errors.js';
 import { newId } from './ids.js';
@@ -107,32 +106,33 @@ export class RouteRepository {
 
   async create(input: CreateRouteInput): Promise<Route> {
     const v = parseInput(createSchema, input, 'route');
-    return writeTx(this.ctx, (tx, touch) => {
-      this.assertPrefixFree(tx, v.pathPrefix);
+    const { routes } = this.ctx.t;
+    return writeTx(this.ctx, async (tx, touch) => {
+      await this.assertPrefixFree(tx, v.pathPrefix);
       const now = this.ctx.now();
-      const row = tx
+      const [row] = await tx
         .insert(routes)
         .values({ ...v, id: newId('rt'), createdAt: now, updatedAt: now })
-        .returning()
-        .get();
-      touch('routes', 'created', row.id);
-      return row;
+        .returning();
+      await touch('routes', 'created', row!.id);
+      return row!;
     });
   }
 
   /** Longest prefix first, the order the proxy matches in. */
   async list(opts: { enabledOnly?: boolean } = {}): Promise<Route[]> {
-    const rows = this.ctx.db
+    const { routes } = this.ctx.t;
+    const rows = await this.ctx.db
       .select()
       .from(routes)
       .where(opts.enabledOnly ? eq(routes.enabled, true) : undefined)
-      .orderBy(asc(routes.pathPrefix))
-      .all();
+      .orderBy(asc(routes.pathPrefix));
     return rows.sort((a, b) => b.pathPrefix.length - a.pathPrefix.length || a.pathPrefix.localeCompare(b.pathPrefix));
   }
 
   async find(id: string): Promise<Route | undefined> {
-    return this.ctx.db.select().from(routes).where(eq(routes.id, id)).get();
+    const { routes } = this.ctx.t;
+    return (await this.ctx.db.select().from(routes).where(eq(routes.id, id)))[0];
   }
 
   async get(id: string): Promise<Route> {
@@ -143,42 +143,44 @@ export class RouteRepository {
 
   /** By id, else by path prefix: what the CLI's `<route>` arguments take. */
   async resolve(idOrPrefix: string): Promise<Route> {
+    const { routes } = this.ctx.t;
     const row =
-      this.ctx.db.select().from(routes).where(eq(routes.id, idOrPrefix)).get() ??
-      this.ctx.db.select().from(routes).where(eq(routes.pathPrefix, idOrPrefix.length > 1 ? idOrPrefix.replace(/\/+$/, '') : idOrPrefix)).get();
+      (await this.ctx.db.select().from(routes).where(eq(routes.id, idOrPrefix)))[0] ??
+      (await this.ctx.db.select().from(routes).where(eq(routes.pathPrefix, idOrPrefix.length > 1 ? idOrPrefix.replace(/\/+$/, '') : idOrPrefix)))[0];
     if (!row) throw new DomainError('not_found', 'NOT_FOUND', `no route with id or path prefix "${idOrPrefix}"`);
     return row;
   }
 
   async update(id: string, patch: UpdateRouteInput): Promise<Route> {
     const v = parseInput(updateSchema, patch, 'route');
-    return writeTx(this.ctx, (tx, touch) => {
-      if (!tx.select({ id: routes.id }).from(routes).where(eq(routes.id, id)).get()) throw notFound('route', id);
-      if (v.pathPrefix !== undefined) this.assertPrefixFree(tx, v.pathPrefix, id);
-      const row = tx
+    const { routes } = this.ctx.t;
+    return writeTx(this.ctx, async (tx, touch) => {
+      if ((await tx.select({ id: routes.id }).from(routes).where(eq(routes.id, id))).length === 0) throw notFound('route', id);
+      if (v.pathPrefix !== undefined) await this.assertPrefixFree(tx, v.pathPrefix, id);
+      const [row] = await tx
         .update(routes)
         .set({ ...v, updatedAt: this.ctx.now() })
         .where(eq(routes.id, id))
-        .returning()
-        .get()!;
-      touch('routes', 'updated', id);
-      return row;
+        .returning();
+      await touch('routes', 'updated', id);
+      return row!;
     });
   }
 
   async delete(id: string): Promise<void> {
-    writeTx(this.ctx, (tx, touch) => {
-      if (tx.delete(routes).where(eq(routes.id, id)).run().changes === 0) throw notFound('route', id);
-      touch('routes', 'deleted', id);
+    const { routes } = this.ctx.t;
+    await writeTx(this.ctx, async (tx, touch) => {
+      if ((await tx.delete(routes).where(eq(routes.id, id)).returning({ id: routes.id })).length === 0) throw notFound('route', id);
+      await touch('routes', 'deleted', id);
     });
   }
 
-  private assertPrefixFree(tx: Tx, pathPrefix: string, exceptId?: string): void {
-    const same = tx
+  private async assertPrefixFree(tx: Tx, pathPrefix: string, exceptId?: string): Promise<void> {
+    const { routes } = this.ctx.t;
+    const [same] = await tx
       .select({ id: routes.id })
       .from(routes)
-      .where(and(eq(routes.pathPrefix, pathPrefix), exceptId ? ne(routes.id, exceptId) : undefined))
-      .get();
+      .where(and(eq(routes.pathPrefix, pathPrefix), exceptId ? ne(routes.id, exceptId) : undefined));
     if (same) throw new DomainError('conflict', 'ROUTE_PREFIX_TAKEN', `route: path_prefix: ${pathPrefix} is already the prefix of route ${same.id}`, 'path_prefix');
   }
 }

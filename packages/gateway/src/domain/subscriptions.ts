@@ -1,6 +1,6 @@
 import { z } from '@apigate/kernel';
 import { and, asc, eq, lte } from 'drizzle-orm';
-import { plans, subscriptions, users } from '../store/schema.js';
+import type { Tables } from '../store/dialect.js';
 import { type DomainContext, type Tx, writeTx } from './context.js';
 import { DomainError, notFound } from './errors.js';
 import { newId } from './ids.js';
@@ -107,7 +107,7 @@ export type CreateSubscriptionInput = z.input<typeof createSchema>;
 export type UpdateSubscriptionInput = z.input<typeof updateSchema>;
 export type SyncSubscriptionInput = z.input<typeof syncSchema>;
 
-type Row = typeof subscriptions.$inferSelect;
+type Row = Tables['subscriptions']['$inferSelect'];
 const fromRow = (r: Row): Subscription => ({ ...r, status: r.status as SubscriptionStatusValue });
 
 export class SubscriptionRepository {
@@ -115,26 +115,28 @@ export class SubscriptionRepository {
 
   async create(input: CreateSubscriptionInput): Promise<Subscription> {
     const v = parseInput(createSchema, input, 'subscription');
-    return writeTx(this.ctx, (tx) => {
-      this.assertRefs(tx, v.userId, v.planId);
-      this.assertExternalFree(tx, v.provider, v.externalSubscriptionId);
+    const { subscriptions } = this.ctx.t;
+    return writeTx(this.ctx, async (tx) => {
+      await this.assertRefs(tx, v.userId, v.planId);
+      await this.assertExternalFree(tx, v.provider, v.externalSubscriptionId);
       const now = this.ctx.now();
       const pastDueSince = v.status === 'past_due' ? (v.lastEventAt ?? now) : null;
-      return fromRow(tx.insert(subscriptions).values({ ...v, pastDueSince, id: newId('sub'), createdAt: now, updatedAt: now }).returning().get());
+      return fromRow((await tx.insert(subscriptions).values({ ...v, pastDueSince, id: newId('sub'), createdAt: now, updatedAt: now }).returning())[0]!);
     });
   }
 
   async update(id: string, patch: UpdateSubscriptionInput): Promise<Subscription> {
     const v = parseInput(updateSchema, patch, 'subscription');
-    return writeTx(this.ctx, (tx) => {
-      const current = tx.select().from(subscriptions).where(eq(subscriptions.id, id)).get();
+    const { subscriptions } = this.ctx.t;
+    return writeTx(this.ctx, async (tx) => {
+      const [current] = await tx.select().from(subscriptions).where(eq(subscriptions.id, id));
       if (!current) throw notFound('subscription', id);
-      if (v.planId !== undefined) this.assertRefs(tx, current.userId, v.planId);
+      if (v.planId !== undefined) await this.assertRefs(tx, current.userId, v.planId);
       if (v.externalSubscriptionId !== undefined && v.externalSubscriptionId !== current.externalSubscriptionId) {
-        this.assertExternalFree(tx, current.provider, v.externalSubscriptionId);
+        await this.assertExternalFree(tx, current.provider, v.externalSubscriptionId);
       }
       const pastDue = v.status === undefined ? {} : { pastDueSince: v.status !== 'past_due' ? null : (current.pastDueSince ?? this.ctx.now()) };
-      return fromRow(tx.update(subscriptions).set({ ...v, ...pastDue, updatedAt: this.ctx.now() }).where(eq(subscriptions.id, id)).returning().get()!);
+      return fromRow((await tx.update(subscriptions).set({ ...v, ...pastDue, updatedAt: this.ctx.now() }).where(eq(subscriptions.id, id)).returning())[0]!);
     });
   }
 
@@ -147,17 +149,18 @@ export class SubscriptionRepository {
    */
   async sync(input: SyncSubscriptionInput): Promise<{ subscription: Subscription; applied: boolean }> {
     const v = parseInput(syncSchema, input, 'subscription');
-    return writeTx(this.ctx, (tx) => {
-      const current = tx
+    const { subscriptions } = this.ctx.t;
+    return writeTx(this.ctx, async (tx) => {
+      const [current] = await tx
         .select()
         .from(subscriptions)
-        .where(and(eq(subscriptions.provider, v.provider), eq(subscriptions.externalSubscriptionId, v.externalSubscriptionId)))
-        .get();
-      this.assertRefs(tx, v.userId, v.planId);
+        .where(and(eq(subscriptions.provider, v.provider), eq(subscriptions.externalSubscriptionId, v.externalSubscriptionId)));
+      await this.assertRefs(tx, v.userId, v.planId);
       const now = this.ctx.now();
       if (!current) {
         const pastDueSince = v.status === 'past_due' ? v.lastEventAt : null;
-        return { subscription: fromRow(tx.insert(subscriptions).values({ ...v, pastDueSince, id: newId('sub'), createdAt: now, updatedAt: now }).returning().get()), applied: true };
+        const [row] = await tx.insert(subscriptions).values({ ...v, pastDueSince, id: newId('sub'), createdAt: now, updatedAt: now }).returning();
+        return { subscription: fromRow(row!), applied: true };
       }
       if (
         current.lastEventAt &&
@@ -170,13 +173,14 @@ export class SubscriptionRepository {
       }
       const { userId: _u, provider: _p, ...changes } = v;
       const pastDueSince = v.status !== 'past_due' ? null : current.status === 'past_due' && current.pastDueSince ? current.pastDueSince : v.lastEventAt;
-      const row = tx.update(subscriptions).set({ ...changes, pastDueSince, updatedAt: now }).where(eq(subscriptions.id, current.id)).returning().get()!;
-      return { subscription: fromRow(row), applied: true };
+      const [row] = await tx.update(subscriptions).set({ ...changes, pastDueSince, updatedAt: now }).where(eq(subscriptions.id, current.id)).returning();
+      return { subscription: fromRow(row!), applied: true };
     });
   }
 
   async find(id: string): Promise<Subscription | undefined> {
-    const row = this.ctx.db.select().from(subscriptions).where(eq(subscriptions.id, id)).get();
+    const { subscriptions } = this.ctx.t;
+    const [row] = await this.ctx.db.select().from(subscriptions).where(eq(subscriptions.id, id));
     return row && fromRow(row);
   }
 
@@ -187,11 +191,11 @@ export class SubscriptionRepository {
   }
 
   async findByExternal(provider: string, externalSubscriptionId: string): Promise<Subscription | undefined> {
-    const row = this.ctx.db
+    const { subscriptions } = this.ctx.t;
+    const [row] = await this.ctx.db
       .select()
       .from(subscriptions)
-      .where(and(eq(subscriptions.provider, provider), eq(subscriptions.externalSubscriptionId, externalSubscriptionId)))
-      .get();
+      .where(and(eq(subscriptions.provider, provider), eq(subscriptions.externalSubscriptionId, externalSubscriptionId)));
     return row && fromRow(row);
   }
 
@@ -200,62 +204,68 @@ export class SubscriptionRepository {
     if (q.status !== undefined && !(SUBSCRIPTION_STATUSES as readonly string[]).includes(q.status)) {
       throw new DomainError('invalid', 'INVALID_INPUT', `subscription list: status: expected one of ${SUBSCRIPTION_STATUSES.join(', ')}`, 'status');
     }
+    const { subscriptions } = this.ctx.t;
     const filters = [
       q.userId !== undefined ? eq(subscriptions.userId, q.userId) : undefined,
       q.status !== undefined ? eq(subscriptions.status, q.status) : undefined,
       q.provider !== undefined ? eq(subscriptions.provider, q.provider) : undefined,
     ];
     return listPage(q, 'subscription list', subscriptions, filters, (where, order, n) =>
-      this.ctx.db.select().from(subscriptions).where(where).orderBy(...order).limit(n).all().map(fromRow),
+      this.ctx.db.select().from(subscriptions).where(where).orderBy(...order).limit(n).then((rows) => rows.map(fromRow)),
     );
   }
 
   /** Oldest first. */
   async listForUser(userId: string): Promise<Subscription[]> {
-    return this.ctx.db.select().from(subscriptions).where(eq(subscriptions.userId, userId)).orderBy(asc(subscriptions.createdAt), asc(subscriptions.id)).all().map(fromRow);
+    const { subscriptions } = this.ctx.t;
+    return (await this.ctx.db.select().from(subscriptions).where(eq(subscriptions.userId, userId)).orderBy(asc(subscriptions.createdAt), asc(subscriptions.id))).map(fromRow);
   }
 
   /** past_due subscriptions whose grace period started at or before `since` (oldest first). */
   async listPastDueSince(since: Date): Promise<Subscription[]> {
-    return this.ctx.db
-      .select()
-      .from(subscriptions)
-      .where(and(eq(subscriptions.status, 'past_due'), lte(subscriptions.pastDueSince, since)))
-      .orderBy(asc(subscriptions.pastDueSince))
-      .all()
-      .map(fromRow);
+    const { subscriptions } = this.ctx.t;
+    return (
+      await this.ctx.db
+        .select()
+        .from(subscriptions)
+        .where(and(eq(subscriptions.status, 'past_due'), lte(subscriptions.pastDueSince, since)))
+        .orderBy(asc(subscriptions.pastDueSince))
+    ).map(fromRow);
   }
 
   /** Subscriptions of one provider customer (any user): the check that a customer id is new. */
   async listForCustomer(provider: string, externalCustomerId: string): Promise<Subscription[]> {
-    return this.ctx.db
-      .select()
-      .from(subscriptions)
-      .where(and(eq(subscriptions.provider, provider), eq(subscriptions.externalCustomerId, externalCustomerId)))
-      .all()
-      .map(fromRow);
+    const { subscriptions } = this.ctx.t;
+    return (
+      await this.ctx.db
+        .select()
+        .from(subscriptions)
+        .where(and(eq(subscriptions.provider, provider), eq(subscriptions.externalCustomerId, externalCustomerId)))
+    ).map(fromRow);
   }
 
   async delete(id: string): Promise<void> {
-    if (this.ctx.db.delete(subscriptions).where(eq(subscriptions.id, id)).run().changes === 0) throw notFound('subscription', id);
+    const { subscriptions } = this.ctx.t;
+    if ((await this.ctx.db.delete(subscriptions).where(eq(subscriptions.id, id)).returning({ id: subscriptions.id })).length === 0) throw notFound('subscription', id);
   }
 
-  private assertRefs(tx: Tx, userId: string, planId: string): void {
-    if (!tx.select({ id: users.id }).from(users).where(eq(users.id, userId)).get()) {
+  private async assertRefs(tx: Tx, userId: string, planId: string): Promise<void> {
+    const { users, plans } = this.ctx.t;
+    if ((await tx.select({ id: users.id }).from(users).where(eq(users.id, userId))).length === 0) {
       throw new DomainError('invalid', 'USER_NOT_FOUND', `subscription: user_id: no user with id ${userId}`, 'user_id');
     }
-    if (!tx.select({ id: plans.id }).from(plans).where(eq(plans.id, planId)).get()) {
+    if ((await tx.select({ id: plans.id }).from(plans).where(eq(plans.id, planId))).length === 0) {
       throw new DomainError('invalid', 'PLAN_NOT_FOUND', `subscription: plan_id: no plan with id ${planId}`, 'plan_id');
     }
   }
 
-  private assertExternalFree(tx: Tx, provider: string, externalId: string | null): void {
+  private async assertExternalFree(tx: Tx, provider: string, externalId: string | null): Promise<void> {
     if (externalId === null) return;
-    const same = tx
+    const { subscriptions } = this.ctx.t;
+    const [same] = await tx
       .select({ id: subscriptions.id })
       .from(subscriptions)
-      .where(and(eq(subscriptions.provider, provider), eq(subscriptions.externalSubscriptionId, externalId)))
-      .get();
+      .where(and(eq(subscriptions.provider, provider), eq(subscriptions.externalSubscriptionId, externalId)));
     if (same) {
       throw new DomainError(
         'conflict',

@@ -1,9 +1,10 @@
 import { z } from '@apigate/kernel';
-import { and, asc, desc, eq, gte, inArray, lt, type SQL, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, isNull, lt, or, type SQL, sql } from 'drizzle-orm';
 import type { SQLiteColumn } from 'drizzle-orm/sqlite-core';
-import { apiKeys, usageBatches, usageMinutely, usageMonthly } from '../store/schema.js';
+import { affectedRows, type Tables } from '../store/dialect.js';
 import type { DomainContext, Tx } from './context.js';
 import { DomainError } from './errors.js';
+import { addTraffic } from './traffic.js';
 import { parseInput } from './validate.js';
 
 export interface UsageCounts {
@@ -20,6 +21,10 @@ export interface UsageEntry extends Partial<UsageCounts> {
   userId: string;
   /** When the requests happened: picks the minute and month buckets (UTC). */
   at: Date | number;
+  /** The matched route (null: refused before one matched); absent: not counted per route. */
+  routeId?: string | null;
+  /** Added-latency histogram over OVERHEAD_BUCKETS_MS (metering/types.ts), for the traffic overview. */
+  overhead?: number[];
 }
 
 export interface KeyUsage extends UsageCounts {
@@ -68,6 +73,8 @@ const batchSchema = z.object({
       bytesIn: count,
       bytesOut: count,
       errors: count,
+      routeId: z.string().nullable().optional(),
+      overhead: z.array(z.number().int().min(0)).max(64).optional(),
     }),
   ),
 });
@@ -80,7 +87,7 @@ function add(to: UsageCounts, e: Partial<UsageCounts>, requestsDefault: number):
   to.errors += e.errors ?? 0;
 }
 
-const sums = (t: typeof usageMonthly | typeof usageMinutely) => ({
+const sums = (t: Tables['usageMonthly'] | Tables['usageMinutely']) => ({
   requests: sql<number>`coalesce(sum(${t.requests}), 0)`.mapWith(Number),
   bytesIn: sql<number>`coalesce(sum(${t.bytesIn}), 0)`.mapWith(Number),
   bytesOut: sql<number>`coalesce(sum(${t.bytesOut}), 0)`.mapWith(Number),
@@ -88,7 +95,7 @@ const sums = (t: typeof usageMonthly | typeof usageMinutely) => ({
 });
 
 // On a bucket that exists, add to it: what makes batches composable.
-const addExcluded = (t: typeof usageMonthly | typeof usageMinutely) => {
+const addExcluded = (t: Tables['usageMonthly'] | Tables['usageMinutely']) => {
   const inc = (c: SQLiteColumn) => sql`${c} + excluded.${sql.identifier(c.name)}`;
   return { requests: inc(t.requests), bytesIn: inc(t.bytesIn), bytesOut: inc(t.bytesOut), errors: inc(t.errors) };
 };
@@ -108,23 +115,30 @@ export class UsageRepository {
    */
   async applyBatch(batchId: string, entries: readonly UsageEntry[]): Promise<{ applied: boolean; dropped?: UsageEntry[] }> {
     parseInput(batchSchema, { batchId, entries }, 'usage batch');
-    return this.ctx.db.transaction(
-      (tx) => {
-        const fresh = tx.insert(usageBatches).values({ id: batchId, entries: entries.length, appliedAt: this.ctx.now() }).onConflictDoNothing().run();
-        if (fresh.changes === 0) return { applied: false };
-        const keyIds = [...new Set(entries.map((e) => e.keyId))];
-        const owners = new Map(
-          tx.select({ id: apiKeys.id, userId: apiKeys.userId }).from(apiKeys).where(inArray(apiKeys.id, keyIds)).all().map((k) => [k.id, k.userId]),
-        );
-        const known = entries.filter((e) => owners.get(e.keyId) === e.userId);
-        this.addEntries(tx, known);
-        return known.length === entries.length ? { applied: true } : { applied: true, dropped: entries.filter((e) => owners.get(e.keyId) !== e.userId) };
-      },
-      { behavior: 'immediate' },
-    );
+    const { usageBatches, apiKeys } = this.ctx.t;
+    // A batch another instance is applying right now: the insert waits for its commit, then finds the id taken.
+    return this.ctx.tx(async (tx) => {
+      const fresh = await tx
+        .insert(usageBatches)
+        .values({ id: batchId, entries: entries.length, appliedAt: this.ctx.now() })
+        .onConflictDoNothing()
+        .returning({ id: usageBatches.id });
+      if (fresh.length === 0) return { applied: false };
+      const keyIds = [...new Set(entries.map((e) => e.keyId))];
+      const owners = new Map(
+        keyIds.length === 0
+          ? []
+          : (await tx.select({ id: apiKeys.id, userId: apiKeys.userId }).from(apiKeys).where(inArray(apiKeys.id, keyIds))).map((k) => [k.id, k.userId]),
+      );
+      const known = entries.filter((e) => owners.get(e.keyId) === e.userId);
+      await this.addEntries(tx, known);
+      await addTraffic(tx, this.ctx.t, known);
+      return known.length === entries.length ? { applied: true } : { applied: true, dropped: entries.filter((e) => owners.get(e.keyId) !== e.userId) };
+    });
   }
 
-  private addEntries(tx: Tx, entries: readonly UsageEntry[]): void {
+  private async addEntries(tx: Tx, entries: readonly UsageEntry[]): Promise<void> {
+    const { usageMinutely, usageMonthly, apiKeys } = this.ctx.t;
     const minutes = new Map<string, { keyId: string; userId: string; minute: number } & UsageCounts>();
     const months = new Map<string, { keyId: string; userId: string; month: string } & UsageCounts>();
     const lastUsed = new Map<string, number>();
@@ -141,54 +155,56 @@ export class UsageRepository {
       if (at > (lastUsed.get(e.keyId) ?? 0)) lastUsed.set(e.keyId, at);
     }
     for (const b of minutes.values()) {
-      tx.insert(usageMinutely)
+      await tx
+        .insert(usageMinutely)
         .values({ ...b, minute: new Date(b.minute) })
-        .onConflictDoUpdate({ target: [usageMinutely.keyId, usageMinutely.minute], set: addExcluded(usageMinutely) })
-        .run();
+        .onConflictDoUpdate({ target: [usageMinutely.keyId, usageMinutely.minute], set: addExcluded(usageMinutely) });
     }
     for (const b of months.values()) {
-      tx.insert(usageMonthly)
+      await tx
+        .insert(usageMonthly)
         .values(b)
-        .onConflictDoUpdate({ target: [usageMonthly.keyId, usageMonthly.month], set: addExcluded(usageMonthly) })
-        .run();
+        .onConflictDoUpdate({ target: [usageMonthly.keyId, usageMonthly.month], set: addExcluded(usageMonthly) });
     }
     for (const [keyId, at] of lastUsed) {
-      tx.update(apiKeys)
+      await tx
+        .update(apiKeys)
         .set({ lastUsedAt: new Date(at) })
-        .where(and(eq(apiKeys.id, keyId), sql`coalesce(${apiKeys.lastUsedAt}, 0) < ${at}`))
-        .run();
+        .where(and(eq(apiKeys.id, keyId), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, new Date(at)))));
     }
   }
 
   /** True when this batch id was already applied. */
   async batchApplied(batchId: string): Promise<boolean> {
-    return this.ctx.db.select({ id: usageBatches.id }).from(usageBatches).where(eq(usageBatches.id, batchId)).get() !== undefined;
+    const { usageBatches } = this.ctx.t;
+    return (await this.ctx.db.select({ id: usageBatches.id }).from(usageBatches).where(eq(usageBatches.id, batchId))).length > 0;
   }
 
   /** One user's month: totals and each key's share. */
   async forUser(userId: string, month: string): Promise<UsageSummary> {
-    return this.summary(eq(usageMonthly.userId, userId), month);
+    return this.summary(eq(this.ctx.t.usageMonthly.userId, userId), month);
   }
 
   /** One key's month. */
   async forKey(keyId: string, month: string): Promise<UsageSummary> {
-    return this.summary(eq(usageMonthly.keyId, keyId), month);
+    return this.summary(eq(this.ctx.t.usageMonthly.keyId, keyId), month);
   }
 
   /** Every user's totals for a month, most requests first (e.g. to seed quota counters at start). */
   async byUser(month: string): Promise<UserUsage[]> {
     assertMonth(month);
+    const { usageMonthly } = this.ctx.t;
     return this.ctx.db
       .select({ userId: usageMonthly.userId, ...sums(usageMonthly) })
       .from(usageMonthly)
       .where(eq(usageMonthly.month, month))
       .groupBy(usageMonthly.userId)
-      .orderBy(desc(sql`sum(${usageMonthly.requests})`), asc(usageMonthly.userId))
-      .all();
+      .orderBy(desc(sql`sum(${usageMonthly.requests})`), asc(usageMonthly.userId));
   }
 
   /** Per-minute counts of a user or a key in [from, to), oldest first. */
   async minutes(q: { userId?: string; keyId?: string; from: Date; to: Date }): Promise<MinuteUsage[]> {
+    const { usageMinutely } = this.ctx.t;
     const who = q.keyId !== undefined ? eq(usageMinutely.keyId, q.keyId) : q.userId !== undefined ? eq(usageMinutely.userId, q.userId) : undefined;
     if (!who) throw new DomainError('invalid', 'INVALID_INPUT', 'usage: give a user_id or a key_id', 'user_id');
     return this.ctx.db
@@ -196,49 +212,49 @@ export class UsageRepository {
       .from(usageMinutely)
       .where(and(who, gte(usageMinutely.minute, q.from), lt(usageMinutely.minute, q.to)))
       .groupBy(usageMinutely.minute)
-      .orderBy(asc(usageMinutely.minute))
-      .all();
+      .orderBy(asc(usageMinutely.minute));
   }
 
   /** Per-minute counts of all traffic in [from, to), oldest first (the admin overview). */
   async allMinutes(q: { from: Date; to: Date }): Promise<MinuteUsage[]> {
+    const { usageMinutely } = this.ctx.t;
     return this.ctx.db
       .select({ minute: usageMinutely.minute, ...sums(usageMinutely) })
       .from(usageMinutely)
       .where(and(gte(usageMinutely.minute, q.from), lt(usageMinutely.minute, q.to)))
       .groupBy(usageMinutely.minute)
-      .orderBy(asc(usageMinutely.minute))
-      .all();
+      .orderBy(asc(usageMinutely.minute));
   }
 
   /** The month's busiest keys across all users, most requests first. */
   async topKeys(month: string, limit = 10): Promise<(KeyUsage & { userId: string })[]> {
     assertMonth(month);
+    const { usageMonthly } = this.ctx.t;
     return this.ctx.db
       .select({ keyId: usageMonthly.keyId, userId: usageMonthly.userId, requests: usageMonthly.requests, bytesIn: usageMonthly.bytesIn, bytesOut: usageMonthly.bytesOut, errors: usageMonthly.errors })
       .from(usageMonthly)
       .where(eq(usageMonthly.month, month))
       .orderBy(desc(usageMonthly.requests), asc(usageMonthly.keyId))
-      .limit(limit)
-      .all();
+      .limit(limit);
   }
 
   /** Drops per-minute rows and batch ids older than `before` (monthly totals stay). Returns rows removed. */
   async prune(before: Date): Promise<{ minutes: number; batches: number }> {
-    return this.ctx.db.transaction((tx) => ({
-      minutes: tx.delete(usageMinutely).where(lt(usageMinutely.minute, before)).run().changes,
-      batches: tx.delete(usageBatches).where(lt(usageBatches.appliedAt, before)).run().changes,
+    const { usageMinutely, usageBatches } = this.ctx.t;
+    return this.ctx.tx(async (tx) => ({
+      minutes: affectedRows(await tx.delete(usageMinutely).where(lt(usageMinutely.minute, before))),
+      batches: affectedRows(await tx.delete(usageBatches).where(lt(usageBatches.appliedAt, before))),
     }));
   }
 
   private async summary(who: SQL, month: string): Promise<UsageSummary> {
     assertMonth(month);
-    const keys = this.ctx.db
+    const { usageMonthly } = this.ctx.t;
+    const keys = await this.ctx.db
       .select({ keyId: usageMonthly.keyId, requests: usageMonthly.requests, bytesIn: usageMonthly.bytesIn, bytesOut: usageMonthly.bytesOut, errors: usageMonthly.errors })
       .from(usageMonthly)
       .where(and(who, eq(usageMonthly.month, month)))
-      .orderBy(desc(usageMonthly.requests), asc(usageMonthly.keyId))
-      .all();
+      .orderBy(desc(usageMonthly.requests), asc(usageMonthly.keyId));
     const totals = zero();
     for (const k of keys) add(totals, k, 0);
     return { month, totals, keys };

@@ -1,6 +1,6 @@
 import { z } from '@apigate/kernel';
 import { eq } from 'drizzle-orm';
-import { plans, users } from '../store/schema.js';
+import type { Tables } from '../store/dialect.js';
 import { type DomainContext, type Tx, writeTx } from './context.js';
 import { DomainError, notFound } from './errors.js';
 import { newId } from './ids.js';
@@ -55,7 +55,7 @@ export interface UserQuery extends PageQuery {
   planId?: string;
 }
 
-const publicColumns = {
+const publicColumns = ({ users }: Tables) => ({
   id: users.id,
   email: users.email,
   name: users.name,
@@ -64,7 +64,7 @@ const publicColumns = {
   emailVerified: users.emailVerified,
   createdAt: users.createdAt,
   updatedAt: users.updatedAt,
-};
+});
 
 export class UserRepository {
   constructor(private readonly ctx: DomainContext) {}
@@ -72,25 +72,26 @@ export class UserRepository {
   /** Without a plan id the user gets the default plan. */
   async create(input: CreateUserInput): Promise<User> {
     const v = parseInput(createSchema, input, 'user');
-    return writeTx(this.ctx, (tx, touch) => {
-      this.assertEmailFree(tx, v.email);
-      const planId = v.planId !== undefined ? this.requirePlan(tx, v.planId) : this.defaultPlan(tx);
+    const { users } = this.ctx.t;
+    return writeTx(this.ctx, async (tx, touch) => {
+      await this.assertEmailFree(tx, v.email);
+      const planId = v.planId !== undefined ? await this.requirePlan(tx, v.planId) : await this.defaultPlan(tx);
       const now = this.ctx.now();
       const id = newId('usr');
-      tx.insert(users)
-        .values({ ...v, passwordHash: v.passwordHash ?? null, planId, id, createdAt: now, updatedAt: now })
-        .run();
-      touch('users', 'created', id);
-      return tx.select(publicColumns).from(users).where(eq(users.id, id)).get()!;
+      await tx.insert(users).values({ ...v, passwordHash: v.passwordHash ?? null, planId, id, createdAt: now, updatedAt: now });
+      await touch('users', 'created', id);
+      return (await tx.select(publicColumns(this.ctx.t)).from(users).where(eq(users.id, id)))[0]!;
     });
   }
 
   async find(id: string): Promise<User | undefined> {
-    return this.ctx.db.select(publicColumns).from(users).where(eq(users.id, id)).get();
+    const { users } = this.ctx.t;
+    return (await this.ctx.db.select(publicColumns(this.ctx.t)).from(users).where(eq(users.id, id)))[0];
   }
 
   async findByEmail(email: string): Promise<User | undefined> {
-    return this.ctx.db.select(publicColumns).from(users).where(eq(users.email, email.trim().toLowerCase())).get();
+    const { users } = this.ctx.t;
+    return (await this.ctx.db.select(publicColumns(this.ctx.t)).from(users).where(eq(users.email, email.trim().toLowerCase())))[0];
   }
 
   async get(id: string): Promise<User> {
@@ -108,25 +109,28 @@ export class UserRepository {
 
   /** Oldest first, `limit` at a time. */
   async list(q: UserQuery = {}): Promise<Page<User>> {
+    const { users } = this.ctx.t;
     const filters = [q.status !== undefined ? eq(users.status, q.status) : undefined, q.planId !== undefined ? eq(users.planId, q.planId) : undefined];
     return listPage(q, 'user list', users, filters, (where, order, n) =>
-      this.ctx.db.select(publicColumns).from(users).where(where).orderBy(...order).limit(n).all(),
+      this.ctx.db.select(publicColumns(this.ctx.t)).from(users).where(where).orderBy(...order).limit(n),
     );
   }
 
   async update(id: string, patch: UpdateUserInput): Promise<User> {
     const v = parseInput(updateSchema, patch, 'user');
-    return writeTx(this.ctx, (tx, touch) => {
-      const current = tx.select(publicColumns).from(users).where(eq(users.id, id)).get();
+    const { users } = this.ctx.t;
+    return writeTx(this.ctx, async (tx, touch) => {
+      const [current] = await tx.select(publicColumns(this.ctx.t)).from(users).where(eq(users.id, id));
       if (!current) throw notFound('user', id);
-      if (v.email !== undefined && v.email !== current.email) this.assertEmailFree(tx, v.email);
-      if (v.planId !== undefined) this.requirePlan(tx, v.planId);
-      tx.update(users)
+      if (v.email !== undefined && v.email !== current.email) await this.assertEmailFree(tx, v.email);
+      if (v.planId !== undefined) await this.requirePlan(tx, v.planId);
+      const [row] = await tx
+        .update(users)
         .set({ ...v, updatedAt: this.ctx.now() })
         .where(eq(users.id, id))
-        .run();
-      touch('users', 'updated', id);
-      return tx.select(publicColumns).from(users).where(eq(users.id, id)).get()!;
+        .returning(publicColumns(this.ctx.t));
+      await touch('users', 'updated', id);
+      return row!;
     });
   }
 
@@ -140,41 +144,47 @@ export class UserRepository {
 
   /** Deletes the user with their keys and subscriptions; usage history stays. */
   async delete(id: string): Promise<void> {
-    writeTx(this.ctx, (tx, touch) => {
-      const res = tx.delete(users).where(eq(users.id, id)).run();
-      if (res.changes === 0) throw notFound('user', id);
-      touch('users', 'deleted', id);
-      touch('keys', 'deleted'); // the user's keys went with them (ON DELETE CASCADE)
+    const { users } = this.ctx.t;
+    await writeTx(this.ctx, async (tx, touch) => {
+      const res = await tx.delete(users).where(eq(users.id, id)).returning({ id: users.id });
+      if (res.length === 0) throw notFound('user', id);
+      await touch('users', 'deleted', id);
+      await touch('keys', 'deleted'); // the user's keys went with them (ON DELETE CASCADE)
     });
   }
 
   /** For the customer portal: the stored hash (scrypt/argon2 string), or null. */
   async passwordHash(id: string): Promise<string | null> {
-    const row = this.ctx.db.select({ h: users.passwordHash }).from(users).where(eq(users.id, id)).get();
+    const { users } = this.ctx.t;
+    const [row] = await this.ctx.db.select({ h: users.passwordHash }).from(users).where(eq(users.id, id));
     if (!row) throw notFound('user', id);
     return row.h;
   }
 
   /** For the customer portal: stores a hash it computed. Not a cached field, so no change event. */
   async setPasswordHash(id: string, hash: string | null): Promise<void> {
-    const res = this.ctx.db.update(users).set({ passwordHash: hash, updatedAt: this.ctx.now() }).where(eq(users.id, id)).run();
-    if (res.changes === 0) throw notFound('user', id);
+    const { users } = this.ctx.t;
+    const res = await this.ctx.db.update(users).set({ passwordHash: hash, updatedAt: this.ctx.now() }).where(eq(users.id, id)).returning({ id: users.id });
+    if (res.length === 0) throw notFound('user', id);
   }
 
-  private assertEmailFree(tx: Tx, email: string): void {
-    const same = tx.select({ id: users.id }).from(users).where(eq(users.email, email)).get();
+  private async assertEmailFree(tx: Tx, email: string): Promise<void> {
+    const { users } = this.ctx.t;
+    const [same] = await tx.select({ id: users.id }).from(users).where(eq(users.email, email));
     if (same) throw new DomainError('conflict', 'EMAIL_TAKEN', `user: email: ${email} is already the email of user ${same.id}`, 'email');
   }
 
-  private requirePlan(tx: Tx, planId: string): string {
-    if (!tx.select({ id: plans.id }).from(plans).where(eq(plans.id, planId)).get()) {
+  private async requirePlan(tx: Tx, planId: string): Promise<string> {
+    const { plans } = this.ctx.t;
+    if ((await tx.select({ id: plans.id }).from(plans).where(eq(plans.id, planId))).length === 0) {
       throw new DomainError('invalid', 'PLAN_NOT_FOUND', `user: plan_id: no plan with id ${planId}`, 'plan_id');
     }
     return planId;
   }
 
-  private defaultPlan(tx: Tx): string {
-    const row = tx.select({ id: plans.id }).from(plans).where(eq(plans.isDefault, true)).get();
+  private async defaultPlan(tx: Tx): Promise<string> {
+    const { plans } = this.ctx.t;
+    const [row] = await tx.select({ id: plans.id }).from(plans).where(eq(plans.isDefault, true));
     if (!row) throw new DomainError('invalid', 'NO_DEFAULT_PLAN', 'user: plan_id: not given and there is no default plan; create a plan first', 'plan_id');
     return row.id;
   }

@@ -1,7 +1,7 @@
 import { z } from '@apigate/kernel';
 import { and, asc, eq } from 'drizzle-orm';
 import { decrypt, encrypt } from '../store/crypto.js';
-import { webhookDeliveries, webhookEndpoints } from '../store/schema.js';
+import type { Tables } from '../store/dialect.js';
 import { type DomainContext, writeTx } from './context.js';
 import { DomainError, notFound } from './errors.js';
 import { newId, randomBase62 } from './ids.js';
@@ -91,7 +91,7 @@ export type UpdateWebhookEndpointInput = z.input<typeof updateSchema>;
 const newWebhookSecret = () => `whsec_${randomBase62(32)}`;
 const secretContext = (id: string) => `webhook_endpoint:${id}`;
 
-const endpointColumns = {
+const endpointColumns = ({ webhookEndpoints }: Tables) => ({
   id: webhookEndpoints.id,
   url: webhookEndpoints.url,
   description: webhookEndpoints.description,
@@ -99,7 +99,7 @@ const endpointColumns = {
   enabled: webhookEndpoints.enabled,
   createdAt: webhookEndpoints.createdAt,
   updatedAt: webhookEndpoints.updatedAt,
-};
+});
 
 /** Outbound webhook endpoints (secrets encrypted at rest with the settings key) and their delivery log. */
 export class WebhookRepository {
@@ -110,32 +110,37 @@ export class WebhookRepository {
     const v = parseInput(createSchema, input, 'webhook endpoint');
     const secret = v.secret ?? newWebhookSecret();
     const id = newId('whe');
-    return writeTx(this.ctx, (tx, touch) => {
+    const { webhookEndpoints } = this.ctx.t;
+    return writeTx(this.ctx, async (tx, touch) => {
       const now = this.ctx.now();
-      tx.insert(webhookEndpoints)
+      const [endpoint] = await tx
+        .insert(webhookEndpoints)
         .values({ ...v, id, secret: encrypt(this.ctx.secretKey.key, secret, secretContext(id)), createdAt: now, updatedAt: now })
-        .run();
-      touch('webhook_endpoints', 'created', id);
-      return { endpoint: tx.select(endpointColumns).from(webhookEndpoints).where(eq(webhookEndpoints.id, id)).get()!, secret };
+        .returning(endpointColumns(this.ctx.t));
+      await touch('webhook_endpoints', 'created', id);
+      return { endpoint: endpoint!, secret };
     });
   }
 
   async listEndpoints(): Promise<WebhookEndpoint[]> {
-    return this.ctx.db.select(endpointColumns).from(webhookEndpoints).orderBy(asc(webhookEndpoints.createdAt), asc(webhookEndpoints.id)).all();
+    const { webhookEndpoints } = this.ctx.t;
+    return this.ctx.db.select(endpointColumns(this.ctx.t)).from(webhookEndpoints).orderBy(asc(webhookEndpoints.createdAt), asc(webhookEndpoints.id));
   }
 
   async getEndpoint(id: string): Promise<WebhookEndpoint> {
-    const row = this.ctx.db.select(endpointColumns).from(webhookEndpoints).where(eq(webhookEndpoints.id, id)).get();
+    const { webhookEndpoints } = this.ctx.t;
+    const [row] = await this.ctx.db.select(endpointColumns(this.ctx.t)).from(webhookEndpoints).where(eq(webhookEndpoints.id, id));
     if (!row) throw notFound('webhook endpoint', id);
     return row;
   }
 
   async updateEndpoint(id: string, patch: UpdateWebhookEndpointInput): Promise<WebhookEndpoint> {
     const v = parseInput(updateSchema, patch, 'webhook endpoint');
-    return writeTx(this.ctx, (tx, touch) => {
-      const row = tx.update(webhookEndpoints).set({ ...v, updatedAt: this.ctx.now() }).where(eq(webhookEndpoints.id, id)).returning(endpointColumns).get();
+    const { webhookEndpoints } = this.ctx.t;
+    return writeTx(this.ctx, async (tx, touch) => {
+      const [row] = await tx.update(webhookEndpoints).set({ ...v, updatedAt: this.ctx.now() }).where(eq(webhookEndpoints.id, id)).returning(endpointColumns(this.ctx.t));
       if (!row) throw notFound('webhook endpoint', id);
-      touch('webhook_endpoints', 'updated', id);
+      await touch('webhook_endpoints', 'updated', id);
       return row;
     });
   }
@@ -143,21 +148,23 @@ export class WebhookRepository {
   /** Replaces the signing secret; returns the new one. */
   async rotateSecret(id: string): Promise<string> {
     const secret = newWebhookSecret();
-    writeTx(this.ctx, (tx, touch) => {
-      const res = tx
+    const { webhookEndpoints } = this.ctx.t;
+    await writeTx(this.ctx, async (tx, touch) => {
+      const res = await tx
         .update(webhookEndpoints)
         .set({ secret: encrypt(this.ctx.secretKey.key, secret, secretContext(id)), updatedAt: this.ctx.now() })
         .where(eq(webhookEndpoints.id, id))
-        .run();
-      if (res.changes === 0) throw notFound('webhook endpoint', id);
-      touch('webhook_endpoints', 'updated', id);
+        .returning({ id: webhookEndpoints.id });
+      if (res.length === 0) throw notFound('webhook endpoint', id);
+      await touch('webhook_endpoints', 'updated', id);
     });
     return secret;
   }
 
   /** The decrypted signing secret, for the sender. */
   async signingSecret(id: string): Promise<string> {
-    const row = this.ctx.db.select({ secret: webhookEndpoints.secret }).from(webhookEndpoints).where(eq(webhookEndpoints.id, id)).get();
+    const { webhookEndpoints } = this.ctx.t;
+    const [row] = await this.ctx.db.select({ secret: webhookEndpoints.secret }).from(webhookEndpoints).where(eq(webhookEndpoints.id, id));
     if (!row) throw notFound('webhook endpoint', id);
     try {
       return decrypt(this.ctx.secretKey.key, row.secret, secretContext(id));
@@ -172,40 +179,39 @@ export class WebhookRepository {
   }
 
   async deleteEndpoint(id: string): Promise<void> {
-    writeTx(this.ctx, (tx, touch) => {
-      if (tx.delete(webhookEndpoints).where(eq(webhookEndpoints.id, id)).run().changes === 0) throw notFound('webhook endpoint', id);
-      touch('webhook_endpoints', 'deleted', id);
+    const { webhookEndpoints } = this.ctx.t;
+    await writeTx(this.ctx, async (tx, touch) => {
+      if ((await tx.delete(webhookEndpoints).where(eq(webhookEndpoints.id, id)).returning({ id: webhookEndpoints.id })).length === 0) {
+        throw notFound('webhook endpoint', id);
+      }
+      await touch('webhook_endpoints', 'deleted', id);
     });
   }
 
   /** The delivery of an event to an endpoint: created pending, or the existing one (an event is delivered once per endpoint). */
   async recordDelivery(input: { endpointId: string; eventId: string; eventType: string; payload?: string | null }): Promise<WebhookDelivery> {
-    return this.ctx.db.transaction(
-      (tx) => {
-        const existing = tx
-          .select()
-          .from(webhookDeliveries)
-          .where(and(eq(webhookDeliveries.endpointId, input.endpointId), eq(webhookDeliveries.eventId, input.eventId)))
-          .get();
-        if (existing) return existing;
-        const now = this.ctx.now();
-        return tx
-          .insert(webhookDeliveries)
-          .values({ ...input, payload: input.payload ?? null, id: newId('whd'), createdAt: now, updatedAt: now })
-          .returning()
-          .get();
-      },
-      { behavior: 'immediate' },
-    );
+    const { webhookDeliveries } = this.ctx.t;
+    const same = and(eq(webhookDeliveries.endpointId, input.endpointId), eq(webhookDeliveries.eventId, input.eventId));
+    return this.ctx.tx(async (tx) => {
+      const now = this.ctx.now();
+      // Another instance recording the same (endpoint, event) at once: the unique index makes one insert win.
+      const [created] = await tx
+        .insert(webhookDeliveries)
+        .values({ ...input, payload: input.payload ?? null, id: newId('whd'), createdAt: now, updatedAt: now })
+        .onConflictDoNothing({ target: [webhookDeliveries.endpointId, webhookDeliveries.eventId] })
+        .returning();
+      return created ?? (await tx.select().from(webhookDeliveries).where(same))[0]!;
+    });
   }
 
   /** Records one attempt: succeeded, or failed for good when `final`, else still pending a retry. */
   async recordAttempt(id: string, attempt: { ok: boolean; responseStatus?: number | null; error?: string | null; final?: boolean }): Promise<WebhookDelivery> {
     const now = this.ctx.now();
-    return this.ctx.db.transaction((tx) => {
-      const current = tx.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, id)).get();
+    const { webhookDeliveries } = this.ctx.t;
+    return this.ctx.tx(async (tx) => {
+      const [current] = await tx.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, id));
       if (!current) throw notFound('webhook delivery', id);
-      return tx
+      const [row] = await tx
         .update(webhookDeliveries)
         .set({
           attempts: current.attempts + 1,
@@ -217,25 +223,27 @@ export class WebhookRepository {
           ...(attempt.ok ? { deliveredAt: now } : {}),
         })
         .where(eq(webhookDeliveries.id, id))
-        .returning()
-        .get()!;
+        .returning();
+      return row!;
     });
   }
 
   async getDelivery(id: string): Promise<WebhookDelivery> {
-    const row = this.ctx.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, id)).get();
+    const { webhookDeliveries } = this.ctx.t;
+    const [row] = await this.ctx.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, id));
     if (!row) throw notFound('webhook delivery', id);
     return row;
   }
 
   /** Oldest first. */
   async listDeliveries(q: PageQuery & { endpointId?: string; status?: DeliveryStatus } = {}): Promise<Page<WebhookDelivery>> {
+    const { webhookDeliveries } = this.ctx.t;
     const filters = [
       q.endpointId !== undefined ? eq(webhookDeliveries.endpointId, q.endpointId) : undefined,
       q.status !== undefined ? eq(webhookDeliveries.status, q.status) : undefined,
     ];
     return listPage(q, 'webhook delivery list', webhookDeliveries, filters, (where, order, n) =>
-      this.ctx.db.select().from(webhookDeliveries).where(where).orderBy(...order).limit(n).all(),
+      this.ctx.db.select().from(webhookDeliveries).where(where).orderBy(...order).limit(n),
     );
   }
 

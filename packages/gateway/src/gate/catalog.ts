@@ -4,7 +4,6 @@ import type { ChangeEntity, ChangeEvent } from '../domain/changes.js';
 import type { KeyAuthRecord } from '../domain/keys.js';
 import type { Plan } from '../domain/plans.js';
 import { type CompiledRoute, RouteTable } from '../proxy/routes.js';
-import { apiKeys } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 
 /** What each cached group is rebuilt from: a change to any of these entity types reloads it. */
@@ -115,7 +114,8 @@ export class GateCatalog {
     try {
       if (groups.includes('keys')) {
         const rows = await d.keys.listForAuth();
-        const revoked = this.#store.db.select({ hash: apiKeys.hash }).from(apiKeys).where(isNotNull(apiKeys.revokedAt)).all();
+        const { apiKeys } = this.#store.t;
+        const revoked = await this.#store.db.select({ hash: apiKeys.hash }).from(apiKeys).where(isNotNull(apiKeys.revokedAt));
         this.#keys = new Map(rows.map((r) => [r.hash, r]));
         this.#revoked = new Set(revoked.map((r) => r.hash));
       }

@@ -1,6 +1,5 @@
 import { describeError, type Logger, silentLogger } from '@apigate/kernel';
 import type { ChangeEvent } from '../domain/changes.js';
-import { apiKeys, users } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 import type { WebhookDispatcher } from './webhooks.js';
 
@@ -29,6 +28,8 @@ export class DomainEventWebhooks {
   #keys = new Map<string, KeyRow>();
   #users = new Map<string, UserRow>();
   #scheduled: Promise<void> | null = null;
+  /** The first snapshot, read when the instance starts; comparisons wait for it. */
+  #initial: Promise<void>;
   #closed = false;
   readonly #logger: Logger;
   readonly #onChange = (e: ChangeEvent) => {
@@ -41,39 +42,46 @@ export class DomainEventWebhooks {
     opts: { logger?: Logger } = {},
   ) {
     this.#logger = opts.logger ?? silentLogger();
-    this.#keys = this.#readKeys();
-    this.#users = this.#readUsers();
+    this.#initial = Promise.all([this.#readKeys(), this.#readUsers()]).then(
+      ([keys, people]) => {
+        this.#keys = keys;
+        this.#users = people;
+      },
+      (err: unknown) => this.#logger.warn({ err: describeError(err) }, 'cannot read keys and users for webhooks; changes made before the next one are not reported'),
+    );
     store.domain.changes.on('change', this.#onChange);
   }
 
-  #readKeys(): Map<string, KeyRow> {
-    const rows = this.store.db
+  async #readKeys(): Promise<Map<string, KeyRow>> {
+    const { apiKeys } = this.store.t;
+    const rows = await this.store.db
       .select({ id: apiKeys.id, userId: apiKeys.userId, name: apiKeys.name, prefix: apiKeys.prefix, revokedAt: apiKeys.revokedAt })
-      .from(apiKeys)
-      .all();
+      .from(apiKeys);
     return new Map(rows.map((r) => [r.id, r]));
   }
 
-  #readUsers(): Map<string, UserRow> {
-    const rows = this.store.db.select({ id: users.id, planId: users.planId, updatedAt: users.updatedAt }).from(users).all();
+  async #readUsers(): Promise<Map<string, UserRow>> {
+    const { users } = this.store.t;
+    const rows = await this.store.db.select({ id: users.id, planId: users.planId, updatedAt: users.updatedAt }).from(users);
     return new Map(rows.map((r) => [r.id, r]));
   }
 
   #schedule(): void {
     if (this.#closed) return;
-    this.#scheduled ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-      this.#scheduled = null;
-      this.#diff();
-    });
+    this.#scheduled ??= new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.#initial)
+      .then(() => {
+        this.#scheduled = null;
+        return this.#diff();
+      });
   }
 
-  #diff(): void {
+  async #diff(): Promise<void> {
     if (this.#closed) return;
     let keys: Map<string, KeyRow>;
     let people: Map<string, UserRow>;
     try {
-      keys = this.#readKeys();
-      people = this.#readUsers();
+      [keys, people] = await Promise.all([this.#readKeys(), this.#readUsers()]);
     } catch (err) {
       this.#logger.warn({ err: describeError(err) }, 'cannot read keys and users for webhooks; will retry on the next change');
       return;
@@ -102,7 +110,7 @@ export class DomainEventWebhooks {
 
   /** Resolves when the last scheduled comparison has run (for tests). */
   settled(): Promise<void> {
-    return this.#scheduled ?? Promise.resolve();
+    return this.#scheduled ?? this.#initial;
   }
 
   close(): void {

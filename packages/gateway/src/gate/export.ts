@@ -1,7 +1,6 @@
 import type { StorageProvider } from '@apigate/kernel';
 import { asc, eq } from 'drizzle-orm';
 import { assertMonth } from '../domain/usage.js';
-import { apiKeys, plans, usageMonthly, users } from '../store/schema.js';
 import type { Store } from '../store/store.js';
 
 export const USAGE_CSV_COLUMNS = ['month', 'user_id', 'email', 'plan', 'key_id', 'key_prefix', 'key_name', 'requests', 'errors', 'bytes_in', 'bytes_out'] as const;
@@ -15,9 +14,10 @@ function csvField(v: string | number | null): string {
 }
 
 /** One row per key that was used in `month` (users and keys deleted since keep their ids, other columns empty). */
-export function usageCsv(store: Store, month: string): { csv: string; rows: number } {
+export async function usageCsv(store: Store, month: string): Promise<{ csv: string; rows: number }> {
   assertMonth(month);
-  const rows = store.db
+  const { apiKeys, plans, usageMonthly, users } = store.t;
+  const rows = await store.db
     .select({
       userId: usageMonthly.userId,
       email: users.email,
@@ -35,8 +35,7 @@ export function usageCsv(store: Store, month: string): { csv: string; rows: numb
     .leftJoin(plans, eq(plans.id, users.planId))
     .leftJoin(apiKeys, eq(apiKeys.id, usageMonthly.keyId))
     .where(eq(usageMonthly.month, month))
-    .orderBy(asc(usageMonthly.userId), asc(usageMonthly.keyId))
-    .all();
+    .orderBy(asc(usageMonthly.userId), asc(usageMonthly.keyId));
   const lines = [USAGE_CSV_COLUMNS.join(',')];
   for (const r of rows) {
     lines.push(
@@ -58,7 +57,7 @@ export interface UsageExport {
 
 /** Writes the month's usage CSV through the storage capability (replacing an earlier export of that month). */
 export async function exportUsage(store: Store, storage: StorageProvider, month: string, opts: { expiresInSeconds?: number } = {}): Promise<UsageExport> {
-  const { csv, rows } = usageCsv(store, month);
+  const { csv, rows } = await usageCsv(store, month);
   const key = `exports/usage-${month}.csv`;
   const info = await storage.put(key, csv, { contentType: 'text/csv; charset=utf-8', metadata: { month, rows: String(rows) } });
   const out: UsageExport = { key, rows, bytes: info.size };

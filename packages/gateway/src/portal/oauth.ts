@@ -38,7 +38,7 @@ export interface OAuthRoutesOptions {
   publicBase(c: Context): string;
   isHttps(c: Context): boolean;
   /** Sets the normal portal session cookie for the user. */
-  startSession(c: Context, user: User): void;
+  startSession(c: Context, user: User): Promise<unknown>;
   now(): Date;
 }
 
@@ -209,7 +209,7 @@ export function createOAuthRoutes(o: OAuthRoutesOptions): Hono {
       }
       const user = await userFor(name, profile);
       if (user.status !== 'active') throw new SignInError('account_suspended', 'oauth: this account is suspended; contact the API provider', 403);
-      o.startSession(c, user);
+      await o.startSession(c, user);
       return c.redirect(flow.returnTo, 302);
     } catch (err) {
       return fail(c, err);

@@ -1,7 +1,6 @@
 import { and, eq, isNull, lt, or } from 'drizzle-orm';
 import { newId, randomBase62, sha256Hex } from '../domain/ids.js';
-import type { AppDatabase } from '../store/db.js';
-import { portalSessions, portalTokens, users } from '../store/schema.js';
+import { affectedRows, type StoreDb, type Tx } from '../store/dialect.js';
 
 export type TokenPurpose = 'verify_email' | 'reset_password';
 
@@ -26,7 +25,6 @@ export type TokenCheck =
   | { ok: true; id: string; userId: string; email: string }
   | { ok: false; reason: 'unknown' | 'used' | 'expired' };
 
-type Tx = Parameters<Parameters<AppDatabase['transaction']>[0]>[0];
 
 /**
  * Portal sessions and emailed tokens. Secrets are random 256-bit strings; rows keep their
@@ -34,68 +32,74 @@ type Tx = Parameters<Parameters<AppDatabase['transaction']>[0]>[0];
  */
 export class PortalStore {
   constructor(
-    private readonly db: AppDatabase,
+    private readonly s: StoreDb,
     private readonly now: () => Date,
   ) {}
 
+  private get db() {
+    return this.s.db;
+  }
+
+  private get t() {
+    return this.s.t;
+  }
+
   /** A new session for `userId`; `token` goes in the cookie. Drops the user's expired sessions on the way. */
-  createSession(userId: string, ttlMs: number): { token: string; session: PortalSession } {
+  async createSession(userId: string, ttlMs: number): Promise<{ token: string; session: PortalSession }> {
+    const { portalSessions } = this.t;
     const token = randomBase62(TOKEN_LENGTH);
     const now = this.now();
     const session = { id: newId('ses'), userId, expiresAt: new Date(now.getTime() + ttlMs) };
-    this.db.transaction((tx) => {
-      tx.delete(portalSessions)
-        .where(and(eq(portalSessions.userId, userId), lt(portalSessions.expiresAt, now)))
-        .run();
-      tx.insert(portalSessions)
-        .values({ ...session, hash: sha256Hex(token), createdAt: now })
-        .run();
+    await this.s.tx(async (tx) => {
+      await tx.delete(portalSessions).where(and(eq(portalSessions.userId, userId), lt(portalSessions.expiresAt, now)));
+      await tx.insert(portalSessions).values({ ...session, hash: sha256Hex(token), createdAt: now });
     });
     return { token, session };
   }
 
   /** The live session a cookie token belongs to, or undefined (unknown or expired). */
-  findSession(token: string): PortalSession | undefined {
-    const row = this.db
+  async findSession(token: string): Promise<PortalSession | undefined> {
+    const { portalSessions } = this.t;
+    const [row] = await this.db
       .select({ id: portalSessions.id, userId: portalSessions.userId, expiresAt: portalSessions.expiresAt })
       .from(portalSessions)
-      .where(eq(portalSessions.hash, sha256Hex(token)))
-      .get();
+      .where(eq(portalSessions.hash, sha256Hex(token)));
     return row && row.expiresAt > this.now() ? row : undefined;
   }
 
-  deleteSession(token: string): boolean {
-    return this.db.delete(portalSessions).where(eq(portalSessions.hash, sha256Hex(token))).run().changes > 0;
+  async deleteSession(token: string): Promise<boolean> {
+    const { portalSessions } = this.t;
+    return affectedRows(await this.db.delete(portalSessions).where(eq(portalSessions.hash, sha256Hex(token)))) > 0;
   }
 
   /** Logs the user out everywhere; returns how many sessions went. */
-  deleteUserSessions(userId: string, tx: Tx | AppDatabase = this.db): number {
-    return tx.delete(portalSessions).where(eq(portalSessions.userId, userId)).run().changes;
+  async deleteUserSessions(userId: string, tx: Tx = this.db): Promise<number> {
+    const { portalSessions } = this.t;
+    return affectedRows(await tx.delete(portalSessions).where(eq(portalSessions.userId, userId)));
   }
 
   /**
    * A single-use token for `purpose`, valid for `ttlMs`. Earlier unused tokens of the same
    * purpose for the user stop working, so only the newest link in the inbox does.
    */
-  issueToken(userId: string, purpose: TokenPurpose, email: string, ttlMs: number): IssuedToken {
+  async issueToken(userId: string, purpose: TokenPurpose, email: string, ttlMs: number): Promise<IssuedToken> {
+    const { portalTokens } = this.t;
     const token = randomBase62(TOKEN_LENGTH);
     const now = this.now();
     const issued = { id: newId('ptk'), token, expiresAt: new Date(now.getTime() + ttlMs) };
-    this.db.transaction((tx) => {
-      this.voidTokens(tx, userId, purpose);
+    await this.s.tx(async (tx) => {
+      await this.voidTokens(tx, userId, purpose);
       // The user's tokens dead for a day go (a reused link then reads "invalid" rather than "used").
-      tx.delete(portalTokens)
-        .where(and(eq(portalTokens.userId, userId), lt(portalTokens.expiresAt, new Date(now.getTime() - DAY_MS))))
-        .run();
-      tx.insert(portalTokens)
-        .values({ id: issued.id, userId, purpose, hash: sha256Hex(token), email, createdAt: now, expiresAt: issued.expiresAt })
-        .run();
+      await tx.delete(portalTokens).where(and(eq(portalTokens.userId, userId), lt(portalTokens.expiresAt, new Date(now.getTime() - DAY_MS))));
+      await tx
+        .insert(portalTokens)
+        .values({ id: issued.id, userId, purpose, hash: sha256Hex(token), email, createdAt: now, expiresAt: issued.expiresAt });
     });
     return issued;
   }
 
   /** What `consumeToken` would say, without using the token up. */
-  checkToken(token: string, purpose: TokenPurpose): TokenCheck {
+  async checkToken(token: string, purpose: TokenPurpose): Promise<TokenCheck> {
     return this.#check(this.db, token, purpose);
   }
 
@@ -103,57 +107,56 @@ export class PortalStore {
    * Uses the token up, once: a second use (or a concurrent one) gets `used`. `then` runs in the
    * same transaction, so its writes happen only together with the consumption.
    */
-  consumeToken(token: string, purpose: TokenPurpose, then?: (tx: Tx, check: Extract<TokenCheck, { ok: true }>) => void): TokenCheck {
-    return this.db.transaction(
-      (tx) => {
-        const check = this.#check(tx, token, purpose);
-        if (!check.ok) return check;
-        const res = tx
-          .update(portalTokens)
-          .set({ usedAt: this.now() })
-          .where(and(eq(portalTokens.id, check.id), isNull(portalTokens.usedAt)))
-          .run();
-        if (res.changes === 0) return { ok: false, reason: 'used' } as const;
-        then?.(tx, check);
-        return check;
-      },
-      { behavior: 'immediate' },
-    );
+  async consumeToken(token: string, purpose: TokenPurpose, then?: (tx: Tx, check: Extract<TokenCheck, { ok: true }>) => Promise<void>): Promise<TokenCheck> {
+    const { portalTokens } = this.t;
+    return this.s.tx(async (tx): Promise<TokenCheck> => {
+      const check = await this.#check(tx, token, purpose);
+      if (!check.ok) return check;
+      // The one update that sets used_at wins; a second instance consuming the same token at once finds it used.
+      const res = await tx
+        .update(portalTokens)
+        .set({ usedAt: this.now() })
+        .where(and(eq(portalTokens.id, check.id), isNull(portalTokens.usedAt)))
+        .returning({ id: portalTokens.id });
+      if (res.length === 0) return { ok: false, reason: 'used' };
+      await then?.(tx, check);
+      return check;
+    });
   }
 
   /** Makes every unused token of `purpose` for the user void. */
-  voidTokens(tx: Tx | AppDatabase, userId: string, purpose: TokenPurpose): void {
-    tx.update(portalTokens)
+  async voidTokens(tx: Tx, userId: string, purpose: TokenPurpose): Promise<void> {
+    const { portalTokens } = this.t;
+    await tx
+      .update(portalTokens)
       .set({ usedAt: this.now() })
-      .where(and(eq(portalTokens.userId, userId), eq(portalTokens.purpose, purpose), isNull(portalTokens.usedAt)))
-      .run();
+      .where(and(eq(portalTokens.userId, userId), eq(portalTokens.purpose, purpose), isNull(portalTokens.usedAt)));
   }
 
   /** Stores a new password hash (inside a token's transaction). */
-  setPasswordHash(tx: Tx, userId: string, hash: string): void {
-    tx.update(users).set({ passwordHash: hash, updatedAt: this.now() }).where(eq(users.id, userId)).run();
+  async setPasswordHash(tx: Tx, userId: string, hash: string): Promise<void> {
+    const { users } = this.t;
+    await tx.update(users).set({ passwordHash: hash, updatedAt: this.now() }).where(eq(users.id, userId));
   }
 
   /**
    * Deletes expired sessions and tokens that expired or were used before `before`. Rows are also
    * dropped per user as they sign in and ask for links, so this is only housekeeping.
    */
-  prune(before: Date = this.now()): { sessions: number; tokens: number } {
-    return this.db.transaction((tx) => ({
-      sessions: tx.delete(portalSessions).where(lt(portalSessions.expiresAt, before)).run().changes,
-      tokens: tx
-        .delete(portalTokens)
-        .where(or(lt(portalTokens.expiresAt, before), lt(portalTokens.usedAt, before)))
-        .run().changes,
+  async prune(before: Date = this.now()): Promise<{ sessions: number; tokens: number }> {
+    const { portalSessions, portalTokens } = this.t;
+    return this.s.tx(async (tx) => ({
+      sessions: affectedRows(await tx.delete(portalSessions).where(lt(portalSessions.expiresAt, before))),
+      tokens: affectedRows(await tx.delete(portalTokens).where(or(lt(portalTokens.expiresAt, before), lt(portalTokens.usedAt, before)))),
     }));
   }
 
-  #check(tx: Tx | AppDatabase, token: string, purpose: TokenPurpose): TokenCheck {
-    const row = tx
+  async #check(tx: Tx, token: string, purpose: TokenPurpose): Promise<TokenCheck> {
+    const { portalTokens } = this.t;
+    const [row] = await tx
       .select({ id: portalTokens.id, userId: portalTokens.userId, email: portalTokens.email, expiresAt: portalTokens.expiresAt, usedAt: portalTokens.usedAt })
       .from(portalTokens)
-      .where(and(eq(portalTokens.hash, sha256Hex(token)), eq(portalTokens.purpose, purpose)))
-      .get();
+      .where(and(eq(portalTokens.hash, sha256Hex(token)), eq(portalTokens.purpose, purpose)));
     if (!row) return { ok: false, reason: 'unknown' };
     if (row.usedAt) return { ok: false, reason: 'used' };
     if (row.expiresAt <= this.now()) return { ok: false, reason: 'expired' };

@@ -1,7 +1,6 @@
 import { ApigateError, InvalidInputError } from '@apigate/kernel';
 import { and, asc, eq, type SQL, sql } from 'drizzle-orm';
-import type { AppDatabase } from './db.js';
-import { providerMappings } from './schema.js';
+import type { StoreDb } from './dialect.js';
 
 /** Our id of an entity and a provider's id for the same entity (a Stripe customer, say). */
 export interface ProviderMapping {
@@ -36,8 +35,6 @@ export interface MappingStore {
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
 
-const t = providerMappings;
-
 function requireText(name: string, value: unknown): string {
   if (typeof value !== 'string' || value === '') throw new InvalidInputError(`provider mapping: ${name} must be a non-empty string`);
   return value;
@@ -58,8 +55,13 @@ function decodeCursor(cursor: string): [string, string, string] {
   throw new InvalidInputError('provider mapping list: cursor is not one this store returned');
 }
 
-export class SqliteMappingStore implements MappingStore {
-  constructor(private readonly db: AppDatabase) {}
+/** Provider mappings in the database (SQLite or PostgreSQL). */
+export class DbMappingStore implements MappingStore {
+  constructor(private readonly s: StoreDb) {}
+
+  private get t() {
+    return this.s.t.providerMappings;
+  }
 
   async put(m: NewProviderMapping): Promise<ProviderMapping> {
     const provider = requireText('provider', m.provider);
@@ -68,9 +70,9 @@ export class SqliteMappingStore implements MappingStore {
     const externalId = requireText('externalId', m.externalId);
     const where = `${provider} ${entityType}`;
     // IMMEDIATE takes the write lock first, so a concurrent CLI or instance cannot slip in between the reads and the insert.
-    return this.db.transaction(
-      (tx) => {
-        const byLocal = tx.select().from(t).where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.localId, localId))).get();
+    const t = this.t;
+    return this.s.tx(async (tx) => {
+        const [byLocal] = await tx.select().from(t).where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.localId, localId)));
         if (byLocal) {
           if (byLocal.externalId === externalId) return byLocal;
           throw new ApigateError(
@@ -78,29 +80,29 @@ export class SqliteMappingStore implements MappingStore {
             `${where} mapping: local id ${localId} is already mapped to external id ${byLocal.externalId}, not ${externalId}; delete it first to remap`,
           );
         }
-        const byExternal = tx
+        const [byExternal] = await tx
           .select()
           .from(t)
-          .where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.externalId, externalId)))
-          .get();
+          .where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.externalId, externalId)));
         if (byExternal) {
           throw new ApigateError(
             'MAPPING_CONFLICT',
             `${where} mapping: external id ${externalId} is already mapped to local id ${byExternal.localId}, not ${localId}`,
           );
         }
-        return tx.insert(t).values({ provider, entityType, localId, externalId, createdAt: new Date() }).returning().get();
-      },
-      { behavior: 'immediate' },
-    );
+        const [row] = await tx.insert(t).values({ provider, entityType, localId, externalId, createdAt: new Date() }).returning();
+        return row!;
+    });
   }
 
   async findExternal(provider: string, entityType: string, localId: string): Promise<ProviderMapping | undefined> {
-    return this.db.select().from(t).where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.localId, localId))).get();
+    const t = this.t;
+    return (await this.s.db.select().from(t).where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.localId, localId))))[0];
   }
 
   async findLocal(provider: string, entityType: string, externalId: string): Promise<ProviderMapping | undefined> {
-    return this.db.select().from(t).where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.externalId, externalId))).get();
+    const t = this.t;
+    return (await this.s.db.select().from(t).where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.externalId, externalId))))[0];
   }
 
   async list(q: MappingQuery = {}): Promise<{ items: ProviderMapping[]; cursor?: string }> {
@@ -108,6 +110,7 @@ export class SqliteMappingStore implements MappingStore {
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
       throw new InvalidInputError(`provider mapping list: limit must be a whole number from 1 to ${MAX_PAGE_SIZE}`);
     }
+    const t = this.t;
     const conds: SQL[] = [];
     if (q.provider !== undefined) conds.push(eq(t.provider, q.provider));
     if (q.entityType !== undefined) conds.push(eq(t.entityType, q.entityType));
@@ -116,19 +119,19 @@ export class SqliteMappingStore implements MappingStore {
       // Row-value comparison walks the primary key's order (SQLite >= 3.15 and PostgreSQL both have it).
       conds.push(sql`(${t.provider}, ${t.entityType}, ${t.localId}) > (${p}, ${e}, ${l})`);
     }
-    const rows = this.db
+    const rows = await this.s.db
       .select()
       .from(t)
       .where(conds.length ? and(...conds) : undefined)
       .orderBy(asc(t.provider), asc(t.entityType), asc(t.localId))
-      .limit(limit + 1)
-      .all();
+      .limit(limit + 1);
     const items = rows.slice(0, limit);
     return rows.length > limit ? { items, cursor: encodeCursor(items[items.length - 1]!) } : { items };
   }
 
   async delete(provider: string, entityType: string, localId: string): Promise<boolean> {
-    const res = this.db.delete(t).where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.localId, localId))).run();
-    return res.changes > 0;
+    const t = this.t;
+    const rows = await this.s.db.delete(t).where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.localId, localId))).returning({ p: t.provider });
+    return rows.length > 0;
   }
 }

@@ -1,8 +1,8 @@
 import { ApigateError, hasUrlCredentials, InvalidInputError, type SettingsReader } from '@apigate/kernel';
 import { asc, eq } from 'drizzle-orm';
+import type { ChangeNotifier } from '../domain/changes.js';
 import { decrypt, encrypt, type SecretKey } from './crypto.js';
-import type { AppDatabase } from './db.js';
-import { settings } from './schema.js';
+import type { StoreDb } from './dialect.js';
 
 export interface SettingEntry {
   key: string;
@@ -27,12 +27,15 @@ export interface SettingsStore extends SettingsReader {
 
 const KEY_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
-export class SqliteSettingsStore implements SettingsStore {
+/** The settings table (SQLite or PostgreSQL) behind an in-memory snapshot. */
+export class DbSettingsStore implements SettingsStore {
   private snapshot = new Map<string, SettingEntry>();
 
   constructor(
-    private readonly db: AppDatabase,
+    private readonly s: StoreDb,
     private readonly key: SecretKey,
+    /** Told of every set/unset (entity `settings`), so running instances notice and reload. */
+    private readonly changes?: ChangeNotifier,
   ) {}
 
   get(key: string): string | undefined {
@@ -56,28 +59,38 @@ export class SqliteSettingsStore implements SettingsStore {
     const secret = opts.secret || hasUrlCredentials(value);
     const entry: SettingEntry = { key, value, secret, updatedAt: new Date() };
     const stored = secret ? encrypt(this.key.key, value, key) : value;
-    this.db
-      .insert(settings)
-      .values({ key, value: stored, secret, updatedAt: entry.updatedAt })
-      .onConflictDoUpdate({ target: settings.key, set: { value: stored, secret, updatedAt: entry.updatedAt } })
-      .run();
+    const { settings } = this.s.t;
+    const version = await this.s.tx(async (tx) => {
+      await tx
+        .insert(settings)
+        .values({ key, value: stored, secret, updatedAt: entry.updatedAt })
+        .onConflictDoUpdate({ target: settings.key, set: { value: stored, secret, updatedAt: entry.updatedAt } });
+      return this.changes?.bump(tx, 'settings');
+    });
     this.snapshot.set(key, entry);
+    if (version !== undefined) this.changes?.emitted('settings', 'updated', key, version);
   }
 
   async unset(key: string): Promise<boolean> {
-    const res = this.db.delete(settings).where(eq(settings.key, key)).run();
+    const { settings } = this.s.t;
+    const { deleted, version } = await this.s.tx(async (tx) => {
+      const rows = await tx.delete(settings).where(eq(settings.key, key)).returning({ key: settings.key });
+      return { deleted: rows.length > 0, version: rows.length > 0 ? await this.changes?.bump(tx, 'settings') : undefined };
+    });
     this.snapshot.delete(key);
-    return res.changes > 0;
+    if (version !== undefined) this.changes?.emitted('settings', 'deleted', key, version);
+    return deleted;
   }
 
   async reload(): Promise<void> {
-    this.load();
+    await this.load();
   }
 
   /** Reads every row; a secret that does not decrypt is an error naming its key (never its value). */
-  load(): void {
+  async load(): Promise<void> {
+    const { settings } = this.s.t;
     const next = new Map<string, SettingEntry>();
-    for (const row of this.db.select().from(settings).orderBy(asc(settings.key)).all()) {
+    for (const row of await this.s.db.select().from(settings).orderBy(asc(settings.key))) {
       let value = row.value;
       if (row.secret) {
         try {
@@ -93,7 +106,7 @@ export class SqliteSettingsStore implements SettingsStore {
       let secret = row.secret;
       if (!secret && hasUrlCredentials(value)) {
         // Stored in clear by an older version: encrypt it now, like `set` would.
-        this.db.update(settings).set({ value: encrypt(this.key.key, value, row.key), secret: true }).where(eq(settings.key, row.key)).run();
+        await this.s.db.update(settings).set({ value: encrypt(this.key.key, value, row.key), secret: true }).where(eq(settings.key, row.key));
         secret = true;
       }
       next.set(row.key, { key: row.key, value, secret, updatedAt: row.updatedAt });

@@ -1,5 +1,8 @@
 import type Database from 'better-sqlite3';
 
+/** Transaction queues by database file (see sqliteTransactions). */
+const queues = new Map<string, { tail: Promise<unknown> }>();
+
 /**
  * Async transactions on the one better-sqlite3 connection, which drizzle's better-sqlite3 driver
  * refuses ("Transaction function cannot return a promise"): the dialect-neutral repositories
@@ -11,7 +14,12 @@ import type Database from 'better-sqlite3';
  * tick, so no other request's queries interleave; network I/O inside would let them in.
  */
 export function sqliteTransactions(sqlite: Database.Database): <T>(fn: () => Promise<T>) => Promise<T> {
-  let tail: Promise<unknown> = Promise.resolve();
+  // One queue per database file in this process: a second connection to the same file (two
+  // stores, as the tests open) would otherwise block the event loop in BEGIN IMMEDIATE for
+  // busy_timeout while the first one's transaction waits for its next tick.
+  const file = sqlite.memory ? undefined : sqlite.name;
+  const queue = file !== undefined ? (queues.get(file) ?? { tail: Promise.resolve() as Promise<unknown> }) : { tail: Promise.resolve() as Promise<unknown> };
+  if (file !== undefined) queues.set(file, queue);
   return <T>(fn: () => Promise<T>): Promise<T> => {
     const run = async (): Promise<T> => {
       sqlite.exec('BEGIN IMMEDIATE');
@@ -24,8 +32,8 @@ export function sqliteTransactions(sqlite: Database.Database): <T>(fn: () => Pro
         throw err;
       }
     };
-    const next = tail.then(run, run);
-    tail = next.catch(() => undefined);
+    const next = queue.tail.then(run, run);
+    queue.tail = next.catch(() => undefined);
     return next;
   };
 }

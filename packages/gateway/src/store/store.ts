@@ -1,16 +1,28 @@
+import { mkdirSync } from 'node:fs';
 import { hkdfSync, randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { ApigateError, type Logger, silentLogger } from '@apigate/kernel';
 import { eq } from 'drizzle-orm';
 import { Domain } from '../domain/domain.js';
 import { decrypt, encrypt, loadSecretKey, SECRET_KEY_ENV, type SecretKey } from './crypto.js';
-import { type AppDatabase, openDatabase } from './db.js';
-import { type MappingStore, SqliteMappingStore } from './mappings.js';
-import { meta, settings } from './schema.js';
-import { type SettingsStore, SqliteSettingsStore } from './settings.js';
+import { openDatabase } from './db.js';
+import { postgresStoreDb, type StoreDb, sqliteStoreDb } from './dialect.js';
+import { DbMappingStore, type MappingStore } from './mappings.js';
+import { isPostgresUrl, openPostgres } from './pg.js';
+import { type ChangeListener, listenForChanges } from './pg-changes.js';
+import { DbSettingsStore, type SettingsStore } from './settings.js';
+
+/** The environment variable the app reads for the PostgreSQL URL (`postgres://user:password@host/db`). */
+export const DATABASE_URL_ENV = 'APIGATE_DATABASE_URL';
 
 export interface StoreOptions {
   /** Folder for apigate.db and secret.key; created if missing. The app reads APIGATE_DATA_DIR. */
   dataDir: string;
+  /**
+   * APIGATE_DATABASE_URL: a `postgres://` URL selects PostgreSQL (nothing is written to the data
+   * dir then, except secret.key when no secretKey is given); unset or empty: SQLite in dataDir.
+   */
+  databaseUrl?: string | undefined;
   /** APIGATE_SECRET_KEY: at least 32 characters. Without it, `<dataDir>/secret.key` is used. */
   secretKey?: string;
   logger?: Logger;
@@ -18,14 +30,12 @@ export interface StoreOptions {
   now?: () => Date;
 }
 
-export interface Store {
+export interface Store extends StoreDb {
   readonly settings: SettingsStore;
   readonly mappings: MappingStore;
   /** Users, plans, keys, routes, usage, subscriptions, webhooks and admin tokens; `domain.changes` tells caches what changed. */
   readonly domain: Domain;
-  /** The drizzle database, for the gateway's domain tables. */
-  readonly db: AppDatabase;
-  /** Absolute path of the SQLite file. */
+  /** Where the data is, for messages: the SQLite file's absolute path, or the PostgreSQL URL with its password masked. */
   readonly file: string;
   /**
    * This database's identity: 16 random hex characters made at its first open and kept in `meta`.
@@ -48,20 +58,45 @@ const KEY_CHECK_PLAINTEXT = 'apigate secret key check';
 const KEY_CHECK_CONTEXT = `meta:${KEY_CHECK}`;
 
 /**
- * Opens `<dataDir>/apigate.db`, runs pending migrations, loads the settings key and proves it
- * decrypts what was stored before, then loads the settings snapshot. Fails with one line
- * (an ApigateError) rather than opening half-usable.
+ * Opens the database (PostgreSQL when `databaseUrl` is a postgres:// URL, else `<dataDir>/apigate.db`),
+ * runs pending migrations, loads the settings key and proves it decrypts what was stored before,
+ * then loads the settings snapshot. Fails with one line (an ApigateError) rather than opening half-usable.
  */
 export async function openStore(opts: StoreOptions): Promise<Store> {
   const logger = opts.logger ?? silentLogger();
-  const { db, sqlite, file, looseMode } = openDatabase(opts.dataDir);
+  const url = opts.databaseUrl?.trim();
+  let s: StoreDb;
+  let where: string;
+  let closeDb: () => Promise<void>;
+  let listener: ChangeListener | undefined;
+  if (url) {
+    if (!isPostgresUrl(url)) {
+      throw new ApigateError('STORE_URL_INVALID', `${DATABASE_URL_ENV} must be a postgres:// or postgresql:// URL (or unset for SQLite in the data dir)`);
+    }
+    const pg = await openPostgres(url);
+    s = postgresStoreDb(pg.db);
+    where = pg.where;
+    closeDb = () => pg.close();
+  } else {
+    const opened = openDatabase(opts.dataDir);
+    if (opened.looseMode) logger.warn(`the database ${opened.file} is readable by group or others; chmod 600 it (and its -wal and -shm files)`);
+    s = sqliteStoreDb(opened.db, opened.sqlite);
+    where = opened.file;
+    closeDb = async () => {
+      opened.sqlite.close();
+    };
+  }
   try {
-    if (looseMode) logger.warn(`the database ${file} is readable by group or others; chmod 600 it (and its -wal and -shm files)`);
+    const { db } = s;
+    const { meta, settings } = s.t;
     // Two processes opening a new database at once: the first insert wins and both read it back.
-    db.insert(meta).values({ key: INSTALL_ID, value: randomBytes(8).toString('hex') }).onConflictDoNothing().run();
-    const installId = db.select().from(meta).where(eq(meta.key, INSTALL_ID)).get()!.value;
-    const check = db.select().from(meta).where(eq(meta.key, KEY_CHECK)).get();
-    const firstSecret = db.select().from(settings).where(eq(settings.secret, true)).limit(1).get();
+    await db.insert(meta).values({ key: INSTALL_ID, value: randomBytes(8).toString('hex') }).onConflictDoNothing();
+    const [install] = await db.select().from(meta).where(eq(meta.key, INSTALL_ID));
+    const installId = install!.value;
+    const [check] = await db.select().from(meta).where(eq(meta.key, KEY_CHECK));
+    const [firstSecret] = await db.select().from(settings).where(eq(settings.secret, true)).limit(1);
+    // On PostgreSQL the data dir is only needed for secret.key (APIGATE_SECRET_KEY unset).
+    if (url && !opts.secretKey) mkdirSync(path.resolve(opts.dataDir), { recursive: true, mode: 0o700 });
     const key = await loadSecretKey({
       dataDir: opts.dataDir,
       secretKey: opts.secretKey,
@@ -71,7 +106,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
     const mismatch = (cause: unknown) =>
       new ApigateError(
         'SECRET_KEY_MISMATCH',
-        `${SECRET_KEY_ENV} does not decrypt the stored settings (${key.source}, database ${file}); set the key they were written with`,
+        `${SECRET_KEY_ENV} does not decrypt the stored settings (${key.source}, database ${where}); set the key they were written with`,
         { cause },
       );
     if (check) {
@@ -79,28 +114,37 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
     } else {
       // A database from before the check value existed: prove the key on a stored secret instead.
       if (firstSecret) tryDecrypt(key, firstSecret.value, firstSecret.key, mismatch);
-      db.insert(meta).values({ key: KEY_CHECK, value: encrypt(key.key, KEY_CHECK_PLAINTEXT, KEY_CHECK_CONTEXT) }).onConflictDoNothing().run();
+      await db.insert(meta).values({ key: KEY_CHECK, value: encrypt(key.key, KEY_CHECK_PLAINTEXT, KEY_CHECK_CONTEXT) }).onConflictDoNothing();
     }
 
-    const settingsStore = new SqliteSettingsStore(db, key);
-    settingsStore.load();
+    const domain = new Domain({ store: s, secretKey: key, ...(opts.now ? { now: opts.now } : {}) });
+    await domain.changes.load();
+    // set/unset bump the `settings` change version: running instances reload (see startApiGate).
+    const settingsStore = new DbSettingsStore(s, key, domain.changes);
+    await settingsStore.load();
+    // Another instance's writes reach this one's caches at its commit (the version poll stays the fallback).
+    if (url) listener = listenForChanges(url, () => void domain.changes.poll().catch(() => undefined), { logger });
     let closed = false;
     return {
+      dialect: s.dialect,
+      db: s.db,
+      t: s.t,
+      tx: s.tx,
       settings: settingsStore,
-      mappings: new SqliteMappingStore(db),
-      domain: new Domain({ db, secretKey: key, ...(opts.now ? { now: opts.now } : {}) }),
-      db,
-      file,
+      mappings: new DbMappingStore(s),
+      domain,
+      file: where,
       installId,
       deriveKey: (purpose) => Buffer.from(hkdfSync('sha256', key.key, Buffer.alloc(0), `apigate purpose key: ${purpose}`, 32)),
       async close() {
         if (closed) return;
         closed = true;
-        sqlite.close();
+        await listener?.close();
+        await closeDb();
       },
     };
   } catch (err) {
-    sqlite.close();
+    await closeDb();
     throw err;
   }
 }

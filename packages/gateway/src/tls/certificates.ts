@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { type Certificate, ApigateError } from '@apigate/kernel';
 import { asc, eq } from 'drizzle-orm';
 import { decrypt, encrypt } from '../store/crypto.js';
-import { certificates, meta } from '../store/schema.js';
+import type { Tables } from '../store/dialect.js';
 import type { Store } from '../store/store.js';
 
 /** A stored certificate; `keyPem` is decrypted only by `get`/`all` callers that serve it. */
@@ -35,7 +35,8 @@ export class CertificateStore {
     this.key = store.deriveKey('tls private keys');
   }
 
-  save(c: Certificate): StoredCertificate {
+  async save(c: Certificate): Promise<StoredCertificate> {
+    const { certificates } = this.store.t;
     const k = domainsKey(c.domains);
     const now = this.now();
     const row = {
@@ -49,34 +50,37 @@ export class CertificateStore {
       notAfter: c.notAfter,
       updatedAt: now,
     };
-    this.store.db
+    await this.store.db
       .insert(certificates)
       .values({ ...row, createdAt: now })
-      .onConflictDoUpdate({ target: certificates.domainsKey, set: row })
-      .run();
-    return this.get(k)!;
+      .onConflictDoUpdate({ target: certificates.domainsKey, set: row });
+    return (await this.get(k))!;
   }
 
-  get(key: string): StoredCertificate | undefined {
-    const row = this.store.db.select().from(certificates).where(eq(certificates.domainsKey, key)).get();
+  async get(key: string): Promise<StoredCertificate | undefined> {
+    const { certificates } = this.store.t;
+    const [row] = await this.store.db.select().from(certificates).where(eq(certificates.domainsKey, key));
     return row ? this.toCert(row) : undefined;
   }
 
-  all(): StoredCertificate[] {
-    return this.store.db.select().from(certificates).orderBy(asc(certificates.domainsKey)).all().map((r) => this.toCert(r));
+  async all(): Promise<StoredCertificate[]> {
+    const { certificates } = this.store.t;
+    return (await this.store.db.select().from(certificates).orderBy(asc(certificates.domainsKey))).map((r) => this.toCert(r));
   }
 
-  accountKey(): string | undefined {
-    const row = this.store.db.select().from(meta).where(eq(meta.key, ACCOUNT_KEY)).get();
+  async accountKey(): Promise<string | undefined> {
+    const { meta } = this.store.t;
+    const [row] = await this.store.db.select().from(meta).where(eq(meta.key, ACCOUNT_KEY));
     return row ? this.open(row.value, `meta:${ACCOUNT_KEY}`, 'the ACME account key') : undefined;
   }
 
-  saveAccountKey(pem: string): void {
+  async saveAccountKey(pem: string): Promise<void> {
+    const { meta } = this.store.t;
     const value = encrypt(this.key, pem, `meta:${ACCOUNT_KEY}`);
-    this.store.db.insert(meta).values({ key: ACCOUNT_KEY, value }).onConflictDoUpdate({ target: meta.key, set: { value } }).run();
+    await this.store.db.insert(meta).values({ key: ACCOUNT_KEY, value }).onConflictDoUpdate({ target: meta.key, set: { value } });
   }
 
-  private toCert(r: typeof certificates.$inferSelect): StoredCertificate {
+  private toCert(r: Tables['certificates']['$inferSelect']): StoredCertificate {
     const domains = sanNames(r.certPem);
     return {
       domainsKey: r.domainsKey,

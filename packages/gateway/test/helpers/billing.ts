@@ -73,11 +73,11 @@ export async function billingSetup(cleanups: (() => Promise<void>)[], o: Billing
 
   const url = `${server.url}${path}`;
   const post = (w: SignedWebhook) => call(url, { method: 'POST', headers: w.headers, body: Buffer.from(w.rawBody) });
-  const inbox = new PaymentInbox(store.db);
+  const inbox = new PaymentInbox(store);
   const settled = (eventId: string, timeout = 10_000) =>
     vi.waitFor(
-      () => {
-        const row = inbox.find('dummy', eventId);
+      async () => {
+        const row = await inbox.find('dummy', eventId);
         expect(row?.status).not.toBe('queued');
         return row!;
       },

@@ -160,8 +160,8 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
     '/admin/ui/payments',
     withAdmin(auth, async (c, s) => {
       const status = c.req.query('status');
-      const inbox = new PaymentInbox(w.store.db);
-      const events = inbox.list({ limit: 50, ...(status ? { status: status as never } : {}) });
+      const inbox = new PaymentInbox(w.store);
+      const events = await inbox.list({ limit: 50, ...(status ? { status: status as never } : {}) });
       const subs = await callApi(w.app, c, 'GET', '/admin/subscriptions?limit=50', undefined, { authorization: `Bearer ${s.token}` });
       const subRows = (subs.body?.data ?? []) as Record<string, any>[];
       const users = new Map((await Promise.all([...new Set(subRows.map((x) => String(x.user_id)))].map((id) => d.users.find(id)))).filter((u) => u !== undefined).map((u) => [u.id, u]));
@@ -230,7 +230,7 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
     '/admin/ui/payments/replay',
     withAdmin(auth, (c, s) =>
       act(c, s, '/admin/ui/payments', async (f) => {
-        const row = await replayPaymentEvent({ inbox: new PaymentInbox(w.store.db), queue: w.kernel?.tryGet('queue'), now: w.now() }, f.event_id ?? '', f.provider || undefined);
+        const row = await replayPaymentEvent({ inbox: new PaymentInbox(w.store), queue: w.kernel?.tryGet('queue'), now: w.now() }, f.event_id ?? '', f.provider || undefined);
         return `Payment event ${row.eventId} is queued again.`;
       }),
     ),
@@ -392,7 +392,7 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
     withAdmin(auth, async (c) => {
       const month = c.req.query('month') || monthOf(w.now());
       try {
-        const { csv } = usageCsv(w.store, month);
+        const { csv } = await usageCsv(w.store, month);
         c.header('Content-Disposition', `attachment; filename="usage-${month}.csv"`);
         c.header('Cache-Control', 'no-store');
         return c.body(csv, 200, { 'Content-Type': 'text/csv; charset=utf-8' });
