@@ -25,8 +25,8 @@ export interface ClientOptions {
   apiKey: string;
   baseUrl: string;
   timeoutMs: number;
-  /** Values masked in every error message. */
-  secrets: readonly string[];
+  /** Extra values masked in error messages (the kernel's instrumentation already masks the provider's secrets). */
+  secrets?: readonly string[];
 }
 
 const MEDIA = 'application/vnd.api+json';
@@ -100,7 +100,7 @@ export class LemonClient {
 
   /** A ProviderError for this provider; `retryable` follows the kernel's rule from `status` unless given. */
   fail(operation: string, message: string, facts: { status?: number; retryable?: boolean; code?: string } = {}): ProviderError {
-    return toProviderError(Object.assign(new Error(message), facts), { capability: 'payment', provider: 'lemonsqueezy', secrets: this.o.secrets }, operation);
+    return toProviderError(Object.assign(new Error(message), facts), { capability: 'payment', provider: 'lemonsqueezy', secrets: this.o.secrets ?? [] }, operation);
   }
 
   /** No answer: refused, reset, timed out or aborted. All retryable. undici puts the socket's reason in `code`. */

@@ -69,7 +69,6 @@ export class LemonSqueezyPayment implements PaymentProvider {
   private readonly api: LemonClient;
   /** The store's currency and URL, read once. */
   private storeCache: { currency: string; url: string } | undefined;
-  private closed = false;
   /** `test_mode` of the last object the API returned: the key's mode when none is configured. */
   private learnedTestMode: boolean | undefined;
 
@@ -77,7 +76,7 @@ export class LemonSqueezyPayment implements PaymentProvider {
     private readonly cfg: LemonConfig,
     private readonly logger: ProviderContext['logger'],
   ) {
-    this.api = new LemonClient({ apiKey: cfg.apiKey, baseUrl: cfg.baseUrl, timeoutMs: cfg.timeoutMs, secrets: [cfg.apiKey, cfg.webhookSecret] });
+    this.api = new LemonClient({ apiKey: cfg.apiKey, baseUrl: cfg.baseUrl, timeoutMs: cfg.timeoutMs });
   }
 
   private get storeRef() {
@@ -85,7 +84,6 @@ export class LemonSqueezyPayment implements PaymentProvider {
   }
 
   private call<A = Record<string, any>>(operation: string, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, opts: Parameters<LemonClient['call']>[3] = {}) {
-    if (this.closed) return Promise.reject(this.api.fail(operation, 'the provider is closed', { retryable: false }));
     return this.api.call<A>(operation, method, path, opts).then((doc) => {
       this.learnMode(doc as Doc);
       return doc;
@@ -93,7 +91,6 @@ export class LemonSqueezyPayment implements PaymentProvider {
   }
 
   private async *list<A>(operation: string, path: string, query: Record<string, string>): AsyncIterable<Resource<A>> {
-    if (this.closed) throw this.api.fail(operation, 'the provider is closed', { retryable: false });
     for await (const r of this.api.pages<A>(operation, path, query)) {
       this.learnMode({ data: r as Resource });
       yield r;
@@ -439,20 +436,17 @@ export class LemonSqueezyPayment implements PaymentProvider {
 
   /** `GET /v1/stores/{id}`: authenticated, one read, and proves LEMON_STORE_ID is the key's store. */
   async check(signal: AbortSignal): Promise<Health> {
-    const started = performance.now();
     try {
       const s = one(await this.call('check', 'GET', `/v1/stores/${this.cfg.storeId}`, { signal })).attributes;
-      return { status: 'connected', latencyMs: performance.now() - started, detail: `store ${this.cfg.storeId} "${s.name}" (${s.currency}) at ${this.api.host}` };
+      return { status: 'connected', detail: `store ${this.cfg.storeId} "${s.name}" (${s.currency}) at ${this.api.host}` };
     } catch (err) {
       const e = err as ProviderError;
       const error = e.status === 404 ? `${e.message}; LEMON_STORE_ID ${this.cfg.storeId} is not a store this API key can see` : e.message;
-      return { status: 'error', latencyMs: performance.now() - started, error };
+      return { status: 'error', error };
     }
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
     await this.api.close();
   }
 }
