@@ -114,7 +114,6 @@ const oneLine = (s: string) => s.replace(/\s*\n\s*/g, ' ').trim();
 
 export class AcmeTlsProvider implements TlsProvider {
   readonly agent: Agent | undefined;
-  private closed = false;
 
   constructor(
     readonly directory: string,
@@ -139,16 +138,11 @@ export class AcmeTlsProvider implements TlsProvider {
     });
   }
 
-  private assertOpen(op: string) {
-    if (this.closed) throw this.fail(op, 'the provider is closed', false);
-  }
-
   private newKey(): Promise<Buffer> {
     return this.accountKeyType === 'rsa' ? acme.crypto.createPrivateRsaKey(2048) : acme.crypto.createPrivateEcdsaKey('P-256');
   }
 
   async obtain(i: { domains: string[]; challenges: ChallengeStore; accountKeyPem?: string }) {
-    this.assertOpen('obtain');
     const domains = [...new Set(i.domains.map((d) => d.trim().toLowerCase()))];
     if (domains.length === 0) throw this.fail('obtain', 'at least one domain is required', false);
     const wild = domains.find((d) => d.startsWith('*.'));
@@ -227,7 +221,6 @@ export class AcmeTlsProvider implements TlsProvider {
   }
 
   async revoke(cert: Certificate, reason?: string): Promise<void> {
-    this.assertOpen('revoke');
     let code: number | undefined;
     if (reason !== undefined) {
       code = REVOCATION_REASONS[reason];
@@ -249,28 +242,20 @@ export class AcmeTlsProvider implements TlsProvider {
     }
   }
 
+  /** Reads the directory; a failure to reach it throws, which the kernel reports as an `error` health. */
   async check(signal: AbortSignal): Promise<Health> {
-    const started = performance.now();
-    const latencyMs = () => Math.round(performance.now() - started);
-    if (this.closed) return { status: 'error', latencyMs: 0, error: 'provider closed' };
-    try {
-      // No key is needed to read the directory; acme-client only reads the key when signing.
-      const s = new Session(this, 'check', 'unused', signal);
-      const http = (s.client as unknown as { http: { request: (u: string, m: string) => Promise<{ status: number; data: unknown }> } }).http;
-      const resp = await http.request(this.directory, 'get');
-      const dir = resp.data as Record<string, unknown> | undefined;
-      if (resp.status !== 200 || typeof dir?.newOrder !== 'string') {
-        return { status: 'error', latencyMs: latencyMs(), error: `ACME directory ${this.directory} answered HTTP ${resp.status} without newOrder` };
-      }
-      return { status: 'connected', latencyMs: latencyMs(), detail: this.directory };
-    } catch (e) {
-      return { status: 'error', latencyMs: latencyMs(), error: e instanceof Error ? e.message : String(e) };
+    // No key is needed to read the directory; acme-client only reads the key when signing.
+    const s = new Session(this, 'check', 'unused', signal);
+    const http = (s.client as unknown as { http: { request: (u: string, m: string) => Promise<{ status: number; data: unknown }> } }).http;
+    const resp = await http.request(this.directory, 'get');
+    const dir = resp.data as Record<string, unknown> | undefined;
+    if (resp.status !== 200 || typeof dir?.newOrder !== 'string') {
+      return { status: 'error', error: `ACME directory ${this.directory} answered HTTP ${resp.status} without newOrder` };
     }
+    return { status: 'connected', detail: this.directory };
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
     this.agent?.destroy();
   }
 }
