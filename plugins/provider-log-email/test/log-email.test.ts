@@ -12,10 +12,9 @@ describe('provider-log-email', () => {
     assertValidManifest(pkg, provider);
   });
 
-  describeEmailProvider({
+  describeEmailProvider(provider, {
     name: 'conformance',
-    create: async () => (await createForTest(provider, { from: 'default-sender@example.com' })).provider,
-    features: provider.features,
+    config: { from: 'default-sender@example.com' },
     inbox: (p) => asLog(p).messages(),
     defaultFrom: 'default-sender@example.com',
   });

@@ -12,11 +12,7 @@ describe('provider-log-notification', () => {
     assertValidManifest(pkg, provider);
   });
 
-  describeNotificationProvider({
-    name: 'conformance',
-    create: async () => (await createForTest(provider)).provider,
-    received: (p) => asLog(p).notifications(),
-  });
+  describeNotificationProvider(provider, { name: 'conformance', received: (p) => asLog(p).notifications() });
 
   /** A provider whose pino output (JSON lines) is collected in `lines`. */
   function withCapturedLogs() {

@@ -3,11 +3,7 @@ import { describe, expect, it } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider from '../src/index.js';
 
-describeCacheProvider({
-  name: 'provider-memory-cache conformance',
-  create: async () => (await createForTest(provider)).provider,
-  features: provider.features,
-});
+describeCacheProvider(provider, { name: 'provider-memory-cache conformance' });
 
 describe('provider-memory-cache', () => {
   it('has a valid manifest', () => {

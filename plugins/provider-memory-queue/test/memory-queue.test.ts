@@ -154,8 +154,4 @@ describe('provider-memory-queue spool (jobs survive a restart)', () => {
   });
 });
 
-describeQueueProvider({
-  name: 'memory queue conformance',
-  create: async () => (await createForTest(provider)).provider,
-  features: provider.features,
-});
+describeQueueProvider(provider, { name: 'memory queue conformance' });

@@ -4,11 +4,7 @@ import { describe, expect, it } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider from '../src/index.js';
 
-describeStorageProvider({
-  name: 'provider-memory-storage conformance',
-  create: async () => (await createForTest(provider)).provider,
-  features: provider.features,
-});
+describeStorageProvider(provider, { name: 'provider-memory-storage conformance' });
 
 describe('provider-memory-storage', () => {
   it('has a valid manifest', () => {
