@@ -94,11 +94,7 @@ describe('close()', () => {
   });
 });
 
-describeQueueProvider({
-  name: 'redis queue conformance',
-  create: async () => (await createForTest(provider, { url: SHARED_REDIS_URL, prefix })).provider,
-  features: provider.features,
-});
+describeQueueProvider(provider, { name: 'redis queue conformance', config: { url: SHARED_REDIS_URL, prefix } });
 
 describe('prefix', () => {
   it('keeps each gateway\'s jobs under its own prefix', async () => {
