@@ -49,10 +49,9 @@ describe('provider-sendgrid', () => {
     assertValidManifest(pkg, provider);
   });
 
-  describeEmailProvider({
+  describeEmailProvider(provider, {
     name: 'conformance (official client against a fake v3 API)',
-    create: () => createForTest(provider, settings()).then((t) => t.provider),
-    features: provider.features,
+    config: settings,
     inbox: () => inboxOf(fake),
     defaultFrom: FROM,
   });

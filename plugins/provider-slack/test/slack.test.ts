@@ -50,12 +50,12 @@ describe('provider-slack', () => {
     assertValidManifest(pkg, provider);
   });
 
-  describeNotificationProvider({
+  describeNotificationProvider(provider, {
     name: 'conformance (official @slack/webhook client against a stand-in for hooks.slack.com)',
-    create: () => createForTest(provider, { webhookUrl: fake.urls.ok }).then((t) => t.provider),
+    secrets: () => ({ webhookUrl: fake.urls.ok }),
     received: () => fake.posts.map((p) => p.body),
     // 500/503/429/400, no answer, nothing listening, a slow answer, a failing check: the suite's own receiver.
-    receiver: { create: async (url) => (await createForTest(provider, { webhookUrl: url, timeoutMs: '1000' })).provider, timeoutMs: 1000 },
+    receiver: { config: (url) => ({ webhookUrl: url, timeoutMs: 1000 }), timeoutMs: 1000 },
   });
 
   describe('the message', () => {

@@ -66,12 +66,13 @@ describe('provider-webhook-notification', () => {
     assertValidManifest(pkg, provider);
   });
 
-  describeNotificationProvider({
+  describeNotificationProvider(provider, {
     name: 'conformance (undici POSTs to a real HTTP receiver)',
-    create: () => createForTest(provider, { url: `${receiver.origin}/hook`, secret: SECRET }).then((t) => t.provider),
+    config: () => ({ url: `${receiver.origin}/hook` }),
+    secrets: { secret: SECRET },
     received: () => receiver.deliveries.map((d) => JSON.parse(d.raw.toString('utf8'))),
     // 500/503/429/400, no answer, nothing listening, a slow answer, a failing check: the suite's own receiver.
-    receiver: { create: async (url) => (await createForTest(provider, { url, secret: SECRET, timeoutMs: '1000' })).provider, timeoutMs: 1000 },
+    receiver: { config: (url) => ({ url, timeoutMs: 1000 }), timeoutMs: 1000 },
   });
 
   describe('delivery', () => {
