@@ -47,7 +47,9 @@ export async function openRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
   const dataDir = path.resolve(env.APIGATE_DATA_DIR?.trim() || './data');
   const catalog = await discoverPlugins({ appDir: opts.appDir ?? APP_DIR, pluginPaths: pluginPathsFromEnv(env.APIGATE_PLUGIN_PATH) });
   const secretKey = env.APIGATE_SECRET_KEY?.trim();
-  const store = await openStore({ dataDir, logger, ...(secretKey ? { secretKey } : {}) });
+  // APIGATE_DATABASE_URL=postgres://... selects PostgreSQL (several instances share it); unset, SQLite in the data dir.
+  const databaseUrl = env.APIGATE_DATABASE_URL?.trim();
+  const store = await openStore({ dataDir, logger, ...(secretKey ? { secretKey } : {}), ...(databaseUrl ? { databaseUrl } : {}) });
   return { env, dataDir, store, catalog, logger, close: () => store.close() };
 }
 
