@@ -19,10 +19,9 @@ describe('provider-dummy-payment', () => {
     assertValidManifest(pkg, provider);
   });
 
-  describePaymentProvider({
+  describePaymentProvider(provider, {
     name: 'conformance',
-    create: async () => (await createForTest(provider, { webhookSecret: SECRET })).provider,
-    features: provider.features,
+    secrets: { webhookSecret: SECRET },
     // Signed independently of the provider's own signer, from the documented header format.
     signWebhook: (event, { wrongSecret, otherMode, signedAt }) => {
       const rawBody = JSON.stringify({ ...toDummyEvent(event), ...(otherMode ? { livemode: true } : {}) });
@@ -31,7 +30,7 @@ describe('provider-dummy-payment', () => {
       return { rawBody, headers: { 'Content-Type': 'application/json', 'Apigate-Dummy-Signature': `t=${t},v1=${v1}` } };
     },
     // The dummy never calls out: any instance is an offline one.
-    createOffline: async () => (await createForTest(provider, { webhookSecret: SECRET })).provider,
+    offlineConfig: {},
     completeCheckout: async (p, { sessionId }) => ({ subscriptionId: asDummy(p).completeCheckout(sessionId).subscription.subscriptionId }),
     usageTotal: async (p, subscriptionId) => asDummy(p).usageFor(subscriptionId).total,
     additionalTests: ({ provider: current, subscribe }) => {

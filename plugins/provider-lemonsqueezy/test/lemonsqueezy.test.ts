@@ -106,10 +106,9 @@ describe('provider-lemonsqueezy', () => {
     assertValidManifest(pkg, provider);
   });
 
-  describePaymentProvider({
+  describePaymentProvider(provider, {
     name: 'conformance (JSON:API over undici against a fake LemonSqueezy API)',
-    create: async () => (await createForTest(provider, settings())).provider,
-    features: provider.features,
+    config: settings,
     signatureHasTimestamp: false,
     // The fake's objects say test_mode: true, so the provider learns it holds a test key; the other mode is a live event.
     signWebhook: (event, { wrongSecret, otherMode }) => {
@@ -117,7 +116,7 @@ describe('provider-lemonsqueezy', () => {
       if (otherMode) (body.meta as { test_mode: boolean }).test_mode = false;
       return sign(JSON.stringify(body), wrongSecret ? `${SECRET}-old` : SECRET);
     },
-    createOffline: async () => (await createForTest(provider, settings({ baseUrl: `http://127.0.0.1:${await freePort()}` }))).provider,
+    offlineConfig: async () => ({ baseUrl: `http://127.0.0.1:${await freePort()}` }),
     completeCheckout: async (_p, { sessionId }) => ({ subscriptionId: fake.completeCheckout(sessionId).subscriptionId }),
     additionalTests: ({ provider: current, subscribe }) => {
       describe('lemonsqueezy specifics', () => {

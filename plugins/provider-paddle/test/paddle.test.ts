@@ -104,15 +104,14 @@ describe('provider-paddle', () => {
     assertValidManifest(pkg, provider);
   });
 
-  describePaymentProvider({
+  describePaymentProvider(provider, {
     name: 'conformance (official SDK against a fake Paddle Billing API)',
-    create: async () => (await createForTest(provider, settings())).provider,
-    features: provider.features,
+    config: settings,
     // Paddle's notifications carry no environment: a sandbox event is one signed by the sandbox destination's secret.
     signWebhook: (event, { wrongSecret, otherMode, signedAt }) =>
       sign(JSON.stringify(notification(event)), wrongSecret ? `${SECRET}_old` : otherMode ? 'pdl_ntfset_01hzsandboxdestination000_otherEnvironmentSecret' : SECRET, signedAt),
     modeCheck: 'signature',
-    createOffline: async () => (await createForTest(provider, settings({ baseUrl: `http://127.0.0.1:${await freePort()}` }))).provider,
+    offlineConfig: async () => ({ baseUrl: `http://127.0.0.1:${await freePort()}` }),
     completeCheckout: async (_p, { sessionId }) => ({ subscriptionId: fake.completeTransaction(sessionId).id }),
     additionalTests: ({ provider: current, subscribe }) => {
       describe('paddle specifics', () => {

@@ -162,16 +162,15 @@ describe('provider-stripe', () => {
     assertValidManifest(pkg, provider);
   });
 
-  describePaymentProvider({
+  describePaymentProvider(provider, {
     name: 'conformance (official stripe SDK against a fake Stripe API)',
-    create: () => createForTest(provider, settings()).then((t) => t.provider),
-    features: provider.features,
+    config: settings,
     // The key is sk_test_: the other mode is a live event (`livemode: true`).
     signWebhook: (event, { wrongSecret, otherMode, signedAt }) => {
       const rawBody = otherMode ? JSON.stringify({ ...JSON.parse(eventBody(event)), livemode: true }) : eventBody(event);
       return { rawBody, headers: signStripe(rawBody, wrongSecret ? OTHER_SECRET : WEBHOOK_SECRET, signedAt) };
     },
-    createOffline: async () => (await createForTest(provider, settings({ baseUrl: `http://127.0.0.1:${await closedPort()}`, maxNetworkRetries: 0 }))).provider,
+    offlineConfig: async () => ({ baseUrl: `http://127.0.0.1:${await closedPort()}`, maxNetworkRetries: 0 }),
     completeCheckout: async (_p, { sessionId }) => fake.completeCheckout(sessionId),
     usageTotal: async (_p, subscriptionId) => fake.usageFor(fake.customerOf(subscriptionId), METER_EVENT),
   });
