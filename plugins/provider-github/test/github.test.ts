@@ -36,8 +36,8 @@ beforeEach(() => {
   gh.rateLimitDisabled = false;
 });
 
-const make = async (over: Record<string, string> = {}) =>
-  (await createForTest(provider, { clientId: gh.clientId, clientSecret: gh.clientSecret, webUrl: gh.webUrl, apiUrl: gh.apiUrl, ...over })).provider;
+const settings = (over: Record<string, string> = {}) => ({ clientId: gh.clientId, clientSecret: gh.clientSecret, webUrl: gh.webUrl, apiUrl: gh.apiUrl, ...over });
+const make = async (over: Record<string, string> = {}) => (await createForTest(provider, settings(over))).provider;
 /** The user at GitHub's consent page: authorizes (submits the form) or cancels (follows the link). */
 const authorize = (authUrl: URL) => browserLogin(authUrl, { redirectUri: OAUTH_TEST_REDIRECT_URI });
 const cancel = (authUrl: URL) =>
@@ -51,9 +51,9 @@ const cancel = (authUrl: URL) =>
 type Oauth = Awaited<ReturnType<typeof make>>;
 const loginWith = async (oauth: Oauth, how = authorize) => oauth.exchange((await completeLogin(oauth, how)).input());
 
-describeOAuthProvider({
+describeOAuthProvider(provider, {
   name: 'provider-github conformance (local GitHub stand-in)',
-  create: () => make(),
+  config: settings,
   authorize,
   protocol: 'oauth2',
   scopes: ['read:user', 'user:email'],

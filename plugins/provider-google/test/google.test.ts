@@ -45,9 +45,9 @@ afterAll(() => idp?.close());
 const make = async (over: Record<string, string> = {}) =>
   (await createForTest(provider, { ...idp.clientConfig, ...over })).provider;
 
-describeOAuthProvider({
+describeOAuthProvider(provider, {
   name: 'provider-google conformance (oidc-provider behaving like Google)',
-  create: () => make(),
+  config: () => idp.clientConfig,
   authorize: (authUrl) => idp.loginAs(ALICE)(authUrl),
   protocol: 'oidc',
   scopes: ['email', 'profile'],

@@ -32,9 +32,9 @@ afterAll(() => idp?.close());
 const make = async (over: Record<string, string> = {}) =>
   (await createForTest(provider, { ...idp.clientConfig, ...over })).provider;
 
-describeOAuthProvider({
+describeOAuthProvider(provider, {
   name: 'provider-oidc conformance (oidc-provider)',
-  create: () => make(),
+  config: () => idp.clientConfig,
   authorize: (authUrl) => idp.loginAs('alice')(authUrl),
   protocol: 'oidc',
   scopes: ['email', 'profile'],
