@@ -24,9 +24,9 @@ afterAll(() => pebble.close());
 const settings = (over: Record<string, string> = {}) => ({ directory: pebble.directory, caFile: pebble.caFile, email: 'ops@apigate.test', ...over });
 const make = async (over: Record<string, string> = {}) => (await createForTest(provider, settings(over))).provider;
 
-describeTlsProvider({
+describeTlsProvider(provider, {
   name: 'provider-acme conformance (Pebble)',
-  create: () => make(),
+  config: settings,
   domains: ['apigate.test', 'www.apigate.test'],
   serveChallenges: (store) => serveChallengeStore(store, pebble.httpPort),
   trustedRoots: () => pebble.roots(),
