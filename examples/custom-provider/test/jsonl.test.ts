@@ -22,8 +22,4 @@ describe('apigate-provider-jsonl-notification', () => {
   });
 });
 
-describeNotificationProvider({
-  name: 'jsonl',
-  create: async () => (await createForTest(provider, { path: file })).provider,
-  received: async () => readLines(),
-});
+describeNotificationProvider(provider, { name: 'jsonl', config: { path: file }, received: readLines });
