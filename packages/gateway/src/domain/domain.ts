@@ -7,6 +7,7 @@ import { ApiKeyRepository } from './keys.js';
 import { PlanRepository } from './plans.js';
 import { RouteRepository } from './routes.js';
 import { SubscriptionRepository } from './subscriptions.js';
+import { TrafficRepository } from './traffic.js';
 import { UsageRepository } from './usage.js';
 import { UserRepository } from './users.js';
 import { WebhookRepository } from './webhooks.js';
@@ -19,6 +20,7 @@ export class Domain {
   readonly keys: ApiKeyRepository;
   readonly routes: RouteRepository;
   readonly usage: UsageRepository;
+  readonly traffic: TrafficRepository;
   readonly subscriptions: SubscriptionRepository;
   readonly webhooks: WebhookRepository;
   readonly adminTokens: AdminTokenRepository;
@@ -32,6 +34,7 @@ export class Domain {
     this.keys = new ApiKeyRepository(ctx);
     this.routes = new RouteRepository(ctx);
     this.usage = new UsageRepository(ctx);
+    this.traffic = new TrafficRepository(ctx);
     this.subscriptions = new SubscriptionRepository(ctx);
     this.webhooks = new WebhookRepository(ctx);
     this.adminTokens = new AdminTokenRepository(ctx);

@@ -27,6 +27,16 @@ export {
   type UsageSummary,
   type UserUsage,
 } from './usage.js';
+export {
+  type KeyTraffic,
+  MAX_TRAFFIC_WINDOW_MS,
+  type OverheadSummary,
+  type RouteTraffic,
+  summarizeOverhead,
+  type TrafficMinute,
+  type TrafficOverview,
+  TrafficRepository,
+} from './traffic.js';
 export { type CreateUserInput, type UpdateUserInput, type User, type UserQuery, UserRepository, USER_STATUSES, type UserStatus } from './users.js';
 export { parseInput, snakeCase } from './validate.js';
 export {

@@ -5,8 +5,9 @@ import type { UsageRepository } from '../metering/types.js';
 /**
  * The metering consumer's repository over the domain's usage tables: each batch is applied in
  * one transaction that records its id, so a batch delivered twice (queue redelivery, spool
- * replay) counts once. Per-minute rows keep requests, bytes and errors (4xx + 5xx answers);
- * route and latency are dropped (the usage tables do not keep them). `last_used_at` of the keys
+ * replay) counts once. Per-minute rows keep requests, bytes and errors (4xx + 5xx answers) per
+ * key, and per route with the added-latency histogram (`overhead`) for the traffic overview;
+ * upstream latency totals are dropped. `last_used_at` of the keys
  * moves in the same transaction: one write per batch, never per request. Rows for a key this
  * database does not know (another deployment's batch on a shared queue, a key deleted since) are
  * dropped by the store and logged here.
@@ -22,6 +23,8 @@ export function storeUsageRepository(usage: DomainUsage, opts: { logger?: Logger
         bytesIn: r.bytesIn,
         bytesOut: r.bytesOut,
         errors: r.clientErrors + r.serverErrors,
+        routeId: r.routeId,
+        ...(r.overhead ? { overhead: r.overhead } : {}),
       }));
       const r = await usage.applyBatch(batch.id, entries);
       if (r.dropped) {

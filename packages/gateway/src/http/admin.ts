@@ -204,6 +204,12 @@ export function createAdminApi(opts: AdminApiOptions): Hono {
     const from = dateParam(c, 'from', new Date(to.getTime() - 60 * 60_000));
     return json(c, { data: await d.usage.minutes({ ...opt('userId', c.req.query('user_id')), ...opt('keyId', c.req.query('key_id')), from, to }) });
   });
+  // All traffic of a window (default the last hour): per-minute requests, errors and added latency p50/p99, top routes and keys.
+  api.get('/usage/traffic', async (c) => {
+    const to = dateParam(c, 'to', new Date());
+    const from = dateParam(c, 'from', new Date(to.getTime() - 60 * 60_000));
+    return json(c, await d.traffic.overview({ from, to, ...opt('limit', intParam(c, 'limit')) }));
+  });
 
   api.onError((err, c) => apiErrorResponse(c, err, logger, 'admin API'));
   return api;
