@@ -18,6 +18,7 @@ import { DEFAULT_SCRYPT, hashPassword, needsRehash, type ScryptParams, verifyPas
 import { createOAuthRoutes } from './oauth.js';
 import { BillingError, type CustomerBilling } from '../billing/customer-billing.js';
 import { createPortalBilling } from './billing.js';
+import { createAccountRoutes } from './account.js';
 import { PortalStore, type TokenCheck } from './store.js';
 
 export const SESSION_COOKIE = 'apigate_session';
@@ -267,7 +268,7 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     c.res.headers.set('Cache-Control', 'no-store');
   });
   api.use('*', bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.json(errorBody('PAYLOAD_TOO_LARGE', 'request body: at most 64 KiB'), 413) }));
-  for (const path of ['/me', '/keys', '/keys/*', '/usage', '/usage/*', '/billing', '/billing/*']) api.use(path, requireSession);
+  for (const path of ['/me', '/account', '/account/*', '/keys', '/keys/*', '/usage', '/usage/*', '/billing', '/billing/*']) api.use(path, requireSession);
 
   // --- accounts
 
@@ -455,6 +456,24 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
   });
 
   api.route('/billing', createPortalBilling({ billing: opts.billing, publicBase }));
+
+  api.route(
+    '/account',
+    createAccountRoutes({
+      store,
+      portal,
+      scrypt,
+      newPassword,
+      maxPasswordLength: MAX_PASSWORD_LENGTH,
+      sessionCookie: SESSION_COOKIE,
+      limitPasswordCheck: (c, email) => limit(c, 'loginPerIp', ['loginPerEmail', email]),
+      startSession,
+      isHttps,
+      me,
+      json,
+      refuse: (status, code, message, field) => new PortalError(status, code, message, field),
+    }),
+  );
 
   api.onError((err, c) => {
     if (err instanceof BillingError) return c.json(errorBody(err.code, err.message, err.field), err.status);
