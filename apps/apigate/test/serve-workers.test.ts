@@ -3,7 +3,7 @@
 // whichever worker answers), SIGTERM stops both gracefully with exit 0, and the metered usage
 // of both reaches the store.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanEnv, ok, serveWorkers, startUpstream, tempDir, type Upstream } from './helpers.js';
+import { BIN, cleanEnv, ok, serve, serveWorkers, startUpstream, tempDir, type Upstream, waitFor } from './helpers.js';
 
 let upstream: Upstream;
 beforeAll(async () => {
@@ -43,4 +43,50 @@ describe('serve --workers 2 on Redis', () => {
     const usage = JSON.parse(await ok(['usage', 'show', '--user', 'w@example.com', '--json'], env));
     expect(usage.totals.requests).toBe(10);
   });
+
+  it('a SIGKILLed primary: each worker stops gracefully and its metered usage is counted after the next start', async () => {
+    const env = cleanEnv({ APIGATE_DATA_DIR: tempDir('workers-orphaned'), CACHE_PROVIDER: 'redis', QUEUE_PROVIDER: 'redis', REDIS_URL: 'redis://127.0.0.1:6379' });
+    await ok(['plans', 'create', 'many', '--rpm', '1000', '--default'], env);
+    await ok(['users', 'create', 'o@example.com'], env);
+    await ok(['routes', 'add', '/up', upstream.url, '--strip-prefix'], env);
+    const key = JSON.parse(await ok(['keys', 'create', '--user', 'o@example.com', '--json'], env)).key as string;
+    const usage = async () => JSON.parse(await ok(['usage', 'show', '--user', 'o@example.com', '--json'], env)).totals.requests as number;
+
+    const served = await serveWorkers(env, 2);
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      const statuses = await Promise.all(
+        Array.from({ length: 12 }, async () => {
+          const r = await fetch(`${served.url}/up/x`, { headers: { 'x-api-key': key, connection: 'close' } });
+          await r.arrayBuffer();
+          return r.status;
+        }),
+      );
+      expect(statuses.every((s) => s === 200)).toBe(true);
+      // At once, before the workers' next usage flush (every second): node's cluster alone would exit(0) and drop it.
+      served.child.kill('SIGKILL');
+      await waitFor('both workers to exit', () => !served.workerPids.some(alive), 30_000);
+    } finally {
+      for (const pid of served.workerPids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    }
+    const out = served.logs();
+    expect(out.split('\n').filter((l) => l.includes('the primary is gone'))).toHaveLength(2);
+    expect(out.split('\n').filter((l) => l.includes('"msg":"stopped"'))).toHaveLength(2);
+
+    // The batches the workers flushed wait on the Redis queue; the next start applies them.
+    const again = await serve(BIN, env);
+    try {
+      await waitFor('12 requests in the store', async () => (await usage()) === 12, 60_000);
+    } finally {
+      expect(await again.stop()).toBe(0);
+    }
+    expect(await usage()).toBe(12);
+  }, 180_000);
 });
