@@ -5,7 +5,9 @@ import { ApigateError, createLogger } from '@apigate/kernel';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { MIGRATIONS_DIR, openStore, type Store } from '../src/index.js';
+import pg from 'pg';
 import { KEY_A, KEY_B, tempDir } from './helpers.js';
+import { DIALECTS, domainStore, type TestDialect, testPostgresUrl } from './helpers/domain.js';
 
 async function withStore<T>(opts: Parameters<typeof openStore>[0], fn: (s: Store) => Promise<T>): Promise<T> {
   const store = await openStore(opts);
@@ -16,14 +18,40 @@ async function withStore<T>(opts: Parameters<typeof openStore>[0], fn: (s: Store
   }
 }
 
-function rawRows(dataDir: string, sql: string): Record<string, unknown>[] {
-  const db = new Database(path.join(dataDir, 'apigate.db'), { readonly: true });
+/**
+ * Rows of `sql` read past the store: SQLite's file, or the file's PostgreSQL database (`$1` params
+ * become `?` on SQLite; booleans come back as 0/1 on both).
+ */
+async function rawRows(dialect: TestDialect, dataDir: string, sql: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
+  const bits = (rows: Record<string, unknown>[]) => rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'boolean' ? Number(v) : v])));
+  if (dialect === 'postgres') {
+    const c = new pg.Client({ connectionString: await testPostgresUrl() });
+    await c.connect();
+    try {
+      return bits((await c.query(sql, params)).rows);
+    } finally {
+      await c.end();
+    }
+  }
+  const db = new Database(path.join(dataDir, 'apigate.db'));
   try {
-    return db.prepare(sql).all() as Record<string, unknown>[];
+    const stmt = db.prepare(sql.replace(/\$\d+/g, '?').replace(/= false\b/g, '= 0'));
+    if (stmt.reader) return stmt.all(...params) as Record<string, unknown>[];
+    stmt.run(...params);
+    return [];
   } finally {
     db.close();
   }
 }
+
+/** A data dir whose database is new and empty (PostgreSQL: the file's database, emptied). */
+async function freshDb(dialect: TestDialect): Promise<string> {
+  const { store, dataDir } = await domainStore({ dialect });
+  await store.close();
+  return dataDir;
+}
+
+const urlFor = async (dialect: TestDialect) => (dialect === 'postgres' ? { databaseUrl: await testPostgresUrl() } : {});
 
 /** A pino logger whose lines land in an array, to assert on warnings. */
 function captureLogger() {
@@ -44,7 +72,7 @@ describe('openStore', () => {
     await withStore({ dataDir, secretKey: KEY_A }, async (store) => {
       expect(store.file).toBe(path.join(dataDir, 'apigate.db'));
     });
-    const tables = rawRows(dataDir, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").map((r) => r.name);
+    const tables = (await rawRows('sqlite', dataDir, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")).map((r) => r.name);
     expect(tables).toEqual(expect.arrayContaining(['meta', 'provider_mappings', 'settings', '__drizzle_migrations']));
     const db = new Database(path.join(dataDir, 'apigate.db'));
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
@@ -89,7 +117,7 @@ describe('openStore', () => {
     });
     // One row per committed migration, each applied once.
     const journal = JSON.parse(await readFile(path.join(MIGRATIONS_DIR, 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] };
-    expect(rawRows(dataDir, 'SELECT * FROM __drizzle_migrations')).toHaveLength(journal.entries.length);
+    expect(await rawRows('sqlite', dataDir, 'SELECT * FROM __drizzle_migrations')).toHaveLength(journal.entries.length);
   });
 
   it('close() is idempotent', async () => {
@@ -99,115 +127,115 @@ describe('openStore', () => {
   });
 });
 
-describe('settings', () => {
-  it('set, get, keys, list, unset', async () => {
-    await withStore({ dataDir: await tempDir(), secretKey: KEY_A }, async ({ settings }) => {
-      expect(settings.get('cache.provider')).toBeUndefined();
-      await settings.set('cache.provider', 'redis', { secret: false });
-      await settings.set('payment.stripe.secret_key', 'sk_test_123456789', { secret: true });
-      expect(settings.get('cache.provider')).toBe('redis');
-      expect(settings.get('payment.stripe.secret_key')).toBe('sk_test_123456789');
-      expect(settings.keys().sort()).toEqual(['cache.provider', 'payment.stripe.secret_key']);
+describe.each(DIALECTS)('%s', (dialect) => {
+  describe('settings', () => {
+    it('set, get, keys, list, unset', async () => {
+      await withStore({ dataDir: await freshDb(dialect), secretKey: KEY_A, ...(await urlFor(dialect)) }, async ({ settings }) => {
+        expect(settings.get('cache.provider')).toBeUndefined();
+        await settings.set('cache.provider', 'redis', { secret: false });
+        await settings.set('payment.stripe.secret_key', 'sk_test_123456789', { secret: true });
+        expect(settings.get('cache.provider')).toBe('redis');
+        expect(settings.get('payment.stripe.secret_key')).toBe('sk_test_123456789');
+        expect(settings.keys().sort()).toEqual(['cache.provider', 'payment.stripe.secret_key']);
 
-      const list = settings.list();
-      expect(list.map((e) => [e.key, e.value, e.secret])).toEqual([
-        ['cache.provider', 'redis', false],
-        ['payment.stripe.secret_key', 'sk_test_123456789', true],
-      ]);
-      expect(list[0]!.updatedAt).toBeInstanceOf(Date);
+        const list = settings.list();
+        expect(list.map((e) => [e.key, e.value, e.secret])).toEqual([
+          ['cache.provider', 'redis', false],
+          ['payment.stripe.secret_key', 'sk_test_123456789', true],
+        ]);
+        expect(list[0]!.updatedAt).toBeInstanceOf(Date);
 
-      await settings.set('cache.provider', 'memory', { secret: false });
-      expect(settings.get('cache.provider')).toBe('memory');
+        await settings.set('cache.provider', 'memory', { secret: false });
+        expect(settings.get('cache.provider')).toBe('memory');
 
-      expect(await settings.unset('cache.provider')).toBe(true);
-      expect(await settings.unset('cache.provider')).toBe(false);
-      expect(settings.get('cache.provider')).toBeUndefined();
-      expect(settings.keys()).toEqual(['payment.stripe.secret_key']);
+        expect(await settings.unset('cache.provider')).toBe(true);
+        expect(await settings.unset('cache.provider')).toBe(false);
+        expect(settings.get('cache.provider')).toBeUndefined();
+        expect(settings.keys()).toEqual(['payment.stripe.secret_key']);
+      });
     });
-  });
 
-  it('rejects a malformed key with one line', async () => {
-    await withStore({ dataDir: await tempDir(), secretKey: KEY_A }, async ({ settings }) => {
-      await expect(settings.set('bad key!', 'x', { secret: false })).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+    it('rejects a malformed key with one line', async () => {
+      await withStore({ dataDir: await freshDb(dialect), secretKey: KEY_A, ...(await urlFor(dialect)) }, async ({ settings }) => {
+        await expect(settings.set('bad key!', 'x', { secret: false })).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+      });
     });
-  });
 
-  it('stores secrets encrypted: the plaintext never reaches the file', async () => {
-    const dataDir = await tempDir();
-    const plaintext = 'sk_live_super_secret_value_42';
-    await withStore({ dataDir, secretKey: KEY_A }, async ({ settings }) => {
-      await settings.set('payment.stripe.secret_key', plaintext, { secret: true });
-      await settings.set('email.smtp.host', 'mail.example.com', { secret: false });
+    it('stores secrets encrypted: the plaintext never reaches the file', async () => {
+      const dataDir = await freshDb(dialect);
+      const plaintext = 'sk_live_super_secret_value_42';
+      await withStore({ dataDir, secretKey: KEY_A, ...(await urlFor(dialect)) }, async ({ settings }) => {
+        await settings.set('payment.stripe.secret_key', plaintext, { secret: true });
+        await settings.set('email.smtp.host', 'mail.example.com', { secret: false });
+      });
+      const rows = await rawRows(dialect, dataDir, 'SELECT key, value, secret FROM settings ORDER BY key');
+      const secretRow = rows.find((r) => r.key === 'payment.stripe.secret_key')!;
+      expect(secretRow.secret).toBe(1);
+      expect(secretRow.value).toMatch(/^v1:[A-Za-z0-9_-]{16}:[A-Za-z0-9_-]{22}:[A-Za-z0-9_-]+$/);
+      expect(String(secretRow.value)).not.toContain(plaintext);
+      expect(rows.find((r) => r.key === 'email.smtp.host')!.value).toBe('mail.example.com');
+      // Nor anywhere in the database or its write-ahead log.
+      for (const f of dialect === 'sqlite' ? ['apigate.db', 'apigate.db-wal'] : []) {
+        const bytes = await readFile(path.join(dataDir, f)).catch(() => Buffer.alloc(0));
+        expect(bytes.includes(Buffer.from(plaintext))).toBe(false);
+      }
     });
-    const rows = rawRows(dataDir, 'SELECT key, value, secret FROM settings ORDER BY key');
-    const secretRow = rows.find((r) => r.key === 'payment.stripe.secret_key')!;
-    expect(secretRow.secret).toBe(1);
-    expect(secretRow.value).toMatch(/^v1:[A-Za-z0-9_-]{16}:[A-Za-z0-9_-]{22}:[A-Za-z0-9_-]+$/);
-    expect(String(secretRow.value)).not.toContain(plaintext);
-    expect(rows.find((r) => r.key === 'email.smtp.host')!.value).toBe('mail.example.com');
-    // Nor anywhere in the database or its write-ahead log.
-    for (const f of ['apigate.db', 'apigate.db-wal']) {
-      const bytes = await readFile(path.join(dataDir, f)).catch(() => Buffer.alloc(0));
-      expect(bytes.includes(Buffer.from(plaintext))).toBe(false);
-    }
-  });
 
-  it('stores a URL carrying a password or secret query parameter encrypted, and encrypts one an older version stored in clear', async () => {
-    const dataDir = await tempDir();
-    const password = 'redis-url-password-4242';
-    await withStore({ dataDir, secretKey: KEY_A }, async ({ settings }) => {
-      await settings.set('cache.redis.url', `redis://app:${password}@cache.internal:6379`, { secret: false });
-      await settings.set('storage.s3.endpoint', 'https://s3.local?token=tok-5151', { secret: false });
-      await settings.set('queue.redis.url', 'redis://cache.internal:6379', { secret: false });
-      expect(settings.list().map((e) => [e.key, e.secret]).sort()).toEqual([
-        ['cache.redis.url', true],
-        ['queue.redis.url', false],
-        ['storage.s3.endpoint', true],
-      ]);
+    it('stores a URL carrying a password or secret query parameter encrypted, and encrypts one an older version stored in clear', async () => {
+      const dataDir = await freshDb(dialect);
+      const password = 'redis-url-password-4242';
+      await withStore({ dataDir, secretKey: KEY_A, ...(await urlFor(dialect)) }, async ({ settings }) => {
+        await settings.set('cache.redis.url', `redis://app:${password}@cache.internal:6379`, { secret: false });
+        await settings.set('storage.s3.endpoint', 'https://s3.local?token=tok-5151', { secret: false });
+        await settings.set('queue.redis.url', 'redis://cache.internal:6379', { secret: false });
+        expect(settings.list().map((e) => [e.key, e.secret]).sort()).toEqual([
+          ['cache.redis.url', true],
+          ['queue.redis.url', false],
+          ['storage.s3.endpoint', true],
+        ]);
+      });
+      const rows = await rawRows(dialect, dataDir, 'SELECT key, value, secret FROM settings ORDER BY key');
+      expect(rows.map((r) => r.secret)).toEqual([1, 0, 1]);
+      expect(JSON.stringify(rows)).not.toContain(password);
+      expect(JSON.stringify(rows)).not.toContain('tok-5151');
+
+      // A row written in clear (before this rule) is encrypted the next time the store loads.
+      await rawRows(dialect, dataDir, "UPDATE settings SET value = $1, secret = false WHERE key = 'cache.redis.url'", [`redis://app:${password}@old:6379`]);
+      await withStore({ dataDir, secretKey: KEY_A, ...(await urlFor(dialect)) }, async ({ settings }) => {
+        expect(settings.get('cache.redis.url')).toBe(`redis://app:${password}@old:6379`);
+      });
+      const after = (await rawRows(dialect, dataDir, "SELECT value, secret FROM settings WHERE key = 'cache.redis.url'"))[0]!;
+      expect(after.secret).toBe(1);
+      expect(String(after.value)).not.toContain(password);
     });
-    const rows = rawRows(dataDir, 'SELECT key, value, secret FROM settings ORDER BY key');
-    expect(rows.map((r) => r.secret)).toEqual([1, 0, 1]);
-    expect(JSON.stringify(rows)).not.toContain(password);
-    expect(JSON.stringify(rows)).not.toContain('tok-5151');
 
-    // A row written in clear (before this rule) is encrypted the next time the store loads.
-    const db = new Database(path.join(dataDir, 'apigate.db'));
-    db.prepare("UPDATE settings SET value = ?, secret = 0 WHERE key = 'cache.redis.url'").run(`redis://app:${password}@old:6379`);
-    db.close();
-    await withStore({ dataDir, secretKey: KEY_A }, async ({ settings }) => {
-      expect(settings.get('cache.redis.url')).toBe(`redis://app:${password}@old:6379`);
+    it('uses a fresh IV per value', async () => {
+      const dataDir = await freshDb(dialect);
+      await withStore({ dataDir, secretKey: KEY_A, ...(await urlFor(dialect)) }, async ({ settings }) => {
+        await settings.set('a.b.one', 'same', { secret: true });
+        await settings.set('a.b.two', 'same', { secret: true });
+      });
+      const [one, two] = (await rawRows(dialect, dataDir, 'SELECT value FROM settings ORDER BY key')).map((r) => String(r.value));
+      expect(one!.split(':')[1]).not.toBe(two!.split(':')[1]);
     });
-    const after = rawRows(dataDir, "SELECT value, secret FROM settings WHERE key = 'cache.redis.url'")[0]!;
-    expect(after.secret).toBe(1);
-    expect(String(after.value)).not.toContain(password);
-  });
 
-  it('uses a fresh IV per value', async () => {
-    const dataDir = await tempDir();
-    await withStore({ dataDir, secretKey: KEY_A }, async ({ settings }) => {
-      await settings.set('a.b.one', 'same', { secret: true });
-      await settings.set('a.b.two', 'same', { secret: true });
+    it('reopening with the same key reads secrets back', async () => {
+      const dataDir = await freshDb(dialect);
+      await withStore({ dataDir, secretKey: KEY_A, ...(await urlFor(dialect)) }, ({ settings }) => settings.set('cache.redis.url', 'redis://:pw@host:6379', { secret: true }));
+      await withStore({ dataDir, secretKey: KEY_A, ...(await urlFor(dialect)) }, async ({ settings }) => {
+        expect(settings.get('cache.redis.url')).toBe('redis://:pw@host:6379');
+        expect(settings.list()[0]!.secret).toBe(true);
+      });
     });
-    const [one, two] = rawRows(dataDir, 'SELECT value FROM settings ORDER BY key').map((r) => String(r.value));
-    expect(one!.split(':')[1]).not.toBe(two!.split(':')[1]);
-  });
 
-  it('reopening with the same key reads secrets back', async () => {
-    const dataDir = await tempDir();
-    await withStore({ dataDir, secretKey: KEY_A }, ({ settings }) => settings.set('cache.redis.url', 'redis://:pw@host:6379', { secret: true }));
-    await withStore({ dataDir, secretKey: KEY_A }, async ({ settings }) => {
-      expect(settings.get('cache.redis.url')).toBe('redis://:pw@host:6379');
-      expect(settings.list()[0]!.secret).toBe(true);
-    });
-  });
-
-  it('reload() picks up writes made by another process', async () => {
-    const dataDir = await tempDir();
-    await withStore({ dataDir, secretKey: KEY_A }, async (server) => {
-      await withStore({ dataDir, secretKey: KEY_A }, (cli) => cli.settings.set('cache.provider', 'redis', { secret: false }));
-      expect(server.settings.get('cache.provider')).toBeUndefined();
-      await server.settings.reload();
-      expect(server.settings.get('cache.provider')).toBe('redis');
+    it('reload() picks up writes made by another process', async () => {
+      const dataDir = await freshDb(dialect);
+      await withStore({ dataDir, secretKey: KEY_A, ...(await urlFor(dialect)) }, async (server) => {
+        await withStore({ dataDir, secretKey: KEY_A, ...(await urlFor(dialect)) }, (cli) => cli.settings.set('cache.provider', 'redis', { secret: false }));
+        expect(server.settings.get('cache.provider')).toBeUndefined();
+        await server.settings.reload();
+        expect(server.settings.get('cache.provider')).toBe('redis');
+      });
     });
   });
 });
