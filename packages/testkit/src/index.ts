@@ -16,3 +16,4 @@ export * from './tls.js';
 export * from './pebble.js';
 export * from './suite.js';
 export * from './failing-server.js';
+export * from './child-run.js';

@@ -1,51 +1,13 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { runVitestChild } from '../src/index.js';
 
 // The suites are only worth something if a broken provider fails them. Each fixture runs the real
 // suite in a child vitest against a tiny correct implementation and deliberately broken copies;
 // this test reads the child's JSON report and checks exactly which tests failed.
 
 const pkgDir = fileURLToPath(new URL('..', import.meta.url));
-const out = mkdtempSync(path.join(tmpdir(), 'apigate-testkit-fixtures-'));
-afterAll(() => rmSync(out, { recursive: true, force: true }));
-
-interface Report {
-  testResults: { assertionResults: { ancestorTitles: string[]; title: string; status: string }[] }[];
-}
-
-/** Runs one fixture file; resolves with the child's exit code and, per describe block, passed and failed titles. */
-function runFixture(file: string) {
-  const report = path.join(out, `${file}.json`);
-  // Without the parent's VITEST_* variables the child behaves as a top-level run.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST')));
-  return new Promise<{ code: number | null; suites: Map<string, { passed: string[]; failed: string[] }> }>((resolve, reject) => {
-    execFile(
-      path.join(pkgDir, 'node_modules/.bin/vitest'),
-      ['run', '--config', 'test/fixtures/vitest.config.ts', '--reporter=json', '--outputFile', report, file],
-      { cwd: pkgDir, env, maxBuffer: 64 * 1024 * 1024 },
-      (err, _stdout, stderr) => {
-        let parsed: Report;
-        try {
-          parsed = JSON.parse(readFileSync(report, 'utf8')) as Report;
-        } catch {
-          reject(new Error(`child vitest wrote no report for ${file}: ${err?.message ?? ''}\n${stderr}`));
-          return;
-        }
-        const suites = new Map<string, { passed: string[]; failed: string[] }>();
-        for (const a of parsed.testResults.flatMap((r) => r.assertionResults)) {
-          const suite = a.ancestorTitles[0]!;
-          if (!suites.has(suite)) suites.set(suite, { passed: [], failed: [] });
-          suites.get(suite)![a.status === 'passed' ? 'passed' : 'failed'].push(a.title);
-        }
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, suites });
-      },
-    );
-  });
-}
+const runFixture = (file: string) => runVitestChild({ cwd: pkgDir, config: 'test/fixtures/vitest.config.ts', files: [file] });
 
 // The children start at once; each test awaits its own.
 const cacheRun = runFixture('cache.fixture.ts');
