@@ -2,8 +2,11 @@ import { type AnyProviderDefinition, type CapabilityMap, type CapabilityName, is
 import { afterAll, beforeAll, describe } from 'vitest';
 import { createForTest } from './harness.js';
 
-/** Config fields as `createForTest` takes them: strings, numbers and booleans, read as settings; `undefined` leaves a field out. */
-export type TestConfig = Record<string, string | number | boolean | undefined>;
+/**
+ * Config fields as `createForTest` takes them: strings, numbers and booleans, each read as its
+ * setting would be; `undefined` leaves a field out.
+ */
+export type TestConfig = Record<string, unknown>;
 
 /** A config, or a function giving it: called for each instance, so it may read values known only once a service runs. */
 export type TestConfigSource = TestConfig | (() => TestConfig | Promise<TestConfig>);
