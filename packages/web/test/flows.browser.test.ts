@@ -11,6 +11,7 @@ let page: Page;
 let apiKey = '';
 const EMAIL = 'ada@example.com';
 const PASSWORD = 'correct horse battery';
+const NEW_PASSWORD = 'battery staple horse';
 
 beforeAll(async () => {
   [site, browser] = await Promise.all([startSite(), launch()]);
@@ -113,6 +114,35 @@ describe('customer portal in Chromium', () => {
     await page.getByRole('link', { name: 'Account', exact: true }).click();
     await shoot(page, 'portal-account');
   });
+
+  it('changes the display name and the password on the account page', async () => {
+    await page.goto('/portal/account');
+    await page.getByLabel('Display name').fill('Ada Lovelace');
+    await page.getByRole('button', { name: 'Save name' }).click();
+    expect(await page.locator('.flash.ok').textContent()).toContain('Your name was saved');
+    expect((await site.store.domain.users.findByEmail(EMAIL))?.name).toBe('Ada Lovelace');
+
+    // A wrong current password is refused on the field, nothing changes.
+    await page.getByLabel('Current password').fill('not my password');
+    await page.getByLabel('New password').fill(NEW_PASSWORD);
+    await page.getByRole('button', { name: 'Change password' }).click();
+    expect(await page.locator('#f-current_password-error').textContent()).toContain('the password is not right');
+    await page.getByLabel('Current password').fill(PASSWORD);
+    await page.getByLabel('New password').fill(NEW_PASSWORD);
+    await page.getByRole('button', { name: 'Change password' }).click();
+    expect(await page.locator('.flash.ok').textContent()).toContain('Your password was changed');
+    await shoot(page, 'portal-account-changed');
+    // Still signed in here (a fresh session), and the new password is the one that signs in.
+    await page.goto('/portal');
+    expect(await page.locator('h1').textContent()).toBe('Welcome, Ada Lovelace');
+    const other = await (await browser.newContext({ baseURL: site.url })).newPage();
+    await other.goto('/portal/login');
+    await other.getByLabel('Email').fill(EMAIL);
+    await other.getByLabel('Password').fill(NEW_PASSWORD);
+    await other.getByRole('button', { name: 'Sign in' }).click();
+    await other.waitForURL((u) => u.pathname === '/portal');
+    await other.context().close();
+  });
 });
 
 describe('admin dashboard in Chromium', () => {
@@ -134,6 +164,13 @@ describe('admin dashboard in Chromium', () => {
     expect(Number(await admin.locator('#hour-requests').textContent())).toBeGreaterThanOrEqual(1);
     await admin.locator('#traffic[data-drawn="true"] canvas').waitFor();
     expect(await admin.locator('#top-keys').textContent()).toContain(EMAIL);
+    // The calls' added latency and their route, from the per-route histogram metering writes.
+    expect(await admin.locator('#latency-p50').textContent()).toMatch(/^\d[\d.,]* ms$/);
+    expect(await admin.locator('#latency-p99').textContent()).toMatch(/^\d[\d.,]* ms$/);
+    await admin.locator('#latency[data-drawn="true"] canvas').waitFor();
+    const echo = admin.locator('#top-routes tr[data-route="/echo"]');
+    expect(Number((await echo.locator('td[data-label="Requests"]').textContent())?.replace(/,/g, ''))).toBeGreaterThanOrEqual(1);
+    expect(await echo.locator('td[data-label="p99"]').textContent()).toMatch(/ ms$/);
     await shoot(admin, 'admin-overview');
   });
 
