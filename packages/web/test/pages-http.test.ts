@@ -245,6 +245,36 @@ describe('portal password reset over HTTP (no JavaScript)', () => {
     expect(keys.status).toBe(200);
     expect(await keys.text()).toContain('No keys yet.');
   });
+
+  it('deletes the account from the account page with the password; its key is then refused (401)', async () => {
+    const email = 'leaving@example.com';
+    const { hashPassword } = await import('@apigate/gateway');
+    const user = await site.store.domain.users.create({ email, emailVerified: true, passwordHash: await hashPassword('my password 1', { ln: 12, r: 8, p: 1 }) });
+    const { key } = await site.store.domain.keys.create({ userId: user.id, name: 'old' });
+    expect((await fetch(`${site.url}/echo/x`, { headers: { 'x-api-key': key } })).status).toBe(200);
+    const a = jar();
+    const post = async (p: string, body: Record<string, string>) => {
+      const res = await fetch(`${site.url}${p}`, { method: 'POST', redirect: 'manual', headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body) });
+      a.take(res);
+      return res;
+    };
+    const login = await fetch(`${site.url}/portal/login`);
+    a.take(login);
+    expect((await post('/portal/login', { _csrf: csrfIn(await login.text())!, email, password: 'my password 1' })).status).toBe(303);
+    const page = await fetch(`${site.url}/portal/account`, { headers: { cookie: a.header() } });
+    const csrf = csrfIn(await page.text())!;
+    expect((await post('/portal/account/delete', { password: 'my password 1' })).headers.get('location')).toBe('/portal/account?note=csrf');
+    const wrong = await post('/portal/account/delete', { _csrf: csrf, password: 'not it' });
+    expect(wrong.status).toBe(401);
+    expect(await wrong.text()).toContain('the password is not right');
+    const gone = await post('/portal/account/delete', { _csrf: csrf, password: 'my password 1' });
+    expect(gone.status).toBe(303);
+    expect(gone.headers.get('location')).toBe('/portal/login?note=account-deleted');
+    expect(await site.store.domain.users.find(user.id)).toBeUndefined();
+    // The gateway drops the deleted key from its cache within its poll interval.
+    await eventually(async () => ((await fetch(`${site.url}/echo/x`, { headers: { 'x-api-key': key } })).status === 401 ? true : undefined), 'the key to be refused');
+    expect((await fetch(`${site.url}/portal/account`, { headers: { cookie: a.header() }, redirect: 'manual' })).status).toBe(303);
+  });
 });
 
 describe('portal billing page over HTTP', () => {

@@ -1,9 +1,9 @@
 import { type Context, Hono } from 'hono';
-import { callApi, errorMessage } from '../call.js';
+import { callApi, errorField, errorMessage } from '../call.js';
 import type { WebContext } from '../context.js';
 import { CSRF_FIELD, csrfToken, csrfValid, FORM_EXPIRED } from '../csrf.js';
 import { formFields, seeOther } from '../forms.js';
-import { Badge, Card, Chart, Csrf, dateText, dayText, Flash, fmt, limitText, minuteText, money, render, Stat } from '../ui.js';
+import { Badge, Card, Chart, Csrf, dateText, dayText, Field, Flash, fmt, limitText, minuteText, money, render, Stat } from '../ui.js';
 import { DataTable, NumCell, PostButton } from '../ui/table.js';
 import { currentCustomer, type Me, noteFlash, portalShell, sessionSecret } from './shell.js';
 import { daysChart, minutesChart } from './usage-view.js';
@@ -249,47 +249,125 @@ export function portalPages(w: WebContext): Hono {
     }),
   );
 
-  pages.get('/portal/account', (c) =>
-    withCustomer(c, async (me) => {
-      const csrf = csrfToken(c, sessionSecret(c));
-      return render(
-        c,
-        portalShell(w, c, me),
-        'Account',
-        <>
-          {noteFlash(c)}
-          <Card title="Profile">
-            <dl>
-              <dt>Name</dt>
-              <dd>{me.name || '—'}</dd>
-              <dt>Email</dt>
-              <dd>
-                {me.email} {me.email_verified ? <Badge status="verified" /> : <Badge status="pending" />}
-              </dd>
-              <dt>Status</dt>
-              <dd>
-                <Badge status={me.status} />
-              </dd>
-              <dt>Plan</dt>
-              <dd>
-                {me.plan ? `${me.plan.name}: ${limitText(me.plan.requests_per_month, 'requests a month')}, ${money(me.plan.price_cents, me.plan.currency)}` : '—'}
-              </dd>
-              <dt>Member since</dt>
-              <dd>{dateText(me.created_at)}</dd>
-            </dl>
-          </Card>
-          <Card title="Password">
-            <p>We email you a link to choose a new password; using it signs you out everywhere.</p>
-            <form method="post" action="/portal/account/password" class="row">
-              <Csrf token={csrf} />
-              <button type="submit" class="secondary">
-                Email me a password link
-              </button>
-            </form>
-          </Card>
-        </>,
-      );
-    }),
+  /** The account page: profile with the name form, password change, account deletion; `extra` re-shows a refused form. */
+  async function accountPage(c: Context, me: Me, extra: { form?: 'name' | 'password' | 'delete'; error?: string; field?: string | undefined; status?: number } = {}) {
+    const csrf = csrfToken(c, sessionSecret(c));
+    const account = await callApi(w.app, c, 'GET', '/portal/api/account');
+    const hasPassword = account.body?.has_password !== false;
+    const err = (form: 'name' | 'password' | 'delete', field: string) => (extra.form === form && extra.field === field ? extra.error : undefined);
+    const formError = (form: 'name' | 'password' | 'delete') => (extra.form === form && !extra.field ? extra.error : undefined);
+    return render(
+      c,
+      portalShell(w, c, me),
+      'Account',
+      <>
+        {noteFlash(c)}
+        <Card title="Profile">
+          <dl>
+            <dt>Name</dt>
+            <dd>{me.name || '—'}</dd>
+            <dt>Email</dt>
+            <dd>
+              {me.email} {me.email_verified ? <Badge status="verified" /> : <Badge status="pending" />}
+            </dd>
+            <dt>Status</dt>
+            <dd>
+              <Badge status={me.status} />
+            </dd>
+            <dt>Plan</dt>
+            <dd>
+              {me.plan ? `${me.plan.name}: ${limitText(me.plan.requests_per_month, 'requests a month')}, ${money(me.plan.price_cents, me.plan.currency)}` : '—'}
+            </dd>
+            <dt>Member since</dt>
+            <dd>{dateText(me.created_at)}</dd>
+          </dl>
+          <Flash kind="error" text={formError('name')} />
+          <form method="post" action="/portal/account/name" class="row" id="name-form">
+            <Csrf token={csrf} />
+            <Field name="name" label="Display name" value={me.name} autocomplete="name" error={err('name', 'name')} />
+            <button type="submit" class="secondary">
+              Save name
+            </button>
+          </form>
+          <p class="hint">The email address is the one you sign in with and cannot be changed here.</p>
+        </Card>
+        <Card title="Password">
+          {hasPassword ? (
+            <>
+              <Flash kind="error" text={formError('password')} />
+              <form method="post" action="/portal/account/change-password" class="stack" id="password-form" style="max-width:30rem">
+                <Csrf token={csrf} />
+                <Field name="current_password" label="Current password" type="password" autocomplete="current-password" required error={err('password', 'current_password')} />
+                <Field
+                  name="new_password"
+                  label="New password"
+                  type="password"
+                  autocomplete="new-password"
+                  required
+                  minlength={8}
+                  hint="At least 8 characters. Every other signed-in browser is signed out."
+                  error={err('password', 'new_password')}
+                />
+                <button type="submit">Change password</button>
+              </form>
+              <p class="hint">Forgot it? We can email you a link to choose a new one instead.</p>
+            </>
+          ) : (
+            <p>This account signs in through a provider and has no password. We can email you a link to choose one.</p>
+          )}
+          <form method="post" action="/portal/account/password" class="row">
+            <Csrf token={csrf} />
+            <button type="submit" class="secondary">
+              Email me a password link
+            </button>
+          </form>
+        </Card>
+        <Card title="Delete account">
+          <p>Deletes the account, its API keys (calls with them get 401 at once) and its sessions. Cancel a paid plan first.</p>
+          <Flash kind="error" text={formError('delete')} />
+          <form method="post" action="/portal/account/delete" class="stack" id="delete-form" style="max-width:30rem" data-confirm="Delete your account and all its API keys? This cannot be undone.">
+            <Csrf token={csrf} />
+            {hasPassword ? (
+              <Field name="password" label="Password to confirm" type="password" autocomplete="current-password" required error={err('delete', 'password')} />
+            ) : (
+              <Field name="email" label="Your email address, to confirm" type="email" autocomplete="off" required error={err('delete', 'email')} />
+            )}
+            <button type="submit" class="danger">
+              Delete my account
+            </button>
+          </form>
+        </Card>
+      </>,
+      { status: extra.status ?? 200 },
+    );
+  }
+
+  pages.get('/portal/account', (c) => withCustomer(c, (me) => accountPage(c, me)));
+
+  /** A posted account form: CSRF check, the API call, then the page again (with the refusal) or `done`. */
+  const accountForm = (form: 'name' | 'password' | 'delete', method: string, path: string, fields: (f: Record<string, string>) => object, done: (c: Context) => Response) =>
+    (c: Context) =>
+      withCustomer(c, async (me) => {
+        const f = await formFields(c);
+        if (!csrfValid(c, sessionSecret(c), f[CSRF_FIELD])) return seeOther(c, '/portal/account', 'csrf');
+        const a = await callApi(w.app, c, method, path, fields(f));
+        return a.ok ? done(c) : accountPage(c, me, { form, error: errorMessage(a), field: errorField(a), status: a.status });
+      });
+
+  pages.post('/portal/account/name', accountForm('name', 'PATCH', '/portal/api/account', (f) => ({ name: f.name ?? '' }), (c) => seeOther(c, '/portal/account', 'name-saved')));
+  pages.post(
+    '/portal/account/change-password',
+    accountForm(
+      'password',
+      'POST',
+      '/portal/api/account/password',
+      (f) => ({ current_password: f.current_password ?? '', new_password: f.new_password ?? '' }),
+      (c) => seeOther(c, '/portal/account', 'password-changed'),
+    ),
+  );
+  pages.post(
+    '/portal/account/delete',
+    accountForm('delete', 'POST', '/portal/api/account/delete', (f) => (f.email !== undefined ? { email: f.email } : { password: f.password ?? '' }), (c) => seeOther(c, '/portal/login', 'account-deleted')),
   );
   pages.post('/portal/account/password', (c) =>
     withCustomer(c, async (me) => {
