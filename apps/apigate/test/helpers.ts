@@ -146,9 +146,10 @@ export interface ServedWorkers extends Served {
   exited: Promise<number>;
 }
 
-/** Starts `serve --workers <count> --port 0` and resolves once the primary logs that every worker serves. */
-export async function serveWorkers(env: NodeJS.ProcessEnv, count: number, bin = BIN): Promise<ServedWorkers> {
-  const child = spawn(process.execPath, [bin, 'serve', '--workers', String(count), '--port', '0', '--host', '127.0.0.1'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `serve --workers <count> --port <port>` and resolves once the primary logs that every worker serves. */
+export async function serveWorkers(env: NodeJS.ProcessEnv, count: number, bin = BIN, port = 0): Promise<ServedWorkers> {
+  const args = [bin, 'serve', '--workers', String(count), '--port', String(port), '--host', '127.0.0.1'];
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
