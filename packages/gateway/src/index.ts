@@ -20,6 +20,7 @@ export * from './domain/index.js';
 export { ADMIN_TOKEN_ENV, type AdminApiOptions, checkAdminToken, createAdminApi, MIN_ADMIN_TOKEN_LENGTH } from './http/admin.js';
 export * from './delivery/index.js';
 export * from './hotpath.js';
+export * from './app/index.js';
 export * from './gate/index.js';
 export * from './portal/index.js';
 export * from './billing/index.js';

@@ -5,7 +5,8 @@ import type { Store } from '../store/store.js';
 import { createPortalApi, type PortalOptions } from '../portal/api.js';
 import { directMailer, type PortalMailer } from '../portal/mail.js';
 import { ADMIN_TOKEN_ENV, createAdminApi } from './admin.js';
-import { createPaymentWebhookApp, paymentWebhookRefusal, selectedPayment } from '../billing/route.js';
+import { paymentPipeline } from '../app/payment.js';
+import { createPaymentWebhookApp, paymentWebhookRefusal } from '../billing/route.js';
 import { addChallengeRoute } from '../tls/challenges.js';
 import { type CustomerBilling, customerBillingFor } from '../billing/customer-billing.js';
 
@@ -115,11 +116,10 @@ export function createHttpApp(opts: HttpAppOptions): Hono {
   );
 
   // Payment webhooks: verified and queued here, applied by the payment worker (startPaymentWorker).
-  const pay = selectedPayment(kernel);
-  const queue = kernel.tryGet('queue');
+  const pay = paymentPipeline(kernel);
   const refusal = pay && paymentWebhookRefusal(kernel, pay.name, opts.bindHost);
   if (refusal) logger.warn({ provider: pay?.name, path: pay?.path }, refusal);
-  else if (pay && queue) app.route(pay.path, createPaymentWebhookApp({ providerName: pay.name, payment: pay.payment, queue, store: opts.store, logger }));
+  else if (pay) app.route(pay.path, createPaymentWebhookApp({ providerName: pay.name, payment: pay.payment, queue: pay.queue, store: opts.store, logger }));
 
   // ACME HTTP-01 answers (from the cache, so any instance can answer); 404 when none is pending.
   addChallengeRoute(app, kernel.tryGet('cache'));
