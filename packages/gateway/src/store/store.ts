@@ -123,7 +123,12 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
     const settingsStore = new DbSettingsStore(s, key, domain.changes);
     await settingsStore.load();
     // Another instance's writes reach this one's caches at its commit (the version poll stays the fallback).
-    if (url) listener = listenForChanges(url, () => void domain.changes.poll().catch(() => undefined), { logger });
+    if (url) {
+      listener = listenForChanges(url, () => void domain.changes.poll().catch(() => undefined), { logger });
+      // Open only once the LISTEN is in place (so no write committed after this is missed), but never
+      // hang on it: the version poll covers a listener that is slow to connect.
+      await Promise.race([listener.ready, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+    }
     let closed = false;
     return {
       dialect: s.dialect,
@@ -144,6 +149,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
       },
     };
   } catch (err) {
+    await listener?.close();
     await closeDb();
     throw err;
   }
