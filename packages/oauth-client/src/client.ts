@@ -86,7 +86,6 @@ function clientAuth(secret: string): oidc.ClientAuth {
 export class OAuthClient implements OAuthProvider {
   readonly displayName: string;
   private configuration: Promise<oidc.Configuration> | undefined;
-  private closed = false;
   private readonly secrets: string[];
   private readonly where: string;
 
@@ -138,16 +137,11 @@ export class OAuthClient implements OAuthProvider {
     return config;
   }
 
-  private assertOpen(operation: string): void {
-    if (this.closed) throw this.fail({ message: 'provider is closed', retryable: false }, operation);
-  }
-
   async authorizationUrl(i: { redirectUri: string; state: string; codeVerifier: string; nonce: string }): Promise<URL> {
     assertRedirectUri(i.redirectUri);
     assertToken(i.state, 'state');
     assertToken(i.nonce, 'nonce');
     assertVerifier(i.codeVerifier);
-    this.assertOpen('authorizationUrl');
     try {
       const config = await this.config();
       const oidcScopes = this.o.server.protocol === 'oidc' ? ['openid'] : [];
@@ -200,7 +194,6 @@ export class OAuthClient implements OAuthProvider {
     assertToken(i.expectedState, 'expectedState');
     assertToken(i.expectedNonce, 'expectedNonce');
     assertVerifier(i.codeVerifier);
-    this.assertOpen('exchange');
     this.checkCallback(i.callbackUrl, i.expectedState);
     const ctx = { where: this.where, timeoutMs: this.o.timeoutMs };
     try {
@@ -255,7 +248,6 @@ export class OAuthClient implements OAuthProvider {
     });
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-  }
+  /** Nothing held open; the kernel refuses calls after close(). */
+  async close(): Promise<void> {}
 }
