@@ -123,4 +123,23 @@ describe('two certificate managers on one store and one cache', () => {
       clock = undefined;
     }
   });
+
+  it('when the order of the instance holding the lock fails, the waiting one reports the set failed without ordering', async () => {
+    // A cache of their own: the gateway's challenge route cannot answer from it, so Pebble's validation fails.
+    const own = await createKernel({ catalog: await discoverPlugins({ builtins: [memoryCache] }), env: { CACHE_PROVIDER: 'memory' }, settings: store.settings, dataDir, only: ['cache'] });
+    try {
+      const manager = () => new CertificateManager({ store, tls: kernel.get('tls'), cache: own.get('cache'), logger: silentLogger(), orderPollMs: 100 });
+      const seen: string[][] = [[], []];
+      const [ra, rb] = await Promise.all([manager().ensure([['fails.apigate.test']], (l) => seen[0]!.push(l)), manager().ensure([['fails.apigate.test']], (l) => seen[1]!.push(l))]);
+      expect([ra.failed, rb.failed]).toEqual([['fails.apigate.test'], ['fails.apigate.test']]);
+      expect([...ra.obtained, ...rb.obtained, ...ra.loaded, ...rb.loaded]).toEqual([]);
+      // One of them ordered; the other only waited.
+      const ordered = seen.filter((s) => s.some((l) => l.startsWith('ordering a certificate for fails.apigate.test')));
+      const waited = seen.filter((s) => s.some((l) => l.includes('another instance is ordering the certificate for fails.apigate.test')));
+      expect([ordered.length, waited.length]).toEqual([1, 1]);
+      expect(await own.get('cache').has('tls:order-lock:fails.apigate.test')).toBe(false);
+    } finally {
+      await own.close();
+    }
+  }, 120_000);
 });
