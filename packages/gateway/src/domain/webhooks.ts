@@ -1,5 +1,5 @@
 import { z } from '@apigate/kernel';
-import { and, asc, eq } from 'drizzle-orm';
+import { and, asc, eq, sql } from 'drizzle-orm';
 import { decrypt, encrypt } from '../store/crypto.js';
 import type { Tables } from '../store/dialect.js';
 import { type DomainContext, writeTx } from './context.js';
@@ -208,24 +208,22 @@ export class WebhookRepository {
   async recordAttempt(id: string, attempt: { ok: boolean; responseStatus?: number | null; error?: string | null; final?: boolean }): Promise<WebhookDelivery> {
     const now = this.ctx.now();
     const { webhookDeliveries } = this.ctx.t;
-    return this.ctx.tx(async (tx) => {
-      const [current] = await tx.select().from(webhookDeliveries).where(eq(webhookDeliveries.id, id));
-      if (!current) throw notFound('webhook delivery', id);
-      const [row] = await tx
-        .update(webhookDeliveries)
-        .set({
-          attempts: current.attempts + 1,
-          status: attempt.ok ? 'succeeded' : attempt.final ? 'failed' : 'pending',
-          responseStatus: attempt.responseStatus ?? null,
-          lastError: attempt.ok ? null : (attempt.error ?? null),
-          lastAttemptAt: now,
-          updatedAt: now,
-          ...(attempt.ok ? { deliveredAt: now } : {}),
-        })
-        .where(eq(webhookDeliveries.id, id))
-        .returning();
-      return row!;
-    });
+    // One statement (attempts counted in SQL): two instances recording at once both count.
+    const [row] = await this.ctx.db
+      .update(webhookDeliveries)
+      .set({
+        attempts: sql`${webhookDeliveries.attempts} + 1`,
+        status: attempt.ok ? 'succeeded' : attempt.final ? 'failed' : 'pending',
+        responseStatus: attempt.responseStatus ?? null,
+        lastError: attempt.ok ? null : (attempt.error ?? null),
+        lastAttemptAt: now,
+        updatedAt: now,
+        ...(attempt.ok ? { deliveredAt: now } : {}),
+      })
+      .where(eq(webhookDeliveries.id, id))
+      .returning();
+    if (!row) throw notFound('webhook delivery', id);
+    return row;
   }
 
   async getDelivery(id: string): Promise<WebhookDelivery> {

@@ -46,17 +46,6 @@ export function postgresStoreDb(db: PgDatabase): StoreDb {
   };
 }
 
-/** The first row of a query's result (what better-sqlite3's `.get()` gave), or undefined. */
-export const first = <T>(rows: T[]): T | undefined => rows[0];
-
-/**
- * `q` with `FOR UPDATE SKIP LOCKED` on PostgreSQL (rows another instance's transaction holds are
- * left to it); unchanged on SQLite, where the one writer holds the whole database.
- */
-export function skipLocked<Q>(s: Pick<StoreDb, 'dialect'>, q: Q): Q {
-  return s.dialect === 'postgres' ? (q as unknown as { for(s: 'update', o: { skipLocked: true }): Q }).for('update', { skipLocked: true }) : q;
-}
-
 /** How many rows a write without `returning` changed: better-sqlite3's `changes`, node-postgres' `rowCount`. */
 export function affectedRows(result: unknown): number {
   const r = result as { changes?: number; rowCount?: number | null };

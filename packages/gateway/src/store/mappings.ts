@@ -69,29 +69,30 @@ export class DbMappingStore implements MappingStore {
     const localId = requireText('localId', m.localId);
     const externalId = requireText('externalId', m.externalId);
     const where = `${provider} ${entityType}`;
-    // IMMEDIATE takes the write lock first, so a concurrent CLI or instance cannot slip in between the reads and the insert.
+    // SQLite: IMMEDIATE takes the write lock first, so a concurrent CLI cannot slip in between the reads and the insert;
+    // PostgreSQL: the unique indexes make a concurrent instance's insert of the same mapping fail instead.
     const t = this.t;
     return this.s.tx(async (tx) => {
-        const [byLocal] = await tx.select().from(t).where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.localId, localId)));
-        if (byLocal) {
-          if (byLocal.externalId === externalId) return byLocal;
-          throw new ApigateError(
-            'MAPPING_CONFLICT',
-            `${where} mapping: local id ${localId} is already mapped to external id ${byLocal.externalId}, not ${externalId}; delete it first to remap`,
-          );
-        }
-        const [byExternal] = await tx
-          .select()
-          .from(t)
-          .where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.externalId, externalId)));
-        if (byExternal) {
-          throw new ApigateError(
-            'MAPPING_CONFLICT',
-            `${where} mapping: external id ${externalId} is already mapped to local id ${byExternal.localId}, not ${localId}`,
-          );
-        }
-        const [row] = await tx.insert(t).values({ provider, entityType, localId, externalId, createdAt: new Date() }).returning();
-        return row!;
+      const [byLocal] = await tx.select().from(t).where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.localId, localId)));
+      if (byLocal) {
+        if (byLocal.externalId === externalId) return byLocal;
+        throw new ApigateError(
+          'MAPPING_CONFLICT',
+          `${where} mapping: local id ${localId} is already mapped to external id ${byLocal.externalId}, not ${externalId}; delete it first to remap`,
+        );
+      }
+      const [byExternal] = await tx
+        .select()
+        .from(t)
+        .where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.externalId, externalId)));
+      if (byExternal) {
+        throw new ApigateError(
+          'MAPPING_CONFLICT',
+          `${where} mapping: external id ${externalId} is already mapped to local id ${byExternal.localId}, not ${localId}`,
+        );
+      }
+      const [row] = await tx.insert(t).values({ provider, entityType, localId, externalId, createdAt: new Date() }).returning();
+      return row!;
     });
   }
 
