@@ -1,31 +1,23 @@
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { get as httpsGet } from 'node:https';
-import os from 'node:os';
-import path from 'node:path';
 import { connect } from 'node:tls';
-import { createKernel, discoverPlugins, type Kernel, silentLogger } from '@apigate/kernel';
-import acme from '@apigate/provider-acme';
-import memoryCache from '@apigate/provider-memory-cache';
-import { type Pebble, startPebble } from '@apigate/provider-testkit';
+import { type Kernel, silentLogger } from '@apigate/kernel';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CacheChallengeStore,
   CertificateManager,
   createHttpApp,
-  openStore,
   parseTlsDomains,
   type RunningServer,
   schema,
   type Store,
   startServer,
 } from '../src/index.js';
-import { KEY_A } from './helpers.js';
+import { type AcmeSetup, startAcmeSetup } from './helpers/acme.js';
 
 // One Pebble, store, kernel and gateway HTTP server (on the port Pebble dials for HTTP-01) for the file.
-let pebble: Pebble;
-let dataDir: string;
+let setup: AcmeSetup;
 let store: Store;
 let kernel: Kernel;
 let http: RunningServer;
@@ -34,34 +26,12 @@ let clock: Date | undefined;
 let manager: CertificateManager;
 
 beforeAll(async () => {
-  pebble = await startPebble();
-  roots = await pebble.roots();
-  dataDir = await mkdtemp(path.join(os.tmpdir(), 'apigate-gateway-tls-'));
-  store = await openStore({ dataDir, secretKey: KEY_A });
-  kernel = await createKernel({
-    catalog: await discoverPlugins({ builtins: [memoryCache, acme] }),
-    env: {
-      CACHE_PROVIDER: 'memory',
-      TLS_ACME_ENABLED: 'true',
-      TLS_ACME_DIRECTORY: pebble.directory,
-      TLS_ACME_CA_FILE: pebble.caFile,
-      TLS_ACME_EMAIL: 'ops@apigate.test',
-    },
-    settings: store.settings,
-    dataDir,
-    only: ['cache', 'tls'],
-  });
-  http = await startServer({ app: createHttpApp({ kernel, store, logger: silentLogger() }), port: pebble.httpPort, host: '127.0.0.1' });
+  setup = await startAcmeSetup('tls');
+  ({ store, kernel, http, roots } = setup);
   manager = new CertificateManager({ store, tls: kernel.get('tls'), cache: kernel.get('cache'), logger: silentLogger(), now: () => clock ?? new Date() });
 }, 60_000);
 
-afterAll(async () => {
-  await http?.close();
-  await kernel?.close();
-  await store?.close();
-  await pebble?.close();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-});
+afterAll(() => setup?.close());
 
 describe('GET /.well-known/acme-challenge/:token', () => {
   it('answers a pending key authorization as text/plain from the cache, 404 otherwise', async () => {

@@ -1,62 +1,34 @@
 // Several instances on one database and one cache (issue 13): for each set of names one
 // certificate manager orders (it takes the order lock) and the others load what it stored; a
 // certificate stored by another instance is served at the next handshake for its name.
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { connect } from 'node:tls';
 import { createKernel, discoverPlugins, type Kernel, silentLogger } from '@apigate/kernel';
-import acme from '@apigate/provider-acme';
 import memoryCache from '@apigate/provider-memory-cache';
-import { type Pebble, startPebble } from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CertificateManager, createHttpApp, openStore, type RunningServer, type Store, startServer } from '../src/index.js';
-import { KEY_A } from './helpers.js';
+import { CertificateManager, createHttpApp, startServer, type Store } from '../src/index.js';
+import { type AcmeSetup, startAcmeSetup } from './helpers/acme.js';
 
-let pebble: Pebble;
+let setup: AcmeSetup;
 let roots: string[];
 let dataDir: string;
 let store: Store;
 let kernel: Kernel;
-let http: RunningServer;
 let clock: Date | undefined;
 const lines: string[][] = [[], []];
 let a: CertificateManager;
 let b: CertificateManager;
 
 beforeAll(async () => {
-  pebble = await startPebble();
-  roots = await pebble.roots();
-  dataDir = await mkdtemp(path.join(os.tmpdir(), 'apigate-gateway-tls-once-'));
-  store = await openStore({ dataDir, secretKey: KEY_A });
-  kernel = await createKernel({
-    catalog: await discoverPlugins({ builtins: [memoryCache, acme] }),
-    env: {
-      CACHE_PROVIDER: 'memory',
-      TLS_ACME_ENABLED: 'true',
-      TLS_ACME_DIRECTORY: pebble.directory,
-      TLS_ACME_CA_FILE: pebble.caFile,
-      TLS_ACME_EMAIL: 'ops@apigate.test',
-    },
-    settings: store.settings,
-    dataDir,
-    only: ['cache', 'tls'],
-  });
-  // Pebble dials this port for HTTP-01; the answers are in the one cache both managers share.
-  http = await startServer({ app: createHttpApp({ kernel, store, logger: silentLogger() }), port: pebble.httpPort, host: '127.0.0.1' });
+  setup = await startAcmeSetup('tls-once');
+  ({ roots, dataDir, store, kernel } = setup);
+  // Two managers, as two instances would have: one store, one cache (holding the order locks and the HTTP-01 answers).
   const manager = () =>
     new CertificateManager({ store, tls: kernel.get('tls'), cache: kernel.get('cache'), logger: silentLogger(), now: () => clock ?? new Date(), orderPollMs: 100 });
   a = manager();
   b = manager();
 }, 60_000);
 
-afterAll(async () => {
-  await http?.close();
-  await kernel?.close();
-  await store?.close();
-  await pebble?.close();
-  if (dataDir) await rm(dataDir, { recursive: true, force: true });
-});
+afterAll(() => setup?.close());
 
 /** The serial an HTTPS server with `manager`'s SNI callback presents for `servername`. */
 async function servedSerial(manager: CertificateManager, servername: string): Promise<string> {
