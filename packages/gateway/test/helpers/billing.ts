@@ -5,11 +5,13 @@ import { Hono } from 'hono';
 import { expect, vi } from 'vitest';
 import { createPaymentWebhookApp, PaymentInbox, paymentWebhookPath, type PaymentWorker, startPaymentWorker, syncPlanPrices } from '../../src/billing/index.js';
 import { startServer } from '../../src/http/server.js';
-import { domainStore } from './domain.js';
+import { domainStore, type TestDialect } from './domain.js';
 import { call } from './http.js';
 import { memory } from './queues.js';
 
 export interface BillingSetupOptions {
+  /** The store's database: SQLite (default) or the test file's PostgreSQL database. */
+  dialect?: TestDialect;
   /** Wraps the provider the worker normalises with (to inject failures). */
   normalizer?: (dummy: DummyPayment) => Pick<PaymentProvider, 'normalizeWebhook'>;
   attempts?: number;
@@ -26,7 +28,7 @@ export interface BillingSetupOptions {
  * prices; one user mapped to a dummy customer.
  */
 export async function billingSetup(cleanups: (() => Promise<void>)[], o: BillingSetupOptions = {}) {
-  const { store, d } = await domainStore();
+  const { store, d } = await domainStore({ ...(o.dialect ? { dialect: o.dialect } : {}) });
   const { provider } = await createForTest(dummyPayment);
   const dummy = provider as unknown as DummyPayment;
   const q = await memory();

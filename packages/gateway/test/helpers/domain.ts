@@ -41,6 +41,13 @@ async function emptyPostgres(url: string): Promise<void> {
   }
 }
 
+/** The file's PostgreSQL database, emptied: for a store a test opens itself. */
+export async function freshPostgresUrl(): Promise<string> {
+  const url = await testPostgresUrl();
+  await emptyPostgres(url);
+  return url;
+}
+
 /**
  * A store (closed after the test) with an empty database: SQLite in a fresh temp folder, or the
  * file's PostgreSQL database emptied. Pass the `dataDir` of an earlier one for a second

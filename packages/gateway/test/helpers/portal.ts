@@ -4,6 +4,7 @@ import memoryCache from '@apigate/provider-memory-cache';
 import memoryQueue from '@apigate/provider-memory-queue';
 import { CookieJar } from 'tough-cookie';
 import { expect, vi } from 'vitest';
+import { freshPostgresUrl, type TestDialect } from './domain.js';
 import { createHttpApp, type HttpAppOptions, openStore, type PortalMailer, type Store, startDelivery, startServer } from '../../src/index.js';
 import { KEY_A, tempDir } from '../helpers.js';
 import { cleanupAfterEach } from './cleanup.js';
@@ -51,12 +52,13 @@ export function linkIn(msg: LoggedEmail): string {
 export function portalHarness() {
   const cleanup = cleanupAfterEach();
   return async function start(
-    opts: { outbox?: boolean; plan?: boolean; app?: Partial<HttpAppOptions>; env?: Record<string, string>; providers?: AnyProviderDefinition[]; only?: CapabilityName[] } = {},
+    opts: { dialect?: TestDialect; outbox?: boolean; plan?: boolean; app?: Partial<HttpAppOptions>; env?: Record<string, string>; providers?: AnyProviderDefinition[]; only?: CapabilityName[] } = {},
   ): Promise<PortalHarness> {
     const dataDir = await tempDir();
     const clock = { now: new Date() };
     const now = () => clock.now;
-    const store = await cleanup.use(openStore({ dataDir, secretKey: KEY_A, now }));
+    const databaseUrl = opts.dialect === 'postgres' ? await freshPostgresUrl() : undefined;
+    const store = await cleanup.use(openStore({ dataDir, secretKey: KEY_A, now, ...(databaseUrl ? { databaseUrl } : {}) }));
     const kernel = await cleanup.use(
       createKernel({
         catalog: await discoverPlugins({ builtins: [memoryCache, memoryQueue, logEmail, ...(opts.providers ?? [])] }),
