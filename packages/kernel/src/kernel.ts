@@ -333,6 +333,7 @@ export class Kernel {
         });
       }
       await closeAll([b.active]);
+      this.ctx.logger.info({ capability: b.active.capability, provider: b.active.name }, `${b.active.capability}/${b.active.name} closed: replaced after a settings change`);
     })();
     this.#retiring.add(p);
     void p.finally(() => this.#retiring.delete(p));

@@ -213,7 +213,7 @@ function followSettings(o: { store: Store; kernel: Kernel; logger: Logger; manua
     return running;
   };
   const onChange = (e: ChangeEvent) => {
-    if ((e.entity as string) === 'settings' && !closed) void reload();
+    if (e.entity === 'settings' && !closed) void reload();
   };
   if (!o.manual) store.domain.changes.on('change', onChange);
   return {

@@ -1,4 +1,4 @@
-import { ApigateError, type CapabilityName, type Kernel, type Logger, type SettingsReader, silentLogger } from '@apigate/kernel';
+import { ApigateError, type Kernel, type Logger, type SettingsReader, silentLogger } from '@apigate/kernel';
 import { AlertRouter } from './alerts.js';
 import { Outbox } from './outbox.js';
 import { readDeliverySettings } from './settings.js';
@@ -27,9 +27,6 @@ export {
   type DeliveryWorkersOptions,
 } from './workers.js';
 
-/** The name of the provider serving `capability`, for events and messages. */
-const providerName = (kernel: Kernel, capability: CapabilityName) => kernel.active.find((a) => a.capability === capability)?.name;
-
 /** The outbox on the kernel's queue; throws a one-line error when no queue provider is selected. */
 export function createOutbox(kernel: Kernel, settings: SettingsReader): Outbox {
   const queue = kernel.tryGet('queue');
@@ -45,7 +42,8 @@ export function startDeliveryWorkers(kernel: Kernel, opts: { logger?: Logger; co
   const queue = kernel.get('queue');
   const pick = <C extends 'email' | 'notification'>(c: C) => {
     const provider = opts.only && opts.only !== c ? undefined : kernel.tryGet(c);
-    return provider ? { provider, name: providerName(kernel, c)! } : undefined;
+    // The name is read at each event: a settings change may have switched the provider (kernel.reconfigure).
+    return provider ? { provider, get name() { return kernel.selected(c)?.name ?? c; } } : undefined;
   };
   return DeliveryWorkers.start({
     queue,

@@ -77,7 +77,7 @@ export class DeliveryWorkers {
       w.workers.push(
         opts.queue.process(
           EMAIL_QUEUE,
-          w.handler(EMAIL_QUEUE, 'email', email.name, async (payload) => (await email.provider.send(decodeEmail(payload))).messageId),
+          w.handler(EMAIL_QUEUE, 'email', () => email.name, async (payload) => (await email.provider.send(decodeEmail(payload))).messageId),
           { concurrency },
         ),
       );
@@ -86,7 +86,7 @@ export class DeliveryWorkers {
       w.workers.push(
         opts.queue.process(
           NOTIFICATION_QUEUE,
-          w.handler(NOTIFICATION_QUEUE, 'notification', notification.name, async (payload) => {
+          w.handler(NOTIFICATION_QUEUE, 'notification', () => notification.name, async (payload) => {
             await notification.provider.notify(decodeNotification(payload));
             return undefined;
           }),
@@ -97,7 +97,7 @@ export class DeliveryWorkers {
     return w;
   }
 
-  private handler(queue: string, capability: CapabilityName, provider: string, deliver: (payload: unknown) => Promise<string | undefined>) {
+  private handler(queue: string, capability: CapabilityName, provider: () => string, deliver: (payload: unknown) => Promise<string | undefined>) {
     return async (job: Job<unknown>): Promise<void> => {
       const base = { queue, jobId: job.id, attempt: job.attempt, maxAttempts: job.maxAttempts };
       let messageId: string | undefined;
@@ -114,7 +114,7 @@ export class DeliveryWorkers {
           this.opts.raise({
             type: 'provider.error',
             capability,
-            provider,
+            provider: provider(),
             operation: DELIVERY_OPERATION,
             retryable: false,
             code: DELIVERY_FAILED_CODE,
