@@ -82,11 +82,12 @@ export async function startApiGate(o: ApiGateOptions): Promise<ApiGate> {
   const closeAll = async (deadline: number | undefined) => {
     const abandoned: string[] = [];
     const step = (what: string, fn: () => Promise<unknown>, by = deadline) => untilDeadline(by, what, fn, abandoned);
-    await settings?.close();
     // Before the gateway: the payment worker emits through its webhook dispatcher. Events still
     // queued stay queued (a durable queue keeps them for the next start). They get a fifth of
     // the time left, so a hung queue leaves the gateway time to spool the metered usage.
     const early = deadline === undefined ? undefined : Date.now() + (deadline - Date.now()) / 5;
+    // No provider rebuild starts from here on; one building now (a new SMTP server that does not answer) is not waited for past `early`.
+    await step('settings reload', async () => settings?.close(), early);
     await step('billing jobs', async () => billingJobs?.close(), early);
     await step(
       'payment worker',
