@@ -2,6 +2,7 @@
 // dependencies (capabilities, plain data, repositories) as arguments; the app wires them.
 export {
   type ForwarderOptions,
+  type ForwardOptions,
   type ForwardOutcome,
   type ForwardResult,
   Forwarder,

@@ -158,6 +158,24 @@ describe('Forwarder', () => {
     expect(answer.headers['x-ratelimit-limit']).toBe('10');
   });
 
+  it('puts the headers of the forward options on the upstream answer (winning over its copies) and on the gateway own 502', async () => {
+    const up = await upstream((_q, res) => {
+      res.setHeader('X-RateLimit-Limit', '999');
+      res.setHeader('X-Other', 'kept');
+      res.end('ok');
+    });
+    const headers = { 'x-ratelimit-limit': '10', 'x-ratelimit-remaining': '9' };
+    const gw = await gateway([{ id: 'r', pathPrefix: '/', upstreamUrl: up.url }], { forward: { headers } });
+    const answer = await call(`${gw.url}/x`);
+    expect(answer.headers).toMatchObject({ 'x-ratelimit-limit': '10', 'x-ratelimit-remaining': '9', 'x-other': 'kept' });
+    expect(answer.body.toString()).toBe('ok');
+
+    const down = await gateway([{ id: 'r', pathPrefix: '/', upstreamUrl: `http://127.0.0.1:${await closedPort()}` }], { forward: { headers } });
+    const failed = await call(`${down.url}/x`);
+    expect(failed.status).toBe(502);
+    expect(failed.headers).toMatchObject({ 'x-ratelimit-limit': '10', 'x-ratelimit-remaining': '9' });
+  });
+
   it('reuses keep-alive connections to the upstream', async () => {
     const up = await upstream();
     const gw = await gateway([{ id: 'r', pathPrefix: '/', upstreamUrl: up.url }]);

@@ -113,25 +113,25 @@ export function createProxyHandler(o: ProxyHandlerOptions): (req: IncomingMessag
       if (!rl.allowed) return sendRateLimited(res, rl);
     }
     // Counted on every plan (limit null: unlimited), so a move to a limited plan mid-month starts from the real count.
-    const q = await quota.consume(rec.userId, plan.requestsPerMonth);
+    // Without a promise once this process knows the user's count (every request but the first of a month).
+    const q = quota.consumeNow(rec.userId, plan.requestsPerMonth) ?? (await quota.consume(rec.userId, plan.requestsPerMonth));
     if (!q.allowed) return sendQuotaExceeded(res, q, rl, at);
     if (q.crossed.length > 0) notices?.report(rec.userId, plan.name, q);
-    if (rl) {
-      const h = rateLimitHeaders(rl);
-      for (const name in h) res.setHeader(name, h[name]!);
-    }
-    const r = await forwarder.forward(req, res, route, { userId: rec.userId, planId: rec.planId, keyId: rec.keyId, credentialHeader: header }, arrived);
-    recorder.record({
-      keyId: rec.keyId,
-      userId: rec.userId,
-      routeId: route.id,
-      status: r.status,
-      bytesIn: r.bytesIn,
-      bytesOut: r.bytesOut,
-      latencyMs: r.latencyMs,
-      overheadMs: r.overheadMs,
-      at,
-    });
+    const identity = { userId: rec.userId, planId: rec.planId, keyId: rec.keyId, credentialHeader: header };
+    // The rate-limit headers go on whatever answer the client gets, the upstream's or a 502/504.
+    forwarder.forwardThen(req, res, route, identity, { arrivedAt: arrived, headers: rl ? rateLimitHeaders(rl) : undefined }, (r) =>
+      recorder.record({
+        keyId: rec.keyId,
+        userId: rec.userId,
+        routeId: route.id,
+        status: r.status,
+        bytesIn: r.bytesIn,
+        bytesOut: r.bytesOut,
+        latencyMs: r.latencyMs,
+        overheadMs: r.overheadMs,
+        at,
+      }),
+    );
   }
 
   return (req, res) => {

@@ -60,7 +60,7 @@ export class CacheCircuit {
    * or when `fn` fails. `timeout: false` is for background writes that must not be abandoned
    * half-done (an increment that times out may still have been applied).
    */
-  async call<T>(fn: (cache: CacheProvider) => Promise<T>, opts: { timeout?: boolean } = {}): Promise<T> {
+  async call<T>(fn: (cache: CacheProvider) => Promise<T>, opts?: { timeout?: boolean }): Promise<T> {
     if (this.#degradedSince !== 0) {
       const now = this.#now();
       if (now < this.#nextProbeAt) throw new CacheUnavailableError(`cache unavailable: ${this.#lastError ?? 'failing'}`);
@@ -68,7 +68,7 @@ export class CacheCircuit {
     }
     let result: T;
     try {
-      result = opts.timeout === false ? await fn(this.cache) : await this.#withTimeout(fn(this.cache));
+      result = opts?.timeout === false ? await fn(this.cache) : await this.#withTimeout(fn(this.cache));
     } catch (err) {
       this.#fail(err);
       throw new CacheUnavailableError(`cache unavailable: ${describeError(err)}`, { cause: err });
@@ -77,12 +77,21 @@ export class CacheCircuit {
     return result;
   }
 
+  // One promise and one timer a call (the rate limiter makes one call per event-loop turn).
   #withTimeout<T>(p: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${this.#callTimeoutMs} ms`)), this.#callTimeoutMs);
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer within ${this.#callTimeoutMs} ms`)), this.#callTimeoutMs);
+      p.then(
+        (v) => {
+          clearTimeout(timer);
+          resolve(v);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      );
     });
-    return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
   }
 
   #fail(err: unknown): void {

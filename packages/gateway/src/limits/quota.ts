@@ -64,6 +64,9 @@ export interface QuotaCounterOptions {
   logger?: Logger;
 }
 
+/** `crossed` of nearly every result: shared, never written to. */
+const NONE_CROSSED: number[] = Object.freeze([]) as unknown as number[];
+
 interface Entry {
   key: string;
   subject: string;
@@ -108,6 +111,7 @@ export class QuotaCounter {
   readonly #timer: NodeJS.Timeout;
   readonly #unsubscribe: () => void;
   #month: QuotaPeriod = calendarMonth(0);
+  #last: Entry | null = null;
   #flushing: Promise<void> | null = null;
   #closed = false;
 
@@ -165,8 +169,26 @@ export class QuotaCounter {
    * the quota is used up. Reads the cache only the first time a subject is seen in a period.
    */
   async consume(subject: string, limit: number | null, period?: QuotaPeriod): Promise<QuotaResult> {
-    const now = this.#now();
-    const p = period ?? this.#currentMonth(now);
+    const e = this.#entry(subject, period);
+    if (e.loading) await e.loading;
+    return this.#count(e, limit);
+  }
+
+  /**
+   * `consume` without a promise, for the hot path: the result at once when this process already
+   * knows the subject's count for the period, else undefined and nothing counted (call `consume`).
+   */
+  consumeNow(subject: string, limit: number | null, period?: QuotaPeriod): QuotaResult | undefined {
+    const e = this.#entry(subject, period);
+    return e.loading ? undefined : this.#count(e, limit);
+  }
+
+  /** The subject's entry for the period; starts loading its count when this process has none. */
+  #entry(subject: string, period: QuotaPeriod | undefined): Entry {
+    const p = period ?? this.#currentMonth(this.#now());
+    // The last entry used (one map lookup and no key string while the same subject keeps calling).
+    const last = this.#last;
+    if (last !== null && last.subject === subject && last.period === p) return last;
     const key = `${this.#prefix}${subject}:${p.id}`;
     let e = this.#entries.get(key);
     if (!e) {
@@ -174,16 +196,21 @@ export class QuotaCounter {
       e.loading = this.#load(e, subject);
       this.#entries.set(key, e);
     }
-    if (e.loading) await e.loading;
+    this.#last = e;
+    return e;
+  }
+
+  #count(e: Entry, limit: number | null): QuotaResult {
+    const p = e.period;
     const before = e.shared + e.inflight + e.pending;
     const allowed = limit === null || before < limit;
     if (allowed) e.pending++;
     const used = allowed ? before + 1 : before;
-    const crossed: number[] = [];
+    let crossed = NONE_CROSSED;
     if (limit !== null && used > e.reportedUpTo) {
       for (const t of this.#thresholds) {
         const mark = Math.ceil(limit * t);
-        if (e.reportedUpTo < mark && used >= mark) crossed.push(t);
+        if (e.reportedUpTo < mark && used >= mark) (crossed === NONE_CROSSED ? (crossed = []) : crossed).push(t);
       }
       e.reportedUpTo = used;
     }
@@ -229,7 +256,10 @@ export class QuotaCounter {
     const writes: Promise<void>[] = [];
     for (const e of this.#entries.values()) {
       if (e.pending > 0 || (e.unsynced && !e.loading)) writes.push(this.#write(e, now));
-      else if (e.inflight === 0 && !e.loading && now >= e.period.resetAt) this.#entries.delete(e.key);
+      else if (e.inflight === 0 && !e.loading && now >= e.period.resetAt) {
+        this.#entries.delete(e.key);
+        if (this.#last === e) this.#last = null;
+      }
     }
     // In parallel: a pipelining client (ioredis) turns these into one round trip.
     await Promise.all(writes);

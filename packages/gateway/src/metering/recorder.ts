@@ -69,6 +69,8 @@ export class UsageRecorder {
   readonly #logger: Logger | undefined;
   readonly #timer: NodeJS.Timeout;
   #rows = new Map<string, UsageRow>();
+  /** Per key and route, the row of the latest minute in `#rows` (renewed with it at each seal: sealed rows are never touched again). */
+  #latest = new Map<string, Map<string | null, UsageRow>>();
   #outbox: UsageBatch[] = [];
   #seq = 0;
   #chain: Promise<number> = Promise.resolve(0);
@@ -92,9 +94,26 @@ export class UsageRecorder {
     this.#timer.unref();
   }
 
-  /** Adds one request to its row. Synchronous and allocation-light: this runs on every request. */
+  /** Adds one request to its row. Synchronous and allocation-free but for a new row: this runs on every request. */
   record(r: UsageRecord): void {
     const minute = r.at - (r.at % MINUTE);
+    // The key's latest row on the route (no key string built while the minute stays the same).
+    let byRoute = this.#latest.get(r.keyId);
+    if (!byRoute) this.#latest.set(r.keyId, (byRoute = new Map()));
+    let row = byRoute.get(r.routeId);
+    if (row?.minute !== minute) row = this.#row(r, minute, byRoute);
+    row.requests++;
+    if (r.status >= 500) row.serverErrors++;
+    else if (r.status >= 400) row.clientErrors++;
+    row.bytesIn += r.bytesIn;
+    row.bytesOut += r.bytesOut;
+    row.latencyMsTotal += r.latencyMs;
+    if (r.latencyMs > row.latencyMsMax) row.latencyMsMax = r.latencyMs;
+    row.overhead![overheadBucket(r.overheadMs)]!++;
+  }
+
+  /** The row of (key, route, minute), created when new; becomes the key's latest on the route. */
+  #row(r: UsageRecord, minute: number, byRoute: Map<string | null, UsageRow>): UsageRow {
     const k = `${r.keyId}\u0000${r.routeId ?? ''}\u0000${minute}`;
     let row = this.#rows.get(k);
     if (!row) {
@@ -114,20 +133,17 @@ export class UsageRecorder {
       };
       this.#rows.set(k, row);
     }
-    row.requests++;
-    if (r.status >= 500) row.serverErrors++;
-    else if (r.status >= 400) row.clientErrors++;
-    row.bytesIn += r.bytesIn;
-    row.bytesOut += r.bytesOut;
-    row.latencyMsTotal += r.latencyMs;
-    if (r.latencyMs > row.latencyMsMax) row.latencyMsMax = r.latencyMs;
-    row.overhead![overheadBucket(r.overheadMs)]!++;
+    // A late request of an earlier minute does not take the place of the current minute's row.
+    const latest = byRoute.get(r.routeId);
+    if (!latest || latest.minute <= minute) byRoute.set(r.routeId, row);
+    return row;
   }
 
   #seal(): void {
     if (this.#rows.size === 0) return;
     const rows = [...this.#rows.values()];
     this.#rows = new Map();
+    this.#latest = new Map();
     const createdAt = new Date().toISOString();
     for (let i = 0; i < rows.length; i += this.#maxRows) {
       this.#outbox.push({ id: `${this.#instanceId}-${++this.#seq}`, createdAt, rows: rows.slice(i, i + this.#maxRows) });

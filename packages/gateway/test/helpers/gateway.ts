@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { type ForwarderOptions, type ForwardResult, Forwarder, type ProxyIdentity } from '../../src/proxy/forward.js';
+import { type ForwarderOptions, type ForwardOptions, type ForwardResult, Forwarder, type ProxyIdentity } from '../../src/proxy/forward.js';
 import { sendJsonError } from '../../src/proxy/respond.js';
 import { type ProxyRoute, RouteTable } from '../../src/proxy/routes.js';
 import { listen } from './http.js';
@@ -12,7 +12,7 @@ export const IDENTITY: ProxyIdentity = { userId: 'usr_1', planId: 'pln_pro', key
  */
 export async function startGateway(
   routes: ProxyRoute[],
-  opts: { forwarder?: ForwarderOptions; identity?: ProxyIdentity; before?: (res: ServerResponse) => void } = {},
+  opts: { forwarder?: ForwarderOptions; identity?: ProxyIdentity; before?: (res: ServerResponse) => void; forward?: ForwardOptions } = {},
 ) {
   const forwarder = new Forwarder(opts.forwarder);
   const table = new RouteTable(routes);
@@ -22,7 +22,7 @@ export async function startGateway(
     const route = table.match(req.url ?? '/');
     if (!route) return sendJsonError(res, 404, 'NOT_FOUND', 'no route');
     opts.before?.(res);
-    void forwarder.forward(req, res, route, opts.identity ?? IDENTITY).then((r) => {
+    void forwarder.forward(req, res, route, opts.identity ?? IDENTITY, opts.forward).then((r) => {
       results.push(r);
       for (const w of waiters.filter((w) => w.n === results.length)) w.resolve(r);
     });
