@@ -110,10 +110,10 @@ export interface Served {
   stop(): Promise<number>;
 }
 
-/** Starts `serve --port 0` and resolves with the URL it logs once listening (or rejects with its output). */
-export function serve(bin: string, env: NodeJS.ProcessEnv, cwd = APP_DIR): Promise<Served> {
+/** Starts `serve --port <port>` and resolves with the URL it logs once listening (or rejects with its output). */
+export function serve(bin: string, env: NodeJS.ProcessEnv, cwd = APP_DIR, port = 0): Promise<Served> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--host', '127.0.0.1'], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'serve', '--port', String(port), '--host', '127.0.0.1'], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const exited = new Promise<number>((r) => child.on('close', (code) => r(code ?? -1)));
     const onData = (d: Buffer) => {

@@ -5,8 +5,10 @@
 // other within a second; after both stop `usage show` counts 10; no SQLite file exists anywhere.
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
+import { connect } from 'node:tls';
 import { openStore } from '@apigate/gateway';
 import { DEV_WEBHOOK_SECRET, DummyPayment } from '@apigate/provider-dummy-payment';
+import { startPebble } from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, cleanEnv, ok, type Served, serve, startUpstream, tempDir, tempPostgres, type Upstream, waitFor } from './helpers.js';
 
@@ -135,5 +137,51 @@ describe('two apigate serve processes on one PostgreSQL database and one Redis',
     expect(usage.totals.requests).toBe(10);
 
     for (const dir of Object.values(dirs)) expect(sqliteFiles(dir), dir).toEqual([]);
+  }, 240_000);
+
+  it('order a TLS certificate once and serve it from both', async () => {
+    const pebble = await startPebble();
+    try {
+      const tls = {
+        TLS_ACME_ENABLED: 'true',
+        TLS_ACME_EMAIL: 'ops@apigate.test',
+        TLS_ACME_DIRECTORY: pebble.directory,
+        TLS_ACME_CA_FILE: pebble.caFile,
+        APIGATE_TLS_DOMAINS: 'two.apigate.test',
+        APIGATE_HTTPS_PORT: '0',
+      };
+      // Pebble dials one port for HTTP-01: instance a's (so it is listening before b starts). Whichever
+      // instance orders, the answer is in the shared Redis; the other waits for the certificate or finds it stored.
+      const started = [await serve(BIN, { ...envFor(tempDir('two-tls-a')), ...tls }, undefined, pebble.httpPort)];
+      running.push(started[0]!);
+      started.push(await serve(BIN, { ...envFor(tempDir('two-tls-b')), ...tls }));
+      running.push(started[1]!);
+      const httpsPort = (s: Served) => Number(/apigate listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(s.logs())?.[1] ?? 0);
+      await waitFor('both instances on HTTPS', () => started.every((s) => httpsPort(s) > 0), 120_000);
+      const logs = started.map((s) => s.logs());
+      const count = (re: RegExp) => logs.map((l) => l.split('\n').filter((x) => re.test(x)).length);
+      const sum = (n: number[]) => n.reduce((x, y) => x + y, 0);
+      expect(sum(count(/ordering a certificate for two\.apigate\.test/)), logs.join('\n----\n')).toBe(1);
+      expect(sum(count(/obtained a certificate for two\.apigate\.test/))).toBe(1);
+      const roots = await pebble.roots();
+      const serials = await Promise.all(
+        started.map(
+          (s) =>
+            new Promise<string>((resolve, reject) => {
+              const c = connect({ host: '127.0.0.1', port: httpsPort(s), servername: 'two.apigate.test', ca: roots }, () => {
+                if (!c.authorized) reject(new Error(`not authorized: ${c.authorizationError}`));
+                resolve(c.getPeerCertificate().serialNumber);
+                c.end();
+              });
+              c.once('error', reject);
+            }),
+        ),
+      );
+      expect(serials[0]).toBe(serials[1]);
+      expect(await Promise.all(started.map((s) => s.stop()))).toEqual([0, 0]);
+      running.splice(0);
+    } finally {
+      await pebble.close();
+    }
   }, 240_000);
 });
