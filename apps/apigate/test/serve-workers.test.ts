@@ -11,13 +11,23 @@ beforeAll(async () => {
 });
 afterAll(() => upstream?.close());
 
+/**
+ * A data dir on the shared Redis with a default plan of `rpm` requests a minute, one user with a
+ * key and a route to the upstream; the requests counted for the user so far.
+ */
+async function setUp(dir: string, rpm: number, email: string) {
+  const env = cleanEnv({ APIGATE_DATA_DIR: tempDir(dir), CACHE_PROVIDER: 'redis', QUEUE_PROVIDER: 'redis', REDIS_URL: 'redis://127.0.0.1:6379' });
+  await ok(['plans', 'create', `rpm${rpm}`, '--rpm', String(rpm), '--default'], env);
+  await ok(['users', 'create', email], env);
+  await ok(['routes', 'add', '/up', upstream.url, '--strip-prefix'], env);
+  const key = JSON.parse(await ok(['keys', 'create', '--user', email, '--json'], env)).key as string;
+  const usage = async () => JSON.parse(await ok(['usage', 'show', '--user', email, '--json'], env)).totals.requests as number;
+  return { env, key, usage };
+}
+
 describe('serve --workers 2 on Redis', () => {
   it('shares the listener, limits globally, stops both workers on SIGTERM and keeps the usage', async () => {
-    const env = cleanEnv({ APIGATE_DATA_DIR: tempDir('workers'), CACHE_PROVIDER: 'redis', QUEUE_PROVIDER: 'redis', REDIS_URL: 'redis://127.0.0.1:6379' });
-    await ok(['plans', 'create', 'ten', '--rpm', '10', '--default'], env);
-    await ok(['users', 'create', 'w@example.com'], env);
-    await ok(['routes', 'add', '/up', upstream.url, '--strip-prefix'], env);
-    const key = JSON.parse(await ok(['keys', 'create', '--user', 'w@example.com', '--json'], env)).key as string;
+    const { env, key, usage } = await setUp('workers', 10, 'w@example.com');
 
     const served = await serveWorkers(env, 2);
     try {
@@ -40,17 +50,11 @@ describe('serve --workers 2 on Redis', () => {
     const out = served.logs();
     expect(out).toContain('primary: every worker stopped');
     expect(out.split('\n').filter((l) => l.includes('"msg":"stopped"'))).toHaveLength(2);
-    const usage = JSON.parse(await ok(['usage', 'show', '--user', 'w@example.com', '--json'], env));
-    expect(usage.totals.requests).toBe(10);
+    expect(await usage()).toBe(10);
   });
 
   it('a SIGKILLed primary: each worker stops gracefully and its metered usage is counted after the next start', async () => {
-    const env = cleanEnv({ APIGATE_DATA_DIR: tempDir('workers-orphaned'), CACHE_PROVIDER: 'redis', QUEUE_PROVIDER: 'redis', REDIS_URL: 'redis://127.0.0.1:6379' });
-    await ok(['plans', 'create', 'many', '--rpm', '1000', '--default'], env);
-    await ok(['users', 'create', 'o@example.com'], env);
-    await ok(['routes', 'add', '/up', upstream.url, '--strip-prefix'], env);
-    const key = JSON.parse(await ok(['keys', 'create', '--user', 'o@example.com', '--json'], env)).key as string;
-    const usage = async () => JSON.parse(await ok(['usage', 'show', '--user', 'o@example.com', '--json'], env)).totals.requests as number;
+    const { env, key, usage } = await setUp('workers-orphaned', 1000, 'o@example.com');
 
     const served = await serveWorkers(env, 2);
     const alive = (pid: number) => {
