@@ -72,6 +72,23 @@ describe('several instances on one PostgreSQL database', () => {
     expect(uses.find((u) => !u.ok)).toEqual({ ok: false, reason: 'used' });
   });
 
+  it('a scheduled job runs on one instance at a time (store.exclusive)', async () => {
+    const { a, b } = await twoInstances();
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const first = a.store.exclusive('payment:reconcile:dummy', async () => {
+      await held;
+      return 'a ran';
+    });
+    // While a's round holds the job, b's tick skips it; once a is done, b may run the next round.
+    await vi.waitFor(async () => expect(await b.store.exclusive('payment:reconcile:dummy', async () => 'b ran')).toEqual({ ran: false }));
+    release();
+    expect(await first).toEqual({ ran: true, result: 'a ran' });
+    expect(await b.store.exclusive('payment:reconcile:dummy', async () => 'b ran')).toEqual({ ran: true, result: 'b ran' });
+  });
+
   it('a certificate stored by one instance is served by the other', async () => {
     const { a, b } = await twoInstances();
     const { certPem, keyPem } = await selfSigned('api.example.com');

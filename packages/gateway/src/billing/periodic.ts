@@ -5,6 +5,8 @@ export interface PeriodicJobOptions<T> {
   /** With a shared cache, one instance runs each round: the one whose increment makes `lockKey`. */
   cache?: CacheProvider | undefined;
   lockKey: string;
+  /** Instances sharing a PostgreSQL database also take the job's database lock (`store.exclusive`): never two rounds at once. */
+  exclusive?: <R>(name: string, fn: () => Promise<R>) => Promise<{ ran: true; result: R } | { ran: false }>;
   logger: Logger;
   /** The warning logged when a round throws (the error's one-line description is appended). */
   failure: string;
@@ -33,7 +35,9 @@ export function startPeriodicJob<T>(o: PeriodicJobOptions<T>): PeriodicJob<T> {
     running = (async () => {
       try {
         if (o.cache && (await o.cache.increment(o.lockKey, 1, { ttlMs: Math.max(1000, o.intervalMs - 1000) })) !== 1) return undefined;
-        return await o.run();
+        if (!o.exclusive) return await o.run();
+        const r = await o.exclusive(o.lockKey, o.run);
+        return r.ran ? r.result : undefined;
       } catch (err) {
         o.logger.warn(o.logFields ?? {}, `${o.failure}: ${describeError(err)}`);
         return undefined;

@@ -149,6 +149,7 @@ export function startReconciler(o: ReconcilerOptions): PeriodicJob<ReconcileResu
     intervalMs: o.intervalMs,
     cache: o.cache,
     lockKey: `payment:reconcile:${o.providerName}`,
+    exclusive: (name, fn) => o.store.exclusive(name, fn),
     logger: o.logger,
     failure: 'payment reconciliation failed',
     logFields: { provider: o.providerName },

@@ -170,6 +170,7 @@ export function startUsageReporter(o: UsageReporterOptions): PeriodicJob<UsageRe
     intervalMs: o.intervalMs,
     cache: o.cache,
     lockKey: `payment:usage-report:${o.providerName}`,
+    exclusive: (name, fn) => o.store.exclusive(name, fn),
     logger: o.logger,
     failure: 'usage reporting failed',
     logFields: { provider: o.providerName },

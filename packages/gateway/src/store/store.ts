@@ -10,6 +10,7 @@ import { postgresStoreDb, type StoreDb, sqliteStoreDb } from './dialect.js';
 import { DbMappingStore, type MappingStore } from './mappings.js';
 import { isPostgresUrl, openPostgres } from './pg.js';
 import { type ChangeListener, listenForChanges } from './pg-changes.js';
+import { runExclusive } from './pg-locks.js';
 import { DbSettingsStore, type SettingsStore } from './settings.js';
 
 /** The environment variable the app reads for the PostgreSQL URL (`postgres://user:password@host/db`). */
@@ -48,6 +49,12 @@ export interface Store extends StoreDb {
    * instance sharing the database and key derives the same one, and it is never the settings key.
    */
   deriveKey(purpose: string): Buffer;
+  /**
+   * Runs `fn` unless another instance sharing the database runs the job `name` right now
+   * (PostgreSQL: a session advisory lock, `runExclusive`); `ran: false` when it was skipped.
+   * SQLite has one host's processes on the file: it just runs `fn`.
+   */
+  exclusive<T>(name: string, fn: () => Promise<T>): Promise<{ ran: true; result: T } | { ran: false }>;
   /** Closes the database; safe to call twice. */
   close(): Promise<void>;
 }
@@ -68,6 +75,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
   let s: StoreDb;
   let where: string;
   let closeDb: () => Promise<void>;
+  let exclusive: Store['exclusive'] = async (_name, fn) => ({ ran: true, result: await fn() });
   let listener: ChangeListener | undefined;
   if (url) {
     if (!isPostgresUrl(url)) {
@@ -77,6 +85,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
     s = postgresStoreDb(pg.db);
     where = pg.where;
     closeDb = () => pg.close();
+    exclusive = (name, fn) => runExclusive(pg.pool, name, fn);
   } else {
     const opened = openDatabase(opts.dataDir);
     if (opened.looseMode) logger.warn(`the database ${opened.file} is readable by group or others; chmod 600 it (and its -wal and -shm files)`);
@@ -140,6 +149,7 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
       domain,
       file: where,
       installId,
+      exclusive,
       deriveKey: (purpose) => Buffer.from(hkdfSync('sha256', key.key, Buffer.alloc(0), `apigate purpose key: ${purpose}`, 32)),
       async close() {
         if (closed) return;
