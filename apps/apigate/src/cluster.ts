@@ -185,6 +185,16 @@ export function stopGracefullyWhenOrphaned(logger: Logger): void {
     if (worker.exitedAfterDisconnect) return;
     worker.exitedAfterDisconnect = true;
     logger.warn({ pid: process.pid, worker: process.env.APIGATE_WORKER_INDEX }, 'worker: the primary is gone (IPC channel closed); stopping gracefully');
-    process.kill(process.pid, 'SIGTERM');
+    // Only once serve listens for SIGTERM: while it is still starting, the default action would kill it
+    // (so wait for the handler); once a SIGTERM started its shutdown, the handler is gone and another
+    // would cut that shutdown short (the unref'd timer then just lets the process exit when it is done).
+    const stop = () => {
+      if (process.listenerCount('SIGTERM') === 0) return false;
+      process.kill(process.pid, 'SIGTERM');
+      return true;
+    };
+    if (stop()) return;
+    const timer = setInterval(() => stop() && clearInterval(timer), 100);
+    timer.unref();
   });
 }
