@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { installPrefixDefaults, openStore, type Store } from '@apigate/gateway';
+import { DATABASE_URL_ENV, installPrefixDefaults, openStore, type Store } from '@apigate/gateway';
 import {
   type AnyProviderDefinition,
   type CapabilityName,
@@ -48,7 +48,7 @@ export async function openRuntime(opts: RuntimeOptions = {}): Promise<Runtime> {
   const catalog = await discoverPlugins({ appDir: opts.appDir ?? APP_DIR, pluginPaths: pluginPathsFromEnv(env.APIGATE_PLUGIN_PATH) });
   const secretKey = env.APIGATE_SECRET_KEY?.trim();
   // APIGATE_DATABASE_URL=postgres://... selects PostgreSQL (several instances share it); unset, SQLite in the data dir.
-  const databaseUrl = env.APIGATE_DATABASE_URL?.trim();
+  const databaseUrl = env[DATABASE_URL_ENV]?.trim();
   const store = await openStore({ dataDir, logger, ...(secretKey ? { secretKey } : {}), ...(databaseUrl ? { databaseUrl } : {}) });
   return { env, dataDir, store, catalog, logger, close: () => store.close() };
 }

@@ -2,6 +2,7 @@ import path from 'node:path';
 import {
   connectPostgres,
   copySqliteToPostgres,
+  DATABASE_URL_ENV,
   isPostgresUrl,
   KEY_FILE_NAME,
   type MigrationStatus,
@@ -15,11 +16,11 @@ import type { Command } from 'commander';
 import { print, printJson, table } from '../output.js';
 import { CliError, withJson } from './common.js';
 
-export const DATABASE_URL_ENV = 'APIGATE_DATABASE_URL';
+export { DATABASE_URL_ENV };
 
 type Target = { dialect: 'postgres'; url: string; where: string } | { dialect: 'sqlite'; dataDir: string };
 
-/** APIGATE_DATABASE_URL=postgres://... selects PostgreSQL; unset, the SQLite file in APIGATE_DATA_DIR. */
+/** APIGATE_DATABASE_URL=postgres://... selects PostgreSQL; unset, the SQLite file in APIGATE_DATA_DIR (what openRuntime opens too). */
 export function databaseTarget(env: NodeJS.ProcessEnv = process.env): Target {
   const url = env[DATABASE_URL_ENV]?.trim();
   if (url) {
