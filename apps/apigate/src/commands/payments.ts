@@ -90,15 +90,6 @@ async function withInbox<T>(fn: (inbox: PaymentInbox) => Promise<T>): Promise<T>
   }
 }
 
-function asCli<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (isDomainError(err)) throw new CliError(err.message, err.kind === 'not_found' ? EXIT_NOT_FOUND : 1);
-    throw err;
-  }
-}
-
 async function asCliAsync<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
