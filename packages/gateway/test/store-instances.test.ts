@@ -29,6 +29,15 @@ describe('several instances on one PostgreSQL database', () => {
     expect((await b.d.keys.get(apiKey.id)).status).toBe('revoked');
   });
 
+  it('domain writes through both instances at once keep their checks (one email, one default plan)', async () => {
+    const { a, b } = await twoInstances();
+    const plans = await Promise.all([a.d.plans.create({ name: 'Free' }), b.d.plans.create({ name: 'Pro' })]);
+    expect(plans.filter((p) => p.isDefault)).toHaveLength(1);
+    const made = await Promise.allSettled([a.d.users.create({ email: 'ada@example.com' }), b.d.users.create({ email: 'ada@example.com' })]);
+    expect(made.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(made.find((r) => r.status === 'rejected')).toMatchObject({ reason: { code: 'EMAIL_TAKEN' } });
+  });
+
   it('a payment event posted to both instances is recorded once, and each try is claimed by one worker', async () => {
     const { a, b } = await twoInstances();
     const inboxA = new PaymentInbox(a.store);

@@ -1,3 +1,4 @@
+import { type SQL, sql } from 'drizzle-orm';
 import type { SecretKey } from '../store/crypto.js';
 import type { StoreDb, Tx } from '../store/dialect.js';
 import type { ChangeEntity, ChangeEvent, ChangeNotifier } from './changes.js';
@@ -13,6 +14,9 @@ export interface DomainContext extends StoreDb {
   now(): Date;
 }
 
+/** The transaction-scoped advisory lock domain writes take on PostgreSQL ('apigwr' as ASCII, 48 bits). */
+const DOMAIN_WRITE_LOCK = '107135432619890';
+
 type Touch = (entity: ChangeEntity, action: ChangeEvent['action'], id?: string) => Promise<void>;
 
 /**
@@ -22,11 +26,14 @@ type Touch = (entity: ChangeEntity, action: ChangeEvent['action'], id?: string) 
  */
 export async function writeTx<T>(ctx: DomainContext, body: (tx: Tx, touch: Touch) => Promise<T>): Promise<T> {
   const pending: { entity: ChangeEntity; action: ChangeEvent['action']; id: string | undefined; version: number }[] = [];
-  const result = await ctx.tx((tx) =>
-    body(tx, async (entity, action, id) => {
+  const result = await ctx.tx(async (tx) => {
+    // PostgreSQL: one domain write at a time across instances, like SQLite's IMMEDIATE, so the
+    // checks a write makes first (email taken, prefix taken, the one default plan) hold until it commits.
+    if (ctx.dialect === 'postgres') await (tx as unknown as { execute(q: SQL): Promise<unknown> }).execute(sql`SELECT pg_advisory_xact_lock(${DOMAIN_WRITE_LOCK})`);
+    return body(tx, async (entity, action, id) => {
       pending.push({ entity, action, id, version: await ctx.changes.bump(tx, entity) });
-    }),
-  );
+    });
+  });
   for (const p of pending) ctx.changes.emitted(p.entity, p.action, p.id, p.version);
   return result;
 }
