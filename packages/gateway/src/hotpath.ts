@@ -15,7 +15,7 @@ export { calendarMonth, type QuotaCounterOptions, QuotaCounter, type QuotaPeriod
 export { type RateLimiterOptions, type RateLimitResult, RateLimiter, rateLimitHeaders } from './limits/rate-limit.js';
 export { startUsageConsumer, usageBatchHandler } from './metering/consumer.js';
 export { type CloseSummary, USAGE_QUEUE, type UsageRecorderOptions, type UsageRecorderStats, UsageRecorder } from './metering/recorder.js';
-// The metering side's repository interface; the domain's UsageRepository class implements the tables behind it.
+// Where the metering consumer writes batches (UsageSink); gate/usage-sink.ts writes them into the domain's usage tables.
 export {
   addOverhead,
   OVERHEAD_BUCKETS_MS,
@@ -23,7 +23,7 @@ export {
   overheadQuantile,
   type UsageBatch,
   type UsageRecord,
-  type UsageRepository as UsageBatchRepository,
+  type UsageSink,
   type UsageRow,
   usageBatchSchema,
 } from './metering/types.js';

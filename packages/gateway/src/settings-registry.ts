@@ -2,7 +2,7 @@ import { ALERT_EVENTS_KEY, checkDeliverySetting, checkEventList, DELIVERY_INT_SE
 import { checkPublicUrlValue, PUBLIC_URL_SETTING } from './portal/api.js';
 import { checkShutdownTimeout, SHUTDOWN_TIMEOUT_ENV, SHUTDOWN_TIMEOUT_SETTING } from './shutdown-settings.js';
 import { PAST_DUE_GRACE_SETTING } from './billing/processor.js';
-import { checkWebhookMaxBytes, WEBHOOK_MAX_BYTES_ENV, WEBHOOK_MAX_BYTES_SETTING } from './billing/route.js';
+import { checkWebhookMaxBytes, WEBHOOK_MAX_BYTES_ENV, WEBHOOK_MAX_BYTES_SETTING } from './billing/inbound-webhooks.js';
 import { PAYMENT_ATTEMPTS_SETTING, PAYMENT_BACKOFF_SETTING } from './billing/worker.js';
 import { checkIntervalMinutes, RECONCILE_INTERVAL_SETTING, USAGE_REPORT_INTERVAL_SETTING } from './billing/jobs.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { storeUsageRepository } from '../src/gate/usage-store.js';
+import { storeUsageSink } from '../src/gate/usage-sink.js';
 import { createHttpApp } from '../src/index.js';
 import { OVERHEAD_BUCKETS_MS, type UsageRow } from '../src/metering/types.js';
 import { silentLogger } from '@apigate/kernel';
@@ -39,7 +39,7 @@ describe('traffic overview', () => {
     const b = (await d.keys.create({ userId: bob.id })).apiKey;
     const weather = await d.routes.create({ pathPrefix: '/weather', upstreamUrl: 'http://127.0.0.1:9/' });
     const maps = await d.routes.create({ pathPrefix: '/maps', upstreamUrl: 'http://127.0.0.1:9/' });
-    const repo = storeUsageRepository(d.usage);
+    const repo = storeUsageSink(d.usage);
     const batch = {
       id: 'traffic-1',
       createdAt: new Date(T).toISOString(),

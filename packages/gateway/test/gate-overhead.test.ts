@@ -15,7 +15,7 @@ import { memory as memoryCache, redis as redisCache } from './helpers/caches.js'
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { customer, recorder } from './helpers/gate.js';
 import { call, listen } from './helpers/http.js';
-import { MemoryUsageRepository, memory as memoryQueue } from './helpers/queues.js';
+import { MemoryUsageSink, memory as memoryQueue } from './helpers/queues.js';
 
 const { defer, use } = cleanupAfterEach();
 
@@ -30,7 +30,7 @@ async function hotPath(cacheKind: 'memory' | 'redis', upstreamUrl: string) {
   defer(() => catalog.close());
   const { cache, close: closeCache } = cacheKind === 'redis' ? await redisCache() : await memoryCache();
   const { queue, close: closeQueue } = await memoryQueue();
-  const repo = new MemoryUsageRepository();
+  const repo = new MemoryUsageSink();
   const worker = startUsageConsumer(queue, repo);
   const circuit = new CacheCircuit(cache);
   const quota = new QuotaCounter(circuit);

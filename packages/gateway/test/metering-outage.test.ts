@@ -6,7 +6,7 @@ import { startUsageConsumer } from '../src/metering/consumer.js';
 import { UsageRecorder } from '../src/metering/recorder.js';
 import type { UsageRecord } from '../src/metering/types.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
-import { MemoryUsageRepository, redis } from './helpers/queues.js';
+import { MemoryUsageSink, redis } from './helpers/queues.js';
 import { tcpRelay } from './helpers/relay.js';
 
 const { defer } = cleanupAfterEach();
@@ -56,7 +56,7 @@ describe('UsageRecorder when the queue fails', () => {
     expect(meter.stats().lastError).toBeUndefined();
 
     // A consumer on the same Redis stores every count.
-    const repo = new MemoryUsageRepository();
+    const repo = new MemoryUsageSink();
     const worker = startUsageConsumer(queue, repo);
     defer(() => worker.close());
     await vi.waitFor(() => expect(repo.requests()).toBe(3), { timeout: 15_000 });
@@ -101,7 +101,7 @@ describe('UsageRecorder when the queue fails', () => {
     }, { timeout: 15_000, interval: 100 });
     expect(existsSync(spoolFile)).toBe(false);
 
-    const repo = new MemoryUsageRepository();
+    const repo = new MemoryUsageSink();
     const worker = startUsageConsumer(queue, repo);
     defer(() => worker.close());
     await vi.waitFor(() => expect(repo.requests()).toBe(6), { timeout: 15_000 });
@@ -127,7 +127,7 @@ describe('UsageRecorder when the queue fails', () => {
     await survivor.flush();
     await survivor.close();
     // Published twice under one jobId: the queue keeps one job.
-    const repo = new MemoryUsageRepository();
+    const repo = new MemoryUsageSink();
     const worker = startUsageConsumer(queue, repo);
     defer(() => worker.close());
     await vi.waitFor(async () => {

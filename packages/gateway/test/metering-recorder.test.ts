@@ -3,7 +3,7 @@ import { startUsageConsumer } from '../src/metering/consumer.js';
 import { USAGE_QUEUE, UsageRecorder } from '../src/metering/recorder.js';
 import { addOverhead, OVERHEAD_BUCKETS_MS, overheadBucket, overheadQuantile, type UsageBatch, type UsageRecord, usageBatchSchema } from '../src/metering/types.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
-import { MemoryUsageRepository, memory } from './helpers/queues.js';
+import { MemoryUsageSink, memory } from './helpers/queues.js';
 
 const { defer } = cleanupAfterEach();
 
@@ -16,7 +16,7 @@ function rec(over: Partial<UsageRecord>): UsageRecord {
 /** A memory queue with the consumer running into an in-memory repository. */
 async function pipeline() {
   const { queue, close } = await memory();
-  const repo = new MemoryUsageRepository();
+  const repo = new MemoryUsageSink();
   const worker = startUsageConsumer(queue, repo);
   defer(close, () => worker.close());
   return { queue, repo };

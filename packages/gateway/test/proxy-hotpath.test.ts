@@ -12,7 +12,7 @@ import { RouteTable } from '../src/proxy/routes.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { memory as memoryCache } from './helpers/caches.js';
 import { call, listen } from './helpers/http.js';
-import { MemoryUsageRepository, memory as memoryQueue } from './helpers/queues.js';
+import { MemoryUsageSink, memory as memoryQueue } from './helpers/queues.js';
 
 const { defer } = cleanupAfterEach();
 
@@ -27,7 +27,7 @@ async function hotPath(limits: { perMinute: number; perMonth: number }) {
   const now = () => clock.now;
   const { cache, close: closeCache } = await memoryCache();
   const { queue, close: closeQueue } = await memoryQueue();
-  const repo = new MemoryUsageRepository();
+  const repo = new MemoryUsageSink();
   const worker = startUsageConsumer(queue, repo);
   const circuit = new CacheCircuit(cache, { now });
   const limiter = new RateLimiter(circuit, { now });

@@ -1,5 +1,5 @@
 import type { Kernel, QueueProvider } from '@apigate/kernel';
-import { selectedPayment } from '../billing/route.js';
+import { selectedPayment } from '../billing/inbound-webhooks.js';
 
 /**
  * The selected payment provider with the queue its webhooks go through, or undefined. The route

@@ -3,12 +3,12 @@ import { describeError, type Kernel, type Logger, type ReconfigureReport } from 
 import type { Hono } from 'hono';
 import { type CustomerBilling, customerBillingFor } from '../billing/customer-billing.js';
 import { startBillingJobs } from '../billing/jobs.js';
-import { isLoopbackHost } from '../billing/route.js';
+import { isLoopbackHost } from '../billing/inbound-webhooks.js';
 import { startPaymentWorker } from '../billing/worker.js';
 import type { ChangeEvent } from '../domain/changes.js';
 import { type Delivery, readDeliverySettings, startDelivery } from '../delivery/index.js';
 import { type Gateway, type GatewayCloseReport, type GatewayOptions, startGateway } from '../gate/gateway.js';
-import type { WebhookDispatcher } from '../gate/webhooks.js';
+import type { WebhookDispatcher } from '../gate/outbound-webhooks.js';
 import { createHttpApp, type HttpAppOptions } from '../http/app.js';
 import type { Store } from '../store/store.js';
 import { paymentPipeline } from './payment.js';

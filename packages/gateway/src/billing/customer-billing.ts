@@ -16,7 +16,7 @@ import type { User } from '../domain/users.js';
 import type { Store } from '../store/store.js';
 import { PRICE_KINDS, type PriceKind, syncPlan } from './plans-sync.js';
 import { MAPPING, PaymentProcessor } from './processor.js';
-import { selectedPayment } from './route.js';
+import { selectedPayment } from './inbound-webhooks.js';
 import { LIVE_STATUSES, type SubscriptionStateApplier } from './states.js';
 import { type ReconcileResult, reconcileSubscriptions } from './reconcile.js';
 import { reportOverage, type UsageReportResult } from './usage-report.js';

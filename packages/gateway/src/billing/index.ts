@@ -58,7 +58,7 @@ export {
   WEBHOOK_MAX_BYTES_ENV,
   WEBHOOK_MAX_BYTES_SETTING,
   webhookMaxBytes,
-} from './route.js';
+} from './inbound-webhooks.js';
 export {
   DEFAULT_PAYMENT_ATTEMPTS,
   DEFAULT_PAYMENT_BACKOFF_MS,

@@ -10,7 +10,7 @@ import { SubscriptionRepository } from './subscriptions.js';
 import { TrafficRepository } from './traffic.js';
 import { UsageRepository } from './usage.js';
 import { UserRepository } from './users.js';
-import { WebhookRepository } from './webhooks.js';
+import { WebhookRepository } from './webhook-endpoints.js';
 
 /** The gateway's business data: one repository per area, sharing one change notifier. */
 export class Domain {

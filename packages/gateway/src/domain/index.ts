@@ -48,5 +48,5 @@ export {
   type WebhookDelivery,
   type WebhookEndpoint,
   WebhookRepository,
-} from './webhooks.js';
+} from './webhook-endpoints.js';
 export { fromWire, toWire } from './wire.js';

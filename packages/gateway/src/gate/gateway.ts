@@ -13,8 +13,8 @@ import { GateCatalog } from './catalog.js';
 import { DomainEventWebhooks } from './domain-events.js';
 import { createProxyHandler, ownedByGateway } from './handler.js';
 import { QuotaNotices, type SendEmail } from './notices.js';
-import { storeUsageRepository } from './usage-store.js';
-import { WebhookDispatcher } from './webhooks.js';
+import { storeUsageSink } from './usage-sink.js';
+import { WebhookDispatcher } from './outbound-webhooks.js';
 
 /** Where unpublished usage batches wait for the next start: `<dataDir>/usage-spool.jsonl`. */
 export const USAGE_SPOOL_FILE = 'usage-spool.jsonl';
@@ -104,7 +104,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     logger,
     ...(o.meterIntervalMs ? { flushIntervalMs: o.meterIntervalMs } : {}),
   });
-  const consumer = startUsageConsumer(queue, storeUsageRepository(domain.usage, { logger }), { logger });
+  const consumer = startUsageConsumer(queue, storeUsageSink(domain.usage, { logger }), { logger });
   const webhooks = new WebhookDispatcher({ domain, queue, attempts: o.webhookRetry?.attempts ?? 10, backoffMs: o.webhookRetry?.backoffMs ?? 2000, logger });
   const webhookWorker = webhooks.start();
   const domainEvents = new DomainEventWebhooks(store, webhooks, { logger });

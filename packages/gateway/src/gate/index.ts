@@ -6,7 +6,7 @@ export { exportUsage, USAGE_CSV_COLUMNS, type UsageExport, usageCsv } from './ex
 export { type Gateway, type GatewayCloseReport, type GatewayOptions, startGateway, USAGE_SPOOL_FILE } from './gateway.js';
 export { createProxyHandler, GATEWAY_PREFIXES, ownedByGateway, presentedKey, type ProxyHandlerOptions } from './handler.js';
 export { type QuotaNoticeFacts, QuotaNotices, type QuotaNoticesOptions, renderQuotaEmail, type SendEmail } from './notices.js';
-export { storeUsageRepository } from './usage-store.js';
+export { storeUsageSink } from './usage-sink.js';
 export {
   postWebhook,
   signWebhook,
@@ -16,4 +16,4 @@ export {
   type WebhookDispatcherOptions,
   type WebhookEvent,
   WebhookSendError,
-} from './webhooks.js';
+} from './outbound-webhooks.js';

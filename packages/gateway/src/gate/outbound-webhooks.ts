@@ -14,7 +14,7 @@ import {
 } from '@apigate/kernel';
 import { request } from 'undici';
 import type { Domain } from '../domain/domain.js';
-import type { WebhookDelivery, WebhookEndpoint } from '../domain/webhooks.js';
+import type { WebhookDelivery, WebhookEndpoint } from '../domain/webhook-endpoints.js';
 
 /** The queue outbound webhook deliveries travel on (one job per delivery). */
 export const WEBHOOK_QUEUE = 'webhook.deliver';

@@ -1,9 +1,9 @@
 import type { Logger } from '@apigate/kernel';
-import type { UsageRepository as DomainUsage } from '../domain/usage.js';
-import type { UsageRepository } from '../metering/types.js';
+import type { UsageRepository } from '../domain/usage.js';
+import type { UsageSink } from '../metering/types.js';
 
 /**
- * The metering consumer's repository over the domain's usage tables: each batch is applied in
+ * The metering consumer's sink into the domain's usage tables: each batch is applied in
  * one transaction that records its id, so a batch delivered twice (queue redelivery, spool
  * replay) counts once. Per-minute rows keep requests, bytes and errors (4xx + 5xx answers) per
  * key, and per route with the added-latency histogram (`overhead`) for the traffic overview;
@@ -12,7 +12,7 @@ import type { UsageRepository } from '../metering/types.js';
  * database does not know (another deployment's batch on a shared queue, a key deleted since) are
  * dropped by the store and logged here.
  */
-export function storeUsageRepository(usage: DomainUsage, opts: { logger?: Logger } = {}): UsageRepository {
+export function storeUsageSink(usage: UsageRepository, opts: { logger?: Logger } = {}): UsageSink {
   return {
     async applyBatch(batch) {
       const entries = batch.rows.map((r) => ({

@@ -6,7 +6,7 @@ import { createPortalApi, type PortalOptions } from '../portal/api.js';
 import { directMailer, type PortalMailer } from '../portal/mail.js';
 import { ADMIN_TOKEN_ENV, createAdminApi } from './admin.js';
 import { paymentPipeline } from '../app/payment.js';
-import { createPaymentWebhookApp, paymentWebhookRefusal } from '../billing/route.js';
+import { createPaymentWebhookApp, paymentWebhookRefusal } from '../billing/inbound-webhooks.js';
 import { addChallengeRoute } from '../tls/challenges.js';
 import { type CustomerBilling, customerBillingFor } from '../billing/customer-billing.js';
 

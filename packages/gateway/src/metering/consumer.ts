@@ -1,13 +1,13 @@
 import { InvalidInputError, type JobHandler, type Logger, type QueueProvider, type Worker } from '@apigate/kernel';
 import { USAGE_QUEUE } from './recorder.js';
-import { type UsageRepository, usageBatchSchema } from './types.js';
+import { type UsageSink, usageBatchSchema } from './types.js';
 
 /**
  * The queue handler that applies usage batches to the repository. Safe under at-least-once
  * delivery: the repository ignores a batch id it has already applied. A failure throws, so
  * the queue retries the batch with backoff and finally keeps it in its failed set.
  */
-export function usageBatchHandler(repo: UsageRepository, opts: { logger?: Logger } = {}): JobHandler<unknown> {
+export function usageBatchHandler(repo: UsageSink, opts: { logger?: Logger } = {}): JobHandler<unknown> {
   return async (job) => {
     const parsed = usageBatchSchema.safeParse(job.payload);
     if (!parsed.success) {
@@ -22,7 +22,7 @@ export function usageBatchHandler(repo: UsageRepository, opts: { logger?: Logger
 /** Starts consuming the usage queue into the repository. Close the returned worker on shutdown. */
 export function startUsageConsumer(
   queue: QueueProvider,
-  repo: UsageRepository,
+  repo: UsageSink,
   opts: { queueName?: string; concurrency?: number; logger?: Logger } = {},
 ): Worker {
   return queue.process(opts.queueName ?? USAGE_QUEUE, usageBatchHandler(repo, opts), { concurrency: opts.concurrency ?? 1 });

@@ -92,12 +92,13 @@ export interface UsageBatch {
 }
 
 /**
- * Where usage batches land (the store implements it). `applyBatch` must be one transaction that
+ * Where usage batches are written: the metering consumer hands each batch to a sink
+ * (`storeUsageSink` in gate/usage-sink.ts writes into the store's usage tables). `applyBatch` must be one transaction that
  * adds every row to the per-minute usage (and per-month totals) and records `batch.id`; a batch
  * id already recorded changes nothing and returns false. Queues deliver at least once, so a
  * batch can arrive twice.
  */
-export interface UsageRepository {
+export interface UsageSink {
   applyBatch(batch: UsageBatch): Promise<boolean>;
 }
 

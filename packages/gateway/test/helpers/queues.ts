@@ -4,7 +4,7 @@ import memoryQueue from '@apigate/provider-memory-queue';
 import redisCache from '@apigate/provider-redis-cache';
 import redisQueue from '@apigate/provider-redis-queue';
 import { createForTest } from '@apigate/provider-testkit';
-import { addOverhead, type UsageBatch, type UsageRepository, type UsageRow } from '../../src/metering/types.js';
+import { addOverhead, type UsageBatch, type UsageSink, type UsageRow } from '../../src/metering/types.js';
 import { REDIS_URL } from './caches.js';
 
 export interface TestQueue {
@@ -35,8 +35,8 @@ export async function redis(url: string): Promise<TestQueue> {
   };
 }
 
-/** A UsageRepository kept in memory with the contract's idempotency (the store's comes later). */
-export class MemoryUsageRepository implements UsageRepository {
+/** A UsageSink kept in memory with the contract's idempotency (the store's comes later). */
+export class MemoryUsageSink implements UsageSink {
   readonly applied = new Set<string>();
   readonly rows = new Map<string, UsageRow>();
   calls = 0;
