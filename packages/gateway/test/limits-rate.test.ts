@@ -59,6 +59,25 @@ describe('RateLimiter', () => {
     expect((await b.hit('shared', 3)).allowed).toBe(false);
   });
 
+  it('gives every hit its own place when hits arrive in bursts while the key has an increment in flight (Redis)', async () => {
+    const { cache } = await use(redis());
+    const t = clock(); // one window, whatever the real minute does
+    const a = new RateLimiter(new CacheCircuit(cache), { now: t.fn });
+    const b = new RateLimiter(new CacheCircuit(cache), { now: t.fn }); // another instance on the same key
+    const pending: Promise<{ allowed: boolean; remaining: number }>[] = [];
+    for (let burst = 0; burst < 4; burst++) {
+      for (let i = 0; i < 6; i++) pending.push(a.hit('bursty', 25));
+      for (let i = 0; i < 2; i++) pending.push(b.hit('bursty', 25));
+      await new Promise((resolve) => setImmediate(resolve)); // the first burst is on its way; the next ones join while it is
+    }
+    const results = await Promise.all(pending);
+    // 32 hits on a limit of 25: exactly 25 allowed, each with its own remaining count.
+    expect(results.filter((r) => r.allowed)).toHaveLength(25);
+    expect(results.filter((r) => r.allowed).map((r) => r.remaining).sort((x, y) => x - y)).toEqual(Array.from({ length: 25 }, (_, i) => i));
+    expect((await a.hit('bursty', 25)).allowed).toBe(false);
+    expect(Number(new TextDecoder().decode(await cache.get(`rl:bursty:${Math.floor(T0 / 60_000)}`)))).toBe(33);
+  });
+
   it('fails open to an in-process limit when the cache backend is down, without waiting on it per request', async () => {
     const { cache, events } = await use(deadRedis());
     const t = clock();

@@ -85,60 +85,65 @@ export function createProxyHandler(o: ProxyHandlerOptions): (req: IncomingMessag
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const arrived = performance.now(); // the gateway's added latency counts from here (UsageRecord.overheadMs)
-    const at = now();
-    const presented = presentedKey(req);
-    if (!presented) return unauthorized(res, 'API_KEY_MISSING', 'an API key is required: send it as "X-API-Key: <key>" or "Authorization: Bearer <key>"');
-    const { key, header } = presented;
-    const hash = looksLikeApiKey(key) ? hashApiKey(key) : undefined;
-    const rec = hash === undefined ? undefined : catalog.key(hash);
-    if (!rec) {
-      if (hash !== undefined && catalog.isRevoked(hash)) return unauthorized(res, 'API_KEY_REVOKED', 'the API key has been revoked');
-      return unauthorized(res, 'API_KEY_INVALID', 'the API key is not valid');
-    }
-    if (rec.expiresAt !== null && rec.expiresAt.getTime() <= at) {
-      return unauthorized(res, 'API_KEY_EXPIRED', `the API key expired at ${rec.expiresAt.toISOString()}`);
-    }
-    if (rec.userStatus !== 'active') return sendJsonError(res, 403, 'USER_SUSPENDED', 'the account this key belongs to is suspended');
-    const route = routeFor(req, res);
-    if (!route) return;
-    // A refused method costs nothing: the forwarder answers 405 with Allow before any count.
-    if (route.methods !== null && !route.methods.has(req.method ?? 'GET')) return void forwarder.forward(req, res, route);
-    const plan = catalog.plan(rec.planId);
-    if (!plan) return sendJsonError(res, 503, 'PLAN_UNAVAILABLE', 'the plan of this key is being updated; retry shortly', { 'retry-after': 1 });
+    try {
+      const arrived = performance.now(); // the gateway's added latency counts from here (UsageRecord.overheadMs)
+      const at = now();
+      const presented = presentedKey(req);
+      if (!presented) return unauthorized(res, 'API_KEY_MISSING', 'an API key is required: send it as "X-API-Key: <key>" or "Authorization: Bearer <key>"');
+      const { key, header } = presented;
+      const hash = looksLikeApiKey(key) ? hashApiKey(key) : undefined;
+      const rec = hash === undefined ? undefined : catalog.key(hash);
+      if (!rec) {
+        if (hash !== undefined && catalog.isRevoked(hash)) return unauthorized(res, 'API_KEY_REVOKED', 'the API key has been revoked');
+        return unauthorized(res, 'API_KEY_INVALID', 'the API key is not valid');
+      }
+      if (rec.expiresAt !== null && rec.expiresAt.getTime() <= at) {
+        return unauthorized(res, 'API_KEY_EXPIRED', `the API key expired at ${rec.expiresAt.toISOString()}`);
+      }
+      if (rec.userStatus !== 'active') return sendJsonError(res, 403, 'USER_SUSPENDED', 'the account this key belongs to is suspended');
+      const route = routeFor(req, res);
+      if (!route) return;
+      // A refused method costs nothing: the forwarder answers 405 with Allow before any count.
+      if (route.methods !== null && !route.methods.has(req.method ?? 'GET')) return void forwarder.forward(req, res, route);
+      const plan = catalog.plan(rec.planId);
+      if (!plan) return sendJsonError(res, 503, 'PLAN_UNAVAILABLE', 'the plan of this key is being updated; retry shortly', { 'retry-after': 1 });
 
-    let rl: RateLimitResult | undefined;
-    if (plan.requestsPerMinute !== null) {
-      rl = await limiter.hit(rec.keyId, plan.requestsPerMinute);
-      if (!rl.allowed) return sendRateLimited(res, rl);
+      let rl: RateLimitResult | undefined;
+      if (plan.requestsPerMinute !== null) {
+        rl = await limiter.hit(rec.keyId, plan.requestsPerMinute);
+        if (!rl.allowed) return sendRateLimited(res, rl);
+      }
+      // Counted on every plan (limit null: unlimited), so a move to a limited plan mid-month starts from the real count.
+      // Without a promise once this process knows the user's count (every request but the first of a month).
+      const q = quota.consumeNow(rec.userId, plan.requestsPerMonth) ?? (await quota.consume(rec.userId, plan.requestsPerMonth));
+      if (!q.allowed) return sendQuotaExceeded(res, q, rl, at);
+      if (q.crossed.length > 0) notices?.report(rec.userId, plan.name, q);
+      const identity = { userId: rec.userId, planId: rec.planId, keyId: rec.keyId, credentialHeader: header };
+      // The rate-limit headers go on whatever answer the client gets, the upstream's or a 502/504.
+      forwarder.forwardThen(req, res, route, identity, { arrivedAt: arrived, headers: rl ? rateLimitHeaders(rl) : undefined }, (r) =>
+        recorder.record({
+          keyId: rec.keyId,
+          userId: rec.userId,
+          routeId: route.id,
+          status: r.status,
+          bytesIn: r.bytesIn,
+          bytesOut: r.bytesOut,
+          latencyMs: r.latencyMs,
+          overheadMs: r.overheadMs,
+          at,
+        }),
+      );
+    } catch (err) {
+      failed(req, res, err);
     }
-    // Counted on every plan (limit null: unlimited), so a move to a limited plan mid-month starts from the real count.
-    // Without a promise once this process knows the user's count (every request but the first of a month).
-    const q = quota.consumeNow(rec.userId, plan.requestsPerMonth) ?? (await quota.consume(rec.userId, plan.requestsPerMonth));
-    if (!q.allowed) return sendQuotaExceeded(res, q, rl, at);
-    if (q.crossed.length > 0) notices?.report(rec.userId, plan.name, q);
-    const identity = { userId: rec.userId, planId: rec.planId, keyId: rec.keyId, credentialHeader: header };
-    // The rate-limit headers go on whatever answer the client gets, the upstream's or a 502/504.
-    forwarder.forwardThen(req, res, route, identity, { arrivedAt: arrived, headers: rl ? rateLimitHeaders(rl) : undefined }, (r) =>
-      recorder.record({
-        keyId: rec.keyId,
-        userId: rec.userId,
-        routeId: route.id,
-        status: r.status,
-        bytesIn: r.bytesIn,
-        bytesOut: r.bytesOut,
-        latencyMs: r.latencyMs,
-        overheadMs: r.overheadMs,
-        at,
-      }),
-    );
   }
 
-  return (req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      o.logger?.error({ method: req.method, path: req.url?.split('?')[0] }, `proxy request failed: ${(err as Error)?.message ?? String(err)}`);
-      if (!res.headersSent) sendJsonError(res, 500, 'INTERNAL', 'internal server error');
-      else res.destroy();
-    });
-  };
+  function failed(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    o.logger?.error({ method: req.method, path: req.url?.split('?')[0] }, `proxy request failed: ${(err as Error)?.message ?? String(err)}`);
+    if (!res.headersSent) sendJsonError(res, 500, 'INTERNAL', 'internal server error');
+    else res.destroy();
+  }
+
+  // Its promise never rejects: failures are answered by the catch inside (no closure, no second promise a request).
+  return handle;
 }

@@ -38,19 +38,23 @@ class LocalWindows {
   }
 }
 
-/** The hits on one window key gathered within one event-loop turn, sent as one increment. */
+/** The hits on one window key gathered while the key waits for its turn, sent as one increment. */
 interface Batch {
+  key: string;
   n: number;
   /** The cache's count after adding `n`, or undefined when the cache failed. */
   done: Promise<number | undefined>;
+  resolve: (total: number | undefined) => void;
 }
 
 /**
  * Per-key fixed-window rate limiter over the cache's atomic increment, the window's key expiring
- * with the window. Hits on the same key that arrive in the same event-loop turn are sent as one
- * `increment(key, n)` (each gets its own place in the count, as n separate increments would),
- * so a busy key costs one round trip per turn rather than one per request. When the cache fails
- * it fails open to an in-process limiter (each instance then enforces the limit alone) and
+ * with the window. Hits on one key are sent as one `increment(key, n)` (each gets its own place
+ * in the count, as n separate increments would): the hits of one event-loop turn, and while an
+ * increment of the key is on its way, the hits that arrive meanwhile, sent as soon as it returns.
+ * So a key has at most one increment in flight, and a busy key costs one round trip per round
+ * trip time rather than one per request (an idle one: no wait beyond the turn). When the cache
+ * fails it fails open to an in-process limiter (each instance then enforces the limit alone) and
  * reports `degraded`.
  */
 export class RateLimiter {
@@ -59,13 +63,36 @@ export class RateLimiter {
   readonly #windowMs: number;
   readonly #now: () => number;
   readonly #local = new LocalWindows();
-  readonly #batches = new Map<string, Batch>();
+  /** Per key: the batch still taking hits. */
+  readonly #open = new Map<string, Batch>();
+  /** Keys with an increment in flight. */
+  readonly #sending = new Set<string>();
+  readonly #ttlMs: number;
 
   constructor(circuit: CacheCircuit, opts: RateLimiterOptions = {}) {
     this.#circuit = circuit;
     this.#prefix = opts.prefix ?? 'rl:';
     this.#windowMs = opts.windowMs ?? 60_000;
     this.#now = opts.now ?? Date.now;
+    // The TTL outlives the window a little so a slow clock on another instance still finds it.
+    this.#ttlMs = this.#windowMs * 2;
+  }
+
+  #send(b: Batch): void {
+    this.#open.delete(b.key);
+    this.#sending.add(b.key);
+    this.#circuit.call((c) => c.increment(b.key, b.n, { ttlMs: this.#ttlMs })).then(
+      (total) => this.#sent(b, total),
+      () => this.#sent(b, undefined),
+    );
+  }
+
+  #sent(b: Batch, total: number | undefined): void {
+    this.#sending.delete(b.key);
+    b.resolve(total);
+    // The hits that came while this one was on its way.
+    const next = this.#open.get(b.key);
+    if (next) this.#send(next);
   }
 
   /** Counts one request of `keyId` against `limit` requests per window. */
@@ -73,15 +100,16 @@ export class RateLimiter {
     const now = this.#now();
     const window = Math.floor(now / this.#windowMs);
     const key = `${this.#prefix}${keyId}:${window}`;
-    let batch = this.#batches.get(key);
+    let batch = this.#open.get(key);
     if (!batch) {
-      const b: Batch = { n: 0, done: undefined as unknown as Promise<number | undefined> };
-      b.done = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-        this.#batches.delete(key);
-        // The TTL outlives the window a little so a slow clock on another instance still finds it.
-        return this.#circuit.call((c) => c.increment(key, b.n, { ttlMs: this.#windowMs * 2 })).catch(() => undefined);
+      let resolve!: (total: number | undefined) => void;
+      const done = new Promise<number | undefined>((r) => {
+        resolve = r;
       });
-      this.#batches.set(key, b);
+      const b: Batch = { key, n: 0, done, resolve };
+      this.#open.set(key, b);
+      // Sent after this turn's other hits joined it, or when the key's increment in flight returns.
+      if (!this.#sending.has(key)) setImmediate(() => this.#open.get(key) === b && this.#send(b));
       batch = b;
     }
     const place = ++batch.n;
