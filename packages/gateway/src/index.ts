@@ -1,4 +1,5 @@
-export { createHttpApp, type ErrorBody, type HttpAppOptions } from './http/app.js';
+export { createHttpApp, type HttpAppOptions } from './app/http-app.js';
+export type { ErrorBody } from './proxy/respond.js';
 export { type RunningServer, type StartServerOptions, startServer } from './http/server.js';
 export { KEY_FILE_NAME, MIN_SECRET_KEY_LENGTH, SECRET_KEY_ENV } from './store/crypto.js';
 export { type AppDatabase, type AppSchema, DATABASE_FILE, MIGRATIONS_DIR } from './store/db.js';
@@ -18,7 +19,7 @@ export { affectedRows, type Dialect, type StoreDb, type Tables, type Tx } from '
 export { copySqliteToPostgres, sqliteMigrationStatus } from './store/db-admin.js';
 export { connectPostgres, isPostgresUrl, type MigrationStatus, openPostgres, postgresMigrationStatus } from './store/pg.js';
 export * from './domain/index.js';
-export { ADMIN_TOKEN_ENV, type AdminApiOptions, checkAdminToken, createAdminApi, MIN_ADMIN_TOKEN_LENGTH } from './http/admin.js';
+export { ADMIN_TOKEN_ENV, type AdminApiOptions, checkAdminToken, createAdminApi, MIN_ADMIN_TOKEN_LENGTH } from './admin/api.js';
 export * from './delivery/index.js';
 export * from './hotpath.js';
 export * from './app/index.js';

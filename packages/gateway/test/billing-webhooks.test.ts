@@ -3,7 +3,7 @@ import { ProviderError, silentLogger } from '@apigate/kernel';
 import dummyPayment, { type DummyEvent } from '@apigate/provider-dummy-payment';
 import { afterEach, describe, expect, it } from 'vitest';
 import { enqueuePaymentEvent, paymentWebhookPath, replayPaymentEvent, syncPlanPrices } from '../src/billing/index.js';
-import { createAdminApi } from '../src/http/admin.js';
+import { createAdminApi } from '../src/admin/api.js';
 import { startServer } from '../src/http/server.js';
 import { billingSetup } from './helpers/billing.js';
 import { DIALECTS } from './helpers/domain.js';

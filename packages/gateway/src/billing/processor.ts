@@ -1,6 +1,6 @@
 import { ApigateError, describeError, type Logger, type PaymentEvent, type SubscriptionState, type SubscriptionStatus } from '@apigate/kernel';
 import type { Subscription } from '../domain/subscriptions.js';
-import type { WebhookDispatcher } from '../gate/outbound-webhooks.js';
+import type { WebhookDispatcher } from '../delivery/outbound-webhooks.js';
 import type { Store } from '../store/store.js';
 
 /** Mapping entity types shared with checkout and `apigate plans sync`. */

@@ -27,6 +27,17 @@ export {
   type DeliveryWorkersOptions,
 } from './workers.js';
 
+export {
+  postWebhook,
+  signWebhook,
+  WEBHOOK_HEADERS,
+  WEBHOOK_QUEUE,
+  WebhookDispatcher,
+  type WebhookDispatcherOptions,
+  type WebhookEvent,
+  WebhookSendError,
+} from './outbound-webhooks.js';
+
 /** The outbox on the kernel's queue; throws a one-line error when no queue provider is selected. */
 export function createOutbox(kernel: Kernel, settings: SettingsReader): Outbox {
   const queue = kernel.tryGet('queue');

@@ -1,7 +1,7 @@
 import { describeError, type Logger, silentLogger } from '@apigate/kernel';
 import type { ChangeEvent } from '../domain/changes.js';
 import type { Store } from '../store/store.js';
-import type { WebhookDispatcher } from './outbound-webhooks.js';
+import type { WebhookDispatcher } from '../delivery/outbound-webhooks.js';
 
 interface KeyRow {
   id: string;

@@ -14,7 +14,7 @@ import { DomainEventWebhooks } from './domain-events.js';
 import { createProxyHandler, ownedByGateway } from './handler.js';
 import { QuotaNotices, type SendEmail } from './notices.js';
 import { storeUsageSink } from './usage-sink.js';
-import { WebhookDispatcher } from './outbound-webhooks.js';
+import { WebhookDispatcher } from '../delivery/outbound-webhooks.js';
 
 /** Where unpublished usage batches wait for the next start: `<dataDir>/usage-spool.jsonl`. */
 export const USAGE_SPOOL_FILE = 'usage-spool.jsonl';

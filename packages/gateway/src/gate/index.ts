@@ -1,5 +1,5 @@
 // The gateway put together: the proxy path over the hot-path blocks, metering into the store,
-// quota notices, outbound webhooks and the usage export.
+// quota notices, and the usage export (outbound webhooks: delivery/outbound-webhooks.ts).
 export { GateCatalog, type GateCatalogOptions } from './catalog.js';
 export { DomainEventWebhooks } from './domain-events.js';
 export { exportUsage, USAGE_CSV_COLUMNS, type UsageExport, usageCsv } from './export.js';
@@ -7,13 +7,3 @@ export { type Gateway, type GatewayCloseReport, type GatewayOptions, startGatewa
 export { createProxyHandler, GATEWAY_PREFIXES, ownedByGateway, presentedKey, type ProxyHandlerOptions } from './handler.js';
 export { type QuotaNoticeFacts, QuotaNotices, type QuotaNoticesOptions, renderQuotaEmail, type SendEmail } from './notices.js';
 export { storeUsageSink } from './usage-sink.js';
-export {
-  postWebhook,
-  signWebhook,
-  WEBHOOK_HEADERS,
-  WEBHOOK_QUEUE,
-  WebhookDispatcher,
-  type WebhookDispatcherOptions,
-  type WebhookEvent,
-  WebhookSendError,
-} from './outbound-webhooks.js';

@@ -1,7 +1,7 @@
 import { describeError, type EmailMessage, type Logger, silentLogger } from '@apigate/kernel';
 import type { Domain } from '../domain/domain.js';
 import type { QuotaResult } from '../limits/quota.js';
-import type { WebhookDispatcher } from './outbound-webhooks.js';
+import type { WebhookDispatcher } from '../delivery/outbound-webhooks.js';
 
 export interface QuotaNoticeFacts {
   name: string;

@@ -4,7 +4,7 @@ import { deleteCookie } from 'hono/cookie';
 import { LIVE_STATUSES } from '../billing/states.js';
 import type { User } from '../domain/users.js';
 import { parseInput } from '../domain/validate.js';
-import { body } from '../http/admin.js';
+import { body } from '../http/request.js';
 import type { Store } from '../store/store.js';
 import { hashPassword, type ScryptParams, verifyPassword } from './password.js';
 import type { PortalStore } from './store.js';

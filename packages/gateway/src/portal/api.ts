@@ -10,7 +10,7 @@ import { monthBounds, monthOf } from '../domain/usage.js';
 import type { User } from '../domain/users.js';
 import { parseInput } from '../domain/validate.js';
 import { toWire } from '../domain/wire.js';
-import { apiErrorResponse, body, dateParam, errorBody, intParam } from '../http/admin.js';
+import { apiErrorResponse, body, dateParam, errorBody, intParam } from '../http/request.js';
 import type { Store } from '../store/store.js';
 import { AttemptLimiter, DEFAULT_PORTAL_LIMITS, type LimitName, type PortalLimits } from './limits.js';
 import { alreadyRegisteredEmail, type PortalMailer, resetEmail, verificationEmail } from './mail.js';

@@ -5,7 +5,7 @@ import { BillingError, type CustomerBilling } from '../billing/customer-billing.
 import type { User } from '../domain/users.js';
 import { parseInput } from '../domain/validate.js';
 import { toWire } from '../domain/wire.js';
-import { body } from '../http/admin.js';
+import { body } from '../http/request.js';
 
 type Env = { Variables: { user: User } };
 

@@ -5,7 +5,7 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { isDomainError } from '../domain/errors.js';
 import type { User } from '../domain/users.js';
-import { errorBody } from '../http/admin.js';
+import { errorBody } from '../http/request.js';
 import { decrypt, encrypt } from '../store/crypto.js';
 import type { Store } from '../store/store.js';
 

@@ -1,5 +1,9 @@
 import type { ServerResponse } from 'node:http';
-import type { ErrorBody } from '../http/app.js';
+
+/** The JSON body of every error answer (the hot path's, the app's 404/500, the admin and portal APIs'). */
+export interface ErrorBody {
+  error: { code: string; message: string };
+}
 
 /**
  * Answers with the gateway's JSON error body straight on the Node response (the hot path

@@ -2,10 +2,11 @@ import { describeError, type Health, type HealthReport, type Kernel, type Logger
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { Store } from '../store/store.js';
+import type { ErrorBody } from '../proxy/respond.js';
 import { createPortalApi, type PortalOptions } from '../portal/api.js';
 import { directMailer, type PortalMailer } from '../portal/mail.js';
-import { ADMIN_TOKEN_ENV, createAdminApi } from './admin.js';
-import { paymentPipeline } from '../app/payment.js';
+import { ADMIN_TOKEN_ENV, createAdminApi } from '../admin/api.js';
+import { paymentPipeline } from './payment.js';
 import { createPaymentWebhookApp, paymentWebhookRefusal } from '../billing/inbound-webhooks.js';
 import { addChallengeRoute } from '../tls/challenges.js';
 import { type CustomerBilling, customerBillingFor } from '../billing/customer-billing.js';
@@ -55,11 +56,6 @@ export function gatewayHealthStatus(report: HealthReport): HealthReport['status'
   if (report.status !== 'unhealthy') return report.status;
   const critical = Object.entries(report.providers).some(([cap, p]) => p.status === 'error' && !NON_CRITICAL_CAPABILITIES.has(cap));
   return critical ? 'unhealthy' : 'degraded';
-}
-
-/** The JSON body of every error answer. */
-export interface ErrorBody {
-  error: { code: string; message: string };
 }
 
 /**

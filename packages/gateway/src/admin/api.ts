@@ -3,14 +3,14 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { type DomainErrorKind, isDomainError } from '../domain/errors.js';
 import { ADMIN_TOKEN_PREFIX, safeEqual } from '../domain/ids.js';
 import { monthBounds, monthOf } from '../domain/usage.js';
-import { fromWire, toWire } from '../domain/wire.js';
+import { toWire } from '../domain/wire.js';
 import type { Store } from '../store/store.js';
 import { createSubscriptionAdmin } from '../billing/admin-routes.js';
 import { createPaymentEventsAdmin } from '../billing/events-admin.js';
-import { BillingError, type CustomerBilling } from '../billing/customer-billing.js';
+import type { CustomerBilling } from '../billing/customer-billing.js';
+import { apiErrorResponse, body, dateParam, errorBody, intParam } from '../http/request.js';
 
 /** Env var holding a fixed admin token (in addition to tokens made with `apigate admin token create`). */
 export const ADMIN_TOKEN_ENV = 'APIGATE_ADMIN_TOKEN';
@@ -26,10 +26,6 @@ export interface AdminApiOptions {
   /** Where /admin/payments/events/:id/replay publishes; absent: the payment worker's sweep takes the replayed row. */
   paymentQueue?: Pick<QueueProvider, 'publish'> | undefined;
 }
-
-const STATUS: Record<DomainErrorKind, ContentfulStatusCode> = { invalid: 400, not_found: 404, conflict: 409 };
-
-export const errorBody = (code: string, message: string, field?: string) => ({ error: { code, message, ...(field ? { field } : {}) } });
 
 function unauthorized(c: Context, message: string) {
   c.header('WWW-Authenticate', 'Bearer realm="apigate-admin"');
@@ -63,34 +59,7 @@ function requireAdmin(store: Store, fixed: string | undefined): MiddlewareHandle
   };
 }
 
-/** The JSON body as a plain object, keys converted from snake_case. */
-export async function body(c: Context): Promise<Record<string, unknown>> {
-  let v: unknown;
-  try {
-    v = await c.req.json();
-  } catch {
-    throw new HTTPException(400, { message: 'request body: expected a JSON object (Content-Type: application/json)' });
-  }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new HTTPException(400, { message: 'request body: expected a JSON object' });
-  return fromWire(v) as Record<string, unknown>;
-}
-
-export function intParam(c: Context, name: string): number | undefined {
-  const raw = c.req.query(name);
-  if (raw === undefined || raw === '') return undefined;
-  if (!/^\d+$/.test(raw)) throw new HTTPException(400, { message: `${name}: expected a whole number` });
-  return Number(raw);
-}
-
 const opt = <K extends string, V>(key: K, v: V | undefined) => (v === undefined ? {} : ({ [key]: v } as { [P in K]: V }));
-
-export function dateParam(c: Context, name: string, fallback: Date): Date {
-  const raw = c.req.query(name);
-  if (raw === undefined || raw === '') return fallback;
-  const d = new Date(raw);
-  if (Number.isNaN(d.getTime())) throw new HTTPException(400, { message: `${name}: expected a date and time (ISO 8601)` });
-  return d;
-}
 
 const json = (c: Context, value: unknown, status: ContentfulStatusCode = 200) => c.json(toWire(value) as object, status);
 const list = (c: Context, page: { items: unknown[]; cursor?: string }) => json(c, { data: page.items, nextCursor: page.cursor ?? null });
@@ -213,19 +182,4 @@ export function createAdminApi(opts: AdminApiOptions): Hono {
 
   api.onError((err, c) => apiErrorResponse(c, err, logger, 'admin API'));
   return api;
-}
-
-/**
- * The JSON answer for an error thrown by an API handler (admin and portal): domain errors and
- * 4xx by their status with the field at fault, anything else a 500 whose detail goes to the log only.
- */
-export function apiErrorResponse(c: Context, err: Error, logger: Logger, api: string): Response {
-  if (isDomainError(err)) return c.json(errorBody(err.code, err.message, err.field), STATUS[err.kind]);
-  if (err instanceof BillingError) return c.json(errorBody(err.code, err.detail, err.field), err.status);
-  if (err instanceof HTTPException && err.status < 500) {
-    const field = /^([a-z_]+): /.exec(err.message)?.[1];
-    return c.json(errorBody('INVALID_INPUT', err.message, field === 'request' ? undefined : field), err.status as ContentfulStatusCode);
-  }
-  logger.error({ method: c.req.method, path: c.req.path }, `${api} request failed: ${describeError(err)}`);
-  return c.json(errorBody('INTERNAL', 'internal server error'), 500);
 }
