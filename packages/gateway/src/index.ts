@@ -14,7 +14,7 @@ export {
 export * as schema from './store/schema.js';
 export type { SettingEntry, SettingsStore } from './store/settings.js';
 export { installPrefixDefaults } from './store/install.js';
-export { DATABASE_URL_ENV, openStore, type Store, type StoreOptions } from './store/store.js';
+export { DATABASE_URL_ENV, openStore, type Store, type StoreOptions } from './domain/open-store.js';
 export { affectedRows, type Dialect, type StoreDb, type Tables, type Tx } from './store/dialect.js';
 export { copySqliteToPostgres, sqliteMigrationStatus } from './store/db-admin.js';
 export { connectPostgres, isPostgresUrl, type MigrationStatus, openPostgres, postgresMigrationStatus } from './store/pg.js';

@@ -9,7 +9,7 @@ import { startUsageConsumer } from '../src/metering/consumer.js';
 import { UsageRecorder } from '../src/metering/recorder.js';
 import { addOverhead, OVERHEAD_BUCKETS_MS, overheadQuantile } from '../src/metering/types.js';
 import { Forwarder } from '../src/proxy/forward.js';
-import { openStore } from '../src/store/store.js';
+import { openStore } from '../src/domain/open-store.js';
 import { KEY_A, tempDir } from './helpers.js';
 import { memory as memoryCache, redis as redisCache } from './helpers/caches.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';

@@ -7,7 +7,7 @@ import { copySqliteToPostgres, sqliteMigrationStatus, tablesInCopyOrder } from '
 import { openPostgres } from '../src/store/pg.js';
 import * as s from '../src/store/schema.js';
 import * as p from '../src/store/schema.pg.js';
-import { openStore } from '../src/store/store.js';
+import { openStore } from '../src/domain/open-store.js';
 import { tempDir } from './helpers.js';
 import { tempPostgres } from './helpers/postgres.js';
 

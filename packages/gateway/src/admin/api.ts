@@ -6,7 +6,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ADMIN_TOKEN_PREFIX, safeEqual } from '../domain/ids.js';
 import { monthBounds, monthOf } from '../domain/usage.js';
 import { toWire } from '../domain/wire.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 import { createSubscriptionAdmin } from '../billing/admin-routes.js';
 import { createPaymentEventsAdmin } from '../billing/events-admin.js';
 import type { CustomerBilling } from '../billing/customer-billing.js';

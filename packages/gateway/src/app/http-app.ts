@@ -1,7 +1,7 @@
 import { describeError, type Health, type HealthReport, type Kernel, type Logger } from '@apigate/kernel';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 import type { ErrorBody } from '../proxy/respond.js';
 import { createPortalApi, type PortalOptions } from '../portal/api.js';
 import { directMailer, type PortalMailer } from '../portal/mail.js';

@@ -5,12 +5,12 @@ import { type CustomerBilling, customerBillingFor } from '../billing/customer-bi
 import { startBillingJobs } from '../billing/jobs.js';
 import { isLoopbackHost } from '../billing/inbound-webhooks.js';
 import { startPaymentWorker } from '../billing/worker.js';
-import type { ChangeEvent } from '../domain/changes.js';
+import type { ChangeEvent } from '../store/changes.js';
 import { type Delivery, readDeliverySettings, startDelivery } from '../delivery/index.js';
 import { type Gateway, type GatewayCloseReport, type GatewayOptions, startGateway } from '../gate/gateway.js';
 import type { WebhookDispatcher } from '../delivery/outbound-webhooks.js';
 import { createHttpApp, type HttpAppOptions } from './http-app.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 import { paymentPipeline } from './payment.js';
 import { type ShutdownOutcome, shutdownOutcome, untilDeadline } from './shutdown.js';
 

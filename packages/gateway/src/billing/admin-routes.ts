@@ -2,7 +2,7 @@ import { type Context, Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { toWire } from '../domain/wire.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 import { BillingError, type CustomerBilling } from './customer-billing.js';
 import { usageReportsFor } from './usage-report.js';
 

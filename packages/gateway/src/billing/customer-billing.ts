@@ -13,7 +13,7 @@ import {
 import type { Plan } from '../domain/plans.js';
 import type { Subscription } from '../domain/subscriptions.js';
 import type { User } from '../domain/users.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 import { PRICE_KINDS, type PriceKind, syncPlan } from './plans-sync.js';
 import { MAPPING, PaymentProcessor } from './processor.js';
 import { selectedPayment } from './inbound-webhooks.js';

@@ -3,7 +3,7 @@ import { type Context, Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { toWire } from '../domain/wire.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 import { PAYMENT_EVENT_STATUSES, type PaymentEventStatus, PaymentInbox, type RecordedPaymentEvent } from './events.js';
 import { findPaymentEvent, replayPaymentEvent } from './worker.js';
 

@@ -7,7 +7,7 @@ import {
   type VerifiedWebhook,
 } from '@apigate/kernel';
 import { Hono } from 'hono';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 import { PaymentInbox } from './events.js';
 import { enqueuePaymentEvent } from './worker.js';
 

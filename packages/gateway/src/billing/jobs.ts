@@ -1,6 +1,6 @@
 import { describeError, type Kernel, type Logger } from '@apigate/kernel';
 import type { SettingsStore } from '../store/settings.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 import type { CustomerBilling } from './customer-billing.js';
 import { startPlanSyncWorker } from './plan-sync-worker.js';
 import { startReconciler } from './reconcile.js';

@@ -1,6 +1,6 @@
 import { describeError, type Job, type Logger, type PaymentFeatures, type PaymentProvider, type QueueProvider } from '@apigate/kernel';
-import type { ChangeEvent } from '../domain/changes.js';
-import type { Store } from '../store/store.js';
+import type { ChangeEvent } from '../store/changes.js';
+import type { Store } from '../domain/open-store.js';
 import { syncPlan, syncPlanPrices } from './plans-sync.js';
 
 /** The queue plan price syncs run on: `{ planId }` for one plan, `{}` for all. */

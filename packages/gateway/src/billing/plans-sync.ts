@@ -1,6 +1,6 @@
 import type { Logger, PaymentFeatures, PaymentProvider } from '@apigate/kernel';
 import { overageCents, type Plan } from '../domain/plans.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 import { MAPPING } from './processor.js';
 
 /**

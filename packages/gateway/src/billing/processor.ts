@@ -1,7 +1,7 @@
 import { ApigateError, describeError, type Logger, type PaymentEvent, type SubscriptionState, type SubscriptionStatus } from '@apigate/kernel';
 import type { Subscription } from '../domain/subscriptions.js';
 import type { WebhookDispatcher } from '../delivery/outbound-webhooks.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 
 /** Mapping entity types shared with checkout and `apigate plans sync`. */
 export const MAPPING = { user: 'user', plan: 'plan', planYear: 'plan_year' } as const;

@@ -1,6 +1,6 @@
 import { type CacheProvider, describeError, type Logger, type PaymentProvider, type SubscriptionState } from '@apigate/kernel';
 import type { Subscription } from '../domain/subscriptions.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 import { LIVE_STATUSES, type SubscriptionStateApplier } from './states.js';
 import { type PeriodicJob, startPeriodicJob } from './periodic.js';
 import { PLAN_PRICE_TYPES } from './plans-sync.js';

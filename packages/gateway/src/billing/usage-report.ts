@@ -2,7 +2,7 @@ import { type CacheProvider, describeError, isRetryable, type Logger, type Payme
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import { monthBounds, monthOf } from '../domain/usage.js';
 import type { Subscription } from '../domain/subscriptions.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 import { type PeriodicJob, startPeriodicJob } from './periodic.js';
 import { overageUnits } from './plans-sync.js';
 

@@ -1,7 +1,7 @@
 import { type SQL, sql } from 'drizzle-orm';
 import type { SecretKey } from '../store/crypto.js';
 import type { StoreDb, Tx } from '../store/dialect.js';
-import type { ChangeEntity, ChangeEvent, ChangeNotifier } from './changes.js';
+import type { ChangeEntity, ChangeEvent, ChangeNotifier } from '../store/changes.js';
 
 export type { Tx } from '../store/dialect.js';
 

@@ -1,7 +1,7 @@
 import type { SecretKey } from '../store/crypto.js';
 import type { StoreDb } from '../store/dialect.js';
 import { AdminTokenRepository } from './admin-tokens.js';
-import { ChangeNotifier } from './changes.js';
+import { ChangeNotifier } from '../store/changes.js';
 import type { DomainContext } from './context.js';
 import { ApiKeyRepository } from './keys.js';
 import { PlanRepository } from './plans.js';

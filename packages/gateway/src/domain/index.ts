@@ -1,5 +1,5 @@
 export { type AdminToken, AdminTokenRepository } from './admin-tokens.js';
-export { CHANGE_ENTITIES, type ChangeEntity, type ChangeEvent, ChangeNotifier } from './changes.js';
+export { CHANGE_ENTITIES, type ChangeEntity, type ChangeEvent, ChangeNotifier } from '../store/changes.js';
 export { Domain } from './domain.js';
 export { DomainError, type DomainErrorKind, isDomainError } from './errors.js';
 export { API_KEY_PREFIX, ADMIN_TOKEN_PREFIX, sha256Hex } from './ids.js';

@@ -1,10 +1,10 @@
 import { describeError, type Logger, silentLogger } from '@apigate/kernel';
 import { isNotNull } from 'drizzle-orm';
-import type { ChangeEntity, ChangeEvent } from '../domain/changes.js';
+import type { ChangeEntity, ChangeEvent } from '../store/changes.js';
 import type { KeyAuthRecord } from '../domain/keys.js';
 import type { Plan } from '../domain/plans.js';
 import { type CompiledRoute, RouteTable } from '../proxy/routes.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 
 /** What each cached group is rebuilt from: a change to any of these entity types reloads it. */
 const GROUPS = {

@@ -1,6 +1,6 @@
 import { describeError, type Logger, silentLogger } from '@apigate/kernel';
-import type { ChangeEvent } from '../domain/changes.js';
-import type { Store } from '../store/store.js';
+import type { ChangeEvent } from '../store/changes.js';
+import type { Store } from '../domain/open-store.js';
 import type { WebhookDispatcher } from '../delivery/outbound-webhooks.js';
 
 interface KeyRow {

@@ -1,7 +1,7 @@
 import type { StorageProvider } from '@apigate/kernel';
 import { asc, eq } from 'drizzle-orm';
 import { assertMonth } from '../domain/usage.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 
 export const USAGE_CSV_COLUMNS = ['month', 'user_id', 'email', 'plan', 'key_id', 'key_prefix', 'key_name', 'requests', 'errors', 'bytes_in', 'bytes_out'] as const;
 

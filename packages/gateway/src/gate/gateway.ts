@@ -8,7 +8,7 @@ import { RateLimiter } from '../limits/rate-limit.js';
 import { startUsageConsumer } from '../metering/consumer.js';
 import { type CloseSummary, USAGE_QUEUE, UsageRecorder } from '../metering/recorder.js';
 import { type ForwarderOptions, Forwarder } from '../proxy/forward.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 import { GateCatalog } from './catalog.js';
 import { DomainEventWebhooks } from './domain-events.js';
 import { createProxyHandler, ownedByGateway } from './handler.js';

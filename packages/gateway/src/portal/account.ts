@@ -5,7 +5,7 @@ import { LIVE_STATUSES } from '../billing/states.js';
 import type { User } from '../domain/users.js';
 import { parseInput } from '../domain/validate.js';
 import { body } from '../http/request.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 import { hashPassword, type ScryptParams, verifyPassword } from './password.js';
 import type { PortalStore } from './store.js';
 

@@ -11,7 +11,7 @@ import type { User } from '../domain/users.js';
 import { parseInput } from '../domain/validate.js';
 import { toWire } from '../domain/wire.js';
 import { apiErrorResponse, body, dateParam, errorBody, intParam } from '../http/request.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 import { AttemptLimiter, DEFAULT_PORTAL_LIMITS, type LimitName, type PortalLimits } from './limits.js';
 import { alreadyRegisteredEmail, type PortalMailer, resetEmail, verificationEmail } from './mail.js';
 import { DEFAULT_SCRYPT, hashPassword, needsRehash, type ScryptParams, verifyPassword } from './password.js';

@@ -7,7 +7,7 @@ import { isDomainError } from '../domain/errors.js';
 import type { User } from '../domain/users.js';
 import { errorBody } from '../http/request.js';
 import { decrypt, encrypt } from '../store/crypto.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 
 /** Holds one sign-in's state, PKCE verifier, nonce and return path between start and callback. */
 export const OAUTH_COOKIE = 'apigate_oauth';

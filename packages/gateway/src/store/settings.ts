@@ -1,6 +1,6 @@
 import { ApigateError, hasUrlCredentials, InvalidInputError, type SettingsReader } from '@apigate/kernel';
 import { asc, eq } from 'drizzle-orm';
-import type { ChangeNotifier } from '../domain/changes.js';
+import type { ChangeNotifier } from './changes.js';
 import { decrypt, encrypt, type SecretKey } from './crypto.js';
 import type { StoreDb } from './dialect.js';
 

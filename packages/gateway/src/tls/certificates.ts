@@ -3,7 +3,7 @@ import { type Certificate, ApigateError } from '@apigate/kernel';
 import { asc, eq } from 'drizzle-orm';
 import { decrypt, encrypt } from '../store/crypto.js';
 import type { Tables } from '../store/dialect.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 
 /** A stored certificate; `keyPem` is decrypted only by `get`/`all` callers that serve it. */
 export interface StoredCertificate extends Certificate {

@@ -1,6 +1,6 @@
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { type CacheProvider, describeError, type Logger, type TlsProvider } from '@apigate/kernel';
-import type { Store } from '../store/store.js';
+import type { Store } from '../domain/open-store.js';
 import { CacheChallengeStore } from './challenges.js';
 import { CertificateStore, domainsKey, type StoredCertificate } from './certificates.js';
 

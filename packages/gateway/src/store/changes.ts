@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { sql } from 'drizzle-orm';
-import type { StoreDb, Tx } from '../store/dialect.js';
-import { notifyChangeSql } from '../store/pg-changes.js';
+import type { StoreDb, Tx } from './dialect.js';
+import { notifyChangeSql } from './pg-changes.js';
 
 /**
  * Entity types whose in-memory copies must be dropped when they change: the hot path's caches, and

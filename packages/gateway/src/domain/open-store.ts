@@ -3,15 +3,15 @@ import { hkdfSync, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { ApigateError, type Logger, silentLogger } from '@apigate/kernel';
 import { eq } from 'drizzle-orm';
-import { Domain } from '../domain/domain.js';
-import { decrypt, encrypt, loadSecretKey, SECRET_KEY_ENV, type SecretKey } from './crypto.js';
-import { openDatabase } from './db.js';
-import { postgresStoreDb, type StoreDb, sqliteStoreDb } from './dialect.js';
-import { DbMappingStore, type MappingStore } from './mappings.js';
-import { isPostgresUrl, openPostgres } from './pg.js';
-import { type ChangeListener, listenForChanges } from './pg-changes.js';
-import { runExclusive } from './pg-locks.js';
-import { DbSettingsStore, type SettingsStore } from './settings.js';
+import { Domain } from './domain.js';
+import { decrypt, encrypt, loadSecretKey, SECRET_KEY_ENV, type SecretKey } from '../store/crypto.js';
+import { openDatabase } from '../store/db.js';
+import { postgresStoreDb, type StoreDb, sqliteStoreDb } from '../store/dialect.js';
+import { DbMappingStore, type MappingStore } from '../store/mappings.js';
+import { isPostgresUrl, openPostgres } from '../store/pg.js';
+import { type ChangeListener, listenForChanges } from '../store/pg-changes.js';
+import { runExclusive } from '../store/pg-locks.js';
+import { DbSettingsStore, type SettingsStore } from '../store/settings.js';
 
 /** The environment variable the app reads for the PostgreSQL URL (`postgres://user:password@host/db`). */
 export const DATABASE_URL_ENV = 'APIGATE_DATABASE_URL';
