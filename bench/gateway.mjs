@@ -98,7 +98,7 @@ http.createServer((req, res) => {
 // proxy path in front of hono saves (the decision apigate serve makes).
 const FORWARDER = (viaHono) => `
 import http from 'node:http';
-import { Forwarder, RouteTable } from '@apigate/gateway';
+import { Forwarder, RouteTable } from '@apigate/gateway/hotpath';
 ${viaHono ? "import { Hono } from 'hono'; import { getRequestListener } from '@hono/node-server'; import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';" : ''}
 const forwarder = new Forwarder();
 const routes = new RouteTable([{ id: 'rt', pathPrefix: '/', upstreamUrl: process.env.UPSTREAM }]);

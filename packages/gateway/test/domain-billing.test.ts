@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type DomainError, eventMatches, openStore } from '../src/index.js';
+import { type DomainError, openStore } from '../src/index.js';
+import { eventMatches } from '../src/domain/webhook-endpoints.js';
 import { KEY_B } from './helpers.js';
 import { DIALECTS, domainStore, testPostgresUrl } from './helpers/domain.js';
 

@@ -90,7 +90,7 @@ describe.each(DIALECTS)('%s', (dialect) => {
     });
 
     it('computes overage exactly in integer micro-cents, rounding the total up to a cent', async () => {
-      const { overageCents } = await import('../src/index.js');
+      const { overageCents } = await import('../src/domain/plans.js');
       expect(overageCents({ overageCentsPerRequest: 0.05 }, 12_345)).toBe(618); // 617.25 -> 618
       expect(overageCents({ overageCentsPerRequest: 0.1 }, 30)).toBe(3); // no float drift to 3.0000000004 -> 4
       expect(overageCents({ overageCentsPerRequest: null }, 1000)).toBe(0);

@@ -1,6 +1,9 @@
 import type { Kernel } from '@apigate/kernel';
 import { describe, expect, it, vi } from 'vitest';
-import { decodeEmail, EMAIL_QUEUE, type EmailJob, exportUsage, monthOf, openStore, renderQuotaEmail, USAGE_CSV_COLUMNS } from '../src/index.js';
+import { exportUsage, monthOf, openStore, USAGE_CSV_COLUMNS } from '../src/index.js';
+import { decodeEmail, type EmailJob } from '../src/delivery/codec.js';
+import { EMAIL_QUEUE } from '../src/delivery/outbox.js';
+import { renderQuotaEmail } from '../src/gate/notices.js';
 import { KEY_A } from './helpers.js';
 import { readAll } from './helpers/http.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';

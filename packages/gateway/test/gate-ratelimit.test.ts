@@ -1,6 +1,7 @@
 import type { CacheProvider } from '@apigate/kernel';
 import { describe, expect, it } from 'vitest';
-import { CacheCircuit, RateLimiter } from '../src/index.js';
+import { RateLimiter } from '../src/limits/rate-limit.js';
+import { CacheCircuit } from '../src/limits/circuit.js';
 import { deadRedis, memory, redis } from './helpers/caches.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 

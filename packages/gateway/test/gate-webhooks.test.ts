@@ -1,6 +1,7 @@
 import { verifyWebhookSignature } from '@apigate/provider-webhook-notification';
 import { describe, expect, it, vi } from 'vitest';
-import { openStore, WEBHOOK_QUEUE, type WebhookEvent, WebhookDispatcher } from '../src/index.js';
+import { openStore, type WebhookEvent, WebhookDispatcher } from '../src/index.js';
+import { WEBHOOK_QUEUE } from '../src/delivery/outbound-webhooks.js';
 import { KEY_A } from './helpers.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { domainStore } from './helpers/domain.js';

@@ -1,7 +1,9 @@
 import { createKernel, discoverPlugins, silentLogger } from '@apigate/kernel';
 import { Cookie } from 'tough-cookie';
 import { describe, expect, it } from 'vitest';
-import { checkPublicUrlValue, createHttpApp, openStore, SESSION_COOKIE, schema, sha256Hex } from '../src/index.js';
+import { createHttpApp, openStore, SESSION_COOKIE, schema } from '../src/index.js';
+import { checkPublicUrlValue } from '../src/portal/api.js';
+import { sha256Hex } from '../src/domain/ids.js';
 import { KEY_A, tempDir } from './helpers.js';
 import { call } from './helpers/http.js';
 import { PASSWORD, portalHarness } from './helpers/portal.js';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_SCRYPT, hashPassword, needsRehash, verifyPassword } from '../src/index.js';
+import { hashPassword, verifyPassword } from '../src/index.js';
+import { DEFAULT_SCRYPT, needsRehash } from '../src/portal/password.js';
 
 const LOW = { ln: 10, r: 8, p: 1 };
 

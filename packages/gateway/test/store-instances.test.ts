@@ -3,7 +3,8 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { type ChangeEvent, CertificateStore, PaymentInbox, PortalStore } from '../src/index.js';
+import { type ChangeEvent, CertificateStore, PaymentInbox } from '../src/index.js';
+import { PortalStore } from '../src/portal/store.js';
 import { tempDir } from './helpers.js';
 import { domainStore } from './helpers/domain.js';
 

@@ -4,16 +4,8 @@ import { connect } from 'node:tls';
 import { type Kernel, silentLogger } from '@apigate/kernel';
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  CacheChallengeStore,
-  CertificateManager,
-  createHttpApp,
-  parseTlsDomains,
-  type RunningServer,
-  schema,
-  type Store,
-  startServer,
-} from '../src/index.js';
+import { CertificateManager, createHttpApp, parseTlsDomains, type RunningServer, schema, type Store, startServer } from '../src/index.js';
+import { CacheChallengeStore } from '../src/tls/challenges.js';
 import { type AcmeSetup, startAcmeSetup } from './helpers/acme.js';
 
 // One Pebble, store, kernel and gateway HTTP server (on the port Pebble dials for HTTP-01) for the file.
