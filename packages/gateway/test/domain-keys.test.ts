@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { type ChangeEvent, type DomainError } from '../src/index.js';
+import type { ChangeEvent, DomainError } from '../src/index.js';
 import { hashApiKey } from '../src/domain/keys.js';
 import { DIALECTS, domainStore, type TestDialect } from './helpers/domain.js';
 

@@ -1,4 +1,4 @@
-import { ApigateError, describeError, type Logger, type QueueProvider } from '@apigate/kernel';
+import { ApigateError, type Logger, type QueueProvider } from '@apigate/kernel';
 import { type Context, Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
