@@ -101,8 +101,9 @@ describe('traffic overview', () => {
     expect(body.totals.requests).toBe(3);
     expect(body.buckets_ms.at(-1)).toBeNull(); // the open bucket (Infinity) in JSON
     expect(body.totals.overhead.reduce((n: number, c: number) => n + c, 0)).toBe(3);
-    // The 150 ms upstream wait is not counted: the added latency stays well below it, even on a loaded machine.
-    expect(body.totals.p99_ms).toBeLessThanOrEqual(64);
+    // The 150 ms upstream wait is not counted: counted, it would put p99 in the 256 ms bucket. The 128 ms bound
+    // leaves room for a cold first request on a loaded CI machine.
+    expect(body.totals.p99_ms).toBeLessThanOrEqual(128);
     expect(body.routes).toEqual([expect.objectContaining({ route_id: a.route.id, path_prefix: '/api', requests: 3, errors: 0 })]);
     expect(body.keys).toEqual([expect.objectContaining({ key_id: a.apiKey.id, user_id: a.user.id, requests: 3 })]);
     expect(body.minutes.reduce((n: number, m: { requests: number }) => n + m.requests, 0)).toBe(3);
