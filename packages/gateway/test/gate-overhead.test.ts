@@ -48,7 +48,7 @@ async function hotPath(cacheKind: 'memory' | 'redis', upstreamUrl: string) {
 
 describe('the added latency (UsageRecord.overheadMs) on a slow upstream', () => {
   for (const cacheKind of ['memory', 'redis'] as const) {
-    it(`leaves the upstream's ${UPSTREAM_MS} ms out: every request lands in a low bucket, and the histogram counts every request (${cacheKind} cache)`, async () => {
+    it(`leaves the upstream's ${UPSTREAM_MS} ms out: every request lands below it, and the histogram counts every request (${cacheKind} cache)`, async () => {
       const upstream = await use(
         recorder(async () => {
           await sleep(UPSTREAM_MS);
@@ -75,7 +75,7 @@ describe('the added latency (UsageRecord.overheadMs) on a slow upstream', () => 
       expect(hist.reduce((a, b) => a + b, 0)).toBe(8);
       // ...yet the gateway's own share stays far below it (generous bounds: the machine is shared,
       // and the first request also reads the quota count).
-      expect(overheadQuantile(hist, 1)).toBeLessThanOrEqual(64);
+      expect(overheadQuantile(hist, 1)).toBeLessThanOrEqual(128); // the 200 ms upstream wait would land in the 256 bucket
       expect(overheadQuantile(hist, 0.5)).toBeLessThanOrEqual(16);
     });
   }
