@@ -79,10 +79,17 @@ const providerOps = {
 const impls = { provider: providerOps, 'raw-same': rawOps(same), 'raw-plain': rawOps(plain) };
 
 try {
-  await cache.setMany(Array.from({ length: KEYS }, (_, i) => [`k${i}`, value]), { ttlMs: TTL_MS });
+  await cache.setMany(
+    Array.from({ length: KEYS }, (_, i) => [`k${i}`, value]),
+    { ttlMs: TTL_MS },
+  );
   console.log(`cache bench: ${URL}, ${OPS} ops per run, ${CONCURRENCY} in flight, median of ${ROUNDS} rounds, 100-byte values`);
   console.log(`provider auto-pipelining: ${config.autoPipelining}`);
-  console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    `load average at start: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  );
   console.log('provider  = definition.create() + kernel instrument(), as the gateway calls it');
   console.log("raw-same  = ioredis with the provider's connection options (timeouts, no offline queue): the wrapper's cost");
   console.log('raw-plain = new Redis(url) with ioredis defaults\n');
@@ -108,7 +115,9 @@ try {
   console.log('op         ops/s ratio  p50 ratio  p99 ratio  CPU ratio      ops/s ratio');
   for (const [op, p, s, d] of summary) {
     const r = (a, b) => (a / b).toFixed(3).padStart(10);
-    console.log(`${op.padEnd(10)} ${r(p.opsPerSec, s.opsPerSec)} ${r(p.p50, s.p50)} ${r(p.p99, s.p99)} ${r(p.cpuUs, s.cpuUs)}   ${r(p.opsPerSec, d.opsPerSec)}`);
+    console.log(
+      `${op.padEnd(10)} ${r(p.opsPerSec, s.opsPerSec)} ${r(p.p50, s.p50)} ${r(p.p99, s.p99)} ${r(p.cpuUs, s.cpuUs)}   ${r(p.opsPerSec, d.opsPerSec)}`,
+    );
   }
 } finally {
   await cache.clear();

@@ -48,8 +48,14 @@ const freePort = () =>
 
 /** Runs `node -e code` (ESM) in its own process; resolves once it prints `ready`. */
 async function nodeProcess(name, code, env = {}) {
-  const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`, `--cpu-prof-name=${name.replace(/\W+/g, '-')}.cpuprofile`] : [];
-  const child = spawn(process.execPath, [...profile, '--input-type=module', '-e', code], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'], cwd: HERE });
+  const profile = process.env.BENCH_PROFILE_DIR
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`, `--cpu-prof-name=${name.replace(/\W+/g, '-')}.cpuprofile`]
+    : [];
+  const child = spawn(process.execPath, [...profile, '--input-type=module', '-e', code], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+    cwd: HERE,
+  });
   children.push(child);
   let out = '';
   child.stdout.setEncoding('utf8');
@@ -149,10 +155,16 @@ function ensureNginx() {
   const apt = spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
   if (!isRoot || !apt) return false;
   console.log('nginx is not installed: running apt-get install -y nginx-light (Debian) for the nginx row');
-  let r = spawnSync('apt-get', ['install', '-y', 'nginx-light'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  let r = spawnSync('apt-get', ['install', '-y', 'nginx-light'], {
+    stdio: 'ignore',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
   if (r.status !== 0) {
     spawnSync('apt-get', ['update'], { stdio: 'ignore' });
-    r = spawnSync('apt-get', ['install', '-y', 'nginx-light'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    r = spawnSync('apt-get', ['install', '-y', 'nginx-light'], {
+      stdio: 'ignore',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
   }
   console.log(r.status === 0 ? 'installed nginx-light' : 'could not install nginx-light; skipping nginx');
   return r.status === 0 && has();
@@ -216,7 +228,10 @@ async function startApigate(name, upstreamUrl, port, extraEnv, serveArgs = []) {
   const key = JSON.parse(apigate(['keys', 'create', '--user', 'bench@example.com', '--json'], env)).key;
   apigate(['routes', 'add', '/', upstreamUrl], env);
   const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
-  const child = spawn(process.execPath, [...profile, BIN, 'serve', '--port', String(port), '--host', '127.0.0.1', ...serveArgs], { env: { ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...profile, BIN, 'serve', '--port', String(port), '--host', '127.0.0.1', ...serveArgs], {
+    env: { ...env, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   children.push(child);
   let out = '';
   child.stdout.setEncoding('utf8');
@@ -250,7 +265,8 @@ function cpuUs(pid) {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
     let us = (Number(fields[11]) + Number(fields[12])) * TICK_US;
-    for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean)) us += cpuUs(Number(child)) ?? 0;
+    for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean))
+      us += cpuUs(Number(child)) ?? 0;
     return us;
   } catch {
     return undefined;
@@ -291,9 +307,18 @@ async function measure(name, url, headers = {}, pids = {}) {
   const per = (k) => (before[k] === undefined || pids[k] === undefined ? undefined : (cpuUs(pids[k]) - before[k]) / r.requests.total);
   const bad = r.non2xx + r.errors + r.timeouts;
   if (bad > 0) console.log(`  ${name}: ${bad} non-2xx/errors/timeouts of ${r.requests.total}`);
-  if (process.env.BENCH_PROFILE_DIR) console.log(`  ${name}: ${r.requests.total} requests measured (plus the warm-up and ${LIGHT_REQUESTS + 300} light ones)`);
+  if (process.env.BENCH_PROFILE_DIR)
+    console.log(`  ${name}: ${r.requests.total} requests measured (plus the warm-up and ${LIGHT_REQUESTS + 300} light ones)`);
   const light = await lightLatency(url, headers);
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, lightP50: light.p50, lightP99: light.p99, cpu: per('proxy'), redisCpu: per('redis') };
+  return {
+    rps: r.requests.average,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    lightP50: light.p50,
+    lightP99: light.p99,
+    cpu: per('proxy'),
+    redisCpu: per('redis'),
+  };
 }
 
 /** The pid of the redis-server at REDIS_URL (its INFO says), for its CPU per request. */
@@ -316,11 +341,20 @@ async function main() {
 
   const forwarderScenario = (viaHono) => async () => {
     const port = await freePort();
-    return { url: `http://127.0.0.1:${port}`, child: await nodeProcess('forwarder', FORWARDER(viaHono), { PORT: String(port), UPSTREAM: upstreamUrl }) };
+    return {
+      url: `http://127.0.0.1:${port}`,
+      child: await nodeProcess('forwarder', FORWARDER(viaHono), { PORT: String(port), UPSTREAM: upstreamUrl }),
+    };
   };
   const apigateOnRedis = (name, serveArgs) => async () => {
     const port = await freePort();
-    const env = { CACHE_PROVIDER: 'redis', QUEUE_PROVIDER: 'redis', REDIS_URL, REDIS_KEY_PREFIX: `${PREFIX}:${name}:cache:`, BENCH_QUEUE_PREFIX: `${PREFIX}-${name}-queue` };
+    const env = {
+      CACHE_PROVIDER: 'redis',
+      QUEUE_PROVIDER: 'redis',
+      REDIS_URL,
+      REDIS_KEY_PREFIX: `${PREFIX}:${name}:cache:`,
+      BENCH_QUEUE_PREFIX: `${PREFIX}-${name}-queue`,
+    };
     const { child, key } = await startApigate(name, upstreamUrl, port, env, serveArgs);
     return { url: `http://127.0.0.1:${port}`, child, headers: { 'x-api-key': key }, usesRedis: true };
   };
@@ -340,7 +374,10 @@ async function main() {
       name: 'bare undici proxy',
       start: async () => {
         const port = await freePort();
-        return { url: `http://127.0.0.1:${port}`, child: await nodeProcess('bare proxy', BARE_PROXY, { PORT: String(port), UPSTREAM: upstreamUrl }) };
+        return {
+          url: `http://127.0.0.1:${port}`,
+          child: await nodeProcess('bare proxy', BARE_PROXY, { PORT: String(port), UPSTREAM: upstreamUrl }),
+        };
       },
     },
     { id: 'raw', name: 'Forwarder on raw node:http', start: forwarderScenario(false) },
@@ -352,7 +389,12 @@ async function main() {
         const port = await freePort();
         const key = `peer-${randomUUID()}`;
         const env = { PORT: String(port), UPSTREAM: upstreamUrl, PEER_KEY: key, REDIS_URL, PEER_PREFIX: `${PREFIX}:fastify:` };
-        return { url: `http://127.0.0.1:${port}`, child: await nodeProcess('fastify peer', FASTIFY_PEER, env), headers: { 'x-api-key': key }, usesRedis: true };
+        return {
+          url: `http://127.0.0.1:${port}`,
+          child: await nodeProcess('fastify peer', FASTIFY_PEER, env),
+          headers: { 'x-api-key': key },
+          usesRedis: true,
+        };
       },
     },
     {
@@ -376,7 +418,9 @@ async function main() {
     },
   ];
 
-  console.log(`loopback, ${CONNECTIONS} connections, ${SECONDS} s per run (after a warm-up run), best of ${ROUNDS} rounds; light load: ${LIGHT_REQUESTS} sequential requests`);
+  console.log(
+    `loopback, ${CONNECTIONS} connections, ${SECONDS} s per run (after a warm-up run), best of ${ROUNDS} rounds; light load: ${LIGHT_REQUESTS} sequential requests`,
+  );
   const running = [];
   const only = process.env.BENCH_ONLY?.split(',').map((x) => x.trim());
   for (const s of scenarios.filter((x) => !only || only.includes(x.id))) {
@@ -404,14 +448,24 @@ async function main() {
     const byLight = [...s.runs].sort((a, b) => a.lightP50 - b.lightP50)[0];
     const cpu = s.runs.map((r) => r.cpu).filter((v) => v !== undefined);
     const redisCpu = s.runs.map((r) => r.redisCpu).filter((v) => v !== undefined);
-    return { ...byRps, lightP50: byLight.lightP50, lightP99: byLight.lightP99, cpu: cpu.length ? Math.min(...cpu) : undefined, redisCpu: redisCpu.length ? Math.min(...redisCpu) : undefined };
+    return {
+      ...byRps,
+      lightP50: byLight.lightP50,
+      lightP99: byLight.lightP99,
+      cpu: cpu.length ? Math.min(...cpu) : undefined,
+      redisCpu: redisCpu.length ? Math.min(...redisCpu) : undefined,
+    };
   };
   const rows = running.map((s) => ({ name: s.name, ...best(s) }));
   const pad = (v, n) => String(v).padStart(n);
-  console.log(`\n${'scenario'.padEnd(32)}${pad('req/s', 9)}${pad('p50 ms', 8)}${pad('p99 ms', 8)}${pad('1-client p50 µs', 17)}${pad('p99 µs', 9)}${pad('CPU µs/req', 12)}`);
+  console.log(
+    `\n${'scenario'.padEnd(32)}${pad('req/s', 9)}${pad('p50 ms', 8)}${pad('p99 ms', 8)}${pad('1-client p50 µs', 17)}${pad('p99 µs', 9)}${pad('CPU µs/req', 12)}`,
+  );
   for (const r of rows) {
     const cpu = r.cpu === undefined ? 'n/a' : `${r.cpu.toFixed(1)}${r.redisCpu === undefined ? '' : ` +${r.redisCpu.toFixed(1)} redis`}`;
-    console.log(`${r.name.padEnd(32)}${pad(Math.round(r.rps), 9)}${pad(r.p50, 8)}${pad(r.p99, 8)}${pad(r.lightP50.toFixed(0), 17)}${pad(r.lightP99.toFixed(0), 9)}  ${cpu}`);
+    console.log(
+      `${r.name.padEnd(32)}${pad(Math.round(r.rps), 9)}${pad(r.p50, 8)}${pad(r.p99, 8)}${pad(r.lightP50.toFixed(0), 17)}${pad(r.lightP99.toFixed(0), 9)}  ${cpu}`,
+    );
   }
   const get = (n) => rows.find((r) => r.name.startsWith(n));
   const direct = get('direct');
@@ -424,14 +478,20 @@ async function main() {
   // CPU per request (Redis's included) is the steadier figure on a machine where every process competes for the cores.
   const cpuTimes = (a, b) => (totalCpu(a) && totalCpu(b) ? `${(totalCpu(a) / totalCpu(b)).toFixed(2)}×` : 'n/a');
   console.log('\nratios of throughput:');
-  console.log(`  bare undici proxy / direct: ${ratio(bare, direct)}   bare undici proxy / nginx: ${ratio(bare, nginx)}   raw Forwarder / bare undici proxy: ${ratio(raw, bare)}`);
+  console.log(
+    `  bare undici proxy / direct: ${ratio(bare, direct)}   bare undici proxy / nginx: ${ratio(bare, nginx)}   raw Forwarder / bare undici proxy: ${ratio(raw, bare)}`,
+  );
   if (raw && hono) {
-    console.log(`  Forwarder behind hono / on raw node:http: ${ratio(hono, raw)}; hono adds ${((hono.lightP50 - raw.lightP50) / 1000).toFixed(3)} ms at p50 for one client`);
+    console.log(
+      `  Forwarder behind hono / on raw node:http: ${ratio(hono, raw)}; hono adds ${((hono.lightP50 - raw.lightP50) / 1000).toFixed(3)} ms at p50 for one client`,
+    );
   }
   if (!raw) return;
   // The reference is the project's own Forwarder on raw node:http: the strongest Node proxy in the run.
   const goals = { 'APIGate, memory': 'goal >= 95%', 'APIGate, Redis cache': 'goal >= 90% and <= 1.15× CPU' };
-  console.log(`\nagainst the raw Forwarder (${Math.round(raw.rps)} req/s, ${raw.cpu?.toFixed(1) ?? 'n/a'} CPU µs/req; nginx: ${nginx?.cpu?.toFixed(1) ?? 'n/a'} CPU µs/req):`);
+  console.log(
+    `\nagainst the raw Forwarder (${Math.round(raw.rps)} req/s, ${raw.cpu?.toFixed(1) ?? 'n/a'} CPU µs/req; nginx: ${nginx?.cpu?.toFixed(1) ?? 'n/a'} CPU µs/req):`,
+  );
   for (const g of rows.filter((r) => r.name.startsWith('APIGate') || r.name.startsWith('fastify'))) {
     const goal = Object.entries(goals).find(([n]) => g.name.startsWith(n))?.[1];
     console.log(
@@ -440,7 +500,8 @@ async function main() {
   }
   const peer = get('fastify');
   const redis = get('APIGate, Redis cache');
-  if (peer && redis) console.log(`  APIGate with Redis / fastify peer: req/s ${ratio(redis, peer)}, CPU per request ${cpuTimes(redis, peer)}`);
+  if (peer && redis)
+    console.log(`  APIGate with Redis / fastify peer: req/s ${ratio(redis, peer)}, CPU per request ${cpuTimes(redis, peer)}`);
   const w2 = get('APIGate, Redis, --workers 2');
   if (w2 && redis) {
     console.log(

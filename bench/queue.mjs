@@ -75,7 +75,10 @@ const impls = {
     publish: (q) => () => provider.publish(q, payload),
     async preload(q) {
       for (let i = 0; i < JOBS; i += 500) {
-        await provider.publishMany(q, Array.from({ length: Math.min(500, JOBS - i) }, () => ({ payload })));
+        await provider.publishMany(
+          q,
+          Array.from({ length: Math.min(500, JOBS - i) }, () => ({ payload })),
+        );
       }
     },
     work: (q, concurrency, handler) => provider.process(q, handler, { concurrency }),
@@ -85,7 +88,9 @@ const impls = {
     async preload(q) {
       for (let i = 0; i < JOBS; i += 500) {
         const n = Math.min(500, JOBS - i);
-        await rawQueue(q).addBulk(Array.from({ length: n }, () => ({ name: 'job', data: payload, opts: { ...SAME_OPTS, jobId: randomUUID() } })));
+        await rawQueue(q).addBulk(
+          Array.from({ length: n }, () => ({ name: 'job', data: payload, opts: { ...SAME_OPTS, jobId: randomUUID() } })),
+        );
       }
     },
     work: (q, concurrency, handler) => new Worker(q, handler, { connection: workerConn, prefix, concurrency }),
@@ -145,12 +150,18 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 
 console.log(`queue bench: ${JOBS} no-op jobs per run, median of ${ROUNDS} rounds, Redis ${URL}, load ${loadavg()[0].toFixed(2)}`);
-console.log('jobs/s (ratio = provider / raw)           provider   raw-same  raw-plain  ratio-same  ratio-plain   CPU µs/job: provider  raw-same  raw-plain');
+console.log(
+  'jobs/s (ratio = provider / raw)           provider   raw-same  raw-plain  ratio-same  ratio-plain   CPU µs/job: provider  raw-same  raw-plain',
+);
 for (const op of ['publish', 'process']) {
   for (const c of CONCURRENCIES) {
     const runs = ['provider', 'raw-same', 'raw-plain'].map((n) => results[`${op} c=${c} ${n}`]);
     const [p, s, r] = runs.map((xs) => median(xs.map((x) => x.rate)));
-    const cpu = runs.map((xs) => median(xs.map((x) => x.cpuUs)).toFixed(0).padStart(10));
+    const cpu = runs.map((xs) =>
+      median(xs.map((x) => x.cpuUs))
+        .toFixed(0)
+        .padStart(10),
+    );
     console.log(
       `${`${op}, concurrency ${c}`.padEnd(40)}${p.toFixed(0).padStart(10)}${s.toFixed(0).padStart(11)}${r.toFixed(0).padStart(11)}` +
         `${(p / s).toFixed(2).padStart(12)}${(p / r).toFixed(2).padStart(13)}${' '.repeat(12)}${cpu.join('')}`,

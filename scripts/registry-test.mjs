@@ -86,7 +86,12 @@ function startChild(cmd, args, opts) {
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
-  const exited = new Promise((r) => child.on('close', (code, signal) => { children.delete(child); r({ code, signal }); }));
+  const exited = new Promise((r) =>
+    child.on('close', (code, signal) => {
+      children.delete(child);
+      r({ code, signal });
+    }),
+  );
   return { child, output: () => out, exited };
 }
 
@@ -121,10 +126,12 @@ const after = workspaces();
 const bumped = after.filter((p) => p.pkg.version !== before.get(p.pkg.name));
 const major = (v) => Number(v.split('.')[0]);
 const kernel = after.find((p) => p.pkg.name === '@apigate/kernel').pkg.version;
-if (major(kernel) !== major(before.get('@apigate/kernel')) || kernel === before.get('@apigate/kernel')) fail(`kernel went ${before.get('@apigate/kernel')} -> ${kernel}, expected a minor`);
+if (major(kernel) !== major(before.get('@apigate/kernel')) || kernel === before.get('@apigate/kernel'))
+  fail(`kernel went ${before.get('@apigate/kernel')} -> ${kernel}, expected a minor`);
 const majors = after.filter((p) => major(p.pkg.version) > major(before.get(p.pkg.name)));
 if (majors.length) fail(`a kernel minor released majors of ${majors.map((p) => p.pkg.name).join(', ')}`);
-if (!readFileSync(path.join(scratch, 'packages/kernel/CHANGELOG.md'), 'utf8').includes('registry test: a kernel minor')) fail('kernel CHANGELOG.md lacks the test changeset');
+if (!readFileSync(path.join(scratch, 'packages/kernel/CHANGELOG.md'), 'utf8').includes('registry test: a kernel minor'))
+  fail('kernel CHANGELOG.md lacks the test changeset');
 log(`versioned ${bumped.length} packages (kernel ${kernel}, no majors); CHANGELOG.md written`);
 
 // ── 2. Verdaccio ───────────────────────────────────────────────────────────────────────────
@@ -163,7 +170,11 @@ log: { type: stdout, format: pretty, level: warn }
 `,
 );
 log(`starting Verdaccio on ${registry} (uplink ${uplink})`);
-const verdaccio = startChild(path.join(root, 'node_modules', '.bin', 'verdaccio'), ['--config', path.join(vd, 'config.yaml'), '--listen', `127.0.0.1:${port}`], { cwd: vd });
+const verdaccio = startChild(
+  path.join(root, 'node_modules', '.bin', 'verdaccio'),
+  ['--config', path.join(vd, 'config.yaml'), '--listen', `127.0.0.1:${port}`],
+  { cwd: vd },
+);
 await Promise.race([
   waitFor('Verdaccio', async () => (await fetch(`${registry}-/ping`)).ok, 60_000),
   verdaccio.exited.then(({ code }) => stopping || fail(`Verdaccio exited ${code}:\n${verdaccio.output()}`)),
@@ -180,7 +191,17 @@ const npmrc = path.join(work, 'npmrc');
 // (CA bundle, node headers for compiling better-sqlite3).
 const userConfig = (key) => sh('npm', ['config', 'get', key], { cwd: work }).stdout.trim();
 const extra = ['cafile', 'nodedir'].map((k) => [k, userConfig(k)]).filter(([, v]) => v && v !== 'null' && v !== 'undefined');
-writeFileSync(npmrc, [`registry=${registry}`, `//127.0.0.1:${port}/:_authToken=${token}`, 'audit=false', 'fund=false', 'update-notifier=false', ...extra.map(([k, v]) => `${k}=${v}`)].join('\n'));
+writeFileSync(
+  npmrc,
+  [
+    `registry=${registry}`,
+    `//127.0.0.1:${port}/:_authToken=${token}`,
+    'audit=false',
+    'fund=false',
+    'update-notifier=false',
+    ...extra.map(([k, v]) => `${k}=${v}`),
+  ].join('\n'),
+);
 const npmEnv = { ...process.env, NPM_CONFIG_USERCONFIG: npmrc, npm_config_registry: registry };
 for (const k of Object.keys(npmEnv)) if (/^(npm_config_(?!registry$|userconfig$))/i.test(k) || k === 'npm_execpath') delete npmEnv[k];
 log('Verdaccio up, with a publishing user');
@@ -234,14 +255,21 @@ log(`npx -p @apigate/app apigate providers list: ${listed.providers.length} prov
 async function serveAndCheck(extraEnv, expect) {
   const httpPort = await freePort();
   const bin = path.join(userDir, 'node_modules', '.bin', 'apigate');
-  const s = startChild(bin, ['serve', '--host', '127.0.0.1'], { cwd: userDir, env: appEnv({ APIGATE_PORT: String(httpPort), ...extraEnv }) });
+  const s = startChild(bin, ['serve', '--host', '127.0.0.1'], {
+    cwd: userDir,
+    env: appEnv({ APIGATE_PORT: String(httpPort), ...extraEnv }),
+  });
   const url = `http://127.0.0.1:${httpPort}/admin/health`;
   let answered = false;
   const health = await Promise.race([
-    waitFor('apigate serve', async () => {
-      const res = await fetch(url);
-      return res.status === 200 ? res.json() : undefined;
-    }, 60_000),
+    waitFor(
+      'apigate serve',
+      async () => {
+        const res = await fetch(url);
+        return res.status === 200 ? res.json() : undefined;
+      },
+      60_000,
+    ),
     s.exited.then(({ code }) => answered || fail(`apigate serve exited ${code} before answering:\n${s.output()}`)),
   ]);
   answered = true;
@@ -259,7 +287,8 @@ log(`apigate serve: /admin/health ${health.status}; stopped cleanly on SIGTERM`)
 // ── 5. a third-party provider author ──────────────────────────────────────────────────────
 const tp = path.join(work, 'third-party');
 const example = path.join(root, 'examples', 'custom-provider');
-for (const f of ['src', 'test', 'README.md', 'tsconfig.json', 'tsconfig.build.json', 'vitest.config.ts']) cpSync(path.join(example, f), path.join(tp, f), { recursive: true });
+for (const f of ['src', 'test', 'README.md', 'tsconfig.json', 'tsconfig.build.json', 'vitest.config.ts'])
+  cpSync(path.join(example, f), path.join(tp, f), { recursive: true });
 const tpPkg = readJson(path.join(example, 'package.json'));
 delete tpPkg.private;
 delete tpPkg.scripts.lint; // the monorepo's linter
@@ -270,10 +299,16 @@ log('third-party provider: npm install (@apigate/kernel and @apigate/provider-te
 sh('npm', ['install', '--no-audit', '--no-fund'], { cwd: tp, env: npmEnv });
 sh('npm', ['run', 'build'], { cwd: tp, env: npmEnv });
 sh('npm', ['run', 'typecheck'], { cwd: tp, env: npmEnv });
-const vt = sh(path.join(tp, 'node_modules', '.bin', 'vitest'), ['run', '--reporter=json', '--outputFile', path.join(work, 'tp.json')], { cwd: tp, env: { ...npmEnv, CI: 'true' }, allowFail: true });
+const vt = sh(path.join(tp, 'node_modules', '.bin', 'vitest'), ['run', '--reporter=json', '--outputFile', path.join(work, 'tp.json')], {
+  cwd: tp,
+  env: { ...npmEnv, CI: 'true' },
+  allowFail: true,
+});
 const report = existsSync(path.join(work, 'tp.json')) ? readJson(path.join(work, 'tp.json')) : undefined;
 if (vt.status !== 0 || !report || report.numFailedTests > 0 || report.numPassedTests < 10) {
-  fail(`the third-party provider's tests failed (${report?.numPassedTests ?? 0} passed, ${report?.numFailedTests ?? '?'} failed):\n${vt.stdout}\n${vt.stderr}`);
+  fail(
+    `the third-party provider's tests failed (${report?.numPassedTests ?? 0} passed, ${report?.numFailedTests ?? '?'} failed):\n${vt.stdout}\n${vt.stderr}`,
+  );
 }
 log(`third-party provider: built, typechecked, testkit suite passed (${report.numPassedTests} tests)`);
 sh('npm', ['publish'], { cwd: tp, env: npmEnv });
@@ -285,11 +320,20 @@ writeJson(path.join(plugins, 'package.json'), { name: 'apigate-plugins', private
 sh('npm', ['install', '--no-audit', '--no-fund', '--legacy-peer-deps', tpPkg.name], { cwd: plugins, env: npmEnv });
 if (existsSync(path.join(plugins, 'node_modules', '@apigate', 'kernel'))) fail('the plugin folder got a kernel of its own');
 log('npm install --legacy-peer-deps of the provider into a plugin folder: no kernel copy there');
-const pluginEnv = { APIGATE_PLUGIN_PATH: plugins, NOTIFICATION_PROVIDER: 'jsonl', JSONL_NOTIFICATION_PATH: path.join(work, 'notifications.jsonl') };
-const pl = JSON.parse(sh(path.join(userDir, 'node_modules', '.bin', 'apigate'), ['providers', 'list', '--json'], { cwd: userDir, env: appEnv(pluginEnv) }).stdout);
-if (!pl.providers.some((p) => p.name === 'jsonl' && p.selected && p.source === 'plugin-path')) fail(`providers list does not select jsonl from the plugin path: ${JSON.stringify(pl)}`);
+const pluginEnv = {
+  APIGATE_PLUGIN_PATH: plugins,
+  NOTIFICATION_PROVIDER: 'jsonl',
+  JSONL_NOTIFICATION_PATH: path.join(work, 'notifications.jsonl'),
+};
+const pl = JSON.parse(
+  sh(path.join(userDir, 'node_modules', '.bin', 'apigate'), ['providers', 'list', '--json'], { cwd: userDir, env: appEnv(pluginEnv) })
+    .stdout,
+);
+if (!pl.providers.some((p) => p.name === 'jsonl' && p.selected && p.source === 'plugin-path'))
+  fail(`providers list does not select jsonl from the plugin path: ${JSON.stringify(pl)}`);
 await serveAndCheck(pluginEnv, (h) => {
-  if (h.providers?.notification?.provider !== 'jsonl' || h.providers.notification.status !== 'connected') fail(`health with the plugin: ${JSON.stringify(h)}`);
+  if (h.providers?.notification?.provider !== 'jsonl' || h.providers.notification.status !== 'connected')
+    fail(`health with the plugin: ${JSON.stringify(h)}`);
 });
 log('apigate serve with NOTIFICATION_PROVIDER=jsonl from APIGATE_PLUGIN_PATH: notification connected');
 

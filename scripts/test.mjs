@@ -12,7 +12,9 @@ const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit', e
 
 function workspaceDirs() {
   const out = spawnSync('pnpm', ['-r', 'ls', '--depth', '-1', '--json'], { cwd: root, encoding: 'utf8' });
-  return JSON.parse(out.stdout).map((p) => p.path).filter((p) => p !== root);
+  return JSON.parse(out.stdout)
+    .map((p) => p.path)
+    .filter((p) => p !== root);
 }
 
 if (run('node', ['scripts/services.mjs']) !== 0) process.exit(1);
@@ -22,8 +24,17 @@ const concurrency = process.env.APIGATE_TEST_CONCURRENCY ?? '3';
 let status = run('pnpm', ['exec', 'turbo', 'run', 'build', 'typecheck', 'lint', '--output-logs=errors-only']);
 if (status === 0) {
   status = run('pnpm', [
-    'exec', 'turbo', 'run', 'test', `--concurrency=${concurrency}`, '--continue', '--output-logs=new-only',
-    '--', '--reporter=default', '--reporter=json', `--outputFile.json=${RESULTS}`,
+    'exec',
+    'turbo',
+    'run',
+    'test',
+    `--concurrency=${concurrency}`,
+    '--continue',
+    '--output-logs=new-only',
+    '--',
+    '--reporter=default',
+    '--reporter=json',
+    `--outputFile.json=${RESULTS}`,
   ]);
 }
 

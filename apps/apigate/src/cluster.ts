@@ -104,7 +104,9 @@ export function superviseWorkers(o: { count: number; logger: Logger; stopTimeout
       // The workers exit by their own deadline; this only catches one that hangs past it.
       killTimer = setTimeout(() => {
         for (const { index, worker } of live.values()) {
-          logger.error(`primary: worker ${index} (pid ${worker.process.pid}) still running ${KILL_MARGIN_MS} ms past the shutdown deadline; killing it`);
+          logger.error(
+            `primary: worker ${index} (pid ${worker.process.pid}) still running ${KILL_MARGIN_MS} ms past the shutdown deadline; killing it`,
+          );
           worker.process.kill('SIGKILL');
         }
         failed = true;
@@ -184,7 +186,10 @@ export function stopGracefullyWhenOrphaned(logger: Logger): void {
     // The primary disconnected it on purpose (worker.disconnect()): node's own handling is right.
     if (worker.exitedAfterDisconnect) return;
     worker.exitedAfterDisconnect = true;
-    logger.warn({ pid: process.pid, worker: process.env.APIGATE_WORKER_INDEX }, 'worker: the primary is gone (IPC channel closed); stopping gracefully');
+    logger.warn(
+      { pid: process.pid, worker: process.env.APIGATE_WORKER_INDEX },
+      'worker: the primary is gone (IPC channel closed); stopping gracefully',
+    );
     // Only once serve listens for SIGTERM: while it is still starting, the default action would kill it
     // (so wait for the handler); once a SIGTERM started its shutdown, the handler is gone and another
     // would cut that shutdown short (the unref'd timer then just lets the process exit when it is done).

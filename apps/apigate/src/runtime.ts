@@ -102,7 +102,12 @@ export class AggregateLinesError extends Error {
 export function parsePort(value: string | undefined, name: string, settingKey?: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) {
-    throw new ConfigError({ field: 'port', envVar: name, settingKey: settingKey ?? 'server.port', expected: 'expected a port number from 0 to 65535' });
+    throw new ConfigError({
+      field: 'port',
+      envVar: name,
+      settingKey: settingKey ?? 'server.port',
+      expected: 'expected a port number from 0 to 65535',
+    });
   }
   return n;
 }

@@ -68,4 +68,3 @@ export function suggestKeys(key: string, known: Iterable<string>): string[] {
     .slice(0, 3)
     .map((x) => x.k);
 }
-

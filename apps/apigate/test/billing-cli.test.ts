@@ -25,13 +25,29 @@ describe('apigate plans sync and the payment webhook of serve (dummy provider)',
         expect(server.logs()).toContain('payment webhooks: POST /webhooks/dummy');
         // Signed with the dummy's development secret, as the running provider verifies it.
         const signer = new DummyPayment({ checkoutBaseUrl: 'http://localhost/c', webhookSecret: DEV_WEBHOOK_SECRET });
-        const state = { subscriptionId: 'sub_dummy_1', customerId: 'cus_dummy_ada', priceId: rows[0]!.priceId, status: 'active' as const, cancelAtPeriodEnd: false };
-        const hook = signer.signEvent({ id: 'evt_app_1', type: 'subscription.created', occurredAt: new Date(), customerId: state.customerId, subscription: state });
-        const send = () => fetch(`${server.url}/webhooks/dummy`, { method: 'POST', headers: hook.headers, body: Buffer.from(hook.rawBody) });
+        const state = {
+          subscriptionId: 'sub_dummy_1',
+          customerId: 'cus_dummy_ada',
+          priceId: rows[0]!.priceId,
+          status: 'active' as const,
+          cancelAtPeriodEnd: false,
+        };
+        const hook = signer.signEvent({
+          id: 'evt_app_1',
+          type: 'subscription.created',
+          occurredAt: new Date(),
+          customerId: state.customerId,
+          subscription: state,
+        });
+        const send = () =>
+          fetch(`${server.url}/webhooks/dummy`, { method: 'POST', headers: hook.headers, body: Buffer.from(hook.rawBody) });
         const first = await send();
         expect(first.status).toBe(200);
         expect(await first.json()).toEqual({ received: true, duplicate: false });
-        await vi.waitFor(async () => expect((await store.domain.users.get(user.id)).planId).toBe(pro.id), { timeout: 20_000, interval: 100 });
+        await vi.waitFor(async () => expect((await store.domain.users.get(user.id)).planId).toBe(pro.id), {
+          timeout: 20_000,
+          interval: 100,
+        });
         expect(await (await send()).json()).toEqual({ received: true, duplicate: true });
         const bad = await fetch(`${server.url}/webhooks/dummy`, { method: 'POST', headers: hook.headers, body: '{"id":"evt_forged"}' });
         expect(bad.status).toBe(400);

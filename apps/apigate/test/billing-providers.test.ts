@@ -46,13 +46,22 @@ const CASES: Case[] = [
   {
     name: 'paddle',
     def: paddle as AnyProviderDefinition,
-    settings: () => ({ apiKey: PADDLE_KEY, webhookSecret: 'pdl_ntfset_01hzfakedestination00000_webhookSecretForTests', baseUrl: fakePaddle.url }),
+    settings: () => ({
+      apiKey: PADDLE_KEY,
+      webhookSecret: 'pdl_ntfset_01hzfakedestination00000_webhookSecretForTests',
+      baseUrl: fakePaddle.url,
+    }),
     pay: (id) => void fakePaddle.completeTransaction(id),
   },
   {
     name: 'lemonsqueezy',
     def: lemonsqueezy as AnyProviderDefinition,
-    settings: () => ({ apiKey: LEMON_KEY, storeId: STORE_ID, webhookSecret: 'lemon-signing-secret-for-tests-0123', baseUrl: fakeLemon.url }),
+    settings: () => ({
+      apiKey: LEMON_KEY,
+      storeId: STORE_ID,
+      webhookSecret: 'lemon-signing-secret-for-tests-0123',
+      baseUrl: fakeLemon.url,
+    }),
     pay: (id) => void fakeLemon.completeCheckout(id),
   },
 ];
@@ -94,18 +103,27 @@ describe.each(CASES)('customer billing against the $name stand-in', (c) => {
       expect(await h.planOf()).toBe('Free');
       // A provider API read (what `apigate subscriptions sync` and the reconciler do) grants it.
       const sync = await h.billing.reconcile({ userId: h.user.id });
-      expect(sync).toMatchObject({ provider: c.name, errors: [], changed: [{ before: null, after: { status: 'active', planId: h.pro.id } }] });
+      expect(sync).toMatchObject({
+        provider: c.name,
+        errors: [],
+        changed: [{ before: null, after: { status: 'active', planId: h.pro.id } }],
+      });
       expect(await h.planOf()).toBe('Pro');
       const sub = (await h.billing.current(h.user.id))!;
       expect(sub).toMatchObject({ provider: c.name, status: 'active', planId: h.pro.id });
       // The overview lists the checkout's paid invoice, read from the provider's API.
       const overview = await h.billing.overview(h.user);
       expect(overview.features.invoices).toBe(true);
-      expect(overview.invoices).toEqual([expect.objectContaining({ status: 'paid', amountCents: h.pro.priceCents, currency: h.pro.currency.toLowerCase() })]);
+      expect(overview.invoices).toEqual([
+        expect.objectContaining({ status: 'paid', amountCents: h.pro.priceCents, currency: h.pro.currency.toLowerCase() }),
+      ]);
       expect(overview.invoices_error).toBeUndefined();
 
       // A second checkout is refused: change instead.
-      await expect(h.billing.checkout(h.user, { plan: 'Team', returnBase: 'https://api.example.com' })).rejects.toMatchObject({ code: 'ALREADY_SUBSCRIBED', status: 409 });
+      await expect(h.billing.checkout(h.user, { plan: 'Team', returnBase: 'https://api.example.com' })).rejects.toMatchObject({
+        code: 'ALREADY_SUBSCRIBED',
+        status: 409,
+      });
 
       const portal = await h.billing.portal(h.user, 'https://api.example.com/portal/billing');
       expect(portal.url).toMatch(/^https?:\/\//);

@@ -41,7 +41,9 @@ describe('apigate certs', () => {
   it('obtain without a TLS provider says how to enable one', async () => {
     const r = await cli(['certs', 'obtain', 'x.apigate.test'], { ...env, TLS_ACME_ENABLED: 'false' });
     expect(r.code).toBe(1);
-    expect(r.stderr.trim()).toBe('apigate: no TLS provider is enabled; set TLS_ACME_ENABLED=true and TLS_ACME_EMAIL (see the provider-acme README)');
+    expect(r.stderr.trim()).toBe(
+      'apigate: no TLS provider is enabled; set TLS_ACME_ENABLED=true and TLS_ACME_EMAIL (see the provider-acme README)',
+    );
   });
 
   it('serve obtains missing certificates and serves them on the HTTPS listener', async () => {

@@ -29,13 +29,21 @@ describe('serve --workers 2 with TLS domains', () => {
     // Pebble dials the HTTP port for the challenges: the workers' shared listener.
     const served = await serveWorkers(env, 2, BIN, pebble.httpPort);
     try {
-      const https = () => served.logs().split('\n').filter((l) => /apigate listening on https:/.test(l));
+      const https = () =>
+        served
+          .logs()
+          .split('\n')
+          .filter((l) => /apigate listening on https:/.test(l));
       await waitFor('both workers on HTTPS', () => https().length === 2, 90_000);
       const out = served.logs();
       const lines = (re: RegExp) => out.split('\n').filter((l) => re.test(l));
       expect(lines(/obtained a certificate for workers\.apigate\.test,www\.workers\.apigate\.test/), out).toHaveLength(1);
-      expect(lines(/another instance is ordering the certificate for workers\.apigate\.test, www\.workers\.apigate\.test; waiting for it/)).toHaveLength(1);
-      expect(lines(/loaded certificate \S+ for workers\.apigate\.test, www\.workers\.apigate\.test, stored by another instance/)).toHaveLength(1);
+      expect(
+        lines(/another instance is ordering the certificate for workers\.apigate\.test, www\.workers\.apigate\.test; waiting for it/),
+      ).toHaveLength(1);
+      expect(
+        lines(/loaded certificate \S+ for workers\.apigate\.test, www\.workers\.apigate\.test, stored by another instance/),
+      ).toHaveLength(1);
 
       const port = Number(/apigate listening on https:\/\/127\.0\.0\.1:(\d+)/.exec(https()[0]!)![1]);
       const roots = await pebble.roots();
@@ -44,11 +52,14 @@ describe('serve --workers 2 with TLS domains', () => {
       for (let i = 0; i < 4; i++) {
         serials.add(
           await new Promise<string>((resolve, reject) => {
-            const s = connect({ host: '127.0.0.1', port, servername: i % 2 ? 'www.workers.apigate.test' : 'workers.apigate.test', ca: roots }, () => {
-              if (!s.authorized) reject(new Error(`not authorized: ${s.authorizationError}`));
-              resolve(s.getPeerCertificate().serialNumber);
-              s.end();
-            });
+            const s = connect(
+              { host: '127.0.0.1', port, servername: i % 2 ? 'www.workers.apigate.test' : 'workers.apigate.test', ca: roots },
+              () => {
+                if (!s.authorized) reject(new Error(`not authorized: ${s.authorizationError}`));
+                resolve(s.getPeerCertificate().serialNumber);
+                s.end();
+              },
+            );
             s.once('error', reject);
           }),
         );

@@ -36,7 +36,10 @@ describe('apigate CLI', () => {
   it('lists the development providers as JSON and marks the selected ones', async () => {
     const r = await cli(['providers', 'list', '--json'], env);
     expect(r.code, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout) as { providers: { capability: string; name: string; selected: boolean; package: string }[]; problems: unknown[] };
+    const out = JSON.parse(r.stdout) as {
+      providers: { capability: string; name: string; selected: boolean; package: string }[];
+      problems: unknown[];
+    };
     expect(out.problems).toEqual([]);
     const selected = out.providers.filter((p) => p.selected).map((p) => `${p.capability}/${p.name}`);
     expect(selected.sort()).toEqual(['cache/memory', 'email/log', 'notification/log', 'payment/dummy', 'queue/memory', 'storage/memory']);
@@ -67,7 +70,11 @@ describe('apigate CLI', () => {
     expect(only.stdout).not.toMatch(/payment/);
 
     // Redis on a port where nothing listens: the check fails, the command says so and exits 1.
-    const down = await cli(['providers', 'test', '--cache', '--json'], { ...env, CACHE_PROVIDER: 'redis', REDIS_URL: 'redis://127.0.0.1:1' });
+    const down = await cli(['providers', 'test', '--cache', '--json'], {
+      ...env,
+      CACHE_PROVIDER: 'redis',
+      REDIS_URL: 'redis://127.0.0.1:1',
+    });
     expect(down.code).toBe(1);
     expect(JSON.parse(down.stdout).providers.cache).toMatchObject({ provider: 'redis', status: 'error' });
   });
@@ -94,7 +101,9 @@ describe('apigate CLI', () => {
 
     r = await cli(['settings', 'set', 'cache.redis.urll', 'redis://x'], env);
     expect(r.code).toBe(1);
-    expect(r.stderr.trim()).toMatch(/^apigate: unknown setting "cache\.redis\.urll" \(did you mean cache\.redis\.url\b.*\?\); `apigate settings keys` lists them$/);
+    expect(r.stderr.trim()).toMatch(
+      /^apigate: unknown setting "cache\.redis\.urll" \(did you mean cache\.redis\.url\b.*\?\); `apigate settings keys` lists them$/,
+    );
 
     r = await cli(['settings', 'set', 'cache.provider', 'mongo'], env);
     expect(r.code).toBe(1);
@@ -163,7 +172,14 @@ describe('apigate serve', () => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as any;
     expect(body.status).toBe('healthy');
-    for (const [cap, provider] of Object.entries({ payment: 'dummy', email: 'log', cache: 'memory', storage: 'memory', queue: 'memory', notification: 'log' })) {
+    for (const [cap, provider] of Object.entries({
+      payment: 'dummy',
+      email: 'log',
+      cache: 'memory',
+      storage: 'memory',
+      queue: 'memory',
+      notification: 'log',
+    })) {
       expect(body.providers[cap]).toMatchObject({ provider, status: 'connected' });
       expect(typeof body.providers[cap].latency_ms).toBe('number');
     }
@@ -183,7 +199,9 @@ describe('apigate serve', () => {
     const r = await cli(['serve', '--port', '0'], { ...serveEnv, CACHE_PROVIDER: 'memcached' });
     expect(r.code).toBe(1);
     const lines = r.stderr.trim().split('\n');
-    expect(lines).toEqual([expect.stringMatching(/^apigate: CACHE_PROVIDER=memcached: no installed cache provider named "memcached" \(installed: .*memory.*\)$/)]);
+    expect(lines).toEqual([
+      expect.stringMatching(/^apigate: CACHE_PROVIDER=memcached: no installed cache provider named "memcached" \(installed: .*memory.*\)$/),
+    ]);
   });
 
   it('refuses to start with a bad provider config value, naming the variable and setting, not the value', async () => {

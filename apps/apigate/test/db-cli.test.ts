@@ -49,13 +49,17 @@ describe('apigate db', () => {
 
     const again = await cli(['db', 'copy', '--to', target], env);
     expect(again.code).toBe(1);
-    expect(again.stderr).toMatch(/^apigate: the target database postgres:\/\/.* already has rows in \w+: copy into a new, empty database\n$/);
+    expect(again.stderr).toMatch(
+      /^apigate: the target database postgres:\/\/.* already has rows in \w+: copy into a new, empty database\n$/,
+    );
   });
 
   it('refuses a database URL that is not PostgreSQL and masks a password in errors', async () => {
     const bad = await cli(['db', 'status'], cleanEnv({ APIGATE_DATABASE_URL: 'mysql://u:p@h/db' }));
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toBe('apigate: APIGATE_DATABASE_URL: expected a postgres:// or postgresql:// URL (unset it for the SQLite file in APIGATE_DATA_DIR)\n');
+    expect(bad.stderr).toBe(
+      'apigate: APIGATE_DATABASE_URL: expected a postgres:// or postgresql:// URL (unset it for the SQLite file in APIGATE_DATA_DIR)\n',
+    );
     const down = await cli(['db', 'status'], cleanEnv({ APIGATE_DATABASE_URL: 'postgres://apigate:s3cretpass@127.0.0.1:1/x' }));
     expect(down.code).toBe(1);
     expect(down.stderr).toMatch(/^apigate: cannot prepare the PostgreSQL database postgres:\/\/apigate:\*+@127\.0\.0\.1:1\/x: /);

@@ -5,12 +5,28 @@ import { BIN, cleanEnv, cli, DEV_PROVIDERS, serve, tempDir } from './helpers.js'
 
 const GROUPS = ['users', 'plans', 'keys', 'routes', 'usage', 'admin'];
 const COMMANDS = [
-  'users create', 'users list', 'users get', 'users suspend', 'users activate', 'users delete',
-  'plans create', 'plans list', 'plans update', 'plans set-default', 'plans delete',
-  'keys create', 'keys list', 'keys revoke',
-  'routes add', 'routes list', 'routes update', 'routes remove',
+  'users create',
+  'users list',
+  'users get',
+  'users suspend',
+  'users activate',
+  'users delete',
+  'plans create',
+  'plans list',
+  'plans update',
+  'plans set-default',
+  'plans delete',
+  'keys create',
+  'keys list',
+  'keys revoke',
+  'routes add',
+  'routes list',
+  'routes update',
+  'routes remove',
   'usage show',
-  'admin token create', 'admin token list', 'admin token revoke',
+  'admin token create',
+  'admin token list',
+  'admin token revoke',
 ];
 
 /** A fresh data folder and the environment that points the CLI at it. */
@@ -67,7 +83,10 @@ describe.concurrent('apigate users|plans|keys|routes|usage|admin', { timeout: 24
         if (sub.commands.length) walk(sub, p);
         else {
           leaves.push(p.join(' '));
-          expect(sub.options.map((o) => o.long), p.join(' ')).toContain('--json');
+          expect(
+            sub.options.map((o) => o.long),
+            p.join(' '),
+          ).toContain('--json');
           expect(sub.description(), p.join(' ')).not.toBe('');
         }
       }
@@ -89,8 +108,26 @@ describe.concurrent('apigate users|plans|keys|routes|usage|admin', { timeout: 24
     const { env, dataDir } = fresh('plans-users-keys');
     const free = await json(env, ['plans', 'create', 'Free', '--rpm', '5', '--monthly', '100']);
     expect(free).toMatchObject({ name: 'Free', requests_per_minute: 5, requests_per_month: 100, is_default: true, currency: 'usd' });
-    const pro = await json(env, ['plans', 'create', 'Pro', '--rpm', 'unlimited', '--price-cents', '2900', '--overage', '0.05', '--trial-days', '14']);
-    expect(pro).toMatchObject({ requests_per_minute: null, price_cents: 2900, overage_cents_per_request: 0.05, trial_days: 14, is_default: false });
+    const pro = await json(env, [
+      'plans',
+      'create',
+      'Pro',
+      '--rpm',
+      'unlimited',
+      '--price-cents',
+      '2900',
+      '--overage',
+      '0.05',
+      '--trial-days',
+      '14',
+    ]);
+    expect(pro).toMatchObject({
+      requests_per_minute: null,
+      price_cents: 2900,
+      overage_cents_per_request: 0.05,
+      trial_days: 14,
+      is_default: false,
+    });
     expect((await json(env, ['plans', 'update', 'pro', '--monthly', '100000'])).requests_per_month).toBe(100000);
     expect((await json(env, ['plans', 'update', 'pro', '--yearly-price-cents', '29000'])).yearly_price_cents).toBe(29000);
     expect((await json(env, ['plans', 'set-default', 'Pro'])).is_default).toBe(true);
@@ -125,7 +162,13 @@ describe.concurrent('apigate users|plans|keys|routes|usage|admin', { timeout: 24
     expect(human.stdout).toMatch(/plan\s+Free \(plan_/);
     expect(keys.stdout).not.toContain(key);
     expect(keys.stdout).not.toContain(viaJson.key);
-    const listed = JSON.parse(keys.stdout).data as { id: string; name: string; status: string; prefix: string; expires_at: string | null }[];
+    const listed = JSON.parse(keys.stdout).data as {
+      id: string;
+      name: string;
+      status: string;
+      prefix: string;
+      expires_at: string | null;
+    }[];
     expect(listed.map((k) => k.name).sort()).toEqual(['', 'ci']);
     const ci = listed.find((k) => k.name === 'ci')!;
     expect(ci.prefix).toBe(key!.slice(0, 11));
@@ -154,9 +197,17 @@ describe.concurrent('apigate users|plans|keys|routes|usage|admin', { timeout: 24
       [['users', 'create', 'carol@example.com', '--plan', 'gold'], 3, 'apigate: no plan with id or name "gold"'],
       [['users', 'create', 'not-an-email'], 1, 'apigate: user: email: expected an email address such as ada@example.com'],
       [['plans', 'create', 'Basic', '--rpm', '1.5'], 1, 'apigate: --rpm: expected a whole number or "unlimited", got "1.5"'],
-      [['plans', 'create', 'Basic', '--rpm', '0'], 1, 'apigate: --rpm: must be at least 1; for no limit use null ("unlimited" on the command line)'],
+      [
+        ['plans', 'create', 'Basic', '--rpm', '0'],
+        1,
+        'apigate: --rpm: must be at least 1; for no limit use null ("unlimited" on the command line)',
+      ],
       [['plans', 'create', 'Basic', '--currency', 'dollars'], 1, 'apigate: --currency: expected a 3-letter ISO 4217 code such as usd'],
-      [['plans', 'create', 'Basic', '--yearly-price-cents', '0'], 1, 'apigate: --yearly-price-cents: must be at least 1; for no yearly price use null ("none" on the command line)'],
+      [
+        ['plans', 'create', 'Basic', '--yearly-price-cents', '0'],
+        1,
+        'apigate: --yearly-price-cents: must be at least 1; for no yearly price use null ("none" on the command line)',
+      ],
       [['plans', 'create', 'pro'], 1, /^apigate: --name: a plan named "pro" already exists/],
       [['plans', 'delete', 'Pro'], 1, /^apigate: plan Pro \(plan_\S+\) is the plan of 1 user\(s\); move them to another plan first$/],
       [['keys', 'create', '--user', 'nobody@example.com'], 3, 'apigate: no user with id or email "nobody@example.com"'],
@@ -165,7 +216,11 @@ describe.concurrent('apigate users|plans|keys|routes|usage|admin', { timeout: 24
       [['keys', 'create'], 1, /required option '--user <user>' not specified/],
       [['usage', 'show', '--month', '2025-13'], 1, 'apigate: --month: expected YYYY-MM such as 2025-01, got "2025-13"'],
       [['routes', 'add', '/admin/x', 'http://127.0.0.1:1'], 1, /^apigate: route: path_prefix: is reserved for the gateway itself/],
-      [['routes', 'add', '/x', 'http://127.0.0.1:1', '--methods', 'GET,FETCH'], 1, 'apigate: --methods: expected HTTP methods (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)'],
+      [
+        ['routes', 'add', '/x', 'http://127.0.0.1:1', '--methods', 'GET,FETCH'],
+        1,
+        'apigate: --methods: expected HTTP methods (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)',
+      ],
       [['routes', 'update', '/nowhere', '--disable'], 3, 'apigate: no route with id or path prefix "/nowhere"'],
     ];
     const results = await inBatches(cases, ([args]) => failure(env, args));
@@ -179,20 +234,57 @@ describe.concurrent('apigate users|plans|keys|routes|usage|admin', { timeout: 24
 
   it('manages routes', async () => {
     const { env } = fresh('routes');
-    const r = await json(env, ['routes', 'add', '/weather/', 'http://127.0.0.1:3000/v1', '--strip-prefix', '--methods', 'get,POST', '--timeout-ms', '2500']);
-    expect(r).toMatchObject({ path_prefix: '/weather', upstream_url: 'http://127.0.0.1:3000/v1', strip_prefix: true, methods: ['GET', 'POST'], timeout_ms: 2500, enabled: true });
+    const r = await json(env, [
+      'routes',
+      'add',
+      '/weather/',
+      'http://127.0.0.1:3000/v1',
+      '--strip-prefix',
+      '--methods',
+      'get,POST',
+      '--timeout-ms',
+      '2500',
+    ]);
+    expect(r).toMatchObject({
+      path_prefix: '/weather',
+      upstream_url: 'http://127.0.0.1:3000/v1',
+      strip_prefix: true,
+      methods: ['GET', 'POST'],
+      timeout_ms: 2500,
+      enabled: true,
+    });
     await json(env, ['routes', 'add', '/', 'http://127.0.0.1:4000']);
-    const up = await json(env, ['routes', 'update', '/weather', '--no-strip-prefix', '--methods', 'all', '--timeout-ms', 'default', '--disable']);
+    const up = await json(env, [
+      'routes',
+      'update',
+      '/weather',
+      '--no-strip-prefix',
+      '--methods',
+      'all',
+      '--timeout-ms',
+      'default',
+      '--disable',
+    ]);
     expect(up).toMatchObject({ strip_prefix: false, methods: [], timeout_ms: null, enabled: false });
-    expect((await json(env, ['routes', 'update', r.id, '--enable', '--upstream', 'http://127.0.0.1:3001'])).upstream_url).toBe('http://127.0.0.1:3001');
+    expect((await json(env, ['routes', 'update', r.id, '--enable', '--upstream', 'http://127.0.0.1:3001'])).upstream_url).toBe(
+      'http://127.0.0.1:3001',
+    );
     const [table, dup, nothing] = await Promise.all([
       cli(['routes', 'list'], env),
       failure(env, ['routes', 'add', '/weather', 'http://x']),
       failure(env, ['routes', 'update', r.id]),
     ]);
     expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+PREFIX\s+UPSTREAM\s+STRIP\s+METHODS\s+TIMEOUT\s+ENABLED$/);
-    expect(table.stdout.split('\n').slice(1, 3).map((l) => l.split(/\s+/)[1])).toEqual(['/weather', '/']);
-    expect(dup).toEqual({ code: 1, line: expect.stringMatching(/^apigate: route: path_prefix: \/weather is already the prefix of route rt_/) });
+    expect(
+      table.stdout
+        .split('\n')
+        .slice(1, 3)
+        .map((l) => l.split(/\s+/)[1]),
+    ).toEqual(['/weather', '/']);
+    expect(dup).toEqual({
+      code: 1,
+      line: expect.stringMatching(/^apigate: route: path_prefix: \/weather is already the prefix of route rt_/),
+    });
     expect(nothing.line).toBe('apigate: nothing to change: give at least one option (see --help)');
     expect(await json(env, ['routes', 'remove', '/'])).toMatchObject({ deleted: true });
     expect((await json(env, ['routes', 'list'])).data.map((x: { id: string }) => x.id)).toEqual([r.id]);
@@ -204,7 +296,9 @@ describe.concurrent('apigate users|plans|keys|routes|usage|admin', { timeout: 24
       await d.plans.create({ name: 'Free', requestsPerMonth: 100 });
       const user = await d.users.create({ email: 'ada@example.com' });
       const { apiKey } = await d.keys.create({ userId: user.id });
-      await d.usage.applyBatch('cli-test', [{ keyId: apiKey.id, userId: user.id, at: Date.parse('2025-06-15T08:00:00Z'), requests: 80, bytesOut: 4096, errors: 3 }]);
+      await d.usage.applyBatch('cli-test', [
+        { keyId: apiKey.id, userId: user.id, at: Date.parse('2025-06-15T08:00:00Z'), requests: 80, bytesOut: 4096, errors: 3 },
+      ]);
       return { userId: user.id, keyId: apiKey.id };
     });
     const [all, everyone, mine, human, one, empty] = await Promise.all([
@@ -232,7 +326,9 @@ describe.concurrent('apigate users|plans|keys|routes|usage|admin', { timeout: 24
   it('creates admin tokens the running gateway accepts until revoked; APIGATE_ADMIN_TOKEN works too', async () => {
     const fixed = 'env-admin-token-for-tests-0123456789';
     // The development providers, selected the way an operator would: CACHE_PROVIDER=memory and so on.
-    const providers = Object.fromEntries(DEV_PROVIDERS.map((p) => p.split('/')).map(([cap, name]) => [`${cap!.toUpperCase()}_PROVIDER`, name!]));
+    const providers = Object.fromEntries(
+      DEV_PROVIDERS.map((p) => p.split('/')).map(([cap, name]) => [`${cap!.toUpperCase()}_PROVIDER`, name!]),
+    );
     const serveEnv = cleanEnv({ APIGATE_DATA_DIR: tempDir('admin-token'), APIGATE_ADMIN_TOKEN: fixed, ...providers });
     const created = await json(serveEnv, ['admin', 'token', 'create', '--name', 'ops']);
     expect(created.token).toMatch(/^agt_[0-9A-Za-z]{40}$/);

@@ -95,7 +95,15 @@ beforeAll(async () => {
   const pems = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
     keySize: 2048,
     algorithm: 'sha256',
-    extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] }],
+    extensions: [
+      {
+        name: 'subjectAltName',
+        altNames: [
+          { type: 2, value: 'localhost' },
+          { type: 7, ip: '127.0.0.1' },
+        ],
+      },
+    ],
   });
   tls = { key: pems.private, cert: pems.cert };
   caFile = path.join(tempDir('smtp-ca'), 'ca.pem');
@@ -129,7 +137,15 @@ const arrived = (jobId: string) => inbox.filter((m) => m.headers.get('x-apigate-
 describe('apigate email and queue commands (EMAIL_PROVIDER=smtp)', () => {
   it('has --help on the new commands', async () => {
     const env = smtpEnv();
-    for (const args of [['email'], ['email', 'send-test'], ['notify'], ['notify', 'test'], ['queue'], ['queue', 'failed'], ['queue', 'retry']]) {
+    for (const args of [
+      ['email'],
+      ['email', 'send-test'],
+      ['notify'],
+      ['notify', 'test'],
+      ['queue'],
+      ['queue', 'failed'],
+      ['queue', 'retry'],
+    ]) {
       const r = await cli([...args, '--help'], env);
       expect(r.code, args.join(' ')).toBe(0);
       expect(r.stdout).toContain('Usage: apigate');
@@ -147,7 +163,14 @@ describe('apigate email and queue commands (EMAIL_PROVIDER=smtp)', () => {
     const r = await cli(['email', 'send-test', '--to', 'alice@example.com', '--subject', 'CLI check', '--wait', '--json'], smtpEnv());
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
-    expect(out).toMatchObject({ kind: 'email', queue: 'email.send', provider: 'email/smtp', queueProvider: 'queue/memory', status: 'delivered', attempt: 1 });
+    expect(out).toMatchObject({
+      kind: 'email',
+      queue: 'email.send',
+      provider: 'email/smtp',
+      queueProvider: 'queue/memory',
+      status: 'delivered',
+      attempt: 1,
+    });
     const [mail, ...more] = arrived(out.jobId);
     expect(more).toEqual([]);
     expect(mail).toMatchObject({ from: FROM, to: ['alice@example.com'], subject: 'CLI check' });
@@ -193,7 +216,9 @@ describe('apigate email and queue commands (EMAIL_PROVIDER=smtp)', () => {
     const failed = await cli(['email', 'send-test', '--to', 'carol@example.com', '--wait'], env);
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(/attempt 1 of 2 failed: .*; retrying/);
-    expect(failed.stderr).toMatch(/^apigate: email job send-test-\S+ failed on attempt 2 of 2: .*apigate queue retry email\.send send-test-/m);
+    expect(failed.stderr).toMatch(
+      /^apigate: email job send-test-\S+ failed on attempt 2 of 2: .*apigate queue retry email\.send send-test-/m,
+    );
     expect(failed.stderr).not.toContain(PASSWORD);
 
     const list = await cli(['queue', 'failed', 'email.send', '--json'], env);
@@ -207,7 +232,14 @@ describe('apigate email and queue commands (EMAIL_PROVIDER=smtp)', () => {
     expect((await cli(['queue', 'retry', 'email.send', 'no-such-job'], env)).code).toBe(3);
 
     // The server is up again; serve's workers send what `queue retry` put back.
-    const up = { ...env, SMTP_PORT: String(smtp.port), NOTIFICATION_PROVIDER: 'log', PAYMENT_PROVIDER: 'dummy', CACHE_PROVIDER: 'memory', STORAGE_PROVIDER: 'memory' };
+    const up = {
+      ...env,
+      SMTP_PORT: String(smtp.port),
+      NOTIFICATION_PROVIDER: 'log',
+      PAYMENT_PROVIDER: 'dummy',
+      CACHE_PROVIDER: 'memory',
+      STORAGE_PROVIDER: 'memory',
+    };
     const served = await serve(BIN, up);
     try {
       const retry = await cli(['queue', 'retry', 'email.send', '--json'], up);
@@ -223,7 +255,15 @@ describe('apigate email and queue commands (EMAIL_PROVIDER=smtp)', () => {
 
 describe('email send-test --wait while apigate serve runs on the same Redis queue', () => {
   it("reports the outcome of the server's worker: failed with its error, then delivered", async () => {
-    const base = { ...smtpEnv(), QUEUE_PROVIDER: 'redis', QUEUE_REDIS_URL: REDIS_URL, NOTIFICATION_PROVIDER: 'log', PAYMENT_PROVIDER: 'dummy', CACHE_PROVIDER: 'memory', STORAGE_PROVIDER: 'memory' };
+    const base = {
+      ...smtpEnv(),
+      QUEUE_PROVIDER: 'redis',
+      QUEUE_REDIS_URL: REDIS_URL,
+      NOTIFICATION_PROVIDER: 'log',
+      PAYMENT_PROVIDER: 'dummy',
+      CACHE_PROVIDER: 'memory',
+      STORAGE_PROVIDER: 'memory',
+    };
     for (const [k, v] of [
       ['queue.redis.prefix', prefix],
       ['delivery.attempts', '2'],
@@ -238,7 +278,13 @@ describe('email send-test --wait while apigate serve runs on the same Redis queu
     try {
       const failed = await cli(['email', 'send-test', '--to', 'dave@example.com', '--wait', '--json', '--timeout', '60'], down);
       expect(failed.code, failed.stderr).toBe(1);
-      expect(JSON.parse(failed.stdout)).toMatchObject({ status: 'failed', deliveredBy: 'elsewhere', attempt: 2, maxAttempts: 2, error: expect.stringMatching(/ECONNREFUSED|connect/i) });
+      expect(JSON.parse(failed.stdout)).toMatchObject({
+        status: 'failed',
+        deliveredBy: 'elsewhere',
+        attempt: 2,
+        maxAttempts: 2,
+        error: expect.stringMatching(/ECONNREFUSED|connect/i),
+      });
       expect(failed.stdout + failed.stderr).not.toContain(PASSWORD);
     } finally {
       expect(await failingServer.stop()).toBe(0);
@@ -249,7 +295,9 @@ describe('email send-test --wait while apigate serve runs on the same Redis queu
     try {
       const sent = await cli(['email', 'send-test', '--to', 'erin@example.com', '--wait', '--timeout', '60'], up);
       expect(sent.code, sent.stderr).toBe(0);
-      expect(sent.stdout).toMatch(/^delivered the test email to erin@example.com via email\/smtp by another worker \(a running apigate serve\) on attempt 1/m);
+      expect(sent.stdout).toMatch(
+        /^delivered the test email to erin@example.com via email\/smtp by another worker \(a running apigate serve\) on attempt 1/m,
+      );
       const json = await cli(['email', 'send-test', '--to', 'erin@example.com', '--wait', '--json', '--timeout', '60'], up);
       expect(json.code, json.stderr).toBe(0);
       const out = JSON.parse(json.stdout);

@@ -94,7 +94,11 @@ describe('gating traffic end to end (CLI + apigate serve)', () => {
     expect((await get(`${gw.url}/weather/today`, { 'x-api-key': 'ak_wrong' })).status).toBe(401);
     expect(seen).toHaveLength(0);
 
-    const first = await get(`${gw.url}/weather/today?units=metric`, { 'x-api-key': ada, 'x-user-id': 'usr_forged', 'x-plan-id': 'plan_forged' });
+    const first = await get(`${gw.url}/weather/today?units=metric`, {
+      'x-api-key': ada,
+      'x-user-id': 'usr_forged',
+      'x-plan-id': 'plan_forged',
+    });
     expect(first.status).toBe(200);
     expect(JSON.parse(first.body)).toEqual({ forecast: 'sunny', path: '/today?units=metric' });
     expect(first.headers['x-ratelimit-limit']).toBe('3');
@@ -235,7 +239,9 @@ describe('gating traffic end to end (CLI + apigate serve)', () => {
 
     const exported = await cli(['usage', 'export', '--month', month], { ...env, STORAGE_PROVIDER: 'disk' });
     expect(exported.code, exported.stderr).toBe(0);
-    expect(exported.stdout).toMatch(new RegExp(`exported \\d+ rows \\(\\d+ bytes\\) of ${month} usage to exports/usage-${month}\\.csv on storage/disk`));
+    expect(exported.stdout).toMatch(
+      new RegExp(`exported \\d+ rows \\(\\d+ bytes\\) of ${month} usage to exports/usage-${month}\\.csv on storage/disk`),
+    );
     const file = findFile(dataDir, `usage-${month}.csv`);
     expect(file, 'the CSV on disk').toBeDefined();
     const lines = readFileSync(file!, 'utf8').trimEnd().split('\r\n');

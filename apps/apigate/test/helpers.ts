@@ -113,7 +113,11 @@ export interface Served {
 /** Starts `serve --port <port>` and resolves with the URL it logs once listening (or rejects with its output). */
 export function serve(bin: string, env: NodeJS.ProcessEnv, cwd = APP_DIR, port = 0): Promise<Served> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, 'serve', '--port', String(port), '--host', '127.0.0.1'], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'serve', '--port', String(port), '--host', '127.0.0.1'], {
+      env,
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     const exited = new Promise<number>((r) => child.on('close', (code) => r(code ?? -1)));
     const onData = (d: Buffer) => {
@@ -155,10 +159,14 @@ export async function serveWorkers(env: NodeJS.ProcessEnv, count: number, bin = 
   child.stderr.on('data', (d) => (out += d));
   const exited = new Promise<number>((r) => child.on('close', (code) => r(code ?? -1)));
   try {
-    await waitFor(`${count} workers serving`, () => {
-      if (child.exitCode !== null) throw new Error(`serve --workers exited with ${child.exitCode}:\n${out}`);
-      return out.includes(`primary: ${count} workers serving`);
-    }, 60_000);
+    await waitFor(
+      `${count} workers serving`,
+      () => {
+        if (child.exitCode !== null) throw new Error(`serve --workers exited with ${child.exitCode}:\n${out}`);
+        return out.includes(`primary: ${count} workers serving`);
+      },
+      60_000,
+    );
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`${(err as Error).message}\n${out}`);
@@ -177,11 +185,4 @@ export async function serveWorkers(env: NodeJS.ProcessEnv, count: number, bin = 
   };
 }
 
-export const DEV_PROVIDERS = [
-  'payment/dummy',
-  'email/log',
-  'cache/memory',
-  'storage/memory',
-  'queue/memory',
-  'notification/log',
-];
+export const DEV_PROVIDERS = ['payment/dummy', 'email/log', 'cache/memory', 'storage/memory', 'queue/memory', 'notification/log'];

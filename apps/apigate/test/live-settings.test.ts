@@ -48,7 +48,10 @@ function logLines(s: Served): { msg?: string; from?: string; to?: string[] }[] {
     });
 }
 
-const logged = (s: Served) => logLines(s).filter((l) => l.msg === 'email logged, not sent').map((l) => `${l.from} -> ${l.to?.join(',')}`);
+const logged = (s: Served) =>
+  logLines(s)
+    .filter((l) => l.msg === 'email logged, not sent')
+    .map((l) => `${l.from} -> ${l.to?.join(',')}`);
 const count = (s: Served, text: string) => logLines(s).filter((l) => l.msg?.includes(text)).length;
 
 describe('apigate settings set reaches a running serve (issue 13)', () => {
@@ -88,7 +91,10 @@ describe('apigate settings set reaches a running serve (issue 13)', () => {
 
     // Switching to SMTP: until every required field is set the new settings fail and log email keeps serving.
     await ok(['settings', 'set', 'email.provider', 'smtp'], env);
-    await waitFor('the incomplete smtp settings refused', () => count(s, 'email: the new settings are not applied, log keeps serving') >= 1);
+    await waitFor(
+      'the incomplete smtp settings refused',
+      () => count(s, 'email: the new settings are not applied, log keeps serving') >= 1,
+    );
     await ok(['settings', 'set', 'email.smtp.host', '127.0.0.1'], env);
     await ok(['settings', 'set', 'email.smtp.port', String(smtp.port)], env);
     await ok(['settings', 'set', 'email.smtp.tls', 'false'], env);

@@ -60,11 +60,19 @@ describe('installing packed packages with npm outside the workspace', () => {
       const file = readdirSync(tarballs).find((f) => !before.has(f))!;
       tgz[p.name] = `file:${path.join(tarballs, file)}`;
     }
-    const overrides = Object.fromEntries(Object.entries(tgz).filter(([n]) => n.startsWith('@apigate/') && n !== '@apigate/provider-testkit'));
+    const overrides = Object.fromEntries(
+      Object.entries(tgz).filter(([n]) => n.startsWith('@apigate/') && n !== '@apigate/provider-testkit'),
+    );
     const npmInstall = async (dir: string, deps: Record<string, string>) => {
       mkdirSync(dir, { recursive: true });
-      writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: path.basename(dir), private: true, dependencies: deps, overrides }));
-      const r = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], { env: process.env, cwd: dir });
+      writeFileSync(
+        path.join(dir, 'package.json'),
+        JSON.stringify({ name: path.basename(dir), private: true, dependencies: deps, overrides }),
+      );
+      const r = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
+        env: process.env,
+        cwd: dir,
+      });
       if (r.code !== 0) throw new Error(`npm install in ${dir} failed:\n${r.stderr}`);
     };
     // The app image: the app and its first-party providers.
@@ -90,7 +98,13 @@ describe('installing packed packages with npm outside the workspace', () => {
     const out = JSON.parse(r.stdout);
     expect(out.problems).toEqual([]);
     expect(out.providers).toContainEqual(
-      expect.objectContaining({ capability: 'notification', name: 'jsonl', package: 'apigate-provider-jsonl-notification', source: 'plugin-path', selected: false }),
+      expect.objectContaining({
+        capability: 'notification',
+        name: 'jsonl',
+        package: 'apigate-provider-jsonl-notification',
+        source: 'plugin-path',
+        selected: false,
+      }),
     );
     expect(out.providers).toContainEqual(expect.objectContaining({ capability: 'cache', name: 'memory', source: 'app' }));
   });
@@ -113,12 +127,22 @@ describe('installing packed packages with npm outside the workspace', () => {
     const pkg = JSON.parse(readFileSync(path.join(example, 'package.json'), 'utf8'));
     const vitestRange = pkg.devDependencies.vitest;
     pkg.peerDependencies = { '@apigate/kernel': '^1.0.0' };
-    pkg.devDependencies = { '@apigate/kernel': tgz['@apigate/kernel'], '@apigate/provider-testkit': tgz['@apigate/provider-testkit'], vitest: vitestRange };
+    pkg.devDependencies = {
+      '@apigate/kernel': tgz['@apigate/kernel'],
+      '@apigate/provider-testkit': tgz['@apigate/provider-testkit'],
+      vitest: vitestRange,
+    };
     pkg.overrides = { '@apigate/kernel': tgz['@apigate/kernel'] };
     writeFileSync(path.join(dir, 'package.json'), JSON.stringify(pkg, null, 2));
-    const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], { env: process.env, cwd: dir });
+    const install = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'], {
+      env: process.env,
+      cwd: dir,
+    });
     expect(install.code, install.stderr).toBe(0);
-    const r = await run(path.join(dir, 'node_modules', '.bin', 'vitest'), ['run', '--reporter=json'], { env: cleanEnv({ CI: 'true' }), cwd: dir });
+    const r = await run(path.join(dir, 'node_modules', '.bin', 'vitest'), ['run', '--reporter=json'], {
+      env: cleanEnv({ CI: 'true' }),
+      cwd: dir,
+    });
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const report = JSON.parse(r.stdout.slice(r.stdout.indexOf('{')));
     expect(report.numFailedTests).toBe(0);
@@ -127,8 +151,14 @@ describe('installing packed packages with npm outside the workspace', () => {
   });
 
   it('without the plugin path, selecting it fails in one line', async () => {
-    const r = await cli(['providers', 'test', '--notification'], { ...env(), APIGATE_PLUGIN_PATH: '', NOTIFICATION_PROVIDER: 'jsonl' }, bin());
+    const r = await cli(
+      ['providers', 'test', '--notification'],
+      { ...env(), APIGATE_PLUGIN_PATH: '', NOTIFICATION_PROVIDER: 'jsonl' },
+      bin(),
+    );
     expect(r.code).toBe(1);
-    expect(r.stderr.trim()).toMatch(/^apigate: NOTIFICATION_PROVIDER=jsonl: no installed notification provider named "jsonl" \(installed: .*log.*\)$/);
+    expect(r.stderr.trim()).toMatch(
+      /^apigate: NOTIFICATION_PROVIDER=jsonl: no installed notification provider named "jsonl" \(installed: .*log.*\)$/,
+    );
   });
 });

@@ -32,7 +32,13 @@ function signedEvents() {
       type: 'subscription.created',
       occurredAt: new Date(),
       customerId: `cus_dummy_${i}`,
-      subscription: { subscriptionId: `sub_dummy_${i}`, customerId: `cus_dummy_${i}`, priceId: 'price_dummy_pro', status: 'active', cancelAtPeriodEnd: false },
+      subscription: {
+        subscriptionId: `sub_dummy_${i}`,
+        customerId: `cus_dummy_${i}`,
+        priceId: 'price_dummy_pro',
+        status: 'active',
+        cancelAtPeriodEnd: false,
+      },
     }),
   );
 }
@@ -50,7 +56,9 @@ describe('the payment inbox survives the death of `apigate serve` on the memory 
         const exited = new Promise<void>((r) => first.child.on('close', () => r()));
         // All at once, as a provider's burst would come: the answers arrive while the worker is still applying.
         const answers = await Promise.all(
-          signedEvents().map((hook) => fetch(`${first.url}/webhooks/dummy`, { method: 'POST', headers: hook.headers, body: Buffer.from(hook.rawBody) })),
+          signedEvents().map((hook) =>
+            fetch(`${first.url}/webhooks/dummy`, { method: 'POST', headers: hook.headers, body: Buffer.from(hook.rawBody) }),
+          ),
         );
         first.child.kill(signal);
         await exited;
@@ -63,10 +71,14 @@ describe('the payment inbox survives the death of `apigate serve` on the memory 
 
         const second = await serve(BIN, env);
         try {
-          await vi.waitFor(async () => expect((await inbox.list({ status: 'applied', limit: 1000 })).items.length, second.logs().slice(-2000)).toBe(EVENTS), {
-            timeout: 60_000,
-            interval: 200,
-          });
+          await vi.waitFor(
+            async () =>
+              expect((await inbox.list({ status: 'applied', limit: 1000 })).items.length, second.logs().slice(-2000)).toBe(EVENTS),
+            {
+              timeout: 60_000,
+              interval: 200,
+            },
+          );
           // After SIGKILL only the inbox has them; after SIGTERM the memory queue may also have spooled its jobs (then the inbox's re-publish is a no-op).
           if (signal === 'SIGKILL') expect(second.logs()).toMatch(/payment inbox: \d+ queued event\(s\) sent to the worker at start/);
         } finally {

@@ -48,7 +48,11 @@ interface Case {
   otherMode: (body: Body) => { signed: Signed; code: string };
 }
 
-const SECRETS = { stripe: 'whsec_apigateGatewayWebhookTest0123456', paddle: 'pdl_ntfset_01hzfakedestination00000_webhookSecretForTests', lemonsqueezy: 'lemon-signing-secret-gateway-0123' };
+const SECRETS = {
+  stripe: 'whsec_apigateGatewayWebhookTest0123456',
+  paddle: 'pdl_ntfset_01hzfakedestination00000_webhookSecretForTests',
+  lemonsqueezy: 'lemon-signing-secret-gateway-0123',
+};
 const hmac = (secret: string, data: string) => createHmac('sha256', secret).update(data, 'utf8').digest('hex');
 const paddleTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 
@@ -77,7 +81,11 @@ const signPaddle = (body: string, secret = SECRETS.paddle): Signed => {
 // LemonSqueezy: `X-Signature: <hex HMAC-SHA256 of the body>`; `meta.test_mode` says the mode.
 const signLemon = (body: string, secret = SECRETS.lemonsqueezy): Signed => ({
   body,
-  headers: { 'content-type': 'application/json', 'x-event-name': String((JSON.parse(body) as { meta: { event_name: string } }).meta.event_name), 'x-signature': hmac(secret, body) },
+  headers: {
+    'content-type': 'application/json',
+    'x-event-name': String((JSON.parse(body) as { meta: { event_name: string } }).meta.event_name),
+    'x-signature': hmac(secret, body),
+  },
 });
 
 const CASES: Case[] = [
@@ -87,9 +95,17 @@ const CASES: Case[] = [
     settings: () => ({ apiKey: STRIPE_KEY, webhookSecret: SECRETS.stripe, baseUrl: fakeStripe.url }),
     pay: (id) => fakeStripe.completeCheckout(id),
     body: (id, paid) =>
-      fakeStripe.eventJson({ id, type: 'customer.subscription.created', created: Math.floor(Date.now() / 1000), object: fakeStripe.subscriptionJson(paid.subscriptionId) }) as Body,
+      fakeStripe.eventJson({
+        id,
+        type: 'customer.subscription.created',
+        created: Math.floor(Date.now() / 1000),
+        object: fakeStripe.subscriptionJson(paid.subscriptionId),
+      }) as Body,
     sign: signStripe,
-    otherMode: (body) => ({ signed: signStripe(JSON.stringify({ ...body, id: `${body.id}_live`, livemode: true })), code: 'WEBHOOK_MODE_MISMATCH' }),
+    otherMode: (body) => ({
+      signed: signStripe(JSON.stringify({ ...body, id: `${body.id}_live`, livemode: true })),
+      code: 'WEBHOOK_MODE_MISMATCH',
+    }),
   },
   {
     name: 'paddle',
@@ -105,7 +121,10 @@ const CASES: Case[] = [
     }),
     sign: signPaddle,
     otherMode: (body) => ({
-      signed: signPaddle(JSON.stringify({ ...body, event_id: `${body.event_id}_sbx` }), 'pdl_ntfset_01hzsandboxdestination000_otherEnvironmentSecret'),
+      signed: signPaddle(
+        JSON.stringify({ ...body, event_id: `${body.event_id}_sbx` }),
+        'pdl_ntfset_01hzsandboxdestination000_otherEnvironmentSecret',
+      ),
       code: 'WEBHOOK_SIGNATURE_INVALID',
     }),
   },
@@ -115,10 +134,18 @@ const CASES: Case[] = [
     settings: () => ({ apiKey: LEMON_KEY, storeId: STORE_ID, webhookSecret: SECRETS.lemonsqueezy, baseUrl: fakeLemon.url }),
     pay: (id) => fakeLemon.completeCheckout(id),
     // The order does not name its subscription: the worker looks it up (a provider API call after the 200).
-    body: (id, paid) => ({ meta: { event_name: 'order_created', test_mode: true, webhook_id: id }, data: fakeLemon.db.orders!.get(paid.orderId!) }),
+    body: (id, paid) => ({
+      meta: { event_name: 'order_created', test_mode: true, webhook_id: id },
+      data: fakeLemon.db.orders!.get(paid.orderId!),
+    }),
     sign: signLemon,
     otherMode: (body) => ({
-      signed: signLemon(JSON.stringify({ ...body, meta: { ...(body.meta as Body), webhook_id: `${(body.meta as Body).webhook_id}_live`, test_mode: false } })),
+      signed: signLemon(
+        JSON.stringify({
+          ...body,
+          meta: { ...(body.meta as Body), webhook_id: `${(body.meta as Body).webhook_id}_live`, test_mode: false },
+        }),
+      ),
       code: 'WEBHOOK_MODE_MISMATCH',
     }),
   },
@@ -173,7 +200,10 @@ describe.each(CASES)('payment webhooks of $name (its stand-in) through the gatew
       const res = await h.post(signed);
       expect(res.status).toBe(200);
       expect(await res.json()).toEqual({ received: true, duplicate: false });
-      await vi.waitFor(async () => expect((await h.inbox.find(c.name, eventId))?.status).toBe('applied'), { timeout: 15_000, interval: 50 });
+      await vi.waitFor(async () => expect((await h.inbox.find(c.name, eventId))?.status).toBe('applied'), {
+        timeout: 15_000,
+        interval: 50,
+      });
       expect(await h.planOf()).toBe(h.pro.id);
       const sub = (await h.store.domain.subscriptions.listForUser(h.user.id))[0]!;
       expect(sub).toMatchObject({ provider: c.name, externalSubscriptionId: paid.subscriptionId, status: 'active', planId: h.pro.id });

@@ -11,7 +11,11 @@ describe('apigate payments events', { timeout: 120_000 }, () => {
     try {
       const inbox = new PaymentInbox(store);
       const body = JSON.stringify({ id: 'evt_cli_1', type: 'subscription.created', occurredAt: new Date().toISOString() });
-      await inbox.record('dummy', { id: 'evt_cli_1', type: 'subscription.created', occurredAt: new Date() }, { rawBody: utf8.encode(body), headers: { 'apigate-dummy-signature': 't=1,v1=ab', authorization: 'Bearer nope' } });
+      await inbox.record(
+        'dummy',
+        { id: 'evt_cli_1', type: 'subscription.created', occurredAt: new Date() },
+        { rawBody: utf8.encode(body), headers: { 'apigate-dummy-signature': 't=1,v1=ab', authorization: 'Bearer nope' } },
+      );
       await inbox.startAttempt('dummy', 'evt_cli_1');
       await inbox.fail('dummy', 'evt_cli_1', 'payment event dummy:evt_cli_1 (subscription.created): no plan for dummy price price_x');
 

@@ -41,7 +41,13 @@ describe('plugins in APIGATE_PLUGIN_PATH', () => {
     const out = JSON.parse(list.stdout);
     expect(out.problems).toEqual([]);
     expect(out.providers).toContainEqual(
-      expect.objectContaining({ capability: 'notification', name: 'jsonl', selected: true, source: 'plugin-path', description: 'Appends notifications as JSON lines to a file' }),
+      expect.objectContaining({
+        capability: 'notification',
+        name: 'jsonl',
+        selected: true,
+        source: 'plugin-path',
+        description: 'Appends notifications as JSON lines to a file',
+      }),
     );
     const test = await cli(['providers', 'test', '--notification', '--json'], env);
     expect(test.code, test.stderr).toBe(0);
@@ -54,7 +60,10 @@ describe('plugins in APIGATE_PLUGIN_PATH', () => {
     // npm installs peers by default; this copy throws if anything imports it.
     const copy = path.join(plugins, 'node_modules', '@apigate', 'kernel');
     mkdirSync(copy, { recursive: true });
-    writeFileSync(path.join(copy, 'package.json'), JSON.stringify({ name: '@apigate/kernel', version: '1.0.0', type: 'module', exports: { '.': './index.js' } }));
+    writeFileSync(
+      path.join(copy, 'package.json'),
+      JSON.stringify({ name: '@apigate/kernel', version: '1.0.0', type: 'module', exports: { '.': './index.js' } }),
+    );
     writeFileSync(path.join(copy, 'index.js'), 'throw new Error("the plugin folder kernel was imported");\n');
     const r = await cli(['providers', 'test', '--notification'], envFor(plugins, { NOTIFICATION_PROVIDER: 'jsonl' }));
     expect(r.code, r.stderr).toBe(0);
@@ -81,15 +90,22 @@ describe('plugins in APIGATE_PLUGIN_PATH', () => {
         source: 'plugin-path',
         selected: true,
         description: expect.stringMatching(/\(plugin copy\)$/),
-        overrides: expect.objectContaining({ source: 'app', version: JSON.parse(readFileSync(path.join(LOG_NOTIFICATION, 'package.json'), 'utf8')).version }),
+        overrides: expect.objectContaining({
+          source: 'app',
+          version: JSON.parse(readFileSync(path.join(LOG_NOTIFICATION, 'package.json'), 'utf8')).version,
+        }),
       }),
     ]);
     const text = await cli(['providers', 'list'], env);
-    expect(text.stdout).toMatch(/^note: @apigate\/provider-log-notification 1\.9\.0 from the plugin path \(.+\) replaces the bundled \d+\.\d+\.\d+$/m);
+    expect(text.stdout).toMatch(
+      /^note: @apigate\/provider-log-notification 1\.9\.0 from the plugin path \(.+\) replaces the bundled \d+\.\d+\.\d+$/m,
+    );
 
     const served = await serve(path.join(APP_DIR, 'dist', 'bin.js'), env);
     try {
-      const health = (await (await fetch(`${served.url}/admin/health`)).json()) as { providers: Record<string, { provider: string; status: string }> };
+      const health = (await (await fetch(`${served.url}/admin/health`)).json()) as {
+        providers: Record<string, { provider: string; status: string }>;
+      };
       expect(health.providers.notification).toMatchObject({ provider: 'log', status: 'connected' });
     } finally {
       expect(await served.stop()).toBe(0);
@@ -101,14 +117,17 @@ describe('plugins in APIGATE_PLUGIN_PATH', () => {
     install(plugins, EXAMPLE, { name: 'apigate-provider-jsonl-a' });
     install(plugins, EXAMPLE, { name: 'apigate-provider-jsonl-b' });
     const env = envFor(plugins);
-    const line = /notification\/jsonl is provided by more than one package: apigate-provider-jsonl-a \(.+\) and apigate-provider-jsonl-b \(.+\); uninstall one/;
+    const line =
+      /notification\/jsonl is provided by more than one package: apigate-provider-jsonl-a \(.+\) and apigate-provider-jsonl-b \(.+\); uninstall one/;
 
     const list = await cli(['providers', 'list'], env);
     expect(list.code).toBe(1);
     expect(list.stdout).toMatch(new RegExp(`^problem \\(duplicate\\): ${line.source}$`, 'm'));
     const json = await cli(['providers', 'list', '--json'], env);
     expect(json.code).toBe(1);
-    expect(JSON.parse(json.stdout).problems).toEqual([expect.objectContaining({ kind: 'duplicate', message: expect.stringMatching(line) })]);
+    expect(JSON.parse(json.stdout).problems).toEqual([
+      expect.objectContaining({ kind: 'duplicate', message: expect.stringMatching(line) }),
+    ]);
 
     // Not selected, yet refused, as serve refuses it.
     const test = await cli(['providers', 'test', '--cache'], env);

@@ -22,7 +22,10 @@ describe('the gateway README sample', () => {
   it('runs as written: serves health and the proxy, and stops cleanly on SIGTERM', async () => {
     // A folder like a user's: a package.json listing the kernel, the gateway and the providers, their node_modules.
     const app = JSON.parse(readFileSync(path.join(APP_DIR, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
-    writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'sample', private: true, type: 'module', dependencies: app.dependencies }));
+    writeFileSync(
+      path.join(dir, 'package.json'),
+      JSON.stringify({ name: 'sample', private: true, type: 'module', dependencies: app.dependencies }),
+    );
     symlinkSync(path.join(APP_DIR, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
     // The sample has no type annotations: the same text is a JavaScript module.
     writeFileSync(path.join(dir, 'sample.mjs'), readmeSample());

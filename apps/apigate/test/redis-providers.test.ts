@@ -66,7 +66,13 @@ describe('Redis cache and queue in the app, against a private redis-server with 
   let redis: PrivateRedis;
   const servedList: Served[] = [];
   const redisEnv = () =>
-    cleanEnv({ APIGATE_DATA_DIR: tempDir('redis'), CACHE_PROVIDER: 'redis', QUEUE_PROVIDER: 'redis', REDIS_URL: redis.url, REDIS_PASSWORD: PASSWORD });
+    cleanEnv({
+      APIGATE_DATA_DIR: tempDir('redis'),
+      CACHE_PROVIDER: 'redis',
+      QUEUE_PROVIDER: 'redis',
+      REDIS_URL: redis.url,
+      REDIS_PASSWORD: PASSWORD,
+    });
 
   beforeAll(async () => {
     redis = await PrivateRedis.start(['--requirepass', PASSWORD]);
@@ -91,7 +97,11 @@ describe('Redis cache and queue in the app, against a private redis-server with 
     expect(report.status).toBe('healthy');
     expect(Object.keys(report.providers).sort()).toEqual(['cache', 'queue']);
     for (const cap of ['cache', 'queue']) {
-      expect(report.providers[cap]).toMatchObject({ provider: 'redis', status: 'connected', detail: expect.stringContaining(`127.0.0.1:${redis.port}`) });
+      expect(report.providers[cap]).toMatchObject({
+        provider: 'redis',
+        status: 'connected',
+        detail: expect.stringContaining(`127.0.0.1:${redis.port}`),
+      });
     }
     expect(plain.stdout + json.stdout).not.toContain(PASSWORD);
   });
@@ -124,7 +134,11 @@ describe('Redis cache and queue in the app, against a private redis-server with 
 
     // The CLI during the outage: a failure in one line per problem, no password even when it is in the URL.
     const urlWithPassword = `redis://:${PASSWORD}@127.0.0.1:${redis.port}`;
-    const offline = await cli(['providers', 'test', '--cache', '--queue', '--json'], { ...redisEnv(), REDIS_URL: urlWithPassword, REDIS_PASSWORD: '' });
+    const offline = await cli(['providers', 'test', '--cache', '--queue', '--json'], {
+      ...redisEnv(),
+      REDIS_URL: urlWithPassword,
+      REDIS_PASSWORD: '',
+    });
     expect(offline.code).toBe(1);
     expect(offline.stdout + offline.stderr).toMatch(/Redis at redis:\/\/127\.0\.0\.1:\d+\/0/);
     expect(offline.stdout + offline.stderr).not.toContain(PASSWORD);
@@ -167,9 +181,15 @@ describe('Redis cache and queue in the app, against a private redis-server with 
       const served = await serve(BIN, cleanEnv({ APIGATE_DATA_DIR: tempDir('evict'), QUEUE_PROVIDER: 'redis', REDIS_URL: evicting.url }));
       servedList.push(served);
       const warnings = logLines(served.logs()).filter((l) => l.level === 40 && l.provider === 'redis');
-      expect(warnings.map((l) => l.msg)).toContainEqual(expect.stringMatching(/maxmemory-policy is "allkeys-lru", not "noeviction".*noeviction/));
+      expect(warnings.map((l) => l.msg)).toContainEqual(
+        expect.stringMatching(/maxmemory-policy is "allkeys-lru", not "noeviction".*noeviction/),
+      );
       const h = await health(served.url, []);
-      expect(h.body.providers.queue).toMatchObject({ provider: 'redis', status: 'degraded', detail: expect.stringContaining('noeviction') });
+      expect(h.body.providers.queue).toMatchObject({
+        provider: 'redis',
+        status: 'degraded',
+        detail: expect.stringContaining('noeviction'),
+      });
       expect(h.code).toBe(200);
     } finally {
       await Promise.all(servedList.splice(0).map((s) => s.stop()));
@@ -182,7 +202,13 @@ describe('Redis cache and queue in the app, against a private redis-server with 
     let kernel: Kernel;
     beforeAll(async () => {
       rt = await openRuntime({
-        env: { APIGATE_DATA_DIR: tempDir('kernel'), CACHE_PROVIDER: 'redis', QUEUE_PROVIDER: 'redis', REDIS_URL: redis.url, REDIS_PASSWORD: PASSWORD },
+        env: {
+          APIGATE_DATA_DIR: tempDir('kernel'),
+          CACHE_PROVIDER: 'redis',
+          QUEUE_PROVIDER: 'redis',
+          REDIS_URL: redis.url,
+          REDIS_PASSWORD: PASSWORD,
+        },
       });
       kernel = await startKernel(rt, ['cache', 'queue']);
     });
@@ -223,7 +249,10 @@ describe('Redis cache and queue in the app, against a private redis-server with 
 
         await redis.start();
         // The same job id on every try: a publish that reached Redis before an error is not doubled.
-        const again = await vi.waitFor(() => within(queue.publish('smoke', { n: 3 }, { jobId: 'after-outage' }), 15_000, 'publish after Redis returned'), SLOW);
+        const again = await vi.waitFor(
+          () => within(queue.publish('smoke', { n: 3 }, { jobId: 'after-outage' }), 15_000, 'publish after Redis returned'),
+          SLOW,
+        );
         expect(again.id).toBe('after-outage');
         // The worker started before the outage picks it up: no restart of anything.
         await vi.waitFor(() => expect(processed.map((j) => j.payload.n)).toContain(3), SLOW);

@@ -101,7 +101,11 @@ describe('secrets inside URLs and inside error causes stay masked', () => {
     await run('settings', 'set', 'queue.redis.prefix', `secrets-${randomBytes(4).toString('hex')}`);
     await run('settings', 'set', 'notification.slack.webhook_url', webhookUrl);
     expect((await run('settings', 'get', 'cache.redis.url')).trim()).toBe(masked);
-    expect(JSON.parse(await run('settings', 'get', 'queue.redis.url', '--json'))).toMatchObject({ value: masked, secret: false, encrypted: true });
+    expect(JSON.parse(await run('settings', 'get', 'queue.redis.url', '--json'))).toMatchObject({
+      value: masked,
+      secret: false,
+      encrypted: true,
+    });
     const list = JSON.parse(await run('settings', 'list', '--json')) as { key: string; value: string; encrypted: boolean }[];
     expect(list.find((r) => r.key === 'cache.redis.url')).toMatchObject({ value: masked, encrypted: true });
     expect(list.find((r) => r.key === 'notification.slack.webhook_url')?.value).not.toContain('hooks.slack');

@@ -16,7 +16,12 @@ afterAll(() => upstream?.close());
  * key and a route to the upstream; the requests counted for the user so far.
  */
 async function setUp(dir: string, rpm: number, email: string) {
-  const env = cleanEnv({ APIGATE_DATA_DIR: tempDir(dir), CACHE_PROVIDER: 'redis', QUEUE_PROVIDER: 'redis', REDIS_URL: 'redis://127.0.0.1:6379' });
+  const env = cleanEnv({
+    APIGATE_DATA_DIR: tempDir(dir),
+    CACHE_PROVIDER: 'redis',
+    QUEUE_PROVIDER: 'redis',
+    REDIS_URL: 'redis://127.0.0.1:6379',
+  });
   await ok(['plans', 'create', `rpm${rpm}`, '--rpm', String(rpm), '--default'], env);
   await ok(['users', 'create', email], env);
   await ok(['routes', 'add', '/up', upstream.url, '--strip-prefix'], env);

@@ -32,7 +32,8 @@ async function setUp(env: NodeJS.ProcessEnv, monthly: number): Promise<string> {
   return JSON.parse(await ok(['keys', 'create', '--user', 'bob@example.com', '--json'], env)).key;
 }
 
-const call = (url: string, key: string) => fetch(`${url}/up/x`, { headers: { 'x-api-key': key }, signal: AbortSignal.timeout(15_000) }).then((r) => r.status);
+const call = (url: string, key: string) =>
+  fetch(`${url}/up/x`, { headers: { 'x-api-key': key }, signal: AbortSignal.timeout(15_000) }).then((r) => r.status);
 
 async function start(env: NodeJS.ProcessEnv): Promise<Served> {
   const s = await serve(BIN, env);
@@ -78,7 +79,9 @@ describe('shutdown with a deadline', () => {
     expect(took, logs).toBeLessThan(SHUTDOWN_MS + MARGIN_MS);
     expect(code, logs).toBe(1);
     // It says what it spooled and where.
-    expect(logs).toMatch(/usage batches \(6 requests\) could not reach the queue: spooled to \S+usage-spool\.jsonl, published at the next start/);
+    expect(logs).toMatch(
+      /usage batches \(6 requests\) could not reach the queue: spooled to \S+usage-spool\.jsonl, published at the next start/,
+    );
 
     // Redis back: the next start publishes the spool and the store has all seven requests.
     redis.thaw();
@@ -90,9 +93,14 @@ describe('shutdown with a deadline', () => {
   }, 240_000);
 
   it('a bad APIGATE_SHUTDOWN_TIMEOUT_MS stops serve with one line naming it', async () => {
-    const r = await cli(['serve', '--port', '0'], cleanEnv({ APIGATE_DATA_DIR: tempDir('shutdown-bad'), APIGATE_SHUTDOWN_TIMEOUT_MS: 'soon' }));
+    const r = await cli(
+      ['serve', '--port', '0'],
+      cleanEnv({ APIGATE_DATA_DIR: tempDir('shutdown-bad'), APIGATE_SHUTDOWN_TIMEOUT_MS: 'soon' }),
+    );
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^apigate: APIGATE_SHUTDOWN_TIMEOUT_MS \(setting server\.shutdown_timeout_ms\): expected a whole number of milliseconds/m);
+    expect(r.stderr).toMatch(
+      /^apigate: APIGATE_SHUTDOWN_TIMEOUT_MS \(setting server\.shutdown_timeout_ms\): expected a whole number of milliseconds/m,
+    );
   });
 });
 
@@ -148,7 +156,9 @@ describe('quota emails on the memory queue survive a restart', () => {
       expect(await second.stop()).toBe(0);
       running.pop();
       const month = new Date().toISOString().slice(0, 7);
-      expect(inbox.map((m) => m.subject).sort()).toEqual([`You have used 80% of your API quota for ${month}`, `Your API quota for ${month} is used up`].sort());
+      expect(inbox.map((m) => m.subject).sort()).toEqual(
+        [`You have used 80% of your API quota for ${month}`, `Your API quota for ${month} is used up`].sort(),
+      );
       expect(inbox.every((m) => m.to === 'bob@example.com')).toBe(true);
     } finally {
       await new Promise<void>((r) => smtp.close(() => r()));

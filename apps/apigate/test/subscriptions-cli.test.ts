@@ -49,14 +49,24 @@ describe('apigate subscriptions (against the Stripe stand-in)', { timeout: 120_0
 
       const sync = await cli(['subscriptions', 'sync', '--user', 'ada@example.com', '--json'], env);
       expect(sync.code, sync.stderr).toBe(0);
-      expect(JSON.parse(sync.stdout)).toMatchObject({ provider: 'stripe', errors: [], changed: [{ external_subscription_id: subscriptionId, before: null, after: { status: 'active', plan_id: pro.id } }] });
+      expect(JSON.parse(sync.stdout)).toMatchObject({
+        provider: 'stripe',
+        errors: [],
+        changed: [{ external_subscription_id: subscriptionId, before: null, after: { status: 'active', plan_id: pro.id } }],
+      });
       expect((await d.users.get(user.id)).planId).toBe(pro.id);
       const text = await cli(['subscriptions', 'sync'], env);
       expect(text.stdout).toContain('stripe: checked 1 subscription(s), repaired 0');
 
       const list = await cli(['subscriptions', 'list', '--user', user.id, '--status', 'active', '--json'], env);
       const [sub] = JSON.parse(list.stdout).data;
-      expect(sub).toMatchObject({ user_id: user.id, plan_id: pro.id, provider: 'stripe', status: 'active', external_subscription_id: subscriptionId });
+      expect(sub).toMatchObject({
+        user_id: user.id,
+        plan_id: pro.id,
+        provider: 'stripe',
+        status: 'active',
+        external_subscription_id: subscriptionId,
+      });
       expect((await cli(['subscriptions', 'list'], env)).stdout).toMatch(/ID\s+USER\s+PLAN\s+PROVIDER\s+STATUS/);
       const bad = await cli(['subscriptions', 'list', '--status', 'bogus'], env);
       expect(bad.code).toBe(1);
@@ -78,7 +88,6 @@ describe('apigate subscriptions (against the Stripe stand-in)', { timeout: 120_0
 
       const usage = await cli(['subscriptions', 'report-usage', '--json'], env);
       expect(JSON.parse(usage.stdout)).toEqual({ provider: 'stripe', supported: true, reported: [], failed: [] });
-
     } finally {
       await provider.close();
       await store.close();
@@ -86,7 +95,12 @@ describe('apigate subscriptions (against the Stripe stand-in)', { timeout: 120_0
   });
 
   it('says plainly when no payment provider is selected', async () => {
-    const env = cleanEnv({ APIGATE_DATA_DIR: tempDir('subscriptions-none'), PAYMENT_PROVIDER: 'none', QUEUE_PROVIDER: 'memory', CACHE_PROVIDER: 'memory' });
+    const env = cleanEnv({
+      APIGATE_DATA_DIR: tempDir('subscriptions-none'),
+      PAYMENT_PROVIDER: 'none',
+      QUEUE_PROVIDER: 'memory',
+      CACHE_PROVIDER: 'memory',
+    });
     const r = await cli(['subscriptions', 'sync'], env);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^apigate: no payment provider is selected/);

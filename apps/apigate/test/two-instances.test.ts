@@ -87,8 +87,14 @@ describe('two apigate serve processes on one PostgreSQL database and one Redis',
     // 16 calls alternated over both instances: one limit for the key, whichever instance answers.
     const statuses: number[] = [];
     for (let i = 0; i < 16; i++) statuses.push(await call(i % 2 === 0 ? a.url : b.url, annKey));
-    expect(statuses.filter((s) => s === 200), statuses.join(' ')).toHaveLength(10);
-    expect(statuses.filter((s) => s === 429), statuses.join(' ')).toHaveLength(6);
+    expect(
+      statuses.filter((s) => s === 200),
+      statuses.join(' '),
+    ).toHaveLength(10);
+    expect(
+      statuses.filter((s) => s === 429),
+      statuses.join(' '),
+    ).toHaveLength(6);
 
     // One signed payment webhook posted to both: stored once, applied once.
     const signer = new DummyPayment({ checkoutBaseUrl: 'http://localhost/c', webhookSecret: DEV_WEBHOOK_SECRET });
@@ -98,13 +104,20 @@ describe('two apigate serve processes on one PostgreSQL database and one Redis',
       occurredAt: new Date(),
       customerId: 'cus_dummy_bob',
       localRefs: { userId: bob.id },
-      subscription: { subscriptionId: 'sub_dummy_bob', customerId: 'cus_dummy_bob', priceId: 'price_dummy_partner', status: 'active', cancelAtPeriodEnd: false },
+      subscription: {
+        subscriptionId: 'sub_dummy_bob',
+        customerId: 'cus_dummy_bob',
+        priceId: 'price_dummy_partner',
+        status: 'active',
+        cancelAtPeriodEnd: false,
+      },
     });
     const posted = await Promise.all(
       [a, b].map((s) => fetch(`${s.url}/webhooks/dummy`, { method: 'POST', headers: hook.headers, body: Buffer.from(hook.rawBody) })),
     );
     expect(posted.map((r) => r.status)).toEqual([200, 200]);
-    const events = async () => JSON.parse(await ok(['payments', 'events', 'list', '--json'], env)).data as { event_id: string; status: string; attempts: number }[];
+    const events = async () =>
+      JSON.parse(await ok(['payments', 'events', 'list', '--json'], env)).data as { event_id: string; status: string; attempts: number }[];
     await waitFor('the webhook applied', async () => (await events()).some((e) => e.status === 'applied'), 30_000);
     // Time for a second application to show up, if there were one.
     await new Promise((r) => setTimeout(r, 1500));
@@ -115,7 +128,10 @@ describe('two apigate serve processes on one PostgreSQL database and one Redis',
 
     // A key revoked through instance a is refused by instance b within a second.
     expect(await call(b.url, bobKey.key)).toBe(200);
-    const revoked = await fetch(`${a.url}/admin/keys/${bobKey.id}/revoke`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const revoked = await fetch(`${a.url}/admin/keys/${bobKey.id}/revoke`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
     expect(revoked.status).toBe(200);
     const t0 = Date.now();
     let refusedAfter = -1;

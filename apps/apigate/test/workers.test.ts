@@ -99,7 +99,9 @@ describe('serve --workers', () => {
   it('refuses the memory cache and queue with one line naming the flag; --allow-memory-per-worker warns and serves', async () => {
     const refused = primary(['--workers', '2'], { CACHE_PROVIDER: 'memory', QUEUE_PROVIDER: 'memory' });
     expect(await refused.exited).toBe(1);
-    expect(refused.out()).toMatch(/apigate: --workers 2 with the memory cache and queue provider: .*per worker instead of global.*--allow-memory-per-worker/);
+    expect(refused.out()).toMatch(
+      /apigate: --workers 2 with the memory cache and queue provider: .*per worker instead of global.*--allow-memory-per-worker/,
+    );
     expect(refused.out()).not.toContain('listening');
 
     const allowed = primary(['--workers', '2', '--allow-memory-per-worker'], { CACHE_PROVIDER: 'memory', QUEUE_PROVIDER: 'memory' });

@@ -31,7 +31,11 @@ class JsonlNotifier implements NotificationProvider {
       await this.handle();
       return { status: 'connected' as const, latencyMs: performance.now() - started, detail: this.filePath };
     } catch (err) {
-      return { status: 'error' as const, latencyMs: performance.now() - started, error: `cannot open ${this.filePath}: ${(err as Error).message}` };
+      return {
+        status: 'error' as const,
+        latencyMs: performance.now() - started,
+        error: `cannot open ${this.filePath}: ${(err as Error).message}`,
+      };
     }
   }
 

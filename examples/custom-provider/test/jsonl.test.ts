@@ -8,7 +8,12 @@ import pkg from '../package.json' with { type: 'json' };
 import provider from '../src/index.js';
 
 const file = path.join(await mkdtemp(path.join(tmpdir(), 'jsonl-')), 'out.jsonl');
-const readLines = () => readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const readLines = () =>
+  readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 
 describe('apigate-provider-jsonl-notification', () => {
   it('has a valid manifest', () => assertValidManifest(pkg, provider));

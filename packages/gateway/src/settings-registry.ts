@@ -32,7 +32,9 @@ export const GATEWAY_SETTINGS: Readonly<Record<string, GatewaySetting>> = {
   // Reconciliation with the provider and overage reporting (billing/jobs.ts); 0 turns one off.
   [RECONCILE_INTERVAL_SETTING]: { validate: checkIntervalMinutes },
   [USAGE_REPORT_INTERVAL_SETTING]: { validate: checkIntervalMinutes },
-  [PAYMENT_BACKOFF_SETTING]: { validate: wholeNumber(0, 3_600_000, 'milliseconds before the first retry of a payment event; each later wait doubles') },
+  [PAYMENT_BACKOFF_SETTING]: {
+    validate: wholeNumber(0, 3_600_000, 'milliseconds before the first retry of a payment event; each later wait doubles'),
+  },
   // delivery.attempts, delivery.backoff_ms, notification.alert_interval_ms
   ...Object.fromEntries(
     Object.keys(DELIVERY_INT_SETTINGS).map((key) => [key, { validate: (v: string) => checkDeliverySetting(key as DeliveryIntKey, v) }]),

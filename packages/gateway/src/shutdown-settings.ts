@@ -21,7 +21,12 @@ export function readShutdownTimeout(env: Env, settings: SettingsReader): number 
   if (!raw) return DEFAULT_SHUTDOWN_TIMEOUT_MS;
   const wrong = checkShutdownTimeout(raw);
   if (wrong) {
-    throw new ConfigError({ field: 'shutdownTimeoutMs', ...(fromEnv ? { envVar: SHUTDOWN_TIMEOUT_ENV } : {}), settingKey: SHUTDOWN_TIMEOUT_SETTING, expected: wrong });
+    throw new ConfigError({
+      field: 'shutdownTimeoutMs',
+      ...(fromEnv ? { envVar: SHUTDOWN_TIMEOUT_ENV } : {}),
+      settingKey: SHUTDOWN_TIMEOUT_SETTING,
+      expected: wrong,
+    });
   }
   return Number(raw);
 }

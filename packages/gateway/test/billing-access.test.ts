@@ -81,7 +81,10 @@ describe('payment access rules (PaymentProcessor)', () => {
     await t.processor.applyEvent('stripe', t.event('subscription.created', t.state()));
     await t.processor.applyEvent('stripe', t.event('subscription.created', t.state({ subscriptionId: 'sub_2', priceId: 'price_team' })));
     expect(await t.planOf()).toBe(t.team.id);
-    await t.processor.applyEvent('stripe', t.event('subscription.deleted', t.state({ subscriptionId: 'sub_2', priceId: 'price_team', status: 'canceled' })));
+    await t.processor.applyEvent(
+      'stripe',
+      t.event('subscription.deleted', t.state({ subscriptionId: 'sub_2', priceId: 'price_team', status: 'canceled' })),
+    );
     expect(await t.planOf()).toBe(t.pro.id);
     // The cheaper one ending while the better one runs changes nothing.
     await t.processor.applyEvent('stripe', t.event('subscription.created', t.state({ subscriptionId: 'sub_3', priceId: 'price_team' })));
@@ -100,11 +103,19 @@ describe('payment access rules (PaymentProcessor)', () => {
   describe('the plan comes from the price mapping only; custom data may only name a new customer’s user', () => {
     it('localRefs.planId never chooses the plan', async () => {
       const t = await setup();
-      await t.processor.applyEvent('stripe', t.event('subscription.created', t.state(), { localRefs: { userId: t.user.id, planId: t.team.id } }));
+      await t.processor.applyEvent(
+        'stripe',
+        t.event('subscription.created', t.state(), { localRefs: { userId: t.user.id, planId: t.team.id } }),
+      );
       expect(await t.planOf()).toBe(t.pro.id);
       // A price with no mapping is a failure, whatever the custom data says.
       await expect(
-        t.processor.applyEvent('stripe', t.event('subscription.created', t.state({ subscriptionId: 'sub_x', priceId: 'price_unknown' }), { localRefs: { planId: t.team.id } })),
+        t.processor.applyEvent(
+          'stripe',
+          t.event('subscription.created', t.state({ subscriptionId: 'sub_x', priceId: 'price_unknown' }), {
+            localRefs: { planId: t.team.id },
+          }),
+        ),
       ).rejects.toMatchObject({ code: 'PAYMENT_MAPPING_MISSING' });
       expect(await t.planOf()).toBe(t.pro.id);
     });
@@ -120,10 +131,16 @@ describe('payment access rules (PaymentProcessor)', () => {
     it('a new customer is paired with localRefs.userId and remembered for later events without it', async () => {
       const t = await setup();
       const bob = await t.d.users.create({ email: 'bob@example.com' });
-      await t.processor.applyEvent('stripe', t.event('checkout.completed', t.state({ customerId: 'cus_bob', subscriptionId: 'sub_b' }), { localRefs: { userId: bob.id } }));
+      await t.processor.applyEvent(
+        'stripe',
+        t.event('checkout.completed', t.state({ customerId: 'cus_bob', subscriptionId: 'sub_b' }), { localRefs: { userId: bob.id } }),
+      );
       expect(await t.planOf(bob.id)).toBe(t.pro.id);
       expect((await t.store.mappings.findLocal('stripe', 'user', 'cus_bob'))?.localId).toBe(bob.id);
-      await t.processor.applyEvent('stripe', t.event('subscription.updated', t.state({ customerId: 'cus_bob', subscriptionId: 'sub_b', priceId: 'price_team' })));
+      await t.processor.applyEvent(
+        'stripe',
+        t.event('subscription.updated', t.state({ customerId: 'cus_bob', subscriptionId: 'sub_b', priceId: 'price_team' })),
+      );
       expect(await t.planOf(bob.id)).toBe(t.team.id);
     });
 
@@ -131,7 +148,12 @@ describe('payment access rules (PaymentProcessor)', () => {
       const t = await setup();
       // cus_evil is new, but the custom data names Ada, who is cus_ada.
       await expect(
-        t.processor.applyEvent('stripe', t.event('checkout.completed', t.state({ customerId: 'cus_evil', subscriptionId: 'sub_e', status: 'canceled' }), { localRefs: { userId: t.user.id } })),
+        t.processor.applyEvent(
+          'stripe',
+          t.event('checkout.completed', t.state({ customerId: 'cus_evil', subscriptionId: 'sub_e', status: 'canceled' }), {
+            localRefs: { userId: t.user.id },
+          }),
+        ),
       ).rejects.toMatchObject({ code: 'PAYMENT_MAPPING_MISSING' });
       expect(await t.store.mappings.findLocal('stripe', 'user', 'cus_evil')).toBeUndefined();
     });
@@ -147,7 +169,9 @@ describe('payment access rules (PaymentProcessor)', () => {
     const stale = await t.processor.applyState('stripe', t.state({ status: 'active' }), { at: new Date(read.getTime() - 1000) });
     expect(stale.status).toBe('skipped');
     expect(await t.planOf()).toBe(t.free.id);
-    await expect(t.processor.applyState('stripe', t.state({ subscriptionId: 'sub_9', customerId: 'cus_nobody' }), { at: read })).rejects.toMatchObject({
+    await expect(
+      t.processor.applyState('stripe', t.state({ subscriptionId: 'sub_9', customerId: 'cus_nobody' }), { at: read }),
+    ).rejects.toMatchObject({
       code: 'PAYMENT_MAPPING_MISSING',
     });
   });

@@ -78,16 +78,31 @@ describe('customer billing through the portal API (dummy provider, real server)'
       const before = await ada.call('GET', '/portal/api/billing');
       expect(before).toMatchObject({
         status: 200,
-        body: { provider: 'dummy', plan: { name: 'Free' }, subscription: null, features: { customer_portal: true, metered_billing: true, immediate_cancel: true, invoices: true }, invoices: [] },
+        body: {
+          provider: 'dummy',
+          plan: { name: 'Free' },
+          subscription: null,
+          features: { customer_portal: true, metered_billing: true, immediate_cancel: true, invoices: true },
+          invoices: [],
+        },
       });
 
       // Errors first: nothing to change, cancel or open a portal for; a free plan is not for sale.
       expect((await ada.call('POST', '/portal/api/billing/change', { plan: 'Team' })).body.error.code).toBe('NO_SUBSCRIPTION');
       expect((await ada.call('POST', '/portal/api/billing/cancel')).body.error.code).toBe('NO_SUBSCRIPTION');
       expect(await ada.call('POST', '/portal/api/billing/portal')).toMatchObject({ status: 409, body: { error: { code: 'NO_CUSTOMER' } } });
-      expect(await ada.call('POST', '/portal/api/billing/checkout', { plan: 'Free' })).toMatchObject({ status: 400, body: { error: { code: 'PLAN_NOT_FOR_SALE' } } });
-      expect(await ada.call('POST', '/portal/api/billing/checkout', { plan: 'Nope' })).toMatchObject({ status: 404, body: { error: { code: 'PLAN_NOT_FOUND' } } });
-      expect(await ada.call('POST', '/portal/api/billing/checkout', { plan: 'Pro', interval: 'year' })).toMatchObject({ status: 400, body: { error: { code: 'NO_YEARLY_PRICE' } } });
+      expect(await ada.call('POST', '/portal/api/billing/checkout', { plan: 'Free' })).toMatchObject({
+        status: 400,
+        body: { error: { code: 'PLAN_NOT_FOR_SALE' } },
+      });
+      expect(await ada.call('POST', '/portal/api/billing/checkout', { plan: 'Nope' })).toMatchObject({
+        status: 404,
+        body: { error: { code: 'PLAN_NOT_FOUND' } },
+      });
+      expect(await ada.call('POST', '/portal/api/billing/checkout', { plan: 'Pro', interval: 'year' })).toMatchObject({
+        status: 400,
+        body: { error: { code: 'NO_YEARLY_PRICE' } },
+      });
       // Same session and CSRF rules as the rest of the portal API.
       expect((await ada.call('POST', '/portal/api/billing/checkout', { plan: 'Pro' }, { csrf: false })).status).toBe(403);
       expect((await h.client().call('GET', '/portal/api/billing')).status).toBe(401);
@@ -118,9 +133,15 @@ describe('customer billing through the portal API (dummy provider, real server)'
       await vi.waitFor(async () => expect(await h.planOf('ada@example.com')).toBe('Pro'), { timeout: 10_000, interval: 20 });
 
       const billing = await ada.call('GET', '/portal/api/billing');
-      expect(billing.body).toMatchObject({ plan: { name: 'Pro' }, subscription: { status: 'active', plan_id: pro.id, cancel_at_period_end: false } });
+      expect(billing.body).toMatchObject({
+        plan: { name: 'Pro' },
+        subscription: { status: 'active', plan_id: pro.id, cancel_at_period_end: false },
+      });
       expect(Date.parse(billing.body.subscription.current_period_end)).toBeGreaterThan(Date.now());
-      expect(await ada.call('POST', '/portal/api/billing/checkout', { plan: 'Team' })).toMatchObject({ status: 409, body: { error: { code: 'ALREADY_SUBSCRIBED' } } });
+      expect(await ada.call('POST', '/portal/api/billing/checkout', { plan: 'Team' })).toMatchObject({
+        status: 409,
+        body: { error: { code: 'ALREADY_SUBSCRIBED' } },
+      });
 
       const portal = await ada.call('POST', '/portal/api/billing/portal');
       expect(portal.status).toBe(200);
@@ -132,14 +153,26 @@ describe('customer billing through the portal API (dummy provider, real server)'
       await d.usage.applyBatch('b1', [{ keyId: key.apiKey.id, userId: user.id, at: new Date(), requests: 130 }]);
       const subId = paid.subscription.subscriptionId;
       const report = () =>
-        reportOverage({ store: h.store, logger: silentLogger(), providerName: 'dummy', payment: h.payment, features: dummyPayment.features });
+        reportOverage({
+          store: h.store,
+          logger: silentLogger(),
+          providerName: 'dummy',
+          payment: h.payment,
+          features: dummyPayment.features,
+        });
       expect((await report()).reported.map((r) => r.quantity)).toEqual([30]);
       expect(h.dummy.usageFor(subId).total).toBe(30);
       // Again, and after a restart (another process opening the same database): nothing more.
       expect((await report()).reported).toEqual([]);
       const restarted = await openStore({ dataDir: path.dirname(h.store.file), secretKey: KEY_A });
       try {
-        const again = await reportOverage({ store: restarted, logger: silentLogger(), providerName: 'dummy', payment: h.payment, features: dummyPayment.features });
+        const again = await reportOverage({
+          store: restarted,
+          logger: silentLogger(),
+          providerName: 'dummy',
+          payment: h.payment,
+          features: dummyPayment.features,
+        });
         expect(again.reported).toEqual([]);
       } finally {
         await restarted.close();
@@ -167,10 +200,24 @@ describe('customer billing through the portal API (dummy provider, real server)'
         status: 'active',
       });
       await d.usage.applyBatch('r1', [{ keyId: otherKey.apiKey.id, userId: other.id, at: new Date(), requests: 110 }]);
-      const refused = await reportOverage({ store: h.store, logger: silentLogger(), providerName: 'dummy', payment: refusing, features: dummyPayment.features });
-      expect(refused.failed).toMatchObject([{ subscriptionId: refusedSub.id, quantity: 10, status: 'failed', error: expect.stringContaining('is not metered') }]);
+      const refused = await reportOverage({
+        store: h.store,
+        logger: silentLogger(),
+        providerName: 'dummy',
+        payment: refusing,
+        features: dummyPayment.features,
+      });
+      expect(refused.failed).toMatchObject([
+        { subscriptionId: refusedSub.id, quantity: 10, status: 'failed', error: expect.stringContaining('is not metered') },
+      ]);
       await d.usage.applyBatch('r2', [{ keyId: otherKey.apiKey.id, userId: other.id, at: new Date(), requests: 10 }]);
-      await reportOverage({ store: h.store, logger: silentLogger(), providerName: 'dummy', payment: refusing, features: dummyPayment.features });
+      await reportOverage({
+        store: h.store,
+        logger: silentLogger(),
+        providerName: 'dummy',
+        payment: refusing,
+        features: dummyPayment.features,
+      });
       expect((await usageReportsFor(h.store, refusedSub.id)).map((r) => r.status)).toEqual(['failed']);
 
       // The provider took the report but the answer was lost (a crash, a timeout): the row stays
@@ -179,10 +226,22 @@ describe('customer billing through the portal API (dummy provider, real server)'
       const lostAnswer: Pick<PaymentProvider, 'reportUsage'> = {
         reportUsage: async (i) => {
           await h.payment.reportUsage(i);
-          throw new ProviderError({ capability: 'payment', provider: 'dummy', operation: 'reportUsage', retryable: true, message: 'connection reset' });
+          throw new ProviderError({
+            capability: 'payment',
+            provider: 'dummy',
+            operation: 'reportUsage',
+            retryable: true,
+            message: 'connection reset',
+          });
         },
       };
-      const lost = await reportOverage({ store: h.store, logger: silentLogger(), providerName: 'dummy', payment: lostAnswer, features: dummyPayment.features });
+      const lost = await reportOverage({
+        store: h.store,
+        logger: silentLogger(),
+        providerName: 'dummy',
+        payment: lostAnswer,
+        features: dummyPayment.features,
+      });
       expect(lost.failed).toMatchObject([{ quantity: 5, status: 'pending' }]);
       expect((await report()).reported).toMatchObject([{ quantity: 5, cumulative: 55 }]);
       expect(h.dummy.usageFor(subId).total).toBe(55);
@@ -197,7 +256,10 @@ describe('customer billing through the portal API (dummy provider, real server)'
 
       // Change: the provider's answer (an API read) moves the plan; the provider prorates.
       const changed = await ada.call('POST', '/portal/api/billing/change', { plan: 'Team' });
-      expect(changed).toMatchObject({ status: 200, body: { subscription: { plan_id: (await d.plans.resolve('Team')).id, status: 'active' } } });
+      expect(changed).toMatchObject({
+        status: 200,
+        body: { subscription: { plan_id: (await d.plans.resolve('Team')).id, status: 'active' } },
+      });
       expect(await h.planOf('ada@example.com')).toBe('Team');
 
       // Cancel at period end: the plan stays until the period ends; immediate cancel is not for customers.
@@ -275,11 +337,22 @@ describe('customer billing through the portal API (dummy provider, real server)'
 
       // The provider fails: the rest of the overview is there, the invoices are null with a masked reason.
       spy.mockRejectedValueOnce(
-        new ProviderError({ capability: 'payment', provider: 'dummy', operation: 'listInvoices', retryable: true, message: 'upstream said sk_live_secret_value' }),
+        new ProviderError({
+          capability: 'payment',
+          provider: 'dummy',
+          operation: 'listInvoices',
+          retryable: true,
+          message: 'upstream said sk_live_secret_value',
+        }),
       );
       const down = await ada.call('GET', '/portal/api/billing');
       expect(down.status).toBe(200);
-      expect(down.body).toMatchObject({ plan: { name: 'Pro' }, subscription: { status: 'active' }, features: { invoices: true }, invoices: null });
+      expect(down.body).toMatchObject({
+        plan: { name: 'Pro' },
+        subscription: { status: 'active' },
+        features: { invoices: true },
+        invoices: null,
+      });
       expect(down.body.invoices_error).toBe('the payment provider dummy failed (listInvoices); try again shortly');
       expect(JSON.stringify(down.body)).not.toContain('sk_live_secret_value');
       // Back again on the next request.
@@ -296,7 +369,13 @@ describe('customer billing through the portal API (dummy provider, real server)'
       const user = await h.store.domain.users.create({ email: 'ni@example.com' });
       await h.store.mappings.put({ provider: 'dummy', entityType: MAPPING.user, localId: user.id, externalId: 'cus_dummy_x' });
       const { invoices: _declared, ...features } = dummyPayment.features!;
-      const withoutList = new CustomerBilling({ store: h.store, logger: silentLogger(), providerName: 'dummy', payment: h.payment, features });
+      const withoutList = new CustomerBilling({
+        store: h.store,
+        logger: silentLogger(),
+        providerName: 'dummy',
+        payment: h.payment,
+        features,
+      });
       const overview = await withoutList.overview(user);
       expect(overview.features.invoices).toBe(false);
       expect(overview.invoices).toBeNull();
@@ -310,7 +389,9 @@ describe('customer billing through the portal API (dummy provider, real server)'
     const p = await start();
     const ada = await p.customer('bo@example.com');
     expect(await ada.call('GET', '/portal/api/billing')).toMatchObject({ status: 503, body: { error: { code: 'PAYMENTS_UNAVAILABLE' } } });
-    expect((await ada.call('POST', '/portal/api/billing/checkout', { plan: 'x' })).body.error.message).toMatch(/no payment provider is selected/);
+    expect((await ada.call('POST', '/portal/api/billing/checkout', { plan: 'x' })).body.error.message).toMatch(
+      /no payment provider is selected/,
+    );
   });
 
   it('reconciliation repairs drift: the provider says canceled, the store says active', async () => {
@@ -330,7 +411,14 @@ describe('customer billing through the portal API (dummy provider, real server)'
       const user = (await d.users.findByEmail('cy@example.com'))!;
       const sync = await h.admin('POST', '/subscriptions/sync', { user_id: user.id });
       expect(sync.status).toBe(200);
-      expect(sync.body).toMatchObject({ provider: 'dummy', checked: 1, errors: [], changed: [{ external_subscription_id: paid.subscription.subscriptionId, before: { status: 'active' }, after: { status: 'canceled' } }] });
+      expect(sync.body).toMatchObject({
+        provider: 'dummy',
+        checked: 1,
+        errors: [],
+        changed: [
+          { external_subscription_id: paid.subscription.subscriptionId, before: { status: 'active' }, after: { status: 'canceled' } },
+        ],
+      });
       expect((await d.subscriptions.findByExternal('dummy', paid.subscription.subscriptionId))!.status).toBe('canceled');
       expect(await h.planOf('cy@example.com')).toBe('Free');
       // Nothing left to repair.
@@ -347,7 +435,10 @@ describe('customer billing through the portal API (dummy provider, real server)'
       expect(created.status).toBe(201);
       const month = () => h.store.mappings.findExternal('dummy', MAPPING.plan, created.body.id);
       await vi.waitFor(async () => expect(await month()).toBeDefined(), { timeout: 10_000, interval: 20 });
-      await vi.waitFor(async () => expect(await h.store.mappings.findExternal('dummy', 'plan_year', created.body.id)).toBeDefined(), { timeout: 10_000, interval: 20 });
+      await vi.waitFor(async () => expect(await h.store.mappings.findExternal('dummy', 'plan_year', created.body.id)).toBeDefined(), {
+        timeout: 10_000,
+        interval: 20,
+      });
       const firstPrice = (await month())!.externalId;
 
       // A new price: the mapping moves to the provider's new price.
@@ -390,7 +481,13 @@ describe('customer billing edge cases', () => {
           },
         },
       });
-      const billing = new CustomerBilling({ store: h.store, logger: silentLogger(), providerName: 'dummy', payment: slow, features: dummyPayment.features });
+      const billing = new CustomerBilling({
+        store: h.store,
+        logger: silentLogger(),
+        providerName: 'dummy',
+        payment: slow,
+        features: dummyPayment.features,
+      });
       const [a, b] = await Promise.all([
         billing.checkout(user, { plan: 'Pro', returnBase: h.url }),
         billing.checkout(user, { plan: 'Pro', returnBase: h.url }),

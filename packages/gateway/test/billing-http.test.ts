@@ -28,7 +28,8 @@ const downQueue = defineProvider({
   name: 'down',
   description: 'queue unreachable',
   config: z.object({}),
-  create: () => ({ check: async () => ({ status: 'error' as const, latencyMs: 1, error: 'redis down' }), close: async () => undefined }) as never,
+  create: () =>
+    ({ check: async () => ({ status: 'error' as const, latencyMs: 1, error: 'redis down' }), close: async () => undefined }) as never,
 });
 
 async function serve(env: Record<string, string>, o: { bindHost?: string; settings?: Record<string, string> } = {}) {

@@ -57,7 +57,9 @@ describe.each(DIALECTS)('%s', (dialect) => {
       it('a tampered body (a Team price written into a signed Pro event): 400', async () => {
         const t = await setup({ dialect });
         const change = await t.checkout(t.pro.id);
-        const text = Buffer.from(change.webhook.rawBody).toString().replace(await t.priceOf(t.pro.id), await t.priceOf(t.team.id));
+        const text = Buffer.from(change.webhook.rawBody)
+          .toString()
+          .replace(await t.priceOf(t.pro.id), await t.priceOf(t.team.id));
         const res = await t.post({ ...change.webhook, rawBody: Buffer.from(text) });
         expect(res.status).toBe(400);
         expect(await t.inbox.find('dummy', change.event.id)).toBeUndefined();
@@ -140,7 +142,13 @@ describe.each(DIALECTS)('%s', (dialect) => {
       const subId = change.subscription.subscriptionId;
       const base = change.event.occurredAt.getTime();
       const teamPrice = await t.priceOf(t.team.id);
-      const older: DummyEvent = { ...change.event, id: 'evt_older', type: 'subscription.updated', occurredAt: new Date(base + 1000), sequence: 10 };
+      const older: DummyEvent = {
+        ...change.event,
+        id: 'evt_older',
+        type: 'subscription.updated',
+        occurredAt: new Date(base + 1000),
+        sequence: 10,
+      };
       const newer: DummyEvent = {
         ...change.event,
         id: 'evt_newer',
@@ -214,8 +222,22 @@ describe.each(DIALECTS)('%s', (dialect) => {
         await t.post(change.webhook);
         await t.settled(change.event.id);
         const at = new Date(change.event.occurredAt.getTime() + 5000);
-        const pastDue: DummyEvent = { ...change.event, id: 'evt_pd', type: 'subscription.updated', occurredAt: at, sequence: 30, subscription: { ...change.subscription, status: 'past_due' } };
-        const recovered: DummyEvent = { ...change.event, id: 'evt_ok', type: 'subscription.updated', occurredAt: at, sequence: 31, subscription: { ...change.subscription, status: 'active' } };
+        const pastDue: DummyEvent = {
+          ...change.event,
+          id: 'evt_pd',
+          type: 'subscription.updated',
+          occurredAt: at,
+          sequence: 30,
+          subscription: { ...change.subscription, status: 'past_due' },
+        };
+        const recovered: DummyEvent = {
+          ...change.event,
+          id: 'evt_ok',
+          type: 'subscription.updated',
+          occurredAt: at,
+          sequence: 31,
+          subscription: { ...change.subscription, status: 'active' },
+        };
         await t.post(t.dummy.signEvent(recovered));
         await t.settled('evt_ok');
         await t.post(t.dummy.signEvent(pastDue));
@@ -247,7 +269,13 @@ describe.each(DIALECTS)('%s', (dialect) => {
         const t = await setup({ dialect });
         const biz = await t.d.plans.create({ name: 'Biz', priceCents: 4900 });
         // A price the provider has, with no plan mapping yet (plans sync not run since the plan was made).
-        const { priceId } = await t.dummy.upsertPrice({ planId: biz.id, name: 'Biz', amountCents: 4900, currency: 'usd', interval: 'month' });
+        const { priceId } = await t.dummy.upsertPrice({
+          planId: biz.id,
+          name: 'Biz',
+          amountCents: 4900,
+          currency: 'usd',
+          interval: 'month',
+        });
         const { sessionId } = await t.dummy.createCheckout({
           customerId: t.customerId,
           priceId,
@@ -277,9 +305,14 @@ describe.each(DIALECTS)('%s', (dialect) => {
       it('the admin API lists failed events, shows one with its body, and replays it', async () => {
         const t = await setup({ dialect });
         const token = 'admin-token-for-payment-events-0001';
-        const admin = await startServer({ app: createAdminApi({ store: t.store, logger: silentLogger(), adminToken: token, paymentQueue: t.q.queue }), port: 0, host: '127.0.0.1' });
+        const admin = await startServer({
+          app: createAdminApi({ store: t.store, logger: silentLogger(), adminToken: token, paymentQueue: t.q.queue }),
+          port: 0,
+          host: '127.0.0.1',
+        });
         cleanups.push(() => admin.close());
-        const api = (path: string, method = 'GET') => fetch(`${admin.url}/payments/events${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+        const api = (path: string, method = 'GET') =>
+          fetch(`${admin.url}/payments/events${path}`, { method, headers: { authorization: `Bearer ${token}` } });
 
         // A customer nobody mapped: the event fails for want of a user.
         const { customerId } = await t.dummy.createCustomer({ userId: 'usr_unknown', email: 'x@example.com' });
@@ -288,7 +321,15 @@ describe.each(DIALECTS)('%s', (dialect) => {
         expect((await t.settled(change.event.id)).status).toBe('failed');
 
         const listed = (await (await api('?status=failed')).json()) as { data: Record<string, unknown>[]; next_cursor: null };
-        expect(listed.data).toEqual([expect.objectContaining({ provider: 'dummy', event_id: change.event.id, status: 'failed', type: 'checkout.completed', attempts: 1 })]);
+        expect(listed.data).toEqual([
+          expect.objectContaining({
+            provider: 'dummy',
+            event_id: change.event.id,
+            status: 'failed',
+            type: 'checkout.completed',
+            attempts: 1,
+          }),
+        ]);
         expect(listed.data[0]!.last_error).toContain(`no local user for dummy customer ${customerId}`);
         expect((await api('?status=nope')).status).toBe(400);
         const shown = (await (await api(`/${change.event.id}`)).json()) as Record<string, unknown>;
@@ -296,7 +337,12 @@ describe.each(DIALECTS)('%s', (dialect) => {
         expect(shown.header_names).toContain('apigate-dummy-signature');
         expect((await api('/evt_nope')).status).toBe(404);
 
-        await t.store.mappings.put({ provider: 'dummy', entityType: 'user', localId: (await t.d.users.create({ email: 'x@example.com' })).id, externalId: customerId });
+        await t.store.mappings.put({
+          provider: 'dummy',
+          entityType: 'user',
+          localId: (await t.d.users.create({ email: 'x@example.com' })).id,
+          externalId: customerId,
+        });
         const replayed = await api(`/${change.event.id}/replay`, 'POST');
         expect(replayed.status).toBe(200);
         expect((await t.settled(change.event.id)).status).toBe('applied');
@@ -311,7 +357,14 @@ describe.each(DIALECTS)('%s', (dialect) => {
           normalizer: (dummy) => ({
             normalizeWebhook: async (i) => {
               calls++;
-              if (calls <= 2) throw new ProviderError({ capability: 'payment', provider: 'dummy', operation: 'normalizeWebhook', retryable: true, message: 'upstream 503' });
+              if (calls <= 2)
+                throw new ProviderError({
+                  capability: 'payment',
+                  provider: 'dummy',
+                  operation: 'normalizeWebhook',
+                  retryable: true,
+                  message: 'upstream 503',
+                });
               return dummy.normalizeWebhook(i);
             },
           }),
@@ -335,7 +388,14 @@ describe.each(DIALECTS)('%s', (dialect) => {
           backoffMs: 10,
           normalizer: (dummy) => ({
             normalizeWebhook: async (i) => {
-              if (down) throw new ProviderError({ capability: 'payment', provider: 'dummy', operation: 'normalizeWebhook', retryable: true, message: 'connect ECONNREFUSED' });
+              if (down)
+                throw new ProviderError({
+                  capability: 'payment',
+                  provider: 'dummy',
+                  operation: 'normalizeWebhook',
+                  retryable: true,
+                  message: 'connect ECONNREFUSED',
+                });
               return dummy.normalizeWebhook(i);
             },
           }),

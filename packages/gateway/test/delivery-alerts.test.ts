@@ -67,7 +67,10 @@ describe('alert router', () => {
       events.emit('provider.error', event());
     }
     // Another operation of the same provider is another key: not held back by the first.
-    events.emit('provider.error', event({ operation: 'deliver', retryable: false, code: DELIVERY_FAILED_CODE, message: 'job moved to the failed set' }));
+    events.emit(
+      'provider.error',
+      event({ operation: 'deliver', retryable: false, code: DELIVERY_FAILED_CODE, message: 'job moved to the failed set' }),
+    );
     expect(queued.map((n) => n.title)).toEqual(['email/smtp send failed', 'email/smtp deliver failed']);
     expect(queued[0]).toMatchObject({
       event: 'provider.error',
@@ -128,7 +131,12 @@ describe('alert router', () => {
 
 describe('delivery settings', () => {
   it('has defaults, reads stored values and names the key of a bad one', () => {
-    expect(readDeliverySettings(settingsFromRecord({}))).toEqual({ attempts: 10, backoffMs: 2000, alertEvents: [], alertIntervalMs: 60_000 });
+    expect(readDeliverySettings(settingsFromRecord({}))).toEqual({
+      attempts: 10,
+      backoffMs: 2000,
+      alertEvents: [],
+      alertIntervalMs: 60_000,
+    });
     expect(
       readDeliverySettings(
         settingsFromRecord({
@@ -147,7 +155,9 @@ describe('delivery settings', () => {
       }
     })();
     expect(bad).toBeInstanceOf(ConfigError);
-    expect((bad as Error).message).toBe('setting delivery.attempts: expected a whole number from 1 to 100 (tries per email or notification, the first included)');
+    expect((bad as Error).message).toBe(
+      'setting delivery.attempts: expected a whole number from 1 to 100 (tries per email or notification, the first included)',
+    );
     expect(() => readDeliverySettings(settingsFromRecord({ 'notification.events': 'provider error' }))).toThrow(/notification\.events/);
   });
 
@@ -199,7 +209,10 @@ describe('alerts through a running kernel', () => {
 
   it('turns the email provider failing into two rate-limited webhook alerts: the first failed try and the final failure', async () => {
     const { kernel, delivery, receiver } = await start({ 'notification.events': 'provider.error', 'delivery.attempts': '3' });
-    await delivery.outbox.sendEmail({ to: 'ops@example.com', subject: 'will not arrive', text: 'SMTP is down' }, { idempotencyId: 'alert-mail-1' });
+    await delivery.outbox.sendEmail(
+      { to: 'ops@example.com', subject: 'will not arrive', text: 'SMTP is down' },
+      { idempotencyId: 'alert-mail-1' },
+    );
     await vi.waitFor(() => expect(receiver.deliveries).toHaveLength(2), { timeout: 20_000 });
     const queue = kernel.get('queue');
     await vi.waitFor(async () => expect(await queue.stats(NOTIFICATION_QUEUE)).toMatchObject({ waiting: 0, active: 0, delayed: 0 }));
@@ -221,9 +234,12 @@ describe('alerts through a running kernel', () => {
     await delivery.outbox.sendEmail({ to: 'ops@example.com', subject: 'will not arrive', text: 'SMTP is down' });
     const queue = kernel.get('queue');
     // Both alerts (first try, final failure) are tried twice at the receiver, then fail for good.
-    await vi.waitFor(async () => expect(await queue.stats(NOTIFICATION_QUEUE)).toMatchObject({ failed: 2, waiting: 0, delayed: 0, active: 0 }), {
-      timeout: 20_000,
-    });
+    await vi.waitFor(
+      async () => expect(await queue.stats(NOTIFICATION_QUEUE)).toMatchObject({ failed: 2, waiting: 0, delayed: 0, active: 0 }),
+      {
+        timeout: 20_000,
+      },
+    );
     expect(receiver.requests).toBe(4);
     // 2 alerts x (2 failed notify tries + 1 final delivery event), all about the notification capability: none routed.
     expect(delivery.alerts.counts).toEqual({ sent: 2, suppressed: 1, skipped: 6 });
@@ -233,7 +249,12 @@ describe('alerts through a running kernel', () => {
     const { delivery } = await start({});
     expect(delivery.alerts.active).toBe(false);
     const catalog = await discoverPlugins({ builtins: [memoryQueue] });
-    const kernel = await createKernel({ catalog, only: ['queue'], env: { QUEUE_PROVIDER: 'none' }, dataDir: mkdtempSync(path.join(tmpdir(), 'apigate-alerts-')) });
+    const kernel = await createKernel({
+      catalog,
+      only: ['queue'],
+      env: { QUEUE_PROVIDER: 'none' },
+      dataDir: mkdtempSync(path.join(tmpdir(), 'apigate-alerts-')),
+    });
     open.push({ kernel });
     expect(startDelivery({ kernel, settings: settingsFromRecord({}) })).toBeUndefined();
   });

@@ -31,7 +31,12 @@ async function setup(makeQueue: () => Promise<TestQueue>, port: number, delivery
   });
   const raised: ProviderErrorEvent[] = [];
   const outbox = new Outbox({ queue: q.queue, ...delivery });
-  const workers = DeliveryWorkers.start({ queue: q.queue, email: { provider: email, name: 'smtp' }, raise: (e) => raised.push(e), concurrency: 2 });
+  const workers = DeliveryWorkers.start({
+    queue: q.queue,
+    email: { provider: email, name: 'smtp' },
+    raise: (e) => raised.push(e),
+    concurrency: 2,
+  });
   const outcomes = recordOutcomes(workers);
   cleanups.push(async () => {
     await workers.close();
@@ -115,13 +120,21 @@ describe.each([
       await outbox.sendEmail(message(id, 'unknown@example.com'), { idempotencyId: id });
       await outcomes.until((o) => o.some((x) => x.jobId === id && x.status === 'failed'));
       expect(outcomes.seen.filter((x) => x.jobId === id).map((x) => [x.status, x.attempt])).toEqual([['failed', 1]]);
-      await vi.waitFor(async () => expect(await queue.stats(EMAIL_QUEUE)).toMatchObject({ failed: 1, delayed: 0, waiting: 0 }), { timeout: WAIT });
+      await vi.waitFor(async () => expect(await queue.stats(EMAIL_QUEUE)).toMatchObject({ failed: 1, delayed: 0, waiting: 0 }), {
+        timeout: WAIT,
+      });
       const { items } = await queue.failed(EMAIL_QUEUE);
       expect(items).toHaveLength(1);
       expect(items[0]).toMatchObject({ id, attempt: 1, maxAttempts: FAST.attempts });
       expect(items[0]!.error).toMatch(/550|No such user/);
       expect(raised).toHaveLength(1);
-      expect(raised[0]).toMatchObject({ type: 'provider.error', capability: 'email', provider: 'smtp', operation: 'deliver', code: DELIVERY_FAILED_CODE });
+      expect(raised[0]).toMatchObject({
+        type: 'provider.error',
+        capability: 'email',
+        provider: 'smtp',
+        operation: 'deliver',
+        code: DELIVERY_FAILED_CODE,
+      });
       expect(raised[0]!.message).toContain(id);
       expect(inbox).toEqual([]);
     },
@@ -162,9 +175,9 @@ describe('outbox input', () => {
     cleanups.push(() => q.close());
     const outbox = new Outbox({ queue: q.queue, ...FAST });
     await expect(outbox.sendEmail({ to: [], subject: 'x', text: 'y' })).rejects.toThrow(InvalidInputError);
-    await expect(outbox.sendEmail({ to: 'a@example.com', subject: 'x', headers: { 'X-Bad': 'a\r\nBcc: victim@example.com' } })).rejects.toThrow(
-      /single-line/,
-    );
+    await expect(
+      outbox.sendEmail({ to: 'a@example.com', subject: 'x', headers: { 'X-Bad': 'a\r\nBcc: victim@example.com' } }),
+    ).rejects.toThrow(/single-line/);
     expect(await q.queue.stats(EMAIL_QUEUE)).toMatchObject({ waiting: 0, delayed: 0 });
   });
 

@@ -21,7 +21,12 @@ async function setup(makeQueue: () => Promise<TestQueue>, url: string) {
   const { provider, events } = await createForTest(webhook, { url, secret: SECRET, timeoutMs: '5000' });
   const raised: ProviderErrorEvent[] = [];
   const outbox = new Outbox({ queue: q.queue, attempts: 40, backoffMs: 25 });
-  const workers = DeliveryWorkers.start({ queue: q.queue, notification: { provider, name: 'webhook' }, raise: (e) => raised.push(e), concurrency: 2 });
+  const workers = DeliveryWorkers.start({
+    queue: q.queue,
+    notification: { provider, name: 'webhook' },
+    raise: (e) => raised.push(e),
+    concurrency: 2,
+  });
   const outcomes = recordOutcomes(workers);
   cleanups.push(async () => {
     await workers.close();
@@ -65,9 +70,12 @@ describe.each([
       receiver = await startReceiver(SECRET, port, deliveries);
       cleanups.push(() => receiver.stop());
       await outcomes.until((o) => ids.every((id) => o.some((x) => x.jobId === id && x.status === 'delivered')));
-      await vi.waitFor(async () => expect(await queue.stats(NOTIFICATION_QUEUE)).toMatchObject({ waiting: 0, active: 0, delayed: 0, failed: 0 }), {
-        timeout: WAIT,
-      });
+      await vi.waitFor(
+        async () => expect(await queue.stats(NOTIFICATION_QUEUE)).toMatchObject({ waiting: 0, active: 0, delayed: 0, failed: 0 }),
+        {
+          timeout: WAIT,
+        },
+      );
       for (const id of ids) expect((await outbox.notify(note(id))).duplicate).toBe(true);
 
       expect(Object.fromEntries(countBy(deliveries, (d) => d.id))).toEqual(Object.fromEntries(ids.map((id) => [id, 1])));
@@ -76,7 +84,12 @@ describe.each([
         id: ids[0],
         type: 'test.delivery',
         timestamp: '2025-01-02T03:04:05.000Z',
-        data: { title: `notification ${ids[0]}`, text: 'sent through the outbox', severity: 'warning', fields: { attempt: 1, where: 'queue' } },
+        data: {
+          title: `notification ${ids[0]}`,
+          text: 'sent through the outbox',
+          severity: 'warning',
+          fields: { attempt: 1, where: 'queue' },
+        },
       });
       expect(raised).toEqual([]);
     },
@@ -95,8 +108,12 @@ describe.each([
       await outbox.notify(note(refused));
       await outcomes.until((o) => o.some((x) => x.jobId === refused && x.status === 'failed'));
       expect(outcomes.seen.filter((x) => x.jobId === refused).map((x) => x.attempt)).toEqual([1]);
-      await vi.waitFor(async () => expect((await queue.failed(NOTIFICATION_QUEUE)).items.map((f) => f.id)).toEqual([refused]), { timeout: WAIT });
-      expect(raised.map((e) => [e.capability, e.provider, e.operation, e.code])).toEqual([['notification', 'webhook', 'deliver', DELIVERY_FAILED_CODE]]);
+      await vi.waitFor(async () => expect((await queue.failed(NOTIFICATION_QUEUE)).items.map((f) => f.id)).toEqual([refused]), {
+        timeout: WAIT,
+      });
+      expect(raised.map((e) => [e.capability, e.provider, e.operation, e.code])).toEqual([
+        ['notification', 'webhook', 'deliver', DELIVERY_FAILED_CODE],
+      ]);
 
       receiver.answer = 503;
       const flaky = `flaky-${randomUUID()}`;

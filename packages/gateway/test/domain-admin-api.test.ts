@@ -15,7 +15,13 @@ async function serve(opts: { adminToken?: string } = { adminToken: ADMIN }) {
   const dataDir = await tempDir();
   const store: Store = await openStore({ dataDir, secretKey: KEY_A });
   open.push(store);
-  const kernel = await createKernel({ catalog: await discoverPlugins({ builtins: [] }), env: {}, settings: store.settings, dataDir, only: [] });
+  const kernel = await createKernel({
+    catalog: await discoverPlugins({ builtins: [] }),
+    env: {},
+    settings: store.settings,
+    dataDir,
+    only: [],
+  });
   open.push(kernel);
   const server = await startServer({ app: createHttpApp({ kernel, store, logger: silentLogger(), ...opts }), port: 0, host: '127.0.0.1' });
   open.push(server);
@@ -23,7 +29,11 @@ async function serve(opts: { adminToken?: string } = { adminToken: ADMIN }) {
     const headers: Record<string, string> = {};
     if (token !== null) headers.authorization = `Bearer ${token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(`${server.url}${path}`, { method, headers, ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}) });
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers,
+      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+    });
     const text = await res.text();
     return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
   };
@@ -41,7 +51,9 @@ describe('admin API authentication', () => {
       expect(r.body.error.code).toBe('UNAUTHORIZED');
       expect(r.body.error.message).toMatch(token === null ? /send an admin token as "Authorization: Bearer <token>"/ : /not valid/);
     }
-    const basic = await fetch(`${(await serve()).url}/admin/plans`, { headers: { authorization: `Basic ${Buffer.from(`x:${ADMIN}`).toString('base64')}` } });
+    const basic = await fetch(`${(await serve()).url}/admin/plans`, {
+      headers: { authorization: `Basic ${Buffer.from(`x:${ADMIN}`).toString('base64')}` },
+    });
     expect(basic.status).toBe(401);
     // An unknown admin path does not tell a caller without a token that it does not exist.
     expect((await call('GET', '/admin/nothing', undefined, null)).status).toBe(401);
@@ -72,18 +84,35 @@ describe('admin API', () => {
     const { call } = await serve();
     const free = await call('POST', '/admin/plans', { name: 'Free', requests_per_minute: 5, requests_per_month: 100 });
     expect(free.status).toBe(201);
-    expect(free.body).toMatchObject({ name: 'Free', requests_per_minute: 5, requests_per_month: 100, price_cents: 0, currency: 'usd', is_default: true, overage_cents_per_request: null });
+    expect(free.body).toMatchObject({
+      name: 'Free',
+      requests_per_minute: 5,
+      requests_per_month: 100,
+      price_cents: 0,
+      currency: 'usd',
+      is_default: true,
+      overage_cents_per_request: null,
+    });
     expect(free.body.created_at).toMatch(/^\d{4}-\d\d-\d\dT/);
     const pro = await call('POST', '/admin/plans', { name: 'Pro', price_cents: 4900, overage_cents_per_request: 0.02 });
     expect(pro.body.is_default).toBe(false);
 
-    expect(await call('POST', '/admin/plans', { name: 'free' })).toMatchObject({ status: 409, body: { error: { code: 'PLAN_NAME_TAKEN', field: 'name' } } });
+    expect(await call('POST', '/admin/plans', { name: 'free' })).toMatchObject({
+      status: 409,
+      body: { error: { code: 'PLAN_NAME_TAKEN', field: 'name' } },
+    });
     expect(await call('POST', '/admin/plans', { name: 'X', trial_days: -1 })).toMatchObject({
       status: 400,
       body: { error: { code: 'INVALID_INPUT', field: 'trial_days', message: 'plan: trial_days: must not be negative' } },
     });
-    expect(await call('POST', '/admin/plans', { name: 'X', speed: 'fast' })).toMatchObject({ status: 400, body: { error: { field: 'speed' } } });
-    expect(await call('POST', '/admin/plans', '{"name": ')).toMatchObject({ status: 400, body: { error: { code: 'INVALID_INPUT', message: expect.stringMatching(/^request body: expected a JSON object/) } } });
+    expect(await call('POST', '/admin/plans', { name: 'X', speed: 'fast' })).toMatchObject({
+      status: 400,
+      body: { error: { field: 'speed' } },
+    });
+    expect(await call('POST', '/admin/plans', '{"name": ')).toMatchObject({
+      status: 400,
+      body: { error: { code: 'INVALID_INPUT', message: expect.stringMatching(/^request body: expected a JSON object/) } },
+    });
     expect(await call('POST', '/admin/plans', [1])).toMatchObject({ status: 400 });
 
     expect((await call('POST', `/admin/plans/${pro.body.id}/default`)).body.is_default).toBe(true);
@@ -93,7 +122,9 @@ describe('admin API', () => {
       ['Free', false],
       ['Pro', true],
     ]);
-    expect((await call('GET', '/admin/plans/plan_nope')).body).toEqual({ error: { code: 'NOT_FOUND', message: 'no plan with id plan_nope' } });
+    expect((await call('GET', '/admin/plans/plan_nope')).body).toEqual({
+      error: { code: 'NOT_FOUND', message: 'no plan with id plan_nope' },
+    });
     expect((await call('DELETE', `/admin/plans/${free.body.id}`)).body).toEqual({ id: free.body.id, deleted: true });
   });
 
@@ -104,9 +135,15 @@ describe('admin API', () => {
     const plan = (await call('POST', '/admin/plans', { name: 'Free' })).body;
 
     const user = await call('POST', '/admin/users', { email: 'Ada@Example.com', name: 'Ada' });
-    expect(user).toMatchObject({ status: 201, body: { email: 'ada@example.com', plan_id: plan.id, status: 'active', email_verified: false } });
+    expect(user).toMatchObject({
+      status: 201,
+      body: { email: 'ada@example.com', plan_id: plan.id, status: 'active', email_verified: false },
+    });
     expect(user.body).not.toHaveProperty('password_hash');
-    expect(await call('POST', '/admin/users', { email: 'ada@example.com' })).toMatchObject({ status: 409, body: { error: { code: 'EMAIL_TAKEN', field: 'email' } } });
+    expect(await call('POST', '/admin/users', { email: 'ada@example.com' })).toMatchObject({
+      status: 409,
+      body: { error: { code: 'EMAIL_TAKEN', field: 'email' } },
+    });
     expect(await call('POST', '/admin/users', { email: 'bob@example.com', plan_id: 'plan_nope' })).toMatchObject({
       status: 400,
       body: { error: { code: 'PLAN_NOT_FOUND', field: 'plan_id', message: 'user: plan_id: no plan with id plan_nope' } },
@@ -130,7 +167,13 @@ describe('admin API', () => {
     const key = await call('POST', '/admin/keys', { user_id: user.body.id, name: 'ci', expires_at: '2999-01-01T00:00:00Z' });
     expect(key.status).toBe(201);
     expect(key.body.key).toMatch(/^ak_/);
-    expect(key.body).toMatchObject({ user_id: user.body.id, name: 'ci', status: 'active', expires_at: '2999-01-01T00:00:00.000Z', prefix: key.body.key.slice(0, 11) });
+    expect(key.body).toMatchObject({
+      user_id: user.body.id,
+      name: 'ci',
+      status: 'active',
+      expires_at: '2999-01-01T00:00:00.000Z',
+      prefix: key.body.key.slice(0, 11),
+    });
     expect((await store.domain.keys.check(key.body.key)).ok).toBe(true);
     const keys = await call('GET', `/admin/keys?user_id=${user.body.id}`);
     expect(keys.body.data).toHaveLength(1);
@@ -138,11 +181,25 @@ describe('admin API', () => {
     expect(keys.body.data[0]).not.toHaveProperty('hash');
     expect((await call('POST', `/admin/keys/${key.body.id}/revoke`)).body.status).toBe('revoked');
     expect((await call('GET', `/admin/keys?user_id=${user.body.id}&active=true`)).body.data).toEqual([]);
-    expect(await call('POST', '/admin/keys', { user_id: 'usr_nope' })).toMatchObject({ status: 400, body: { error: { field: 'user_id' } } });
+    expect(await call('POST', '/admin/keys', { user_id: 'usr_nope' })).toMatchObject({
+      status: 400,
+      body: { error: { field: 'user_id' } },
+    });
 
-    const route = await call('POST', '/admin/routes', { path_prefix: '/weather', upstream_url: 'http://127.0.0.1:3000', strip_prefix: true, methods: ['get'] });
-    expect(route).toMatchObject({ status: 201, body: { path_prefix: '/weather', strip_prefix: true, methods: ['GET'], timeout_ms: null, enabled: true } });
-    expect(await call('POST', '/admin/routes', { path_prefix: '/weather', upstream_url: 'http://x' })).toMatchObject({ status: 409, body: { error: { field: 'path_prefix' } } });
+    const route = await call('POST', '/admin/routes', {
+      path_prefix: '/weather',
+      upstream_url: 'http://127.0.0.1:3000',
+      strip_prefix: true,
+      methods: ['get'],
+    });
+    expect(route).toMatchObject({
+      status: 201,
+      body: { path_prefix: '/weather', strip_prefix: true, methods: ['GET'], timeout_ms: null, enabled: true },
+    });
+    expect(await call('POST', '/admin/routes', { path_prefix: '/weather', upstream_url: 'http://x' })).toMatchObject({
+      status: 409,
+      body: { error: { field: 'path_prefix' } },
+    });
     expect((await call('PATCH', `/admin/routes/${route.body.id}`, { timeout_ms: 2500 })).body.timeout_ms).toBe(2500);
     expect((await call('GET', '/admin/routes')).body.data).toHaveLength(1);
     expect((await call('DELETE', `/admin/routes/${route.body.id}`)).status).toBe(200);
@@ -173,7 +230,10 @@ describe('admin API', () => {
       keys: [{ key_id: apiKey.id, requests: 40, bytes_in: 0, bytes_out: 300, errors: 2 }],
       quota: { limit: 100, remaining: 60, resets_at: '2025-03-01T00:00:00.000Z' },
     });
-    expect((await call('GET', `/admin/usage?key_id=${apiKey.id}&month=2025-02`)).body).toMatchObject({ key_id: apiKey.id, totals: { requests: 40 } });
+    expect((await call('GET', `/admin/usage?key_id=${apiKey.id}&month=2025-02`)).body).toMatchObject({
+      key_id: apiKey.id,
+      totals: { requests: 40 },
+    });
     expect((await call('GET', '/admin/usage?month=2025-02')).body).toEqual({
       month: '2025-02',
       data: [{ user_id: user.id, requests: 40, bytes_in: 0, bytes_out: 300, errors: 2 }],
@@ -185,7 +245,10 @@ describe('admin API', () => {
       ['2025-02-14T10:01:00.000Z', 10],
     ]);
     expect(await call('GET', '/admin/usage?month=2025-2')).toMatchObject({ status: 400, body: { error: { field: 'month' } } });
-    expect(await call('GET', '/admin/usage/minutes?from=yesterday&key_id=x')).toMatchObject({ status: 400, body: { error: { field: 'from' } } });
+    expect(await call('GET', '/admin/usage/minutes?from=yesterday&key_id=x')).toMatchObject({
+      status: 400,
+      body: { error: { field: 'from' } },
+    });
     expect((await call('GET', '/admin/usage?user_id=usr_nope')).status).toBe(404);
   });
 });

@@ -13,7 +13,12 @@ describe.each(DIALECTS)('%s', (dialect) => {
       const user = await d.users.create({ email: 'ada@example.com' });
       const base = { userId: user.id, provider: 'stripe', externalCustomerId: 'cus_1', externalSubscriptionId: 'sub_ext_1' };
 
-      const created = await d.subscriptions.sync({ ...base, planId: pro.id, status: 'trialing', lastEventAt: new Date('2025-03-01T00:00:00Z') });
+      const created = await d.subscriptions.sync({
+        ...base,
+        planId: pro.id,
+        status: 'trialing',
+        lastEventAt: new Date('2025-03-01T00:00:00Z'),
+      });
       expect(created.applied).toBe(true);
       expect(created.subscription).toMatchObject({ planId: pro.id, status: 'trialing', cancelAtPeriodEnd: false });
       expect(created.subscription.id).toMatch(/^sub_/);
@@ -26,19 +31,27 @@ describe.each(DIALECTS)('%s', (dialect) => {
         currentPeriodEnd: '2025-04-01T00:00:00Z' as never,
         lastEventAt: new Date('2025-03-03T00:00:00Z'),
       });
-      expect(newer).toMatchObject({ applied: true, subscription: { id: created.subscription.id, status: 'active', cancelAtPeriodEnd: true } });
+      expect(newer).toMatchObject({
+        applied: true,
+        subscription: { id: created.subscription.id, status: 'active', cancelAtPeriodEnd: true },
+      });
       expect(newer.subscription.currentPeriodEnd).toEqual(new Date('2025-04-01T00:00:00Z'));
 
-      const late = await d.subscriptions.sync({ ...base, planId: free.id, status: 'past_due', lastEventAt: new Date('2025-03-02T00:00:00Z') });
+      const late = await d.subscriptions.sync({
+        ...base,
+        planId: free.id,
+        status: 'past_due',
+        lastEventAt: new Date('2025-03-02T00:00:00Z'),
+      });
       expect(late).toMatchObject({ applied: false, subscription: { status: 'active', planId: pro.id } });
       expect((await d.subscriptions.findByExternal('stripe', 'sub_ext_1'))?.status).toBe('active');
       expect(await d.subscriptions.listForUser(user.id)).toHaveLength(1);
 
-      const err = await d.subscriptions
-        .create({ ...base, planId: pro.id, status: 'active' })
-        .catch((e: DomainError) => e);
+      const err = await d.subscriptions.create({ ...base, planId: pro.id, status: 'active' }).catch((e: DomainError) => e);
       expect(err).toMatchObject({ code: 'SUBSCRIPTION_EXISTS', field: 'external_subscription_id' });
-      const bad = await d.subscriptions.create({ ...base, externalSubscriptionId: null, planId: pro.id, status: 'great' as never }).catch((e: DomainError) => e);
+      const bad = await d.subscriptions
+        .create({ ...base, externalSubscriptionId: null, planId: pro.id, status: 'great' as never })
+        .catch((e: DomainError) => e);
       expect(bad).toMatchObject({ field: 'status' });
       // A plan with a subscription cannot be deleted.
       await d.users.update(user.id, { planId: free.id });
@@ -65,7 +78,9 @@ describe.each(DIALECTS)('%s', (dialect) => {
 
       // With another settings key the store does not open at all (the key check), so secrets never leak as garbage.
       await store.close();
-      await expect(openStore({ dataDir, secretKey: KEY_B, ...(dialect === 'postgres' ? { databaseUrl: await testPostgresUrl() } : {}) })).rejects.toMatchObject({ code: 'SECRET_KEY_MISMATCH' });
+      await expect(
+        openStore({ dataDir, secretKey: KEY_B, ...(dialect === 'postgres' ? { databaseUrl: await testPostgresUrl() } : {}) }),
+      ).rejects.toMatchObject({ code: 'SECRET_KEY_MISMATCH' });
     });
 
     it('matches events by name, group and wildcard, and validates the list', async () => {
@@ -78,7 +93,9 @@ describe.each(DIALECTS)('%s', (dialect) => {
       expect((await d.webhooks.endpointsFor('subscription.updated')).map((e) => e.id)).toEqual([a.id]);
       await d.webhooks.updateEndpoint(b.id, { enabled: true });
       expect((await d.webhooks.endpointsFor('test')).map((e) => e.id)).toEqual([b.id]);
-      const err = (await d.webhooks.createEndpoint({ url: 'http://x', events: ['user.exploded'] }).catch((e: DomainError) => e)) as DomainError;
+      const err = (await d.webhooks
+        .createEndpoint({ url: 'http://x', events: ['user.exploded'] })
+        .catch((e: DomainError) => e)) as DomainError;
       expect(err).toMatchObject({ field: 'events.0' });
       expect(err.message).toMatch(/^webhook endpoint: events\.0: expected event types \(key\.created, /);
       expect(await d.webhooks.createEndpoint({ url: 'http://x', events: [] }).catch((e: DomainError) => e.message)).toBe(

@@ -16,7 +16,14 @@ describe.each(DIALECTS)('%s', (dialect) => {
       const { d, user, store } = await withUser(dialect);
       const { apiKey, key } = await d.keys.create({ userId: user.id, name: 'laptop' });
       expect(key).toMatch(/^ak_[0-9A-Za-z]{40}$/);
-      expect(apiKey).toMatchObject({ userId: user.id, name: 'laptop', status: 'active', prefix: key.slice(0, 11), lastUsedAt: null, revokedAt: null });
+      expect(apiKey).toMatchObject({
+        userId: user.id,
+        name: 'laptop',
+        status: 'active',
+        prefix: key.slice(0, 11),
+        lastUsedAt: null,
+        revokedAt: null,
+      });
       expect(apiKey.id).toMatch(/^key_/);
       expect(JSON.stringify(apiKey)).not.toContain(key);
 
@@ -67,13 +74,19 @@ describe.each(DIALECTS)('%s', (dialect) => {
 
     it('refuses an unknown user, a past expiry and a bad date in one line', async () => {
       const { d, user, clock } = await withUser(dialect);
-      const err = (p: Promise<unknown>) => p.then(() => expect.unreachable(), (e: DomainError) => e);
+      const err = (p: Promise<unknown>) =>
+        p.then(
+          () => expect.unreachable(),
+          (e: DomainError) => e,
+        );
       expect(await err(d.keys.create({ userId: 'usr_nobody' }))).toMatchObject({
         code: 'USER_NOT_FOUND',
         field: 'user_id',
         message: 'api key: user_id: no user with id usr_nobody',
       });
-      expect(await err(d.keys.create({ userId: user.id, expiresAt: new Date(clock.now.getTime() - 1) }))).toMatchObject({ field: 'expires_at' });
+      expect(await err(d.keys.create({ userId: user.id, expiresAt: new Date(clock.now.getTime() - 1) }))).toMatchObject({
+        field: 'expires_at',
+      });
       expect(await err(d.keys.create({ userId: user.id, expiresAt: 'someday' as never }))).toMatchObject({
         message: 'api key: expires_at: expected a date and time (ISO 8601)',
       });

@@ -46,7 +46,11 @@ describe.each(DIALECTS)('%s', (dialect) => {
       expect(err.message).toMatch(/^plan: name: a plan named "free" already exists \(plan_/);
 
       err = await rejection(d.plans.create({ name: 'X', requestsPerMinute: 1.5 }));
-      expect(err).toMatchObject({ kind: 'invalid', field: 'requests_per_minute', message: 'plan: requests_per_minute: expected a whole number of requests per minute' });
+      expect(err).toMatchObject({
+        kind: 'invalid',
+        field: 'requests_per_minute',
+        message: 'plan: requests_per_minute: expected a whole number of requests per minute',
+      });
       err = await rejection(d.plans.create({ name: 'X', currency: 'dollars' }));
       expect(err.message).toBe('plan: currency: expected a 3-letter ISO 4217 code such as usd');
       err = await rejection(d.plans.create({ name: 'X', overageCentsPerRequest: 0.0000001 }));
@@ -116,9 +120,19 @@ describe.each(DIALECTS)('%s', (dialect) => {
       await d.plans.create({ name: 'Free' });
       const u = await d.users.create({ email: 'ada@example.com' });
       let err = await rejection(d.users.create({ email: 'ADA@example.com' }));
-      expect(err).toMatchObject({ kind: 'conflict', code: 'EMAIL_TAKEN', field: 'email', message: `user: email: ada@example.com is already the email of user ${u.id}` });
+      expect(err).toMatchObject({
+        kind: 'conflict',
+        code: 'EMAIL_TAKEN',
+        field: 'email',
+        message: `user: email: ada@example.com is already the email of user ${u.id}`,
+      });
       err = await rejection(d.users.create({ email: 'bob@example.com', planId: 'plan_nope' }));
-      expect(err).toMatchObject({ kind: 'invalid', code: 'PLAN_NOT_FOUND', field: 'plan_id', message: 'user: plan_id: no plan with id plan_nope' });
+      expect(err).toMatchObject({
+        kind: 'invalid',
+        code: 'PLAN_NOT_FOUND',
+        field: 'plan_id',
+        message: 'user: plan_id: no plan with id plan_nope',
+      });
       err = await rejection(d.users.create({ email: 'not-an-email' }));
       expect(err).toMatchObject({ field: 'email', message: 'user: email: expected an email address such as ada@example.com' });
       err = await rejection(d.users.update(u.id, { status: 'banned' as never }));

@@ -3,14 +3,25 @@ import type { DomainError } from '../src/index.js';
 import { RouteTable } from '../src/proxy/routes.js';
 import { DIALECTS, domainStore } from './helpers/domain.js';
 
-const fail = (p: Promise<unknown>) => p.then(() => expect.unreachable('should have failed'), (e: DomainError) => e);
+const fail = (p: Promise<unknown>) =>
+  p.then(
+    () => expect.unreachable('should have failed'),
+    (e: DomainError) => e,
+  );
 
 describe.each(DIALECTS)('%s', (dialect) => {
   describe('routes', () => {
     it('creates routes with normalised prefixes and methods, listed longest prefix first', async () => {
       const { d } = await domainStore({ dialect });
       const a = await d.routes.create({ pathPrefix: '/api/', upstreamUrl: 'http://127.0.0.1:3000/v1', methods: ['get', 'POST', 'get'] });
-      expect(a).toMatchObject({ pathPrefix: '/api', upstreamUrl: 'http://127.0.0.1:3000/v1', stripPrefix: false, methods: ['GET', 'POST'], timeoutMs: null, enabled: true });
+      expect(a).toMatchObject({
+        pathPrefix: '/api',
+        upstreamUrl: 'http://127.0.0.1:3000/v1',
+        stripPrefix: false,
+        methods: ['GET', 'POST'],
+        timeoutMs: null,
+        enabled: true,
+      });
       expect(a.id).toMatch(/^rt_/);
       const b = await d.routes.create({ pathPrefix: '/api/v2', upstreamUrl: 'https://example.com', stripPrefix: true, timeoutMs: 5000 });
       const c = await d.routes.create({ pathPrefix: '/', upstreamUrl: 'http://127.0.0.1:4000', enabled: false });
@@ -24,7 +35,13 @@ describe.each(DIALECTS)('%s', (dialect) => {
       await d.routes.create({ pathPrefix: '/weather', upstreamUrl: 'http://127.0.0.1:3000/v1', stripPrefix: true, timeoutMs: 2000 });
       const routes = (await d.routes.list({ enabledOnly: true })).map((r) => ({ ...r, timeoutMs: r.timeoutMs ?? undefined }));
       const match = new RouteTable(routes).match('/weather/today?x=1');
-      expect(match).toMatchObject({ prefix: '/weather', origin: 'http://127.0.0.1:3000', basePath: '/v1', stripPrefix: true, timeoutMs: 2000 });
+      expect(match).toMatchObject({
+        prefix: '/weather',
+        origin: 'http://127.0.0.1:3000',
+        basePath: '/v1',
+        stripPrefix: true,
+        timeoutMs: 2000,
+      });
     });
 
     it('refuses bad, reserved and duplicate prefixes and bad upstreams in one line naming the field', async () => {
@@ -38,7 +55,9 @@ describe.each(DIALECTS)('%s', (dialect) => {
       expect((await fail(d.routes.create({ pathPrefix: 'api', upstreamUrl: 'http://x' }))).message).toBe(
         'route: path_prefix: expected a path starting with / (no query, fragment or spaces), such as /weather',
       );
-      expect((await fail(d.routes.create({ pathPrefix: '/admin/x', upstreamUrl: 'http://x' }))).message).toMatch(/^route: path_prefix: is reserved for the gateway itself/);
+      expect((await fail(d.routes.create({ pathPrefix: '/admin/x', upstreamUrl: 'http://x' }))).message).toMatch(
+        /^route: path_prefix: is reserved for the gateway itself/,
+      );
       expect((await fail(d.routes.create({ pathPrefix: '/a//b', upstreamUrl: 'http://x' }))).field).toBe('path_prefix');
       expect((await fail(d.routes.create({ pathPrefix: '/x', upstreamUrl: 'ftp://x' }))).field).toBe('upstream_url');
       expect((await fail(d.routes.create({ pathPrefix: '/x', upstreamUrl: 'http://x/?q=1' }))).field).toBe('upstream_url');
@@ -57,7 +76,9 @@ describe.each(DIALECTS)('%s', (dialect) => {
       expect(await prefix('/v1/%2ex')).toBe('route: path_prefix: must write letters, digits and -._~ plainly, not percent-encoded');
       expect(await prefix('/%61dmin')).toMatch(/not percent-encoded/);
       for (const reserved of ['/webhooks', '/webhooks/stripe', '/admin', '/portal/x', '/.well-known']) {
-        expect(await prefix(reserved)).toMatch(/^route: path_prefix: is reserved for the gateway itself \(\/admin, \/portal, \/\.well-known, \/webhooks\)/);
+        expect(await prefix(reserved)).toMatch(
+          /^route: path_prefix: is reserved for the gateway itself \(\/admin, \/portal, \/\.well-known, \/webhooks\)/,
+        );
       }
       const creds = await fail(d.routes.create({ pathPrefix: '/x', upstreamUrl: 'http://user:s3cret@127.0.0.1:3000/v1' }));
       expect(creds).toMatchObject({ field: 'upstream_url', kind: 'invalid' });

@@ -26,7 +26,10 @@ const row = (r: Partial<UsageRow> & Pick<UsageRow, 'keyId' | 'userId' | 'routeId
 
 // The admin traffic overview: per-route minute counters and the added-latency histogram written with each metering batch.
 describe('traffic overview', () => {
-  it.each(['sqlite', 'postgres'] as const)('adds batches per route and minute once, and reads p50/p99, top routes and top keys of a window (%s)', async (dialect) => {
+  it.each([
+    'sqlite',
+    'postgres',
+  ] as const)('adds batches per route and minute once, and reads p50/p99, top routes and top keys of a window (%s)', async (dialect) => {
     const pg = dialect === 'postgres' ? await tempPostgres() : undefined;
     if (pg) defer(() => pg.drop());
     const store = await openStore({ dataDir: await tempDir(), secretKey: KEY_A, ...(pg ? { databaseUrl: pg.url } : {}) });
@@ -45,8 +48,25 @@ describe('traffic overview', () => {
       createdAt: new Date(T).toISOString(),
       rows: [
         // 98 fast requests and 2 slow ones on /weather in minute 0: p50 0.5 ms, p99 16 ms.
-        row({ keyId: a.id, userId: ada.id, routeId: weather.id, minute: T, requests: 60, serverErrors: 1, bytesOut: 600, overhead: hist({ 0.5: 59, 16: 1 }) }),
-        row({ keyId: b.id, userId: bob.id, routeId: weather.id, minute: T, requests: 40, clientErrors: 2, overhead: hist({ 0.5: 39, 16: 1 }) }),
+        row({
+          keyId: a.id,
+          userId: ada.id,
+          routeId: weather.id,
+          minute: T,
+          requests: 60,
+          serverErrors: 1,
+          bytesOut: 600,
+          overhead: hist({ 0.5: 59, 16: 1 }),
+        }),
+        row({
+          keyId: b.id,
+          userId: bob.id,
+          routeId: weather.id,
+          minute: T,
+          requests: 40,
+          clientErrors: 2,
+          overhead: hist({ 0.5: 39, 16: 1 }),
+        }),
         row({ keyId: b.id, userId: bob.id, routeId: maps.id, minute: T + 60_000, requests: 5, overhead: hist({ 2: 5 }) }),
         // refused before a route matched; no histogram (a batch of an older gateway)
         row({ keyId: b.id, userId: bob.id, routeId: null, minute: T + 60_000, requests: 3, clientErrors: 3 }),
@@ -54,7 +74,13 @@ describe('traffic overview', () => {
     };
     expect(await repo.applyBatch(batch)).toBe(true);
     expect(await repo.applyBatch(batch)).toBe(false); // redelivered: counted once
-    await repo.applyBatch({ ...batch, id: 'traffic-2', rows: [row({ keyId: a.id, userId: ada.id, routeId: maps.id, minute: T + 60_000, requests: 1, overhead: hist({ 256: 0, [Infinity]: 1 }) })] });
+    await repo.applyBatch({
+      ...batch,
+      id: 'traffic-2',
+      rows: [
+        row({ keyId: a.id, userId: ada.id, routeId: maps.id, minute: T + 60_000, requests: 1, overhead: hist({ 256: 0, [Infinity]: 1 }) }),
+      ],
+    });
     await d.routes.delete(maps.id);
 
     const o = await d.traffic.overview({ from: new Date(T), to: new Date(T + 120_000) });
@@ -82,10 +108,12 @@ describe('traffic overview', () => {
   });
 
   it('shows calls through the gateway with their added latency on GET /admin/usage/traffic', async () => {
-    const upstream = await use(recorder(async () => {
-      await new Promise((r) => setTimeout(r, 150)); // a slow upstream: not added latency
-      return { status: 200 };
-    }));
+    const upstream = await use(
+      recorder(async () => {
+        await new Promise((r) => setTimeout(r, 150)); // a slow upstream: not added latency
+        return { status: 200 };
+      }),
+    );
     const gate = await startGate();
     defer(() => gate.stop());
     const a = await customer(gate.store, upstream.url);
@@ -108,7 +136,9 @@ describe('traffic overview', () => {
     expect(body.keys).toEqual([expect.objectContaining({ key_id: a.apiKey.id, user_id: a.user.id, requests: 3 })]);
     expect(body.minutes.reduce((n: number, m: { requests: number }) => n + m.requests, 0)).toBe(3);
 
-    const bad = await app.request('/admin/usage/traffic?from=2025-01-01T00:00:00Z&to=2025-03-01T00:00:00Z', { headers: { authorization: `Bearer ${token}` } });
+    const bad = await app.request('/admin/usage/traffic?from=2025-01-01T00:00:00Z&to=2025-03-01T00:00:00Z', {
+      headers: { authorization: `Bearer ${token}` },
+    });
     expect(bad.status).toBe(400);
   });
 });

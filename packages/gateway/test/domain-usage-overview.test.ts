@@ -3,7 +3,7 @@ import { domainStore } from './helpers/domain.js';
 
 // The admin dashboard's overview: all traffic per minute and the month's busiest keys across users.
 describe('usage across all users', () => {
-  it('sums every key per minute in [from, to) and ranks the month\'s keys by requests', async () => {
+  it("sums every key per minute in [from, to) and ranks the month's keys by requests", async () => {
     const { d } = await domainStore();
     await d.plans.create({ name: 'Free' });
     const ada = await d.users.create({ email: 'ada@example.com' });

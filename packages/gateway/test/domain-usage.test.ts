@@ -41,14 +41,20 @@ describe.each(DIALECTS)('%s', (dialect) => {
         ['2025-03-31T23:59:00.000Z', 5],
         ['2025-04-01T00:00:00.000Z', 1],
       ]);
-      expect((await d.usage.minutes({ keyId: k2.id, from: new Date(T - 60_000), to: new Date(T + 120_000) })).map((m) => m.requests)).toEqual([3]);
+      expect(
+        (await d.usage.minutes({ keyId: k2.id, from: new Date(T - 60_000), to: new Date(T + 120_000) })).map((m) => m.requests),
+      ).toEqual([3]);
     });
 
     it('counts a batch once however often it is delivered, also from two connections at once', async () => {
       const { d, dataDir, user, k1 } = await setup(dialect);
       const other = await domainStore({ dialect, dataDir });
       const batch = Array.from({ length: 50 }, (_, i) => ({ keyId: k1.id, userId: user.id, at: T - i * 1000 }));
-      const results = await Promise.all([d.usage.applyBatch('same', batch), other.d.usage.applyBatch('same', batch), d.usage.applyBatch('same', batch)]);
+      const results = await Promise.all([
+        d.usage.applyBatch('same', batch),
+        other.d.usage.applyBatch('same', batch),
+        d.usage.applyBatch('same', batch),
+      ]);
       expect(results.filter((r) => r.applied)).toHaveLength(1);
       expect(await d.usage.batchApplied('same')).toBe(true);
       expect((await d.usage.forKey(k1.id, '2025-03')).totals.requests).toBe(50);
@@ -72,7 +78,10 @@ describe.each(DIALECTS)('%s', (dialect) => {
       expect((await d.usage.forKey(k1.id, '2025-03')).totals.requests).toBe(2);
       expect(await d.usage.byUser('2025-03')).toEqual([expect.objectContaining({ userId: user.id, requests: 2 })]);
       // All unknown: the batch id is still recorded (a redelivery is not applied again), nothing counted.
-      expect(await d.usage.applyBatch('foreign', [{ keyId: 'key_x', userId: 'usr_x', at: T }])).toMatchObject({ applied: true, dropped: [expect.anything()] });
+      expect(await d.usage.applyBatch('foreign', [{ keyId: 'key_x', userId: 'usr_x', at: T }])).toMatchObject({
+        applied: true,
+        dropped: [expect.anything()],
+      });
       expect(await d.usage.applyBatch('foreign', [{ keyId: 'key_x', userId: 'usr_x', at: T }])).toEqual({ applied: false });
     });
 

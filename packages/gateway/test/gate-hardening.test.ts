@@ -25,10 +25,13 @@ describe('proxy hardening', () => {
     expect((await call(`${gate.url}/api/whole`, { headers: { 'x-api-key': key } })).status).toBe(200);
     await expect(call(`${gate.url}/api/cut`, { headers: { 'x-api-key': key } })).rejects.toThrow(/aborted|socket hang up|ECONNRESET/);
     const month = monthOf(new Date());
-    await vi.waitFor(async () => expect((await gate.store.domain.usage.forUser(user.id, month)).totals).toMatchObject({ requests: 2, errors: 1 }), {
-      timeout: 10_000,
-      interval: 50,
-    });
+    await vi.waitFor(
+      async () => expect((await gate.store.domain.usage.forUser(user.id, month)).totals).toMatchObject({ requests: 2, errors: 1 }),
+      {
+        timeout: 10_000,
+        interval: 50,
+      },
+    );
     await gate.stop();
     const store = await openStore({ dataDir: gate.dataDir, secretKey: KEY_A });
     defer(() => store.close());
@@ -43,7 +46,7 @@ describe('proxy hardening', () => {
     await gate.gateway.catalog.settled();
     const forged = {
       X_User_ID: 'usr_forged',
-      'x_plan_id': 'plan_forged',
+      x_plan_id: 'plan_forged',
       X_KEY_ID: 'key_forged',
       'X-User_Id': 'usr_mixed',
       X_Forwarded_For: '10.9.9.9',
@@ -53,7 +56,8 @@ describe('proxy hardening', () => {
     expect((await call(`${gate.url}/api/x`, { headers: { 'x-api-key': key, ...forged } })).status).toBe(200);
     const got = upstream.received[0]!;
     const names = Object.keys(got.headers);
-    for (const n of ['x_user_id', 'x_plan_id', 'x_key_id', 'x-user_id', 'x_forwarded_for', 'x_forwarded-host']) expect(names, n).not.toContain(n);
+    for (const n of ['x_user_id', 'x_plan_id', 'x_key_id', 'x-user_id', 'x_forwarded_for', 'x_forwarded-host'])
+      expect(names, n).not.toContain(n);
     expect(got.headers['x-user-id']).toBe(user.id);
     expect(got.headers['x-key-id']).toBe(apiKey.id);
     expect(got.headers['x-forwarded-for']).toBe('127.0.0.1');

@@ -62,7 +62,13 @@ describe('metering, quota notices and restarts', () => {
       ['usage.limit', `quota:${user.id}:${m}:100`],
       ['usage.threshold', `quota:${user.id}:${m}:80`],
     ]);
-    expect(events.find((e) => e.type === 'usage.threshold').data).toMatchObject({ user_id: user.id, period: m, threshold: 80, used: 4, limit: 5 });
+    expect(events.find((e) => e.type === 'usage.threshold').data).toMatchObject({
+      user_id: user.id,
+      period: m,
+      threshold: 80,
+      used: 4,
+      limit: 5,
+    });
     expect(await storedRequests(gate.dataDir, user.id)).toBe(5);
 
     // A restart with the memory cache: the quota starts from the stored count, and nothing is sent again.
@@ -86,7 +92,10 @@ describe('metering, quota notices and restarts', () => {
     let hold = false;
     const upstream = await use(recorder(async () => (hold ? released.then(() => ({ status: 200 })) : { status: 200 })));
     const first = await startGate({ cache: 'redis', queue: 'redis' });
-    defer(() => sweepRedis(first.redisPrefix), () => first.stop());
+    defer(
+      () => sweepRedis(first.redisPrefix),
+      () => first.stop(),
+    );
     const { user, key } = await customer(first.store, upstream.url, { monthly: 1000 });
     const get = (url: string) => call(`${url}/api/x`, { headers: { 'x-api-key': key } });
 
@@ -126,11 +135,21 @@ describe('metering, quota notices and restarts', () => {
     expect(obj?.contentType).toBe('text/csv; charset=utf-8');
     const lines = (await readAll(obj!.body)).toString('utf8').trimEnd().split('\r\n');
     expect(lines[0]).toBe(USAGE_CSV_COLUMNS.join(','));
-    expect(lines[1]).toBe([month(), a.user.id, a.user.email, a.plan.name, a.apiKey.id, a.apiKey.prefix, 'test', 3, 0, 0, lines[1]!.split(',').at(-1)].join(','));
+    expect(lines[1]).toBe(
+      [month(), a.user.id, a.user.email, a.plan.name, a.apiKey.id, a.apiKey.prefix, 'test', 3, 0, 0, lines[1]!.split(',').at(-1)].join(','),
+    );
   });
 
   it('renders the quota email', () => {
-    const mail = renderQuotaEmail({ name: '<Ada>', planName: 'Pro', used: 800, limit: 1000, threshold: 0.8, period: '2026-11', resetAt: new Date('2026-12-01T00:00:00Z') });
+    const mail = renderQuotaEmail({
+      name: '<Ada>',
+      planName: 'Pro',
+      used: 800,
+      limit: 1000,
+      threshold: 0.8,
+      period: '2026-11',
+      resetAt: new Date('2026-12-01T00:00:00Z'),
+    });
     expect(mail.subject).toBe('You have used 80% of your API quota for 2026-11');
     expect(mail.text).toContain('you have used 800 of the 1000 requests of your Pro plan for 2026-11 (80%)');
     expect(mail.text).toContain('The quota resets on 2026-12-01 00:00 UTC.');

@@ -38,11 +38,17 @@ async function hotPath(cacheKind: 'memory' | 'redis', upstreamUrl: string) {
   const forwarder = new Forwarder();
   const handler = createProxyHandler({ catalog, limiter: new RateLimiter(circuit), quota, recorder: meter, forwarder });
   const gw = await listen(handler);
-  defer(closeCache, closeQueue, () => worker.close(), () => quota.close(), async () => {
-    await gw.close();
-    await meter.close();
-    await forwarder.close();
-  });
+  defer(
+    closeCache,
+    closeQueue,
+    () => worker.close(),
+    () => quota.close(),
+    async () => {
+      await gw.close();
+      await meter.close();
+      await forwarder.close();
+    },
+  );
   return { url: gw.url, key, repo, meter };
 }
 

@@ -29,7 +29,9 @@ describe('the proxy path in front of the app', () => {
     expect(json(missing.body).error.code).toBe('API_KEY_MISSING');
     expect(json((await call(`${gate.url}/api/x`, { headers: { 'x-api-key': 'nope' } })).body).error.code).toBe('API_KEY_INVALID');
     const unknown = `ak_${'A'.repeat(40)}`;
-    expect(json((await call(`${gate.url}/api/x`, { headers: { authorization: `Bearer ${unknown}` } })).body).error.code).toBe('API_KEY_INVALID');
+    expect(json((await call(`${gate.url}/api/x`, { headers: { authorization: `Bearer ${unknown}` } })).body).error.code).toBe(
+      'API_KEY_INVALID',
+    );
 
     // Expired: a second key made while the store's clock said an hour ago, expiring half an hour ago.
     const past = await openStore({ dataDir: gate.dataDir, secretKey: KEY_A, now: () => new Date(Date.now() - 3_600_000) });
@@ -129,7 +131,9 @@ describe('the proxy path in front of the app', () => {
     await other.domain.plans.update(plan.id, { requestsPerMinute: 7 });
     await vi.waitFor(async () => expect((await call(`${gate.url}/v2/a`, { headers: { 'x-api-key': key } })).status).toBe(200));
     expect(upstream.received.at(-1)!.url).toBe('/base/v2/a');
-    await vi.waitFor(async () => expect((await call(`${gate.url}/v2/a`, { headers: { 'x-api-key': key } })).headers['x-ratelimit-limit']).toBe('7'));
+    await vi.waitFor(async () =>
+      expect((await call(`${gate.url}/v2/a`, { headers: { 'x-api-key': key } })).headers['x-ratelimit-limit']).toBe('7'),
+    );
   });
 
   it('answers 405 for a method the route refuses without counting it', async () => {

@@ -34,7 +34,10 @@ describe('rate limiter: hits in one event-loop turn share one increment', () => 
       const limiter = new RateLimiter(new CacheCircuit(wrapped), { now: () => T });
       const results = await Promise.all(Array.from({ length: 30 }, () => limiter.hit('key_a', 20)));
       expect(results.filter((r) => r.allowed)).toHaveLength(20);
-      expect(results.map((r) => r.remaining).sort((a, b) => b - a)).toEqual([...Array.from({ length: 20 }, (_, i) => 19 - i), ...Array(10).fill(0)]);
+      expect(results.map((r) => r.remaining).sort((a, b) => b - a)).toEqual([
+        ...Array.from({ length: 20 }, (_, i) => 19 - i),
+        ...Array(10).fill(0),
+      ]);
       expect(seen.increments).toBe(1);
       // The next turn continues from the shared count; another key has its own.
       expect((await limiter.hit('key_a', 20)).allowed).toBe(false);

@@ -16,7 +16,11 @@ async function privateRedis(): Promise<PrivateRedis> {
 
 async function setup(redisUrl: string, monthly: number | null, quota?: { syncIntervalMs: number }) {
   const upstream = await use(recorder());
-  const gate = await startGate({ cache: 'redis', redisUrl, gateway: { pollIntervalMs: 50, meterIntervalMs: 50, ...(quota ? { quota } : {}) } });
+  const gate = await startGate({
+    cache: 'redis',
+    redisUrl,
+    gateway: { pollIntervalMs: 50, meterIntervalMs: 50, ...(quota ? { quota } : {}) },
+  });
   defer(() => gate.stop());
   const c = await customer(gate.store, upstream.url, { monthly });
   await gate.gateway.catalog.settled();
@@ -93,7 +97,10 @@ describe('the gateway when Redis loses its data', () => {
       async () => {
         const h = await health();
         expect(h.status).not.toBe('healthy');
-        expect(h.gateway).toMatchObject({ status: 'degraded', detail: expect.stringMatching(/cache failing since .*quota increments buffered/) });
+        expect(h.gateway).toMatchObject({
+          status: 'degraded',
+          detail: expect.stringMatching(/cache failing since .*quota increments buffered/),
+        });
       },
       { timeout: 15_000, interval: 100 },
     );

@@ -13,7 +13,13 @@ describe('two deployments (two data dirs) on one Redis', () => {
     defer(() => redis.kill());
     const upstream = await use(recorder());
     const start = async () => {
-      const g = await startGate({ cache: 'redis', queue: 'redis', redisUrl: redis.url, derivedPrefixes: true, gateway: { meterIntervalMs: 20, pollIntervalMs: 50 } });
+      const g = await startGate({
+        cache: 'redis',
+        queue: 'redis',
+        redisUrl: redis.url,
+        derivedPrefixes: true,
+        gateway: { meterIntervalMs: 20, pollIntervalMs: 50 },
+      });
       defer(() => g.stop());
       const c = await customer(g.store, upstream.url);
       await g.gateway.catalog.settled();

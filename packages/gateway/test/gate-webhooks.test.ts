@@ -34,10 +34,20 @@ describe('outbound webhooks', () => {
     const { endpoint, secret } = await d.webhooks.createEndpoint({ url: `${receiver.url}/hooks`, events: ['usage.*'] });
     await d.webhooks.createEndpoint({ url: `${receiver.url}/other`, events: ['key.created'] });
 
-    const { event, deliveries } = await hooks.emit('usage.threshold', { user_id: 'usr_1', threshold: 80 }, { id: 'quota:usr_1:2026-11:80' });
+    const { event, deliveries } = await hooks.emit(
+      'usage.threshold',
+      { user_id: 'usr_1', threshold: 80 },
+      { id: 'quota:usr_1:2026-11:80' },
+    );
     expect(deliveries).toHaveLength(1); // the other endpoint is not subscribed
     const row = await settled(d, deliveries[0]!.id);
-    expect(row).toMatchObject({ status: 'succeeded', attempts: 1, responseStatus: 204, endpointId: endpoint.id, eventType: 'usage.threshold' });
+    expect(row).toMatchObject({
+      status: 'succeeded',
+      attempts: 1,
+      responseStatus: 204,
+      endpointId: endpoint.id,
+      eventType: 'usage.threshold',
+    });
 
     const got = receiver.received[0]!;
     expect(got.url).toBe('/hooks');
@@ -46,8 +56,15 @@ describe('outbound webhooks', () => {
     expect(got.headers['x-apigate-event-type']).toBe('usage.threshold');
     // The plugin's own verifier accepts it: one scheme for every signed delivery APIGate makes.
     const payload = verifyWebhookSignature({ rawBody: got.body, headers: got.headers, secret }) as unknown as WebhookEvent;
-    expect(payload).toEqual({ id: event.id, type: 'usage.threshold', created_at: event.created_at, data: { user_id: 'usr_1', threshold: 80 } });
-    expect(() => verifyWebhookSignature({ rawBody: got.body, headers: got.headers, secret: 'whsec_not-the-right-secret' })).toThrow(/does not match/);
+    expect(payload).toEqual({
+      id: event.id,
+      type: 'usage.threshold',
+      created_at: event.created_at,
+      data: { user_id: 'usr_1', threshold: 80 },
+    });
+    expect(() => verifyWebhookSignature({ rawBody: got.body, headers: got.headers, secret: 'whsec_not-the-right-secret' })).toThrow(
+      /does not match/,
+    );
   });
 
   it('retries 5xx answers with backoff until one succeeds, and gives up on a 4xx at once', async () => {

@@ -21,7 +21,10 @@ const slowQueue = defineProvider({
   description: 'answers, but slowly',
   config: z.object({}),
   create: () =>
-    ({ check: async () => ({ status: 'degraded' as const, latencyMs: 900, detail: 'high latency' }), close: async () => undefined }) as never,
+    ({
+      check: async () => ({ status: 'degraded' as const, latencyMs: 900, detail: 'high latency' }),
+      close: async () => undefined,
+    }) as never,
 });
 
 const brokenNotification = defineProvider({
@@ -93,9 +96,13 @@ describe('GET /admin/health', () => {
   });
 
   it("shows the gateway's own state and turns healthy into degraded while rate limits fail open", async () => {
-    const app = await buildApp(['cache'], {}, {
-      gatewayHealth: () => ({ status: 'degraded', latencyMs: 0, detail: 'cache unavailable: rate limits per instance' }),
-    });
+    const app = await buildApp(
+      ['cache'],
+      {},
+      {
+        gatewayHealth: () => ({ status: 'degraded', latencyMs: 0, detail: 'cache unavailable: rate limits per instance' }),
+      },
+    );
     const server = await startServer({ app, port: 0, host: '127.0.0.1' });
     open.push(server);
     const res = await fetch(`${server.url}/admin/health`);

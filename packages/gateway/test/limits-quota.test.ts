@@ -117,7 +117,12 @@ describe('QuotaCounter', () => {
     const { cache } = await use(memory());
     let now = NOV;
     let stored = 3;
-    const quota = new QuotaCounter(new CacheCircuit(cache), { now: () => now, syncIntervalMs: 3_600_000, reseedIntervalMs: 1_000, seed: async () => stored });
+    const quota = new QuotaCounter(new CacheCircuit(cache), {
+      now: () => now,
+      syncIntervalMs: 3_600_000,
+      reseedIntervalMs: 1_000,
+      seed: async () => stored,
+    });
     defer(() => quota.close());
     expect(await quota.consume('usr_11', 100)).toMatchObject({ used: 4 });
     await quota.flush();

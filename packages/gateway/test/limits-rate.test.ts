@@ -73,7 +73,12 @@ describe('RateLimiter', () => {
     const results = await Promise.all(pending);
     // 32 hits on a limit of 25: exactly 25 allowed, each with its own remaining count.
     expect(results.filter((r) => r.allowed)).toHaveLength(25);
-    expect(results.filter((r) => r.allowed).map((r) => r.remaining).sort((x, y) => x - y)).toEqual(Array.from({ length: 25 }, (_, i) => i));
+    expect(
+      results
+        .filter((r) => r.allowed)
+        .map((r) => r.remaining)
+        .sort((x, y) => x - y),
+    ).toEqual(Array.from({ length: 25 }, (_, i) => i));
     expect((await a.hit('bursty', 25)).allowed).toBe(false);
     expect(Number(new TextDecoder().decode(await cache.get(`rl:bursty:${Math.floor(T0 / 60_000)}`)))).toBe(33);
   });

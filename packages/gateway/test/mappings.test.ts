@@ -60,10 +60,17 @@ describe.each(DIALECTS)('%s', (dialect) => {
 
     it('the database itself enforces uniqueness both ways', async () => {
       const ins = (localId: string, externalId: string) =>
-        store.db.insert(store.t.providerMappings).values({ provider: 'stripe', entityType: 'customer', localId, externalId, createdAt: new Date() }).then(() => 'inserted');
+        store.db
+          .insert(store.t.providerMappings)
+          .values({ provider: 'stripe', entityType: 'customer', localId, externalId, createdAt: new Date() })
+          .then(() => 'inserted');
       expect(await ins('u1', 'e1')).toBe('inserted');
       // Drizzle wraps the driver's error; its cause names the constraint (SQLite UNIQUE / PRIMARY KEY, PostgreSQL duplicate key).
-      const cause = (p: Promise<unknown>) => p.then(() => 'inserted', (err: { cause?: Error } & Error) => String(err.cause?.message ?? err.message));
+      const cause = (p: Promise<unknown>) =>
+        p.then(
+          () => 'inserted',
+          (err: { cause?: Error } & Error) => String(err.cause?.message ?? err.message),
+        );
       expect(await cause(ins('u1', 'e2'))).toMatch(/UNIQUE|PRIMARY KEY|duplicate key/);
       expect(await cause(ins('u2', 'e1'))).toMatch(/UNIQUE|duplicate key/);
     });

@@ -95,10 +95,13 @@ describe('UsageRecorder when the queue fails', () => {
     defer(() => second.close());
     expect(second.stats().outbox).toBe(1);
     second.record(rec('key_2'));
-    await vi.waitFor(async () => {
-      await second.flush();
-      expect(second.stats().outbox).toBe(0);
-    }, { timeout: 15_000, interval: 100 });
+    await vi.waitFor(
+      async () => {
+        await second.flush();
+        expect(second.stats().outbox).toBe(0);
+      },
+      { timeout: 15_000, interval: 100 },
+    );
     expect(existsSync(spoolFile)).toBe(false);
 
     const repo = new MemoryUsageSink();
@@ -120,20 +123,26 @@ describe('UsageRecorder when the queue fails', () => {
     const survivor = new UsageRecorder(queue, { flushIntervalMs: 3_600_000, spoolFile, closeTimeoutMs: 0 });
     expect(survivor.stats().outbox).toBe(1);
     await relay.up();
-    await vi.waitFor(async () => {
-      await meter.flush();
-      expect(meter.stats().outbox).toBe(0);
-    }, { timeout: 15_000, interval: 100 });
+    await vi.waitFor(
+      async () => {
+        await meter.flush();
+        expect(meter.stats().outbox).toBe(0);
+      },
+      { timeout: 15_000, interval: 100 },
+    );
     await survivor.flush();
     await survivor.close();
     // Published twice under one jobId: the queue keeps one job.
     const repo = new MemoryUsageSink();
     const worker = startUsageConsumer(queue, repo);
     defer(() => worker.close());
-    await vi.waitFor(async () => {
-      expect(repo.requests()).toBe(1);
-      expect(await queue.stats('usage')).toMatchObject({ waiting: 0, active: 0, delayed: 0 });
-    }, { timeout: 15_000 });
+    await vi.waitFor(
+      async () => {
+        expect(repo.requests()).toBe(1);
+        expect(await queue.stats('usage')).toMatchObject({ waiting: 0, active: 0, delayed: 0 });
+      },
+      { timeout: 15_000 },
+    );
     expect(repo.calls).toBe(1);
   });
 });

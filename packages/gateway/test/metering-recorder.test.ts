@@ -1,7 +1,15 @@
 import { describe, expect, it, vi } from 'vitest';
 import { startUsageConsumer } from '../src/metering/consumer.js';
 import { USAGE_QUEUE, UsageRecorder } from '../src/metering/recorder.js';
-import { addOverhead, OVERHEAD_BUCKETS_MS, overheadBucket, overheadQuantile, type UsageBatch, type UsageRecord, usageBatchSchema } from '../src/metering/types.js';
+import {
+  addOverhead,
+  OVERHEAD_BUCKETS_MS,
+  overheadBucket,
+  overheadQuantile,
+  type UsageBatch,
+  type UsageRecord,
+  usageBatchSchema,
+} from '../src/metering/types.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { MemoryUsageSink, memory } from './helpers/queues.js';
 
@@ -10,7 +18,18 @@ const { defer } = cleanupAfterEach();
 const NOON = Date.UTC(2026, 10, 27, 12, 0, 0);
 
 function rec(over: Partial<UsageRecord>): UsageRecord {
-  return { keyId: 'key_1', userId: 'usr_1', routeId: 'rt_1', status: 200, bytesIn: 0, bytesOut: 0, latencyMs: 1, overheadMs: 0.2, at: NOON, ...over };
+  return {
+    keyId: 'key_1',
+    userId: 'usr_1',
+    routeId: 'rt_1',
+    status: 200,
+    bytesIn: 0,
+    bytesOut: 0,
+    latencyMs: 1,
+    overheadMs: 0.2,
+    at: NOON,
+    ...over,
+  };
 }
 
 /** A memory queue with the consumer running into an in-memory repository. */
@@ -85,9 +104,23 @@ describe('UsageRecorder', () => {
     addOverhead(sum, [3, 0, 4]);
     expect(sum).toEqual([4, 2, 4]);
     // A batch without the histogram (an older gateway's) is still valid; one with a longer histogram is not.
-    const row = { keyId: 'k', userId: 'u', routeId: null, minute: NOON, requests: 1, clientErrors: 0, serverErrors: 0, bytesIn: 0, bytesOut: 0, latencyMsTotal: 1, latencyMsMax: 1 };
+    const row = {
+      keyId: 'k',
+      userId: 'u',
+      routeId: null,
+      minute: NOON,
+      requests: 1,
+      clientErrors: 0,
+      serverErrors: 0,
+      bytesIn: 0,
+      bytesOut: 0,
+      latencyMsTotal: 1,
+      latencyMsMax: 1,
+    };
     expect(usageBatchSchema.safeParse({ id: 'b', createdAt: 'x', rows: [row] }).success).toBe(true);
-    expect(usageBatchSchema.safeParse({ id: 'b', createdAt: 'x', rows: [{ ...row, overhead: new Array(13).fill(0) }] }).success).toBe(false);
+    expect(usageBatchSchema.safeParse({ id: 'b', createdAt: 'x', rows: [{ ...row, overhead: new Array(13).fill(0) }] }).success).toBe(
+      false,
+    );
   });
 
   it('splits a large flush into batches of maxRowsPerBatch, each its own job', async () => {

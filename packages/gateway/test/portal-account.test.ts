@@ -8,7 +8,11 @@ describe('portal account settings', () => {
   it('changes the display name; the email stays as it is', async () => {
     const p = await start();
     const ada = await p.customer('ada@example.com', 'Ada');
-    expect((await ada.call('GET', '/portal/api/account')).body).toMatchObject({ email: 'ada@example.com', name: 'Ada', has_password: true });
+    expect((await ada.call('GET', '/portal/api/account')).body).toMatchObject({
+      email: 'ada@example.com',
+      name: 'Ada',
+      has_password: true,
+    });
     const r = await ada.call('PATCH', '/portal/api/account', { name: '  Ada Lovelace ' });
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ name: 'Ada Lovelace', email: 'ada@example.com' });
@@ -17,7 +21,10 @@ describe('portal account settings', () => {
     const email = await ada.call('PATCH', '/portal/api/account', { name: 'x', email: 'eve@example.com' });
     expect(email.status).toBe(400);
     expect((await p.store.domain.users.findByEmail('ada@example.com'))?.name).toBe('Ada Lovelace');
-    expect((await ada.call('PATCH', '/portal/api/account', { name: 'x'.repeat(201) })).body.error).toMatchObject({ code: 'INVALID_INPUT', field: 'name' });
+    expect((await ada.call('PATCH', '/portal/api/account', { name: 'x'.repeat(201) })).body.error).toMatchObject({
+      code: 'INVALID_INPUT',
+      field: 'name',
+    });
     // Session and CSRF header required, like every other write.
     expect((await p.client().call('PATCH', '/portal/api/account', { name: 'Eve' })).status).toBe(401);
     expect((await ada.call('PATCH', '/portal/api/account', { name: 'Eve' }, { csrf: false })).status).toBe(403);
@@ -29,10 +36,15 @@ describe('portal account settings', () => {
     const phone = p.client();
     expect((await phone.call('POST', '/portal/api/login', { email: 'ada@example.com', password: PASSWORD })).status).toBe(200);
 
-    const wrong = await laptop.call('POST', '/portal/api/account/password', { current_password: 'not my password', new_password: 'a new password 1' });
+    const wrong = await laptop.call('POST', '/portal/api/account/password', {
+      current_password: 'not my password',
+      new_password: 'a new password 1',
+    });
     expect(wrong.status).toBe(401);
     expect(wrong.body.error).toMatchObject({ code: 'INVALID_CREDENTIALS', field: 'current_password' });
-    expect((await laptop.call('POST', '/portal/api/account/password', { current_password: PASSWORD, new_password: 'short' })).body.error).toMatchObject({
+    expect(
+      (await laptop.call('POST', '/portal/api/account/password', { current_password: PASSWORD, new_password: 'short' })).body.error,
+    ).toMatchObject({
       code: 'INVALID_INPUT',
       field: 'new_password',
     });
@@ -56,7 +68,13 @@ describe('portal account settings', () => {
     const user = (await d.users.findByEmail('ada@example.com'))!;
 
     expect((await ada.call('POST', '/portal/api/account/delete', { password: 'wrong password' })).status).toBe(401);
-    const sub = await d.subscriptions.create({ userId: user.id, planId: user.planId, provider: 'dummy', externalSubscriptionId: 'sub_1', status: 'active' });
+    const sub = await d.subscriptions.create({
+      userId: user.id,
+      planId: user.planId,
+      provider: 'dummy',
+      externalSubscriptionId: 'sub_1',
+      status: 'active',
+    });
     const paid = await ada.call('POST', '/portal/api/account/delete', { password: PASSWORD });
     expect(paid.status).toBe(409);
     expect(paid.body.error.code).toBe('SUBSCRIPTION_ACTIVE');
@@ -79,8 +97,14 @@ describe('portal account settings', () => {
     const user = (await p.store.domain.users.findByEmail('ada@example.com'))!;
     await p.store.domain.users.setPasswordHash(user.id, null);
     expect((await ada.call('GET', '/portal/api/account')).body.has_password).toBe(false);
-    expect((await ada.call('POST', '/portal/api/account/password', { current_password: 'anything', new_password: 'a new password 1' })).body.error.code).toBe('NO_PASSWORD');
-    expect((await ada.call('POST', '/portal/api/account/delete', { email: 'eve@example.com' })).body.error).toMatchObject({ code: 'CONFIRMATION_REQUIRED', field: 'email' });
+    expect(
+      (await ada.call('POST', '/portal/api/account/password', { current_password: 'anything', new_password: 'a new password 1' })).body
+        .error.code,
+    ).toBe('NO_PASSWORD');
+    expect((await ada.call('POST', '/portal/api/account/delete', { email: 'eve@example.com' })).body.error).toMatchObject({
+      code: 'CONFIRMATION_REQUIRED',
+      field: 'email',
+    });
     expect((await ada.call('DELETE', '/portal/api/account', { email: 'Ada@Example.com' })).status).toBe(200);
     expect(await p.store.domain.users.find(user.id)).toBeUndefined();
   });

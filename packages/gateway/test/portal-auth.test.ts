@@ -24,7 +24,10 @@ describe('portal log in', () => {
     const wrong = await c.call('POST', '/portal/api/login', { email: 'ada@example.com', password: 'not the password' });
     const unknown = await c.call('POST', '/portal/api/login', { email: 'nobody@example.com', password: 'not the password' });
     for (const r of [wrong, unknown]) {
-      expect(r).toMatchObject({ status: 401, body: { error: { code: 'INVALID_CREDENTIALS', message: 'log in: the email address or the password is not right' } } });
+      expect(r).toMatchObject({
+        status: 401,
+        body: { error: { code: 'INVALID_CREDENTIALS', message: 'log in: the email address or the password is not right' } },
+      });
       expect(r.headers.getSetCookie()).toEqual([]);
     }
     expect(await c.jar.getCookieString(`${p.url}/portal/api/me`)).toBe('');
@@ -37,7 +40,14 @@ describe('portal log in', () => {
 
     const plain = await ada.call('POST', '/portal/api/login', { email: 'ada@example.com', password: PASSWORD });
     const cookie = sessionCookie(plain.headers);
-    expect(cookie).toMatchObject({ key: SESSION_COOKIE, httpOnly: true, sameSite: 'lax', path: '/portal', maxAge: 7 * 24 * 3600, secure: false });
+    expect(cookie).toMatchObject({
+      key: SESSION_COOKIE,
+      httpOnly: true,
+      sameSite: 'lax',
+      path: '/portal',
+      maxAge: 7 * 24 * 3600,
+      secure: false,
+    });
     expect(cookie.value).toMatch(/^[0-9A-Za-z]{43}$/);
     expect(plain.body.session_expires_at).toBe(new Date(p.clock.now.getTime() + 7 * 24 * 3_600_000).toISOString());
     const rows = p.store.db.select().from(schema.portalSessions).all();
@@ -46,7 +56,12 @@ describe('portal log in', () => {
     // The cookie is not sent to the proxied API paths.
     expect(await ada.jar.getCookieString(`${p.url}/v1/anything`)).toBe('');
 
-    const tls = await ada.call('POST', '/portal/api/login', { email: 'ada@example.com', password: PASSWORD }, { headers: { 'x-forwarded-proto': 'https' } });
+    const tls = await ada.call(
+      'POST',
+      '/portal/api/login',
+      { email: 'ada@example.com', password: PASSWORD },
+      { headers: { 'x-forwarded-proto': 'https' } },
+    );
     expect(sessionCookie(tls.headers)).toMatchObject({ secure: true, httpOnly: true, sameSite: 'lax' });
 
     // Logging out clears the cookie (Max-Age=0) and deletes the session row.
@@ -77,7 +92,10 @@ describe('portal log in', () => {
     expect(me).toMatchObject({ status: 403, body: { error: { code: 'ACCOUNT_SUSPENDED' } } });
     expect((await ada.call('POST', '/portal/api/keys', { name: 'x' })).status).toBe(403);
     const login = await p.client().call('POST', '/portal/api/login', { email: 'ada@example.com', password: PASSWORD });
-    expect(login).toMatchObject({ status: 403, body: { error: { code: 'ACCOUNT_SUSPENDED', message: 'log in: this account is suspended; contact the API provider' } } });
+    expect(login).toMatchObject({
+      status: 403,
+      body: { error: { code: 'ACCOUNT_SUSPENDED', message: 'log in: this account is suspended; contact the API provider' } },
+    });
     expect(login.headers.getSetCookie()).toEqual([]);
     // Without the password, a suspended account looks like any other wrong log in.
     expect((await p.client().call('POST', '/portal/api/login', { email: 'ada@example.com', password: 'guess-guess' })).status).toBe(401);
@@ -88,7 +106,9 @@ describe('portal log in', () => {
 
   it('slows guessing: attempts per address and per client through the cache, reset after the window', async () => {
     const window = 60_000;
-    const p = await start({ app: { portal: { limits: { loginPerEmail: { limit: 3, windowMs: window }, loginPerIp: { limit: 5, windowMs: window } } } } });
+    const p = await start({
+      app: { portal: { limits: { loginPerEmail: { limit: 3, windowMs: window }, loginPerIp: { limit: 5, windowMs: window } } } },
+    });
     await p.customer('ada@example.com'); // one attempt (the customer's log in) from this address and client
     const c = p.client();
     const login = (email: string, password: string) => c.call('POST', '/portal/api/login', { email, password });
@@ -117,7 +137,10 @@ describe('portal log in', () => {
   });
 
   it('still limits attempts, per instance, without a cache provider', async () => {
-    const p = await start({ env: { CACHE_PROVIDER: 'none' }, app: { portal: { limits: { loginPerEmail: { limit: 2, windowMs: 60_000 } } } } });
+    const p = await start({
+      env: { CACHE_PROVIDER: 'none' },
+      app: { portal: { limits: { loginPerEmail: { limit: 2, windowMs: 60_000 } } } },
+    });
     expect(p.kernel.tryGet('cache')).toBeUndefined();
     const c = p.client();
     expect((await c.call('POST', '/portal/api/login', { email: 'ada@example.com', password: 'wrong-1' })).status).toBe(401);
@@ -144,7 +167,12 @@ describe('portal requests', () => {
     const forged = await ada.call('POST', '/portal/api/keys', { name: 'forged' }, { csrf: false });
     expect(forged).toMatchObject({
       status: 403,
-      body: { error: { code: 'CSRF_HEADER_REQUIRED', message: 'send the header X-Requested-With (e.g. X-Requested-With: XMLHttpRequest) with every POST to the portal API' } },
+      body: {
+        error: {
+          code: 'CSRF_HEADER_REQUIRED',
+          message: 'send the header X-Requested-With (e.g. X-Requested-With: XMLHttpRequest) with every POST to the portal API',
+        },
+      },
     });
     expect((await ada.call('GET', '/portal/api/keys')).body.data).toEqual([]);
     expect((await ada.call('POST', '/portal/api/logout', undefined, { csrf: false })).status).toBe(403);
@@ -152,7 +180,11 @@ describe('portal requests', () => {
     // No CORS preflight is granted, so a browser on another site cannot add the header.
     const preflight = await fetch(`${p.url}/portal/api/keys`, {
       method: 'OPTIONS',
-      headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-requested-with' },
+      headers: {
+        origin: 'https://evil.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'x-requested-with',
+      },
     });
     expect(preflight.headers.get('access-control-allow-origin')).toBeNull();
     expect(preflight.headers.get('access-control-allow-headers')).toBeNull();
@@ -168,16 +200,29 @@ describe('portal requests', () => {
       [{ email: 'ada@example.com', password: PASSWORD, plan_id: 'plan_x' }, 'plan_id', 'sign up: plan_id: is not a field of this request'],
     ];
     for (const [body, field, message] of cases) {
-      expect(await c.call('POST', '/portal/api/signup', body)).toMatchObject({ status: 400, body: { error: { code: 'INVALID_INPUT', field, message } } });
+      expect(await c.call('POST', '/portal/api/signup', body)).toMatchObject({
+        status: 400,
+        body: { error: { code: 'INVALID_INPUT', field, message } },
+      });
     }
-    const notJson = await fetch(`${p.url}/portal/api/login`, { method: 'POST', headers: { 'x-requested-with': 'x', 'content-type': 'text/plain' }, body: 'email=a' });
+    const notJson = await fetch(`${p.url}/portal/api/login`, {
+      method: 'POST',
+      headers: { 'x-requested-with': 'x', 'content-type': 'text/plain' },
+      body: 'email=a',
+    });
     expect(notJson.status).toBe(400);
     expect(((await notJson.json()) as any).error.message).toMatch(/^request body: expected a JSON object/);
-    expect(await c.call('POST', '/portal/api/verify-email', { token: 'x' })).toMatchObject({ status: 400, body: { error: { field: 'token' } } });
+    expect(await c.call('POST', '/portal/api/verify-email', { token: 'x' })).toMatchObject({
+      status: 400,
+      body: { error: { field: 'token' } },
+    });
     expect(await c.call('GET', '/portal/api/usage?month=2025-13')).toMatchObject({ status: 401 });
     const ada = await p.customer('ada@example.com');
     expect(await ada.call('GET', '/portal/api/usage?month=2025-13')).toMatchObject({ status: 400, body: { error: { field: 'month' } } });
-    expect(await ada.call('GET', '/portal/api/usage/minutes?from=yesterday')).toMatchObject({ status: 400, body: { error: { field: 'from' } } });
+    expect(await ada.call('GET', '/portal/api/usage/minutes?from=yesterday')).toMatchObject({
+      status: 400,
+      body: { error: { field: 'from' } },
+    });
   });
 });
 
@@ -186,12 +231,17 @@ describe('portal sign up', () => {
     const p = await start();
     await p.customer('ada@example.com', 'Ada');
     const again = await p.client().call('POST', '/portal/api/signup', { email: 'ada@example.com', password: 'another password' });
-    expect(again).toMatchObject({ status: 202, body: { status: 'verification_sent', message: 'check ada@example.com for a link to confirm the address, then log in' } });
+    expect(again).toMatchObject({
+      status: 202,
+      body: { status: 'verification_sent', message: 'check ada@example.com for a link to confirm the address, then log in' },
+    });
     const notice = await p.email('ada@example.com', /^You already have an account$/);
     expect(notice.text).toContain('Hello Ada,');
     expect(notice.text).not.toMatch(/token=/);
     // The password did not change.
-    expect((await p.client().call('POST', '/portal/api/login', { email: 'ada@example.com', password: 'another password' })).status).toBe(401);
+    expect((await p.client().call('POST', '/portal/api/login', { email: 'ada@example.com', password: 'another password' })).status).toBe(
+      401,
+    );
     expect((await p.client().call('POST', '/portal/api/login', { email: 'ada@example.com', password: PASSWORD })).status).toBe(200);
   });
 
@@ -219,7 +269,9 @@ describe('portal sign up', () => {
     ] as const) {
       expect(await noEmail.client().call('POST', path, body)).toMatchObject({
         status: 503,
-        body: { error: { code: 'EMAIL_UNAVAILABLE', message: 'the portal cannot send email: no email provider is selected (set EMAIL_PROVIDER)' } },
+        body: {
+          error: { code: 'EMAIL_UNAVAILABLE', message: 'the portal cannot send email: no email provider is selected (set EMAIL_PROVIDER)' },
+        },
       });
     }
   });
@@ -229,18 +281,29 @@ describe('portal email links', () => {
   it('never builds a link from a public Host header: they need APIGATE_PUBLIC_URL or portal.public_url', async () => {
     const p = await start();
     const headers = { host: 'evil.example', 'content-type': 'application/json', 'x-requested-with': 'x' };
-    const forged = await call(`${p.url}/portal/api/password-reset`, { method: 'POST', headers, body: JSON.stringify({ email: 'ada@example.com' }) });
+    const forged = await call(`${p.url}/portal/api/password-reset`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ email: 'ada@example.com' }),
+    });
     expect(forged.status).toBe(503);
     expect(JSON.parse(forged.body.toString()).error).toEqual({
       code: 'PUBLIC_URL_REQUIRED',
-      message: "the portal cannot send links: set APIGATE_PUBLIC_URL (or the setting portal.public_url) to the gateway's public URL, e.g. https://api.example.com",
+      message:
+        "the portal cannot send links: set APIGATE_PUBLIC_URL (or the setting portal.public_url) to the gateway's public URL, e.g. https://api.example.com",
     });
 
     await p.customer('ada@example.com');
     await p.store.settings.set('portal.public_url', 'https://api.example.com/', { secret: false });
-    const viaSetting = await call(`${p.url}/portal/api/password-reset`, { method: 'POST', headers, body: JSON.stringify({ email: 'ada@example.com' }) });
+    const viaSetting = await call(`${p.url}/portal/api/password-reset`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ email: 'ada@example.com' }),
+    });
     expect(viaSetting.status).toBe(202);
-    expect((await p.email('ada@example.com', /^Reset your password$/)).text).toMatch(/https:\/\/api\.example\.com\/portal\/reset-password\?token=[0-9A-Za-z]{43}\n/);
+    expect((await p.email('ada@example.com', /^Reset your password$/)).text).toMatch(
+      /https:\/\/api\.example\.com\/portal\/reset-password\?token=[0-9A-Za-z]{43}\n/,
+    );
   });
 
   it('takes APIGATE_PUBLIC_URL and refuses one that is not an http(s) URL at start', async () => {
@@ -252,11 +315,15 @@ describe('portal email links', () => {
     const store = await openStore({ dataDir, secretKey: KEY_A });
     const kernel = await createKernel({ catalog: await discoverPlugins({ builtins: [] }), env: {}, dataDir, only: [] });
     try {
-      expect(() => createHttpApp({ kernel, store, logger: silentLogger(), portal: { env: { APIGATE_PUBLIC_URL: 'gw.example.com' } } })).toThrow(
+      expect(() =>
+        createHttpApp({ kernel, store, logger: silentLogger(), portal: { env: { APIGATE_PUBLIC_URL: 'gw.example.com' } } }),
+      ).toThrow(
         /^APIGATE_PUBLIC_URL: expected the gateway's public http\(s\) URL such as https:\/\/api\.example\.com, got "gw\.example\.com"$/,
       );
       expect(checkPublicUrlValue('https://api.example.com')).toBeUndefined();
-      expect(checkPublicUrlValue('ftp://api.example.com')).toBe("expected the gateway's public http(s) URL such as https://api.example.com");
+      expect(checkPublicUrlValue('ftp://api.example.com')).toBe(
+        "expected the gateway's public http(s) URL such as https://api.example.com",
+      );
     } finally {
       await kernel.close();
       await store.close();

@@ -11,12 +11,20 @@ describe('customer portal: sign up to usage', () => {
 
     const signup = await ada.call('POST', '/portal/api/signup', { email: ' Ada@Example.com ', password: PASSWORD, name: 'Ada' });
     expect(signup.status).toBe(202);
-    expect(signup.body).toEqual({ status: 'verification_sent', message: 'check ada@example.com for a link to confirm the address, then log in' });
+    expect(signup.body).toEqual({
+      status: 'verification_sent',
+      message: 'check ada@example.com for a link to confirm the address, then log in',
+    });
     expect(signup.headers.get('cache-control')).toBe('no-store');
 
     // The user exists on the default plan, unverified, with a scrypt hash (never the password).
     const user = (await p.store.domain.users.findByEmail('ada@example.com'))!;
-    expect(user).toMatchObject({ name: 'Ada', status: 'active', emailVerified: false, planId: (await p.store.domain.plans.getDefault())!.id });
+    expect(user).toMatchObject({
+      name: 'Ada',
+      status: 'active',
+      emailVerified: false,
+      planId: (await p.store.domain.plans.getDefault())!.id,
+    });
     expect(await p.store.domain.users.passwordHash(user.id)).toMatch(/^\$scrypt\$ln=12,r=8,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/);
 
     // Not yet: the address is unconfirmed (and the answer says so only to someone who knows the password).
@@ -41,7 +49,12 @@ describe('customer portal: sign up to usage', () => {
 
     const login = await ada.call('POST', '/portal/api/login', { email: 'ADA@example.com', password: PASSWORD });
     expect(login.status).toBe(200);
-    expect(login.body.user).toMatchObject({ id: user.id, email: 'ada@example.com', email_verified: true, plan: { name: 'Free', requests_per_minute: 60, requests_per_month: 1000 } });
+    expect(login.body.user).toMatchObject({
+      id: user.id,
+      email: 'ada@example.com',
+      email_verified: true,
+      plan: { name: 'Free', requests_per_minute: 60, requests_per_month: 1000 },
+    });
     expect(login.body.user).not.toHaveProperty('password_hash');
 
     const me = await ada.call('GET', '/portal/api/me');
@@ -62,7 +75,18 @@ describe('customer portal: sign up to usage', () => {
     expect(list.status).toBe(200);
     expect(list.body.data.map((k: { name: string }) => k.name)).toEqual(['laptop', 'ci']);
     expect(JSON.stringify(list.body)).not.toContain(created.body.key);
-    for (const k of list.body.data) expect(Object.keys(k).sort()).toEqual(['created_at', 'expires_at', 'id', 'last_used_at', 'name', 'prefix', 'revoked_at', 'status', 'user_id']);
+    for (const k of list.body.data)
+      expect(Object.keys(k).sort()).toEqual([
+        'created_at',
+        'expires_at',
+        'id',
+        'last_used_at',
+        'name',
+        'prefix',
+        'revoked_at',
+        'status',
+        'user_id',
+      ]);
     expect((await ada.call('GET', `/portal/api/keys/${created.body.id}`)).body).toMatchObject({ id: created.body.id, name: 'laptop' });
 
     const revoked = await ada.call('DELETE', `/portal/api/keys/${created.body.id}`);
@@ -91,12 +115,18 @@ describe('customer portal: sign up to usage', () => {
     ]);
     expect((await ada.call('GET', '/portal/api/usage?month=2025-02')).body.totals.requests).toBe(0);
 
-    const minutes = await ada.call('GET', `/portal/api/usage/minutes?from=${new Date(t0).toISOString()}&to=${new Date(t0 + 3_600_000).toISOString()}`);
+    const minutes = await ada.call(
+      'GET',
+      `/portal/api/usage/minutes?from=${new Date(t0).toISOString()}&to=${new Date(t0 + 3_600_000).toISOString()}`,
+    );
     expect(minutes.body.data).toEqual([
       { minute: '2025-03-10T12:00:00.000Z', requests: 5, bytes_in: 100, bytes_out: 1000, errors: 1 },
       { minute: '2025-03-10T12:01:00.000Z', requests: 2, bytes_in: 0, bytes_out: 0, errors: 0 },
     ]);
-    const ofKey = await ada.call('GET', `/portal/api/usage/minutes?key_id=${second.body.id}&from=${new Date(t0).toISOString()}&to=${new Date(t0 + 3_600_000).toISOString()}`);
+    const ofKey = await ada.call(
+      'GET',
+      `/portal/api/usage/minutes?key_id=${second.body.id}&from=${new Date(t0).toISOString()}&to=${new Date(t0 + 3_600_000).toISOString()}`,
+    );
     expect(ofKey.body.data.map((m: { requests: number }) => m.requests)).toEqual([2]);
 
     const days = await ada.call('GET', '/portal/api/usage/days');
@@ -126,13 +156,22 @@ describe('customer portal: sign up to usage', () => {
       ['GET', `/portal/api/usage/minutes?key_id=${adaKey.id}`],
     ] as const) {
       const r = await bob.call(method, path);
-      expect(r).toMatchObject({ status: 404, body: { error: { code: 'NOT_FOUND', message: `no api key with id ${adaKey.id} among your keys` } } });
+      expect(r).toMatchObject({
+        status: 404,
+        body: { error: { code: 'NOT_FOUND', message: `no api key with id ${adaKey.id} among your keys` } },
+      });
     }
     expect((await p.store.domain.keys.get(adaKey.id)).status).toBe('active');
 
     // A customer cannot make a key for someone else, nor set fields that are not theirs to set.
-    const forged = await bob.call('POST', '/portal/api/keys', { name: 'x', user_id: (await p.store.domain.users.findByEmail('ada@example.com'))!.id });
-    expect(forged).toMatchObject({ status: 400, body: { error: { code: 'INVALID_INPUT', field: 'user_id', message: 'api key: user_id: is not a field of this request' } } });
+    const forged = await bob.call('POST', '/portal/api/keys', {
+      name: 'x',
+      user_id: (await p.store.domain.users.findByEmail('ada@example.com'))!.id,
+    });
+    expect(forged).toMatchObject({
+      status: 400,
+      body: { error: { code: 'INVALID_INPUT', field: 'user_id', message: 'api key: user_id: is not a field of this request' } },
+    });
     const badDate = await bob.call('POST', '/portal/api/keys', { name: 'x', expires_at: 'tomorrow' });
     expect(badDate).toMatchObject({ status: 400, body: { error: { field: 'expires_at' } } });
   });
@@ -142,7 +181,10 @@ describe('customer portal: sign up to usage', () => {
     const ada = await p.customer('ada@example.com');
     const first = (await ada.call('POST', '/portal/api/keys', { name: 'a' })).body;
     expect((await ada.call('POST', '/portal/api/keys', { name: 'b' })).status).toBe(201);
-    expect(await ada.call('POST', '/portal/api/keys', { name: 'c' })).toMatchObject({ status: 409, body: { error: { code: 'KEY_LIMIT' } } });
+    expect(await ada.call('POST', '/portal/api/keys', { name: 'c' })).toMatchObject({
+      status: 409,
+      body: { error: { code: 'KEY_LIMIT' } },
+    });
     await ada.call('POST', `/portal/api/keys/${first.id}/revoke`);
     expect((await ada.call('POST', '/portal/api/keys', { name: 'c' })).status).toBe(201);
   });

@@ -24,7 +24,15 @@ let kernel: Kernel;
 beforeAll(async () => {
   idp = await startOidcProvider({
     accounts,
-    clients: [{ client_id: 'apigate-portal', client_secret: 'portal-test-client-secret-0001', redirect_uris: [REDIRECT_URI], grant_types: ['authorization_code'], response_types: ['code'] }],
+    clients: [
+      {
+        client_id: 'apigate-portal',
+        client_secret: 'portal-test-client-secret-0001',
+        redirect_uris: [REDIRECT_URI],
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+      },
+    ],
   });
   // The real provider plugin through the real kernel, selected by the spec's env vars.
   kernel = await createKernel({
@@ -67,7 +75,10 @@ function browser(p: PortalHarness) {
 async function loginAtIdp(b: ReturnType<typeof browser>, login: string, returnTo?: string) {
   const started = await b.get(`/portal/api/oauth/oidc/start${returnTo === undefined ? '' : `?return_to=${encodeURIComponent(returnTo)}`}`);
   expect(started.status).toBe(302);
-  const callback = await browserLogin(new URL(started.headers.get('location')!), { redirectUri: REDIRECT_URI, fill: { login, password: 'any-password' } });
+  const callback = await browserLogin(new URL(started.headers.get('location')!), {
+    redirectUri: REDIRECT_URI,
+    fill: { login, password: 'any-password' },
+  });
   return { started, search: callback.search };
 }
 
@@ -106,13 +117,23 @@ describe('portal OAuth sign-in (oidc-provider)', () => {
     const done = await b.get(`/portal/api/oauth/oidc/callback${search}`);
     expect(errorRedirect(done)).toEqual({ status: 302, location: '/portal/keys?tab=new' });
     const set = done.headers.getSetCookie();
-    expect(Cookie.parse(set.find((c) => c.startsWith(`${SESSION_COOKIE}=`))!)).toMatchObject({ httpOnly: true, sameSite: 'lax', path: '/portal' });
+    expect(Cookie.parse(set.find((c) => c.startsWith(`${SESSION_COOKIE}=`))!)).toMatchObject({
+      httpOnly: true,
+      sameSite: 'lax',
+      path: '/portal',
+    });
     expect(Cookie.parse(set.find((c) => c.startsWith(`${OAUTH_COOKIE}=`))!)).toMatchObject({ maxAge: 0 });
 
     const me = await b.get('/portal/api/me', { accept: 'application/json' });
     expect(me.status).toBe(200);
     const user = (await me.json()) as { id: string };
-    expect(user).toMatchObject({ email: 'alice@example.com', name: 'Alice Example', email_verified: true, status: 'active', plan: { name: 'Free' } });
+    expect(user).toMatchObject({
+      email: 'alice@example.com',
+      name: 'Alice Example',
+      email_verified: true,
+      status: 'active',
+      plan: { name: 'Free' },
+    });
     expect(await p.store.mappings.findLocal('oauth:oidc', 'user', 'alice')).toMatchObject({ localId: user.id });
     expect(await p.store.domain.users.passwordHash(user.id)).toBeNull();
   });
@@ -174,7 +195,10 @@ describe('portal OAuth sign-in (oidc-provider)', () => {
     const res = await b.get(`/portal/api/oauth/oidc/callback?${forged}`);
     expect(errorRedirect(res)).toEqual({ status: 302, location: '/portal?error=state_mismatch' });
     // The flow cookie was spent on that attempt: the genuine query no longer works either.
-    expect(errorRedirect(await b.get(`/portal/api/oauth/oidc/callback${search}`))).toEqual({ status: 302, location: '/portal?error=state_mismatch' });
+    expect(errorRedirect(await b.get(`/portal/api/oauth/oidc/callback${search}`))).toEqual({
+      status: 302,
+      location: '/portal?error=state_mismatch',
+    });
 
     const c = browser(p);
     const second = await loginAtIdp(c, 'alice');
@@ -182,7 +206,10 @@ describe('portal OAuth sign-in (oidc-provider)', () => {
     const value = (await c.jar.getCookies(url)).find((k) => k.key === OAUTH_COOKIE)!.value;
     const flipped = `${value.slice(0, -2)}${value.at(-2) === 'A' ? 'B' : 'A'}${value.at(-1)}`;
     await c.jar.setCookie(`${OAUTH_COOKIE}=${flipped}; Path=/portal/api/oauth`, url);
-    expect(errorRedirect(await c.get(`/portal/api/oauth/oidc/callback${second.search}`))).toEqual({ status: 302, location: '/portal?error=state_mismatch' });
+    expect(errorRedirect(await c.get(`/portal/api/oauth/oidc/callback${second.search}`))).toEqual({
+      status: 302,
+      location: '/portal?error=state_mismatch',
+    });
     expect(await c.jar.getCookieString(`${p.url}/portal/api/me`)).toBe('');
     expect((await p.store.domain.users.list({})).items).toHaveLength(0);
   });
@@ -198,13 +225,23 @@ describe('portal OAuth sign-in (oidc-provider)', () => {
         return cancel ? new URL(cancel, url) : undefined;
       },
     });
-    expect(errorRedirect(await b.get(`/portal/api/oauth/oidc/callback${callback.search}`))).toEqual({ status: 302, location: '/portal?error=access_denied' });
+    expect(errorRedirect(await b.get(`/portal/api/oauth/oidc/callback${callback.search}`))).toEqual({
+      status: 302,
+      location: '/portal?error=access_denied',
+    });
   });
 
   it('refuses a return_to off this site (no open redirect) and an unknown provider', async () => {
     const p = await gateway();
     const b = browser(p);
-    for (const target of ['//evil.example/x', 'https://evil.example/', '/\\evil.example', 'javascript:alert(1)', 'portal/keys', '/\t/evil.example']) {
+    for (const target of [
+      '//evil.example/x',
+      'https://evil.example/',
+      '/\\evil.example',
+      'javascript:alert(1)',
+      'portal/keys',
+      '/\t/evil.example',
+    ]) {
       const res = await b.get(`/portal/api/oauth/oidc/start?return_to=${encodeURIComponent(target)}`);
       expect(errorRedirect(res), target).toEqual({ status: 302, location: '/portal?error=invalid_return_to' });
       expect(res.headers.getSetCookie(), target).toEqual([]);

@@ -5,16 +5,20 @@ import { DEFAULT_SCRYPT, needsRehash } from '../src/portal/password.js';
 const LOW = { ln: 10, r: 8, p: 1 };
 
 describe('portal password hashes', () => {
-  it('hashes with the default scrypt cost, a fresh salt each time, and verifies with the stored parameters', { timeout: 60_000 }, async () => {
-    const a = await hashPassword('correct horse battery');
-    const b = await hashPassword('correct horse battery');
-    expect(a).toMatch(/^\$scrypt\$ln=16,r=8,p=2\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/);
-    expect(a).not.toBe(b);
-    expect(await verifyPassword('correct horse battery', a)).toBe(true);
-    expect(await verifyPassword('correct horse batterY', a)).toBe(false);
-    expect(needsRehash(a)).toBe(false);
-    expect(DEFAULT_SCRYPT).toEqual({ ln: 16, r: 8, p: 2 });
-  });
+  it(
+    'hashes with the default scrypt cost, a fresh salt each time, and verifies with the stored parameters',
+    { timeout: 60_000 },
+    async () => {
+      const a = await hashPassword('correct horse battery');
+      const b = await hashPassword('correct horse battery');
+      expect(a).toMatch(/^\$scrypt\$ln=16,r=8,p=2\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/);
+      expect(a).not.toBe(b);
+      expect(await verifyPassword('correct horse battery', a)).toBe(true);
+      expect(await verifyPassword('correct horse batterY', a)).toBe(false);
+      expect(needsRehash(a)).toBe(false);
+      expect(DEFAULT_SCRYPT).toEqual({ ln: 16, r: 8, p: 2 });
+    },
+  );
 
   it('verifies an older, cheaper hash by its own parameters and says it needs a rehash', async () => {
     const old = await hashPassword('pässwörd-1', LOW);

@@ -25,7 +25,10 @@ describe.each(DIALECTS)('%s', (dialect) => {
       const unknown = await anon.call('POST', '/portal/api/password-reset', { email: 'nobody@example.com' });
       expect(known.status).toBe(202);
       expect(unknown.status).toBe(202);
-      expect(known.body).toEqual({ status: 'reset_requested', message: 'if ada@example.com has an account, a link to choose a new password is on its way' });
+      expect(known.body).toEqual({
+        status: 'reset_requested',
+        message: 'if ada@example.com has an account, a link to choose a new password is on its way',
+      });
       expect(unknown.body.message).toBe(known.body.message.replace('ada@example.com', 'nobody@example.com'));
 
       const mail = await p.email('ada@example.com', /^Reset your password$/);
@@ -34,7 +37,10 @@ describe.each(DIALECTS)('%s', (dialect) => {
       expect(p.mail.messages().filter((m) => m.to.includes('nobody@example.com'))).toEqual([]);
 
       const short = await anon.call('POST', '/portal/api/password-reset/confirm', { token: tokenIn(mail), password: 'short' });
-      expect(short).toMatchObject({ status: 400, body: { error: { field: 'password', message: 'password reset: password: at least 8 characters' } } });
+      expect(short).toMatchObject({
+        status: 400,
+        body: { error: { field: 'password', message: 'password reset: password: at least 8 characters' } },
+      });
 
       const done = await anon.call('POST', '/portal/api/password-reset/confirm', { token: tokenIn(mail), password: NEW_PASSWORD });
       expect(done).toMatchObject({ status: 200, body: { password_reset: true, sessions_revoked: 2 } });
@@ -57,10 +63,18 @@ describe.each(DIALECTS)('%s', (dialect) => {
       const again = await c.call('POST', '/portal/api/password-reset/confirm', { token, password: 'the attacker password' });
       expect(again).toMatchObject({
         status: 400,
-        body: { error: { code: 'TOKEN_USED', field: 'token', message: 'token: this link was already used or a newer one replaced it; ask for a new one' } },
+        body: {
+          error: {
+            code: 'TOKEN_USED',
+            field: 'token',
+            message: 'token: this link was already used or a newer one replaced it; ask for a new one',
+          },
+        },
       });
       expect((await c.call('GET', '/portal/api/me')).status).toBe(200); // the session made after the reset survives
-      expect((await p.client().call('POST', '/portal/api/login', { email: 'ada@example.com', password: 'the attacker password' })).status).toBe(401);
+      expect(
+        (await p.client().call('POST', '/portal/api/login', { email: 'ada@example.com', password: 'the attacker password' })).status,
+      ).toBe(401);
     });
 
     it('lets exactly one of two concurrent uses of a token through', async () => {
@@ -69,7 +83,9 @@ describe.each(DIALECTS)('%s', (dialect) => {
       const c = p.client();
       const token = await resetToken(p, c, 'ada@example.com');
       const answers = await Promise.all(
-        ['first racing password', 'second racing password'].map((password) => c.call('POST', '/portal/api/password-reset/confirm', { token, password })),
+        ['first racing password', 'second racing password'].map((password) =>
+          c.call('POST', '/portal/api/password-reset/confirm', { token, password }),
+        ),
       );
       expect(answers.map((a) => a.status).sort()).toEqual([200, 400]);
       expect(answers.find((a) => a.status === 400)!.body.error.code).toBe('TOKEN_USED');
@@ -90,13 +106,17 @@ describe.each(DIALECTS)('%s', (dialect) => {
 
       const second = await resetToken(p, c, 'ada@example.com', 2);
       const third = await resetToken(p, c, 'ada@example.com', 3);
-      expect((await c.call('POST', '/portal/api/password-reset/confirm', { token: second, password: NEW_PASSWORD })).body.error.code).toBe('TOKEN_USED');
+      expect((await c.call('POST', '/portal/api/password-reset/confirm', { token: second, password: NEW_PASSWORD })).body.error.code).toBe(
+        'TOKEN_USED',
+      );
       expect((await c.call('POST', '/portal/api/password-reset/confirm', { token: third, password: NEW_PASSWORD })).status).toBe(200);
       // Well-formed but never issued.
-      expect((await c.call('POST', '/portal/api/password-reset/confirm', { token: 'A'.repeat(43), password: NEW_PASSWORD })).body.error.code).toBe('TOKEN_INVALID');
+      expect(
+        (await c.call('POST', '/portal/api/password-reset/confirm', { token: 'A'.repeat(43), password: NEW_PASSWORD })).body.error.code,
+      ).toBe('TOKEN_INVALID');
     });
 
-    it('drops a user\'s tokens a day after they expired when new ones are issued', async () => {
+    it("drops a user's tokens a day after they expired when new ones are issued", async () => {
       const p = await start({ dialect });
       await p.customer('ada@example.com');
       const c = p.client();

@@ -22,7 +22,14 @@ async function upstream(reply: (req: IncomingMessage, res: ServerResponse, seen:
   const seen: Seen[] = [];
   const srv = await listen(async (req, res) => {
     const body = (await readAll(req)).toString();
-    const s = { method: req.method!, url: req.url!, headers: req.headers, rawHeaders: req.rawHeaders, body, remotePort: req.socket.remotePort! };
+    const s = {
+      method: req.method!,
+      url: req.url!,
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      body,
+      remotePort: req.socket.remotePort!,
+    };
     seen.push(s);
     reply(req, res, s);
   });
@@ -60,7 +67,9 @@ describe('routes', () => {
   });
 
   it('rejects a route it cannot forward with one line naming the route', () => {
-    expect(() => compileRoute({ id: 'bad', pathPrefix: '/x', upstreamUrl: 'ftp://up' })).toThrow('route bad: upstream URL must be http or https, got ftp:');
+    expect(() => compileRoute({ id: 'bad', pathPrefix: '/x', upstreamUrl: 'ftp://up' })).toThrow(
+      'route bad: upstream URL must be http or https, got ftp:',
+    );
     expect(() => compileRoute({ id: 'bad', pathPrefix: 'x', upstreamUrl: 'http://up' })).toThrow('must start with "/"');
     expect(() => compileRoute({ id: 'bad', pathPrefix: '/x', upstreamUrl: 'not a url' })).toThrow('is not a valid URL');
   });
@@ -124,7 +133,8 @@ describe('Forwarder', () => {
     expect(seen.headers['keep-alive']).not.toBe('timeout=30');
     // Exactly one copy each, and the gateway's value.
     const count = (name: string) => seen.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === name).length;
-    for (const name of ['x-user-id', 'x-plan-id', 'x-key-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']) expect(count(name)).toBe(1);
+    for (const name of ['x-user-id', 'x-plan-id', 'x-key-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'])
+      expect(count(name)).toBe(1);
     expect(seen.headers['x-user-id']).toBe(IDENTITY.userId);
     expect(seen.headers['x-plan-id']).toBe(IDENTITY.planId);
     expect(seen.headers['x-key-id']).toBe(IDENTITY.keyId);
@@ -153,7 +163,9 @@ describe('Forwarder', () => {
       res.setHeader('X-RateLimit-Limit', '999');
       res.end('ok');
     });
-    const gw = await gateway([{ id: 'r', pathPrefix: '/', upstreamUrl: up.url }], { before: (res) => res.setHeader('X-RateLimit-Limit', '10') });
+    const gw = await gateway([{ id: 'r', pathPrefix: '/', upstreamUrl: up.url }], {
+      before: (res) => res.setHeader('X-RateLimit-Limit', '10'),
+    });
     const answer = await call(`${gw.url}/x`);
     expect(answer.headers['x-ratelimit-limit']).toBe('10');
   });
@@ -170,7 +182,9 @@ describe('Forwarder', () => {
     expect(answer.headers).toMatchObject({ 'x-ratelimit-limit': '10', 'x-ratelimit-remaining': '9', 'x-other': 'kept' });
     expect(answer.body.toString()).toBe('ok');
 
-    const down = await gateway([{ id: 'r', pathPrefix: '/', upstreamUrl: `http://127.0.0.1:${await closedPort()}` }], { forward: { headers } });
+    const down = await gateway([{ id: 'r', pathPrefix: '/', upstreamUrl: `http://127.0.0.1:${await closedPort()}` }], {
+      forward: { headers },
+    });
     const failed = await call(`${down.url}/x`);
     expect(failed.status).toBe(502);
     expect(failed.headers).toMatchObject({ 'x-ratelimit-limit': '10', 'x-ratelimit-remaining': '9' });
@@ -211,7 +225,9 @@ describe('Forwarder', () => {
     expect(answer.status).toBe(405);
     expect(answer.headers.allow).toBe('GET, HEAD');
     expect(answer.headers['content-type']).toMatch(/^application\/json/);
-    expect(JSON.parse(answer.body.toString())).toEqual({ error: { code: 'METHOD_NOT_ALLOWED', message: 'DELETE is not allowed on this route' } });
+    expect(JSON.parse(answer.body.toString())).toEqual({
+      error: { code: 'METHOD_NOT_ALLOWED', message: 'DELETE is not allowed on this route' },
+    });
     expect(up.seen).toHaveLength(0);
     expect((await gw.result(1)).outcome).toBe('method_not_allowed');
     expect((await call(`${gw.url}/x`)).status).toBe(200);
@@ -238,7 +254,9 @@ describe('Forwarder', () => {
     const gw = await gateway([{ id: 'down', pathPrefix: '/', upstreamUrl: `http://127.0.0.1:${port}` }]);
     const answer = await call(`${gw.url}/x`, { method: 'POST', body: 'payload' });
     expect(answer.status).toBe(502);
-    expect(JSON.parse(answer.body.toString())).toEqual({ error: { code: 'UPSTREAM_UNAVAILABLE', message: 'the upstream refused the connection' } });
+    expect(JSON.parse(answer.body.toString())).toEqual({
+      error: { code: 'UPSTREAM_UNAVAILABLE', message: 'the upstream refused the connection' },
+    });
     expect(await gw.result(1)).toMatchObject({ status: 502, outcome: 'unavailable' });
   });
 

@@ -47,7 +47,16 @@ async function hotPath(limits: { perMinute: number; perMonth: number }) {
     const key = keys.get(String(req.headers['x-api-key'] ?? ''));
     if (!key) return sendJsonError(res, 401, 'INVALID_KEY', 'a valid API key is required in X-API-Key');
     const route = routes.match(req.url ?? '/');
-    const base = { keyId: key.keyId, userId: key.userId, routeId: route?.id ?? null, bytesIn: 0, bytesOut: 0, latencyMs: 0, overheadMs: 0, at };
+    const base = {
+      keyId: key.keyId,
+      userId: key.userId,
+      routeId: route?.id ?? null,
+      bytesIn: 0,
+      bytesOut: 0,
+      latencyMs: 0,
+      overheadMs: 0,
+      at,
+    };
     if (!route) {
       sendJsonError(res, 404, 'NOT_FOUND', 'no route');
       return meter.record({ ...base, status: 404 });
@@ -68,11 +77,18 @@ async function hotPath(limits: { perMinute: number; perMonth: number }) {
   };
   const gw = await listen((req, res) => void handle(req, res));
 
-  defer(closeCache, closeQueue, () => worker.close(), upstream.close, () => quota.close(), async () => {
-    await gw.close();
-    await meter.close();
-    await forwarder.close();
-  });
+  defer(
+    closeCache,
+    closeQueue,
+    () => worker.close(),
+    upstream.close,
+    () => quota.close(),
+    async () => {
+      await gw.close();
+      await meter.close();
+      await forwarder.close();
+    },
+  );
   return { url: gw.url, clock, repo, meter };
 }
 
@@ -86,7 +102,11 @@ describe('the hot path wired together', () => {
     const ok = await get();
     expect(ok.status).toBe(200);
     expect(JSON.parse(ok.body.toString())).toEqual({ user: 'usr_1', path: '/today' });
-    expect(ok.headers).toMatchObject({ 'x-ratelimit-limit': '3', 'x-ratelimit-remaining': '2', 'x-ratelimit-reset': String(Date.UTC(2026, 10, 27, 12, 1) / 1000) });
+    expect(ok.headers).toMatchObject({
+      'x-ratelimit-limit': '3',
+      'x-ratelimit-remaining': '2',
+      'x-ratelimit-reset': String(Date.UTC(2026, 10, 27, 12, 1) / 1000),
+    });
     await get();
     await get();
     const limited = await get();

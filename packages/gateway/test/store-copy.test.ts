@@ -35,15 +35,31 @@ describe('SQLite -> PostgreSQL copy', () => {
     const store = await openStore({ dataDir, secretKey: 'k'.repeat(40) });
     const at = new Date('2026-12-03T10:00:00.123Z');
     await store.settings.set('payment.stripe.secret_key', 'sk_test_copy_me', { secret: true });
-    store.db.insert(s.plans).values({ id: 'plan_1', name: 'free', isDefault: true, requestsPerMinute: 10, createdAt: at, updatedAt: at }).run();
+    store.db
+      .insert(s.plans)
+      .values({ id: 'plan_1', name: 'free', isDefault: true, requestsPerMinute: 10, createdAt: at, updatedAt: at })
+      .run();
     store.db.insert(s.users).values({ id: 'usr_1', email: 'a@example.com', planId: 'plan_1', createdAt: at, updatedAt: at }).run();
     store.db.insert(s.apiKeys).values({ id: 'key_1', userId: 'usr_1', prefix: 'ag_x', hash: 'h1', createdAt: at }).run();
-    store.db.insert(s.routes).values({ id: 'rt_1', pathPrefix: '/w', upstreamUrl: 'http://u', methods: ['GET'], stripPrefix: true, createdAt: at, updatedAt: at }).run();
-    store.db.insert(s.paymentEvents).values({ provider: 'dummy', eventId: 'evt_1', type: 't', occurredAt: at, receivedAt: at, rawBody: Buffer.from('{"a":1}\u0000') }).run();
+    store.db
+      .insert(s.routes)
+      .values({ id: 'rt_1', pathPrefix: '/w', upstreamUrl: 'http://u', methods: ['GET'], stripPrefix: true, createdAt: at, updatedAt: at })
+      .run();
+    store.db
+      .insert(s.paymentEvents)
+      .values({ provider: 'dummy', eventId: 'evt_1', type: 't', occurredAt: at, receivedAt: at, rawBody: Buffer.from('{"a":1}\u0000') })
+      .run();
     const rows = 1200; // more than one insert batch
     store.db
       .insert(s.usageMinutely)
-      .values(Array.from({ length: rows }, (_, i) => ({ keyId: 'key_1', userId: 'usr_1', minute: new Date(at.getTime() + i * 60_000), requests: i })))
+      .values(
+        Array.from({ length: rows }, (_, i) => ({
+          keyId: 'key_1',
+          userId: 'usr_1',
+          minute: new Date(at.getTime() + i * 60_000),
+          requests: i,
+        })),
+      )
       .run();
     const installId = store.installId;
     await store.close();
@@ -75,6 +91,8 @@ describe('SQLite -> PostgreSQL copy', () => {
       await pg.close();
     }
 
-    await expect(copySqliteToPostgres({ dataDir, to: database.url })).rejects.toThrow(/already has rows in \w+: copy into a new, empty database/);
+    await expect(copySqliteToPostgres({ dataDir, to: database.url })).rejects.toThrow(
+      /already has rows in \w+: copy into a new, empty database/,
+    );
   });
 });

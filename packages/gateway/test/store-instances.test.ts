@@ -51,7 +51,10 @@ describe('several instances on one PostgreSQL database', () => {
     const row = (await inboxA.find('dummy', 'evt_1'))!;
     expect(row).toMatchObject({ status: 'queued', attempts: 0, hasBody: true });
     // Both workers got a job for it (a redelivery, a sweep): only one moves attempts 0 -> 1.
-    const claims = await Promise.all([inboxA.startAttempt('dummy', 'evt_1', row.attempts), inboxB.startAttempt('dummy', 'evt_1', row.attempts)]);
+    const claims = await Promise.all([
+      inboxA.startAttempt('dummy', 'evt_1', row.attempts),
+      inboxB.startAttempt('dummy', 'evt_1', row.attempts),
+    ]);
     expect(claims.filter((c) => c !== undefined)).toEqual([1]);
     expect((await inboxB.find('dummy', 'evt_1'))!.attempts).toBe(1);
     expect(await inboxB.input('dummy', 'evt_1')).toEqual({ rawBody: new Uint8Array(input.rawBody), headers: { 'x-sig': 't=1' } });
@@ -62,8 +65,16 @@ describe('several instances on one PostgreSQL database', () => {
     await a.d.plans.create({ name: 'Free' });
     const user = await a.d.users.create({ email: 'ada@example.com' });
     const { apiKey } = await a.d.keys.create({ userId: user.id });
-    const batch = Array.from({ length: 20 }, (_, i) => ({ keyId: apiKey.id, userId: user.id, at: Date.parse('2025-03-10T12:00:00Z') + i * 1000 }));
-    const results = await Promise.all([a.d.usage.applyBatch('b1', batch), b.d.usage.applyBatch('b1', batch), b.d.usage.applyBatch('b1', batch)]);
+    const batch = Array.from({ length: 20 }, (_, i) => ({
+      keyId: apiKey.id,
+      userId: user.id,
+      at: Date.parse('2025-03-10T12:00:00Z') + i * 1000,
+    }));
+    const results = await Promise.all([
+      a.d.usage.applyBatch('b1', batch),
+      b.d.usage.applyBatch('b1', batch),
+      b.d.usage.applyBatch('b1', batch),
+    ]);
     expect(results.filter((r) => r.applied)).toHaveLength(1);
     expect((await b.d.usage.forUser(user.id, '2025-03')).totals.requests).toBe(20);
   });
@@ -123,6 +134,28 @@ describe('several instances on one PostgreSQL database', () => {
 async function selfSigned(name: string): Promise<{ certPem: string; keyPem: string }> {
   const dir = await tempDir();
   const [cert, key] = [path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')];
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '30', '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`, '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '30',
+      '-subj',
+      `/CN=${name}`,
+      '-addext',
+      `subjectAltName=DNS:${name}`,
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { stdio: 'ignore' },
+  );
   return { certPem: readFileSync(cert, 'utf8'), keyPem: readFileSync(key, 'utf8') };
 }

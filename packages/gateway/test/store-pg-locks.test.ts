@@ -41,7 +41,9 @@ describe('runExclusive', () => {
   });
 
   it('a run that throws releases the lock', async () => {
-    await expect(runExclusive(a.pool, 'reconcile', async () => Promise.reject(new Error('provider down')))).rejects.toThrow('provider down');
+    await expect(runExclusive(a.pool, 'reconcile', async () => Promise.reject(new Error('provider down')))).rejects.toThrow(
+      'provider down',
+    );
     expect(await runExclusive(b.pool, 'reconcile', async () => 1)).toEqual({ ran: true, result: 1 });
   });
 });

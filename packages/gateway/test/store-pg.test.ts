@@ -31,7 +31,9 @@ describe('one schema definition, two dialects', () => {
     const r = spawnSync(process.execPath, ['scripts/pg-schema.mjs', '--check'], { cwd: PKG, encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(readFileSync(path.join(PKG, 'src/store/schema.pg.ts'), 'utf8')).toBe(toPgSchema(readFileSync(path.join(PKG, 'src/store/schema.ts'), 'utf8')));
+    expect(readFileSync(path.join(PKG, 'src/store/schema.pg.ts'), 'utf8')).toBe(
+      toPgSchema(readFileSync(path.join(PKG, 'src/store/schema.ts'), 'utf8')),
+    );
   });
 
   it('maps each SQLite column type and refuses one it has no mapping for', () => {
@@ -45,7 +47,9 @@ export const x = sqliteTable('x', { at: integer('at', { mode: 'timestamp_ms' }),
     expect(out).toContain("b: bytea('b')");
     expect(out).toContain("import { bigint, boolean, jsonb, pgTable, timestamp } from 'drizzle-orm/pg-core';");
     expect(out).toContain("import { bytea } from './pg-types.js';");
-    expect(() => toPgSchema(src.replace("integer('n')", "integer('n', { mode: 'number' })"))).toThrow(/no PostgreSQL mapping for "integer\("/);
+    expect(() => toPgSchema(src.replace("integer('n')", "integer('n', { mode: 'number' })"))).toThrow(
+      /no PostgreSQL mapping for "integer\("/,
+    );
   });
 });
 
@@ -65,7 +69,9 @@ describe('PostgreSQL migrations', () => {
   it('an unreachable database is one line with the password masked', async () => {
     const err = await openPostgres('postgres://apigate:hunter2secret@127.0.0.1:1/nope').catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
-    expect((err as Error).message).toMatch(/^cannot prepare the PostgreSQL database postgres:\/\/apigate:\*+@127\.0\.0\.1:1\/nope: .*ECONNREFUSED/);
+    expect((err as Error).message).toMatch(
+      /^cannot prepare the PostgreSQL database postgres:\/\/apigate:\*+@127\.0\.0\.1:1\/nope: .*ECONNREFUSED/,
+    );
     expect((err as Error).message).not.toContain('hunter2secret');
   });
 });
@@ -77,10 +83,16 @@ describe('column mapping round trip', () => {
     await db.insert(t.plans).values({ id: 'plan_a', name: 'free', isDefault: true, requestsPerMonth: 10, createdAt: at, updatedAt: at });
     await expect(db.insert(t.plans).values({ id: 'plan_b', name: 'pro', isDefault: true, createdAt: at, updatedAt: at })).rejects.toThrow();
     await db.insert(t.plans).values({ id: 'plan_b', name: 'pro', isDefault: false, createdAt: at, updatedAt: at });
-    await db.insert(t.routes).values({ id: 'rt_1', pathPrefix: '/w', upstreamUrl: 'http://x', methods: ['GET', 'POST'], createdAt: at, updatedAt: at });
+    await db
+      .insert(t.routes)
+      .values({ id: 'rt_1', pathPrefix: '/w', upstreamUrl: 'http://x', methods: ['GET', 'POST'], createdAt: at, updatedAt: at });
     const body = Buffer.from([0, 1, 2, 255, 0x7b]);
-    await db.insert(t.paymentEvents).values({ provider: 'dummy', eventId: 'evt_1', type: 'x', occurredAt: at, receivedAt: at, rawBody: body });
-    await db.insert(t.usageMonthly).values({ keyId: 'key_1', userId: 'usr_1', month: '2026-12', requests: 1, bytesIn: 2 ** 40, bytesOut: 3 });
+    await db
+      .insert(t.paymentEvents)
+      .values({ provider: 'dummy', eventId: 'evt_1', type: 'x', occurredAt: at, receivedAt: at, rawBody: body });
+    await db
+      .insert(t.usageMonthly)
+      .values({ keyId: 'key_1', userId: 'usr_1', month: '2026-12', requests: 1, bytesIn: 2 ** 40, bytesOut: 3 });
 
     const [plan] = await db.select().from(t.plans).where(eq(t.plans.id, 'plan_a'));
     expect(plan).toMatchObject({ isDefault: true, requestsPerMonth: 10, requestsPerMinute: null, priceCents: 0 });

@@ -23,7 +23,8 @@ async function withStore<T>(opts: Parameters<typeof openStore>[0], fn: (s: Store
  * become `?` on SQLite; booleans come back as 0/1 on both).
  */
 async function rawRows(dialect: TestDialect, dataDir: string, sql: string, params: unknown[] = []): Promise<Record<string, unknown>[]> {
-  const bits = (rows: Record<string, unknown>[]) => rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'boolean' ? Number(v) : v])));
+  const bits = (rows: Record<string, unknown>[]) =>
+    rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'boolean' ? Number(v) : v])));
   if (dialect === 'postgres') {
     const c = new pg.Client({ connectionString: await testPostgresUrl() });
     await c.connect();
@@ -72,11 +73,13 @@ describe('openStore', () => {
     await withStore({ dataDir, secretKey: KEY_A }, async (store) => {
       expect(store.file).toBe(path.join(dataDir, 'apigate.db'));
     });
-    const tables = (await rawRows('sqlite', dataDir, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")).map((r) => r.name);
+    const tables = (await rawRows('sqlite', dataDir, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")).map(
+      (r) => r.name,
+    );
     expect(tables).toEqual(expect.arrayContaining(['meta', 'provider_mappings', 'settings', '__drizzle_migrations']));
     const db = new Database(path.join(dataDir, 'apigate.db'));
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    const uniques = db.prepare("SELECT name FROM pragma_index_list('provider_mappings') WHERE \"unique\" = 1").all();
+    const uniques = db.prepare('SELECT name FROM pragma_index_list(\'provider_mappings\') WHERE "unique" = 1').all();
     db.close();
     expect(uniques).toHaveLength(2);
   });
@@ -188,7 +191,12 @@ describe.each(DIALECTS)('%s', (dialect) => {
         await settings.set('cache.redis.url', `redis://app:${password}@cache.internal:6379`, { secret: false });
         await settings.set('storage.s3.endpoint', 'https://s3.local?token=tok-5151', { secret: false });
         await settings.set('queue.redis.url', 'redis://cache.internal:6379', { secret: false });
-        expect(settings.list().map((e) => [e.key, e.secret]).sort()).toEqual([
+        expect(
+          settings
+            .list()
+            .map((e) => [e.key, e.secret])
+            .sort(),
+        ).toEqual([
           ['cache.redis.url', true],
           ['queue.redis.url', false],
           ['storage.s3.endpoint', true],
@@ -200,7 +208,9 @@ describe.each(DIALECTS)('%s', (dialect) => {
       expect(JSON.stringify(rows)).not.toContain('tok-5151');
 
       // A row written in clear (before this rule) is encrypted the next time the store loads.
-      await rawRows(dialect, dataDir, "UPDATE settings SET value = $1, secret = false WHERE key = 'cache.redis.url'", [`redis://app:${password}@old:6379`]);
+      await rawRows(dialect, dataDir, "UPDATE settings SET value = $1, secret = false WHERE key = 'cache.redis.url'", [
+        `redis://app:${password}@old:6379`,
+      ]);
       await withStore({ dataDir, secretKey: KEY_A, ...(await urlFor(dialect)) }, async ({ settings }) => {
         expect(settings.get('cache.redis.url')).toBe(`redis://app:${password}@old:6379`);
       });
@@ -221,7 +231,9 @@ describe.each(DIALECTS)('%s', (dialect) => {
 
     it('reopening with the same key reads secrets back', async () => {
       const dataDir = await freshDb(dialect);
-      await withStore({ dataDir, secretKey: KEY_A, ...(await urlFor(dialect)) }, ({ settings }) => settings.set('cache.redis.url', 'redis://:pw@host:6379', { secret: true }));
+      await withStore({ dataDir, secretKey: KEY_A, ...(await urlFor(dialect)) }, ({ settings }) =>
+        settings.set('cache.redis.url', 'redis://:pw@host:6379', { secret: true }),
+      );
       await withStore({ dataDir, secretKey: KEY_A, ...(await urlFor(dialect)) }, async ({ settings }) => {
         expect(settings.get('cache.redis.url')).toBe('redis://:pw@host:6379');
         expect(settings.list()[0]!.secret).toBe(true);
@@ -231,7 +243,9 @@ describe.each(DIALECTS)('%s', (dialect) => {
     it('reload() picks up writes made by another process', async () => {
       const dataDir = await freshDb(dialect);
       await withStore({ dataDir, secretKey: KEY_A, ...(await urlFor(dialect)) }, async (server) => {
-        await withStore({ dataDir, secretKey: KEY_A, ...(await urlFor(dialect)) }, (cli) => cli.settings.set('cache.provider', 'redis', { secret: false }));
+        await withStore({ dataDir, secretKey: KEY_A, ...(await urlFor(dialect)) }, (cli) =>
+          cli.settings.set('cache.provider', 'redis', { secret: false }),
+        );
         expect(server.settings.get('cache.provider')).toBeUndefined();
         await server.settings.reload();
         expect(server.settings.get('cache.provider')).toBe('redis');

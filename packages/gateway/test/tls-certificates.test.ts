@@ -20,7 +20,13 @@ let manager: CertificateManager;
 beforeAll(async () => {
   setup = await startAcmeSetup('tls');
   ({ store, kernel, http, roots } = setup);
-  manager = new CertificateManager({ store, tls: kernel.get('tls'), cache: kernel.get('cache'), logger: silentLogger(), now: () => clock ?? new Date() });
+  manager = new CertificateManager({
+    store,
+    tls: kernel.get('tls'),
+    cache: kernel.get('cache'),
+    logger: silentLogger(),
+    now: () => clock ?? new Date(),
+  });
 }, 60_000);
 
 afterAll(() => setup?.close());
@@ -58,11 +64,16 @@ describe('CertificateManager (Pebble validating through the gateway)', () => {
     expect(account.value).toMatch(/^v1:/);
     expect(await manager.certificates.accountKey()).toContain('PRIVATE KEY');
 
-    expect((await manager.certificates.all()).map((c) => [c.domainsKey, c.serialNumber])).toContainEqual([cert.domainsKey, cert.serialNumber]);
+    expect((await manager.certificates.all()).map((c) => [c.domainsKey, c.serialNumber])).toContainEqual([
+      cert.domainsKey,
+      cert.serialNumber,
+    ]);
   });
 
   it('serves the stored certificate over HTTPS, chosen by SNI', async () => {
-    const cert = (await manager.certificates.get('gw.apigate.test,www.gw.apigate.test')) ?? (await manager.obtain(['gw.apigate.test', 'www.gw.apigate.test']));
+    const cert =
+      (await manager.certificates.get('gw.apigate.test,www.gw.apigate.test')) ??
+      (await manager.obtain(['gw.apigate.test', 'www.gw.apigate.test']));
     const https = await startServer({
       app: createHttpApp({ kernel, store, logger: silentLogger() }),
       port: 0,
@@ -83,10 +94,13 @@ describe('CertificateManager (Pebble validating through the gateway)', () => {
 
       // The same app answers over HTTPS.
       const status = await new Promise<number>((resolve, reject) => {
-        httpsGet({ host: '127.0.0.1', port: https.port, servername: 'gw.apigate.test', path: '/.well-known/acme-challenge/none', ca: roots }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        }).once('error', reject);
+        httpsGet(
+          { host: '127.0.0.1', port: https.port, servername: 'gw.apigate.test', path: '/.well-known/acme-challenge/none', ca: roots },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        ).once('error', reject);
       });
       expect(status).toBe(404);
 
@@ -126,7 +140,10 @@ describe('CertificateManager (Pebble validating through the gateway)', () => {
   });
 
   it('parses APIGATE_TLS_DOMAINS into certificate name sets', () => {
-    expect(parseTlsDomains('a.example.com,www.a.example.com; b.example.com')).toEqual([['a.example.com', 'www.a.example.com'], ['b.example.com']]);
+    expect(parseTlsDomains('a.example.com,www.a.example.com; b.example.com')).toEqual([
+      ['a.example.com', 'www.a.example.com'],
+      ['b.example.com'],
+    ]);
     expect(parseTlsDomains(undefined)).toEqual([]);
   });
 });

@@ -23,7 +23,14 @@ beforeAll(async () => {
   ({ roots, dataDir, store, kernel } = setup);
   // Two managers, as two instances would have: one store, one cache (holding the order locks and the HTTP-01 answers).
   const manager = () =>
-    new CertificateManager({ store, tls: kernel.get('tls'), cache: kernel.get('cache'), logger: silentLogger(), now: () => clock ?? new Date(), orderPollMs: 100 });
+    new CertificateManager({
+      store,
+      tls: kernel.get('tls'),
+      cache: kernel.get('cache'),
+      logger: silentLogger(),
+      now: () => clock ?? new Date(),
+      orderPollMs: 100,
+    });
   a = manager();
   b = manager();
 }, 60_000);
@@ -32,7 +39,12 @@ afterAll(() => setup?.close());
 
 /** The serial an HTTPS server with `manager`'s SNI callback presents for `servername`. */
 async function servedSerial(manager: CertificateManager, servername: string): Promise<string> {
-  const https = await startServer({ app: createHttpApp({ kernel, store, logger: silentLogger() }), port: 0, host: '127.0.0.1', tls: { SNICallback: manager.sniCallback } });
+  const https = await startServer({
+    app: createHttpApp({ kernel, store, logger: silentLogger() }),
+    port: 0,
+    host: '127.0.0.1',
+    tls: { SNICallback: manager.sniCallback },
+  });
   try {
     return await new Promise<string>((resolve, reject) => {
       const s = connect({ host: '127.0.0.1', port: https.port, servername, ca: roots }, () => {
@@ -98,11 +110,21 @@ describe('two certificate managers on one store and one cache', () => {
 
   it('when the order of the instance holding the lock fails, the waiting one reports the set failed without ordering', async () => {
     // A cache of their own: the gateway's challenge route cannot answer from it, so Pebble's validation fails.
-    const own = await createKernel({ catalog: await discoverPlugins({ builtins: [memoryCache] }), env: { CACHE_PROVIDER: 'memory' }, settings: store.settings, dataDir, only: ['cache'] });
+    const own = await createKernel({
+      catalog: await discoverPlugins({ builtins: [memoryCache] }),
+      env: { CACHE_PROVIDER: 'memory' },
+      settings: store.settings,
+      dataDir,
+      only: ['cache'],
+    });
     try {
-      const manager = () => new CertificateManager({ store, tls: kernel.get('tls'), cache: own.get('cache'), logger: silentLogger(), orderPollMs: 100 });
+      const manager = () =>
+        new CertificateManager({ store, tls: kernel.get('tls'), cache: own.get('cache'), logger: silentLogger(), orderPollMs: 100 });
       const seen: string[][] = [[], []];
-      const [ra, rb] = await Promise.all([manager().ensure([['fails.apigate.test']], (l) => seen[0]!.push(l)), manager().ensure([['fails.apigate.test']], (l) => seen[1]!.push(l))]);
+      const [ra, rb] = await Promise.all([
+        manager().ensure([['fails.apigate.test']], (l) => seen[0]!.push(l)),
+        manager().ensure([['fails.apigate.test']], (l) => seen[1]!.push(l)),
+      ]);
       expect([ra.failed, rb.failed]).toEqual([['fails.apigate.test'], ['fails.apigate.test']]);
       expect([...ra.obtained, ...rb.obtained, ...ra.loaded, ...rb.loaded]).toEqual([]);
       // One of them ordered; the other only waited.

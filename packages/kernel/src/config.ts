@@ -56,10 +56,12 @@ export function parseFlag(value: string | undefined): boolean | undefined {
 export const fields = {
   /** A boolean written as true/false, 1/0, yes/no, on/off. */
   flag: (defaultValue: boolean) =>
-    z.preprocess(
-      (v) => (typeof v === 'string' ? (TRUE.has(v.trim().toLowerCase()) ? true : FALSE.has(v.trim().toLowerCase()) ? false : v) : v),
-      z.boolean({ error: 'expected true or false' }),
-    ).default(defaultValue),
+    z
+      .preprocess(
+        (v) => (typeof v === 'string' ? (TRUE.has(v.trim().toLowerCase()) ? true : FALSE.has(v.trim().toLowerCase()) ? false : v) : v),
+        z.boolean({ error: 'expected true or false' }),
+      )
+      .default(defaultValue),
   /** A whole number, written as a string or a number. */
   int: (opts: { min?: number; max?: number } = {}) => {
     let n = z.coerce.number({ error: 'expected a whole number' }).int('expected a whole number');
@@ -70,7 +72,13 @@ export const fields = {
   /** A comma-separated list. */
   list: () =>
     z.preprocess(
-      (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : v),
+      (v) =>
+        typeof v === 'string'
+          ? v
+              .split(',')
+              .map((s) => s.trim())
+              .filter(Boolean)
+          : v,
       z.array(z.string()),
     ),
 };
@@ -100,7 +108,14 @@ export function selectProviders(capability: CapabilityName, env: Env, settings: 
   if (MULTI_CAPABILITIES.includes(capability)) {
     const fromEnv = nonEmpty(env[envVar]);
     const listed = fromEnv ?? nonEmpty(settings.get(settingKey));
-    const names = new Set<string>(listed ? listed.split(',').map((s) => s.trim()).filter(Boolean) : []);
+    const names = new Set<string>(
+      listed
+        ? listed
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : [],
+    );
     for (const n of enabled.on) names.add(n);
     for (const n of enabled.off) names.delete(n);
     return { capability, names: [...names].sort(), source: names.size ? 'env' : 'default', origin: enabled.origin ?? envVar };

@@ -29,17 +29,16 @@ export interface ProviderSpec<C extends CapabilityName, S extends ConfigSchema> 
   create(config: z.infer<S>, ctx: ProviderContext): CapabilityMap[C] | Promise<CapabilityMap[C]>;
 }
 
-export type ProviderDefinition<C extends CapabilityName = CapabilityName, S extends ConfigSchema = ConfigSchema> =
-  Readonly<ProviderSpec<C, S>> & { readonly [PROVIDER_BRAND]: true; readonly kernelApi: number };
+export type ProviderDefinition<C extends CapabilityName = CapabilityName, S extends ConfigSchema = ConfigSchema> = Readonly<
+  ProviderSpec<C, S>
+> & { readonly [PROVIDER_BRAND]: true; readonly kernelApi: number };
 
 export type AnyProviderDefinition = ProviderDefinition<CapabilityName, ConfigSchema>;
 
 const NAME_RE = /^[a-z][a-z0-9-]*$/;
 
 /** Declares a provider. The package's default export must be the returned object. */
-export function defineProvider<C extends CapabilityName, S extends ConfigSchema>(
-  spec: ProviderSpec<C, S>,
-): ProviderDefinition<C, S> {
+export function defineProvider<C extends CapabilityName, S extends ConfigSchema>(spec: ProviderSpec<C, S>): ProviderDefinition<C, S> {
   if (!NAME_RE.test(spec.name)) {
     throw new TypeError(`defineProvider: name "${spec.name}" must match ${NAME_RE} (lower-case letters, digits, dashes)`);
   }

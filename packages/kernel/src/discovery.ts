@@ -31,7 +31,10 @@ export interface DiscoverOptions {
 }
 
 export function pluginPathsFromEnv(value: string | undefined): string[] {
-  return (value ?? '').split(path.delimiter).map((s) => s.trim()).filter(Boolean);
+  return (value ?? '')
+    .split(path.delimiter)
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 async function readJson(file: string): Promise<Record<string, any>> {
@@ -123,7 +126,13 @@ export class PluginCatalog {
     for (const [key, list] of this.entries) {
       if (list.length > 1) {
         const names = list.map((e) => `${e.pkg.packageName} (${e.pkg.dir || e.pkg.source})`);
-        out.push(new PluginError('duplicate', list[0]!.pkg.packageName, `${key} is provided by more than one package: ${names.join(' and ')}; uninstall one`));
+        out.push(
+          new PluginError(
+            'duplicate',
+            list[0]!.pkg.packageName,
+            `${key} is provided by more than one package: ${names.join(' and ')}; uninstall one`,
+          ),
+        );
       }
     }
     return out;
@@ -179,7 +188,11 @@ export async function discoverPlugins(opts: DiscoverOptions): Promise<PluginCata
       const dir = findPackageDir(name, opts.appDir);
       if (!dir) {
         catalog.problems.push(
-          new PluginError('not-installed', name, `${name} is a dependency of the app but is not installed; run your package manager's install`),
+          new PluginError(
+            'not-installed',
+            name,
+            `${name} is a dependency of the app but is not installed; run your package manager's install`,
+          ),
         );
         continue;
       }

@@ -37,13 +37,17 @@ export function assertEmailMessage(msg: EmailMessage, defaultFrom?: string): voi
       if (!emailAddressOf(v)) throw new InvalidInputError(`email ${field}: ${JSON.stringify(v)} is not an email address`);
     }
   }
-  if (typeof msg.subject !== 'string' || msg.subject.trim() === '') throw new InvalidInputError('email subject: a non-empty subject is required');
+  if (typeof msg.subject !== 'string' || msg.subject.trim() === '')
+    throw new InvalidInputError('email subject: a non-empty subject is required');
   for (const [name, value] of Object.entries(msg.headers ?? {})) {
     if (!HEADER_NAME_RE.test(name)) throw new InvalidInputError(`email header ${JSON.stringify(name)}: not a valid header name`);
-    if (typeof value !== 'string' || /[\r\n]/.test(value)) throw new InvalidInputError(`email header ${name}: expected a single-line string`);
+    if (typeof value !== 'string' || /[\r\n]/.test(value))
+      throw new InvalidInputError(`email header ${name}: expected a single-line string`);
   }
   for (const [i, a] of (msg.attachments ?? []).entries()) {
-    if (!a || typeof a.filename !== 'string' || a.filename.trim() === '') throw new InvalidInputError(`email attachment ${i}: a filename is required`);
-    if (!(a.content instanceof Uint8Array)) throw new InvalidInputError(`email attachment ${a.filename}: content must be bytes (Uint8Array)`);
+    if (!a || typeof a.filename !== 'string' || a.filename.trim() === '')
+      throw new InvalidInputError(`email attachment ${i}: a filename is required`);
+    if (!(a.content instanceof Uint8Array))
+      throw new InvalidInputError(`email attachment ${a.filename}: content must be bytes (Uint8Array)`);
   }
 }

@@ -105,7 +105,12 @@ function maskProperty(o: ErrorLike, key: 'message' | 'stack', secrets: readonly 
   const masked = redact(value, secrets);
   if (masked === value) return;
   try {
-    Object.defineProperty(o, key, { value: masked, writable: true, configurable: true, enumerable: Object.prototype.propertyIsEnumerable.call(o, key) });
+    Object.defineProperty(o, key, {
+      value: masked,
+      writable: true,
+      configurable: true,
+      enumerable: Object.prototype.propertyIsEnumerable.call(o, key),
+    });
   } catch {
     // not configurable: describeError and serializeError still mask it whenever it is shown
   }

@@ -46,7 +46,11 @@ export async function checkOne(target: HealthTarget, timeoutMs: number): Promise
     const h = await Promise.race([
       target.instance.check(controller.signal).then(
         (h) => measuredHealth(h, started, target.secrets),
-        (err: unknown): MeasuredHealth => ({ status: 'error', latencyMs: performance.now() - started, error: describeError(err, target.secrets) }),
+        (err: unknown): MeasuredHealth => ({
+          status: 'error',
+          latencyMs: performance.now() - started,
+          error: describeError(err, target.secrets),
+        }),
       ),
       timeout,
     ]);

@@ -67,9 +67,28 @@ export const CAPABILITY_OPERATIONS: { readonly [C in CapabilityName]: Readonly<O
     listInvoices: 'async',
   },
   email: { send: 'async', sendBulk: 'async' },
-  cache: { get: 'async', set: 'async', delete: 'async', has: 'async', increment: 'async', getMany: 'async', setMany: 'async', clear: 'async', stats: 'async' },
+  cache: {
+    get: 'async',
+    set: 'async',
+    delete: 'async',
+    has: 'async',
+    increment: 'async',
+    getMany: 'async',
+    setMany: 'async',
+    clear: 'async',
+    stats: 'async',
+  },
   storage: { put: 'async', get: 'async', head: 'async', delete: 'async', list: 'async', signedUrl: 'async' },
-  queue: { publish: 'async', publishMany: 'async', process: 'sync', failed: 'async', retryFailed: 'async', stats: 'async', jobStatus: 'async', purge: 'async' },
+  queue: {
+    publish: 'async',
+    publishMany: 'async',
+    process: 'sync',
+    failed: 'async',
+    retryFailed: 'async',
+    stats: 'async',
+    jobStatus: 'async',
+    purge: 'async',
+  },
   notification: { notify: 'async' },
   oauth: { authorizationUrl: 'async', exchange: 'async' },
   tls: { obtain: 'async', revoke: 'async' },
@@ -94,7 +113,11 @@ function isProviderError(err: unknown): err is ProviderError {
 }
 
 /** Turns anything a provider threw into a ProviderError; `instrument` masks it (message and cause chain). */
-export function toProviderError(err: unknown, meta: Pick<InstrumentMeta, 'capability' | 'provider'> & { secrets?: readonly string[] }, operation: string): ProviderError {
+export function toProviderError(
+  err: unknown,
+  meta: Pick<InstrumentMeta, 'capability' | 'provider'> & { secrets?: readonly string[] },
+  operation: string,
+): ProviderError {
   if (isProviderError(err)) return err;
   const e = err as { message?: unknown; code?: unknown } | undefined;
   const raw = typeof e?.message === 'string' && e.message ? e.message : String(err);
@@ -113,7 +136,14 @@ export function toProviderError(err: unknown, meta: Pick<InstrumentMeta, 'capabi
 
 /** The error every capability method rejects with once the provider is closed. */
 export function providerClosedError(meta: Pick<InstrumentMeta, 'capability' | 'provider'>, operation: string): ProviderError {
-  return new ProviderError({ capability: meta.capability, provider: meta.provider, operation, retryable: false, code: 'PROVIDER_CLOSED', message: 'the provider is closed' });
+  return new ProviderError({
+    capability: meta.capability,
+    provider: meta.provider,
+    operation,
+    retryable: false,
+    code: 'PROVIDER_CLOSED',
+    message: 'the provider is closed',
+  });
 }
 
 /** A health answer with `latencyMs` filled from `started` where the check left it out, and its texts masked. */
@@ -131,7 +161,9 @@ const RESULT_MASKS: Partial<Record<CapabilityName, Record<string, (result: unkno
   email: {
     sendBulk: (r, secrets) => {
       const bulk = r as BulkResult;
-      return bulk && Array.isArray(bulk.failed) ? { ...bulk, failed: bulk.failed.map((f) => ({ ...f, error: redact(f.error, secrets) })) } : r;
+      return bulk && Array.isArray(bulk.failed)
+        ? { ...bulk, failed: bulk.failed.map((f) => ({ ...f, error: redact(f.error, secrets) })) }
+        : r;
     },
   },
 };

@@ -4,7 +4,15 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { CAPABILITIES, type CapabilityName, type KernelEvent, type ProviderInstance } from './capabilities/common.js';
 import type { CapabilityMap, FeatureMap } from './capabilities/index.js';
-import { type Env, type FieldSource, resolveProviderConfig, type Selection, selectProviders, type SettingsReader, emptySettings } from './config.js';
+import {
+  type Env,
+  type FieldSource,
+  resolveProviderConfig,
+  type Selection,
+  selectProviders,
+  type SettingsReader,
+  emptySettings,
+} from './config.js';
 import type { AnyProviderDefinition } from './define-provider.js';
 import { describeError } from './error-chain.js';
 import type { PluginCatalog } from './discovery.js';
@@ -135,7 +143,11 @@ export class Kernel {
     private readonly drainTimeoutMs: number,
   ) {
     this.#selections = [...selections];
-    for (const capability of wanted) this.#fill(capability, built.filter((b) => b.active.capability === capability));
+    for (const capability of wanted)
+      this.#fill(
+        capability,
+        built.filter((b) => b.active.capability === capability),
+      );
   }
 
   /** The providers serving now, in capability order (a reconfigure may replace some). */
@@ -176,7 +188,13 @@ export class Kernel {
     const b = this.#slots.get(capability)?.[0];
     if (!b) return undefined;
     const a = b.active;
-    return { capability, name: a.name, features: (a.definition.features ?? {}) as Partial<FeatureMap[C]>, instance: a.instance as CapabilityMap[C], active: a };
+    return {
+      capability,
+      name: a.name,
+      features: (a.definition.features ?? {}) as Partial<FeatureMap[C]>,
+      instance: a.instance as CapabilityMap[C],
+      active: a,
+    };
   }
 
   health(only?: readonly CapabilityName[]): Promise<HealthReport> {
@@ -282,13 +300,18 @@ export class Kernel {
       } catch (err) {
         const message = describeConfigFailure(err);
         report.failed.push({ capability, message });
-        logger.warn({ capability }, `${capability}: the new settings are not applied, ${oldNames.join(', ') || 'no provider'} keeps serving: ${message}`);
+        logger.warn(
+          { capability },
+          `${capability}: the new settings are not applied, ${oldNames.join(', ') || 'no provider'} keeps serving: ${message}`,
+        );
         continue;
       }
       const newNames = selection.names;
       const sameNames = newNames.length === oldNames.length && newNames.every((n, i) => n === oldNames[i]);
       if (sameNames && plan.every((p, i) => p.configKey === old[i]!.configKey)) continue;
-      const what = sameNames ? `${capability}/${newNames.join(',')}` : `${capability}/${oldNames.join(',') || 'none'} -> ${capability}/${newNames.join(',') || 'none'}`;
+      const what = sameNames
+        ? `${capability}/${newNames.join(',')}`
+        : `${capability}/${oldNames.join(',') || 'none'} -> ${capability}/${newNames.join(',') || 'none'}`;
       const reason = !LIVE_CAPABILITIES.includes(capability)
         ? `${capability} settings apply at the next start`
         : !sameNames && !SWITCHABLE.includes(capability)
@@ -303,7 +326,10 @@ export class Kernel {
       }
       let fresh: Built[];
       try {
-        fresh = await buildProviders(plan.map((p) => p.def), this.ctx);
+        fresh = await buildProviders(
+          plan.map((p) => p.def),
+          this.ctx,
+        );
       } catch (err) {
         const message = describeConfigFailure(err);
         report.failed.push({ capability, message });
@@ -313,7 +339,10 @@ export class Kernel {
       this.#fill(capability, fresh);
       this.#selections = this.#selections.map((s) => (s.capability === capability ? selection : s));
       report.rebuilt.push(what);
-      logger.info({ capability, providers: newNames }, `${what} rebuilt with the new settings; the old one is closed once its calls finish`);
+      logger.info(
+        { capability, providers: newNames },
+        `${what} rebuilt with the new settings; the old one is closed once its calls finish`,
+      );
       for (const b of old) this.#retire(b);
     }
     return report;
@@ -333,7 +362,10 @@ export class Kernel {
         });
       }
       await closeAll([b.active]);
-      this.ctx.logger.info({ capability: b.active.capability, provider: b.active.name }, `${b.active.capability}/${b.active.name} closed: replaced after a settings change`);
+      this.ctx.logger.info(
+        { capability: b.active.capability, provider: b.active.name },
+        `${b.active.capability}/${b.active.name} closed: replaced after a settings change`,
+      );
     })();
     this.#retiring.add(p);
     void p.finally(() => this.#retiring.delete(p));
@@ -383,7 +415,13 @@ async function buildProviders(defs: readonly AnyProviderDefinition[], ctx: Build
       const child = ctx.logger.child({ capability: def.capability, provider: def.name });
       let raw: ProviderInstance;
       try {
-        raw = (await def.create(r.config as never, { capability: def.capability, provider: def.name, logger: child, dataDir, emit: ctx.emit })) as ProviderInstance;
+        raw = (await def.create(r.config as never, {
+          capability: def.capability,
+          provider: def.name,
+          logger: child,
+          dataDir,
+          emit: ctx.emit,
+        })) as ProviderInstance;
       } catch (cause) {
         throw new ApigateError(
           'PROVIDER_START_FAILED',
@@ -391,9 +429,23 @@ async function buildProviders(defs: readonly AnyProviderDefinition[], ctx: Build
           { cause },
         );
       }
-      const { proxy, metrics } = instrument(raw, { capability: def.capability, provider: def.name, secrets: r.secretValues, emit: ctx.emit });
+      const { proxy, metrics } = instrument(raw, {
+        capability: def.capability,
+        provider: def.name,
+        secrets: r.secretValues,
+        emit: ctx.emit,
+      });
       built.push({
-        active: { capability: def.capability, name: def.name, definition: def, instance: raw, proxy, sources: r.sources, metrics, secrets: r.secretValues },
+        active: {
+          capability: def.capability,
+          name: def.name,
+          definition: def,
+          instance: raw,
+          proxy,
+          sources: r.sources,
+          metrics,
+          secrets: r.secretValues,
+        },
         configKey: configKey(r.config),
         inflight: 0,
         wrapped: new Map(),

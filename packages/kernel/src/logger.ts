@@ -5,7 +5,18 @@ import { redact } from './secrets.js';
 export type { Logger } from 'pino';
 
 /** Keys whose values pino replaces with [Redacted] wherever they appear one or two levels deep. */
-const SECRET_KEYS = ['password', 'secret', 'apiKey', 'api_key', 'token', 'authorization', 'webhookSecret', 'clientSecret', 'secretKey', 'accessKey'];
+const SECRET_KEYS = [
+  'password',
+  'secret',
+  'apiKey',
+  'api_key',
+  'token',
+  'authorization',
+  'webhookSecret',
+  'clientSecret',
+  'secretKey',
+  'accessKey',
+];
 
 /** Strings in a log object (two levels deep), masked: registered secrets and URL credentials. */
 function maskObject(value: unknown, depth: number): unknown {

@@ -3,7 +3,8 @@ import { CAPABILITIES, type CapabilityName } from './capabilities/common.js';
 import { type AnyProviderDefinition, isProviderDefinition, KERNEL_API } from './define-provider.js';
 
 /** Package names discovery considers: `@apigate/provider-*`, `apigate-provider-*`, `@scope/apigate-provider-*`. */
-export const PROVIDER_PACKAGE_RE = /^(?:@apigate\/provider-[a-z0-9._-]+|apigate-provider-[a-z0-9._-]+|@[a-z0-9._-]+\/apigate-provider-[a-z0-9._-]+)$/;
+export const PROVIDER_PACKAGE_RE =
+  /^(?:@apigate\/provider-[a-z0-9._-]+|apigate-provider-[a-z0-9._-]+|@[a-z0-9._-]+\/apigate-provider-[a-z0-9._-]+)$/;
 
 export function isProviderPackageName(name: string): boolean {
   return PROVIDER_PACKAGE_RE.test(name);

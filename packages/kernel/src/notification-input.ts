@@ -13,7 +13,9 @@ export function assertNotification(n: Notification): void {
   if (!nonEmpty(n.event)) throw new InvalidInputError(`notification ${n.id} event: a non-empty event name is required`);
   if (!nonEmpty(n.title)) throw new InvalidInputError(`notification ${n.id} title: a non-empty title is required`);
   if (!NOTIFICATION_SEVERITIES.includes(n.severity)) {
-    throw new InvalidInputError(`notification ${n.id} severity: expected one of ${NOTIFICATION_SEVERITIES.join(', ')}, got ${JSON.stringify(n.severity)}`);
+    throw new InvalidInputError(
+      `notification ${n.id} severity: expected one of ${NOTIFICATION_SEVERITIES.join(', ')}, got ${JSON.stringify(n.severity)}`,
+    );
   }
   if (!(n.occurredAt instanceof Date) || Number.isNaN(n.occurredAt.getTime())) {
     throw new InvalidInputError(`notification ${n.id} occurredAt: expected a valid Date`);

@@ -31,7 +31,8 @@ export function assertPublishOptions(opts: unknown): asserts opts is PublishOpti
   if (o.priority !== undefined && !isWhole(o.priority, 1, MAX_QUEUE_PRIORITY)) {
     throw new InvalidInputError(`priority must be a whole number from 1 (highest) to ${MAX_QUEUE_PRIORITY}`);
   }
-  if (o.attempts !== undefined && !isWhole(o.attempts, 1, 1000)) throw new InvalidInputError('attempts must be a whole number from 1 to 1000');
+  if (o.attempts !== undefined && !isWhole(o.attempts, 1, 1000))
+    throw new InvalidInputError('attempts must be a whole number from 1 to 1000');
   if (o.backoff !== undefined) {
     const b = o.backoff as Record<string, unknown> | null;
     if (typeof b !== 'object' || b === null || (b.type !== 'fixed' && b.type !== 'exponential') || !isWhole(b.delayMs, 0)) {
@@ -67,7 +68,8 @@ export const queueGuards: Record<string, (args: unknown[]) => void> = {
     assertQueueName(a[0]);
     const o = a[1] as { limit?: unknown; cursor?: unknown } | undefined;
     if (o?.limit !== undefined && !isWhole(o.limit, 1, 1000)) throw new InvalidInputError('limit must be a whole number from 1 to 1000');
-    if (o?.cursor !== undefined && typeof o.cursor !== 'string') throw new InvalidInputError('cursor must be a string from a previous page');
+    if (o?.cursor !== undefined && typeof o.cursor !== 'string')
+      throw new InvalidInputError('cursor must be a string from a previous page');
   },
   retryFailed: (a) => assertQueueName(a[0]),
   stats: (a) => assertQueueName(a[0]),

@@ -1,14 +1,36 @@
 const RETRYABLE_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ENOTCONN',
-  'ESOCKET', 'ECONNECTION', 'ETIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED', 'ABORT_ERR',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'ENOTCONN',
+  'ESOCKET',
+  'ECONNECTION',
+  'ETIMEOUT',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'ABORT_ERR',
 ]);
 
 /** The HTTP status an SDK error carries, under the names common SDKs use. */
 export function statusOf(err: unknown): number | undefined {
   const e = err as Record<string, any> | null;
   if (!e || typeof e !== 'object') return undefined;
-  const candidates = [e.status, e.statusCode, e.responseCode, e.code, e.$metadata?.httpStatusCode, e.response?.status, e.response?.statusCode];
+  const candidates = [
+    e.status,
+    e.statusCode,
+    e.responseCode,
+    e.code,
+    e.$metadata?.httpStatusCode,
+    e.response?.status,
+    e.response?.statusCode,
+  ];
   return candidates.find((c): c is number => typeof c === 'number' && c >= 100 && c < 600);
 }
 

@@ -53,7 +53,9 @@ export function verifySignedWebhook(opts: VerifySignedWebhookOptions): void {
   if (!signatures) throw new WebhookSignatureError(`${SIG} header is missing`);
   const age = Math.round(now / 1000 - Number(timestamp));
   if (Math.abs(age) > toleranceSeconds) {
-    throw new WebhookSignatureError(`${TS} is ${age} s off the current time, outside the ${toleranceSeconds} s tolerance (replayed or clock skew)`);
+    throw new WebhookSignatureError(
+      `${TS} is ${age} s off the current time, outside the ${toleranceSeconds} s tolerance (replayed or clock skew)`,
+    );
   }
   const expected = Buffer.from(signWebhookPayload(secret, timestamp, rawBody));
   const matches = signatures.split(',').some((s) => {

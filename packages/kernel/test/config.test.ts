@@ -24,7 +24,11 @@ describe('provider selection', () => {
     expect(selectProviders('cache', {}, none)).toMatchObject({ names: ['memory'], source: 'default' });
     const s = settingsFromRecord({ 'cache.provider': 'redis' });
     expect(selectProviders('cache', {}, s)).toMatchObject({ names: ['redis'], source: 'setting', origin: 'setting cache.provider' });
-    expect(selectProviders('cache', { CACHE_PROVIDER: 'other' }, s)).toMatchObject({ names: ['other'], source: 'env', origin: 'CACHE_PROVIDER' });
+    expect(selectProviders('cache', { CACHE_PROVIDER: 'other' }, s)).toMatchObject({
+      names: ['other'],
+      source: 'env',
+      origin: 'CACHE_PROVIDER',
+    });
   });
 
   it('leaves oauth and tls disabled by default and enables them by flag', () => {

@@ -20,7 +20,11 @@ describe('discovery', () => {
     // npm installs the kernel peer beside plugins installed into a plugins folder.
     symlinkSync(realpathSync(path.join(app, 'node_modules/@apigate/kernel')), path.join(pnm, '@apigate/kernel'), 'dir');
     writePackage(pnm, { name: 'apigate-provider-extra', manifest: manifest('email', 'extra'), source: providerSource('email', 'extra') });
-    writePackage(pnm, { name: '@acme/apigate-provider-scoped', manifest: manifest('queue', 'scoped'), source: 'throw new Error("must not be imported")' });
+    writePackage(pnm, {
+      name: '@acme/apigate-provider-scoped',
+      manifest: manifest('queue', 'scoped'),
+      source: 'throw new Error("must not be imported")',
+    });
     writePackage(pnm, { name: 'not-a-provider', manifest: manifest('queue', 'nope') });
 
     const catalog = await discoverPlugins({ appDir: app, pluginPaths: [plugins] });
@@ -60,12 +64,20 @@ describe('discovery', () => {
     const catalog = await discoverPlugins({ appDir: app });
     const kinds = Object.fromEntries(catalog.problems.map((p) => [p.packageName, [p.kind, p.message]]));
     expect(kinds['@apigate/provider-missing']?.[0]).toBe('not-installed');
-    expect(kinds['@apigate/provider-norole']).toEqual(['bad-manifest', '@apigate/provider-norole: apigate.role: apigate.role must be "provider"']);
+    expect(kinds['@apigate/provider-norole']).toEqual([
+      'bad-manifest',
+      '@apigate/provider-norole: apigate.role: apigate.role must be "provider"',
+    ]);
     expect(kinds['@apigate/provider-badcap']?.[0]).toBe('bad-manifest');
     expect(kinds['@apigate/provider-badcap']?.[1]).toMatch(/capability must be one of payment, email, cache/);
-    expect(kinds['@apigate/provider-future']).toEqual(['incompatible-kernel-api', '@apigate/provider-future: apigate.kernelApi is 2, this kernel speaks 1']);
+    expect(kinds['@apigate/provider-future']).toEqual([
+      'incompatible-kernel-api',
+      '@apigate/provider-future: apigate.kernelApi is 2, this kernel speaks 1',
+    ]);
     expect(kinds['@apigate/provider-dup-a']?.[0]).toBe('duplicate');
-    expect(kinds['@apigate/provider-dup-a']?.[1]).toMatch(/cache\/dup is provided by more than one package: @apigate\/provider-dup-a .* and @apigate\/provider-dup-b/);
+    expect(kinds['@apigate/provider-dup-a']?.[1]).toMatch(
+      /cache\/dup is provided by more than one package: @apigate\/provider-dup-a .* and @apigate\/provider-dup-b/,
+    );
 
     const thrown = await catalog.load('cache', 'throws').catch((e: unknown) => e);
     expect(thrown).toBeInstanceOf(PluginError);
@@ -75,16 +87,30 @@ describe('discovery', () => {
 
     await expect(catalog.load('cache', 'noexport')).rejects.toMatchObject({ kind: 'bad-export' });
     await expect(catalog.load('cache', 'dup')).rejects.toMatchObject({ kind: 'duplicate' });
-    await expect(catalog.load('cache', 'nope')).rejects.toThrow('no installed cache provider named "nope" (installed: dup, noexport, throws)');
+    await expect(catalog.load('cache', 'nope')).rejects.toThrow(
+      'no installed cache provider named "nope" (installed: dup, noexport, throws)',
+    );
   });
 
   it('lets a plugin-path copy of a bundled provider package replace it instead of calling it a duplicate', async () => {
-    const app = makeApp(['@apigate/provider-good-cache'], [
-      { name: '@apigate/provider-good-cache', manifest: manifest('cache', 'good'), source: 'throw new Error("the bundled copy must not be imported")' },
-    ]);
+    const app = makeApp(
+      ['@apigate/provider-good-cache'],
+      [
+        {
+          name: '@apigate/provider-good-cache',
+          manifest: manifest('cache', 'good'),
+          source: 'throw new Error("the bundled copy must not be imported")',
+        },
+      ],
+    );
     const plugins = mkdtempSync(path.join(tmpdir(), 'apigate-plugins-'));
     const pnm = path.join(plugins, 'node_modules');
-    writePackage(pnm, { name: '@apigate/provider-good-cache', manifest: manifest('cache', 'good'), source: providerSource('cache', 'good'), extra: { version: '1.9.0' } });
+    writePackage(pnm, {
+      name: '@apigate/provider-good-cache',
+      manifest: manifest('cache', 'good'),
+      source: providerSource('cache', 'good'),
+      extra: { version: '1.9.0' },
+    });
 
     const catalog = await discoverPlugins({ appDir: app, pluginPaths: [plugins] });
     expect(catalog.problems).toEqual([]);
@@ -102,8 +128,16 @@ describe('discovery', () => {
   it('still refuses two different plugin-path packages that claim one provider name', async () => {
     const plugins = mkdtempSync(path.join(tmpdir(), 'apigate-plugins-'));
     const pnm = path.join(plugins, 'node_modules');
-    writePackage(pnm, { name: 'apigate-provider-jsonl-a', manifest: manifest('notification', 'jsonl'), source: providerSource('notification', 'jsonl') });
-    writePackage(pnm, { name: 'apigate-provider-jsonl-b', manifest: manifest('notification', 'jsonl'), source: providerSource('notification', 'jsonl') });
+    writePackage(pnm, {
+      name: 'apigate-provider-jsonl-a',
+      manifest: manifest('notification', 'jsonl'),
+      source: providerSource('notification', 'jsonl'),
+    });
+    writePackage(pnm, {
+      name: 'apigate-provider-jsonl-b',
+      manifest: manifest('notification', 'jsonl'),
+      source: providerSource('notification', 'jsonl'),
+    });
     const catalog = await discoverPlugins({ pluginPaths: [plugins] });
     expect(catalog.problems.map((p) => p.kind)).toEqual(['duplicate']);
     expect(catalog.problems[0]!.message).toMatch(

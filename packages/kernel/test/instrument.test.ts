@@ -26,7 +26,11 @@ function wrap<T extends object>(obj: T, capability: 'cache' | 'storage' = 'cache
 
 describe('instrument', () => {
   it('counts calls and passes results through', async () => {
-    const { proxy, metrics } = wrap({ async get(k: string) { return k.toUpperCase(); } });
+    const { proxy, metrics } = wrap({
+      async get(k: string) {
+        return k.toUpperCase();
+      },
+    });
     expect(await proxy.get('a')).toBe('A');
     expect(await proxy.get('b')).toBe('B');
     expect(metrics.get).toMatchObject({ calls: 2, errors: 0 });
@@ -35,10 +39,18 @@ describe('instrument', () => {
   it('raises failures as ProviderError with retryable classified, secrets masked, and a provider.error event', async () => {
     const refused = Object.assign(new Error('connect ECONNREFUSED with s3cr3t-value-1234'), { code: 'ECONNREFUSED' });
     const { proxy, events, metrics } = wrap({
-      async a() { throw refused; },
-      async b() { throw Object.assign(new Error('bad key'), { statusCode: 401 }); },
-      async c() { throw Object.assign(new Error('slow down'), { status: 429 }); },
-      d() { throw new Error('sync failure'); },
+      async a() {
+        throw refused;
+      },
+      async b() {
+        throw Object.assign(new Error('bad key'), { statusCode: 401 });
+      },
+      async c() {
+        throw Object.assign(new Error('slow down'), { status: 429 });
+      },
+      d() {
+        throw new Error('sync failure');
+      },
     });
     const a = await proxy.a().catch((e: unknown) => e);
     expect(a).toBeInstanceOf(ProviderError);
@@ -53,14 +65,28 @@ describe('instrument', () => {
   });
 
   it('passes caller errors through unwrapped and without an event', async () => {
-    const { proxy, events } = wrap({ async parse() { throw new WebhookSignatureError('bad signature'); } });
+    const { proxy, events } = wrap({
+      async parse() {
+        throw new WebhookSignatureError('bad signature');
+      },
+    });
     await expect(proxy.parse()).rejects.toBeInstanceOf(WebhookSignatureError);
     expect(events).toHaveLength(0);
   });
 
   it('rejects unsafe storage keys before the provider sees them', async () => {
     const seen: string[] = [];
-    const { proxy } = wrap({ async head(k: string) { seen.push(k); }, async list(o: { prefix?: string }) { seen.push(o.prefix ?? ''); } }, 'storage');
+    const { proxy } = wrap(
+      {
+        async head(k: string) {
+          seen.push(k);
+        },
+        async list(o: { prefix?: string }) {
+          seen.push(o.prefix ?? '');
+        },
+      },
+      'storage',
+    );
     for (const bad of ['../x', 'a/../../b', '/abs', 'a\u0000b', 'a\nb', '', 'a\\b', './a']) {
       await expect(proxy.head(bad)).rejects.toBeInstanceOf(InvalidInputError);
     }
@@ -83,10 +109,21 @@ describe('instrument: what every provider gets without writing it', () => {
   it('masks the secrets in the message and the whole cause chain of whatever the provider throws', async () => {
     const root = new Error(`socket said ${SECRET}`);
     const sdk = Object.assign(new Error(`request with key ${SECRET} failed`, { cause: root }), { status: 401 });
-    const own = new ProviderError({ capability: 'email', provider: 'p', operation: 'send', retryable: false, message: `rejected ${SECRET}`, cause: sdk });
+    const own = new ProviderError({
+      capability: 'email',
+      provider: 'p',
+      operation: 'send',
+      retryable: false,
+      message: `rejected ${SECRET}`,
+      cause: sdk,
+    });
     const { proxy, events } = wrapAs('email', {
-      async send() { throw sdk; },
-      async sendBulk() { throw own; },
+      async send() {
+        throw sdk;
+      },
+      async sendBulk() {
+        throw own;
+      },
     });
     for (const err of [await proxy.send().catch((e: unknown) => e), await proxy.sendBulk().catch((e: unknown) => e)]) {
       expect(err).toBeInstanceOf(ProviderError);
@@ -95,14 +132,18 @@ describe('instrument: what every provider gets without writing it', () => {
       expect(shown).not.toContain(SECRET);
       expect(shown).toContain(maskSecret(SECRET));
     }
-    expect((await proxy.send().catch((e: Error) => e.cause))).toBe(sdk); // masked in place: still the SDK's error
+    expect(await proxy.send().catch((e: Error) => e.cause)).toBe(sdk); // masked in place: still the SDK's error
     expect(sdk.message).toBe(`request with key ${maskSecret(SECRET)} failed`);
     expect(root.message).not.toContain(SECRET);
     expect(JSON.stringify(events)).not.toContain(SECRET);
   });
 
   it('masks caller errors too, and still passes them through as they are', async () => {
-    const { proxy } = wrapAs('cache', { async get() { throw new InvalidInputError(`bad key ${SECRET}`); } });
+    const { proxy } = wrapAs('cache', {
+      async get() {
+        throw new InvalidInputError(`bad key ${SECRET}`);
+      },
+    });
     const err = await proxy.get().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidInputError);
     expect((err as Error).message).toBe(`bad key ${maskSecret(SECRET)}`);
@@ -114,10 +155,18 @@ describe('instrument: what every provider gets without writing it', () => {
       const called: string[] = [];
       let closes = 0;
       const impl: Record<string, unknown> = {
-        async check() { return { status: 'connected' }; },
-        async close() { closes++; },
+        async check() {
+          return { status: 'connected' };
+        },
+        async close() {
+          closes++;
+        },
       };
-      for (const op of Object.keys(ops)) impl[op] = () => { called.push(op); return Promise.resolve(); };
+      for (const op of Object.keys(ops))
+        impl[op] = () => {
+          called.push(op);
+          return Promise.resolve();
+        };
       const { proxy, events } = wrapAs(capability, impl);
       const p = proxy as Record<string, (...a: unknown[]) => unknown> & { close(): Promise<void> };
       await p.close();
@@ -141,7 +190,13 @@ describe('instrument: what every provider gets without writing it', () => {
           err = await (r as Promise<unknown>).catch((e: unknown) => e);
         }
         expect(err, `${capability}.${op} after close`).toBeInstanceOf(ProviderError);
-        expect(err, `${capability}.${op} after close`).toMatchObject({ code: 'PROVIDER_CLOSED', capability, provider: 'p', operation: op, retryable: false });
+        expect(err, `${capability}.${op} after close`).toMatchObject({
+          code: 'PROVIDER_CLOSED',
+          capability,
+          provider: 'p',
+          operation: op,
+          retryable: false,
+        });
       }
       expect(called, `${capability}: methods the closed provider saw`).toEqual([]);
       expect(events.filter((e) => e.type === 'provider.error').length).toBe(Object.keys(ops).length);
@@ -169,7 +224,15 @@ describe('instrument: what every provider gets without writing it', () => {
     await proxy.close();
     expect(await proxy.check(AbortSignal.timeout(1000))).toMatchObject({ status: 'error', error: 'the provider is closed' });
     // The kernel's health aggregation measures a raw instance's check the same way.
-    const h = await checkOne({ capability: 'cache', provider: 'p', secrets: [SECRET], instance: { check: async () => ({ status: 'degraded' }), close: async () => {} } }, 1000);
+    const h = await checkOne(
+      {
+        capability: 'cache',
+        provider: 'p',
+        secrets: [SECRET],
+        instance: { check: async () => ({ status: 'degraded' }), close: async () => {} },
+      },
+      1000,
+    );
     expect(h.latencyMs).toBeGreaterThanOrEqual(0);
   });
 

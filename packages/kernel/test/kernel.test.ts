@@ -30,8 +30,19 @@ const cacheDef = defineProvider({
   secrets: ['token'],
   create: () => instance('cache') as unknown as CacheProvider,
 });
-const simple = (capability: 'payment' | 'email' | 'storage' | 'queue' | 'notification' | 'oauth' | 'tls', name: string, extra: Partial<Parameters<typeof defineProvider>[0]> = {}) =>
-  defineProvider({ capability, name, description: name, config: z.object({}), create: () => instance(`${capability}/${name}`) as never, ...extra } as never);
+const simple = (
+  capability: 'payment' | 'email' | 'storage' | 'queue' | 'notification' | 'oauth' | 'tls',
+  name: string,
+  extra: Partial<Parameters<typeof defineProvider>[0]> = {},
+) =>
+  defineProvider({
+    capability,
+    name,
+    description: name,
+    config: z.object({}),
+    create: () => instance(`${capability}/${name}`) as never,
+    ...extra,
+  } as never);
 
 const devSet = [
   cacheDef,
@@ -49,7 +60,13 @@ describe('createKernel', () => {
     const catalog = await discoverPlugins({ builtins: devSet });
     const kernel = await createKernel({ catalog, env: { OAUTH_GOOGLE_ENABLED: 'true' }, dataDir: '/tmp/apigate-kernel-test' });
     expect(kernel.active.map((a) => `${a.capability}/${a.name}`)).toEqual([
-      'payment/dummy', 'email/log', 'cache/memory', 'storage/memory', 'queue/memory', 'notification/log', 'oauth/google',
+      'payment/dummy',
+      'email/log',
+      'cache/memory',
+      'storage/memory',
+      'queue/memory',
+      'notification/log',
+      'oauth/google',
     ]);
     expect(kernel.get('cache')).toBe(kernel.tryGet('cache'));
     expect([...kernel.get('oauth').keys()]).toEqual(['google']);
@@ -117,10 +134,19 @@ describe('createKernel', () => {
         }) as never,
     });
     const catalog = await discoverPlugins({ builtins: [...devSet, hanging] });
-    const kernel = await createKernel({ catalog, env: { NOTIFICATION_PROVIDER: 'hang' }, dataDir: '/tmp/apigate-kernel-test', healthTimeoutMs: 100 });
+    const kernel = await createKernel({
+      catalog,
+      env: { NOTIFICATION_PROVIDER: 'hang' },
+      dataDir: '/tmp/apigate-kernel-test',
+      healthTimeoutMs: 100,
+    });
     const report = await kernel.health(['notification', 'cache']);
     expect(report.status).toBe('unhealthy');
-    expect(report.providers.notification).toMatchObject({ provider: 'hang', status: 'error', error: 'health check timed out after 100 ms' });
+    expect(report.providers.notification).toMatchObject({
+      provider: 'hang',
+      status: 'error',
+      error: 'health check timed out after 100 ms',
+    });
     expect(aborted).toBe(true);
     expect(Object.keys(report.providers)).toEqual(['notification', 'cache']);
     await kernel.close();
@@ -187,7 +213,12 @@ describe('kernel.reconfigure', () => {
     sent.length = 0;
     closed.length = 0;
     const s = mutableSettings({ 'email.log.from': 'a@example.com' });
-    const kernel = await createKernel({ catalog: await discoverPlugins({ builtins: set }), env: {}, settings: s.reader, dataDir: '/tmp/apigate-kernel-test' });
+    const kernel = await createKernel({
+      catalog: await discoverPlugins({ builtins: set }),
+      env: {},
+      settings: s.reader,
+      dataDir: '/tmp/apigate-kernel-test',
+    });
     const email = kernel.get('email'); // held, like the delivery workers hold it
     await email.send({ to: 'x@example.com', subject: 's', text: 't' } as never);
     expect(await kernel.reconfigure()).toEqual({ rebuilt: [], failed: [], restart: [] }); // nothing changed: nothing rebuilt
@@ -201,7 +232,11 @@ describe('kernel.reconfigure', () => {
     s.values.set('email.smtp.from', 'c@example.com');
     expect((await kernel.reconfigure()).rebuilt).toEqual(['email/log -> email/smtp']);
     await email.send({ to: 'z@example.com', subject: 's', text: 't' } as never);
-    expect(sent).toEqual(['log from a@example.com to x@example.com', 'log from b@example.com to y@example.com', 'smtp from c@example.com to z@example.com']);
+    expect(sent).toEqual([
+      'log from a@example.com to x@example.com',
+      'log from b@example.com to y@example.com',
+      'smtp from c@example.com to z@example.com',
+    ]);
     expect(kernel.selected('email')?.name).toBe('smtp');
     expect(kernel.selections.find((x) => x.capability === 'email')?.names).toEqual(['smtp']);
     expect(kernel.active.filter((a) => a.capability === 'email').map((a) => a.name)).toEqual(['smtp']);
@@ -214,7 +249,12 @@ describe('kernel.reconfigure', () => {
     sent.length = 0;
     closed.length = 0;
     const s = mutableSettings();
-    const kernel = await createKernel({ catalog: await discoverPlugins({ builtins: set }), env: {}, settings: s.reader, dataDir: '/tmp/apigate-kernel-test' });
+    const kernel = await createKernel({
+      catalog: await discoverPlugins({ builtins: set }),
+      env: {},
+      settings: s.reader,
+      dataDir: '/tmp/apigate-kernel-test',
+    });
     const slow = kernel.get('email').send({ to: 'slow@example.com', subject: 's', text: 't' } as never);
     s.values.set('email.log.from', 'new@example.com');
     await kernel.reconfigure();
@@ -231,18 +271,27 @@ describe('kernel.reconfigure', () => {
     sent.length = 0;
     closed.length = 0;
     const s = mutableSettings();
-    const kernel = await createKernel({ catalog: await discoverPlugins({ builtins: set }), env: { LOG_FROM: 'env@example.com' }, settings: s.reader, dataDir: '/tmp/apigate-kernel-test' });
+    const kernel = await createKernel({
+      catalog: await discoverPlugins({ builtins: set }),
+      env: { LOG_FROM: 'env@example.com' },
+      settings: s.reader,
+      dataDir: '/tmp/apigate-kernel-test',
+    });
     s.values.set('email.log.from', 'shadowed@example.com'); // the env var wins: nothing changes
     s.values.set('email.log.fail', 'yes');
     const failed = await kernel.reconfigure();
     expect(failed.rebuilt).toEqual([]);
-    expect(failed.failed).toEqual([{ capability: 'email', message: expect.stringContaining('email/log failed to start: cannot reach the log server') }]);
+    expect(failed.failed).toEqual([
+      { capability: 'email', message: expect.stringContaining('email/log failed to start: cannot reach the log server') },
+    ]);
     s.values.delete('email.log.fail');
     s.values.set('email.provider', 'nope');
     expect((await kernel.reconfigure()).failed).toEqual([{ capability: 'email', message: expect.stringContaining('nope') }]);
     s.values.delete('email.provider');
     s.values.set('cache.memory.size', 'big');
-    expect((await kernel.reconfigure()).failed).toEqual([{ capability: 'cache', message: expect.stringMatching(/^CACHE_SIZE \(setting cache\.memory\.size\)/) }]);
+    expect((await kernel.reconfigure()).failed).toEqual([
+      { capability: 'cache', message: expect.stringMatching(/^CACHE_SIZE \(setting cache\.memory\.size\)/) },
+    ]);
     s.values.delete('cache.memory.size');
     s.values.set('queue.provider', 'other');
     expect((await kernel.reconfigure()).restart).toEqual([{ capability: 'queue', reason: 'queue settings apply at the next start' }]);

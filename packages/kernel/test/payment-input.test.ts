@@ -21,7 +21,9 @@ const checkout = (over: Partial<CheckoutInput> = {}): CheckoutInput => ({
 
 describe('payment input', () => {
   it('accepts a price and a checkout the contract allows', () => {
-    expect(() => assertUpsertPriceInput(price({ amountCents: 0, currency: 'EUR', interval: 'year', existingPriceId: 'p_1' }), 'x')).not.toThrow();
+    expect(() =>
+      assertUpsertPriceInput(price({ amountCents: 0, currency: 'EUR', interval: 'year', existingPriceId: 'p_1' }), 'x'),
+    ).not.toThrow();
     expect(() => assertCheckoutInput(checkout({ trialDays: 0 }), 'x')).not.toThrow();
   });
 

@@ -1,9 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { isRedisUrl, isTransientRedisReply, parseRedisUrl, redisConnectionFields, redisReconnectDelay, redisSocketOptions, z } from '../src/index.js';
+import {
+  isRedisUrl,
+  isTransientRedisReply,
+  parseRedisUrl,
+  redisConnectionFields,
+  redisReconnectDelay,
+  redisSocketOptions,
+  z,
+} from '../src/index.js';
 
 describe('Redis helpers', () => {
   it('accepts redis:// and rediss:// URLs with an optional numeric db', () => {
-    for (const ok of ['redis://localhost:6379', 'rediss://u:p@cache.example:6380/2', 'redis://[::1]:6379/']) expect(isRedisUrl(ok), ok).toBe(true);
+    for (const ok of ['redis://localhost:6379', 'rediss://u:p@cache.example:6380/2', 'redis://[::1]:6379/'])
+      expect(isRedisUrl(ok), ok).toBe(true);
     for (const bad of ['http://localhost', 'redis://', 'redis://h/db', 'localhost:6379']) expect(isRedisUrl(bad), bad).toBe(false);
   });
 

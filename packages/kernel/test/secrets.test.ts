@@ -27,7 +27,9 @@ describe('URL credentials', () => {
   it('masks the password of user:password@ and known secret query parameters, and nothing else', () => {
     expect(maskUrlCredentials('redis://user:pa55word@cache.internal:6379/2')).toBe('redis://user:****@cache.internal:6379/2');
     expect(maskUrlCredentials('redis://:pa55word@cache.internal:6379')).toBe('redis://:****@cache.internal:6379');
-    expect(maskUrlCredentials('https://hooks.example.com/in?token=abc123&channel=ops')).toBe('https://hooks.example.com/in?token=****&channel=ops');
+    expect(maskUrlCredentials('https://hooks.example.com/in?token=abc123&channel=ops')).toBe(
+      'https://hooks.example.com/in?token=****&channel=ops',
+    );
     expect(maskUrlCredentials('https://s3.local/b/k?X-Amz-Signature=f00d&X-Amz-Credential=AKIA%2F1&a=1')).toBe(
       'https://s3.local/b/k?X-Amz-Signature=****&X-Amz-Credential=****&a=1',
     );
@@ -69,9 +71,18 @@ describe('URL credentials', () => {
       },
     });
     const pw = `pw-${token()}`;
-    const r = resolveProviderConfig(def, { URLISH_URL: `redis://app:${pw}@cache:6379` }, settingsFromRecord({ 'cache.urlish.endpoint': 'https://s3.local?token=t0ken' }));
+    const r = resolveProviderConfig(
+      def,
+      { URLISH_URL: `redis://app:${pw}@cache:6379` },
+      settingsFromRecord({ 'cache.urlish.endpoint': 'https://s3.local?token=t0ken' }),
+    );
     expect(r.secretValues).toEqual(expect.arrayContaining([pw, 't0ken']));
-    expect([isUrlField(def, 'url'), isUrlField(def, 'endpoint'), isUrlField(def, 'hook'), isUrlField(def, 'name')]).toEqual([true, true, true, false]);
+    expect([isUrlField(def, 'url'), isUrlField(def, 'endpoint'), isUrlField(def, 'hook'), isUrlField(def, 'name')]).toEqual([
+      true,
+      true,
+      true,
+      false,
+    ]);
     expect(knownSettingKeys([def]).get('cache.urlish.endpoint')).toMatchObject({ secret: false, url: true });
   });
 });
@@ -105,7 +116,11 @@ describe('error chains', () => {
 
     // Through instrument, as a provider failure: the ProviderError's own text and its whole chain.
     const { proxy } = instrument(
-      { async notify() { throw leakyError(url); } },
+      {
+        async notify() {
+          throw leakyError(url);
+        },
+      },
       { capability: 'notification', provider: 'leaky', secrets: [], emit: () => undefined },
     );
     const pe = await proxy.notify().catch((e: unknown) => e);

@@ -23,7 +23,9 @@ describe('signed webhooks', () => {
   it('accepts a good delivery, with any header case, and one of several signatures (rotation)', () => {
     expect(() => verifySignedWebhook({ rawBody: body, headers: headers(), secret, now })).not.toThrow();
     const rotated = headers({ [WEBHOOK_HEADERS.signature]: `v1=deadbeef, ${signWebhookPayload(secret, ts, body)}` });
-    expect(() => verifySignedWebhook({ rawBody: body, headers: new Headers(rotated as Record<string, string>), secret, now })).not.toThrow();
+    expect(() =>
+      verifySignedWebhook({ rawBody: body, headers: new Headers(rotated as Record<string, string>), secret, now }),
+    ).not.toThrow();
   });
 
   it('refuses a changed body, a wrong secret, a missing header and a stale timestamp', () => {

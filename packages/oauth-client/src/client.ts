@@ -164,11 +164,18 @@ export class OAuthClient implements OAuthProvider {
     const params = callbackUrl.searchParams;
     const state = params.get('state');
     if (state === null) {
-      throw this.fail({ message: 'the callback has no state parameter', code: OAUTH_ERROR_CODES.stateMismatch, retryable: false }, 'exchange');
+      throw this.fail(
+        { message: 'the callback has no state parameter', code: OAUTH_ERROR_CODES.stateMismatch, retryable: false },
+        'exchange',
+      );
     }
     if (state !== expectedState) {
       throw this.fail(
-        { message: "the callback's state does not match this login (stale or forged callback)", code: OAUTH_ERROR_CODES.stateMismatch, retryable: false },
+        {
+          message: "the callback's state does not match this login (stale or forged callback)",
+          code: OAUTH_ERROR_CODES.stateMismatch,
+          retryable: false,
+        },
         'exchange',
       );
     }
@@ -184,11 +191,20 @@ export class OAuthClient implements OAuthProvider {
       );
     }
     if (!params.get('code')) {
-      throw this.fail({ message: 'the callback has neither a code nor an error', code: OAUTH_ERROR_CODES.invalidCallback, retryable: false }, 'exchange');
+      throw this.fail(
+        { message: 'the callback has neither a code nor an error', code: OAUTH_ERROR_CODES.invalidCallback, retryable: false },
+        'exchange',
+      );
     }
   }
 
-  async exchange(i: { callbackUrl: URL; redirectUri: string; expectedState: string; codeVerifier: string; expectedNonce: string }): Promise<OAuthProfile> {
+  async exchange(i: {
+    callbackUrl: URL;
+    redirectUri: string;
+    expectedState: string;
+    codeVerifier: string;
+    expectedNonce: string;
+  }): Promise<OAuthProfile> {
     if (!(i.callbackUrl instanceof URL)) throw new InvalidInputError('callbackUrl must be a URL');
     const redirect = assertRedirectUri(i.redirectUri);
     assertToken(i.expectedState, 'expectedState');

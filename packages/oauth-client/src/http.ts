@@ -45,7 +45,8 @@ export async function getJson(url: string, o: GetJsonOptions): Promise<unknown> 
     };
     throw failureError(failure);
   }
-  if (body === undefined) throw failureError({ message: `${o.where} answered with a body that is not JSON`, status: res.status, retryable: false });
+  if (body === undefined)
+    throw failureError({ message: `${o.where} answered with a body that is not JSON`, status: res.status, retryable: false });
   return body;
 }
 

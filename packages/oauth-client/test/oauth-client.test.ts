@@ -8,8 +8,21 @@ import { discoveryUrl, endpointUrl, explain, getJson, joinUrl, profileFromClaims
 describe('profileFromClaims', () => {
   it('maps the standard claims', () => {
     expect(
-      profileFromClaims('oidc', { sub: 'u1', email: 'a@example.com', email_verified: true, name: ' Ann ', picture: 'https://img.example.com/a.png' }),
-    ).toEqual({ provider: 'oidc', subject: 'u1', email: 'a@example.com', emailVerified: true, name: 'Ann', avatarUrl: 'https://img.example.com/a.png' });
+      profileFromClaims('oidc', {
+        sub: 'u1',
+        email: 'a@example.com',
+        email_verified: true,
+        name: ' Ann ',
+        picture: 'https://img.example.com/a.png',
+      }),
+    ).toEqual({
+      provider: 'oidc',
+      subject: 'u1',
+      email: 'a@example.com',
+      emailVerified: true,
+      name: 'Ann',
+      avatarUrl: 'https://img.example.com/a.png',
+    });
   });
 
   it('accepts "true" as verified, nothing else; no email is never verified', () => {
@@ -70,11 +83,20 @@ describe('errors', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const opts = { signal: AbortSignal.timeout(5000), where: 'api', timeoutMs: 5000, retryableAnswer: (r: Response) => r.headers.get('x-ratelimit-remaining') === '0' };
+    const opts = {
+      signal: AbortSignal.timeout(5000),
+      where: 'api',
+      timeoutMs: 5000,
+      retryableAnswer: (r: Response) => r.headers.get('x-ratelimit-remaining') === '0',
+    };
     try {
       const failureOf = (path: string) => getJson(`${base}${path}`, opts).catch((e: { failure: unknown }) => e.failure);
       await expect(failureOf('/user')).resolves.toEqual({ message: 'api answered HTTP 401 (Bad credentials)', status: 401 });
-      await expect(failureOf('/limited')).resolves.toEqual({ message: 'api answered HTTP 403 (API rate limit exceeded)', status: 403, retryable: true });
+      await expect(failureOf('/limited')).resolves.toEqual({
+        message: 'api answered HTTP 403 (API rate limit exceeded)',
+        status: 403,
+        retryable: true,
+      });
     } finally {
       server.close();
     }

@@ -26,25 +26,32 @@ export function runVitestChild(opts: { cwd: string; config: string; files?: stri
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VITEST')));
   const args = ['run', '--config', opts.config, '--reporter=json', '--outputFile', report, ...(opts.files ?? [])];
   return new Promise<ChildRun>((resolve, reject) => {
-    execFile(path.join(opts.cwd, 'node_modules/.bin/vitest'), args, { cwd: opts.cwd, env, maxBuffer: 64 * 1024 * 1024 }, (err, _stdout, stderr) => {
-      try {
-        let parsed: JsonReport;
+    execFile(
+      path.join(opts.cwd, 'node_modules/.bin/vitest'),
+      args,
+      { cwd: opts.cwd, env, maxBuffer: 64 * 1024 * 1024 },
+      (err, _stdout, stderr) => {
         try {
-          parsed = JSON.parse(readFileSync(report, 'utf8')) as JsonReport;
-        } catch {
-          reject(new Error(`the child vitest wrote no report for ${opts.files?.join(' ') ?? opts.config}: ${err?.message ?? ''}\n${stderr}`));
-          return;
+          let parsed: JsonReport;
+          try {
+            parsed = JSON.parse(readFileSync(report, 'utf8')) as JsonReport;
+          } catch {
+            reject(
+              new Error(`the child vitest wrote no report for ${opts.files?.join(' ') ?? opts.config}: ${err?.message ?? ''}\n${stderr}`),
+            );
+            return;
+          }
+          const suites: ChildRun['suites'] = new Map();
+          for (const a of parsed.testResults.flatMap((r) => r.assertionResults)) {
+            const suite = a.ancestorTitles[0] ?? '';
+            if (!suites.has(suite)) suites.set(suite, { passed: [], failed: [] });
+            suites.get(suite)![a.status === 'passed' ? 'passed' : 'failed'].push(a.title);
+          }
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, suites });
+        } finally {
+          rmSync(out, { recursive: true, force: true });
         }
-        const suites: ChildRun['suites'] = new Map();
-        for (const a of parsed.testResults.flatMap((r) => r.assertionResults)) {
-          const suite = a.ancestorTitles[0] ?? '';
-          if (!suites.has(suite)) suites.set(suite, { passed: [], failed: [] });
-          suites.get(suite)![a.status === 'passed' ? 'passed' : 'failed'].push(a.title);
-        }
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, suites });
-      } finally {
-        rmSync(out, { recursive: true, force: true });
-      }
-    });
+      },
+    );
   });
 }

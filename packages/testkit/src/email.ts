@@ -240,7 +240,10 @@ export function describeEmailProvider(first: DefinitionOf<'email'> | EmailSuiteO
       });
 
       it('sends a unicode subject intact', async () => {
-        const msg = { ...base('unicode'), subject: `Grüße aus Köln, 你好, ✓ — a subject long enough to be folded by MIME encoders ${token()}` };
+        const msg = {
+          ...base('unicode'),
+          subject: `Grüße aus Köln, 你好, ✓ — a subject long enough to be folded by MIME encoders ${token()}`,
+        };
         const got = await sendAndReceive(msg);
         if (got) expect(got.subject).toBe(msg.subject);
       });

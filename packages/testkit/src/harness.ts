@@ -62,14 +62,24 @@ export async function createForTest<C extends CapabilityName>(
   const secrets = resolved.secretValues;
   let raw: unknown;
   try {
-    raw = await def.create(resolved.config as never, { capability: def.capability, provider: def.name, logger: silentLogger(), dataDir, emit });
+    raw = await def.create(resolved.config as never, {
+      capability: def.capability,
+      provider: def.name,
+      logger: silentLogger(),
+      dataDir,
+      emit,
+    });
   } catch (cause) {
     // Typed kernel errors (a ConfigError naming the env var) stay as they are, for tests to assert
     // their fields; the kernel prints the same message after "<capability>/<name> failed to start: ".
     if (cause instanceof ApigateError) throw cause;
-    throw new ApigateError('PROVIDER_START_FAILED', `${def.capability}/${def.name} failed to start: ${redact((cause as Error)?.message ?? String(cause), secrets)}`, {
-      cause,
-    });
+    throw new ApigateError(
+      'PROVIDER_START_FAILED',
+      `${def.capability}/${def.name} failed to start: ${redact((cause as Error)?.message ?? String(cause), secrets)}`,
+      {
+        cause,
+      },
+    );
   }
   const { proxy } = instrument(raw as object, { capability: def.capability, provider: def.name, secrets, emit });
   return { provider: proxy as CapabilityMap[C], events, dataDir, secrets };

@@ -67,7 +67,7 @@ export function sampleNotification(over: Partial<Notification> = {}): Notificati
   };
 }
 
-const serialise = (item: unknown): string => (typeof item === 'string' ? item : JSON.stringify(item) ?? '');
+const serialise = (item: unknown): string => (typeof item === 'string' ? item : (JSON.stringify(item) ?? ''));
 
 /**
  * Conformance suite for notification providers: what `notify` accepts and rejects and, given
@@ -77,7 +77,10 @@ const serialise = (item: unknown): string => (typeof item === 'string' ? item : 
 export function describeNotificationProvider(definition: DefinitionOf<'notification'>, setup?: NotificationSuiteSetup): void;
 /** @deprecated The 1.0 form: pass the definition and its config instead, `describeNotificationProvider(definition, { config })`. */
 export function describeNotificationProvider(opts: NotificationSuiteOptions): void;
-export function describeNotificationProvider(first: DefinitionOf<'notification'> | NotificationSuiteOptions, setup?: NotificationSuiteSetup): void {
+export function describeNotificationProvider(
+  first: DefinitionOf<'notification'> | NotificationSuiteOptions,
+  setup?: NotificationSuiteSetup,
+): void {
   const suite = resolveSuite('notification', 'notification provider conformance', first, setup, (make, s) => ({
     receiver: s.receiver && { create: (url) => make(s.receiver!.config(url)), timeoutMs: s.receiver.timeoutMs },
   }));
@@ -86,8 +89,7 @@ export function describeNotificationProvider(first: DefinitionOf<'notification'>
     const provider = instancePerTest('notification', opts.create);
 
     const received = opts.received;
-    const itemsWith = async (id: string): Promise<string[]> =>
-      (await received!(provider())).map(serialise).filter((s) => s.includes(id));
+    const itemsWith = async (id: string): Promise<string[]> => (await received!(provider())).map(serialise).filter((s) => s.includes(id));
     /** Waits for the notification to arrive and checks it arrived once, carrying its title. */
     const arrivedOnce = async (n: Notification): Promise<string> => {
       const hits = await vi.waitFor(
@@ -159,7 +161,10 @@ export function describeNotificationProvider(first: DefinitionOf<'notification'>
             await arrivedOnce(after);
             const items = (await received(provider())).map(serialise);
             for (const mark of [n.id, n.title].filter(Boolean)) {
-              expect(items.filter((s) => s.includes(mark)), `deliveries of the rejected "${mark}"`).toEqual([]);
+              expect(
+                items.filter((s) => s.includes(mark)),
+                `deliveries of the rejected "${mark}"`,
+              ).toEqual([]);
             }
           }
         });
@@ -200,7 +205,11 @@ function receiverFailureTests(opts: NotificationReceiverOptions): void {
       const p = await make();
       const n = sampleNotification();
       await p.notify(n);
-      expect(receiver().posts().filter((r) => r.body.includes(n.id))).toHaveLength(1);
+      expect(
+        receiver()
+          .posts()
+          .filter((r) => r.body.includes(n.id)),
+      ).toHaveLength(1);
     });
 
     for (const [status, headers] of [
@@ -244,7 +253,10 @@ function receiverFailureTests(opts: NotificationReceiverOptions): void {
       const done = p.notify(sampleNotification()).finally(() => {
         settled = true;
       });
-      await vi.waitFor(() => expect(receiver().pending(), 'the receiver got the whole POST').toBe(1), { timeout: ARRIVAL_TIMEOUT_MS, interval: 20 });
+      await vi.waitFor(() => expect(receiver().pending(), 'the receiver got the whole POST').toBe(1), {
+        timeout: ARRIVAL_TIMEOUT_MS,
+        interval: 20,
+      });
       await new Promise((r) => setTimeout(r, 300));
       expect(settled, 'notify settled before the receiver answered').toBe(false);
       receiver().release();

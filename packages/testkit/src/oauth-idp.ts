@@ -122,7 +122,9 @@ export async function browserLogin(authUrl: URL, o: BrowserLoginOptions): Promis
     }
     const form = res.ok ? firstForm(text) : undefined;
     if (!form) {
-      throw new Error(`login stopped at ${method} ${url.href}: HTTP ${res.status} without a redirect or a form (${trail.join(' -> ')}): ${text.slice(0, 300)}`);
+      throw new Error(
+        `login stopped at ${method} ${url.href}: HTTP ${res.status} without a redirect or a form (${trail.join(' -> ')}): ${text.slice(0, 300)}`,
+      );
     }
     for (const [k, v] of Object.entries(o.fill ?? {})) if (form.fields.has(k)) form.fields.set(k, v);
     const next = new URL(form.action || url.href, url);
@@ -180,7 +182,11 @@ export async function startOidcProvider(o: OidcServerOptions): Promise<OidcServe
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const client = { clientId: 'apigate-test', clientSecret: `test-secret-${randomBytes(12).toString('hex')}`, redirectUri: OAUTH_TEST_REDIRECT_URI };
+  const client = {
+    clientId: 'apigate-test',
+    clientSecret: `test-secret-${randomBytes(12).toString('hex')}`,
+    redirectUri: OAUTH_TEST_REDIRECT_URI,
+  };
   const clients = o.clients ?? [
     {
       client_id: client.clientId,

@@ -205,7 +205,10 @@ export function describeOAuthProvider(first: DefinitionOf<'oauth'> | OAuthSuiteO
       if (opts.protocol === 'oidc') {
         it('rejects an ID token bound to another nonce, without retry', async () => {
           const l = await login();
-          const err = await expectFinalRejection(provider().exchange(l.input({ expectedNonce: random(16) })), 'an ID token for another nonce');
+          const err = await expectFinalRejection(
+            provider().exchange(l.input({ expectedNonce: random(16) })),
+            'an ID token for another nonce',
+          );
           expect(err.message).toMatch(/nonce/i);
         });
       }

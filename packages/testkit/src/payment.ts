@@ -221,7 +221,12 @@ export function describePaymentProvider(first: DefinitionOf<'payment'> | Payment
 
       it('updates a price through existingPriceId, and the result can be sold', async () => {
         const first = await price();
-        const updated = await provider().upsertPrice({ ...first.input, name: 'Conformance Pro (renamed)', amountCents: 2900, existingPriceId: first.priceId });
+        const updated = await provider().upsertPrice({
+          ...first.input,
+          name: 'Conformance Pro (renamed)',
+          amountCents: 2900,
+          existingPriceId: first.priceId,
+        });
         expect(updated.priceId.trim()).not.toBe('');
         const { userId, customerId } = await customer();
         const session = await provider().createCheckout(checkoutInput(customerId, updated.priceId, userId, first.input.planId));
@@ -276,14 +281,15 @@ export function describePaymentProvider(first: DefinitionOf<'payment'> | Payment
         expect(got.currentPeriodEnd!.getTime()).toBeGreaterThan(Date.now());
       });
 
-      if (checkoutTrials) it('a checkout with trial days is trialing until the trial ends', async () => {
-        const s = await subscribe({ trialDays: 7 });
-        const got = await provider().getSubscription(s.subscriptionId);
-        expect(got.status).toBe('trialing');
-        const end = got.currentPeriodEnd!.getTime();
-        expect(end).toBeGreaterThan(Date.now() + 6 * DAY_MS);
-        expect(end).toBeLessThan(Date.now() + 8 * DAY_MS);
-      });
+      if (checkoutTrials)
+        it('a checkout with trial days is trialing until the trial ends', async () => {
+          const s = await subscribe({ trialDays: 7 });
+          const got = await provider().getSubscription(s.subscriptionId);
+          expect(got.status).toBe('trialing');
+          const end = got.currentPeriodEnd!.getTime();
+          expect(end).toBeGreaterThan(Date.now() + 6 * DAY_MS);
+          expect(end).toBeLessThan(Date.now() + 8 * DAY_MS);
+        });
 
       it('lists subscriptions by customer', async () => {
         const s = await subscribe();
@@ -314,20 +320,22 @@ export function describePaymentProvider(first: DefinitionOf<'payment'> | Payment
         expect((await provider().getSubscription(s.subscriptionId)).status).toBe('canceled');
       });
 
-      if (!immediateCancel) it('refuses an immediate cancel it cannot do, without retry, and leaves the subscription alone', async () => {
-        const s = await subscribe();
-        await expectFinalRejection(
-          () => provider().cancelSubscription({ subscriptionId: s.subscriptionId, atPeriodEnd: false }),
-          'an immediate cancel on a provider without one',
-        );
-        expect(await provider().getSubscription(s.subscriptionId)).toMatchObject({ status: 'active', cancelAtPeriodEnd: false });
-      });
+      if (!immediateCancel)
+        it('refuses an immediate cancel it cannot do, without retry, and leaves the subscription alone', async () => {
+          const s = await subscribe();
+          await expectFinalRejection(
+            () => provider().cancelSubscription({ subscriptionId: s.subscriptionId, atPeriodEnd: false }),
+            'an immediate cancel on a provider without one',
+          );
+          expect(await provider().getSubscription(s.subscriptionId)).toMatchObject({ status: 'active', cancelAtPeriodEnd: false });
+        });
 
-      if (immediateCancel) it('cancels immediately', async () => {
-        const s = await subscribe();
-        const now = await provider().cancelSubscription({ subscriptionId: s.subscriptionId, atPeriodEnd: false });
-        expectSubscription(now, { subscriptionId: s.subscriptionId, customerId: s.customerId, status: 'canceled' });
-      });
+      if (immediateCancel)
+        it('cancels immediately', async () => {
+          const s = await subscribe();
+          const now = await provider().cancelSubscription({ subscriptionId: s.subscriptionId, atPeriodEnd: false });
+          expectSubscription(now, { subscriptionId: s.subscriptionId, customerId: s.customerId, status: 'canceled' });
+        });
 
       it('refuses an unknown subscription, without retry', async () => {
         await expectFinalRejection(() => provider().getSubscription(`sub_unknown_${token()}`), 'an unknown subscription id');
@@ -339,7 +347,13 @@ export function describePaymentProvider(first: DefinitionOf<'payment'> | Payment
         it('reports usage once per idempotency key', async () => {
           const s = await subscribe({ metered: true });
           const report = (quantity: number, idempotencyKey: string) =>
-            provider().reportUsage({ customerId: s.customerId, subscriptionId: s.subscriptionId, quantity, timestamp: new Date(), idempotencyKey });
+            provider().reportUsage({
+              customerId: s.customerId,
+              subscriptionId: s.subscriptionId,
+              quantity,
+              timestamp: new Date(),
+              idempotencyKey,
+            });
           const key = `usage_${token()}`;
           await expect(report(120, key)).resolves.toBeUndefined();
           await expect(report(120, key)).resolves.toBeUndefined();
@@ -387,11 +401,13 @@ export function describePaymentProvider(first: DefinitionOf<'payment'> | Payment
           if (first!.periodEnd !== undefined) {
             expect(first!.periodStart!.getTime()).toBeLessThan(first!.periodEnd.getTime());
             // The first invoice bills the first period: it ends when the subscription's period does (within a day of clock rounding).
-            if (sub.currentPeriodEnd) expect(Math.abs(first!.periodEnd.getTime() - sub.currentPeriodEnd.getTime())).toBeLessThanOrEqual(DAY_MS);
+            if (sub.currentPeriodEnd)
+              expect(Math.abs(first!.periodEnd.getTime() - sub.currentPeriodEnd.getTime())).toBeLessThanOrEqual(DAY_MS);
           }
           if (first!.url !== undefined) expectHttpUrl(first!.url, 'invoice url');
           // Sorted newest first.
-          for (let n = 1; n < invoices.length; n++) expect(invoices[n - 1]!.createdAt.getTime()).toBeGreaterThanOrEqual(invoices[n]!.createdAt.getTime());
+          for (let n = 1; n < invoices.length; n++)
+            expect(invoices[n - 1]!.createdAt.getTime()).toBeGreaterThanOrEqual(invoices[n]!.createdAt.getTime());
         });
 
         it("lists only the customer's own invoices, and none for a customer without any", async () => {
@@ -430,7 +446,13 @@ export function describePaymentProvider(first: DefinitionOf<'payment'> | Payment
       });
 
       const sign = async (event: WebhookEventSpec, o: Partial<Omit<SignWebhookOptions, 'provider'>> = {}) => {
-        const signed = await opts.signWebhook(event, { provider: provider(), wrongSecret: false, signedAt: new Date(), otherMode: false, ...o });
+        const signed = await opts.signWebhook(event, {
+          provider: provider(),
+          wrongSecret: false,
+          signedAt: new Date(),
+          otherMode: false,
+          ...o,
+        });
         return {
           rawBody: typeof signed.rawBody === 'string' ? utf8.encode(signed.rawBody) : signed.rawBody,
           headers: Object.fromEntries(Object.entries(signed.headers).map(([k, v]) => [k.toLowerCase(), v])),
@@ -468,7 +490,11 @@ export function describePaymentProvider(first: DefinitionOf<'payment'> | Payment
         expect(event.raw).toBeDefined();
         if (event.sequence !== undefined) expect(['number', 'string']).toContain(typeof event.sequence);
         const whole = await provider().parseWebhook(signed);
-        expect({ id: whole.id, type: whole.type, subscriptionId: whole.subscriptionId }).toEqual({ id: event.id, type: event.type, subscriptionId: event.subscriptionId });
+        expect({ id: whole.id, type: whole.type, subscriptionId: whole.subscriptionId }).toEqual({
+          id: event.id,
+          type: event.type,
+          subscriptionId: event.subscriptionId,
+        });
         return event;
       };
       const expectIds = (event: PaymentEvent, e: WebhookEventSpec) => {
@@ -476,7 +502,11 @@ export function describePaymentProvider(first: DefinitionOf<'payment'> | Payment
         expect(event.subscriptionId).toBe(e.subscriptionId);
       };
       // verifyWebhook refuses it (the gateway's check before the 200), and so does parseWebhook.
-      const expectSignatureError = async (p: (verify: 'verifyWebhook' | 'parseWebhook') => Promise<unknown>, what: string, code = 'WEBHOOK_SIGNATURE_INVALID') => {
+      const expectSignatureError = async (
+        p: (verify: 'verifyWebhook' | 'parseWebhook') => Promise<unknown>,
+        what: string,
+        code = 'WEBHOOK_SIGNATURE_INVALID',
+      ) => {
         for (const verify of ['verifyWebhook', 'parseWebhook'] as const) {
           const err = await rejectionOf(() => p(verify), `${what} (${verify})`);
           expect((err as { code?: string }).code, `${what} (${verify}): ${err.message}`).toBe(code);
@@ -538,7 +568,10 @@ export function describePaymentProvider(first: DefinitionOf<'payment'> | Payment
         const forgedId = e.id.slice(0, -1) + (e.id.endsWith('0') ? '1' : '0');
         const forged = text.includes(e.id) ? text.replace(e.id, forgedId) : `${text} `;
         await expectSignatureError((verify) => provider()[verify]({ ...signed, rawBody: utf8.encode(forged) }), 'a tampered body');
-        await expectSignatureError((verify) => provider()[verify]({ ...signed, rawBody: utf8.encode(`${text}\n`) }), 'a body with a byte added');
+        await expectSignatureError(
+          (verify) => provider()[verify]({ ...signed, rawBody: utf8.encode(`${text}\n`) }),
+          'a body with a byte added',
+        );
       });
 
       it('rejects a signature made with the wrong secret', async () => {
@@ -558,7 +591,9 @@ export function describePaymentProvider(first: DefinitionOf<'payment'> | Payment
       });
 
       it(
-        opts.modeCheck === 'signature' ? 'rejects an event of the other mode (signed with the other environment’s secret)' : 'rejects an event of the other mode (test vs live) with WEBHOOK_MODE_MISMATCH',
+        opts.modeCheck === 'signature'
+          ? 'rejects an event of the other mode (signed with the other environment’s secret)'
+          : 'rejects an event of the other mode (test vs live) with WEBHOOK_MODE_MISMATCH',
         async () => {
           const signed = await sign(spec('subscription.created', { subscription: state() }), { otherMode: true });
           await expectSignatureError(
@@ -606,7 +641,9 @@ export function describePaymentProvider(first: DefinitionOf<'payment'> | Payment
         });
 
         it('rejects a stale signature (replay)', async () => {
-          const signed = await sign(spec('subscription.created', { subscription: state() }), { signedAt: new Date(Date.now() - 3_600_000) });
+          const signed = await sign(spec('subscription.created', { subscription: state() }), {
+            signedAt: new Date(Date.now() - 3_600_000),
+          });
           await expectSignatureError((verify) => provider()[verify](signed), 'a webhook signed an hour ago');
         });
       }

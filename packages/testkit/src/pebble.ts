@@ -56,12 +56,36 @@ export async function startPebble(): Promise<Pebble> {
   const caFile = path.join(dir, 'cert.pem');
   const keyFile = path.join(dir, 'key.pem');
   // Pebble's HTTPS certificate, self-signed for 127.0.0.1; the provider trusts it through caFile.
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
-    '-keyout', keyFile, '-out', caFile, '-subj', '/CN=pebble', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-  ], { stdio: 'pipe' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '2',
+      '-keyout',
+      keyFile,
+      '-out',
+      caFile,
+      '-subj',
+      '/CN=pebble',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    ],
+    { stdio: 'pipe' },
+  );
   const [acmePort, mgmtPort, httpPort, dnsPort, ctsMgmtPort, tlsPort] = (await Promise.all(Array.from({ length: 6 }, freePort))) as [
-    number, number, number, number, number, number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
   ];
   writeFileSync(
     path.join(dir, 'pebble.json'),
@@ -81,14 +105,32 @@ export async function startPebble(): Promise<Pebble> {
   // Every name resolves to 127.0.0.1 (IPv4 only), so the VA reaches the test's challenge server.
   const dns = startProcess(
     'pebble-challtestsrv',
-    ['-dns01', `127.0.0.1:${dnsPort}`, '-http01', '', '-https01', '', '-tlsalpn01', '', '-management', `127.0.0.1:${ctsMgmtPort}`, '-defaultIPv6', ''],
+    [
+      '-dns01',
+      `127.0.0.1:${dnsPort}`,
+      '-http01',
+      '',
+      '-https01',
+      '',
+      '-tlsalpn01',
+      '',
+      '-management',
+      `127.0.0.1:${ctsMgmtPort}`,
+      '-defaultIPv6',
+      '',
+    ],
     process.env,
     /Starting management server/,
   );
   // PEBBLE_VA_NOSLEEP only drops Pebble's random validation delay; challenges are still fetched and checked.
   const env: NodeJS.ProcessEnv = { ...process.env, PEBBLE_VA_NOSLEEP: '1' };
   delete env.PEBBLE_VA_ALWAYS_VALID;
-  const pebble = startProcess('pebble', ['-config', path.join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], env, /Listening on/);
+  const pebble = startProcess(
+    'pebble',
+    ['-config', path.join(dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`],
+    env,
+    /Listening on/,
+  );
   const close = async () => {
     await Promise.all([stop(pebble.child), stop(dns.child)]);
     rmSync(dir, { recursive: true, force: true });

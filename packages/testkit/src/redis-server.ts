@@ -56,7 +56,8 @@ export class PrivateRedis {
           resolve();
         }
       };
-      const onExit = (code: number | null) => reject(new Error(`redis-server on port ${this.port} exited (${code}) before it was ready:\n${output}`));
+      const onExit = (code: number | null) =>
+        reject(new Error(`redis-server on port ${this.port} exited (${code}) before it was ready:\n${output}`));
       proc.stdout!.on('data', onData);
       proc.stderr!.on('data', (c: Buffer) => {
         output += c.toString();

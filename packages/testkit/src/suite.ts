@@ -44,14 +44,18 @@ export type DefinitionOf<C extends CapabilityName> = AnyProviderDefinition & { c
 /** Makes a new instance; `over` is merged over the suite's config and secrets (a failure test's server address). */
 export type InstanceFactory<C extends CapabilityName> = (over?: TestConfigSource) => Promise<CapabilityMap[C]>;
 
-const configOf = async (source: TestConfigSource | undefined): Promise<TestConfig> => (typeof source === 'function' ? await source() : (source ?? {}));
+const configOf = async (source: TestConfigSource | undefined): Promise<TestConfig> =>
+  typeof source === 'function' ? await source() : (source ?? {});
 
 /**
  * Makes instances of `def` as `setup` describes, through `createForTest`: `config`, then `secrets`,
  * then `over`, each merged over the one before. Refuses a secret the definition does not declare,
  * which the kernel would show unmasked.
  */
-export function suiteFactory<C extends CapabilityName>(def: DefinitionOf<C>, setup: Pick<SuiteSetup, 'config' | 'secrets' | 'dataDir'>): InstanceFactory<C> {
+export function suiteFactory<C extends CapabilityName>(
+  def: DefinitionOf<C>,
+  setup: Pick<SuiteSetup, 'config' | 'secrets' | 'dataDir'>,
+): InstanceFactory<C> {
   return async (over) => {
     const secrets = await configOf(setup.secrets);
     const declared: readonly string[] = def.secrets ?? [];

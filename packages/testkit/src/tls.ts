@@ -118,7 +118,10 @@ export async function assertValidCertificate(c: Certificate, domains: string[], 
 
   const chain = pemBlocks(c.chainPem).map((p) => new X509Certificate(p));
   expect(chain.length, 'chainPem holds the issuer certificate(s)').toBeGreaterThan(0);
-  expect(chain.some((x) => x.fingerprint256 === leaf.fingerprint256), 'chainPem excludes the leaf').toBe(false);
+  expect(
+    chain.some((x) => x.fingerprint256 === leaf.fingerprint256),
+    'chainPem excludes the leaf',
+  ).toBe(false);
   let child = leaf;
   for (const issuer of chain) {
     expect(child.checkIssued(issuer), `${child.subject} issued by ${issuer.subject}`).toBe(true);
@@ -127,7 +130,10 @@ export async function assertValidCertificate(c: Certificate, domains: string[], 
   }
   if (trustedRoots?.length) {
     const roots = trustedRoots.map((p) => new X509Certificate(p));
-    expect(roots.some((r) => child.checkIssued(r) && child.verify(r.publicKey)), 'chain ends at a trusted root').toBe(true);
+    expect(
+      roots.some((r) => child.checkIssued(r) && child.verify(r.publicKey)),
+      'chain ends at a trusted root',
+    ).toBe(true);
   }
   expect(c.issuer).toBe(leaf.issuer);
   expect(c.serialNumber.toLowerCase().replace(/^0+/, '')).toBe(leaf.serialNumber.toLowerCase().replace(/^0+/, ''));

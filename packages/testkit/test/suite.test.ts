@@ -1,6 +1,13 @@
 import { assertNotification, defineProvider, type Notification, type NotificationProvider, z } from '@apigate/kernel';
 import { describe, expect, it } from 'vitest';
-import { createForTest, describeCacheProvider, describeNotificationProvider, rejectionOf, sampleNotification, suiteFactory } from '../src/index.js';
+import {
+  createForTest,
+  describeCacheProvider,
+  describeNotificationProvider,
+  rejectionOf,
+  sampleNotification,
+  suiteFactory,
+} from '../src/index.js';
 
 // How a suite builds its provider from `(definition, setup)`: config and secrets through
 // createForTest, service hooks around the suite, one timeout for all its tests; the 1.0 form still runs.
@@ -95,13 +102,15 @@ describe('suite setup mistakes', () => {
     );
   });
 
-  it('merges config, secrets and a failure test\'s config in that order', async () => {
+  it("merges config, secrets and a failure test's config in that order", async () => {
     const make = suiteFactory(def, { config: { channel: 'a', token: 'from-config' }, secrets: { token: TOKEN } });
     await (await make(() => ({ channel: 'b' }))).close();
     expect(lastConfig).toEqual({ channel: 'b', token: TOKEN });
   });
 
   it('refuses a definition of another capability', () => {
-    expect(() => describeCacheProvider(def as never)).toThrow('the cache conformance suite got notification/recorder, a notification provider');
+    expect(() => describeCacheProvider(def as never)).toThrow(
+      'the cache conformance suite got notification/recorder, a notification provider',
+    );
   });
 });

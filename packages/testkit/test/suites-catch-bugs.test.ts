@@ -16,13 +16,20 @@ const notificationRun = runFixture('notification.fixture.ts');
 const emailRun = runFixture('email.fixture.ts');
 
 const RECEIVER = {
-  status: ['rejects as retryable when the receiver answers 500', 'rejects as retryable when the receiver answers 503', 'rejects as retryable when the receiver answers 429'],
+  status: [
+    'rejects as retryable when the receiver answers 500',
+    'rejects as retryable when the receiver answers 503',
+    'rejects as retryable when the receiver answers 429',
+  ],
   final: 'rejects as final when the receiver answers 400',
   hang: 'rejects as retryable when the receiver never answers, within its timeout',
   down: 'rejects as retryable when nothing listens at the URL',
   early: 'resolves only after the receiver answered',
   delivered: 'delivers to the receiver once (the failure tests start from here)',
-  check: ['check() is not connected while nothing listens at the URL, and names no secret', 'check() is not connected while the receiver answers 503, and names no secret'],
+  check: [
+    'check() is not connected while nothing listens at the URL, and names no secret',
+    'check() is not connected while the receiver answers 503, and names no secret',
+  ],
 };
 
 const SMTP = {
@@ -85,7 +92,9 @@ describe('the conformance suites catch broken providers', () => {
     expect(code).not.toBe(0);
     const reference = suites.get('reference')!;
     expect(reference.failed).toEqual([]);
-    expect(reference.passed).toEqual(expect.arrayContaining([...RECEIVER.status, RECEIVER.final, RECEIVER.hang, RECEIVER.down, RECEIVER.early, ...RECEIVER.check]));
+    expect(reference.passed).toEqual(
+      expect.arrayContaining([...RECEIVER.status, RECEIVER.final, RECEIVER.hang, RECEIVER.down, RECEIVER.early, ...RECEIVER.check]),
+    );
     expect(suites.get('swallows HTTP errors')!.failed).toEqual([...RECEIVER.status, RECEIVER.final]);
     expect(suites.get('429 and 5xx final')!.failed).toEqual(RECEIVER.status);
     expect(suites.get('secret URL in errors')!.failed).toEqual([...RECEIVER.status, RECEIVER.final, RECEIVER.hang, RECEIVER.down]);
@@ -101,7 +110,9 @@ describe('the conformance suites catch broken providers', () => {
     expect(code).not.toBe(0);
     const reference = suites.get('reference')!;
     expect(reference.failed).toEqual([]);
-    expect(reference.passed).toEqual(expect.arrayContaining([...Object.values(SMTP), 'sends attachments byte for byte', 'sends cc visibly and bcc hidden']));
+    expect(reference.passed).toEqual(
+      expect.arrayContaining([...Object.values(SMTP), 'sends attachments byte for byte', 'sends cc visibly and bcc hidden']),
+    );
     expect(suites.get('drops attachments')!.failed).toEqual(['sends attachments byte for byte']);
     expect(suites.get('ignores cc and bcc')!.failed).toEqual(['sends cc visibly and bcc hidden']);
     expect(suites.get('success on SMTP 5xx')!.failed).toEqual([SMTP.refused, SMTP.bulk]);

@@ -18,7 +18,14 @@ export const errorField = (a: ApiAnswer): string | undefined => a.body?.error?.f
  * CSRF header the API asks of scripts (the page has checked its own form token first).
  * Cookies the API sets (session sign-in and sign-out) are passed on to the page's answer.
  */
-export async function callApi(app: Hono, c: Context, method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<ApiAnswer> {
+export async function callApi(
+  app: Hono,
+  c: Context,
+  method: string,
+  path: string,
+  body?: unknown,
+  extra: Record<string, string> = {},
+): Promise<ApiAnswer> {
   const headers = new Headers({ accept: 'application/json', 'x-requested-with': 'apigate-web', ...extra });
   for (const h of ['cookie', 'user-agent', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']) {
     const v = c.req.header(h);

@@ -11,7 +11,8 @@ export const PRE_SESSION_COOKIE = 'apigate_csrf';
 export const FORM_EXPIRED = 'The form expired; please try again.';
 
 /** Whether the browser reached us over HTTPS (directly or through a proxy): cookies are then Secure. */
-export const isHttps = (c: Context) => new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto')?.split(',')[0]?.trim() === 'https';
+export const isHttps = (c: Context) =>
+  new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto')?.split(',')[0]?.trim() === 'https';
 
 /**
  * The CSRF token for forms on this page. Signed in, it is derived from the session secret (one

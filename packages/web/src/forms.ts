@@ -9,4 +9,5 @@ export async function formFields(c: Context): Promise<Record<string, string>> {
 }
 
 /** A 303 to `path` with a short status code the next page turns into a message. */
-export const seeOther = (c: Context, path: string, note?: string) => c.redirect(note ? `${path}${path.includes('?') ? '&' : '?'}note=${encodeURIComponent(note)}` : path, 303);
+export const seeOther = (c: Context, path: string, note?: string) =>
+  c.redirect(note ? `${path}${path.includes('?') ? '&' : '?'}note=${encodeURIComponent(note)}` : path, 303);

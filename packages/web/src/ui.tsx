@@ -19,14 +19,23 @@ export interface PageShell {
 
 /** Security headers for every page; scripts only from our own hashed files. */
 export function pageHeaders(c: Context): void {
-  c.header('Content-Security-Policy', "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'");
+  c.header(
+    'Content-Security-Policy',
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+  );
   c.header('X-Content-Type-Options', 'nosniff');
   c.header('Referrer-Policy', 'same-origin');
   c.header('Cache-Control', 'no-store');
 }
 
 /** Renders a full page. */
-export async function render(c: Context, shell: PageShell, title: string, body: Child, opts: { status?: number; narrow?: boolean; charts?: boolean } = {}) {
+export async function render(
+  c: Context,
+  shell: PageShell,
+  title: string,
+  body: Child,
+  opts: { status?: number; narrow?: boolean; charts?: boolean } = {},
+) {
   pageHeaders(c);
   const path = c.req.path;
   const html = (
@@ -85,7 +94,8 @@ export async function render(c: Context, shell: PageShell, title: string, body: 
   return c.html(`<!doctype html>${await html.toString()}`, (opts.status ?? 200) as 200);
 }
 
-const isCurrent = (path: string, href: string) => (href === '/admin' || href === '/portal' ? path === href : path === href || path.startsWith(`${href}/`));
+const isCurrent = (path: string, href: string) =>
+  href === '/admin' || href === '/portal' ? path === href : path === href || path.startsWith(`${href}/`);
 
 export const Csrf: FC<{ token: string }> = ({ token }) => <input type="hidden" name={CSRF_FIELD} value={token} />;
 
@@ -177,7 +187,12 @@ export interface ChartSpec {
  * A uPlot chart drawn by app.js from the JSON beside it, with the same numbers in a table
  * (inside <details>) for screen readers and browsers without JavaScript.
  */
-export const Chart: FC<{ id: string; caption: string; spec: ChartSpec; xLabel: (t: number) => string }> = ({ id, caption, spec, xLabel }) => (
+export const Chart: FC<{ id: string; caption: string; spec: ChartSpec; xLabel: (t: number) => string }> = ({
+  id,
+  caption,
+  spec,
+  xLabel,
+}) => (
   <figure class="chart card" data-chart={`${id}-data`} id={id}>
     <figcaption>{caption}</figcaption>
     <div class="plot" aria-hidden="true">
@@ -216,8 +231,13 @@ export const Chart: FC<{ id: string; caption: string; spec: ChartSpec; xLabel: (
 
 export const fmt = (n: number) => n.toLocaleString('en-US');
 export const money = (cents: number | null | undefined, currency = 'usd') =>
-  cents === null || cents === undefined ? '—' : cents === 0 ? 'Free' : new Intl.NumberFormat('en-US', { style: 'currency', currency: currency.toUpperCase() }).format(cents / 100);
-export const limitText = (n: number | null | undefined, unit: string) => (n === null || n === undefined ? `unlimited ${unit}` : `${fmt(n)} ${unit}`);
+  cents === null || cents === undefined
+    ? '—'
+    : cents === 0
+      ? 'Free'
+      : new Intl.NumberFormat('en-US', { style: 'currency', currency: currency.toUpperCase() }).format(cents / 100);
+export const limitText = (n: number | null | undefined, unit: string) =>
+  n === null || n === undefined ? `unlimited ${unit}` : `${fmt(n)} ${unit}`;
 export const dateText = (v: string | Date | null | undefined) => (v ? new Date(v).toISOString().replace('T', ' ').slice(0, 16) : '—');
 export const dayText = (t: number) => new Date(t * 1000).toISOString().slice(0, 10);
 export const minuteText = (t: number) => new Date(t * 1000).toISOString().replace('T', ' ').slice(0, 16);

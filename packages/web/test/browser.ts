@@ -6,9 +6,14 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 
 /** Debian's chromium (scripts/services.mjs installs it); CHROMIUM_PATH overrides. */
 export function chromiumPath(): string {
-  const candidates = [process.env.CHROMIUM_PATH, '/usr/lib/chromium/chromium', '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter((p): p is string => !!p);
+  const candidates = [process.env.CHROMIUM_PATH, '/usr/lib/chromium/chromium', '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter(
+    (p): p is string => !!p,
+  );
   const found = candidates.find((p) => existsSync(p));
-  if (!found) throw new Error(`no Chromium found (looked at ${candidates.join(', ')}); run node scripts/services.mjs, which installs Debian's chromium`);
+  if (!found)
+    throw new Error(
+      `no Chromium found (looked at ${candidates.join(', ')}); run node scripts/services.mjs, which installs Debian's chromium`,
+    );
   return found;
 }
 

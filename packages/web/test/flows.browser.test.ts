@@ -40,7 +40,10 @@ describe('customer portal in Chromium', () => {
     await expect.poll(() => page.locator('h1').textContent()).toBe('Check your email');
 
     // The log email provider keeps what it was handed: the link in it is the one a customer clicks.
-    const mail = await eventually(() => site.mail.messages().find((m) => m.to.includes(EMAIL) && /Confirm/.test(m.subject)), 'the confirmation email');
+    const mail = await eventually(
+      () => site.mail.messages().find((m) => m.to.includes(EMAIL) && /Confirm/.test(m.subject)),
+      'the confirmation email',
+    );
     const link = /(https?:\/\/\S+token=[0-9A-Za-z]+)/.exec(mail.text ?? '')![1]!;
     await page.goto(link);
     expect(await page.locator('h1').textContent()).toBe('Address confirmed');
@@ -78,10 +81,13 @@ describe('customer portal in Chromium', () => {
     expect(await res.json()).toEqual({ hello: 'world', path: '/hello' });
   });
 
-  it('shows the call in this month\'s usage and in the per-day chart', async () => {
+  it("shows the call in this month's usage and in the per-day chart", async () => {
     const user = await site.store.domain.users.findByEmail(EMAIL);
     const month = new Date().toISOString().slice(0, 7);
-    await eventually(async () => ((await site.store.domain.usage.forUser(user!.id, month)).totals.requests >= 1 ? true : undefined), 'the metered call');
+    await eventually(
+      async () => ((await site.store.domain.usage.forUser(user!.id, month)).totals.requests >= 1 ? true : undefined),
+      'the metered call',
+    );
     await page.goto('/portal/usage');
     expect(await page.locator('#month-requests').textContent()).toContain('1 of 1,000 requests');
     // uPlot drew the chart, and its data (the same the table shows) has today's call.

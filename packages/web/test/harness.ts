@@ -53,7 +53,14 @@ export async function startSite(): Promise<Site> {
   await store.settings.set('payment.dummy.checkout_base_url', `${url}/portal/dummy-checkout`, { secret: false });
   const kernel = await createKernel({
     catalog: await discoverPlugins({ builtins: [memoryCache, memoryQueue, memoryStorage, logEmail, dummyPayment] }),
-    env: { CACHE_PROVIDER: 'memory', QUEUE_PROVIDER: 'memory', STORAGE_PROVIDER: 'memory', EMAIL_PROVIDER: 'log', PAYMENT_PROVIDER: 'dummy', NOTIFICATION_PROVIDER: 'none' },
+    env: {
+      CACHE_PROVIDER: 'memory',
+      QUEUE_PROVIDER: 'memory',
+      STORAGE_PROVIDER: 'memory',
+      EMAIL_PROVIDER: 'log',
+      PAYMENT_PROVIDER: 'dummy',
+      NOTIFICATION_PROVIDER: 'none',
+    },
     settings: store.settings,
     dataDir,
     only: ['cache', 'queue', 'storage', 'email', 'payment'],
@@ -72,12 +79,32 @@ export async function startSite(): Promise<Site> {
   await store.domain.routes.create({ pathPrefix: '/echo', upstreamUrl, stripPrefix: true });
 
   const delivery = startDelivery({ kernel, settings: store.settings, logger });
-  const gateway = await startGateway({ kernel, store, dataDir, logger, pollIntervalMs: 200, meterIntervalMs: 200, sendEmail: delivery?.outbox.sendEmail.bind(delivery.outbox) });
+  const gateway = await startGateway({
+    kernel,
+    store,
+    dataDir,
+    logger,
+    pollIntervalMs: 200,
+    meterIntervalMs: 200,
+    sendEmail: delivery?.outbox.sendEmail.bind(delivery.outbox),
+  });
   const pay = selectedPayment(kernel)!;
-  const payments: Worker = startPaymentWorker(kernel.get('queue'), { store, logger, webhooks: gateway.webhooks, providerName: pay.name, payment: pay.payment });
-  const settingKeys = new Map(Object.entries(GATEWAY_SETTINGS).map(([k, v]) => [k, { validate: v.validate, secret: !!v.secret, envVar: v.envVar }]));
+  const payments: Worker = startPaymentWorker(kernel.get('queue'), {
+    store,
+    logger,
+    webhooks: gateway.webhooks,
+    providerName: pay.name,
+    payment: pay.payment,
+  });
+  const settingKeys = new Map(
+    Object.entries(GATEWAY_SETTINGS).map(([k, v]) => [k, { validate: v.validate, secret: !!v.secret, envVar: v.envVar }]),
+  );
   // A provider's secret field, as the app's settings keys list it (apigate settings keys).
-  settingKeys.set('payment.dummy.webhook_secret', { validate: (v) => (v.length >= 16 ? undefined : 'too short'), secret: true, envVar: undefined });
+  settingKeys.set('payment.dummy.webhook_secret', {
+    validate: (v) => (v.length >= 16 ? undefined : 'too short'),
+    secret: true,
+    envVar: undefined,
+  });
   const app = createHttpApp({
     kernel,
     store,

@@ -51,9 +51,22 @@ describe('pages over HTTP (no browser)', () => {
     const token = csrfIn(await page.text())!;
     expect(token).toBeTruthy();
     const post = (cookie: string, body: Record<string, string>) =>
-      fetch(`${site.url}/portal/login`, { method: 'POST', redirect: 'manual', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body) });
+      fetch(`${site.url}/portal/login`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(body),
+      });
     expect((await post(a.header(), { email: 'x@example.com', password: 'whatever1' })).status).toBe(403);
-    expect((await post('apigate_csrf=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', { _csrf: token, email: 'x@example.com', password: 'whatever1' })).status).toBe(403);
+    expect(
+      (
+        await post('apigate_csrf=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', {
+          _csrf: token,
+          email: 'x@example.com',
+          password: 'whatever1',
+        })
+      ).status,
+    ).toBe(403);
     // With the matching pair the API answers: wrong credentials (401), shown on the page.
     const wrong = await post(a.header(), { _csrf: token, email: 'x@example.com', password: 'whatever1' });
     expect(wrong.status).toBe(401);
@@ -78,7 +91,12 @@ describe('pages over HTTP (no browser)', () => {
     a.take(login);
     const token = csrfIn(await login.text())!;
     const post = (t: string) =>
-      fetch(`${site.url}/admin/ui/login`, { method: 'POST', redirect: 'manual', headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: token, token: t }) });
+      fetch(`${site.url}/admin/ui/login`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ _csrf: token, token: t }),
+      });
     expect((await post('not-the-admin-token-at-all')).status).toBe(401);
     const ok = await post(ADMIN_TOKEN);
     expect(ok.status).toBe(303);
@@ -93,12 +111,22 @@ describe('pages over HTTP (no browser)', () => {
     expect(html).toContain('Requests per minute');
     // A POST without the session's CSRF token changes nothing.
     const user = await site.store.domain.users.create({ email: 'csrf@example.com' });
-    const forged = await fetch(`${site.url}/admin/ui/users/${user.id}/suspend`, { method: 'POST', redirect: 'manual', headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' }, body: '' });
+    const forged = await fetch(`${site.url}/admin/ui/users/${user.id}/suspend`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' },
+      body: '',
+    });
     expect(forged.status).toBe(303);
     expect((await site.store.domain.users.get(user.id)).status).toBe('active');
     // Sign out revokes the session's token: the old cookie no longer opens the dashboard.
     const old = a.header();
-    const out = await fetch(`${site.url}/admin/ui/logout`, { method: 'POST', redirect: 'manual', headers: { cookie: old, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: csrfIn(html)! }) });
+    const out = await fetch(`${site.url}/admin/ui/logout`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: old, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrfIn(html)! }),
+    });
     expect(out.status).toBe(303);
     expect((await fetch(`${site.url}/admin`, { redirect: 'manual', headers: { cookie: old } })).status).toBe(303);
   });
@@ -196,12 +224,14 @@ describe('admin pages over HTTP', () => {
     }
   });
 
-  it('downloads the usage CSV and changes a user\'s plan', async () => {
+  it("downloads the usage CSV and changes a user's plan", async () => {
     const s = await signedIn();
     const month = new Date().toISOString().slice(0, 7);
     const csv = await s.get(`/admin/ui/export.csv?month=${month}`);
     expect(csv.headers.get('content-disposition')).toBe(`attachment; filename="usage-${month}.csv"`);
-    expect((await csv.text()).split(/\r?\n/)[0]).toBe('month,user_id,email,plan,key_id,key_prefix,key_name,requests,errors,bytes_in,bytes_out');
+    expect((await csv.text()).split(/\r?\n/)[0]).toBe(
+      'month,user_id,email,plan,key_id,key_prefix,key_name,requests,errors,bytes_in,bytes_out',
+    );
     const user = await site.store.domain.users.create({ email: 'plan@example.com' });
     const pro = await site.store.domain.plans.resolve('Pro');
     await s.post(`/admin/ui/users/${user.id}/plan`, { plan_id: pro.id });
@@ -214,12 +244,21 @@ describe('portal password reset over HTTP (no JavaScript)', () => {
   it('asks for a link, opens the emailed page, sets a new password and signs in with it', async () => {
     const email = 'reset@example.com';
     const { hashPassword } = await import('@apigate/gateway');
-    await site.store.domain.users.create({ email, emailVerified: true, passwordHash: await hashPassword('old password 1', { ln: 12, r: 8, p: 1 }) });
+    await site.store.domain.users.create({
+      email,
+      emailVerified: true,
+      passwordHash: await hashPassword('old password 1', { ln: 12, r: 8, p: 1 }),
+    });
     const a = jar();
     const form = await fetch(`${site.url}/portal/forgot-password`);
     a.take(form);
     const post = async (p: string, body: Record<string, string>) => {
-      const res = await fetch(`${site.url}${p}`, { method: 'POST', redirect: 'manual', headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body) });
+      const res = await fetch(`${site.url}${p}`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(body),
+      });
       a.take(res);
       return res;
     };
@@ -227,7 +266,10 @@ describe('portal password reset over HTTP (no JavaScript)', () => {
     const asked = await post('/portal/forgot-password', { _csrf: csrf, email });
     expect(asked.status).toBe(202);
     expect(await asked.text()).toContain('a link to choose a new password is on its way');
-    const mail = await eventually(() => site.mail.messages().find((m) => m.to.includes(email) && /password/i.test(m.subject)), 'the reset email');
+    const mail = await eventually(
+      () => site.mail.messages().find((m) => m.to.includes(email) && /password/i.test(m.subject)),
+      'the reset email',
+    );
     const link = /(https?:\/\/\S+token=[0-9A-Za-z]+)/.exec(mail.text ?? '')![1]!;
     expect(new URL(link).pathname).toBe('/portal/reset-password');
     const page = await fetch(link, { headers: { cookie: a.header() } });
@@ -249,12 +291,21 @@ describe('portal password reset over HTTP (no JavaScript)', () => {
   it('deletes the account from the account page with the password; its key is then refused (401)', async () => {
     const email = 'leaving@example.com';
     const { hashPassword } = await import('@apigate/gateway');
-    const user = await site.store.domain.users.create({ email, emailVerified: true, passwordHash: await hashPassword('my password 1', { ln: 12, r: 8, p: 1 }) });
+    const user = await site.store.domain.users.create({
+      email,
+      emailVerified: true,
+      passwordHash: await hashPassword('my password 1', { ln: 12, r: 8, p: 1 }),
+    });
     const { key } = await site.store.domain.keys.create({ userId: user.id, name: 'old' });
     expect((await fetch(`${site.url}/echo/x`, { headers: { 'x-api-key': key } })).status).toBe(200);
     const a = jar();
     const post = async (p: string, body: Record<string, string>) => {
-      const res = await fetch(`${site.url}${p}`, { method: 'POST', redirect: 'manual', headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body) });
+      const res = await fetch(`${site.url}${p}`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(body),
+      });
       a.take(res);
       return res;
     };
@@ -272,7 +323,10 @@ describe('portal password reset over HTTP (no JavaScript)', () => {
     expect(gone.headers.get('location')).toBe('/portal/login?note=account-deleted');
     expect(await site.store.domain.users.find(user.id)).toBeUndefined();
     // The gateway drops the deleted key from its cache within its poll interval.
-    await eventually(async () => ((await fetch(`${site.url}/echo/x`, { headers: { 'x-api-key': key } })).status === 401 ? true : undefined), 'the key to be refused');
+    await eventually(
+      async () => ((await fetch(`${site.url}/echo/x`, { headers: { 'x-api-key': key } })).status === 401 ? true : undefined),
+      'the key to be refused',
+    );
     expect((await fetch(`${site.url}/portal/account`, { headers: { cookie: a.header() }, redirect: 'manual' })).status).toBe(303);
   });
 });
@@ -282,12 +336,23 @@ describe('portal billing page over HTTP', () => {
     const { hashPassword } = await import('@apigate/gateway');
     const dummy = site.kernel.get('payment') as unknown as import('@apigate/provider-dummy-payment').DummyPayment;
     const email = 'invoices@example.com';
-    const user = await site.store.domain.users.create({ email, emailVerified: true, passwordHash: await hashPassword('invoice pass 12', { ln: 12, r: 8, p: 1 }) });
+    const user = await site.store.domain.users.create({
+      email,
+      emailVerified: true,
+      passwordHash: await hashPassword('invoice pass 12', { ln: 12, r: 8, p: 1 }),
+    });
     const { customerId } = await dummy.createCustomer({ userId: user.id, email });
     await site.store.mappings.put({ provider: 'dummy', entityType: 'user', localId: user.id, externalId: customerId });
     const pro = await site.store.domain.plans.resolve('Pro');
     const { priceId } = await dummy.upsertPrice({ planId: pro.id, name: 'Pro', amountCents: 1900, currency: 'usd', interval: 'month' });
-    const { sessionId } = await dummy.createCheckout({ customerId, priceId, userId: user.id, planId: pro.id, successUrl: `${site.url}/portal`, cancelUrl: `${site.url}/portal` });
+    const { sessionId } = await dummy.createCheckout({
+      customerId,
+      priceId,
+      userId: user.id,
+      planId: pro.id,
+      successUrl: `${site.url}/portal`,
+      cancelUrl: `${site.url}/portal`,
+    });
     const paid = dummy.completeCheckout(sessionId);
     const failed = dummy.failPayment(paid.subscription.subscriptionId);
 
@@ -305,7 +370,10 @@ describe('portal billing page over HTTP', () => {
     const html = await (await fetch(`${site.url}/portal/billing`, { headers: { cookie: a.header() } })).text();
     const table = /<table id="invoices">[\s\S]*?<\/table>/.exec(html)?.[0];
     expect(table, 'the invoices table').toBeDefined();
-    const rows = [...table!.matchAll(/<tr data-invoice-id="([^"]+)">([\s\S]*?)<\/tr>/g)].map((m) => ({ id: m[1], cells: m[2]!.replace(/<[^>]+>/g, '|') }));
+    const rows = [...table!.matchAll(/<tr data-invoice-id="([^"]+)">([\s\S]*?)<\/tr>/g)].map((m) => ({
+      id: m[1],
+      cells: m[2]!.replace(/<[^>]+>/g, '|'),
+    }));
     expect(rows.map((r) => r.id)).toEqual([failed.event.invoice!.id, expect.stringMatching(/^in_dummy_/)]);
     expect(rows[0]!.cells).toContain('open');
     expect(rows[1]!.cells).toContain('paid');
@@ -324,11 +392,29 @@ describe('admin payments page over HTTP', () => {
     await site.store.mappings.put({ provider: 'dummy', entityType: 'plan', localId: pro.id, externalId: priceId });
     // A customer nobody mapped to a user: the checkout's event fails for want of one.
     const { customerId } = await dummy.createCustomer({ userId: 'usr_unknown', email: 'lost@example.com' });
-    const { sessionId } = await dummy.createCheckout({ customerId, priceId, userId: 'usr_unknown', planId: pro.id, successUrl: `${site.url}/portal`, cancelUrl: `${site.url}/portal` });
+    const { sessionId } = await dummy.createCheckout({
+      customerId,
+      priceId,
+      userId: 'usr_unknown',
+      planId: pro.id,
+      successUrl: `${site.url}/portal`,
+      cancelUrl: `${site.url}/portal`,
+    });
     const change = dummy.completeCheckout(sessionId);
-    expect((await fetch(`${site.url}/webhooks/dummy`, { method: 'POST', headers: change.webhook.headers, body: new Uint8Array(change.webhook.rawBody) })).status).toBe(200);
+    expect(
+      (
+        await fetch(`${site.url}/webhooks/dummy`, {
+          method: 'POST',
+          headers: change.webhook.headers,
+          body: new Uint8Array(change.webhook.rawBody),
+        })
+      ).status,
+    ).toBe(200);
     const inbox = new PaymentInbox(site.store);
-    await eventually(async () => ((await inbox.find('dummy', change.event.id))?.status === 'failed' ? true : undefined), 'the event to fail');
+    await eventually(
+      async () => ((await inbox.find('dummy', change.event.id))?.status === 'failed' ? true : undefined),
+      'the event to fail',
+    );
 
     const a = jar();
     const login = await fetch(`${site.url}/admin/ui/login`);
@@ -356,7 +442,10 @@ describe('admin payments page over HTTP', () => {
     expect(replay.status).toBe(303);
     a.take(replay);
     expect(await (await fetch(`${site.url}/admin/ui/payments`, { headers: { cookie: a.header() } })).text()).toContain('is queued again');
-    await eventually(async () => ((await inbox.find('dummy', change.event.id))?.status === 'applied' ? true : undefined), 'the replayed event to apply');
+    await eventually(
+      async () => ((await inbox.find('dummy', change.event.id))?.status === 'applied' ? true : undefined),
+      'the replayed event to apply',
+    );
     expect((await site.store.domain.users.get(user.id)).planId).toBe(pro.id);
   });
 });

@@ -54,7 +54,8 @@ class Session {
     signal?: AbortSignal,
   ) {
     this.client = new acme.Client({ directoryUrl: owner.directory, accountKey, ...POLL });
-    const http = (this.client as unknown as { http: { request: (u: string, m: string, o?: Record<string, unknown>) => Promise<any> } }).http;
+    const http = (this.client as unknown as { http: { request: (u: string, m: string, o?: Record<string, unknown>) => Promise<any> } })
+      .http;
     const request = http.request.bind(http);
     const adapter = getAdapter('http');
     http.request = async (url, method, opts = {}) => {

@@ -21,7 +21,12 @@ import { type Pebble, startPebble } from './pebble.js';
 const pebble: Pebble = await startPebble();
 afterAll(() => pebble.close());
 
-const settings = (over: Record<string, string> = {}) => ({ directory: pebble.directory, caFile: pebble.caFile, email: 'ops@apigate.test', ...over });
+const settings = (over: Record<string, string> = {}) => ({
+  directory: pebble.directory,
+  caFile: pebble.caFile,
+  email: 'ops@apigate.test',
+  ...over,
+});
 const make = async (over: Record<string, string> = {}) => (await createForTest(provider, settings(over))).provider;
 
 describeTlsProvider(provider, {
@@ -120,7 +125,7 @@ describe('provider-acme', () => {
     await expect(make({ caFile: notPem })).rejects.toThrow(/holds no PEM certificate/);
   });
 
-  it('defaults to the Let\'s Encrypt production directory', () => {
+  it("defaults to the Let's Encrypt production directory", () => {
     expect(provider.config.parse({}).directory).toBe('https://acme-v02.api.letsencrypt.org/directory');
     expect(provider.env).toMatchObject({ email: 'TLS_ACME_EMAIL', directory: 'TLS_ACME_DIRECTORY', caFile: 'TLS_ACME_CA_FILE' });
   });

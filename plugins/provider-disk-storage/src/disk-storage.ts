@@ -38,8 +38,7 @@ interface Sidecar {
 }
 
 /** A failure that retrying will not fix (the kernel reads `retryable`). */
-const finalError = (message: string, code?: string): Error =>
-  Object.assign(new Error(message), { retryable: false }, code ? { code } : {});
+const finalError = (message: string, code?: string): Error => Object.assign(new Error(message), { retryable: false }, code ? { code } : {});
 
 const errno = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | undefined)?.code;
 
@@ -70,7 +69,8 @@ async function writeAll(h: FileHandle, b: Uint8Array): Promise<void> {
 /** The disk layout keeps one object per file, so keys must map to real, distinct paths. */
 function assertDiskKey(key: unknown, what = 'storage key'): asserts key is string {
   assertStorageKey(key, what);
-  if (key.split('/').includes('')) throw new InvalidInputError(`${what} must not have empty segments ("a//b" or a trailing "/") on disk storage`);
+  if (key.split('/').includes(''))
+    throw new InvalidInputError(`${what} must not have empty segments ("a//b" or a trailing "/") on disk storage`);
 }
 
 /**
@@ -359,7 +359,10 @@ export class DiskStorage implements StorageProvider {
   /** Removes folders left empty, so the key of a former folder can become an object. */
   private async pruneEmptyDirs(dir: string): Promise<void> {
     while (dir.startsWith(this.objectsDir + path.sep)) {
-      const removed = await ignoring(['ENOTEMPTY', 'EEXIST', 'ENOENT'], rmdir(dir).then(() => true));
+      const removed = await ignoring(
+        ['ENOTEMPTY', 'EEXIST', 'ENOENT'],
+        rmdir(dir).then(() => true),
+      );
       if (!removed) return;
       dir = path.dirname(dir);
     }
@@ -430,12 +433,18 @@ export class DiskStorage implements StorageProvider {
 
   async check(signal: AbortSignal): Promise<Health> {
     try {
-      await Promise.all([access(this.objectsDir, fsc.R_OK | fsc.W_OK), access(this.tmpDir, fsc.R_OK | fsc.W_OK), access(this.metaDir, fsc.W_OK)]);
+      await Promise.all([
+        access(this.objectsDir, fsc.R_OK | fsc.W_OK),
+        access(this.tmpDir, fsc.R_OK | fsc.W_OK),
+        access(this.metaDir, fsc.W_OK),
+      ]);
       signal.throwIfAborted();
       const fs = await statfs(this.root);
       const free = fs.bavail * fs.bsize;
       const detail = `${Math.floor(free / (1024 * 1024))} MiB free`;
-      return free < LOW_SPACE_BYTES ? { status: 'degraded', detail, error: 'storage disk is almost full' } : { status: 'connected', detail };
+      return free < LOW_SPACE_BYTES
+        ? { status: 'degraded', detail, error: 'storage disk is almost full' }
+        : { status: 'connected', detail };
     } catch (err) {
       return { status: 'error', error: `storage folder ${this.root}: ${(err as Error).message}` };
     }

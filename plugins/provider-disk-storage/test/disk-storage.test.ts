@@ -1,5 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -46,7 +57,9 @@ describe('provider-disk-storage', () => {
     it('fails to start with one line naming STORAGE_PATH when the folder cannot be used', async () => {
       const file = path.join(base, 'a-file');
       writeFileSync(file, 'x');
-      await expect(createForTest(provider, { path: file })).rejects.toThrow(/^storage\/disk failed to start: disk storage: cannot use folder .*a-file from STORAGE_PATH \(setting storage\.disk\.path\): /);
+      await expect(createForTest(provider, { path: file })).rejects.toThrow(
+        /^storage\/disk failed to start: disk storage: cannot use folder .*a-file from STORAGE_PATH \(setting storage\.disk\.path\): /,
+      );
     });
   });
 

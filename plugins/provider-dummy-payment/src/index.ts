@@ -135,7 +135,9 @@ const bodySchema = envelopeSchema.extend({
       cancelAtPeriodEnd: z.boolean(),
     })
     .optional(),
-  invoice: z.object({ id: z.string(), amountCents: z.number().int(), currency: z.string(), attempt: z.number().int().optional() }).optional(),
+  invoice: z
+    .object({ id: z.string(), amountCents: z.number().int(), currency: z.string(), attempt: z.number().int().optional() })
+    .optional(),
   localRefs: z.object({ userId: z.string().optional(), planId: z.string().optional() }).optional(),
   sessionId: z.string().optional(),
 });
@@ -174,7 +176,8 @@ const sign = (secret: string, t: number, body: Uint8Array): string =>
   createHmac('sha256', secret).update(`${t}.`).update(body).digest('hex');
 
 function requireText(value: unknown, what: string): string {
-  if (typeof value !== 'string' || value.trim() === '') throw new InvalidInputError(`payment/dummy ${what}: a non-empty string is required`);
+  if (typeof value !== 'string' || value.trim() === '')
+    throw new InvalidInputError(`payment/dummy ${what}: a non-empty string is required`);
   return value;
 }
 
@@ -242,8 +245,10 @@ export class DummyPayment implements PaymentProvider {
     if (!Number.isInteger(i.amountCents) || i.amountCents < 0) {
       throw new InvalidInputError('payment/dummy upsertPrice amountCents: a whole number of cents, 0 or more, is required');
     }
-    if (!/^[a-z]{3}$/i.test(i.currency ?? '')) throw new InvalidInputError('payment/dummy upsertPrice currency: a 3-letter ISO code is required');
-    if (i.interval !== 'month' && i.interval !== 'year') throw new InvalidInputError('payment/dummy upsertPrice interval: month or year is required');
+    if (!/^[a-z]{3}$/i.test(i.currency ?? ''))
+      throw new InvalidInputError('payment/dummy upsertPrice currency: a 3-letter ISO code is required');
+    if (i.interval !== 'month' && i.interval !== 'year')
+      throw new InvalidInputError('payment/dummy upsertPrice interval: month or year is required');
     const wanted = { amountCents: i.amountCents, currency: i.currency.toLowerCase(), interval: i.interval, metered: i.metered ?? false };
 
     const existing = i.existingPriceId ? this.prices.get(i.existingPriceId) : undefined;
@@ -401,7 +406,8 @@ export class DummyPayment implements PaymentProvider {
   async changeSubscription(i: { subscriptionId: string; priceId: string }) {
     const sub = this.subscription(i.subscriptionId);
     const price = this.price(i.priceId);
-    if (sub.status === 'canceled') throw new InvalidInputError(`payment/dummy changeSubscription: subscription "${sub.subscriptionId}" is canceled`);
+    if (sub.status === 'canceled')
+      throw new InvalidInputError(`payment/dummy changeSubscription: subscription "${sub.subscriptionId}" is canceled`);
     if (!price.active) throw new InvalidInputError(`payment/dummy changeSubscription: price "${price.id}" is archived`);
     sub.priceId = price.id;
     sub.planId = price.planId;
@@ -426,10 +432,14 @@ export class DummyPayment implements PaymentProvider {
   async reportUsage(i: { customerId: string; subscriptionId: string; quantity: number; timestamp: Date; idempotencyKey: string }) {
     const sub = this.subscription(i.subscriptionId);
     if (sub.customerId !== i.customerId) {
-      throw new InvalidInputError(`payment/dummy reportUsage: subscription "${sub.subscriptionId}" does not belong to customer "${i.customerId}"`);
+      throw new InvalidInputError(
+        `payment/dummy reportUsage: subscription "${sub.subscriptionId}" does not belong to customer "${i.customerId}"`,
+      );
     }
     if (!this.price(sub.priceId).metered && !sub.meteredPriceId) {
-      throw new InvalidInputError(`payment/dummy reportUsage: price "${sub.priceId}" is not metered and the subscription has no metered price`);
+      throw new InvalidInputError(
+        `payment/dummy reportUsage: price "${sub.priceId}" is not metered and the subscription has no metered price`,
+      );
     }
     if (!Number.isInteger(i.quantity) || i.quantity < 0) {
       throw new InvalidInputError('payment/dummy reportUsage quantity: a whole number, 0 or more, is required');
@@ -453,7 +463,8 @@ export class DummyPayment implements PaymentProvider {
   async listInvoices(i: { customerId: string; limit?: number }): Promise<Invoice[]> {
     requireText(i.customerId, 'listInvoices customerId');
     const limit = i.limit ?? 12;
-    if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new InvalidInputError('payment/dummy listInvoices limit: a whole number from 1 to 100 is required');
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100)
+      throw new InvalidInputError('payment/dummy listInvoices limit: a whole number from 1 to 100 is required');
     return this.invoices
       .filter((inv) => inv.customerId === i.customerId)
       .reverse()
@@ -490,7 +501,9 @@ export class DummyPayment implements PaymentProvider {
       throw new WebhookSignatureError(`payment/dummy webhook: ${SIGNATURE_HEADER} must look like t=<unix seconds>,v1=<hex>`);
     }
     if (Math.abs(Date.now() / 1000 - t) > TOLERANCE_SECONDS) {
-      throw new WebhookSignatureError(`payment/dummy webhook: signature timestamp is outside the ${TOLERANCE_SECONDS / 60}-minute tolerance`);
+      throw new WebhookSignatureError(
+        `payment/dummy webhook: signature timestamp is outside the ${TOLERANCE_SECONDS / 60}-minute tolerance`,
+      );
     }
     const expected = Buffer.from(sign(this.config.webhookSecret, t, i.rawBody), 'hex');
     // Several v1 values are allowed (secret rotation); each is compared in constant time.
@@ -498,9 +511,11 @@ export class DummyPayment implements PaymentProvider {
       const given = Buffer.from(s, 'hex');
       return given.length === expected.length && timingSafeEqual(given, expected);
     });
-    if (!valid) throw new WebhookSignatureError('payment/dummy webhook: signature does not match the body and payment.dummy.webhook_secret');
+    if (!valid)
+      throw new WebhookSignatureError('payment/dummy webhook: signature does not match the body and payment.dummy.webhook_secret');
     const { data } = parseJson(i.rawBody, envelopeSchema);
-    if (data.livemode === true) throw new WebhookModeMismatchError('payment/dummy webhook: a live-mode event, and the dummy provider is test mode only');
+    if (data.livemode === true)
+      throw new WebhookModeMismatchError('payment/dummy webhook: a live-mode event, and the dummy provider is test mode only');
     return { id: data.id, type: data.type, occurredAt: data.occurredAt, livemode: false };
   }
 

@@ -26,7 +26,9 @@ describe('provider-dummy-payment', () => {
     signWebhook: (event, { wrongSecret, otherMode, signedAt }) => {
       const rawBody = JSON.stringify({ ...toDummyEvent(event), ...(otherMode ? { livemode: true } : {}) });
       const t = Math.floor(signedAt.getTime() / 1000);
-      const v1 = createHmac('sha256', wrongSecret ? `${SECRET}-wrong` : SECRET).update(`${t}.${rawBody}`).digest('hex');
+      const v1 = createHmac('sha256', wrongSecret ? `${SECRET}-wrong` : SECRET)
+        .update(`${t}.${rawBody}`)
+        .digest('hex');
       return { rawBody, headers: { 'Content-Type': 'application/json', 'Apigate-Dummy-Signature': `t=${t},v1=${v1}` } };
     },
     // The dummy never calls out: any instance is an offline one.
@@ -39,7 +41,13 @@ describe('provider-dummy-payment', () => {
 
         it('completeCheckout returns the subscription and a signed checkout.completed webhook', async () => {
           const { customerId } = await current().createCustomer({ userId: 'usr_1', email: 'u1@example.com' });
-          const { priceId } = await current().upsertPrice({ planId: 'pro', name: 'Pro', amountCents: 1900, currency: 'usd', interval: 'month' });
+          const { priceId } = await current().upsertPrice({
+            planId: 'pro',
+            name: 'Pro',
+            amountCents: 1900,
+            currency: 'usd',
+            interval: 'month',
+          });
           const session = await current().createCheckout({
             customerId,
             priceId,
@@ -136,7 +144,13 @@ describe('provider-dummy-payment', () => {
         it('refuses usage for a price that is not metered', async () => {
           const s = await subscribe();
           await expect(
-            current().reportUsage({ customerId: s.customerId, subscriptionId: s.subscriptionId, quantity: 1, timestamp: new Date(), idempotencyKey: 'k' }),
+            current().reportUsage({
+              customerId: s.customerId,
+              subscriptionId: s.subscriptionId,
+              quantity: 1,
+              timestamp: new Date(),
+              idempotencyKey: 'k',
+            }),
           ).rejects.toThrow(/is not metered/);
         });
 
@@ -183,7 +197,14 @@ describe('provider-dummy-payment', () => {
       const { provider: p } = await createForTest(provider, { checkoutBaseUrl: 'https://dev.example.com/pay/' });
       const { customerId } = await p.createCustomer({ userId: 'u', email: 'u@example.com' });
       const { priceId } = await p.upsertPrice({ planId: 'p', name: 'P', amountCents: 0, currency: 'eur', interval: 'year' });
-      const s = await p.createCheckout({ customerId, priceId, userId: 'u', planId: 'p', successUrl: 'https://a.example/ok', cancelUrl: 'https://a.example/no' });
+      const s = await p.createCheckout({
+        customerId,
+        priceId,
+        userId: 'u',
+        planId: 'p',
+        successUrl: 'https://a.example/ok',
+        cancelUrl: 'https://a.example/no',
+      });
       expect(s.url).toBe(`https://dev.example.com/pay/${s.sessionId}`);
     });
   });
@@ -200,7 +221,9 @@ describe('provider-dummy-payment', () => {
       const good = signed(SECRET, body);
       const old = signed('whsec_the_previous_secret_value', body);
       const header = `${old.headers[SIGNATURE_HEADER]},${good.headers[SIGNATURE_HEADER]!.split(',')[1]}`;
-      await expect(p.parseWebhook({ rawBody: good.rawBody, headers: { [SIGNATURE_HEADER]: header } })).resolves.toMatchObject({ id: 'evt_rot' });
+      await expect(p.parseWebhook({ rawBody: good.rawBody, headers: { [SIGNATURE_HEADER]: header } })).resolves.toMatchObject({
+        id: 'evt_rot',
+      });
     });
 
     it('refuses a signature from the future beyond the tolerance', async () => {

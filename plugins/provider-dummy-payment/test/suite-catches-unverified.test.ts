@@ -26,10 +26,7 @@ describe('the payment conformance suite', () => {
       ].sort(),
     );
     expect(failed('listInvoices maps wrongly').sort()).toEqual(
-      [
-        'lists the paid first invoice of a checkout with its amount, currency, status, dates and period',
-        'keeps to the limit',
-      ].sort(),
+      ['lists the paid first invoice of a checkout with its amount, currency, status, dates and period', 'keeps to the limit'].sort(),
     );
   }, 120_000);
 });

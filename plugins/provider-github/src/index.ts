@@ -39,11 +39,13 @@ interface GitHubEmail {
 const API_HEADERS = { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'user-agent': 'apigate' };
 
 /** GitHub answers a used-up rate limit with 403 and x-ratelimit-remaining: 0 (or 429): worth retrying later. */
-const rateLimited = (res: Response): boolean => res.status === 429 || (res.status === 403 && res.headers.get('x-ratelimit-remaining') === '0');
+const rateLimited = (res: Response): boolean =>
+  res.status === 429 || (res.status === 403 && res.headers.get('x-ratelimit-remaining') === '0');
 
 function asUser(body: unknown, where: string): GitHubUser {
   const u = body as Partial<GitHubUser> | undefined;
-  if (typeof u?.id !== 'number' || typeof u.login !== 'string') throw failureError({ message: `${where} answered GET /user without an id and login`, retryable: false });
+  if (typeof u?.id !== 'number' || typeof u.login !== 'string')
+    throw failureError({ message: `${where} answered GET /user without an id and login`, retryable: false });
   return { id: u.id, login: u.login, name: u.name ?? null, email: u.email ?? null, avatar_url: u.avatar_url ?? null };
 }
 
@@ -54,7 +56,12 @@ function asUser(body: unknown, where: string): GitHubUser {
  */
 async function githubProfile(cfg: GitHubConfig, accessToken: string, o: Omit<GetJsonOptions, 'where'>): Promise<OAuthProfile> {
   const where = new URL(cfg.apiUrl).host;
-  const opts: GetJsonOptions = { ...o, where, headers: { ...API_HEADERS, authorization: `Bearer ${accessToken}` }, retryableAnswer: rateLimited };
+  const opts: GetJsonOptions = {
+    ...o,
+    where,
+    headers: { ...API_HEADERS, authorization: `Bearer ${accessToken}` },
+    retryableAnswer: rateLimited,
+  };
   const user = asUser(await getJson(joinUrl(cfg.apiUrl, 'user'), opts), where);
   let emails: GitHubEmail[] = [];
   try {
@@ -85,7 +92,10 @@ function tokenErrorsAs400(tokenEndpoint: string): CustomFetch {
   return async (url, options) => {
     const res = await fetch(url, options as RequestInit);
     if (url !== tokenEndpoint || res.status !== 200) return res;
-    const body = (await res.clone().json().catch(() => undefined)) as { error?: unknown } | undefined;
+    const body = (await res
+      .clone()
+      .json()
+      .catch(() => undefined)) as { error?: unknown } | undefined;
     if (typeof body?.error !== 'string') return res;
     return new Response(JSON.stringify(body), { status: 400, headers: { 'content-type': 'application/json' } });
   };
@@ -111,7 +121,8 @@ export function createGitHubProvider(cfg: GitHubConfig): OAuthClient {
       where: apiHost,
       expect: ({ status, body }) => {
         const message = (body as { message?: unknown } | undefined)?.message;
-        if (status === 200 || (status === 404 && typeof message === 'string' && /rate limiting is not enabled/i.test(message))) return undefined;
+        if (status === 200 || (status === 404 && typeof message === 'string' && /rate limiting is not enabled/i.test(message)))
+          return undefined;
         return `${apiHost} answered GET /rate_limit with HTTP ${status}`;
       },
     },

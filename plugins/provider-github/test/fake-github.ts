@@ -116,7 +116,10 @@ export async function startFakeGitHub(): Promise<FakeGitHub> {
       res.writeHead(302, { location: to.href }).end();
     };
     if (redirectUri !== registeredCallback) {
-      return back({ error: 'redirect_uri_mismatch', error_description: 'The redirect_uri MUST match the registered callback URL for this application.' });
+      return back({
+        error: 'redirect_uri_mismatch',
+        error_description: 'The redirect_uri MUST match the registered callback URL for this application.',
+      });
     }
     const challenge = p.get('code_challenge');
     if (challenge && p.get('code_challenge_method') !== 'S256') {
@@ -151,13 +154,18 @@ export async function startFakeGitHub(): Promise<FakeGitHub> {
       res.writeHead(200, { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' }).end(new URLSearchParams(body).toString());
     };
     const error = (error: string, error_description: string) =>
-      answer({ error, error_description, error_uri: `https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors/#${error.replaceAll('_', '-')}` });
+      answer({
+        error,
+        error_description,
+        error_uri: `https://docs.github.com/apps/managing-oauth-apps/troubleshooting-oauth-app-access-token-request-errors/#${error.replaceAll('_', '-')}`,
+      });
     if (form.get('client_id') !== fake.clientId || form.get('client_secret') !== fake.clientSecret) {
       return error('incorrect_client_credentials', 'The client_id and/or client_secret passed are incorrect.');
     }
     const grant = grants.get(form.get('code') ?? '');
     const verifier = form.get('code_verifier');
-    const pkceOk = !grant?.challenge || (verifier !== null && createHash('sha256').update(verifier).digest('base64url') === grant.challenge);
+    const pkceOk =
+      !grant?.challenge || (verifier !== null && createHash('sha256').update(verifier).digest('base64url') === grant.challenge);
     if (!grant || grant.used || !pkceOk) return error('bad_verification_code', 'The code passed is incorrect or expired.');
     grant.used = true;
     if (form.has('redirect_uri') && form.get('redirect_uri') !== grant.redirectUri) {
@@ -171,30 +179,51 @@ export async function startFakeGitHub(): Promise<FakeGitHub> {
   };
 
   const api = (req: IncomingMessage, res: ServerResponse, path: string) => {
-    const limits = { 'x-ratelimit-limit': '5000', 'x-ratelimit-remaining': fake.rateLimited ? '0' : '4999', 'x-ratelimit-resource': 'core' };
+    const limits = {
+      'x-ratelimit-limit': '5000',
+      'x-ratelimit-remaining': fake.rateLimited ? '0' : '4999',
+      'x-ratelimit-resource': 'core',
+    };
     if (path === '/rate_limit') {
-      if (fake.rateLimitDisabled) return json(res, 404, { message: 'Rate limiting is not enabled.', documentation_url: 'https://docs.github.com/rest' });
+      if (fake.rateLimitDisabled)
+        return json(res, 404, { message: 'Rate limiting is not enabled.', documentation_url: 'https://docs.github.com/rest' });
       const core = { limit: 60, remaining: 60, reset: Math.floor(Date.now() / 1000) + 3600, used: 0, resource: 'core' };
       return json(res, 200, { resources: { core }, rate: core });
     }
     const auth = /^(?:Bearer|token) (.+)$/i.exec(req.headers.authorization ?? '')?.[1];
     const session = auth ? tokens.get(auth) : undefined;
     const user = session ? fake.users.get(session.login) : undefined;
-    if (!session || !user) return json(res, 401, { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest', status: '401' });
+    if (!session || !user)
+      return json(res, 401, { message: 'Bad credentials', documentation_url: 'https://docs.github.com/rest', status: '401' });
     if (fake.rateLimited) {
-      return json(res, 403, { message: `API rate limit exceeded for user ID ${user.id}.`, documentation_url: 'https://docs.github.com/rest' }, limits);
+      return json(
+        res,
+        403,
+        { message: `API rate limit exceeded for user ID ${user.id}.`, documentation_url: 'https://docs.github.com/rest' },
+        limits,
+      );
     }
     const scopes = session.scope.split(',');
     if (path === '/user') {
       return json(
         res,
         200,
-        { login: user.login, id: user.id, node_id: `U_${user.id}`, avatar_url: avatar(user.id), type: 'User', site_admin: false, name: user.name, email: user.email },
+        {
+          login: user.login,
+          id: user.id,
+          node_id: `U_${user.id}`,
+          avatar_url: avatar(user.id),
+          type: 'User',
+          site_admin: false,
+          name: user.name,
+          email: user.email,
+        },
         limits,
       );
     }
     if (path === '/user/emails') {
-      if (!scopes.includes('user:email') && !scopes.includes('user')) return json(res, 404, { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' });
+      if (!scopes.includes('user:email') && !scopes.includes('user'))
+        return json(res, 404, { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' });
       return json(res, 200, user.emails, limits);
     }
     json(res, 404, { message: 'Not Found', documentation_url: 'https://docs.github.com/rest' });

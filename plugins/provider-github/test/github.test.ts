@@ -36,7 +36,13 @@ beforeEach(() => {
   gh.rateLimitDisabled = false;
 });
 
-const settings = (over: Record<string, string> = {}) => ({ clientId: gh.clientId, clientSecret: gh.clientSecret, webUrl: gh.webUrl, apiUrl: gh.apiUrl, ...over });
+const settings = (over: Record<string, string> = {}) => ({
+  clientId: gh.clientId,
+  clientSecret: gh.clientSecret,
+  webUrl: gh.webUrl,
+  apiUrl: gh.apiUrl,
+  ...over,
+});
 const make = async (over: Record<string, string> = {}) => (await createForTest(provider, settings(over))).provider;
 /** The user at GitHub's consent page: authorizes (submits the form) or cancels (follows the link). */
 const authorize = (authUrl: URL) => browserLogin(authUrl, { redirectUri: OAUTH_TEST_REDIRECT_URI });
@@ -72,7 +78,10 @@ describeOAuthProvider(provider, {
       const seen = gh.requests.slice(before);
       expect(seen.find((r) => r.path === '/login/oauth/access_token')?.accept).toContain('application/json');
       for (const path of ['/api/v3/user', '/api/v3/user/emails']) {
-        expect(seen.find((r) => r.path === path), path).toMatchObject({ accept: 'application/vnd.github+json', userAgent: 'apigate' });
+        expect(
+          seen.find((r) => r.path === path),
+          path,
+        ).toMatchObject({ accept: 'application/vnd.github+json', userAgent: 'apigate' });
       }
     });
 
@@ -112,15 +121,24 @@ describe('provider-github', () => {
   it('defaults to github.com and api.github.com and reads the spec env vars', () => {
     const env = { OAUTH_GITHUB_CLIENT_ID: 'Iv1.0123456789abcdef', OAUTH_GITHUB_CLIENT_SECRET: 'github-client-secret-value-42' };
     const resolved = resolveProviderConfig(provider, env, settingsFromRecord({}));
-    expect(resolved.config).toMatchObject({ webUrl: 'https://github.com', apiUrl: 'https://api.github.com', scopes: ['read:user', 'user:email'] });
+    expect(resolved.config).toMatchObject({
+      webUrl: 'https://github.com',
+      apiUrl: 'https://api.github.com',
+      scopes: ['read:user', 'user:email'],
+    });
     expect(resolved.secretValues).toEqual([env.OAUTH_GITHUB_CLIENT_SECRET]);
     const ghes = resolveProviderConfig(
       provider,
       env,
-      settingsFromRecord({ 'oauth.github.web_url': 'https://github.example.com', 'oauth.github.api_url': 'https://github.example.com/api/v3' }),
+      settingsFromRecord({
+        'oauth.github.web_url': 'https://github.example.com',
+        'oauth.github.api_url': 'https://github.example.com/api/v3',
+      }),
     );
     expect(ghes.config).toMatchObject({ webUrl: 'https://github.example.com', apiUrl: 'https://github.example.com/api/v3' });
-    expect(() => resolveProviderConfig(provider, { ...env, OAUTH_GITHUB_WEB_URL: 'http://github.example.com' }, settingsFromRecord({}))).toThrow();
+    expect(() =>
+      resolveProviderConfig(provider, { ...env, OAUTH_GITHUB_WEB_URL: 'http://github.example.com' }, settingsFromRecord({})),
+    ).toThrow();
   });
 
   it('builds the authorize URL on the web URL, without a nonce', async () => {
@@ -155,9 +173,15 @@ describe('provider-github', () => {
 
   it('health: an error when the API cannot be reached or is not GitHub', async () => {
     const down = await make({ apiUrl: `http://127.0.0.1:${await freePort()}/api/v3` });
-    await expect(down.check(AbortSignal.timeout(10_000))).resolves.toMatchObject({ status: 'error', error: expect.stringContaining('ECONNREFUSED') });
+    await expect(down.check(AbortSignal.timeout(10_000))).resolves.toMatchObject({
+      status: 'error',
+      error: expect.stringContaining('ECONNREFUSED'),
+    });
     const wrong = await make({ apiUrl: `${gh.webUrl}/not-the-api` });
-    await expect(wrong.check(AbortSignal.timeout(10_000))).resolves.toMatchObject({ status: 'error', error: expect.stringContaining('HTTP 404') });
+    await expect(wrong.check(AbortSignal.timeout(10_000))).resolves.toMatchObject({
+      status: 'error',
+      error: expect.stringContaining('HTTP 404'),
+    });
     await down.close();
     await wrong.close();
   });

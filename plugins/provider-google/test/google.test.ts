@@ -35,15 +35,18 @@ beforeAll(async () => {
     },
     configuration: {
       conformIdTokenClaims: false,
-      claims: { openid: ['sub', 'hd'], email: ['email', 'email_verified'], profile: ['name', 'given_name', 'family_name', 'picture', 'locale'] },
+      claims: {
+        openid: ['sub', 'hd'],
+        email: ['email', 'email_verified'],
+        profile: ['name', 'given_name', 'family_name', 'picture', 'locale'],
+      },
       features: { userinfo: { enabled: false } },
     },
   });
 });
 afterAll(() => idp?.close());
 
-const make = async (over: Record<string, string> = {}) =>
-  (await createForTest(provider, { ...idp.clientConfig, ...over })).provider;
+const make = async (over: Record<string, string> = {}) => (await createForTest(provider, { ...idp.clientConfig, ...over })).provider;
 
 describeOAuthProvider(provider, {
   name: 'provider-google conformance (oidc-provider behaving like Google)',
@@ -51,7 +54,14 @@ describeOAuthProvider(provider, {
   authorize: (authUrl) => idp.loginAs(ALICE)(authUrl),
   protocol: 'oidc',
   scopes: ['email', 'profile'],
-  expectedProfile: { provider: 'google', subject: ALICE, email: alice.email, emailVerified: true, name: alice.name, avatarUrl: alice.picture },
+  expectedProfile: {
+    provider: 'google',
+    subject: ALICE,
+    email: alice.email,
+    emailVerified: true,
+    name: alice.name,
+    avatarUrl: alice.picture,
+  },
   additionalTests: ({ provider: oauth, login }) => {
     it('takes email_verified from the ID token: false stays unverified', async () => {
       const bob = await login(idp.loginAs(BOB));

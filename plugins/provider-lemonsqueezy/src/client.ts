@@ -79,10 +79,14 @@ export class LemonClient {
     try {
       doc = text ? JSON.parse(text) : {};
     } catch {
-      throw this.fail(operation, `LemonSqueezy at ${this.host} answered ${status} with something that is not JSON (an outage or proxy page?)`, {
-        status,
-        retryable: status >= 500 || status === 408 || status === 429 || status < 300,
-      });
+      throw this.fail(
+        operation,
+        `LemonSqueezy at ${this.host} answered ${status} with something that is not JSON (an outage or proxy page?)`,
+        {
+          status,
+          retryable: status >= 500 || status === 408 || status === 429 || status < 300,
+        },
+      );
     }
     if (status >= 200 && status < 300) return doc as Doc<A>;
     throw this.fail(operation, describe(status, doc), { status });
@@ -91,7 +95,9 @@ export class LemonClient {
   /** Every page of a list (page[size] 100, LemonSqueezy's largest). */
   async *pages<A = Record<string, any>>(operation: string, path: string, query: Record<string, string> = {}): AsyncIterable<Resource<A>> {
     for (let page = 1; ; page++) {
-      const doc = await this.call<A>(operation, 'GET', path, { query: { ...query, 'page[number]': String(page), 'page[size]': String(PAGE_SIZE) } });
+      const doc = await this.call<A>(operation, 'GET', path, {
+        query: { ...query, 'page[number]': String(page), 'page[size]': String(PAGE_SIZE) },
+      });
       yield* (doc.data as Resource<A>[] | null) ?? [];
       const p = doc.meta?.page;
       if (!p || p.currentPage >= p.lastPage) return;
@@ -100,17 +106,27 @@ export class LemonClient {
 
   /** A ProviderError for this provider; `retryable` follows the kernel's rule from `status` unless given. */
   fail(operation: string, message: string, facts: { status?: number; retryable?: boolean; code?: string } = {}): ProviderError {
-    return toProviderError(Object.assign(new Error(message), facts), { capability: 'payment', provider: 'lemonsqueezy', secrets: this.o.secrets ?? [] }, operation);
+    return toProviderError(
+      Object.assign(new Error(message), facts),
+      { capability: 'payment', provider: 'lemonsqueezy', secrets: this.o.secrets ?? [] },
+      operation,
+    );
   }
 
   /** No answer: refused, reset, timed out or aborted. All retryable. undici puts the socket's reason in `code`. */
   private unreachable(err: unknown, operation: string): ProviderError {
     const e = err as { name?: string; code?: string; message?: string };
     if (e?.name === 'TimeoutError') {
-      return this.fail(operation, `no answer from LemonSqueezy at ${this.host} within ${this.o.timeoutMs} ms`, { retryable: true, code: 'ETIMEDOUT' });
+      return this.fail(operation, `no answer from LemonSqueezy at ${this.host} within ${this.o.timeoutMs} ms`, {
+        retryable: true,
+        code: 'ETIMEDOUT',
+      });
     }
     const why = e?.name === 'AbortError' ? 'aborted' : (e?.code ?? e?.message ?? String(err));
-    return this.fail(operation, `could not reach LemonSqueezy at ${this.host}: ${why}`, { retryable: true, ...(e?.code ? { code: e.code } : {}) });
+    return this.fail(operation, `could not reach LemonSqueezy at ${this.host}: ${why}`, {
+      retryable: true,
+      ...(e?.code ? { code: e.code } : {}),
+    });
   }
 
   async close(): Promise<void> {

@@ -40,6 +40,13 @@ export default defineProvider({
     mode: 'LEMON_MODE',
   },
   secrets: ['apiKey', 'webhookSecret'],
-  features: { meteredBilling: false, customerPortal: true, checkoutTrials: false, immediateCancel: false, invoices: true, webhookPath: '/webhooks/lemonsqueezy' },
+  features: {
+    meteredBilling: false,
+    customerPortal: true,
+    checkoutTrials: false,
+    immediateCancel: false,
+    invoices: true,
+    webhookPath: '/webhooks/lemonsqueezy',
+  },
   create: (c, ctx) => new LemonSqueezyPayment({ ...c, baseUrl: c.baseUrl.replace(/\/+$/, '') }, ctx.logger),
 });

@@ -18,7 +18,17 @@ import {
 } from '@apigate/kernel';
 import { type Doc, LemonClient, one, PAGE_SIZE, type Resource } from './client.js';
 import { invoiceOf, type SubscriptionInvoiceAttributes } from './invoices.js';
-import { CUSTOM, identity, normalise, parseBody, SIGNATURE_HEADER, type SubscriptionAttributes, toSubscriptionState, verifySignature, type WebhookBody } from './webhook.js';
+import {
+  CUSTOM,
+  identity,
+  normalise,
+  parseBody,
+  SIGNATURE_HEADER,
+  type SubscriptionAttributes,
+  toSubscriptionState,
+  verifySignature,
+  type WebhookBody,
+} from './webhook.js';
 
 export interface LemonConfig {
   apiKey: string;
@@ -83,7 +93,12 @@ export class LemonSqueezyPayment implements PaymentProvider {
     return { store: { data: { type: 'stores', id: this.cfg.storeId } } };
   }
 
-  private call<A = Record<string, any>>(operation: string, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, opts: Parameters<LemonClient['call']>[3] = {}) {
+  private call<A = Record<string, any>>(
+    operation: string,
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+    path: string,
+    opts: Parameters<LemonClient['call']>[3] = {},
+  ) {
     return this.api.call<A>(operation, method, path, opts).then((doc) => {
       this.learnMode(doc as Doc);
       return doc;
@@ -118,9 +133,11 @@ export class LemonSqueezyPayment implements PaymentProvider {
    * no custom data on customers: the user id lives in the gateway's mapping only.
    */
   async createCustomer(i: { userId: string; email: string; name?: string }): Promise<{ customerId: string }> {
-    if (typeof i?.userId !== 'string' || !i.userId.trim()) throw new InvalidInputError('payment/lemonsqueezy createCustomer userId: a non-empty string is required');
+    if (typeof i?.userId !== 'string' || !i.userId.trim())
+      throw new InvalidInputError('payment/lemonsqueezy createCustomer userId: a non-empty string is required');
     const email = i.email?.trim();
-    if (emailAddressOf(email) !== email) throw new InvalidInputError('payment/lemonsqueezy createCustomer email: an email address is required');
+    if (emailAddressOf(email) !== email)
+      throw new InvalidInputError('payment/lemonsqueezy createCustomer email: an email address is required');
     for await (const c of this.list('createCustomer', '/v1/customers', { 'filter[store_id]': this.cfg.storeId, 'filter[email]': email })) {
       return { customerId: c.id };
     }
@@ -172,7 +189,9 @@ export class LemonSqueezyPayment implements PaymentProvider {
   async upsertPrice(i: UpsertPriceInput): Promise<{ priceId: string; productId: string }> {
     assertUpsertPriceInput(i, 'payment/lemonsqueezy upsertPrice');
     if (i.metered) {
-      throw new InvalidInputError('payment/lemonsqueezy upsertPrice metered: usage reporting is not supported (features.meteredBilling is false)');
+      throw new InvalidInputError(
+        'payment/lemonsqueezy upsertPrice metered: usage reporting is not supported (features.meteredBilling is false)',
+      );
     }
     const { currency } = await this.store('upsertPrice');
     const sells = (c: Candidate) =>
@@ -194,7 +213,8 @@ export class LemonSqueezyPayment implements PaymentProvider {
 
     const named: Candidate[] = [];
     const products = new Map<string, string>();
-    for await (const p of this.list<{ name: string }>('upsertPrice', '/v1/products', { 'filter[store_id]': this.cfg.storeId })) products.set(p.id, p.attributes.name);
+    for await (const p of this.list<{ name: string }>('upsertPrice', '/v1/products', { 'filter[store_id]': this.cfg.storeId }))
+      products.set(p.id, p.attributes.name);
     for (const [productId, productName] of products) {
       for await (const v of this.list<VariantAttributes>('upsertPrice', '/v1/variants', { 'filter[product_id]': productId })) {
         if (v.attributes.status === 'draft' || !(same(v.attributes.name, i.name) || same(productName, i.name))) continue;
@@ -216,9 +236,13 @@ export class LemonSqueezyPayment implements PaymentProvider {
 
   private async candidate(operation: string, variantId: string): Promise<Candidate> {
     const variant = one(await this.call<VariantAttributes>(operation, 'GET', `/v1/variants/${encodeURIComponent(variantId)}`));
-    const product = one(await this.call<{ name: string; store_id: number }>(operation, 'GET', `/v1/products/${variant.attributes.product_id}`));
+    const product = one(
+      await this.call<{ name: string; store_id: number }>(operation, 'GET', `/v1/products/${variant.attributes.product_id}`),
+    );
     if (String(product.attributes.store_id) !== this.cfg.storeId) {
-      throw this.api.fail(operation, `variant ${variantId} belongs to another store than LEMON_STORE_ID ${this.cfg.storeId}`, { status: 404 });
+      throw this.api.fail(operation, `variant ${variantId} belongs to another store than LEMON_STORE_ID ${this.cfg.storeId}`, {
+        status: 404,
+      });
     }
     return { variant, productName: product.attributes.name, price: await this.priceOf(operation, variant.id) };
   }
@@ -240,7 +264,10 @@ export class LemonSqueezyPayment implements PaymentProvider {
    * that the variant stays on sale until it is set to draft in the dashboard.
    */
   async archivePrice(priceId: string): Promise<void> {
-    this.logger.warn({ priceId }, `LemonSqueezy's API cannot archive variant ${priceId}; set it to draft in the dashboard to stop selling it`);
+    this.logger.warn(
+      { priceId },
+      `LemonSqueezy's API cannot archive variant ${priceId}; set it to draft in the dashboard to stop selling it`,
+    );
   }
 
   // -- checkout and portal ----------------------------------------------------------------------
@@ -276,7 +303,8 @@ export class LemonSqueezyPayment implements PaymentProvider {
     const per = p.trial_interval_unit ? TRIAL_UNIT_DAYS[p.trial_interval_unit] : undefined;
     const days = per !== undefined && p.trial_interval_quantity ? per * p.trial_interval_quantity : undefined;
     if (days === trialDays) return;
-    const has = p.trial_interval_unit && p.trial_interval_quantity ? `a ${p.trial_interval_quantity}-${p.trial_interval_unit} trial` : 'no trial';
+    const has =
+      p.trial_interval_unit && p.trial_interval_quantity ? `a ${p.trial_interval_quantity}-${p.trial_interval_unit} trial` : 'no trial';
     throw new InvalidInputError(
       `payment/lemonsqueezy createCheckout trialDays: LemonSqueezy sets free trials on the variant, and variant ${variantId} has ${has}; ` +
         `set a ${trialDays}-day trial on it in the dashboard, or leave trialDays out`,
@@ -298,13 +326,18 @@ export class LemonSqueezyPayment implements PaymentProvider {
   // -- subscriptions --------------------------------------------------------------------------
 
   async getSubscription(subscriptionId: string): Promise<SubscriptionState> {
-    const doc = await this.call<SubscriptionAttributes>('getSubscription', 'GET', `/v1/subscriptions/${encodeURIComponent(subscriptionId)}`);
+    const doc = await this.call<SubscriptionAttributes>(
+      'getSubscription',
+      'GET',
+      `/v1/subscriptions/${encodeURIComponent(subscriptionId)}`,
+    );
     return toSubscriptionState(one(doc));
   }
 
   /** LemonSqueezy cannot filter by customer id or update time: by buyer email and store, the rest here. */
   async *listSubscriptions(i: { customerId?: string; updatedSince?: Date }): AsyncIterable<SubscriptionState> {
-    const keep = (s: Resource<SubscriptionAttributes>) => !i.updatedSince || new Date(s.attributes.updated_at).getTime() >= i.updatedSince.getTime();
+    const keep = (s: Resource<SubscriptionAttributes>) =>
+      !i.updatedSince || new Date(s.attributes.updated_at).getTime() >= i.updatedSince.getTime();
     if (i.customerId) {
       let customer: Resource;
       try {
@@ -316,7 +349,9 @@ export class LemonSqueezyPayment implements PaymentProvider {
       for await (const s of this.subscriptionsOf('listSubscriptions', customer)) if (keep(s)) yield toSubscriptionState(s);
       return;
     }
-    for await (const s of this.list<SubscriptionAttributes>('listSubscriptions', '/v1/subscriptions', { 'filter[store_id]': this.cfg.storeId })) {
+    for await (const s of this.list<SubscriptionAttributes>('listSubscriptions', '/v1/subscriptions', {
+      'filter[store_id]': this.cfg.storeId,
+    })) {
       if (keep(s)) yield toSubscriptionState(s);
     }
   }
@@ -327,9 +362,11 @@ export class LemonSqueezyPayment implements PaymentProvider {
    * then the first page of each one's invoices (newest first), merged. An unknown customer has none.
    */
   async listInvoices(i: { customerId: string; limit?: number }): Promise<Invoice[]> {
-    if (typeof i.customerId !== 'string' || i.customerId.trim() === '') throw new InvalidInputError('payment/lemonsqueezy listInvoices customerId: a non-empty string is required');
+    if (typeof i.customerId !== 'string' || i.customerId.trim() === '')
+      throw new InvalidInputError('payment/lemonsqueezy listInvoices customerId: a non-empty string is required');
     const limit = i.limit ?? 12;
-    if (!Number.isInteger(limit) || limit < 1 || limit > PAGE_SIZE) throw new InvalidInputError(`payment/lemonsqueezy listInvoices limit: a whole number from 1 to ${PAGE_SIZE} is required`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > PAGE_SIZE)
+      throw new InvalidInputError(`payment/lemonsqueezy listInvoices limit: a whole number from 1 to ${PAGE_SIZE} is required`);
     let customer: Resource;
     try {
       customer = one(await this.call('listInvoices', 'GET', `/v1/customers/${encodeURIComponent(i.customerId)}`));
@@ -340,7 +377,12 @@ export class LemonSqueezyPayment implements PaymentProvider {
     const out: Invoice[] = [];
     for await (const sub of this.subscriptionsOf('listInvoices', customer)) {
       const doc = await this.call<SubscriptionInvoiceAttributes>('listInvoices', 'GET', '/v1/subscription-invoices', {
-        query: { 'filter[store_id]': this.cfg.storeId, 'filter[subscription_id]': sub.id, 'page[number]': '1', 'page[size]': String(limit) },
+        query: {
+          'filter[store_id]': this.cfg.storeId,
+          'filter[subscription_id]': sub.id,
+          'page[number]': '1',
+          'page[size]': String(limit),
+        },
       });
       for (const r of (doc.data as Resource<SubscriptionInvoiceAttributes>[] | null) ?? []) {
         const inv = invoiceOf(r);
@@ -352,10 +394,16 @@ export class LemonSqueezyPayment implements PaymentProvider {
 
   /** Moves the subscription to another variant; LemonSqueezy prorates it on the next invoice. */
   async changeSubscription(i: { subscriptionId: string; priceId: string }): Promise<SubscriptionState> {
-    if (!/^\d+$/.test(i.priceId ?? '')) throw new InvalidInputError('payment/lemonsqueezy changeSubscription priceId: a LemonSqueezy variant id (digits) is required');
-    const doc = await this.call<SubscriptionAttributes>('changeSubscription', 'PATCH', `/v1/subscriptions/${encodeURIComponent(i.subscriptionId)}`, {
-      body: { data: { type: 'subscriptions', id: i.subscriptionId, attributes: { variant_id: Number(i.priceId) } } },
-    });
+    if (!/^\d+$/.test(i.priceId ?? ''))
+      throw new InvalidInputError('payment/lemonsqueezy changeSubscription priceId: a LemonSqueezy variant id (digits) is required');
+    const doc = await this.call<SubscriptionAttributes>(
+      'changeSubscription',
+      'PATCH',
+      `/v1/subscriptions/${encodeURIComponent(i.subscriptionId)}`,
+      {
+        body: { data: { type: 'subscriptions', id: i.subscriptionId, attributes: { variant_id: Number(i.priceId) } } },
+      },
+    );
     return toSubscriptionState(one(doc));
   }
 
@@ -372,7 +420,11 @@ export class LemonSqueezyPayment implements PaymentProvider {
         { retryable: false, code: 'NOT_SUPPORTED' },
       );
     }
-    const doc = await this.call<SubscriptionAttributes>('cancelSubscription', 'DELETE', `/v1/subscriptions/${encodeURIComponent(i.subscriptionId)}`);
+    const doc = await this.call<SubscriptionAttributes>(
+      'cancelSubscription',
+      'DELETE',
+      `/v1/subscriptions/${encodeURIComponent(i.subscriptionId)}`,
+    );
     return toSubscriptionState(one(doc));
   }
 
@@ -411,7 +463,9 @@ export class LemonSqueezyPayment implements PaymentProvider {
     const event = normalise(body);
     if (event.type !== 'checkout.completed') return event;
     // One lookup by order id (none for one-off products); it may teach the mode, so check it again.
-    for await (const s of this.list<SubscriptionAttributes>('normalizeWebhook', '/v1/subscriptions', { 'filter[order_id]': body.data.id })) {
+    for await (const s of this.list<SubscriptionAttributes>('normalizeWebhook', '/v1/subscriptions', {
+      'filter[order_id]': body.data.id,
+    })) {
       this.assertMode(body);
       return { ...event, subscriptionId: s.id };
     }
@@ -453,6 +507,9 @@ export class LemonSqueezyPayment implements PaymentProvider {
 
 function describePrice(p: PriceAttributes, currency: string): string {
   if (p.category !== 'subscription') return `${p.category}, not a subscription`;
-  const every = p.renewal_interval_quantity && p.renewal_interval_quantity !== 1 ? `${p.renewal_interval_quantity} ${p.renewal_interval_unit}s` : p.renewal_interval_unit;
+  const every =
+    p.renewal_interval_quantity && p.renewal_interval_quantity !== 1
+      ? `${p.renewal_interval_quantity} ${p.renewal_interval_unit}s`
+      : p.renewal_interval_unit;
   return `${p.unit_price === null ? 'tiered' : money(p.unit_price, currency)} every ${every}`;
 }

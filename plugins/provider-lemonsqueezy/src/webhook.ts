@@ -56,7 +56,11 @@ export function toSubscriptionState(r: Resource<SubscriptionAttributes>, now = D
   const trialing = a.trial_ends_at !== null && new Date(a.trial_ends_at).getTime() > now;
   const status: SubscriptionStatus = a.status === 'cancelled' ? (trialing ? 'trialing' : 'active') : (STATUSES[a.status] ?? 'incomplete');
   const end =
-    a.status === 'cancelled' || a.status === 'expired' ? date(a.ends_at) : a.status === 'on_trial' ? (date(a.trial_ends_at) ?? date(a.renews_at)) : date(a.renews_at);
+    a.status === 'cancelled' || a.status === 'expired'
+      ? date(a.ends_at)
+      : a.status === 'on_trial'
+        ? (date(a.trial_ends_at) ?? date(a.renews_at))
+        : date(a.renews_at);
   return {
     subscriptionId: r.id,
     customerId: String(a.customer_id),
@@ -70,10 +74,13 @@ export function toSubscriptionState(r: Resource<SubscriptionAttributes>, now = D
 /** Checks `X-Signature` in constant time. */
 export function verifySignature(rawBody: Uint8Array, header: string | undefined, secret: string): void {
   if (!header) throw new WebhookSignatureError('payment/lemonsqueezy webhook: the X-Signature header is missing');
-  if (!/^[0-9a-f]{64}$/i.test(header.trim())) throw new WebhookSignatureError('payment/lemonsqueezy webhook: the X-Signature header is not a hex SHA-256 digest');
+  if (!/^[0-9a-f]{64}$/i.test(header.trim()))
+    throw new WebhookSignatureError('payment/lemonsqueezy webhook: the X-Signature header is not a hex SHA-256 digest');
   const expected = createHmac('sha256', secret).update(rawBody).digest();
   if (!timingSafeEqual(Buffer.from(header.trim(), 'hex'), expected)) {
-    throw new WebhookSignatureError('payment/lemonsqueezy webhook: the signature does not match (another LEMON_WEBHOOK_SECRET, or a changed body)');
+    throw new WebhookSignatureError(
+      'payment/lemonsqueezy webhook: the signature does not match (another LEMON_WEBHOOK_SECRET, or a changed body)',
+    );
   }
 }
 
@@ -85,7 +92,8 @@ export function parseBody(rawBody: Uint8Array): WebhookBody {
     throw new InvalidInputError('payment/lemonsqueezy webhook: the body is not JSON');
   }
   const b = json as Partial<WebhookBody> | null;
-  if (typeof b?.meta?.event_name !== 'string' || !b.meta.event_name) throw new InvalidInputError('payment/lemonsqueezy webhook: body field meta.event_name is missing');
+  if (typeof b?.meta?.event_name !== 'string' || !b.meta.event_name)
+    throw new InvalidInputError('payment/lemonsqueezy webhook: body field meta.event_name is missing');
   const d = b.data as Partial<Resource> | undefined;
   if (typeof d?.type !== 'string' || typeof d.id !== 'string' || typeof d.attributes !== 'object' || d.attributes === null) {
     throw new InvalidInputError('payment/lemonsqueezy webhook: body field data is not a JSON:API resource');
@@ -119,8 +127,12 @@ const INVOICE_EVENTS: Record<string, PaymentEventType> = {
 export function identity(body: WebhookBody): { id: string; occurredAt: Date } {
   const a = body.data.attributes as { updated_at?: string; created_at?: string };
   const at = a.updated_at ?? a.created_at;
-  if (!at || Number.isNaN(Date.parse(at))) throw new InvalidInputError('payment/lemonsqueezy webhook: body field data.attributes.updated_at is missing');
-  const id = typeof body.meta.webhook_id === 'string' && body.meta.webhook_id ? body.meta.webhook_id : `${body.meta.event_name}:${body.data.type}:${body.data.id}:${at}`;
+  if (!at || Number.isNaN(Date.parse(at)))
+    throw new InvalidInputError('payment/lemonsqueezy webhook: body field data.attributes.updated_at is missing');
+  const id =
+    typeof body.meta.webhook_id === 'string' && body.meta.webhook_id
+      ? body.meta.webhook_id
+      : `${body.meta.event_name}:${body.data.type}:${body.data.id}:${at}`;
   return { id, occurredAt: new Date(at) };
 }
 

@@ -50,7 +50,12 @@ export interface FakeLemonSqueezy {
   /** LemonSqueezy billing a subscription (a renewal, or a plan change's proration): a subscription invoice; returns its id. */
   addSubscriptionInvoice(
     subscriptionId: string,
-    o: { status: 'pending' | 'paid' | 'void' | 'refunded' | 'partial_refund'; total?: number; createdAt?: Date; billingReason?: 'renewal' | 'updated' },
+    o: {
+      status: 'pending' | 'paid' | 'void' | 'refunded' | 'partial_refund';
+      total?: number;
+      createdAt?: Date;
+      billingReason?: 'renewal' | 'updated';
+    },
   ): string;
   close(): Promise<void>;
 }
@@ -82,7 +87,12 @@ const unprocessable = (pointer: string, detail: string) => new ApiError(422, 'Un
  */
 export async function startFakeLemonSqueezy(): Promise<FakeLemonSqueezy> {
   const types = ['stores', 'customers', 'products', 'variants', 'prices', 'checkouts', 'orders', 'subscriptions', 'subscription-invoices'];
-  const fake = { url: '', requests: [], inject: [], db: Object.fromEntries(types.map((t) => [t, new Map<string, Resource>()])) } as unknown as FakeLemonSqueezy;
+  const fake = {
+    url: '',
+    requests: [],
+    inject: [],
+    db: Object.fromEntries(types.map((t) => [t, new Map<string, Resource>()])),
+  } as unknown as FakeLemonSqueezy;
   let nextId = 1000;
   const put = (type: string, attributes: Json, id = String(nextId++)): Resource => {
     const r = { type, id, attributes };
@@ -99,12 +109,42 @@ export async function startFakeLemonSqueezy(): Promise<FakeLemonSqueezy> {
 
   fake.addStore = (name, currency) => {
     const slug = name.toLowerCase().replace(/[^a-z0-9]+/g, '-');
-    return put('stores', { name, slug, domain: `${slug}.lemonsqueezy.com`, url: `https://${slug}.lemonsqueezy.com`, currency, plan: 'fresh', created_at: now(), updated_at: now() }).id;
+    return put('stores', {
+      name,
+      slug,
+      domain: `${slug}.lemonsqueezy.com`,
+      url: `https://${slug}.lemonsqueezy.com`,
+      currency,
+      plan: 'fresh',
+      created_at: now(),
+      updated_at: now(),
+    }).id;
   };
-  put('stores', { name: 'APIGate Test', slug: 'apigate-test', domain: 'apigate-test.lemonsqueezy.com', url: 'https://apigate-test.lemonsqueezy.com', currency: 'USD', plan: 'fresh', created_at: now(), updated_at: now() }, STORE_ID);
+  put(
+    'stores',
+    {
+      name: 'APIGate Test',
+      slug: 'apigate-test',
+      domain: 'apigate-test.lemonsqueezy.com',
+      url: 'https://apigate-test.lemonsqueezy.com',
+      currency: 'USD',
+      plan: 'fresh',
+      created_at: now(),
+      updated_at: now(),
+    },
+    STORE_ID,
+  );
 
   fake.addProduct = (name, variants, storeId = STORE_ID) => {
-    const product = put('products', { store_id: Number(storeId), name, slug: randomUUID(), status: 'published', created_at: now(), updated_at: now(), test_mode: true });
+    const product = put('products', {
+      store_id: Number(storeId),
+      name,
+      slug: randomUUID(),
+      status: 'published',
+      created_at: now(),
+      updated_at: now(),
+      test_mode: true,
+    });
     const variantIds = variants.map((v, n) => {
       const variant = put('variants', {
         product_id: Number(product.id),
@@ -154,21 +194,78 @@ export async function startFakeLemonSqueezy(): Promise<FakeLemonSqueezy> {
     const renews = trialEnd ?? addPeriod(start, price.renewal_interval_unit, price.renewal_interval_quantity);
     const product = get('products', String(variant.attributes.product_id));
     const order = put('orders', {
-      store_id: Number(store.id), customer_id: Number(customer.id), identifier: randomUUID(), order_number: nextId, user_name: customer.attributes.name, user_email: email,
-      currency: store.attributes.currency, currency_rate: '1.00000000', subtotal: price.unit_price, discount_total: 0, tax: 0, total: price.unit_price,
-      status: 'paid', status_formatted: 'Paid', refunded: false, refunded_at: null,
-      first_order_item: { id: nextId, order_id: 0, product_id: Number(product.id), variant_id: Number(variant.id), product_name: product.attributes.name, variant_name: variant.attributes.name, price: price.unit_price, quantity: 1, created_at: now(), updated_at: now(), test_mode: true },
-      urls: { receipt: `https://app.lemonsqueezy.com/my-orders/${randomUUID()}` }, created_at: now(), updated_at: now(), test_mode: true,
+      store_id: Number(store.id),
+      customer_id: Number(customer.id),
+      identifier: randomUUID(),
+      order_number: nextId,
+      user_name: customer.attributes.name,
+      user_email: email,
+      currency: store.attributes.currency,
+      currency_rate: '1.00000000',
+      subtotal: price.unit_price,
+      discount_total: 0,
+      tax: 0,
+      total: price.unit_price,
+      status: 'paid',
+      status_formatted: 'Paid',
+      refunded: false,
+      refunded_at: null,
+      first_order_item: {
+        id: nextId,
+        order_id: 0,
+        product_id: Number(product.id),
+        variant_id: Number(variant.id),
+        product_name: product.attributes.name,
+        variant_name: variant.attributes.name,
+        price: price.unit_price,
+        quantity: 1,
+        created_at: now(),
+        updated_at: now(),
+        test_mode: true,
+      },
+      urls: { receipt: `https://app.lemonsqueezy.com/my-orders/${randomUUID()}` },
+      created_at: now(),
+      updated_at: now(),
+      test_mode: true,
     });
     order.attributes.first_order_item.order_id = Number(order.id);
     const sub = put('subscriptions', {
-      store_id: Number(store.id), customer_id: Number(customer.id), order_id: Number(order.id), order_item_id: order.attributes.first_order_item.id,
-      product_id: Number(product.id), variant_id: Number(variant.id), product_name: product.attributes.name, variant_name: variant.attributes.name,
-      user_name: customer.attributes.name, user_email: email, status: trialEnd ? 'on_trial' : 'active', status_formatted: trialEnd ? 'On Trial' : 'Active',
-      card_brand: 'visa', card_last_four: '4242', pause: null, cancelled: false, trial_ends_at: trialEnd ? lemonTime(trialEnd) : null,
-      billing_anchor: start.getUTCDate(), first_subscription_item: { id: nextId, subscription_id: 0, price_id: Number(priceOfVariant(variant.id).id), quantity: 1, is_usage_based: false, created_at: now(), updated_at: now() },
-      urls: { update_payment_method: `${store.attributes.url}/subscription/1/payment-details?signature=x`, customer_portal: `${store.attributes.url}/billing?signature=x` },
-      renews_at: lemonTime(renews), ends_at: null, created_at: now(), updated_at: now(), test_mode: true,
+      store_id: Number(store.id),
+      customer_id: Number(customer.id),
+      order_id: Number(order.id),
+      order_item_id: order.attributes.first_order_item.id,
+      product_id: Number(product.id),
+      variant_id: Number(variant.id),
+      product_name: product.attributes.name,
+      variant_name: variant.attributes.name,
+      user_name: customer.attributes.name,
+      user_email: email,
+      status: trialEnd ? 'on_trial' : 'active',
+      status_formatted: trialEnd ? 'On Trial' : 'Active',
+      card_brand: 'visa',
+      card_last_four: '4242',
+      pause: null,
+      cancelled: false,
+      trial_ends_at: trialEnd ? lemonTime(trialEnd) : null,
+      billing_anchor: start.getUTCDate(),
+      first_subscription_item: {
+        id: nextId,
+        subscription_id: 0,
+        price_id: Number(priceOfVariant(variant.id).id),
+        quantity: 1,
+        is_usage_based: false,
+        created_at: now(),
+        updated_at: now(),
+      },
+      urls: {
+        update_payment_method: `${store.attributes.url}/subscription/1/payment-details?signature=x`,
+        customer_portal: `${store.attributes.url}/billing?signature=x`,
+      },
+      renews_at: lemonTime(renews),
+      ends_at: null,
+      created_at: now(),
+      updated_at: now(),
+      test_mode: true,
     });
     sub.attributes.first_subscription_item.subscription_id = Number(sub.id);
     // The first invoice: what the order charged (nothing on a trial).
@@ -184,14 +281,42 @@ export async function startFakeLemonSqueezy(): Promise<FakeLemonSqueezy> {
     const refunded = o.status === 'refunded' ? o.total : o.status === 'partial_refund' ? Math.floor(o.total / 2) : 0;
     const at = lemonTime(o.createdAt);
     return put('subscription-invoices', {
-      store_id: a.store_id, subscription_id: Number(sub.id), customer_id: a.customer_id, user_name: a.user_name, user_email: a.user_email,
-      billing_reason: o.billingReason, card_brand: 'visa', card_last_four: '4242', currency: store.attributes.currency, currency_rate: '1.00000000',
-      status: o.status, status_formatted: o.status.replace(/(^|_)(\w)/g, (_m: string, sep: string, c: string) => `${sep ? ' ' : ''}${c.toUpperCase()}`),
-      refunded: refunded > 0, refunded_at: refunded > 0 ? at : null, subtotal: o.total, discount_total: 0, tax: 0, tax_inclusive: false, total: o.total, refunded_amount: refunded,
-      subtotal_usd: o.total, discount_total_usd: 0, tax_usd: 0, total_usd: o.total, refunded_amount_usd: refunded,
-      subtotal_formatted: money(o.total), discount_total_formatted: money(0), tax_formatted: money(0), total_formatted: money(o.total), refunded_amount_formatted: money(refunded),
-      urls: { invoice_url: `https://app.lemonsqueezy.com/my-orders/${randomUUID()}/subscription-invoice/${randomUUID()}?signature=${randomBytes(16).toString('hex')}` },
-      created_at: at, updated_at: at, test_mode: true,
+      store_id: a.store_id,
+      subscription_id: Number(sub.id),
+      customer_id: a.customer_id,
+      user_name: a.user_name,
+      user_email: a.user_email,
+      billing_reason: o.billingReason,
+      card_brand: 'visa',
+      card_last_four: '4242',
+      currency: store.attributes.currency,
+      currency_rate: '1.00000000',
+      status: o.status,
+      status_formatted: o.status.replace(/(^|_)(\w)/g, (_m: string, sep: string, c: string) => `${sep ? ' ' : ''}${c.toUpperCase()}`),
+      refunded: refunded > 0,
+      refunded_at: refunded > 0 ? at : null,
+      subtotal: o.total,
+      discount_total: 0,
+      tax: 0,
+      tax_inclusive: false,
+      total: o.total,
+      refunded_amount: refunded,
+      subtotal_usd: o.total,
+      discount_total_usd: 0,
+      tax_usd: 0,
+      total_usd: o.total,
+      refunded_amount_usd: refunded,
+      subtotal_formatted: money(o.total),
+      discount_total_formatted: money(0),
+      tax_formatted: money(0),
+      total_formatted: money(o.total),
+      refunded_amount_formatted: money(refunded),
+      urls: {
+        invoice_url: `https://app.lemonsqueezy.com/my-orders/${randomUUID()}/subscription-invoice/${randomUUID()}?signature=${randomBytes(16).toString('hex')}`,
+      },
+      created_at: at,
+      updated_at: at,
+      test_mode: true,
     });
   }
 
@@ -199,15 +324,27 @@ export async function startFakeLemonSqueezy(): Promise<FakeLemonSqueezy> {
     const sub = get('subscriptions', subscriptionId);
     const variant = get('variants', String(sub.attributes.variant_id));
     const total = o.total ?? attrs(priceOfVariant(variant.id)).unit_price;
-    return invoiceFor(sub, { status: o.status, total, billingReason: o.billingReason ?? 'renewal', createdAt: o.createdAt ?? new Date() }).id;
+    return invoiceFor(sub, { status: o.status, total, billingReason: o.billingReason ?? 'renewal', createdAt: o.createdAt ?? new Date() })
+      .id;
   };
 
   function customerAttrs(store: Resource, name: string, email: string): Json {
     return {
-      store_id: Number(store.id), name, email, status: 'subscribed', city: null, region: null, country: null, total_revenue_currency: 0, mrr: 0,
+      store_id: Number(store.id),
+      name,
+      email,
+      status: 'subscribed',
+      city: null,
+      region: null,
+      country: null,
+      total_revenue_currency: 0,
+      mrr: 0,
       // LemonSqueezy signs a portal link only for customers who have bought a subscription.
-      status_formatted: 'Subscribed', urls: { customer_portal: null },
-      created_at: now(), updated_at: now(), test_mode: true,
+      status_formatted: 'Subscribed',
+      urls: { customer_portal: null },
+      created_at: now(),
+      updated_at: now(),
+      test_mode: true,
     };
   }
 
@@ -219,81 +356,153 @@ export async function startFakeLemonSqueezy(): Promise<FakeLemonSqueezy> {
       }),
     );
 
-  const routes: [string, RegExp, (m: RegExpExecArray, q: URLSearchParams, b: Json) => { status?: number; data?: Resource; list?: Resource[] }][] = [
+  const routes: [
+    string,
+    RegExp,
+    (m: RegExpExecArray, q: URLSearchParams, b: Json) => { status?: number; data?: Resource; list?: Resource[] },
+  ][] = [
     ['GET', /^\/v1\/stores\/(\w+)$/, (m) => ({ data: get('stores', m[1]!) })],
     ['GET', /^\/v1\/customers$/, (_m, q) => ({ list: filtered('customers', q, { store_id: 'store_id', email: 'email' }) })],
-    ['POST', /^\/v1\/customers$/, (_m, _q, b) => {
-      const a = b.data?.attributes ?? {};
-      if (typeof a.name !== 'string' || !a.name) throw unprocessable('/data/attributes/name', 'The name field is required.');
-      if (typeof a.email !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(a.email)) throw unprocessable('/data/attributes/email', 'The email must be a valid email address.');
-      const store = fake.db.stores!.get(String(b.data?.relationships?.store?.data?.id));
-      if (!store) throw unprocessable('/data/relationships/store', 'The store relationship is required.');
-      return { status: 201, data: put('customers', customerAttrs(store, a.name, a.email.toLowerCase())) };
-    }],
+    [
+      'POST',
+      /^\/v1\/customers$/,
+      (_m, _q, b) => {
+        const a = b.data?.attributes ?? {};
+        if (typeof a.name !== 'string' || !a.name) throw unprocessable('/data/attributes/name', 'The name field is required.');
+        if (typeof a.email !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(a.email))
+          throw unprocessable('/data/attributes/email', 'The email must be a valid email address.');
+        const store = fake.db.stores!.get(String(b.data?.relationships?.store?.data?.id));
+        if (!store) throw unprocessable('/data/relationships/store', 'The store relationship is required.');
+        return { status: 201, data: put('customers', customerAttrs(store, a.name, a.email.toLowerCase())) };
+      },
+    ],
     ['GET', /^\/v1\/customers\/([^/]+)$/, (m) => ({ data: get('customers', m[1]!) })],
-    ['PATCH', /^\/v1\/customers\/([^/]+)$/, (m, _q, b) => {
-      const c = get('customers', m[1]!);
-      const a = b.data?.attributes ?? {};
-      if (a.status !== undefined && a.status !== 'archived') throw unprocessable('/data/attributes/status', 'The status may only be archived.');
-      Object.assign(c.attributes, a, a.status ? { status_formatted: 'Archived' } : {}, { updated_at: now() });
-      return { data: c };
-    }],
+    [
+      'PATCH',
+      /^\/v1\/customers\/([^/]+)$/,
+      (m, _q, b) => {
+        const c = get('customers', m[1]!);
+        const a = b.data?.attributes ?? {};
+        if (a.status !== undefined && a.status !== 'archived')
+          throw unprocessable('/data/attributes/status', 'The status may only be archived.');
+        Object.assign(c.attributes, a, a.status ? { status_formatted: 'Archived' } : {}, { updated_at: now() });
+        return { data: c };
+      },
+    ],
     ['GET', /^\/v1\/products$/, (_m, q) => ({ list: filtered('products', q, { store_id: 'store_id' }) })],
     ['GET', /^\/v1\/products\/(\d+)$/, (m) => ({ data: get('products', m[1]!) })],
     ['GET', /^\/v1\/variants$/, (_m, q) => ({ list: filtered('variants', q, { product_id: 'product_id', status: 'status' }) })],
     ['GET', /^\/v1\/variants\/([^/]+)$/, (m) => ({ data: get('variants', m[1]!) })],
     ['GET', /^\/v1\/variants\/([^/]+)\/price-model$/, (m) => ({ data: priceOfVariant(get('variants', m[1]!).id) })],
-    ['POST', /^\/v1\/checkouts$/, (_m, _q, b) => {
-      const store = fake.db.stores!.get(String(b.data?.relationships?.store?.data?.id));
-      if (!store) throw unprocessable('/data/relationships/store', 'The store relationship is required.');
-      const variant = fake.db.variants!.get(String(b.data?.relationships?.variant?.data?.id));
-      if (!variant || String(get('products', String(variant.attributes.product_id)).attributes.store_id) !== store.id) {
-        throw unprocessable('/data/relationships/variant', 'The variant must belong to the store.');
-      }
-      const a = b.data.attributes ?? {};
-      const id = randomUUID();
-      return {
-        status: 201,
-        data: put('checkouts', {
-          store_id: Number(store.id), variant_id: Number(variant.id), custom_price: a.custom_price ?? null, product_options: a.product_options ?? {},
-          checkout_options: a.checkout_options ?? {}, checkout_data: a.checkout_data ?? {}, preview: false, expires_at: a.expires_at ?? null,
-          created_at: now(), updated_at: now(), test_mode: true, url: `${store.attributes.url}/checkout/custom/${id}?signature=${randomBytes(16).toString('hex')}`,
-        }, id),
-      };
-    }],
-    ['GET', /^\/v1\/subscriptions$/, (_m, q) => ({ list: filtered('subscriptions', q, { store_id: 'store_id', user_email: 'user_email', order_id: 'order_id', status: 'status' }) })],
+    [
+      'POST',
+      /^\/v1\/checkouts$/,
+      (_m, _q, b) => {
+        const store = fake.db.stores!.get(String(b.data?.relationships?.store?.data?.id));
+        if (!store) throw unprocessable('/data/relationships/store', 'The store relationship is required.');
+        const variant = fake.db.variants!.get(String(b.data?.relationships?.variant?.data?.id));
+        if (!variant || String(get('products', String(variant.attributes.product_id)).attributes.store_id) !== store.id) {
+          throw unprocessable('/data/relationships/variant', 'The variant must belong to the store.');
+        }
+        const a = b.data.attributes ?? {};
+        const id = randomUUID();
+        return {
+          status: 201,
+          data: put(
+            'checkouts',
+            {
+              store_id: Number(store.id),
+              variant_id: Number(variant.id),
+              custom_price: a.custom_price ?? null,
+              product_options: a.product_options ?? {},
+              checkout_options: a.checkout_options ?? {},
+              checkout_data: a.checkout_data ?? {},
+              preview: false,
+              expires_at: a.expires_at ?? null,
+              created_at: now(),
+              updated_at: now(),
+              test_mode: true,
+              url: `${store.attributes.url}/checkout/custom/${id}?signature=${randomBytes(16).toString('hex')}`,
+            },
+            id,
+          ),
+        };
+      },
+    ],
+    [
+      'GET',
+      /^\/v1\/subscriptions$/,
+      (_m, q) => ({
+        list: filtered('subscriptions', q, { store_id: 'store_id', user_email: 'user_email', order_id: 'order_id', status: 'status' }),
+      }),
+    ],
     ['GET', /^\/v1\/subscriptions\/([^/]+)$/, (m) => ({ data: get('subscriptions', m[1]!) })],
     // Newest first, as LemonSqueezy documents for this list.
-    ['GET', /^\/v1\/subscription-invoices$/, (_m, q) => ({
-      list: filtered('subscription-invoices', q, { store_id: 'store_id', status: 'status', refunded: 'refunded', subscription_id: 'subscription_id' }).sort((a, b) =>
-        a.attributes.created_at === b.attributes.created_at ? Number(b.id) - Number(a.id) : a.attributes.created_at < b.attributes.created_at ? 1 : -1,
-      ),
-    })],
+    [
+      'GET',
+      /^\/v1\/subscription-invoices$/,
+      (_m, q) => ({
+        list: filtered('subscription-invoices', q, {
+          store_id: 'store_id',
+          status: 'status',
+          refunded: 'refunded',
+          subscription_id: 'subscription_id',
+        }).sort((a, b) =>
+          a.attributes.created_at === b.attributes.created_at
+            ? Number(b.id) - Number(a.id)
+            : a.attributes.created_at < b.attributes.created_at
+              ? 1
+              : -1,
+        ),
+      }),
+    ],
     ['GET', /^\/v1\/subscription-invoices\/([^/]+)$/, (m) => ({ data: get('subscription-invoices', m[1]!) })],
-    ['PATCH', /^\/v1\/subscriptions\/([^/]+)$/, (m, _q, b) => {
-      const s = get('subscriptions', m[1]!);
-      if (s.attributes.status === 'expired') throw unprocessable('/data/attributes', 'An expired subscription cannot be updated.');
-      const a = b.data?.attributes ?? {};
-      if (a.variant_id !== undefined) {
-        const v = fake.db.variants!.get(String(a.variant_id));
-        if (!v || attrs(priceOfVariant(v.id)).category !== 'subscription') throw unprocessable('/data/attributes/variant_id', 'The variant must be a subscription variant.');
-        const p = get('products', String(v.attributes.product_id));
-        Object.assign(s.attributes, { variant_id: Number(v.id), variant_name: v.attributes.name, product_id: Number(p.id), product_name: p.attributes.name });
-      }
-      if (a.cancelled === false && s.attributes.status === 'cancelled') Object.assign(s.attributes, { status: 'active', status_formatted: 'Active', cancelled: false, ends_at: null });
-      s.attributes.updated_at = now();
-      return { data: s };
-    }],
-    ['DELETE', /^\/v1\/subscriptions\/([^/]+)$/, (m) => {
-      const s = get('subscriptions', m[1]!);
-      if (s.attributes.status !== 'expired' && s.attributes.status !== 'cancelled') {
-        Object.assign(s.attributes, { status: 'cancelled', status_formatted: 'Cancelled', cancelled: true, ends_at: s.attributes.renews_at, updated_at: now() });
-      }
-      return { data: s };
-    }],
+    [
+      'PATCH',
+      /^\/v1\/subscriptions\/([^/]+)$/,
+      (m, _q, b) => {
+        const s = get('subscriptions', m[1]!);
+        if (s.attributes.status === 'expired') throw unprocessable('/data/attributes', 'An expired subscription cannot be updated.');
+        const a = b.data?.attributes ?? {};
+        if (a.variant_id !== undefined) {
+          const v = fake.db.variants!.get(String(a.variant_id));
+          if (!v || attrs(priceOfVariant(v.id)).category !== 'subscription')
+            throw unprocessable('/data/attributes/variant_id', 'The variant must be a subscription variant.');
+          const p = get('products', String(v.attributes.product_id));
+          Object.assign(s.attributes, {
+            variant_id: Number(v.id),
+            variant_name: v.attributes.name,
+            product_id: Number(p.id),
+            product_name: p.attributes.name,
+          });
+        }
+        if (a.cancelled === false && s.attributes.status === 'cancelled')
+          Object.assign(s.attributes, { status: 'active', status_formatted: 'Active', cancelled: false, ends_at: null });
+        s.attributes.updated_at = now();
+        return { data: s };
+      },
+    ],
+    [
+      'DELETE',
+      /^\/v1\/subscriptions\/([^/]+)$/,
+      (m) => {
+        const s = get('subscriptions', m[1]!);
+        if (s.attributes.status !== 'expired' && s.attributes.status !== 'cancelled') {
+          Object.assign(s.attributes, {
+            status: 'cancelled',
+            status_formatted: 'Cancelled',
+            cancelled: true,
+            ends_at: s.attributes.renews_at,
+            updated_at: now(),
+          });
+        }
+        return { data: s };
+      },
+    ],
   ];
 
-  const send = (res: ServerResponse, status: number, body: unknown) => res.writeHead(status, { 'content-type': MEDIA }).end(JSON.stringify({ jsonapi: { version: '1.0' }, ...(body as Json) }));
+  const send = (res: ServerResponse, status: number, body: unknown) =>
+    res.writeHead(status, { 'content-type': MEDIA }).end(JSON.stringify({ jsonapi: { version: '1.0' }, ...(body as Json) }));
   const errors = (res: ServerResponse, status: number, title: string, detail: string, pointer?: string) =>
     send(res, status, { errors: [{ detail, status: String(status), title, ...(pointer ? { source: { pointer } } : {}) }] });
   const clean = (r: Resource) => {
@@ -307,7 +516,11 @@ export async function startFakeLemonSqueezy(): Promise<FakeLemonSqueezy> {
     req.on('end', () => {
       const u = new URL(req.url ?? '/', 'http://fake');
       const raw = Buffer.concat(chunks).toString('utf8');
-      const record: RecordedRequest = { method: req.method ?? '', path: `${u.pathname}${decodeURIComponent(u.search)}`, headers: req.headers };
+      const record: RecordedRequest = {
+        method: req.method ?? '',
+        path: `${u.pathname}${decodeURIComponent(u.search)}`,
+        headers: req.headers,
+      };
       fake.requests.push(record);
       const injected = fake.inject.shift();
       if (injected) {
@@ -335,7 +548,16 @@ export async function startFakeLemonSqueezy(): Promise<FakeLemonSqueezy> {
             return `${fake.url}${u.pathname}?${q}`;
           };
           return send(res, 200, {
-            meta: { page: { currentPage: number, from: (number - 1) * size + 1, lastPage, perPage: size, to: (number - 1) * size + rows.length, total: result.list.length } },
+            meta: {
+              page: {
+                currentPage: number,
+                from: (number - 1) * size + 1,
+                lastPage,
+                perPage: size,
+                to: (number - 1) * size + rows.length,
+                total: result.list.length,
+              },
+            },
             links: { first: link(1), last: link(lastPage), ...(number < lastPage ? { next: link(number + 1) } : {}) },
             data: rows.map(clean),
           });

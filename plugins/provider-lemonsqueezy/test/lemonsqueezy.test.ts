@@ -1,6 +1,13 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { type PaymentProvider, resolveProviderConfig, settingsFromRecord, utf8 } from '@apigate/kernel';
-import { assertValidManifest, createForTest, describePaymentProvider, freePort, providerErrorOf, type WebhookEventSpec } from '@apigate/provider-testkit';
+import {
+  assertValidManifest,
+  createForTest,
+  describePaymentProvider,
+  freePort,
+  providerErrorOf,
+  type WebhookEventSpec,
+} from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider, { CUSTOM } from '../src/index.js';
@@ -26,7 +33,13 @@ afterAll(async () => {
   await fake?.close();
 });
 
-const settings = (over: Record<string, unknown> = {}) => ({ apiKey: API_KEY, storeId: STORE_ID, webhookSecret: SECRET, baseUrl: fake.url, ...over });
+const settings = (over: Record<string, unknown> = {}) => ({
+  apiKey: API_KEY,
+  storeId: STORE_ID,
+  webhookSecret: SECRET,
+  baseUrl: fake.url,
+  ...over,
+});
 async function lemon(over: Record<string, unknown> = {}): Promise<PaymentProvider> {
   const { provider: p } = await createForTest(provider, settings(over));
   open.push(p);
@@ -46,7 +59,13 @@ function sign(rawBody: string, secret: string) {
 function subscriptionAttributes(base: Record<string, any>, e: WebhookEventSpec): Record<string, any> {
   const st = e.subscription!;
   const end = lemonTime(st.currentPeriodEnd!);
-  const a = { ...clone(base), customer_id: Number(st.customerId), variant_id: Number(st.priceId), cancelled: st.cancelAtPeriodEnd, ends_at: null as string | null };
+  const a = {
+    ...clone(base),
+    customer_id: Number(st.customerId),
+    variant_id: Number(st.priceId),
+    cancelled: st.cancelAtPeriodEnd,
+    ends_at: null as string | null,
+  };
   if (st.status === 'canceled') return { ...a, status: 'expired', cancelled: true, ends_at: end };
   if (st.status === 'trialing') return { ...a, status: 'on_trial', trial_ends_at: end, renews_at: end };
   if (st.status === 'active' && st.cancelAtPeriodEnd) return { ...a, status: 'cancelled', ends_at: end, renews_at: end };
@@ -67,13 +86,21 @@ function webhook(e: WebhookEventSpec): Record<string, unknown> {
     case 'subscription.created':
     case 'subscription.updated':
     case 'subscription.deleted':
-      name = { 'subscription.created': 'subscription_created', 'subscription.updated': 'subscription_updated', 'subscription.deleted': 'subscription_expired' }[e.type];
+      name = {
+        'subscription.created': 'subscription_created',
+        'subscription.updated': 'subscription_updated',
+        'subscription.deleted': 'subscription_expired',
+      }[e.type];
       data = { type: 'subscriptions', id: sub!.id, attributes: { ...subscriptionAttributes(sub!.attributes, e), updated_at: at } };
       break;
     case 'checkout.completed': {
       const order = fake.db.orders!.get(String(sub!.attributes.order_id))!;
       name = 'order_created';
-      data = { type: 'orders', id: order.id, attributes: { ...clone(order.attributes), customer_id: Number(e.customerId), created_at: at, updated_at: at } };
+      data = {
+        type: 'orders',
+        id: order.id,
+        attributes: { ...clone(order.attributes), customer_id: Number(e.customerId), created_at: at, updated_at: at },
+      };
       break;
     }
     case 'invoice.paid':
@@ -85,17 +112,48 @@ function webhook(e: WebhookEventSpec): Record<string, unknown> {
         type: 'subscription-invoices',
         id: inv.id,
         attributes: {
-          store_id: Number(STORE_ID), subscription_id: Number(e.subscriptionId), customer_id: Number(e.customerId), user_name: 'Conformance User',
-          user_email: sub!.attributes.user_email, billing_reason: 'renewal', card_brand: 'visa', card_last_four: '4242', currency: inv.currency.toUpperCase(),
-          currency_rate: '1.00000000', status: paid ? 'paid' : 'pending', status_formatted: paid ? 'Paid' : 'Pending', refunded: false, refunded_at: null,
-          subtotal: inv.amountCents, discount_total: 0, tax: 0, tax_inclusive: false, total: inv.amountCents, urls: { invoice_url: null }, created_at: at, updated_at: at, test_mode: true,
+          store_id: Number(STORE_ID),
+          subscription_id: Number(e.subscriptionId),
+          customer_id: Number(e.customerId),
+          user_name: 'Conformance User',
+          user_email: sub!.attributes.user_email,
+          billing_reason: 'renewal',
+          card_brand: 'visa',
+          card_last_four: '4242',
+          currency: inv.currency.toUpperCase(),
+          currency_rate: '1.00000000',
+          status: paid ? 'paid' : 'pending',
+          status_formatted: paid ? 'Paid' : 'Pending',
+          refunded: false,
+          refunded_at: null,
+          subtotal: inv.amountCents,
+          discount_total: 0,
+          tax: 0,
+          tax_inclusive: false,
+          total: inv.amountCents,
+          urls: { invoice_url: null },
+          created_at: at,
+          updated_at: at,
+          test_mode: true,
         },
       };
       break;
     }
     default:
       name = 'license_key_created';
-      data = { type: 'license-keys', id: '77', attributes: { store_id: Number(STORE_ID), customer_id: Number(e.customerId), key: 'XXXX-XXXX', status: 'inactive', created_at: at, updated_at: at, test_mode: true } };
+      data = {
+        type: 'license-keys',
+        id: '77',
+        attributes: {
+          store_id: Number(STORE_ID),
+          customer_id: Number(e.customerId),
+          key: 'XXXX-XXXX',
+          status: 'inactive',
+          created_at: at,
+          updated_at: at,
+          test_mode: true,
+        },
+      };
   }
   const custom = e.localRefs ? { [CUSTOM.userId]: e.localRefs.userId, [CUSTOM.planId]: e.localRefs.planId } : undefined;
   return { meta: { test_mode: true, event_name: name, webhook_id: e.id, ...(custom ? { custom_data: custom } : {}) }, data };
@@ -124,17 +182,27 @@ describe('provider-lemonsqueezy', () => {
           const since = fake.requests.length;
           const s = await subscribe();
           const calls = fake.requests.slice(since);
-          expect(calls.every((r) => r.headers.accept === 'application/vnd.api+json' && r.headers.authorization === `Bearer ${API_KEY}`)).toBe(true);
+          expect(
+            calls.every((r) => r.headers.accept === 'application/vnd.api+json' && r.headers.authorization === `Bearer ${API_KEY}`),
+          ).toBe(true);
           const created = calls.find((r) => r.method === 'POST' && r.path === '/v1/customers')!;
           expect(created.headers['content-type']).toBe('application/vnd.api+json');
           expect(created.body).toEqual({
-            data: { type: 'customers', attributes: { name: 'Conformance User', email: `${s.userId}@example.com` }, relationships: { store: { data: { type: 'stores', id: STORE_ID } } } },
+            data: {
+              type: 'customers',
+              attributes: { name: 'Conformance User', email: `${s.userId}@example.com` },
+              relationships: { store: { data: { type: 'stores', id: STORE_ID } } },
+            },
           });
           expect(calls.find((r) => r.method === 'POST' && r.path === '/v1/checkouts')!.body).toEqual({
             data: {
               type: 'checkouts',
               attributes: {
-                checkout_data: { email: `${s.userId}@example.com`, name: 'Conformance User', custom: { [CUSTOM.userId]: s.userId, [CUSTOM.planId]: s.planId } },
+                checkout_data: {
+                  email: `${s.userId}@example.com`,
+                  name: 'Conformance User',
+                  custom: { [CUSTOM.userId]: s.userId, [CUSTOM.planId]: s.planId },
+                },
                 product_options: { redirect_url: urls.successUrl, enabled_variants: [Number(s.priceId)] },
               },
               relationships: { store: { data: { type: 'stores', id: STORE_ID } }, variant: { data: { type: 'variants', id: s.priceId } } },
@@ -148,7 +216,8 @@ describe('provider-lemonsqueezy', () => {
             { name: 'Team', amountCents: 99_000, interval: 'year', status: 'draft' },
             { name: 'Team', amountCents: 9900, interval: 'month', intervalCount: 3 },
           ]);
-          const team = (over = {}) => current().upsertPrice({ planId: 'team', name: 'team', amountCents: 9900, currency: 'usd', interval: 'month', ...over });
+          const team = (over = {}) =>
+            current().upsertPrice({ planId: 'team', name: 'team', amountCents: 9900, currency: 'usd', interval: 'month', ...over });
           expect(await team()).toEqual({ priceId: variantIds[0], productId });
           // A rename needs nothing in LemonSqueezy: the variant still sells the plan.
           expect(await team({ name: 'Team (new name)', existingPriceId: variantIds[0] })).toEqual({ priceId: variantIds[0], productId });
@@ -162,7 +231,9 @@ describe('provider-lemonsqueezy', () => {
         });
 
         it('refuses trial days unless the variant has that trial, and sells the variant trial', async () => {
-          const { variantIds } = fake.addProduct('Trial Plan', [{ name: 'Default', amountCents: 500, interval: 'month', trial: { unit: 'week', count: 1 } }]);
+          const { variantIds } = fake.addProduct('Trial Plan', [
+            { name: 'Default', amountCents: 500, interval: 'month', trial: { unit: 'week', count: 1 } },
+          ]);
           const { customerId } = await current().createCustomer({ userId: 'usr_trial', email: email('trial') });
           const input = { customerId, priceId: variantIds[0]!, userId: 'usr_trial', planId: 'trial', ...urls };
           await expect(current().createCheckout({ ...input, trialDays: 14 })).rejects.toThrow(
@@ -174,8 +245,16 @@ describe('provider-lemonsqueezy', () => {
           expect(s.status).toBe('trialing');
           expect(s.currentPeriodEnd!.getTime()).toBeGreaterThan(Date.now() + 6 * DAY_MS);
           expect(s.currentPeriodEnd!.getTime()).toBeLessThan(Date.now() + 8 * DAY_MS);
-          const { priceId: noTrial } = await current().upsertPrice({ planId: 'p', name: 'Conformance Pro', amountCents: 1900, currency: 'usd', interval: 'month' });
-          await expect(current().createCheckout({ ...input, priceId: noTrial, trialDays: 7 })).rejects.toMatchObject({ code: 'INVALID_INPUT' });
+          const { priceId: noTrial } = await current().upsertPrice({
+            planId: 'p',
+            name: 'Conformance Pro',
+            amountCents: 1900,
+            currency: 'usd',
+            interval: 'month',
+          });
+          await expect(current().createCheckout({ ...input, priceId: noTrial, trialDays: 7 })).rejects.toMatchObject({
+            code: 'INVALID_INPUT',
+          });
         });
 
         it('reuses the store customer with the same email (checkouts attach orders by email)', async () => {
@@ -196,7 +275,9 @@ describe('provider-lemonsqueezy', () => {
         it("returns the customer's signed portal link, else the store's portal sign-in page", async () => {
           const { customerId } = await current().createCustomer({ userId: 'usr_portal', email: email('portal') });
           const returnUrl = 'https://apigate.example.com/account';
-          expect(await current().createPortalSession({ customerId, returnUrl })).toEqual({ url: 'https://apigate-test.lemonsqueezy.com/billing' });
+          expect(await current().createPortalSession({ customerId, returnUrl })).toEqual({
+            url: 'https://apigate-test.lemonsqueezy.com/billing',
+          });
           const s = await subscribe();
           const { url } = await current().createPortalSession({ customerId: s.customerId, returnUrl });
           expect(url).toMatch(/^https:\/\/apigate-test\.lemonsqueezy\.com\/billing\?expires=\d+&user=\d+&signature=[0-9a-f]+$/);
@@ -221,7 +302,9 @@ describe('provider-lemonsqueezy', () => {
         });
 
         it('refuses metered prices and usage reports as final (features.meteredBilling is false)', async () => {
-          await expect(current().upsertPrice({ planId: 'm', name: 'M', amountCents: 1, currency: 'usd', interval: 'month', metered: true })).rejects.toMatchObject({
+          await expect(
+            current().upsertPrice({ planId: 'm', name: 'M', amountCents: 1, currency: 'usd', interval: 'month', metered: true }),
+          ).rejects.toMatchObject({
             code: 'INVALID_INPUT',
           });
           await expect(
@@ -235,7 +318,11 @@ describe('provider-lemonsqueezy', () => {
           const ids = {
             renewal: fake.addSubscriptionInvoice(s.subscriptionId, { status: 'pending', createdAt: new Date(t + 10_000) }),
             refunded: fake.addSubscriptionInvoice(s.subscriptionId, { status: 'refunded', createdAt: new Date(t + 20_000) }),
-            partial: fake.addSubscriptionInvoice(s.subscriptionId, { status: 'partial_refund', total: 2390, createdAt: new Date(t + 30_000) }),
+            partial: fake.addSubscriptionInvoice(s.subscriptionId, {
+              status: 'partial_refund',
+              total: 2390,
+              createdAt: new Date(t + 30_000),
+            }),
             voided: fake.addSubscriptionInvoice(s.subscriptionId, { status: 'void', createdAt: new Date(t + 40_000) }),
           };
           // Someone else's subscription, in the same store: never listed.
@@ -244,7 +331,9 @@ describe('provider-lemonsqueezy', () => {
           const since = fake.requests.length;
           const invoices = await current().listInvoices!({ customerId: s.customerId });
           const paths = fake.requests.slice(since).map((r) => r.path);
-          expect(paths).toContain(`/v1/subscription-invoices?filter[store_id]=${STORE_ID}&filter[subscription_id]=${s.subscriptionId}&page[number]=1&page[size]=12`);
+          expect(paths).toContain(
+            `/v1/subscription-invoices?filter[store_id]=${STORE_ID}&filter[subscription_id]=${s.subscriptionId}&page[number]=1&page[size]=12`,
+          );
           expect(paths.some((p) => p.includes(`filter[subscription_id]=${other.subscriptionId}`))).toBe(false);
           expect(invoices.map((i) => [i.id, i.status, i.amountCents, i.currency])).toEqual([
             [ids.voided, 'void', 1900, 'usd'],
@@ -262,7 +351,13 @@ describe('provider-lemonsqueezy', () => {
         });
 
         it('archivePrice changes nothing in LemonSqueezy: the variant stays on sale', async () => {
-          const { priceId } = await current().upsertPrice({ planId: 'p', name: 'Conformance Business', amountCents: 4900, currency: 'usd', interval: 'month' });
+          const { priceId } = await current().upsertPrice({
+            planId: 'p',
+            name: 'Conformance Business',
+            amountCents: 4900,
+            currency: 'usd',
+            interval: 'month',
+          });
           const before = fake.requests.length;
           await current().archivePrice(priceId);
           expect(fake.requests.length).toBe(before);
@@ -292,7 +387,13 @@ describe('provider-lemonsqueezy', () => {
       const s = await (async () => {
         const p = await lemon();
         const { customerId } = await p.createCustomer({ userId: 'u', email: email('field') });
-        const { priceId } = await p.upsertPrice({ planId: 'p', name: 'Conformance Pro', amountCents: 1900, currency: 'usd', interval: 'month' });
+        const { priceId } = await p.upsertPrice({
+          planId: 'p',
+          name: 'Conformance Pro',
+          amountCents: 1900,
+          currency: 'usd',
+          interval: 'month',
+        });
         const { sessionId } = await p.createCheckout({ customerId, priceId, userId: 'u', planId: 'p', ...urls });
         return { p, ...fake.completeCheckout(sessionId) };
       })();
@@ -391,7 +492,13 @@ describe('provider-lemonsqueezy', () => {
         { LEMON_API_KEY: API_KEY, LEMON_STORE_ID: STORE_ID, LEMON_WEBHOOK_SECRET: SECRET, LEMON_TIMEOUT_MS: '5000' },
         settingsFromRecord({}),
       );
-      expect(config).toEqual({ apiKey: API_KEY, storeId: STORE_ID, webhookSecret: SECRET, baseUrl: 'https://api.lemonsqueezy.com', timeoutMs: 5000 });
+      expect(config).toEqual({
+        apiKey: API_KEY,
+        storeId: STORE_ID,
+        webhookSecret: SECRET,
+        baseUrl: 'https://api.lemonsqueezy.com',
+        timeoutMs: 5000,
+      });
       expect(secretValues).toEqual([API_KEY, SECRET]);
       expect(errorsOf({ LEMON_API_KEY: API_KEY, LEMON_STORE_ID: 'my-store', LEMON_WEBHOOK_SECRET: SECRET })).toEqual([
         'LEMON_STORE_ID (setting payment.lemonsqueezy.store_id): expected digits; expected the numeric id of the LemonSqueezy store to sell from',
@@ -407,10 +514,21 @@ describe('provider-lemonsqueezy', () => {
     /** A subscription made through a checkout, and the subscription_cancelled body LemonSqueezy would send for it. */
     const cancelledBody = async (p: PaymentProvider) => {
       const { customerId } = await p.createCustomer({ userId: 'u', email: email('hook') });
-      const { priceId } = await p.upsertPrice({ planId: 'p', name: 'Conformance Pro', amountCents: 1900, currency: 'usd', interval: 'month' });
+      const { priceId } = await p.upsertPrice({
+        planId: 'p',
+        name: 'Conformance Pro',
+        amountCents: 1900,
+        currency: 'usd',
+        interval: 'month',
+      });
       const { sessionId } = await p.createCheckout({ customerId, priceId, userId: 'u', planId: 'p', ...urls });
       const s = fake.db.subscriptions!.get(fake.completeCheckout(sessionId).subscriptionId)!;
-      const attributes: Record<string, any> = { ...clone(s.attributes), status: 'cancelled', cancelled: true, ends_at: s.attributes.renews_at };
+      const attributes: Record<string, any> = {
+        ...clone(s.attributes),
+        status: 'cancelled',
+        cancelled: true,
+        ends_at: s.attributes.renews_at,
+      };
       return { meta: { event_name: 'subscription_cancelled' }, data: { type: 'subscriptions', id: s.id, attributes } };
     };
 
@@ -426,13 +544,15 @@ describe('provider-lemonsqueezy', () => {
 
     it('refuses a correctly signed body that is not a webhook, as bad input', async () => {
       const p = await lemon();
-      await expect(p.parseWebhook({ rawBody: utf8.encode('nope'), headers: { 'x-signature': sign('nope', SECRET).headers['X-Signature'] } })).rejects.toMatchObject({
+      await expect(
+        p.parseWebhook({ rawBody: utf8.encode('nope'), headers: { 'x-signature': sign('nope', SECRET).headers['X-Signature'] } }),
+      ).rejects.toMatchObject({
         code: 'INVALID_INPUT',
       });
       await expect(p.parseWebhook(signed({ meta: {}, data: {} }))).rejects.toThrow('body field meta.event_name is missing');
-      await expect(p.parseWebhook(signed({ meta: { event_name: 'order_created' }, data: { type: 'orders', id: '1', attributes: {} } }))).rejects.toThrow(
-        'data.attributes.updated_at is missing',
-      );
+      await expect(
+        p.parseWebhook(signed({ meta: { event_name: 'order_created' }, data: { type: 'orders', id: '1', attributes: {} } })),
+      ).rejects.toThrow('data.attributes.updated_at is missing');
     });
 
     it('maps paused and unpaid subscriptions, and reads a cancelled trial as trialing until it ends', async () => {
@@ -440,8 +560,12 @@ describe('provider-lemonsqueezy', () => {
       const base = await cancelledBody(p);
       const future = lemonTime(new Date(Date.now() + 5 * DAY_MS));
       const parse = async (attributes: Record<string, unknown>) =>
-        (await p.parseWebhook(signed({ ...base, data: { ...base.data, attributes: { ...base.data.attributes, ...attributes } } }))).subscription;
-      expect(await parse({ status: 'paused', cancelled: false, ends_at: null })).toMatchObject({ status: 'paused', cancelAtPeriodEnd: false });
+        (await p.parseWebhook(signed({ ...base, data: { ...base.data, attributes: { ...base.data.attributes, ...attributes } } })))
+          .subscription;
+      expect(await parse({ status: 'paused', cancelled: false, ends_at: null })).toMatchObject({
+        status: 'paused',
+        cancelAtPeriodEnd: false,
+      });
       expect(await parse({ status: 'unpaid', cancelled: false, ends_at: null })).toMatchObject({ status: 'unpaid' });
       expect(await parse({ status: 'cancelled', trial_ends_at: future, ends_at: future })).toMatchObject({
         status: 'trialing',

@@ -74,7 +74,11 @@ describe('provider-log-email', () => {
   it('keeps only the last N messages', async () => {
     const { provider: email } = await createForTest(provider, { keepLast: '2' });
     for (const subject of ['one', 'two', 'three']) await email.send({ to: 'a@example.com', subject, text: subject });
-    expect(asLog(email).messages().map((m) => m.subject)).toEqual(['two', 'three']);
+    expect(
+      asLog(email)
+        .messages()
+        .map((m) => m.subject),
+    ).toEqual(['two', 'three']);
     asLog(email).clear();
     expect(asLog(email).messages()).toEqual([]);
   });

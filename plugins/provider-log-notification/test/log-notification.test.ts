@@ -52,7 +52,11 @@ describe('provider-log-notification', () => {
     const { provider: notifier } = await createForTest(provider, { keepLast: '2' });
     const sent = [sampleNotification(), sampleNotification(), sampleNotification()];
     for (const n of sent) await notifier.notify(n);
-    expect(asLog(notifier).notifications().map((n) => n.id)).toEqual([sent[1]!.id, sent[2]!.id]);
+    expect(
+      asLog(notifier)
+        .notifications()
+        .map((n) => n.id),
+    ).toEqual([sent[1]!.id, sent[2]!.id]);
     asLog(notifier).clear();
     expect(asLog(notifier).notifications()).toEqual([]);
   });

@@ -487,7 +487,9 @@ export default defineProvider({
       .int({ min: 0 })
       .default(1000)
       .describe('how many completed job ids each queue remembers, so a republish with the same jobId stays a no-op'),
-    spool: fields.flag(true).describe('true to keep waiting, delayed, running and failed jobs across a restart (spooled at close, replayed at start)'),
+    spool: fields
+      .flag(true)
+      .describe('true to keep waiting, delayed, running and failed jobs across a restart (spooled at close, replayed at start)'),
     spoolDir: z.string().min(1).optional().describe('the folder for spooled jobs (default <data dir>/providers/queue-memory/spool)'),
     closeTimeoutMs: fields
       .int({ min: 0 })

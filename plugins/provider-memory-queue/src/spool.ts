@@ -58,7 +58,9 @@ export function writeSpool(dir: string, lines: readonly SpoolLine[]): string | u
 export function takeSpool(dir: string): { lines: SpoolLine[]; files: number; bad: number } {
   let names: string[];
   try {
-    names = readdirSync(dir).filter((n) => n.endsWith(SUFFIX)).sort();
+    names = readdirSync(dir)
+      .filter((n) => n.endsWith(SUFFIX))
+      .sort();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { lines: [], files: 0, bad: 0 };
     throw err;

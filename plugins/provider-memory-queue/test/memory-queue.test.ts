@@ -27,10 +27,11 @@ describe('provider-memory-queue', () => {
       done.push(job.id);
       wake();
     });
-    const ran = (n: number) => new Promise<void>((resolve) => {
-      wake = () => done.length >= n && resolve();
-      wake();
-    });
+    const ran = (n: number) =>
+      new Promise<void>((resolve) => {
+        wake = () => done.length >= n && resolve();
+        wake();
+      });
     await queue.publish('q', 1, { jobId: 'a' });
     await ran(1);
     await queue.publish('q', 2, { jobId: 'b' });
@@ -51,7 +52,8 @@ describe('provider-memory-queue', () => {
 });
 
 describe('provider-memory-queue spool (jobs survive a restart)', () => {
-  const open = async (dataDir: string, config: Record<string, unknown> = {}) => (await createForTest(provider, config, { dataDir })).provider;
+  const open = async (dataDir: string, config: Record<string, unknown> = {}) =>
+    (await createForTest(provider, config, { dataDir })).provider;
   const spoolFiles = (dataDir: string) => {
     try {
       return readdirSync(path.join(dataDir, 'spool')).filter((n) => n.endsWith('.jsonl'));
@@ -77,7 +79,11 @@ describe('provider-memory-queue spool (jobs survive a restart)', () => {
     await expect.poll(() => done.jobs.length).toBe(1);
     await done.worker.close();
     // Nobody consumes these before the restart.
-    await first.publish('email.send', { to: 'a@example.com', n: 1 }, { jobId: 'quota:usr_1:2026-12:0.8', attempts: 5, backoff: { type: 'exponential', delayMs: 1000 } });
+    await first.publish(
+      'email.send',
+      { to: 'a@example.com', n: 1 },
+      { jobId: 'quota:usr_1:2026-12:0.8', attempts: 5, backoff: { type: 'exponential', delayMs: 1000 } },
+    );
     await first.publish('email.send', { to: 'b@example.com', n: 2 }, { priority: 1 });
     await first.publish('notification.send', { title: 'later' }, { jobId: 'later', delayMs: 800 });
     const failing = first.process('broken', async () => {
@@ -106,7 +112,10 @@ describe('provider-memory-queue spool (jobs survive a restart)', () => {
     const notes = collect(second, 'notification.send');
     await expect.poll(() => emails.jobs.length).toBe(2);
     // The prioritised one first; payloads, ids and attempts as published.
-    expect(emails.jobs.map((j) => j.payload)).toEqual([{ to: 'b@example.com', n: 2 }, { to: 'a@example.com', n: 1 }]);
+    expect(emails.jobs.map((j) => j.payload)).toEqual([
+      { to: 'b@example.com', n: 2 },
+      { to: 'a@example.com', n: 1 },
+    ]);
     expect(emails.jobs[1]).toMatchObject({ id: 'quota:usr_1:2026-12:0.8', attempt: 1, maxAttempts: 5 });
     await expect.poll(() => notes.jobs.map((j) => j.id), { timeout: 5000 }).toEqual(['later']);
     await second.close();

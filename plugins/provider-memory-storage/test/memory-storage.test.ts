@@ -14,7 +14,11 @@ describe('provider-memory-storage', () => {
   it('refuses objects past maxBytes, counting overwrites and deletes', async () => {
     const { provider: store } = await createForTest(provider, { maxBytes: '10' });
     await store.put('a', '123456');
-    await expect(store.put('b', '12345')).rejects.toMatchObject({ name: 'ProviderError', retryable: false, message: expect.stringContaining('MEMORY_STORAGE_MAX_BYTES') });
+    await expect(store.put('b', '12345')).rejects.toMatchObject({
+      name: 'ProviderError',
+      retryable: false,
+      message: expect.stringContaining('MEMORY_STORAGE_MAX_BYTES'),
+    });
     await store.put('a', '1234567890');
     await expect(store.put('c', Readable.from([Buffer.alloc(6), Buffer.alloc(6)]))).rejects.toThrow(/at most 10 bytes/);
     expect(await store.delete('a')).toBe(true);
@@ -25,7 +29,9 @@ describe('provider-memory-storage', () => {
 
   it('rejects a stream whose length differs from contentLength and keeps nothing', async () => {
     const { provider: store } = await createForTest(provider);
-    await expect(store.put('short', Readable.from([Buffer.from('abc')]), { contentLength: 4 })).rejects.toThrow(/3 bytes but contentLength said 4/);
+    await expect(store.put('short', Readable.from([Buffer.from('abc')]), { contentLength: 4 })).rejects.toThrow(
+      /3 bytes but contentLength said 4/,
+    );
     expect(await store.head('short')).toBeUndefined();
     await store.close();
   });

@@ -2,7 +2,9 @@ import { defineProvider, fields, z } from '@apigate/kernel';
 import { clientFields, endpointUrl, OAuthClient, profileFromClaims } from '@apigate/oauth-client';
 
 export const config = z.object({
-  issuer: endpointUrl('the issuer URL of the identity provider, e.g. https://login.example.com/realms/acme (discovery at <issuer>/.well-known/openid-configuration)'),
+  issuer: endpointUrl(
+    'the issuer URL of the identity provider, e.g. https://login.example.com/realms/acme (discovery at <issuer>/.well-known/openid-configuration)',
+  ),
   ...clientFields,
   /** `openid` is always requested; `email` and `profile` give the claims the profile needs. */
   scopes: fields.list().default(['openid', 'email', 'profile']),

@@ -29,8 +29,7 @@ beforeAll(async () => {
 });
 afterAll(() => idp?.close());
 
-const make = async (over: Record<string, string> = {}) =>
-  (await createForTest(provider, { ...idp.clientConfig, ...over })).provider;
+const make = async (over: Record<string, string> = {}) => (await createForTest(provider, { ...idp.clientConfig, ...over })).provider;
 
 describeOAuthProvider(provider, {
   name: 'provider-oidc conformance (oidc-provider)',
@@ -100,7 +99,9 @@ describe('provider-oidc', () => {
     const resolved = resolveProviderConfig(provider, env, settingsFromRecord({}));
     expect(resolved.config).toMatchObject({ issuer: env.OAUTH_OIDC_ISSUER, clientId: 'gateway', scopes: ['openid', 'email', 'profile'] });
     expect(resolved.secretValues).toEqual(['top-secret-value-123']);
-    expect(() => resolveProviderConfig(provider, { ...env, OAUTH_OIDC_ISSUER: 'http://login.example.com' }, settingsFromRecord({}))).toThrow();
+    expect(() =>
+      resolveProviderConfig(provider, { ...env, OAUTH_OIDC_ISSUER: 'http://login.example.com' }, settingsFromRecord({})),
+    ).toThrow();
     const missing = (() => {
       try {
         resolveProviderConfig(provider, { OAUTH_OIDC_ISSUER: env.OAUTH_OIDC_ISSUER }, settingsFromRecord({}));
@@ -132,10 +133,7 @@ describe('provider-oidc', () => {
     const health = await oauth.check(AbortSignal.timeout(10_000));
     expect(health.status).toBe('error');
     expect(health.error).toMatch(/ECONNREFUSED/);
-    const err = await rejectionOf(
-      startLogin(oauth),
-      'a login start while the issuer is down',
-    );
+    const err = await rejectionOf(startLogin(oauth), 'a login start while the issuer is down');
     expect(err.message).toMatch(/cannot reach/);
     expect(isRetryable(err)).toBe(true);
     await oauth.close();

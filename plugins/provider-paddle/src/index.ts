@@ -27,9 +27,16 @@ export const config = z
       .string()
       .min(1, 'is required')
       .describe("the endpoint secret key of Paddle's notification destination for this gateway (pdl_ntfset_…)"),
-    vendorId: z.string().regex(/^\d+$/, 'expected digits').optional().describe('your Paddle seller ID (digits); shown in health output only'),
+    vendorId: z
+      .string()
+      .regex(/^\d+$/, 'expected digits')
+      .optional()
+      .describe('your Paddle seller ID (digits); shown in health output only'),
     environment: z.enum(['production', 'sandbox'], { error: 'expected production or sandbox' }).optional(),
-    baseUrl: z.url({ protocol: /^https?$/, error: 'expected an http(s) URL' }).optional().describe('the Paddle API base URL, to reach it through a proxy'),
+    baseUrl: z
+      .url({ protocol: /^https?$/, error: 'expected an http(s) URL' })
+      .optional()
+      .describe('the Paddle API base URL, to reach it through a proxy'),
     checkoutUrl: z
       .url({ protocol: /^https$/, error: 'expected an https URL' })
       .optional()
@@ -41,7 +48,11 @@ export const config = z
   .superRefine((c, ctx) => {
     const fromKey = keyEnvironment(c.apiKey);
     if (c.environment && fromKey && fromKey !== c.environment) {
-      ctx.addIssue({ code: 'custom', path: ['environment'], message: `the API key is a ${fromKey} key; set ${fromKey} or use a ${c.environment} key` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['environment'],
+        message: `the API key is a ${fromKey} key; set ${fromKey} or use a ${c.environment} key`,
+      });
     }
   });
 

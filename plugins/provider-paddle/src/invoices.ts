@@ -7,7 +7,13 @@ import type { Transaction, TransactionStatus } from '@paddle/paddle-node-sdk';
  * payment failed, `canceled` a billed one voided.
  */
 export const BILLED_STATUSES: TransactionStatus[] = ['billed', 'paid', 'completed', 'past_due', 'canceled'];
-const STATUSES: Partial<Record<TransactionStatus, InvoiceStatus>> = { billed: 'open', paid: 'paid', completed: 'paid', past_due: 'failed', canceled: 'void' };
+const STATUSES: Partial<Record<TransactionStatus, InvoiceStatus>> = {
+  billed: 'open',
+  paid: 'paid',
+  completed: 'paid',
+  past_due: 'failed',
+  canceled: 'void',
+};
 
 /** A billed Paddle transaction in the kernel's terms: its grand total (what the customer pays) and billing period. */
 export function invoiceOf(t: Transaction): Invoice | undefined {

@@ -82,20 +82,29 @@ export class PaddlePayment implements PaymentProvider {
 
   /** A customer per user, tagged with the user id. An email Paddle already has returns that customer (made active again if archived). */
   async createCustomer(i: { userId: string; email: string; name?: string }): Promise<{ customerId: string }> {
-    if (typeof i?.userId !== 'string' || !i.userId.trim()) throw new InvalidInputError('payment/paddle createCustomer userId: a non-empty string is required');
-    if (emailAddressOf(i.email) !== i.email?.trim()) throw new InvalidInputError('payment/paddle createCustomer email: an email address is required');
+    if (typeof i?.userId !== 'string' || !i.userId.trim())
+      throw new InvalidInputError('payment/paddle createCustomer userId: a non-empty string is required');
+    if (emailAddressOf(i.email) !== i.email?.trim())
+      throw new InvalidInputError('payment/paddle createCustomer email: an email address is required');
     try {
       const c = await this.call('createCustomer', () =>
-        this.paddle.customers.create({ email: i.email.trim(), ...(i.name ? { name: i.name } : {}), customData: { [CUSTOM.userId]: i.userId } }),
+        this.paddle.customers.create({
+          email: i.email.trim(),
+          ...(i.name ? { name: i.name } : {}),
+          customData: { [CUSTOM.userId]: i.userId },
+        }),
       );
       return { customerId: c.id };
     } catch (err) {
       // Paddle keeps one customer per email: after a crash between create and saving the id, find it again.
       if ((err as ProviderError).code !== 'customer_already_exists') throw err;
-      const [existing] = await this.call('createCustomer', () => this.paddle.customers.list({ email: [i.email.trim()], perPage: 1 }).next());
+      const [existing] = await this.call('createCustomer', () =>
+        this.paddle.customers.list({ email: [i.email.trim()], perPage: 1 }).next(),
+      );
       if (!existing) throw err;
       // A customer archived by deleteCustomer comes back to life rather than blocking the email for good.
-      if (existing.status === 'archived') await this.call('createCustomer', () => this.paddle.customers.update(existing.id, { status: 'active' }));
+      if (existing.status === 'archived')
+        await this.call('createCustomer', () => this.paddle.customers.update(existing.id, { status: 'active' }));
       return { customerId: existing.id };
     }
   }
@@ -128,10 +137,15 @@ export class PaddlePayment implements PaymentProvider {
   async upsertPrice(i: UpsertPriceInput): Promise<{ priceId: string; productId: string }> {
     assertUpsertPriceInput(i, 'payment/paddle upsertPrice');
     if (i.metered) {
-      throw new InvalidInputError('payment/paddle upsertPrice metered: Paddle Billing has no metered prices (features.meteredBilling is false)');
+      throw new InvalidInputError(
+        'payment/paddle upsertPrice metered: Paddle Billing has no metered prices (features.meteredBilling is false)',
+      );
     }
     const currency = i.currency.toUpperCase() as CurrencyCode;
-    const billing = { unitPrice: { amount: String(i.amountCents), currencyCode: currency }, billingCycle: { interval: i.interval, frequency: 1 } };
+    const billing = {
+      unitPrice: { amount: String(i.amountCents), currencyCode: currency },
+      billingCycle: { interval: i.interval, frequency: 1 },
+    };
     const text = { name: i.name, description: `${i.name} (${i.interval}ly)` };
 
     if (i.existingPriceId) {
@@ -208,7 +222,12 @@ export class PaddlePayment implements PaymentProvider {
       }),
     );
     const url = txn.checkout?.url;
-    if (!url) throw this.error('createCheckout', `Paddle made transaction ${txn.id} without a checkout URL: set PADDLE_CHECKOUT_URL or a default payment link in Paddle`, false);
+    if (!url)
+      throw this.error(
+        'createCheckout',
+        `Paddle made transaction ${txn.id} without a checkout URL: set PADDLE_CHECKOUT_URL or a default payment link in Paddle`,
+        false,
+      );
     return { url, sessionId: txn.id };
   }
 
@@ -239,9 +258,11 @@ export class PaddlePayment implements PaymentProvider {
    * GET /transactions filtered by customer_id and the billed statuses, newest created first, paged (30 at most a page).
    */
   async listInvoices(i: { customerId: string; limit?: number }): Promise<Invoice[]> {
-    if (typeof i.customerId !== 'string' || i.customerId.trim() === '') throw new InvalidInputError('payment/paddle listInvoices customerId: a non-empty string is required');
+    if (typeof i.customerId !== 'string' || i.customerId.trim() === '')
+      throw new InvalidInputError('payment/paddle listInvoices customerId: a non-empty string is required');
     const limit = i.limit ?? 12;
-    if (!Number.isInteger(limit) || limit < 1 || limit > PAGE_SIZE) throw new InvalidInputError(`payment/paddle listInvoices limit: a whole number from 1 to ${PAGE_SIZE} is required`);
+    if (!Number.isInteger(limit) || limit < 1 || limit > PAGE_SIZE)
+      throw new InvalidInputError(`payment/paddle listInvoices limit: a whole number from 1 to ${PAGE_SIZE} is required`);
     const pages = this.paddle.transactions.list({
       customerId: [i.customerId],
       status: BILLED_STATUSES,
@@ -261,7 +282,10 @@ export class PaddlePayment implements PaymentProvider {
   /** Swaps the item for the new price, prorated and billed now, as a plan change in the portal would. */
   async changeSubscription(i: { subscriptionId: string; priceId: string }): Promise<SubscriptionState> {
     const s = await this.call('changeSubscription', () =>
-      this.paddle.subscriptions.update(i.subscriptionId, { items: [{ priceId: i.priceId, quantity: 1 }], prorationBillingMode: 'prorated_immediately' }),
+      this.paddle.subscriptions.update(i.subscriptionId, {
+        items: [{ priceId: i.priceId, quantity: 1 }],
+        prorationBillingMode: 'prorated_immediately',
+      }),
     );
     return toSubscriptionState(s);
   }
@@ -275,7 +299,12 @@ export class PaddlePayment implements PaymentProvider {
 
   /** Paddle Billing has no usage records with idempotency keys: refused, and features.meteredBilling is false. */
   async reportUsage(): Promise<void> {
-    throw this.error('reportUsage', 'Paddle Billing has no metered usage records (features.meteredBilling is false); bill usage outside Paddle', false, 'NOT_SUPPORTED');
+    throw this.error(
+      'reportUsage',
+      'Paddle Billing has no metered usage records (features.meteredBilling is false); bill usage outside Paddle',
+      false,
+      'NOT_SUPPORTED',
+    );
   }
 
   // -- webhooks -------------------------------------------------------------------------------
@@ -311,11 +340,18 @@ export class PaddlePayment implements PaymentProvider {
   async check(signal: AbortSignal): Promise<Health> {
     const where = `${this.cfg.environment} ${this.host}${this.cfg.vendorId ? `, seller ${this.cfg.vendorId}` : ''}`;
     try {
-      const res = await fetch(`${this.cfg.baseUrl}/customers?per_page=1`, { headers: { authorization: `Bearer ${this.cfg.apiKey}` }, signal });
+      const res = await fetch(`${this.cfg.baseUrl}/customers?per_page=1`, {
+        headers: { authorization: `Bearer ${this.cfg.apiKey}` },
+        signal,
+      });
       const body = (await res.json().catch(() => undefined)) as { error?: PaddleErrorDetail } | undefined;
       if (res.ok) return { status: 'connected', detail: where };
       const message = body?.error ? this.describe(body.error) : `Paddle answered ${res.status} without an error body`;
-      return { status: 'error', detail: where, error: this.fail(Object.assign(new Error(message), { status: res.status }), 'check').message };
+      return {
+        status: 'error',
+        detail: where,
+        error: this.fail(Object.assign(new Error(message), { status: res.status }), 'check').message,
+      };
     } catch (err) {
       return { status: 'error', detail: where, error: this.fail(err, 'check').message };
     }
@@ -332,7 +368,13 @@ export class PaddlePayment implements PaymentProvider {
     // The SDK takes no signal: the request is left to finish, but the caller is answered in time.
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(Object.assign(new Error(`no answer from Paddle at ${this.host} within ${this.cfg.timeoutMs} ms`), { code: 'ETIMEDOUT', retryable: true })),
+        () =>
+          reject(
+            Object.assign(new Error(`no answer from Paddle at ${this.host} within ${this.cfg.timeoutMs} ms`), {
+              code: 'ETIMEDOUT',
+              retryable: true,
+            }),
+          ),
         this.cfg.timeoutMs,
       );
     });
@@ -370,14 +412,22 @@ export class PaddlePayment implements PaymentProvider {
       facts = { message: `Paddle at ${this.host} answered with something that is not JSON (an outage or proxy page?)`, retryable: true };
     } else if (err instanceof TypeError && err.message === 'fetch failed') {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      facts = { message: `could not reach Paddle at ${this.host}: ${cause?.code ?? cause?.message ?? err.message}`, retryable: true, ...(cause?.code ? { code: cause.code } : {}) };
+      facts = {
+        message: `could not reach Paddle at ${this.host}: ${cause?.code ?? cause?.message ?? err.message}`,
+        retryable: true,
+        ...(cause?.code ? { code: cause.code } : {}),
+      };
     } else if (err instanceof ProviderError) {
       return err;
     } else {
       const e = err as { message?: string; code?: unknown; retryable?: unknown; status?: number; name?: string };
       facts = {
         message: e?.message ?? String(err),
-        ...(typeof e?.retryable === 'boolean' ? { retryable: e.retryable } : e?.name === 'AbortError' || e?.name === 'TimeoutError' ? { retryable: true } : {}),
+        ...(typeof e?.retryable === 'boolean'
+          ? { retryable: e.retryable }
+          : e?.name === 'AbortError' || e?.name === 'TimeoutError'
+            ? { retryable: true }
+            : {}),
         ...(typeof e?.code === 'string' ? { code: e.code } : {}),
         ...(typeof e?.status === 'number' ? { status: e.status } : {}),
       };
@@ -391,7 +441,10 @@ export class PaddlePayment implements PaymentProvider {
   }
 }
 
-function samePricing(p: Price, want: { unitPrice: { amount: string; currencyCode: string }; billingCycle: { interval: string; frequency: number } }): boolean {
+function samePricing(
+  p: Price,
+  want: { unitPrice: { amount: string; currencyCode: string }; billingCycle: { interval: string; frequency: number } },
+): boolean {
   return (
     p.unitPrice.amount === want.unitPrice.amount &&
     p.unitPrice.currencyCode === want.unitPrice.currencyCode &&

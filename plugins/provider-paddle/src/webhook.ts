@@ -96,7 +96,13 @@ function localRefs(data: CustomData): PaymentEvent['localRefs'] | undefined {
  * several while a secret is being rotated). The SDK's own check allows only 5 seconds of age and
  * one `h1`, so it is done here, with a configurable tolerance either side of now.
  */
-export function verifySignature(rawBody: Uint8Array, header: string | undefined, secret: string, toleranceSeconds: number, now = Date.now()): void {
+export function verifySignature(
+  rawBody: Uint8Array,
+  header: string | undefined,
+  secret: string,
+  toleranceSeconds: number,
+  now = Date.now(),
+): void {
   if (!header) throw new WebhookSignatureError('payment/paddle webhook: the Paddle-Signature header is missing');
   let ts: string | undefined;
   const h1: string[] = [];
@@ -122,7 +128,9 @@ export function verifySignature(rawBody: Uint8Array, header: string | undefined,
     return given !== undefined && timingSafeEqual(given, expected);
   });
   if (!ok) {
-    throw new WebhookSignatureError('payment/paddle webhook: the signature does not match (another PADDLE_WEBHOOK_SECRET, or a changed body)');
+    throw new WebhookSignatureError(
+      'payment/paddle webhook: the signature does not match (another PADDLE_WEBHOOK_SECRET, or a changed body)',
+    );
   }
 }
 
@@ -136,9 +144,11 @@ function envelopeJson(rawBody: Uint8Array): Record<string, unknown> & { event_id
   }
   const j = json as Record<string, unknown> | null;
   for (const field of ['event_id', 'event_type', 'occurred_at'] as const) {
-    if (typeof j?.[field] !== 'string' || j[field] === '') throw new InvalidInputError(`payment/paddle webhook: body field ${field} is missing`);
+    if (typeof j?.[field] !== 'string' || j[field] === '')
+      throw new InvalidInputError(`payment/paddle webhook: body field ${field} is missing`);
   }
-  if (Number.isNaN(Date.parse(j!.occurred_at as string))) throw new InvalidInputError('payment/paddle webhook: body field occurred_at is not a date');
+  if (Number.isNaN(Date.parse(j!.occurred_at as string)))
+    throw new InvalidInputError('payment/paddle webhook: body field occurred_at is not a date');
   return j as Record<string, unknown> & { event_id: string; event_type: string; occurred_at: string };
 }
 

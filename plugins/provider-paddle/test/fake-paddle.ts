@@ -18,7 +18,10 @@ export interface RecordedRequest {
 }
 
 /** A canned answer for the next request, to test error handling: a status with Paddle's error envelope, a raw body, or no answer. */
-export type Injected = { status: number; type?: 'request_error' | 'api_error'; code: string; detail: string; retryAfter?: number } | { status: number; raw: string } | { hang: true };
+export type Injected =
+  | { status: number; type?: 'request_error' | 'api_error'; code: string; detail: string; retryAfter?: number }
+  | { status: number; raw: string }
+  | { hang: true };
 
 export interface FakePaddle {
   url: string;
@@ -108,8 +111,10 @@ export async function startFakePaddle(): Promise<FakePaddle> {
     if (typeof b.description !== 'string' || !b.description) throw invalid('description', 'Description is required.');
     productOf(b.product_id);
     const amount = b.unit_price?.amount;
-    if (typeof amount !== 'string' || !/^\d+$/.test(amount)) throw invalid('unit_price.amount', 'Must be a string of a whole number, 0 or more.');
-    if (!/^[A-Z]{3}$/.test(b.unit_price?.currency_code ?? '')) throw invalid('unit_price.currency_code', 'Must be a supported currency code.');
+    if (typeof amount !== 'string' || !/^\d+$/.test(amount))
+      throw invalid('unit_price.amount', 'Must be a string of a whole number, 0 or more.');
+    if (!/^[A-Z]{3}$/.test(b.unit_price?.currency_code ?? ''))
+      throw invalid('unit_price.currency_code', 'Must be a supported currency code.');
     return {
       id: newId('pri'),
       product_id: b.product_id,
@@ -130,168 +135,327 @@ export async function startFakePaddle(): Promise<FakePaddle> {
     };
   };
 
-  const routes: [string, RegExp, (m: RegExpExecArray, q: URLSearchParams, b: Json) => { status?: number; data?: unknown; list?: ReturnType<typeof list> }][] = [
-    ['GET', /^\/customers$/, (_m, q) => {
-      const emails = csv(q, 'email')?.map((e) => e.toLowerCase());
-      const ids = csv(q, 'id');
-      const rows = [...fake.customers.values()].filter((c) => (!emails || emails.includes(c.email)) && (!ids || ids.includes(c.id)));
-      return { list: list('/customers', q, rows) };
-    }],
-    ['POST', /^\/customers$/, (_m, _q, b) => {
-      const email = typeof b.email === 'string' ? b.email.trim().toLowerCase() : '';
-      if (!/^[^@\s]+@[^@\s]+$/.test(email)) throw invalid('email', 'Must be a valid email address.');
-      const taken = [...fake.customers.values()].find((c) => c.email === email);
-      if (taken) throw new PaddleError(409, 'customer_already_exists', `customer email conflicts with customer of id ${taken.id}`);
-      const c = { id: newId('ctm'), name: b.name ?? null, email, marketing_consent: false, status: 'active', custom_data: b.custom_data ?? null, locale: 'en', created_at: now(), updated_at: now(), import_meta: null };
-      fake.customers.set(c.id, c);
-      return { status: 201, data: c };
-    }],
-    ['GET', /^\/customers\/(ctm_\w+)$/, (m) => ({ data: get(fake.customers, m[1]!) })],
-    ['PATCH', /^\/customers\/([\w-]+)$/, (m, _q, b) => {
-      const c = get(fake.customers, m[1]!);
-      if (b.status !== undefined && b.status !== 'active' && b.status !== 'archived') throw invalid('status', 'Must be active or archived.');
-      for (const k of ['name', 'email', 'status', 'custom_data']) if (b[k] !== undefined) c[k] = b[k];
-      c.updated_at = now();
-      return { data: c };
-    }],
-    ['POST', /^\/customers\/([\w-]+)\/portal-sessions$/, (m) => {
-      const c = get(fake.customers, m[1]!);
-      const id = newId('cpls');
-      return {
-        status: 201,
-        data: {
-          id,
-          customer_id: c.id,
-          urls: { general: { overview: `https://sandbox-customer-portal.paddle.com/cpl_01fake?action=overview&token=${randomUUID()}` }, subscriptions: [] },
+  const routes: [
+    string,
+    RegExp,
+    (m: RegExpExecArray, q: URLSearchParams, b: Json) => { status?: number; data?: unknown; list?: ReturnType<typeof list> },
+  ][] = [
+    [
+      'GET',
+      /^\/customers$/,
+      (_m, q) => {
+        const emails = csv(q, 'email')?.map((e) => e.toLowerCase());
+        const ids = csv(q, 'id');
+        const rows = [...fake.customers.values()].filter((c) => (!emails || emails.includes(c.email)) && (!ids || ids.includes(c.id)));
+        return { list: list('/customers', q, rows) };
+      },
+    ],
+    [
+      'POST',
+      /^\/customers$/,
+      (_m, _q, b) => {
+        const email = typeof b.email === 'string' ? b.email.trim().toLowerCase() : '';
+        if (!/^[^@\s]+@[^@\s]+$/.test(email)) throw invalid('email', 'Must be a valid email address.');
+        const taken = [...fake.customers.values()].find((c) => c.email === email);
+        if (taken) throw new PaddleError(409, 'customer_already_exists', `customer email conflicts with customer of id ${taken.id}`);
+        const c = {
+          id: newId('ctm'),
+          name: b.name ?? null,
+          email,
+          marketing_consent: false,
+          status: 'active',
+          custom_data: b.custom_data ?? null,
+          locale: 'en',
           created_at: now(),
-        },
-      };
-    }],
-    ['POST', /^\/products$/, (_m, _q, b) => {
-      if (typeof b.name !== 'string' || !b.name) throw invalid('name', 'Name is required.');
-      if (!['standard', 'saas', 'digital-goods'].includes(b.tax_category)) throw invalid('tax_category', 'This tax category is not approved for your account.');
-      const p = { id: newId('pro'), name: b.name, tax_category: b.tax_category, type: 'standard', description: b.description ?? null, image_url: null, custom_data: b.custom_data ?? null, status: 'active', import_meta: null, created_at: now(), updated_at: now() };
-      fake.products.set(p.id, p);
-      return { status: 201, data: p };
-    }],
-    ['PATCH', /^\/products\/([\w-]+)$/, (m, _q, b) => {
-      const p = productOf(m[1]!);
-      for (const k of ['name', 'description', 'status', 'custom_data', 'tax_category']) if (b[k] !== undefined) p[k] = b[k];
-      p.updated_at = now();
-      return { data: p };
-    }],
-    ['POST', /^\/prices$/, (_m, _q, b) => {
-      const p = priceBody(b, 'standard');
-      fake.prices.set(p.id, p);
-      return { status: 201, data: p };
-    }],
-    ['GET', /^\/prices\/([\w-]+)$/, (m, q) => {
-      const p = get(fake.prices, m[1]!);
-      return { data: csv(q, 'include')?.includes('product') ? { ...p, product: productOf(p.product_id) } : p };
-    }],
-    ['PATCH', /^\/prices\/([\w-]+)$/, (m, _q, b) => {
-      const p = get(fake.prices, m[1]!);
-      if (b.unit_price && !/^\d+$/.test(b.unit_price.amount ?? '')) throw invalid('unit_price.amount', 'Must be a string of a whole number, 0 or more.');
-      for (const k of ['name', 'description', 'status', 'custom_data', 'unit_price', 'billing_cycle', 'trial_period']) if (b[k] !== undefined) p[k] = b[k];
-      p.updated_at = now();
-      return { data: p };
-    }],
-    ['POST', /^\/transactions$/, (_m, _q, b) => {
-      const customer = get(fake.customers, b.customer_id);
-      if (customer.status !== 'active') throw invalid('customer_id', 'Customer is archived.');
-      if (!Array.isArray(b.items) || b.items.length === 0) throw invalid('items', 'At least one item is required.');
-      const items = b.items.map((item: Json, n: number) => {
-        let price: Json;
-        if (item.price_id) {
-          price = get(fake.prices, item.price_id);
-          if (price.status !== 'active') throw invalid(`items[${n}].price_id`, `Price ${price.id} is archived.`);
-        } else {
-          price = priceBody(item.price ?? {}, 'custom');
-          fake.prices.set(price.id, price);
-        }
-        return { price, quantity: item.quantity ?? 1, proration: null };
-      });
-      const url = b.checkout?.url ?? fake.defaultPaymentLink;
-      if (!url) throw new PaddleError(400, 'transaction_default_checkout_url_not_set', 'A Default Payment Link has not yet been defined within the Paddle Dashboard.');
-      const currency = items[0]!.price.unit_price.currency_code;
-      const total = String(items.reduce((sum: number, i: Json) => sum + Number(i.price.unit_price.amount) * i.quantity, 0));
-      const totals = { subtotal: total, discount: '0', tax: '0', total, credit: '0', credit_to_balance: '0', balance: total, grand_total: total, fee: null, earnings: null, currency_code: currency };
-      const id = newId('txn');
-      const t = {
-        id, status: 'ready', customer_id: customer.id, address_id: null, business_id: null, custom_data: b.custom_data ?? null,
-        currency_code: currency, origin: 'api', subscription_id: null, invoice_id: null, invoice_number: null, collection_mode: 'automatic',
-        discount_id: null, billing_details: null, billing_period: null, items,
-        details: { tax_rates_used: [], totals, adjusted_totals: null, payout_totals: null, adjusted_payout_totals: null, line_items: [] },
-        payments: [], checkout: { url: `${url}?_ptxn=${id}` }, created_at: now(), updated_at: now(), billed_at: null, revised_at: null,
-      };
-      fake.transactions.set(id, t);
-      return { status: 201, data: t };
-    }],
-    ['GET', /^\/transactions$/, (_m, q) => {
-      const customers = csv(q, 'customer_id');
-      const statuses = csv(q, 'status');
-      const subs = csv(q, 'subscription_id');
-      const order = q.get('order_by') ?? 'id[ASC]';
-      const known = ['id[ASC]', 'id[DESC]', 'created_at[ASC]', 'created_at[DESC]', 'billed_at[ASC]', 'billed_at[DESC]', 'updated_at[ASC]', 'updated_at[DESC]'];
-      if (!known.includes(order)) throw invalid('order_by', `Must be one of ${known.join(', ')}.`);
-      const rows = [...fake.transactions.values()].filter(
-        (t) => (!customers || customers.includes(t.customer_id)) && (!statuses || statuses.includes(t.status)) && (!subs || subs.includes(t.subscription_id)),
-      );
-      const [field, dir] = [order.slice(0, order.indexOf('[')), order.endsWith('[DESC]') ? -1 : 1];
-      const sorted = rows.sort((a, b) => (a[field] === b[field] ? (a.id < b.id ? -1 : 1) : a[field] < b[field] ? -1 : 1) * dir);
-      const perPage = Number(q.get('per_page') ?? 30);
-      if (!Number.isInteger(perPage) || perPage < 1 || perPage > 30) throw invalid('per_page', 'Must be between 1 and 30.');
-      const after = q.get('after');
-      const start = after ? sorted.findIndex((t) => t.id === after) + 1 : 0;
-      const page = sorted.slice(start, start + perPage);
-      const next = new URLSearchParams(q);
-      if (page.length) next.set('after', page[page.length - 1]!.id);
-      return {
-        list: {
-          data: page,
-          pagination: { per_page: perPage, next: `${fake.url}/transactions?${next}`, has_more: start + perPage < sorted.length, estimated_total: sorted.length },
-        },
-      };
-    }],
-    ['GET', /^\/subscriptions$/, (_m, q) => {
-      const customers = csv(q, 'customer_id');
-      const statuses = csv(q, 'status');
-      const rows = [...fake.subscriptions.values()].filter((s) => (!customers || customers.includes(s.customer_id)) && (!statuses || statuses.includes(s.status)));
-      return { list: list('/subscriptions', q, rows) };
-    }],
-    ['GET', /^\/subscriptions\/([\w-]+)$/, (m) => ({ data: get(fake.subscriptions, m[1]!) })],
-    ['PATCH', /^\/subscriptions\/([\w-]+)$/, (m, _q, b) => {
-      const s = get(fake.subscriptions, m[1]!);
-      if (s.status === 'canceled') throw new PaddleError(400, 'subscription_update_when_canceled', 'Subscription is canceled and cannot be updated.');
-      if (b.items) {
-        if (!b.proration_billing_mode) throw invalid('proration_billing_mode', 'Required when items change.');
-        s.items = b.items.map((item: Json, n: number) => {
-          const price = get(fake.prices, item.price_id);
-          if (price.status !== 'active') throw invalid(`items[${n}].price_id`, `Price ${price.id} is archived.`);
-          return subscriptionItem(price, item.quantity ?? 1, s.status === 'trialing' ? 'trialing' : 'active');
+          updated_at: now(),
+          import_meta: null,
+        };
+        fake.customers.set(c.id, c);
+        return { status: 201, data: c };
+      },
+    ],
+    ['GET', /^\/customers\/(ctm_\w+)$/, (m) => ({ data: get(fake.customers, m[1]!) })],
+    [
+      'PATCH',
+      /^\/customers\/([\w-]+)$/,
+      (m, _q, b) => {
+        const c = get(fake.customers, m[1]!);
+        if (b.status !== undefined && b.status !== 'active' && b.status !== 'archived')
+          throw invalid('status', 'Must be active or archived.');
+        for (const k of ['name', 'email', 'status', 'custom_data']) if (b[k] !== undefined) c[k] = b[k];
+        c.updated_at = now();
+        return { data: c };
+      },
+    ],
+    [
+      'POST',
+      /^\/customers\/([\w-]+)\/portal-sessions$/,
+      (m) => {
+        const c = get(fake.customers, m[1]!);
+        const id = newId('cpls');
+        return {
+          status: 201,
+          data: {
+            id,
+            customer_id: c.id,
+            urls: {
+              general: { overview: `https://sandbox-customer-portal.paddle.com/cpl_01fake?action=overview&token=${randomUUID()}` },
+              subscriptions: [],
+            },
+            created_at: now(),
+          },
+        };
+      },
+    ],
+    [
+      'POST',
+      /^\/products$/,
+      (_m, _q, b) => {
+        if (typeof b.name !== 'string' || !b.name) throw invalid('name', 'Name is required.');
+        if (!['standard', 'saas', 'digital-goods'].includes(b.tax_category))
+          throw invalid('tax_category', 'This tax category is not approved for your account.');
+        const p = {
+          id: newId('pro'),
+          name: b.name,
+          tax_category: b.tax_category,
+          type: 'standard',
+          description: b.description ?? null,
+          image_url: null,
+          custom_data: b.custom_data ?? null,
+          status: 'active',
+          import_meta: null,
+          created_at: now(),
+          updated_at: now(),
+        };
+        fake.products.set(p.id, p);
+        return { status: 201, data: p };
+      },
+    ],
+    [
+      'PATCH',
+      /^\/products\/([\w-]+)$/,
+      (m, _q, b) => {
+        const p = productOf(m[1]!);
+        for (const k of ['name', 'description', 'status', 'custom_data', 'tax_category']) if (b[k] !== undefined) p[k] = b[k];
+        p.updated_at = now();
+        return { data: p };
+      },
+    ],
+    [
+      'POST',
+      /^\/prices$/,
+      (_m, _q, b) => {
+        const p = priceBody(b, 'standard');
+        fake.prices.set(p.id, p);
+        return { status: 201, data: p };
+      },
+    ],
+    [
+      'GET',
+      /^\/prices\/([\w-]+)$/,
+      (m, q) => {
+        const p = get(fake.prices, m[1]!);
+        return { data: csv(q, 'include')?.includes('product') ? { ...p, product: productOf(p.product_id) } : p };
+      },
+    ],
+    [
+      'PATCH',
+      /^\/prices\/([\w-]+)$/,
+      (m, _q, b) => {
+        const p = get(fake.prices, m[1]!);
+        if (b.unit_price && !/^\d+$/.test(b.unit_price.amount ?? ''))
+          throw invalid('unit_price.amount', 'Must be a string of a whole number, 0 or more.');
+        for (const k of ['name', 'description', 'status', 'custom_data', 'unit_price', 'billing_cycle', 'trial_period'])
+          if (b[k] !== undefined) p[k] = b[k];
+        p.updated_at = now();
+        return { data: p };
+      },
+    ],
+    [
+      'POST',
+      /^\/transactions$/,
+      (_m, _q, b) => {
+        const customer = get(fake.customers, b.customer_id);
+        if (customer.status !== 'active') throw invalid('customer_id', 'Customer is archived.');
+        if (!Array.isArray(b.items) || b.items.length === 0) throw invalid('items', 'At least one item is required.');
+        const items = b.items.map((item: Json, n: number) => {
+          let price: Json;
+          if (item.price_id) {
+            price = get(fake.prices, item.price_id);
+            if (price.status !== 'active') throw invalid(`items[${n}].price_id`, `Price ${price.id} is archived.`);
+          } else {
+            price = priceBody(item.price ?? {}, 'custom');
+            fake.prices.set(price.id, price);
+          }
+          return { price, quantity: item.quantity ?? 1, proration: null };
         });
-      }
-      s.updated_at = now();
-      return { data: s };
-    }],
-    ['POST', /^\/subscriptions\/([\w-]+)\/cancel$/, (m, _q, b) => {
-      const s = get(fake.subscriptions, m[1]!);
-      if (s.status === 'canceled') throw new PaddleError(400, 'subscription_update_when_canceled', 'Subscription is canceled and cannot be updated.');
-      if ((b.effective_from ?? 'next_billing_period') === 'immediately') {
-        Object.assign(s, { status: 'canceled', canceled_at: now(), current_billing_period: null, scheduled_change: null, next_billed_at: null });
-      } else {
-        s.scheduled_change = { action: 'cancel', effective_at: s.current_billing_period.ends_at, resume_at: null };
-      }
-      s.updated_at = now();
-      return { data: s };
-    }],
+        const url = b.checkout?.url ?? fake.defaultPaymentLink;
+        if (!url)
+          throw new PaddleError(
+            400,
+            'transaction_default_checkout_url_not_set',
+            'A Default Payment Link has not yet been defined within the Paddle Dashboard.',
+          );
+        const currency = items[0]!.price.unit_price.currency_code;
+        const total = String(items.reduce((sum: number, i: Json) => sum + Number(i.price.unit_price.amount) * i.quantity, 0));
+        const totals = {
+          subtotal: total,
+          discount: '0',
+          tax: '0',
+          total,
+          credit: '0',
+          credit_to_balance: '0',
+          balance: total,
+          grand_total: total,
+          fee: null,
+          earnings: null,
+          currency_code: currency,
+        };
+        const id = newId('txn');
+        const t = {
+          id,
+          status: 'ready',
+          customer_id: customer.id,
+          address_id: null,
+          business_id: null,
+          custom_data: b.custom_data ?? null,
+          currency_code: currency,
+          origin: 'api',
+          subscription_id: null,
+          invoice_id: null,
+          invoice_number: null,
+          collection_mode: 'automatic',
+          discount_id: null,
+          billing_details: null,
+          billing_period: null,
+          items,
+          details: { tax_rates_used: [], totals, adjusted_totals: null, payout_totals: null, adjusted_payout_totals: null, line_items: [] },
+          payments: [],
+          checkout: { url: `${url}?_ptxn=${id}` },
+          created_at: now(),
+          updated_at: now(),
+          billed_at: null,
+          revised_at: null,
+        };
+        fake.transactions.set(id, t);
+        return { status: 201, data: t };
+      },
+    ],
+    [
+      'GET',
+      /^\/transactions$/,
+      (_m, q) => {
+        const customers = csv(q, 'customer_id');
+        const statuses = csv(q, 'status');
+        const subs = csv(q, 'subscription_id');
+        const order = q.get('order_by') ?? 'id[ASC]';
+        const known = [
+          'id[ASC]',
+          'id[DESC]',
+          'created_at[ASC]',
+          'created_at[DESC]',
+          'billed_at[ASC]',
+          'billed_at[DESC]',
+          'updated_at[ASC]',
+          'updated_at[DESC]',
+        ];
+        if (!known.includes(order)) throw invalid('order_by', `Must be one of ${known.join(', ')}.`);
+        const rows = [...fake.transactions.values()].filter(
+          (t) =>
+            (!customers || customers.includes(t.customer_id)) &&
+            (!statuses || statuses.includes(t.status)) &&
+            (!subs || subs.includes(t.subscription_id)),
+        );
+        const [field, dir] = [order.slice(0, order.indexOf('[')), order.endsWith('[DESC]') ? -1 : 1];
+        const sorted = rows.sort((a, b) => (a[field] === b[field] ? (a.id < b.id ? -1 : 1) : a[field] < b[field] ? -1 : 1) * dir);
+        const perPage = Number(q.get('per_page') ?? 30);
+        if (!Number.isInteger(perPage) || perPage < 1 || perPage > 30) throw invalid('per_page', 'Must be between 1 and 30.');
+        const after = q.get('after');
+        const start = after ? sorted.findIndex((t) => t.id === after) + 1 : 0;
+        const page = sorted.slice(start, start + perPage);
+        const next = new URLSearchParams(q);
+        if (page.length) next.set('after', page[page.length - 1]!.id);
+        return {
+          list: {
+            data: page,
+            pagination: {
+              per_page: perPage,
+              next: `${fake.url}/transactions?${next}`,
+              has_more: start + perPage < sorted.length,
+              estimated_total: sorted.length,
+            },
+          },
+        };
+      },
+    ],
+    [
+      'GET',
+      /^\/subscriptions$/,
+      (_m, q) => {
+        const customers = csv(q, 'customer_id');
+        const statuses = csv(q, 'status');
+        const rows = [...fake.subscriptions.values()].filter(
+          (s) => (!customers || customers.includes(s.customer_id)) && (!statuses || statuses.includes(s.status)),
+        );
+        return { list: list('/subscriptions', q, rows) };
+      },
+    ],
+    ['GET', /^\/subscriptions\/([\w-]+)$/, (m) => ({ data: get(fake.subscriptions, m[1]!) })],
+    [
+      'PATCH',
+      /^\/subscriptions\/([\w-]+)$/,
+      (m, _q, b) => {
+        const s = get(fake.subscriptions, m[1]!);
+        if (s.status === 'canceled')
+          throw new PaddleError(400, 'subscription_update_when_canceled', 'Subscription is canceled and cannot be updated.');
+        if (b.items) {
+          if (!b.proration_billing_mode) throw invalid('proration_billing_mode', 'Required when items change.');
+          s.items = b.items.map((item: Json, n: number) => {
+            const price = get(fake.prices, item.price_id);
+            if (price.status !== 'active') throw invalid(`items[${n}].price_id`, `Price ${price.id} is archived.`);
+            return subscriptionItem(price, item.quantity ?? 1, s.status === 'trialing' ? 'trialing' : 'active');
+          });
+        }
+        s.updated_at = now();
+        return { data: s };
+      },
+    ],
+    [
+      'POST',
+      /^\/subscriptions\/([\w-]+)\/cancel$/,
+      (m, _q, b) => {
+        const s = get(fake.subscriptions, m[1]!);
+        if (s.status === 'canceled')
+          throw new PaddleError(400, 'subscription_update_when_canceled', 'Subscription is canceled and cannot be updated.');
+        if ((b.effective_from ?? 'next_billing_period') === 'immediately') {
+          Object.assign(s, {
+            status: 'canceled',
+            canceled_at: now(),
+            current_billing_period: null,
+            scheduled_change: null,
+            next_billed_at: null,
+          });
+        } else {
+          s.scheduled_change = { action: 'cancel', effective_at: s.current_billing_period.ends_at, resume_at: null };
+        }
+        s.updated_at = now();
+        return { data: s };
+      },
+    ],
   ];
 
   function subscriptionItem(price: Json, quantity: number, status: string, trialEnd?: Date): Json {
     return {
-      status, quantity, recurring: true, created_at: now(), updated_at: now(), previously_billed_at: null, next_billed_at: null,
+      status,
+      quantity,
+      recurring: true,
+      created_at: now(),
+      updated_at: now(),
+      previously_billed_at: null,
+      next_billed_at: null,
       trial_dates: trialEnd ? { starts_at: now(), ends_at: trialEnd.toISOString() } : null,
-      price, product: productOf(price.product_id),
+      price,
+      product: productOf(price.product_id),
     };
   }
 
@@ -301,20 +465,46 @@ export async function startFakePaddle(): Promise<FakePaddle> {
     const price = t.items[0].price;
     const start = new Date();
     const trial = price.trial_period as { interval: string; frequency: number } | null;
-    const end = trial ? addPeriod(start, trial.interval, trial.frequency) : addPeriod(start, price.billing_cycle.interval, price.billing_cycle.frequency);
+    const end = trial
+      ? addPeriod(start, trial.interval, trial.frequency)
+      : addPeriod(start, price.billing_cycle.interval, price.billing_cycle.frequency);
     const s = {
-      id: newId('sub'), status: trial ? 'trialing' : 'active', customer_id: t.customer_id, address_id: newId('add'), business_id: null,
-      currency_code: t.currency_code, created_at: now(), updated_at: now(), started_at: now(), first_billed_at: trial ? null : now(),
-      next_billed_at: end.toISOString(), paused_at: null, canceled_at: null, discount: null, collection_mode: 'automatic', billing_details: null,
-      current_billing_period: { starts_at: start.toISOString(), ends_at: end.toISOString() }, billing_cycle: price.billing_cycle,
-      scheduled_change: null, management_urls: { update_payment_method: null, cancel: 'https://sandbox-buyer-portal.paddle.com/cancel' },
+      id: newId('sub'),
+      status: trial ? 'trialing' : 'active',
+      customer_id: t.customer_id,
+      address_id: newId('add'),
+      business_id: null,
+      currency_code: t.currency_code,
+      created_at: now(),
+      updated_at: now(),
+      started_at: now(),
+      first_billed_at: trial ? null : now(),
+      next_billed_at: end.toISOString(),
+      paused_at: null,
+      canceled_at: null,
+      discount: null,
+      collection_mode: 'automatic',
+      billing_details: null,
+      current_billing_period: { starts_at: start.toISOString(), ends_at: end.toISOString() },
+      billing_cycle: price.billing_cycle,
+      scheduled_change: null,
+      management_urls: { update_payment_method: null, cancel: 'https://sandbox-buyer-portal.paddle.com/cancel' },
       items: t.items.map((i: Json) => subscriptionItem(i.price, i.quantity, trial ? 'trialing' : 'active', trial ? end : undefined)),
-      custom_data: t.custom_data, import_meta: null,
+      custom_data: t.custom_data,
+      import_meta: null,
     };
     fake.subscriptions.set(s.id, s);
     // A trial's checkout charges nothing now.
     if (trial) Object.assign(t.details.totals, { subtotal: '0', total: '0', balance: '0', grand_total: '0' });
-    Object.assign(t, { status: 'completed', subscription_id: s.id, billed_at: now(), updated_at: now(), origin: 'web', billing_period: s.current_billing_period, invoice_number: `FAKE-${fake.transactions.size}` });
+    Object.assign(t, {
+      status: 'completed',
+      subscription_id: s.id,
+      billed_at: now(),
+      updated_at: now(),
+      origin: 'web',
+      billing_period: s.current_billing_period,
+      invoice_number: `FAKE-${fake.transactions.size}`,
+    });
     return s;
   };
 
@@ -323,15 +513,44 @@ export async function startFakePaddle(): Promise<FakePaddle> {
     const at = (o.createdAt ?? new Date()).toISOString();
     const currency = s.currency_code;
     const total = String(s.items.reduce((sum: number, i: Json) => sum + Number(i.price.unit_price.amount) * i.quantity, 0));
-    const totals = { subtotal: total, discount: '0', tax: '0', total, credit: '0', credit_to_balance: '0', balance: o.status === 'completed' ? '0' : total, grand_total: total, fee: null, earnings: null, currency_code: currency };
+    const totals = {
+      subtotal: total,
+      discount: '0',
+      tax: '0',
+      total,
+      credit: '0',
+      credit_to_balance: '0',
+      balance: o.status === 'completed' ? '0' : total,
+      grand_total: total,
+      fee: null,
+      earnings: null,
+      currency_code: currency,
+    };
     const id = newId('txn');
     const t = {
-      id, status: o.status, customer_id: s.customer_id, address_id: s.address_id, business_id: null, custom_data: s.custom_data,
-      currency_code: currency, origin: 'subscription_recurring', subscription_id: s.id, invoice_id: null, invoice_number: o.status === 'completed' ? `FAKE-${fake.transactions.size + 1}` : null,
-      collection_mode: 'automatic', discount_id: null, billing_details: null, billing_period: { ...s.current_billing_period },
+      id,
+      status: o.status,
+      customer_id: s.customer_id,
+      address_id: s.address_id,
+      business_id: null,
+      custom_data: s.custom_data,
+      currency_code: currency,
+      origin: 'subscription_recurring',
+      subscription_id: s.id,
+      invoice_id: null,
+      invoice_number: o.status === 'completed' ? `FAKE-${fake.transactions.size + 1}` : null,
+      collection_mode: 'automatic',
+      discount_id: null,
+      billing_details: null,
+      billing_period: { ...s.current_billing_period },
       items: s.items.map((i: Json) => ({ price: i.price, quantity: i.quantity, proration: null })),
       details: { tax_rates_used: [], totals, adjusted_totals: null, payout_totals: null, adjusted_payout_totals: null, line_items: [] },
-      payments: [], checkout: null, created_at: at, updated_at: at, billed_at: at, revised_at: null,
+      payments: [],
+      checkout: null,
+      created_at: at,
+      updated_at: at,
+      billed_at: at,
+      revised_at: null,
     };
     fake.transactions.set(id, t);
     return t;
@@ -339,8 +558,24 @@ export async function startFakePaddle(): Promise<FakePaddle> {
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>
     res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
-  const fail = (res: ServerResponse, status: number, type: string, code: string, detail: string, extra: Json = {}, headers: Record<string, string> = {}) =>
-    send(res, status, { error: { type, code, detail, documentation_url: `https://developer.paddle.com/v1/errors/shared/${code}`, ...extra }, meta: { request_id: randomUUID() } }, headers);
+  const fail = (
+    res: ServerResponse,
+    status: number,
+    type: string,
+    code: string,
+    detail: string,
+    extra: Json = {},
+    headers: Record<string, string> = {},
+  ) =>
+    send(
+      res,
+      status,
+      {
+        error: { type, code, detail, documentation_url: `https://developer.paddle.com/v1/errors/shared/${code}`, ...extra },
+        meta: { request_id: randomUUID() },
+      },
+      headers,
+    );
 
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -357,13 +592,23 @@ export async function startFakePaddle(): Promise<FakePaddle> {
         if ('hang' in injected) return;
         if ('raw' in injected) return res.writeHead(injected.status, { 'content-type': 'text/html' }).end(injected.raw);
         const headers: Record<string, string> = injected.retryAfter ? { 'retry-after': String(injected.retryAfter) } : {};
-        return fail(res, injected.status, injected.type ?? (injected.status >= 500 ? 'api_error' : 'request_error'), injected.code, injected.detail, {}, headers);
+        return fail(
+          res,
+          injected.status,
+          injected.type ?? (injected.status >= 500 ? 'api_error' : 'request_error'),
+          injected.code,
+          injected.detail,
+          {},
+          headers,
+        );
       }
 
       const auth = /^bearer (.+)$/i.exec(req.headers.authorization ?? '');
       if (!auth) return fail(res, 403, 'request_error', 'authentication_missing', 'Authentication header missing.');
-      if (auth[1] !== API_KEY && auth[1] !== READ_ONLY_KEY) return fail(res, 403, 'request_error', 'invalid_token', 'Invalid or revoked API key.');
-      if (auth[1] === READ_ONLY_KEY && req.method !== 'GET') return fail(res, 403, 'request_error', 'forbidden', "You aren't permitted to perform this request.");
+      if (auth[1] !== API_KEY && auth[1] !== READ_ONLY_KEY)
+        return fail(res, 403, 'request_error', 'invalid_token', 'Invalid or revoked API key.');
+      if (auth[1] === READ_ONLY_KEY && req.method !== 'GET')
+        return fail(res, 403, 'request_error', 'forbidden', "You aren't permitted to perform this request.");
 
       const route = routes.find(([method, re]) => method === req.method && re.test(u.pathname));
       if (!route) return fail(res, 404, 'request_error', 'not_found', `Route ${req.method} ${u.pathname} not found`);

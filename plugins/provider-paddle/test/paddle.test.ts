@@ -1,6 +1,13 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { type PaymentProvider, ProviderError, resolveProviderConfig, settingsFromRecord, utf8 } from '@apigate/kernel';
-import { assertValidManifest, createForTest, describePaymentProvider, freePort, providerErrorOf, type WebhookEventSpec } from '@apigate/provider-testkit';
+import {
+  assertValidManifest,
+  createForTest,
+  describePaymentProvider,
+  freePort,
+  providerErrorOf,
+  type WebhookEventSpec,
+} from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider, { CUSTOM } from '../src/index.js';
@@ -51,7 +58,14 @@ function notification(e: WebhookEventSpec): Record<string, unknown> {
     const currency = (e.invoice?.currency ?? 'usd').toUpperCase();
     Object.assign(t, { id, origin, status, customer_id: e.customerId, subscription_id: e.subscriptionId ?? null, currency_code: currency });
     t.items = [{ price, quantity: 1, proration: null }];
-    t.details.totals = { ...t.details.totals, subtotal: amount, total: amount, balance: amount, grand_total: amount, currency_code: currency };
+    t.details.totals = {
+      ...t.details.totals,
+      subtotal: amount,
+      total: amount,
+      balance: amount,
+      grand_total: amount,
+      currency_code: currency,
+    };
     t.payments = Array.from({ length: e.invoice?.attempt ?? 0 }, (_v, n) => ({
       payment_attempt_id: `att_${n}`,
       stored_payment_method_id: 'paymtd_01fake',
@@ -87,7 +101,9 @@ function notification(e: WebhookEventSpec): Record<string, unknown> {
       data.status = st.status;
       data.customer_id = st.customerId;
       data.items[0].price = clone(fake.prices.get(st.priceId));
-      data.scheduled_change = st.cancelAtPeriodEnd ? { action: 'cancel', effective_at: st.currentPeriodEnd!.toISOString(), resume_at: null } : null;
+      data.scheduled_change = st.cancelAtPeriodEnd
+        ? { action: 'cancel', effective_at: st.currentPeriodEnd!.toISOString(), resume_at: null }
+        : null;
       if (st.status === 'canceled') Object.assign(data, { current_billing_period: null, canceled_at: paddleTime(st.currentPeriodEnd!) });
       else data.current_billing_period = { starts_at: data.current_billing_period.starts_at, ends_at: paddleTime(st.currentPeriodEnd!) };
       break;
@@ -96,7 +112,13 @@ function notification(e: WebhookEventSpec): Record<string, unknown> {
       eventType = 'customer.updated';
       data = clone(fake.customers.get(e.customerId!)!);
   }
-  return { event_id: e.id, event_type: eventType, occurred_at: paddleTime(e.occurredAt), notification_id: `ntf_01${randomBytes(12).toString('hex')}`, data };
+  return {
+    event_id: e.id,
+    event_type: eventType,
+    occurred_at: paddleTime(e.occurredAt),
+    notification_id: `ntf_01${randomBytes(12).toString('hex')}`,
+    data,
+  };
 }
 
 describe('provider-paddle', () => {
@@ -109,7 +131,11 @@ describe('provider-paddle', () => {
     config: settings,
     // Paddle's notifications carry no environment: a sandbox event is one signed by the sandbox destination's secret.
     signWebhook: (event, { wrongSecret, otherMode, signedAt }) =>
-      sign(JSON.stringify(notification(event)), wrongSecret ? `${SECRET}_old` : otherMode ? 'pdl_ntfset_01hzsandboxdestination000_otherEnvironmentSecret' : SECRET, signedAt),
+      sign(
+        JSON.stringify(notification(event)),
+        wrongSecret ? `${SECRET}_old` : otherMode ? 'pdl_ntfset_01hzsandboxdestination000_otherEnvironmentSecret' : SECRET,
+        signedAt,
+      ),
     modeCheck: 'signature',
     offlineConfig: async () => ({ baseUrl: `http://127.0.0.1:${await freePort()}` }),
     completeCheckout: async (_p, { sessionId }) => ({ subscriptionId: fake.completeTransaction(sessionId).id }),
@@ -121,8 +147,16 @@ describe('provider-paddle', () => {
           const calls = fake.requests.slice(since);
           const body = (method: string, path: string) => calls.find((r) => r.method === method && r.path.split('?')[0] === path)?.body;
           expect(calls[0]!.headers.authorization).toBe(`bearer ${API_KEY}`);
-          expect(body('POST', '/customers')).toEqual({ email: `${s.userId}@example.com`, name: 'Conformance User', custom_data: { [CUSTOM.userId]: s.userId } });
-          expect(body('POST', '/products')).toEqual({ name: 'Conformance Pro', tax_category: 'standard', custom_data: { [CUSTOM.planId]: s.planId } });
+          expect(body('POST', '/customers')).toEqual({
+            email: `${s.userId}@example.com`,
+            name: 'Conformance User',
+            custom_data: { [CUSTOM.userId]: s.userId },
+          });
+          expect(body('POST', '/products')).toEqual({
+            name: 'Conformance Pro',
+            tax_category: 'standard',
+            custom_data: { [CUSTOM.planId]: s.planId },
+          });
           expect(body('POST', '/prices')).toMatchObject({
             product_id: expect.stringMatching(/^pro_/),
             name: 'Conformance Pro',
@@ -139,9 +173,25 @@ describe('provider-paddle', () => {
         });
 
         it('returns the transaction checkout url on the payment link, or on PADDLE_CHECKOUT_URL', async () => {
-          const { customerId } = await current().createCustomer({ userId: 'usr_link', email: `link-${randomBytes(4).toString('hex')}@example.com` });
-          const { priceId } = await current().upsertPrice({ planId: 'pro', name: 'Pro', amountCents: 1900, currency: 'usd', interval: 'month' });
-          const input = { customerId, priceId, userId: 'usr_link', planId: 'pro', successUrl: 'https://a.example/ok', cancelUrl: 'https://a.example/no' };
+          const { customerId } = await current().createCustomer({
+            userId: 'usr_link',
+            email: `link-${randomBytes(4).toString('hex')}@example.com`,
+          });
+          const { priceId } = await current().upsertPrice({
+            planId: 'pro',
+            name: 'Pro',
+            amountCents: 1900,
+            currency: 'usd',
+            interval: 'month',
+          });
+          const input = {
+            customerId,
+            priceId,
+            userId: 'usr_link',
+            planId: 'pro',
+            successUrl: 'https://a.example/ok',
+            cancelUrl: 'https://a.example/no',
+          };
           const a = await current().createCheckout(input);
           expect(a.url).toBe(`${DEFAULT_PAYMENT_LINK}?_ptxn=${a.sessionId}`);
           expect(a.sessionId).toMatch(/^txn_[a-z\d]{26}$/);
@@ -153,7 +203,11 @@ describe('provider-paddle', () => {
         it('sells a trial as a custom copy of the price, and reports the catalog price', async () => {
           const s = await subscribe({ trialDays: 7 });
           const txn = fake.transactions.get(s.sessionId)!;
-          expect(txn.items[0].price).toMatchObject({ type: 'custom', trial_period: { interval: 'day', frequency: 7 }, custom_data: { [CUSTOM.basePriceId]: s.priceId } });
+          expect(txn.items[0].price).toMatchObject({
+            type: 'custom',
+            trial_period: { interval: 'day', frequency: 7 },
+            custom_data: { [CUSTOM.basePriceId]: s.priceId },
+          });
           expect(txn.items[0].price.id).not.toBe(s.priceId);
           expect((await current().getSubscription(s.subscriptionId)).priceId).toBe(s.priceId);
         });
@@ -169,7 +223,10 @@ describe('provider-paddle', () => {
           expect(repriced.productId).toBe(first.productId);
           expect(repriced.priceId).not.toBe(first.priceId);
           expect(fake.prices.get(first.priceId)!.status).toBe('archived');
-          expect(fake.prices.get(repriced.priceId)).toMatchObject({ unit_price: { amount: '5900', currency_code: 'EUR' }, billing_cycle: { interval: 'year' } });
+          expect(fake.prices.get(repriced.priceId)).toMatchObject({
+            unit_price: { amount: '5900', currency_code: 'EUR' },
+            billing_cycle: { interval: 'year' },
+          });
         });
 
         it('finds the customer Paddle already has for an email instead of failing', async () => {
@@ -192,7 +249,10 @@ describe('provider-paddle', () => {
         });
 
         it('returns the portal overview url Paddle made', async () => {
-          const { customerId } = await current().createCustomer({ userId: 'usr_portal', email: `portal-${randomBytes(4).toString('hex')}@example.com` });
+          const { customerId } = await current().createCustomer({
+            userId: 'usr_portal',
+            email: `portal-${randomBytes(4).toString('hex')}@example.com`,
+          });
           const { url } = await current().createPortalSession({ customerId, returnUrl: 'https://apigate.example.com/account' });
           expect(url).toMatch(/^https:\/\/sandbox-customer-portal\.paddle\.com\/cpl_\w+\?action=overview&token=/);
         });
@@ -222,13 +282,31 @@ describe('provider-paddle', () => {
           const failed = fake.billSubscription(s.subscriptionId, { status: 'past_due', createdAt: new Date(Date.now() + 5_000) });
           const voided = fake.billSubscription(s.subscriptionId, { status: 'canceled', createdAt: new Date(Date.now() + 10_000) });
           // A checkout opened and never paid (status ready) is not an invoice.
-          const { priceId } = await current().upsertPrice({ planId: 'unpaid', name: 'Unpaid', amountCents: 500, currency: 'usd', interval: 'month' });
-          await current().createCheckout({ customerId: s.customerId, priceId, userId: s.userId, planId: 'unpaid', successUrl: 'https://a.example/ok', cancelUrl: 'https://a.example/no' });
+          const { priceId } = await current().upsertPrice({
+            planId: 'unpaid',
+            name: 'Unpaid',
+            amountCents: 500,
+            currency: 'usd',
+            interval: 'month',
+          });
+          await current().createCheckout({
+            customerId: s.customerId,
+            priceId,
+            userId: s.userId,
+            planId: 'unpaid',
+            successUrl: 'https://a.example/ok',
+            cancelUrl: 'https://a.example/no',
+          });
           const since = fake.requests.length;
           const invoices = await current().listInvoices!({ customerId: s.customerId });
           const [req] = fake.requests.slice(since);
           const q = new URL(req!.path, 'http://x').searchParams;
-          expect(Object.fromEntries(q)).toEqual({ customer_id: s.customerId, status: 'billed,paid,completed,past_due,canceled', order_by: 'created_at[DESC]', per_page: '12' });
+          expect(Object.fromEntries(q)).toEqual({
+            customer_id: s.customerId,
+            status: 'billed,paid,completed,past_due,canceled',
+            order_by: 'created_at[DESC]',
+            per_page: '12',
+          });
           expect(invoices.map((i) => [i.id, i.status, i.amountCents, i.currency])).toEqual([
             [voided.id, 'void', 1900, 'usd'],
             [failed.id, 'failed', 1900, 'usd'],
@@ -242,7 +320,8 @@ describe('provider-paddle', () => {
 
         it('pages through Paddle’s 30-a-page transaction list up to the limit', async () => {
           const s = await subscribe();
-          for (let n = 1; n <= 34; n++) fake.billSubscription(s.subscriptionId, { status: 'completed', createdAt: new Date(Date.now() + n * 1000) });
+          for (let n = 1; n <= 34; n++)
+            fake.billSubscription(s.subscriptionId, { status: 'completed', createdAt: new Date(Date.now() + n * 1000) });
           const since = fake.requests.length;
           const invoices = await current().listInvoices!({ customerId: s.customerId, limit: 33 });
           expect(invoices).toHaveLength(33);
@@ -255,7 +334,9 @@ describe('provider-paddle', () => {
         });
 
         it('refuses metered prices and usage reports as final (features.meteredBilling is false)', async () => {
-          await expect(current().upsertPrice({ planId: 'm', name: 'M', amountCents: 1, currency: 'usd', interval: 'month', metered: true })).rejects.toMatchObject({
+          await expect(
+            current().upsertPrice({ planId: 'm', name: 'M', amountCents: 1, currency: 'usd', interval: 'month', metered: true }),
+          ).rejects.toMatchObject({
             code: 'INVALID_INPUT',
           });
           const err = await current()
@@ -289,13 +370,27 @@ describe('provider-paddle', () => {
       const p = await paddle();
       const { customerId } = await p.createCustomer({ userId: 'u', email: `f-${randomBytes(4).toString('hex')}@example.com` });
       const err = await errorOf(
-        p.createCheckout({ customerId, priceId: 'pri_01nope', userId: 'u', planId: 'p', successUrl: 'https://a.example/ok', cancelUrl: 'https://a.example/no' }),
+        p.createCheckout({
+          customerId,
+          priceId: 'pri_01nope',
+          userId: 'u',
+          planId: 'p',
+          successUrl: 'https://a.example/ok',
+          cancelUrl: 'https://a.example/no',
+        }),
       );
       expect(err).toMatchObject({ retryable: false, code: 'not_found' });
       const { priceId } = await p.upsertPrice({ planId: 'gone', name: 'Gone', amountCents: 100, currency: 'usd', interval: 'month' });
       await p.archivePrice(priceId);
       const archived = await errorOf(
-        p.createCheckout({ customerId, priceId, userId: 'u', planId: 'gone', successUrl: 'https://a.example/ok', cancelUrl: 'https://a.example/no' }),
+        p.createCheckout({
+          customerId,
+          priceId,
+          userId: 'u',
+          planId: 'gone',
+          successUrl: 'https://a.example/ok',
+          cancelUrl: 'https://a.example/no',
+        }),
       );
       expect(archived.message).toContain(`Paddle invalid_field: Invalid request. (items[0].price_id: Price ${priceId} is archived.)`);
     });
@@ -339,7 +434,14 @@ describe('provider-paddle', () => {
       fake.defaultPaymentLink = null;
       try {
         const err = await errorOf(
-          p.createCheckout({ customerId, priceId, userId: 'u', planId: 'p', successUrl: 'https://a.example/ok', cancelUrl: 'https://a.example/no' }),
+          p.createCheckout({
+            customerId,
+            priceId,
+            userId: 'u',
+            planId: 'p',
+            successUrl: 'https://a.example/ok',
+            cancelUrl: 'https://a.example/no',
+          }),
         );
         expect(err).toMatchObject({ retryable: false, code: 'transaction_default_checkout_url_not_set' });
       } finally {
@@ -388,7 +490,10 @@ describe('provider-paddle', () => {
     it('reports an unreachable host', async () => {
       const port = await freePort();
       const h = await (await paddle({ baseUrl: `http://127.0.0.1:${port}` })).check(AbortSignal.timeout(5000));
-      expect(h).toMatchObject({ status: 'error', error: `payment/paddle check: could not reach Paddle at 127.0.0.1:${port}: ECONNREFUSED` });
+      expect(h).toMatchObject({
+        status: 'error',
+        error: `payment/paddle check: could not reach Paddle at 127.0.0.1:${port}: ECONNREFUSED`,
+      });
     });
   });
 
@@ -417,7 +522,14 @@ describe('provider-paddle', () => {
         PADDLE_ENVIRONMENT: 'sandbox',
         PADDLE_TIMEOUT_MS: '5000',
       });
-      expect(config).toMatchObject({ apiKey: API_KEY, webhookSecret: SECRET, vendorId: '123456', environment: 'sandbox', timeoutMs: 5000, taxCategory: 'standard' });
+      expect(config).toMatchObject({
+        apiKey: API_KEY,
+        webhookSecret: SECRET,
+        vendorId: '123456',
+        environment: 'sandbox',
+        timeoutMs: 5000,
+        taxCategory: 'standard',
+      });
       expect(secretValues).toEqual([API_KEY, SECRET]);
     });
 
@@ -437,14 +549,23 @@ describe('provider-paddle', () => {
       expect(await where({ apiKey: API_KEY })).toBe('sandbox sandbox-api.paddle.com');
       expect(await where({ apiKey: 'pdl_live_apikey_01hzlivekey000000000000000_livePart0123456789' })).toBe('production api.paddle.com');
       expect(await where({ apiKey: 'legacy0123456789abcdef0123456789abcdef0123456789ab' })).toBe('production api.paddle.com');
-      expect(await where({ apiKey: 'legacy0123456789abcdef0123456789abcdef0123456789ab', environment: 'sandbox' })).toBe('sandbox sandbox-api.paddle.com');
-      expect(await where({ apiKey: API_KEY, baseUrl: 'https://paddle-proxy.internal.example/' })).toBe('sandbox paddle-proxy.internal.example');
+      expect(await where({ apiKey: 'legacy0123456789abcdef0123456789abcdef0123456789ab', environment: 'sandbox' })).toBe(
+        'sandbox sandbox-api.paddle.com',
+      );
+      expect(await where({ apiKey: API_KEY, baseUrl: 'https://paddle-proxy.internal.example/' })).toBe(
+        'sandbox paddle-proxy.internal.example',
+      );
     });
   });
 
   describe('webhook verification details', () => {
     const body = () =>
-      JSON.stringify({ event_id: `evt_01${randomBytes(12).toString('hex')}`, event_type: 'customer.updated', occurred_at: paddleTime(new Date()), data: { id: 'ctm_01x', email: 'a@example.com', status: 'active' } });
+      JSON.stringify({
+        event_id: `evt_01${randomBytes(12).toString('hex')}`,
+        event_type: 'customer.updated',
+        occurred_at: paddleTime(new Date()),
+        data: { id: 'ctm_01x', email: 'a@example.com', status: 'active' },
+      });
 
     it('accepts any of several h1 signatures (secret rotation)', async () => {
       const p = await paddle();
@@ -459,21 +580,32 @@ describe('provider-paddle', () => {
     it('refuses a signature from the future beyond the tolerance, and honours a tighter tolerance', async () => {
       const raw = body();
       const future = sign(raw, SECRET, new Date(Date.now() + 3_600_000));
-      await expect((await paddle()).parseWebhook({ rawBody: utf8.encode(raw), headers: { 'paddle-signature': future.headers['Paddle-Signature'] } })).rejects.toThrow(
-        /in the future, outside the 300 s tolerance/,
-      );
+      await expect(
+        (await paddle()).parseWebhook({ rawBody: utf8.encode(raw), headers: { 'paddle-signature': future.headers['Paddle-Signature'] } }),
+      ).rejects.toThrow(/in the future, outside the 300 s tolerance/);
       const minute = sign(raw, SECRET, new Date(Date.now() - 60_000));
       await expect(
-        (await paddle({ webhookToleranceSeconds: 30 })).parseWebhook({ rawBody: utf8.encode(raw), headers: { 'paddle-signature': minute.headers['Paddle-Signature'] } }),
+        (await paddle({ webhookToleranceSeconds: 30 })).parseWebhook({
+          rawBody: utf8.encode(raw),
+          headers: { 'paddle-signature': minute.headers['Paddle-Signature'] },
+        }),
       ).rejects.toMatchObject({ code: 'WEBHOOK_SIGNATURE_INVALID' });
     });
 
     it('refuses a correctly signed body that is not a notification, as bad input', async () => {
       const p = await paddle();
-      const signed = (raw: string) => ({ rawBody: utf8.encode(raw), headers: { 'paddle-signature': sign(raw, SECRET).headers['Paddle-Signature'] } });
+      const signed = (raw: string) => ({
+        rawBody: utf8.encode(raw),
+        headers: { 'paddle-signature': sign(raw, SECRET).headers['Paddle-Signature'] },
+      });
       await expect(p.parseWebhook(signed('not json'))).rejects.toMatchObject({ code: 'INVALID_INPUT' });
       await expect(p.parseWebhook(signed('{"event_id":"evt_1"}'))).rejects.toThrow('body field event_type is missing');
-      const incomplete = JSON.stringify({ event_id: 'evt_1', event_type: 'subscription.updated', occurred_at: paddleTime(new Date()), data: { id: 'sub_1' } });
+      const incomplete = JSON.stringify({
+        event_id: 'evt_1',
+        event_type: 'subscription.updated',
+        occurred_at: paddleTime(new Date()),
+        data: { id: 'sub_1' },
+      });
       await expect(p.parseWebhook(signed(incomplete))).rejects.toThrow(/the subscription.updated body is incomplete/);
     });
 
@@ -481,10 +613,25 @@ describe('provider-paddle', () => {
       const p = await paddle();
       const { customerId } = await p.createCustomer({ userId: 'u', email: `decl-${randomBytes(4).toString('hex')}@example.com` });
       const { priceId } = await p.upsertPrice({ planId: 'p', name: 'P', amountCents: 100, currency: 'usd', interval: 'month' });
-      const { sessionId } = await p.createCheckout({ customerId, priceId, userId: 'u', planId: 'p', successUrl: 'https://a.example/ok', cancelUrl: 'https://a.example/no' });
+      const { sessionId } = await p.createCheckout({
+        customerId,
+        priceId,
+        userId: 'u',
+        planId: 'p',
+        successUrl: 'https://a.example/ok',
+        cancelUrl: 'https://a.example/no',
+      });
       const txn = { ...clone(fake.transactions.get(sessionId)!), status: 'ready' };
-      const raw = JSON.stringify({ event_id: 'evt_01declined', event_type: 'transaction.payment_failed', occurred_at: paddleTime(new Date()), data: txn });
-      const event = await p.parseWebhook({ rawBody: utf8.encode(raw), headers: { 'paddle-signature': sign(raw, SECRET).headers['Paddle-Signature'] } });
+      const raw = JSON.stringify({
+        event_id: 'evt_01declined',
+        event_type: 'transaction.payment_failed',
+        occurred_at: paddleTime(new Date()),
+        data: txn,
+      });
+      const event = await p.parseWebhook({
+        rawBody: utf8.encode(raw),
+        headers: { 'paddle-signature': sign(raw, SECRET).headers['Paddle-Signature'] },
+      });
       expect(event).toMatchObject({ id: 'evt_01declined', type: 'ignored' });
     });
   });

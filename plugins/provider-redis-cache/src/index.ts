@@ -10,7 +10,10 @@ export default defineProvider({
   description: 'Redis cache via ioredis (shared by every gateway instance; atomic increments for rate limits)',
   config: z.object({
     ...redisConnectionFields(),
-    keyPrefix: z.string().default('apigate:cache:').describe('a string put before every key, so several gateways or apps can share one Redis'),
+    keyPrefix: z
+      .string()
+      .default('apigate:cache:')
+      .describe('a string put before every key, so several gateways or apps can share one Redis'),
     commandTimeoutMs: fields.int({ min: 1 }).default(500).describe('milliseconds a command may take before it fails as retryable'),
     connectTimeoutMs: fields.int({ min: 1 }).default(2000).describe('milliseconds a connection attempt may take'),
     autoPipelining: fields.flag(false).describe('send calls made in the same tick together: lower median latency, longer tail'),

@@ -167,7 +167,8 @@ export class RedisCache implements CacheProvider {
     try {
       const ttl = ttlOf(opts);
       const k = this.prefix + key;
-      const sent = ttl === undefined ? this.redis.set(k, toArg(value)) : ttl > 0 ? this.redis.set(k, toArg(value), 'PX', ttl) : this.redis.unlink(k);
+      const sent =
+        ttl === undefined ? this.redis.set(k, toArg(value)) : ttl > 0 ? this.redis.set(k, toArg(value), 'PX', ttl) : this.redis.unlink(k);
       return sent.then(nothing, this.failSet);
     } catch (err) {
       return Promise.reject(err);
@@ -347,9 +348,19 @@ export class RedisCache implements CacheProvider {
     if (this.closing) return new ProviderError({ ...base, retryable: false, code: 'PROVIDER_CLOSED', message: 'the cache is closed' });
     const c = classify(err);
     if (c.kind === 'reply') {
-      return new ProviderError({ ...base, retryable: c.retryable, code: `REDIS_${c.code}`, message: `Redis at ${this.where} answered: ${messageOf(err, this.secrets)}` });
+      return new ProviderError({
+        ...base,
+        retryable: c.retryable,
+        code: `REDIS_${c.code}`,
+        message: `Redis at ${this.where} answered: ${messageOf(err, this.secrets)}`,
+      });
     }
     const timedOut = messageOf(err, []) === 'Command timed out';
-    return new ProviderError({ ...base, retryable: true, code: timedOut ? 'REDIS_TIMEOUT' : 'REDIS_UNAVAILABLE', message: this.describeFailure(err) });
+    return new ProviderError({
+      ...base,
+      retryable: true,
+      code: timedOut ? 'REDIS_TIMEOUT' : 'REDIS_UNAVAILABLE',
+      message: this.describeFailure(err),
+    });
   }
 }

@@ -44,7 +44,17 @@ const everyOperation = (cache: CacheProvider): [string, () => Promise<unknown>][
   ['has', () => cache.has('k')],
   ['increment', () => cache.increment('n', 1, { ttlMs: 10_000 })],
   ['getMany', () => cache.getMany(['a', 'b'])],
-  ['setMany', () => cache.setMany([['a', '1'], ['b', '2']], { ttlMs: 10_000 })],
+  [
+    'setMany',
+    () =>
+      cache.setMany(
+        [
+          ['a', '1'],
+          ['b', '2'],
+        ],
+        { ttlMs: 10_000 },
+      ),
+  ],
   ['clear', () => cache.clear('x')],
   ['stats', () => cache.stats()],
 ];
@@ -73,28 +83,32 @@ describe('provider-redis-cache when Redis goes away (private redis-server)', () 
     return { server, cache: t.provider, events: t.events };
   }
 
-  it('fails fast and retryably while Redis is dead, reports error, and recovers by itself when it is back', { timeout: 60_000 }, async () => {
-    const { server, cache, events } = await setup();
-    await expectWorking(cache, 'before');
-    expect((await check(cache)).status).toBe('connected');
+  it(
+    'fails fast and retryably while Redis is dead, reports error, and recovers by itself when it is back',
+    { timeout: 60_000 },
+    async () => {
+      const { server, cache, events } = await setup();
+      await expectWorking(cache, 'before');
+      expect((await check(cache)).status).toBe('connected');
 
-    await server.kill();
-    for (const [name, call] of everyOperation(cache)) await failure(call(), name);
-    const h = await check(cache);
-    expect(h.status).toBe('error');
-    expect(h.error).toContain(`127.0.0.1:${server.port}`);
-    expect(h.error).not.toContain(PASSWORD);
+      await server.kill();
+      for (const [name, call] of everyOperation(cache)) await failure(call(), name);
+      const h = await check(cache);
+      expect(h.status).toBe('error');
+      expect(h.error).toContain(`127.0.0.1:${server.port}`);
+      expect(h.error).not.toContain(PASSWORD);
 
-    const errors = events.filter((e): e is Extract<KernelEvent, { type: 'provider.error' }> => e.type === 'provider.error');
-    expect(errors.length).toBeGreaterThanOrEqual(everyOperation(cache).length);
-    expect(errors.every((e) => e.retryable && !e.message.includes(PASSWORD))).toBe(true);
+      const errors = events.filter((e): e is Extract<KernelEvent, { type: 'provider.error' }> => e.type === 'provider.error');
+      expect(errors.length).toBeGreaterThanOrEqual(everyOperation(cache).length);
+      expect(errors.every((e) => e.retryable && !e.message.includes(PASSWORD))).toBe(true);
 
-    await server.start();
-    await vi.waitFor(async () => expect((await check(cache)).status).toBe('connected'), RECOVERY);
-    // No offline queue: writes that were reported as failed were not sent later either.
-    expect(await cache.getMany(['k', 'n', 'a', 'b'])).toEqual([undefined, undefined, undefined, undefined]);
-    await expectWorking(cache, 'after');
-  });
+      await server.start();
+      await vi.waitFor(async () => expect((await check(cache)).status).toBe('connected'), RECOVERY);
+      // No offline queue: writes that were reported as failed were not sent later either.
+      expect(await cache.getMany(['k', 'n', 'a', 'b'])).toEqual([undefined, undefined, undefined, undefined]);
+      await expectWorking(cache, 'after');
+    },
+  );
 
   it('fails with a retryable timeout when Redis hangs, and recovers when it answers again', { timeout: 60_000 }, async () => {
     const { server, cache } = await setup({ commandTimeoutMs: '300' });

@@ -1,4 +1,12 @@
-import { type CacheProvider, ConfigError, InvalidInputError, ProviderError, resolveProviderConfig, settingsFromRecord, utf8 } from '@apigate/kernel';
+import {
+  type CacheProvider,
+  ConfigError,
+  InvalidInputError,
+  ProviderError,
+  resolveProviderConfig,
+  settingsFromRecord,
+  utf8,
+} from '@apigate/kernel';
 import { assertValidManifest, createForTest } from '@apigate/provider-testkit';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,7 +103,13 @@ describe('provider-redis-cache against the shared Redis', () => {
     const pttl = await raw.pttl(`${prefix}a:ttl`);
     expect(pttl).toBeGreaterThan(0);
     expect(pttl).toBeLessThanOrEqual(60_000);
-    await cache.setMany([['m1', 'x'], ['m2', 'y']], { ttlMs: 30_000 });
+    await cache.setMany(
+      [
+        ['m1', 'x'],
+        ['m2', 'y'],
+      ],
+      { ttlMs: 30_000 },
+    );
     for (const k of ['m1', 'm2']) expect(await raw.pttl(`${prefix}a:${k}`)).toBeGreaterThan(0);
     await cache.setMany([['m3', 'z']]);
     expect(await raw.pttl(`${prefix}a:m3`)).toBe(-1);
@@ -143,7 +157,11 @@ describe('provider-redis-cache against the shared Redis', () => {
   it('stats counts hits and misses of this process, keys of its prefix only, and server memory', async () => {
     const fresh = (await createForTest(provider, { url: SHARED_REDIS_URL, keyPrefix: `${prefix}s:` })).provider;
     try {
-      await fresh.setMany([['a', '1'], ['b', '2'], ['c', '3']]);
+      await fresh.setMany([
+        ['a', '1'],
+        ['b', '2'],
+        ['c', '3'],
+      ]);
       await fresh.get('a');
       await fresh.get('missing');
       await fresh.getMany(['b', 'c', 'nope']);

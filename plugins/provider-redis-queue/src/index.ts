@@ -24,10 +24,7 @@ export default defineProvider({
       .int({ min: 100 })
       .default(30_000)
       .describe('milliseconds a worker holds a job lock between renewals; after a worker dies its job runs again once the lock expires'),
-    stalledIntervalMs: fields
-      .int({ min: 100 })
-      .default(30_000)
-      .describe('milliseconds between checks for jobs whose worker died'),
+    stalledIntervalMs: fields.int({ min: 100 }).default(30_000).describe('milliseconds between checks for jobs whose worker died'),
     maxStalledCount: fields
       .int({ min: 0 })
       .default(1)

@@ -192,7 +192,10 @@ export class RedisQueue implements QueueProvider {
     conn.on('close', () => {
       if (!this.wasReady || this.down || this.closing) return;
       this.down = true;
-      this.ctx.logger.warn({ where: this.where }, `lost the connection to Redis${this.lastError ? ` (${this.lastError})` : ''}; reconnecting`);
+      this.ctx.logger.warn(
+        { where: this.where },
+        `lost the connection to Redis${this.lastError ? ` (${this.lastError})` : ''}; reconnecting`,
+      );
     });
     conn.on('ready', () => {
       this.wasReady = true;
@@ -242,7 +245,7 @@ export class RedisQueue implements QueueProvider {
       this.ctx.logger.warn(
         { where: this.where, policy: this.policy },
         `Redis maxmemory-policy is "${this.policy}", not "noeviction": when memory runs out Redis may delete queued jobs. ` +
-          'Set maxmemory-policy noeviction on the queue\'s Redis (a cache may evict keys, a queue must not)',
+          "Set maxmemory-policy noeviction on the queue's Redis (a cache may evict keys, a queue must not)",
       );
     }
   }
@@ -297,7 +300,10 @@ export class RedisQueue implements QueueProvider {
       const retryable = isTransient(err);
       if (!retryable) throw this.fail(operation, err, false);
       // A Queue whose start-up was cut by an outage stays broken: make a new one next time.
-      void this.queues.get(queue)?.close().catch(() => undefined);
+      void this.queues
+        .get(queue)
+        ?.close()
+        .catch(() => undefined);
       this.queues.delete(queue);
       const reply = (err as { name?: unknown }).name === 'ReplyError';
       throw this.fail(operation, reply ? err : new Error(`Redis at ${this.where} unavailable: ${this.message(err)}`, { cause: err }), true);
@@ -512,10 +518,13 @@ export class RedisQueue implements QueueProvider {
         const onAbort = () => reject(signal.reason ?? new Error('health check aborted'));
         if (signal.aborted) return onAbort();
         signal.addEventListener('abort', onAbort, { once: true });
-        this.conn.ping().then(
-          () => resolve(),
-          (err: unknown) => reject(err),
-        ).finally(() => signal.removeEventListener('abort', onAbort));
+        this.conn
+          .ping()
+          .then(
+            () => resolve(),
+            (err: unknown) => reject(err),
+          )
+          .finally(() => signal.removeEventListener('abort', onAbort));
       });
     } catch (err) {
       return { status: 'error', error: `PING to Redis at ${this.where} failed: ${this.message(err)}` };

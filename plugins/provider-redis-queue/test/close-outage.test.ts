@@ -58,7 +58,9 @@ describe('provider-redis-queue close() while Redis is down', () => {
     });
     // Its completion never reached Redis: the stalled check hands it out again (at-least-once).
     expect((await again).id).toBe(published.id);
-    await vi.waitFor(async () => expect(await other.stats('slow')).toMatchObject({ active: 0, waiting: 0, completed: 1 }), { timeout: 15_000 });
+    await vi.waitFor(async () => expect(await other.stats('slow')).toMatchObject({ active: 0, waiting: 0, completed: 1 }), {
+      timeout: 15_000,
+    });
   }, 60_000);
 
   it('closes one worker while Redis is down (the provider stays open), and a new worker runs jobs once Redis is back', async () => {

@@ -19,7 +19,12 @@ describe('provider-redis-queue', () => {
   });
 
   it('reads QUEUE_REDIS_URL before REDIS_URL, REDIS_PASSWORD as a secret, REDIS_DB, and the prefix setting', () => {
-    const env = { QUEUE_REDIS_URL: 'redis://queue-host:6380', REDIS_URL: 'redis://cache-host:6379', REDIS_PASSWORD: 'pw-1234', REDIS_DB: '3' };
+    const env = {
+      QUEUE_REDIS_URL: 'redis://queue-host:6380',
+      REDIS_URL: 'redis://cache-host:6379',
+      REDIS_PASSWORD: 'pw-1234',
+      REDIS_DB: '3',
+    };
     const r = resolveProviderConfig(provider, env, settingsFromRecord({ 'queue.redis.prefix': 'gw-a' }));
     expect(r.config).toMatchObject({ url: 'redis://queue-host:6380', password: 'pw-1234', db: 3, prefix: 'gw-a' });
     expect(r.sources.url).toEqual({ kind: 'env', name: 'QUEUE_REDIS_URL' });
@@ -97,7 +102,7 @@ describe('close()', () => {
 describeQueueProvider(provider, { name: 'redis queue conformance', config: { url: SHARED_REDIS_URL, prefix } });
 
 describe('prefix', () => {
-  it('keeps each gateway\'s jobs under its own prefix', async () => {
+  it("keeps each gateway's jobs under its own prefix", async () => {
     const other = testPrefix('other');
     const { provider: a } = await createForTest(provider, { url: SHARED_REDIS_URL, prefix });
     const { provider: b } = await createForTest(provider, { url: SHARED_REDIS_URL, prefix: other });
@@ -113,4 +118,3 @@ describe('prefix', () => {
     }
   });
 });
-

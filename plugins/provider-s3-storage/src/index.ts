@@ -29,7 +29,10 @@ const config = z
     region: z.string().min(1).default('us-east-1').describe('an AWS region such as us-east-1'),
     accessKeyId: z.string().optional().describe('an access key id, set together with S3_SECRET_KEY'),
     secretAccessKey: z.string().optional().describe('the secret for S3_ACCESS_KEY, set together with it'),
-    endpoint: z.url({ protocol: /^https?$/ }).optional().describe('an http(s) URL of an S3-compatible service; empty for AWS'),
+    endpoint: z
+      .url({ protocol: /^https?$/ })
+      .optional()
+      .describe('an http(s) URL of an S3-compatible service; empty for AWS'),
     keyPrefix: keyPrefix.describe('a folder inside the bucket that holds every key'),
     partSizeMb: fields.int({ min: 5, max: 5120 }).default(8).describe('the multipart part size in MiB (5 to 5120)'),
     queueSize: fields.int({ min: 1, max: 32 }).default(4).describe('how many parts upload at once (1 to 32)'),
@@ -37,7 +40,11 @@ const config = z
   .superRefine((c, ctx) => {
     // One key without the other is a typo, not a request for the default credential chain.
     if (!!c.accessKeyId !== !!c.secretAccessKey) {
-      ctx.addIssue({ code: 'custom', path: [c.accessKeyId ? 'secretAccessKey' : 'accessKeyId'], message: 'is required when the other S3 key is set' });
+      ctx.addIssue({
+        code: 'custom',
+        path: [c.accessKeyId ? 'secretAccessKey' : 'accessKeyId'],
+        message: 'is required when the other S3 key is set',
+      });
     }
   });
 

@@ -17,9 +17,8 @@ export function encodeMetadata(metadata: Record<string, string> | undefined): Re
     if (typeof value !== 'string') throw new InvalidInputError(`metadata "${name}" must be a string`);
     const lower = name.toLowerCase();
     if (lower in out) throw new InvalidInputError(`metadata names "${name}" and another differ only in case; S3 stores them lower-case`);
-    out[lower] = PLAIN_VALUE.test(value) && !value.startsWith('=?')
-      ? value
-      : `=?UTF-8?B?${Buffer.from(value, 'utf8').toString('base64')}?=`;
+    out[lower] =
+      PLAIN_VALUE.test(value) && !value.startsWith('=?') ? value : `=?UTF-8?B?${Buffer.from(value, 'utf8').toString('base64')}?=`;
   }
   return out;
 }

@@ -123,7 +123,12 @@ export class S3Storage implements StorageProvider {
           return info(buf.length, res.ETag);
         }
         // Large buffers go multipart too: parts are views of the buffer, not copies.
-        const res = await new Upload({ client: this.client, params: { ...params, Body: buf }, partSize: this.partSizeFor(buf.length), queueSize: this.opts.queueSize }).done();
+        const res = await new Upload({
+          client: this.client,
+          params: { ...params, Body: buf },
+          partSize: this.partSizeFor(buf.length),
+          queueSize: this.opts.queueSize,
+        }).done();
         return info(buf.length, res.ETag);
       }
       return await this.putStream(key, body, params, opts.contentLength, info);
@@ -183,7 +188,9 @@ export class S3Storage implements StorageProvider {
       range = `bytes=${start}-${end ?? ''}`;
     }
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.opts.bucket, Key: this.full(key), ...(range ? { Range: range } : {}) }));
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.opts.bucket, Key: this.full(key), ...(range ? { Range: range } : {}) }),
+      );
       return {
         key,
         size: totalSize(res.ContentRange, res.ContentLength),
@@ -286,7 +293,8 @@ export class S3Storage implements StorageProvider {
   private healthError(err: unknown, where: string): string {
     const status = s3Status(err);
     let hint: string | undefined;
-    if (status === 403) hint = 'access denied: check S3_ACCESS_KEY and S3_SECRET_KEY (or the default credential chain) and the bucket policy';
+    if (status === 403)
+      hint = 'access denied: check S3_ACCESS_KEY and S3_SECRET_KEY (or the default credential chain) and the bucket policy';
     else if (status === 404) hint = 'bucket does not exist';
     else if (status === 301) hint = 'bucket is in another region: set S3_REGION';
     else if (status === undefined && /^E[A-Z]+$/.test(s3Code(err) ?? '')) hint = 'endpoint unreachable';

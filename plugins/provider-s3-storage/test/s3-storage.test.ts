@@ -2,7 +2,14 @@ import { createHash } from 'node:crypto';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { ConfigError, InvalidInputError, ProviderError, resolveProviderConfig, type StorageProvider, settingsFromRecord } from '@apigate/kernel';
+import {
+  ConfigError,
+  InvalidInputError,
+  ProviderError,
+  resolveProviderConfig,
+  type StorageProvider,
+  settingsFromRecord,
+} from '@apigate/kernel';
 import { assertValidManifest, createForTest } from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };

@@ -86,7 +86,12 @@ bucketController.getBucket = async function listObjectsV2(ctx: any) {
   };
 };
 
-FilesystemStore.prototype.getObject = async function getObject(this: Store, bucket: string, key: string, options: { start?: number; end?: number } = {}) {
+FilesystemStore.prototype.getObject = async function getObject(
+  this: Store,
+  bucket: string,
+  key: string,
+  options: { start?: number; end?: number } = {},
+) {
   let metadata: Record<string, string>;
   try {
     metadata = await this.getMetadata(bucket, key);
@@ -190,7 +195,14 @@ function verifyPresigned(ctx: any): void {
     .split(';')
     .map((h) => `${h}:${String(ctx.get(h)).trim().replace(/\s+/g, ' ')}\n`)
     .join('');
-  const canonicalRequest = [ctx.method, rawPath, canonicalQuery, canonicalHeaders, signedHeaders, get('X-Amz-Content-Sha256') ?? 'UNSIGNED-PAYLOAD'].join('\n');
+  const canonicalRequest = [
+    ctx.method,
+    rawPath,
+    canonicalQuery,
+    canonicalHeaders,
+    signedHeaders,
+    get('X-Amz-Content-Sha256') ?? 'UNSIGNED-PAYLOAD',
+  ].join('\n');
   const scope = scopeParts.join('/');
   const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
   let key: Buffer = hmac(`AWS4${secret}`, scopeParts[0] ?? '');

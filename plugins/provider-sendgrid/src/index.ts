@@ -96,7 +96,11 @@ class SendGridEmail implements EmailProvider {
       status !== undefined
         ? { message: describeStatus(status, e.response?.body, e.response?.headers), status }
         : e?.isAxiosError
-          ? { message: `could not reach SendGrid at ${this.host}: ${e.message}`, retryable: true, ...(typeof e.code === 'string' ? { code: e.code } : {}) }
+          ? {
+              message: `could not reach SendGrid at ${this.host}: ${e.message}`,
+              retryable: true,
+              ...(typeof e.code === 'string' ? { code: e.code } : {}),
+            }
           : { message: e?.message ?? String(err), retryable: false };
     const { message, ...rest } = facts;
     return Object.assign(new Error(message), rest);
@@ -138,7 +142,8 @@ class SendGridEmail implements EmailProvider {
       throw this.fail(err);
     }
     const id = (response.headers as Record<string, unknown>)['x-message-id'];
-    if (typeof id !== 'string' || !id) throw this.fail(new Error(`SendGrid answered ${response.statusCode} without an X-Message-Id header`));
+    if (typeof id !== 'string' || !id)
+      throw this.fail(new Error(`SendGrid answered ${response.statusCode} without an X-Message-Id header`));
     return { messageId: id };
   }
 

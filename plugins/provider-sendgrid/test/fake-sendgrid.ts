@@ -80,7 +80,8 @@ export async function startFakeSendGrid(): Promise<FakeSendGrid> {
 
       const body = record.body!;
       const recipients = body.personalizations.flatMap((p) => [...p.to, ...(p.cc ?? []), ...(p.bcc ?? [])]).map((a) => a.email);
-      if (!body.from?.email) return json(res, 400, errors({ message: 'The from object must be provided for every email send.', field: 'from' }));
+      if (!body.from?.email)
+        return json(res, 400, errors({ message: 'The from object must be provided for every email send.', field: 'from' }));
       if (body.from.email.startsWith('unverified@')) {
         return json(
           res,
@@ -92,7 +93,12 @@ export async function startFakeSendGrid(): Promise<FakeSendGrid> {
           }),
         );
       }
-      if (!body.content?.length) return json(res, 400, errors({ message: 'Unless a valid template_id is provided, the content parameter is required.', field: 'content' }));
+      if (!body.content?.length)
+        return json(
+          res,
+          400,
+          errors({ message: 'Unless a valid template_id is provided, the content parameter is required.', field: 'content' }),
+        );
       if (recipients.some((r) => r.startsWith('ratelimited@'))) {
         const reset = Math.floor(Date.now() / 1000) + 30;
         return json(res, 429, errors({ message: 'too many requests' }), {

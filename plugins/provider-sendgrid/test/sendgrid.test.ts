@@ -75,7 +75,9 @@ describe('provider-sendgrid', () => {
     expect(req.body).toMatchObject({
       from: { email: 'billing@apigate.test', name: 'Billing' },
       reply_to: { email: 'support@apigate.test' },
-      personalizations: [{ to: [{ email: 'alice@example.com' }], cc: [{ email: 'cc@example.com' }], bcc: [{ email: 'audit@example.com' }] }],
+      personalizations: [
+        { to: [{ email: 'alice@example.com' }], cc: [{ email: 'cc@example.com' }], bcc: [{ email: 'audit@example.com' }] },
+      ],
       content: [
         { type: 'text/plain', value: 'Hello from SendGrid.' },
         { type: 'text/html', value: '<p>Hi</p>' },
@@ -186,7 +188,10 @@ describe('provider-sendgrid', () => {
 
   describe('configuration', () => {
     it('defaults to the global API endpoint', () => {
-      expect(provider.config.parse({ apiKey: FULL_KEY, from: FROM })).toMatchObject({ baseUrl: 'https://api.sendgrid.com', timeoutMs: 30_000 });
+      expect(provider.config.parse({ apiKey: FULL_KEY, from: FROM })).toMatchObject({
+        baseUrl: 'https://api.sendgrid.com',
+        timeoutMs: 30_000,
+      });
     });
 
     it('rejects a key that is not a SendGrid key, and a from that is not an address', () => {

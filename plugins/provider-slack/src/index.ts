@@ -65,7 +65,9 @@ export function buildSlackMessage(n: Notification, channel?: string): IncomingWe
   for (let i = 0; i < entries.length; i += 10) {
     blocks.push({
       type: 'section',
-      fields: entries.slice(i, i + 10).map(([k, v]) => ({ type: 'mrkdwn', text: cut(`*${escapeMrkdwn(k)}*\n${escapeMrkdwn(String(v))}`, 2000) })),
+      fields: entries
+        .slice(i, i + 10)
+        .map(([k, v]) => ({ type: 'mrkdwn', text: cut(`*${escapeMrkdwn(k)}*\n${escapeMrkdwn(String(v))}`, 2000) })),
     });
   }
   if (n.url) {

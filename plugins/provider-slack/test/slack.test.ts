@@ -108,7 +108,10 @@ describe('provider-slack', () => {
 
     it('escapes mrkdwn control characters so text cannot ping or link', () => {
       const msg = buildSlackMessage(notification({ text: '<!channel> a & b <https://evil.example|click>' }));
-      expect(msg.blocks![1]).toEqual({ type: 'section', text: { type: 'mrkdwn', text: '&lt;!channel&gt; a &amp; b &lt;https://evil.example|click&gt;' } });
+      expect(msg.blocks![1]).toEqual({
+        type: 'section',
+        text: { type: 'mrkdwn', text: '&lt;!channel&gt; a &amp; b &lt;https://evil.example|click&gt;' },
+      });
     });
 
     it('stays within Block Kit limits: long titles cut, more than ten fields split', () => {
@@ -157,7 +160,10 @@ describe('provider-slack', () => {
       expect(down.retryable).toBe(true);
       expect(down.message).toContain('could not reach Slack');
 
-      const silent = await providerErrorOf((await slack({ webhookUrl: fake.urls.held, timeoutMs: '300' })).notify(notification()), fake.urls.held);
+      const silent = await providerErrorOf(
+        (await slack({ webhookUrl: fake.urls.held, timeoutMs: '300' })).notify(notification()),
+        fake.urls.held,
+      );
       expect(silent.retryable).toBe(true);
     });
   });

@@ -64,8 +64,19 @@ const TLS_REJECTION = /CERT|SELF_SIGNED|UNABLE_TO_|^ERR_TLS_|^ERR_SSL_/;
 const TRANSIENT_CODES = new Set(['ECONNECTION', 'ETIMEDOUT', 'ESOCKET', 'EDNS', 'EPROXY', 'EMAXLIMIT', 'EABORT']);
 /** Bad TLS, credentials, envelope or message: the same attempt fails the same way. */
 const FINAL_CODES = new Set([
-  'ETLS', 'EREQUIRETLS', 'EPROTOCOL', 'EENVELOPE', 'EMESSAGE', 'EAUTH', 'ENOAUTH', 'EOAUTH2', 'ECONFIG',
-  'EMAXRECIPIENTS', 'ESTREAM', 'EFILEACCESS', 'EURLACCESS',
+  'ETLS',
+  'EREQUIRETLS',
+  'EPROTOCOL',
+  'EENVELOPE',
+  'EMESSAGE',
+  'EAUTH',
+  'ENOAUTH',
+  'EOAUTH2',
+  'ECONFIG',
+  'EMAXRECIPIENTS',
+  'ESTREAM',
+  'EFILEACCESS',
+  'EURLACCESS',
 ]);
 
 /**
@@ -75,7 +86,8 @@ const FINAL_CODES = new Set([
  */
 export function isRetryableSmtp(err: unknown): boolean {
   const e = err as SmtpError;
-  if (typeof e?.responseCode === 'number' && e.responseCode >= 400) return typeof e.permanent === 'boolean' ? !e.permanent : e.responseCode < 500;
+  if (typeof e?.responseCode === 'number' && e.responseCode >= 400)
+    return typeof e.permanent === 'boolean' ? !e.permanent : e.responseCode < 500;
   if (typeof e?.originalCode === 'string' && TLS_REJECTION.test(e.originalCode)) return false;
   if (typeof e?.code === 'string' && TRANSIENT_CODES.has(e.code)) return true;
   if (typeof e?.code === 'string' && FINAL_CODES.has(e.code)) return false;

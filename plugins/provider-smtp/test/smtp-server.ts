@@ -14,7 +14,13 @@ export async function selfSignedCert(): Promise<{ key: string; cert: string }> {
     algorithm: 'sha256',
     extensions: [
       { name: 'basicConstraints', cA: true },
-      { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }, { type: 7, ip: '127.0.0.1' }] },
+      {
+        name: 'subjectAltName',
+        altNames: [
+          { type: 2, value: 'localhost' },
+          { type: 7, ip: '127.0.0.1' },
+        ],
+      },
     ],
   });
   return { key: pems.private, cert: pems.cert };
@@ -38,7 +44,15 @@ const addressList = (a: AddressObject | AddressObject[] | undefined): string[] =
 
 /** The value of each header as written, unfolded (mailparser structures some of them). */
 const headerValues = (lines: readonly { key: string; line: string }[]): Record<string, string> =>
-  Object.fromEntries(lines.map(({ key, line }) => [key, line.slice(line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim()]));
+  Object.fromEntries(
+    lines.map(({ key, line }) => [
+      key,
+      line
+        .slice(line.indexOf(':') + 1)
+        .replace(/\r?\n[ \t]+/g, ' ')
+        .trim(),
+    ]),
+  );
 
 /**
  * A real SMTP server (smtp-server) on a free port: AUTH PLAIN/LOGIN required, STARTTLS or implicit

@@ -83,7 +83,15 @@ describe('provider-smtp', () => {
     defaultFrom: FROM,
     // 550, 451, 421, nothing listening, no greeting, a failing check: the suite's own stub server, in plain text without auth.
     smtpServer: {
-      config: ({ host, port }) => ({ host, port, tls: false, tlsCaFile: undefined, username: undefined, password: undefined, timeoutMs: 1000 }),
+      config: ({ host, port }) => ({
+        host,
+        port,
+        tls: false,
+        tlsCaFile: undefined,
+        username: undefined,
+        password: undefined,
+        timeoutMs: 1000,
+      }),
       timeoutMs: 1000,
     },
   });

@@ -34,7 +34,12 @@ function describe(err: InstanceType<typeof Stripe.errors.StripeError>, host: str
 export function toStripeProviderError(err: unknown, operation: string, host: string): ProviderError;
 /** @deprecated The kernel masks the secrets: pass only the host. */
 export function toStripeProviderError(err: unknown, operation: string, secrets: readonly string[], host: string): ProviderError;
-export function toStripeProviderError(err: unknown, operation: string, hostOrSecrets: string | readonly string[], legacyHost?: string): ProviderError {
+export function toStripeProviderError(
+  err: unknown,
+  operation: string,
+  hostOrSecrets: string | readonly string[],
+  legacyHost?: string,
+): ProviderError {
   const [host, secrets] = typeof hostOrSecrets === 'string' ? [hostOrSecrets, []] : [legacyHost ?? '', hostOrSecrets];
   if (err instanceof Stripe.errors.StripeError) {
     return new ProviderError({

@@ -25,7 +25,13 @@ export interface SubscriptionLike {
   metadata?: Metadata;
   /** Before basil the period lived on the subscription. */
   current_period_end?: number;
-  items?: { data: { id: string; current_period_end?: number; price?: { id: string; metadata?: Metadata; recurring?: { usage_type?: string } | null } | null }[] };
+  items?: {
+    data: {
+      id: string;
+      current_period_end?: number;
+      price?: { id: string; metadata?: Metadata; recurring?: { usage_type?: string } | null } | null;
+    }[];
+  };
 }
 
 export interface InvoiceLike {
@@ -75,8 +81,9 @@ export const mapStatus = (status: string): SubscriptionStatus => STATUSES[status
 export const isEnded = (status: string): boolean => status === 'canceled' || status === 'incomplete_expired';
 
 /** The item that carries the plan: the first licensed one (a metered overage item rides along next to it). */
-export const planItem = <T extends { price?: { recurring?: { usage_type?: string } | null } | null }>(items: readonly T[] | undefined): T | undefined =>
-  items?.find((i) => i.price?.recurring?.usage_type !== 'metered') ?? items?.[0];
+export const planItem = <T extends { price?: { recurring?: { usage_type?: string } | null } | null }>(
+  items: readonly T[] | undefined,
+): T | undefined => items?.find((i) => i.price?.recurring?.usage_type !== 'metered') ?? items?.[0];
 
 export function subscriptionState(sub: SubscriptionLike): SubscriptionState {
   const item = planItem(sub.items?.data);

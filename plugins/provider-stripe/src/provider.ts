@@ -19,7 +19,17 @@ import {
 import Stripe from 'stripe';
 import { toStripeProviderError } from './errors.js';
 import { invoiceOf } from './invoices.js';
-import { type EventLike, idOf, isEnded, META_PLAN, META_USER, normaliseEvent, planItem, type SubscriptionLike, subscriptionState } from './normalise.js';
+import {
+  type EventLike,
+  idOf,
+  isEnded,
+  META_PLAN,
+  META_USER,
+  normaliseEvent,
+  planItem,
+  type SubscriptionLike,
+  subscriptionState,
+} from './normalise.js';
 
 export interface StripeConfig {
   apiKey: string;
@@ -38,7 +48,9 @@ const MAX_IDENTIFIER = 100;
 
 /** The product that holds a plan's prices has an id derived from the plan, so a retried sync finds it instead of making a second. */
 export function productIdFor(planId: string): string {
-  return /^[A-Za-z0-9_-]{1,56}$/.test(planId) ? `apigate_${planId}` : `apigate_${createHash('sha256').update(planId).digest('hex').slice(0, 40)}`;
+  return /^[A-Za-z0-9_-]{1,56}$/.test(planId)
+    ? `apigate_${planId}`
+    : `apigate_${createHash('sha256').update(planId).digest('hex').slice(0, 40)}`;
 }
 
 const isMissing = (err: unknown): boolean => err instanceof Stripe.errors.StripeError && err.code === 'resource_missing';
@@ -147,7 +159,12 @@ export class StripePayment implements PaymentProvider {
       }
       if (!/^[a-z]{3}$/i.test(i.currency ?? '')) throw invalid('upsertPrice', 'currency: a 3-letter ISO code is required');
       if (i.interval !== 'month' && i.interval !== 'year') throw invalid('upsertPrice', 'interval: month or year is required');
-      const terms: PriceTerms = { amountCents: i.amountCents, currency: i.currency.toLowerCase(), interval: i.interval, metered: i.metered ?? false };
+      const terms: PriceTerms = {
+        amountCents: i.amountCents,
+        currency: i.currency.toLowerCase(),
+        interval: i.interval,
+        metered: i.metered ?? false,
+      };
       const meterId = terms.metered ? await this.meter() : undefined;
 
       let current: Stripe.Price | undefined;
@@ -250,7 +267,10 @@ export class StripePayment implements PaymentProvider {
       if (!price.active) throw invalid('createCheckout', `priceId: price "${price.id}" is archived`);
       const metered = price.recurring?.usage_type === 'metered';
       // The overage price: a metered item next to the plan's, billed from the meter events reportUsage sends.
-      const overage = i.meteredPriceId !== undefined ? await this.stripe.prices.retrieve(requireText(i.meteredPriceId, 'createCheckout', 'meteredPriceId')) : undefined;
+      const overage =
+        i.meteredPriceId !== undefined
+          ? await this.stripe.prices.retrieve(requireText(i.meteredPriceId, 'createCheckout', 'meteredPriceId'))
+          : undefined;
       if (overage && (overage.recurring?.usage_type !== 'metered' || !overage.active)) {
         throw invalid('createCheckout', `meteredPriceId: price "${overage.id}" is ${overage.active ? 'not metered' : 'archived'}`);
       }
@@ -299,7 +319,11 @@ export class StripePayment implements PaymentProvider {
   async *listSubscriptions(i: { customerId?: string; updatedSince?: Date }): AsyncGenerator<SubscriptionState> {
     const since = i.updatedSince ? Math.floor(i.updatedSince.getTime() / 1000) : undefined;
     try {
-      const pages = this.stripe.subscriptions.list({ status: 'all', limit: PAGE_SIZE, ...(i.customerId ? { customer: i.customerId } : {}) });
+      const pages = this.stripe.subscriptions.list({
+        status: 'all',
+        limit: PAGE_SIZE,
+        ...(i.customerId ? { customer: i.customerId } : {}),
+      });
       for await (const sub of pages) {
         if (since !== undefined && isEnded(sub.status) && typeof sub.ended_at === 'number' && sub.ended_at < since) continue;
         yield state(sub);
@@ -314,7 +338,8 @@ export class StripePayment implements PaymentProvider {
     return this.call('listInvoices', async () => {
       const customer = requireText(i.customerId, 'listInvoices', 'customerId');
       const limit = i.limit ?? 12;
-      if (!Number.isInteger(limit) || limit < 1 || limit > PAGE_SIZE) throw invalid('listInvoices', `limit: a whole number from 1 to ${PAGE_SIZE} is required`);
+      if (!Number.isInteger(limit) || limit < 1 || limit > PAGE_SIZE)
+        throw invalid('listInvoices', `limit: a whole number from 1 to ${PAGE_SIZE} is required`);
       const page = await this.stripe.invoices.list({ customer, limit });
       return page.data.map(invoiceOf).filter((inv): inv is Invoice => inv !== undefined);
     });
@@ -362,7 +387,8 @@ export class StripePayment implements PaymentProvider {
     return this.call('reportUsage', async () => {
       const customerId = requireText(i.customerId, 'reportUsage', 'customerId');
       if (!Number.isInteger(i.quantity) || i.quantity < 0) throw invalid('reportUsage', 'quantity: a whole number, 0 or more, is required');
-      if (!(i.timestamp instanceof Date) || Number.isNaN(i.timestamp.getTime())) throw invalid('reportUsage', 'timestamp: a valid Date is required');
+      if (!(i.timestamp instanceof Date) || Number.isNaN(i.timestamp.getTime()))
+        throw invalid('reportUsage', 'timestamp: a valid Date is required');
       const given = requireText(i.idempotencyKey, 'reportUsage', 'idempotencyKey');
       const key = given.length <= MAX_IDENTIFIER ? given : `sha256_${createHash('sha256').update(given).digest('hex')}`;
       await this.stripe.billing.meterEvents.create(
@@ -394,7 +420,12 @@ export class StripePayment implements PaymentProvider {
   async verifyWebhook(i: WebhookInput): Promise<VerifiedWebhook> {
     let event: unknown;
     try {
-      event = this.stripe.webhooks.constructEvent(i.rawBody, i.headers['stripe-signature'] ?? '', this.cfg.webhookSecret, WEBHOOK_TOLERANCE_SECONDS);
+      event = this.stripe.webhooks.constructEvent(
+        i.rawBody,
+        i.headers['stripe-signature'] ?? '',
+        this.cfg.webhookSecret,
+        WEBHOOK_TOLERANCE_SECONDS,
+      );
     } catch (err) {
       const reason = ((err as Error)?.message ?? String(err)).split('\n')[0]!.trim();
       if (err instanceof Stripe.errors.StripeSignatureVerificationError) {

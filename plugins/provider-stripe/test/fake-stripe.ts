@@ -246,7 +246,10 @@ export class FakeStripe {
    * An invoice for the subscription's current period at its price (or `amount`), as the billing
    * engine makes at a renewal: `paid`, or `open` for a charge that failed; `created` to date it.
    */
-  addInvoice(subscriptionId: string, o: { status: Invoice['status']; amount?: number | undefined; created?: number; reason?: Invoice['billing_reason'] }): string {
+  addInvoice(
+    subscriptionId: string,
+    o: { status: Invoice['status']; amount?: number | undefined; created?: number; reason?: Invoice['billing_reason'] },
+  ): string {
     const s = this.subscriptions.get(subscriptionId);
     if (!s) throw new Error(`fake stripe: no subscription ${subscriptionId}`);
     const price = this.prices.get(s.item.price)!;
@@ -299,7 +302,19 @@ export class FakeStripe {
 
   customerJson(c: Customer): Json {
     if (c.deleted) return { id: c.id, object: 'customer', deleted: true };
-    return { id: c.id, object: 'customer', created: c.created, email: c.email, name: c.name, metadata: c.metadata, livemode: false, balance: 0, currency: null, delinquent: false, description: null };
+    return {
+      id: c.id,
+      object: 'customer',
+      created: c.created,
+      email: c.email,
+      name: c.name,
+      metadata: c.metadata,
+      livemode: false,
+      balance: 0,
+      currency: null,
+      delinquent: false,
+      description: null,
+    };
   }
 
   priceJson(p: Price): Json {
@@ -402,7 +417,15 @@ export class FakeStripe {
   }
 
   /** An invoice of a subscription (the basil+ shape: the subscription under parent.subscription_details). */
-  invoiceJson(i: { id: string; subscriptionId: string; amount: number; currency: string; paid: boolean; attempt: number; metadata?: Metadata }): Json {
+  invoiceJson(i: {
+    id: string;
+    subscriptionId: string;
+    amount: number;
+    currency: string;
+    paid: boolean;
+    attempt: number;
+    metadata?: Metadata;
+  }): Json {
     const s = this.subscriptions.get(i.subscriptionId)!;
     const price = this.prices.get(s.item.price)!;
     const details = { metadata: i.metadata ?? s.metadata, subscription: s.id };
@@ -429,7 +452,11 @@ export class FakeStripe {
             currency: i.currency,
             parent: { type: 'subscription_item_details', subscription_item_details: { subscription: s.id, subscription_item: s.item.id } },
             period: { start: s.current_period_start, end: s.current_period_end },
-            pricing: { type: 'price_details', price_details: { price: price.id, product: price.product }, unit_amount_decimal: String(price.unit_amount) },
+            pricing: {
+              type: 'price_details',
+              price_details: { price: price.id, product: price.product },
+              unit_amount_decimal: String(price.unit_amount),
+            },
             quantity: s.item.quantity ?? null,
           },
         ],
@@ -475,7 +502,11 @@ export class FakeStripe {
             currency: inv.currency,
             parent: { type: 'subscription_item_details', subscription_item_details: { subscription: s.id, subscription_item: s.item.id } },
             period: inv.line_period,
-            pricing: { type: 'price_details', price_details: { price: price.id, product: price.product }, unit_amount_decimal: String(price.unit_amount) },
+            pricing: {
+              type: 'price_details',
+              price_details: { price: price.id, product: price.product },
+              unit_amount_decimal: String(price.unit_amount),
+            },
             quantity: s.item.quantity ?? null,
           },
         ],
@@ -489,7 +520,12 @@ export class FakeStripe {
       period_end: inv.created,
       period_start: inv.billing_reason === 'subscription_create' ? inv.created : inv.line_period.start,
       status: inv.status,
-      status_transitions: { finalized_at: inv.status === 'draft' ? null : inv.created, paid_at: paid ? inv.created : null, voided_at: null, marked_uncollectible_at: null },
+      status_transitions: {
+        finalized_at: inv.status === 'draft' ? null : inv.created,
+        paid_at: paid ? inv.created : null,
+        voided_at: null,
+        marked_uncollectible_at: null,
+      },
       subtotal: inv.amount,
       total: inv.amount,
     };
@@ -579,9 +615,11 @@ export class FakeStripe {
 
   private route(method: string, path: string, p: Params, key: string): unknown {
     const parts = path.split('/').filter(Boolean);
-    if (parts[0] !== 'v1') throw new ApiError(404, { type: 'invalid_request_error', message: `Unrecognized request URL (${method}: ${path}).` });
+    if (parts[0] !== 'v1')
+      throw new ApiError(404, { type: 'invalid_request_error', message: `Unrecognized request URL (${method}: ${path}).` });
     const [, resource, rid, action] = parts;
-    const at = (m: string, r: string, withId: boolean, act?: string) => method === m && resource === r && !!rid === withId && action === act;
+    const at = (m: string, r: string, withId: boolean, act?: string) =>
+      method === m && resource === r && !!rid === withId && action === act;
 
     if (at('GET', 'balance', false)) {
       if (key === RESTRICTED_KEY) {
@@ -636,7 +674,14 @@ export class FakeStripe {
   // -- resources ---------------------------------------------------------------------------
 
   private createCustomer(p: Params): Customer {
-    const c: Customer = { id: id('cus'), created: now(), email: p.email ?? null, name: p.name ?? null, metadata: metadataOf(p.metadata), deleted: false };
+    const c: Customer = {
+      id: id('cus'),
+      created: now(),
+      email: p.email ?? null,
+      name: p.name ?? null,
+      metadata: metadataOf(p.metadata),
+      deleted: false,
+    };
     this.customers.set(c.id, c);
     return c;
   }
@@ -654,7 +699,14 @@ export class FakeStripe {
       const productId = p.id ?? id('prod');
       if (this.products.has(productId)) throw invalid('Product already exists.', 'id', 'resource_already_exists');
       const t = now();
-      const product: Product = { id: productId, created: t, updated: t, name: p.name, active: bool(p.active) ?? true, metadata: metadataOf(p.metadata) };
+      const product: Product = {
+        id: productId,
+        created: t,
+        updated: t,
+        name: p.name,
+        active: bool(p.active) ?? true,
+        metadata: metadataOf(p.metadata),
+      };
       this.products.set(product.id, product);
       return this.productJson(product);
     }
@@ -672,7 +724,18 @@ export class FakeStripe {
   }
 
   private productJson(p: Product): Json {
-    return { id: p.id, object: 'product', active: p.active, created: p.created, updated: p.updated, name: p.name, metadata: p.metadata, livemode: false, type: 'service', default_price: null };
+    return {
+      id: p.id,
+      object: 'product',
+      active: p.active,
+      created: p.created,
+      updated: p.updated,
+      name: p.name,
+      metadata: p.metadata,
+      livemode: false,
+      type: 'service',
+      default_price: null,
+    };
   }
 
   private prices_(method: string, pid: string | undefined, p: Params): unknown {
@@ -711,7 +774,8 @@ export class FakeStripe {
     const usage = (recurring.usage_type ?? 'licensed') as Price['usage_type'];
     let meter: string | null = null;
     if (usage === 'metered') {
-      if (!recurring.meter) throw invalid('Metered prices must be backed by a meter: pass recurring[meter].', 'recurring[meter]', 'parameter_missing');
+      if (!recurring.meter)
+        throw invalid('Metered prices must be backed by a meter: pass recurring[meter].', 'recurring[meter]', 'parameter_missing');
       if (!this.meters.has(recurring.meter)) throw missing('billing.meter', recurring.meter, 'recurring[meter]');
       meter = recurring.meter;
     }
@@ -753,8 +817,10 @@ export class FakeStripe {
       return this.list('/v1/billing/meters', all, p, json);
     }
     if (method === 'POST' && !mid) {
-      for (const k of ['display_name', 'event_name'] as const) if (!p[k]) throw invalid(`Missing required param: ${k}.`, k, 'parameter_missing');
-      if (!p.default_aggregation?.formula) throw invalid('Missing required param: default_aggregation.', 'default_aggregation', 'parameter_missing');
+      for (const k of ['display_name', 'event_name'] as const)
+        if (!p[k]) throw invalid(`Missing required param: ${k}.`, k, 'parameter_missing');
+      if (!p.default_aggregation?.formula)
+        throw invalid('Missing required param: default_aggregation.', 'default_aggregation', 'parameter_missing');
       if ([...this.meters.values()].some((m) => m.event_name === p.event_name)) {
         throw invalid(`A meter with event_name '${p.event_name}' already exists.`, 'event_name', 'resource_already_exists');
       }
@@ -781,7 +847,10 @@ export class FakeStripe {
       m.updated = now();
       return json(m);
     }
-    throw new ApiError(404, { type: 'invalid_request_error', message: `Unrecognized request URL (${method}: /v1/billing/meters/${mid}/${action}).` });
+    throw new ApiError(404, {
+      type: 'invalid_request_error',
+      message: `Unrecognized request URL (${method}: /v1/billing/meters/${mid}/${action}).`,
+    });
   }
 
   /** Accepted at once; duplicates of an identifier are dropped when the meter aggregates (see usageFor). */
@@ -809,7 +878,10 @@ export class FakeStripe {
     if (!price) throw missing('price', line.price, 'line_items[0][price]');
     if (!price.active) throw invalid('The price specified is inactive. This field only accepts active prices.', 'line_items[0][price]');
     if (price.usage_type === 'metered' && line.quantity !== undefined) {
-      throw invalid('Quantity should not be specified where usage_type is `metered`. Remove quantity from `line_items[0]`', 'line_items[0][quantity]');
+      throw invalid(
+        'Quantity should not be specified where usage_type is `metered`. Remove quantity from `line_items[0]`',
+        'line_items[0][quantity]',
+      );
     }
     if (price.usage_type === 'licensed' && line.quantity === undefined) {
       throw invalid('Quantity is required. Add `quantity` to `line_items[0]`', 'line_items[0][quantity]', 'parameter_missing');
@@ -819,9 +891,15 @@ export class FakeStripe {
       const extra = this.prices.get(l?.price);
       if (!extra) throw missing('price', String(l?.price ?? ''), `${at}[price]`);
       if (!extra.active) throw invalid('The price specified is inactive. This field only accepts active prices.', `${at}[price]`);
-      if (extra.usage_type !== 'metered') throw invalid(`This fake takes only metered prices after the first line item (${at}).`, `${at}[price]`);
-      if (l.quantity !== undefined) throw invalid(`Quantity should not be specified where usage_type is \`metered\`. Remove quantity from \`${at}\``, `${at}[quantity]`);
-      if (extra.interval !== price.interval) throw invalid('All prices on a subscription must have the same recurring interval.', `${at}[price]`);
+      if (extra.usage_type !== 'metered')
+        throw invalid(`This fake takes only metered prices after the first line item (${at}).`, `${at}[price]`);
+      if (l.quantity !== undefined)
+        throw invalid(
+          `Quantity should not be specified where usage_type is \`metered\`. Remove quantity from \`${at}\``,
+          `${at}[quantity]`,
+        );
+      if (extra.interval !== price.interval)
+        throw invalid('All prices on a subscription must have the same recurring interval.', `${at}[price]`);
       return extra.id;
     });
     const trial = p.subscription_data?.trial_period_days;
@@ -832,7 +910,10 @@ export class FakeStripe {
       id: `cs_test_${randomBytes(24).toString('base64url')}`,
       created: now(),
       customer: customer.id,
-      line: { price: price.id, ...(line.quantity !== undefined ? { quantity: nonNegativeInt(line.quantity, 'line_items[0][quantity]') } : {}) },
+      line: {
+        price: price.id,
+        ...(line.quantity !== undefined ? { quantity: nonNegativeInt(line.quantity, 'line_items[0][quantity]') } : {}),
+      },
       meteredLines,
       client_reference_id: p.client_reference_id ?? null,
       metadata: metadataOf(p.metadata),
@@ -847,7 +928,11 @@ export class FakeStripe {
     return s;
   }
 
-  private addSubscription(customer: string, price: Price, o: { metadata: Metadata; trialEnd?: number | null; quantity?: number }): Subscription {
+  private addSubscription(
+    customer: string,
+    price: Price,
+    o: { metadata: Metadata; trialEnd?: number | null; quantity?: number },
+  ): Subscription {
     const start = now();
     const created = start;
     const sub: Subscription = {
@@ -935,7 +1020,8 @@ export class FakeStripe {
       if (!inv) throw missing('invoice', iid);
       return this.storedInvoiceJson(inv);
     }
-    if (iid) throw new ApiError(404, { type: 'invalid_request_error', message: `Unrecognized request URL (GET: /v1/invoices/${iid}/${action}).` });
+    if (iid)
+      throw new ApiError(404, { type: 'invalid_request_error', message: `Unrecognized request URL (GET: /v1/invoices/${iid}/${action}).` });
     if (p.status !== undefined && !['draft', 'open', 'paid', 'uncollectible', 'void'].includes(p.status)) {
       throw invalid('Invalid status: must be one of draft, open, paid, uncollectible, or void', 'status');
     }
@@ -948,10 +1034,19 @@ export class FakeStripe {
   }
 
   /** Stripe's list envelope: newest first, `limit` (1-100, default 10), `starting_after` an id from the previous page. */
-  private list<T extends { id?: string; created: number }>(url: string, items: T[], p: Params, json: (x: T) => unknown, key: (x: T) => string = (x) => x.id!) {
+  private list<T extends { id?: string; created: number }>(
+    url: string,
+    items: T[],
+    p: Params,
+    json: (x: T) => unknown,
+    key: (x: T) => string = (x) => x.id!,
+  ) {
     const limit = p.limit === undefined ? 10 : Number(p.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw invalid('Invalid integer: limit must be between 1 and 100', 'limit');
-    const ordered = items.map((x, i) => ({ x, i })).sort((a, b) => b.x.created - a.x.created || b.i - a.i).map((e) => e.x);
+    const ordered = items
+      .map((x, i) => ({ x, i }))
+      .sort((a, b) => b.x.created - a.x.created || b.i - a.i)
+      .map((e) => e.x);
     let from = 0;
     if (p.starting_after) {
       const at = ordered.findIndex((x) => key(x) === p.starting_after);

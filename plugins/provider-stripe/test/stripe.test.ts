@@ -39,7 +39,12 @@ afterAll(async () => {
   await fake?.close();
 });
 
-const settings = (over: Record<string, unknown> = {}) => ({ apiKey: SECRET_KEY, webhookSecret: WEBHOOK_SECRET, baseUrl: fake.url, ...over });
+const settings = (over: Record<string, unknown> = {}) => ({
+  apiKey: SECRET_KEY,
+  webhookSecret: WEBHOOK_SECRET,
+  baseUrl: fake.url,
+  ...over,
+});
 
 async function stripe(over: Record<string, unknown> = {}): Promise<PaymentProvider> {
   const { provider: p } = await createForTest(provider, settings(over));
@@ -67,7 +72,10 @@ function stripeObjectFor(e: WebhookEventSpec): { type: string; object: Record<st
     case 'checkout.completed': {
       const session = fake.sessionJson(e.sessionId!);
       const metadata = { apigate_user_id: e.localRefs?.userId, apigate_plan_id: e.localRefs?.planId };
-      return { type: 'checkout.session.completed', object: { ...session, customer: e.customerId, subscription: e.subscriptionId, metadata } };
+      return {
+        type: 'checkout.session.completed',
+        object: { ...session, customer: e.customerId, subscription: e.subscriptionId, metadata },
+      };
     }
     case 'subscription.created':
     case 'subscription.updated':
@@ -130,7 +138,14 @@ const requestsTo = (method: string, pathRe: RegExp) => fake.requests.filter((r) 
 const lastRequestTo = (method: string, pathRe: RegExp) => requestsTo(method, pathRe).at(-1)!;
 
 async function priceFor(p: PaymentProvider, over: Record<string, unknown> = {}) {
-  const input = { planId: `plan_${Math.random().toString(36).slice(2, 12)}`, name: 'Pro', amountCents: 1900, currency: 'usd', interval: 'month' as const, ...over };
+  const input = {
+    planId: `plan_${Math.random().toString(36).slice(2, 12)}`,
+    name: 'Pro',
+    amountCents: 1900,
+    currency: 'usd',
+    interval: 'month' as const,
+    ...over,
+  };
   return { ...(await p.upsertPrice(input)), input };
 }
 
@@ -193,7 +208,11 @@ describe('provider-stripe', () => {
       const { priceId, productId } = await p.upsertPrice({ planId, name: 'Starter', amountCents: 900, currency: 'EUR', interval: 'year' });
       expect(productId).toBe(productIdFor(planId));
       expect(productId).toBe('apigate_plan_Abc123');
-      expect(lastRequestTo('POST', /^\/v1\/products$/).params).toEqual({ id: productId, name: 'Starter', metadata: { apigate_plan_id: planId } });
+      expect(lastRequestTo('POST', /^\/v1\/products$/).params).toEqual({
+        id: productId,
+        name: 'Starter',
+        metadata: { apigate_plan_id: planId },
+      });
       expect(lastRequestTo('POST', /^\/v1\/prices$/).params).toEqual({
         product: productId,
         currency: 'eur',
@@ -311,7 +330,10 @@ describe('provider-stripe', () => {
       const { customerId } = await p.createCustomer({ userId: 'usr_po', email: 'po@example.com' });
       const { url } = await p.createPortalSession({ customerId, returnUrl: 'https://apigate.example.com/account' });
       expect(url).toMatch(/^https:\/\/billing\.stripe\.com\/p\/session\//);
-      expect(lastRequestTo('POST', /^\/v1\/billing_portal\/sessions$/).params).toEqual({ customer: customerId, return_url: 'https://apigate.example.com/account' });
+      expect(lastRequestTo('POST', /^\/v1\/billing_portal\/sessions$/).params).toEqual({
+        customer: customerId,
+        return_url: 'https://apigate.example.com/account',
+      });
     });
 
     it('plan change swaps the item’s price with proration', async () => {
@@ -345,7 +367,10 @@ describe('provider-stripe', () => {
         successUrl: 'https://apigate.example.com/ok',
         cancelUrl: 'https://apigate.example.com/cancel',
       });
-      expect(lastRequestTo('POST', /^\/v1\/checkout\/sessions$/).params.line_items).toEqual([{ price: base.priceId, quantity: '1' }, { price: overage.priceId }]);
+      expect(lastRequestTo('POST', /^\/v1\/checkout\/sessions$/).params.line_items).toEqual([
+        { price: base.priceId, quantity: '1' },
+        { price: overage.priceId },
+      ]);
       const { subscriptionId } = fake.completeCheckout(sessionId);
       const items = (fake.subscriptionJson(subscriptionId) as any).items.data;
       expect(items.map((i: any) => i.price.id)).toEqual([base.priceId, overage.priceId]);
@@ -354,13 +379,26 @@ describe('provider-stripe', () => {
       const next = await priceFor(p, { amountCents: 4900 });
       const changed = await p.changeSubscription({ subscriptionId, priceId: next.priceId });
       expect(changed.priceId).toBe(next.priceId);
-      expect(lastRequestTo('POST', new RegExp(`^/v1/subscriptions/${subscriptionId}$`)).params.items).toEqual([{ id: items[0].id, price: next.priceId }]);
-      expect((fake.subscriptionJson(subscriptionId) as any).items.data.map((i: any) => i.price.id)).toEqual([next.priceId, overage.priceId]);
+      expect(lastRequestTo('POST', new RegExp(`^/v1/subscriptions/${subscriptionId}$`)).params.items).toEqual([
+        { id: items[0].id, price: next.priceId },
+      ]);
+      expect((fake.subscriptionJson(subscriptionId) as any).items.data.map((i: any) => i.price.id)).toEqual([
+        next.priceId,
+        overage.priceId,
+      ]);
 
       // A licensed price is not an overage price.
-      await expect(p.createCheckout({ customerId, priceId: base.priceId, meteredPriceId: next.priceId, userId: 'u', planId: 'p', successUrl: 'https://a.example/ok', cancelUrl: 'https://a.example/no' })).rejects.toThrow(
-        /meteredPriceId: price "price_\w+" is not metered/,
-      );
+      await expect(
+        p.createCheckout({
+          customerId,
+          priceId: base.priceId,
+          meteredPriceId: next.priceId,
+          userId: 'u',
+          planId: 'p',
+          successUrl: 'https://a.example/ok',
+          cancelUrl: 'https://a.example/no',
+        }),
+      ).rejects.toThrow(/meteredPriceId: price "price_\w+" is not metered/);
     });
 
     it('cancel at period end sets cancel_at_period_end; cancel now deletes; cancelling again returns the state', async () => {
@@ -371,7 +409,9 @@ describe('provider-stripe', () => {
       const now = await p.cancelSubscription({ subscriptionId: s.subscriptionId, atPeriodEnd: false });
       expect(now.status).toBe('canceled');
       expect(requestsTo('DELETE', new RegExp(`^/v1/subscriptions/${s.subscriptionId}$`))).toHaveLength(1);
-      await expect(p.cancelSubscription({ subscriptionId: s.subscriptionId, atPeriodEnd: false })).resolves.toMatchObject({ status: 'canceled' });
+      await expect(p.cancelSubscription({ subscriptionId: s.subscriptionId, atPeriodEnd: false })).resolves.toMatchObject({
+        status: 'canceled',
+      });
       expect(requestsTo('DELETE', new RegExp(`^/v1/subscriptions/${s.subscriptionId}$`))).toHaveLength(1);
     });
 
@@ -387,7 +427,13 @@ describe('provider-stripe', () => {
       const p = await stripe();
       const s = await subscribed(p, { metered: true });
       const at = new Date(Date.now() - 60_000);
-      await p.reportUsage({ customerId: s.customerId, subscriptionId: s.subscriptionId, quantity: 42, timestamp: at, idempotencyKey: 'usage-2026-11-01T10:00-key' });
+      await p.reportUsage({
+        customerId: s.customerId,
+        subscriptionId: s.subscriptionId,
+        quantity: 42,
+        timestamp: at,
+        idempotencyKey: 'usage-2026-11-01T10:00-key',
+      });
       const req = lastRequestTo('POST', /^\/v1\/billing\/meter_events$/);
       expect(req.params).toEqual({
         event_name: METER_EVENT,
@@ -401,7 +447,13 @@ describe('provider-stripe', () => {
       // A key longer than Stripe's 100-character identifier is sent as its hash, the same each time.
       const long = `usage-${'x'.repeat(120)}`;
       for (let n = 0; n < 2; n++) {
-        await p.reportUsage({ customerId: s.customerId, subscriptionId: s.subscriptionId, quantity: 8, timestamp: at, idempotencyKey: long });
+        await p.reportUsage({
+          customerId: s.customerId,
+          subscriptionId: s.subscriptionId,
+          quantity: 8,
+          timestamp: at,
+          idempotencyKey: long,
+        });
       }
       const sent = requestsTo('POST', /^\/v1\/billing\/meter_events$/).slice(-2);
       expect(sent.map((r) => r.params.identifier)).toEqual([expect.stringMatching(/^sha256_[0-9a-f]{64}$/), sent[0]!.params.identifier]);
@@ -412,7 +464,13 @@ describe('provider-stripe', () => {
       const p = await stripe();
       const s = await subscribed(p, { metered: true });
       const report = (quantity: number) =>
-        p.reportUsage({ customerId: s.customerId, subscriptionId: s.subscriptionId, quantity, timestamp: new Date(), idempotencyKey: 'usage-clash' });
+        p.reportUsage({
+          customerId: s.customerId,
+          subscriptionId: s.subscriptionId,
+          quantity,
+          timestamp: new Date(),
+          idempotencyKey: 'usage-clash',
+        });
       await report(3);
       const err = await providerErrorOf(report(4));
       expect(err).toMatchObject({ retryable: false, status: 400 });
@@ -515,14 +573,31 @@ describe('provider-stripe', () => {
   describe('webhooks', () => {
     it('accepts a header made by the SDK’s generateTestHeaderString', async () => {
       const p = await stripe();
-      const body = JSON.stringify(fake.eventJson({ id: 'evt_sdk_header', type: 'customer.created', created: seconds(new Date()), object: { id: 'cus_x', object: 'customer' } }));
+      const body = JSON.stringify(
+        fake.eventJson({
+          id: 'evt_sdk_header',
+          type: 'customer.created',
+          created: seconds(new Date()),
+          object: { id: 'cus_x', object: 'customer' },
+        }),
+      );
       const header = Stripe.webhooks.generateTestHeaderString({ payload: body, secret: WEBHOOK_SECRET });
-      await expect(p.parseWebhook(webhook(body, { 'Stripe-Signature': header }))).resolves.toMatchObject({ id: 'evt_sdk_header', type: 'ignored' });
+      await expect(p.parseWebhook(webhook(body, { 'Stripe-Signature': header }))).resolves.toMatchObject({
+        id: 'evt_sdk_header',
+        type: 'ignored',
+      });
     });
 
     it('accepts any of several v1 signatures (secret rotation) and ignores other schemes', async () => {
       const p = await stripe();
-      const body = JSON.stringify(fake.eventJson({ id: 'evt_rotation', type: 'invoice.created', created: seconds(new Date()), object: { id: 'in_1', object: 'invoice' } }));
+      const body = JSON.stringify(
+        fake.eventJson({
+          id: 'evt_rotation',
+          type: 'invoice.created',
+          created: seconds(new Date()),
+          object: { id: 'in_1', object: 'invoice' },
+        }),
+      );
       const good = signStripe(body, WEBHOOK_SECRET)['Stripe-Signature']!;
       const old = signStripe(body, OTHER_SECRET)['Stripe-Signature']!;
       const header = `${old},${good.split(',')[1]},v0=${'0'.repeat(64)}`;
@@ -541,7 +616,16 @@ describe('provider-stripe', () => {
 
     it('a correctly signed body that is not a Stripe event is bad input', async () => {
       const p = await stripe();
-      for (const body of ['not json', '{"object":"list"}', JSON.stringify({ id: 'evt_thin', object: 'v2.core.event', type: 'v1.billing.meter.error_report_triggered', created: '2026-01-01T00:00:00Z' })]) {
+      for (const body of [
+        'not json',
+        '{"object":"list"}',
+        JSON.stringify({
+          id: 'evt_thin',
+          object: 'v2.core.event',
+          type: 'v1.billing.meter.error_report_triggered',
+          created: '2026-01-01T00:00:00Z',
+        }),
+      ]) {
         await expect(p.parseWebhook(webhook(body, signStripe(body, WEBHOOK_SECRET)))).rejects.toMatchObject({ code: 'INVALID_INPUT' });
       }
     });
@@ -552,7 +636,12 @@ describe('provider-stripe', () => {
       const next = await priceFor(p, { amountCents: 4900 });
       await p.changeSubscription({ subscriptionId: s.subscriptionId, priceId: next.priceId });
       const body = JSON.stringify(
-        fake.eventJson({ id: 'evt_changed', type: 'customer.subscription.updated', created: seconds(new Date()), object: fake.subscriptionJson(s.subscriptionId) }),
+        fake.eventJson({
+          id: 'evt_changed',
+          type: 'customer.subscription.updated',
+          created: seconds(new Date()),
+          object: fake.subscriptionJson(s.subscriptionId),
+        }),
       );
       const event = await p.parseWebhook(webhook(body, signStripe(body, WEBHOOK_SECRET)));
       expect(event).toMatchObject({
@@ -578,17 +667,11 @@ describe('provider-stripe', () => {
     });
 
     it('maps every Stripe status; unknown ones grant nothing', () => {
-      expect(['trialing', 'active', 'past_due', 'paused', 'canceled', 'incomplete', 'unpaid', 'incomplete_expired', 'some_future_status'].map(mapStatus)).toEqual([
-        'trialing',
-        'active',
-        'past_due',
-        'paused',
-        'canceled',
-        'incomplete',
-        'unpaid',
-        'incomplete_expired',
-        'incomplete',
-      ]);
+      expect(
+        ['trialing', 'active', 'past_due', 'paused', 'canceled', 'incomplete', 'unpaid', 'incomplete_expired', 'some_future_status'].map(
+          mapStatus,
+        ),
+      ).toEqual(['trialing', 'active', 'past_due', 'paused', 'canceled', 'incomplete', 'unpaid', 'incomplete_expired', 'incomplete']);
     });
 
     it('a scheduled cancel_at counts as cancelling at period end; the subscription’s plan is the fallback', () => {
@@ -607,22 +690,50 @@ describe('provider-stripe', () => {
 
     it('reads pre-basil shapes too (period on the subscription, invoice.subscription, line price)', () => {
       const legacySub = normaliseEvent(
-        event('customer.subscription.created', { ...sub(), current_period_end: 1_703_000_000, items: { data: [{ id: 'si_1', price: { id: 'price_1' } }] } }),
+        event('customer.subscription.created', {
+          ...sub(),
+          current_period_end: 1_703_000_000,
+          items: { data: [{ id: 'si_1', price: { id: 'price_1' } }] },
+        }),
       );
       expect(legacySub.subscription?.currentPeriodEnd).toEqual(new Date(1_703_000_000_000));
       const legacyInvoice = normaliseEvent(
-        event('invoice.payment_failed', { id: 'in_1', customer: 'cus_1', subscription: 'sub_1', currency: 'eur', amount_due: 500, amount_paid: 0, attempt_count: 3, lines: { data: [{ price: { id: 'price_9' } }] } }),
+        event('invoice.payment_failed', {
+          id: 'in_1',
+          customer: 'cus_1',
+          subscription: 'sub_1',
+          currency: 'eur',
+          amount_due: 500,
+          amount_paid: 0,
+          attempt_count: 3,
+          lines: { data: [{ price: { id: 'price_9' } }] },
+        }),
       );
-      expect(legacyInvoice).toMatchObject({ type: 'invoice.payment_failed', subscriptionId: 'sub_1', priceId: 'price_9', invoice: { id: 'in_1', amountCents: 500, currency: 'eur', attempt: 3 } });
+      expect(legacyInvoice).toMatchObject({
+        type: 'invoice.payment_failed',
+        subscriptionId: 'sub_1',
+        priceId: 'price_9',
+        invoice: { id: 'in_1', amountCents: 500, currency: 'eur', attempt: 3 },
+      });
     });
 
     it('checkout sessions that are not subscriptions, and events without an object, are ignored', () => {
-      expect(normaliseEvent(event('checkout.session.completed', { id: 'cs_1', mode: 'payment', customer: 'cus_1', subscription: null })).type).toBe('ignored');
+      expect(
+        normaliseEvent(event('checkout.session.completed', { id: 'cs_1', mode: 'payment', customer: 'cus_1', subscription: null })).type,
+      ).toBe('ignored');
       expect(normaliseEvent({ id: 'evt_x', type: 'invoice.paid', created: 1 }).type).toBe('ignored');
     });
 
     it('takes the user from client_reference_id when the session has no metadata', () => {
-      const e = normaliseEvent(event('checkout.session.completed', { id: 'cs_1', mode: 'subscription', customer: { id: 'cus_1' }, subscription: 'sub_1', client_reference_id: 'usr_9' }));
+      const e = normaliseEvent(
+        event('checkout.session.completed', {
+          id: 'cs_1',
+          mode: 'subscription',
+          customer: { id: 'cus_1' },
+          subscription: 'sub_1',
+          client_reference_id: 'usr_9',
+        }),
+      );
       expect(e).toMatchObject({ type: 'checkout.completed', customerId: 'cus_1', subscriptionId: 'sub_1', localRefs: { userId: 'usr_9' } });
     });
   });
@@ -635,7 +746,9 @@ describe('provider-stripe', () => {
     it('404 resource_missing: final, with Stripe’s status, type, code and message', async () => {
       const err = await providerErrorOf((await stripe()).getSubscription('sub_doesnotexist'));
       expect(err).toMatchObject({ retryable: false, status: 404, code: 'resource_missing', operation: 'getSubscription' });
-      expect(err.message).toMatch(/^payment\/stripe getSubscription: Stripe answered 404 invalid_request_error\/resource_missing: No such subscription: 'sub_doesnotexist' \[req_/);
+      expect(err.message).toMatch(
+        /^payment\/stripe getSubscription: Stripe answered 404 invalid_request_error\/resource_missing: No such subscription: 'sub_doesnotexist' \[req_/,
+      );
     });
 
     it('402 card_error: final', async () => {
@@ -673,7 +786,11 @@ describe('provider-stripe', () => {
       const limited = await providerErrorOf(create(p));
       expect(limited).toMatchObject({ retryable: true, status: 429, code: 'rate_limit' });
       expect(limited.cause).toBeInstanceOf(Stripe.errors.StripeRateLimitError);
-      forNext(409, { type: 'invalid_request_error', code: 'lock_timeout', message: 'This object cannot be accessed right now because another API request or Stripe process is currently accessing it.' });
+      forNext(409, {
+        type: 'invalid_request_error',
+        code: 'lock_timeout',
+        message: 'This object cannot be accessed right now because another API request or Stripe process is currently accessing it.',
+      });
       expect(await providerErrorOf(create(p))).toMatchObject({ retryable: true, status: 409 });
       forNext(500, { type: 'api_error', message: 'Sorry, something went wrong on our end.' });
       const server = await providerErrorOf(create(p));
@@ -683,7 +800,11 @@ describe('provider-stripe', () => {
 
     it('Stripe-Should-Retry overrides the status', async () => {
       const p = await stripe({ maxNetworkRetries: 0 });
-      forNext(500, { type: 'api_error', message: 'The request was applied; repeating it changes nothing.' }, { 'stripe-should-retry': 'false' });
+      forNext(
+        500,
+        { type: 'api_error', message: 'The request was applied; repeating it changes nothing.' },
+        { 'stripe-should-retry': 'false' },
+      );
       expect(await providerErrorOf(create(p))).toMatchObject({ retryable: false, status: 500 });
       forNext(400, { type: 'invalid_request_error', message: 'Try again.' }, { 'stripe-should-retry': 'true' });
       expect(await providerErrorOf(create(p))).toMatchObject({ retryable: true, status: 400 });
@@ -726,9 +847,25 @@ describe('provider-stripe', () => {
         () => p.upsertPrice({ planId: 'p', name: 'P', amountCents: 1.5, currency: 'usd', interval: 'month' }),
         () => p.upsertPrice({ planId: 'p', name: 'P', amountCents: 100, currency: 'dollars', interval: 'month' }),
         () => p.upsertPrice({ planId: '', name: 'P', amountCents: 100, currency: 'usd', interval: 'month' }),
-        () => p.reportUsage({ customerId: 'cus_1', subscriptionId: 'sub_1', quantity: 1, timestamp: new Date(Number.NaN), idempotencyKey: 'k' }),
+        () =>
+          p.reportUsage({
+            customerId: 'cus_1',
+            subscriptionId: 'sub_1',
+            quantity: 1,
+            timestamp: new Date(Number.NaN),
+            idempotencyKey: 'k',
+          }),
         () => p.reportUsage({ customerId: 'cus_1', subscriptionId: 'sub_1', quantity: 1, timestamp: new Date(), idempotencyKey: '' }),
-        () => p.createCheckout({ customerId: 'cus_1', priceId: 'price_1', userId: 'u', planId: 'p', successUrl: 'https://a.example', cancelUrl: 'https://a.example', trialDays: -1 }),
+        () =>
+          p.createCheckout({
+            customerId: 'cus_1',
+            priceId: 'price_1',
+            userId: 'u',
+            planId: 'p',
+            successUrl: 'https://a.example',
+            cancelUrl: 'https://a.example',
+            trialDays: -1,
+          }),
         () => p.createPortalSession({ customerId: 'cus_1', returnUrl: 'not a url' }),
       ];
       for (const call of bad) await expect(call()).rejects.toMatchObject({ code: 'INVALID_INPUT' });
@@ -783,14 +920,22 @@ describe('provider-stripe', () => {
 
     it('reads both secrets from env or settings, and marks them secret', () => {
       const fromEnv = resolveProviderConfig(provider, env, settingsFromRecord({}));
-      expect(fromEnv.config).toMatchObject({ apiKey: SECRET_KEY, webhookSecret: WEBHOOK_SECRET, baseUrl: 'https://api.stripe.com', maxNetworkRetries: 2 });
+      expect(fromEnv.config).toMatchObject({
+        apiKey: SECRET_KEY,
+        webhookSecret: WEBHOOK_SECRET,
+        baseUrl: 'https://api.stripe.com',
+        maxNetworkRetries: 2,
+      });
       expect(fromEnv.secretValues).toEqual([SECRET_KEY, WEBHOOK_SECRET]);
       const fromSettings = resolveProviderConfig(
         provider,
         {},
         settingsFromRecord({ 'payment.stripe.api_key': SECRET_KEY, 'payment.stripe.webhook_secret': WEBHOOK_SECRET }),
       );
-      expect(fromSettings.sources).toMatchObject({ apiKey: { kind: 'setting', key: 'payment.stripe.api_key' }, webhookSecret: { kind: 'setting', key: 'payment.stripe.webhook_secret' } });
+      expect(fromSettings.sources).toMatchObject({
+        apiKey: { kind: 'setting', key: 'payment.stripe.api_key' },
+        webhookSecret: { kind: 'setting', key: 'payment.stripe.webhook_secret' },
+      });
       const keys = knownSettingKeys([provider]);
       expect(keys.get('payment.stripe.api_key')).toEqual({ secret: true, envVar: 'STRIPE_API_KEY' });
       expect(keys.get('payment.stripe.webhook_secret')).toEqual({ secret: true, envVar: 'STRIPE_WEBHOOK_SECRET' });
@@ -799,26 +944,39 @@ describe('provider-stripe', () => {
     it('a missing webhook secret stops start-up with one line naming STRIPE_WEBHOOK_SECRET', async () => {
       const { STRIPE_WEBHOOK_SECRET: _omit, ...withoutSecret } = env;
       const catalog = await discoverPlugins({ builtins: [provider] });
-      const err = await createKernel({ catalog, env: withoutSecret, only: ['payment'], dataDir: mkdtempSync(path.join(tmpdir(), 'apigate-stripe-')) }).catch(
-        (e: unknown) => e,
-      );
+      const err = await createKernel({
+        catalog,
+        env: withoutSecret,
+        only: ['payment'],
+        dataDir: mkdtempSync(path.join(tmpdir(), 'apigate-stripe-')),
+      }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ConfigErrors);
       const message = (err as ConfigErrors).message;
       expect(message.split('\n')).toHaveLength(1);
-      expect(message).toMatch(/^STRIPE_WEBHOOK_SECRET \(setting payment\.stripe\.webhook_secret\): is required; expected the signing secret \(whsec_…\)/);
+      expect(message).toMatch(
+        /^STRIPE_WEBHOOK_SECRET \(setting payment\.stripe\.webhook_secret\): is required; expected the signing secret \(whsec_…\)/,
+      );
       expect(message).not.toContain(SECRET_KEY);
     });
 
     it('refuses a publishable key or a malformed secret without echoing them', () => {
       let errors: Error[] = [];
       try {
-        resolveProviderConfig(provider, { STRIPE_API_KEY: 'pk_test_publishable123', STRIPE_WEBHOOK_SECRET: 'not-a-whsec' }, settingsFromRecord({}));
+        resolveProviderConfig(
+          provider,
+          { STRIPE_API_KEY: 'pk_test_publishable123', STRIPE_WEBHOOK_SECRET: 'not-a-whsec' },
+          settingsFromRecord({}),
+        );
       } catch (e) {
         errors = e as Error[];
       }
       expect(errors.map((e) => e.message)).toEqual([
-        expect.stringMatching(/^STRIPE_API_KEY \(setting payment\.stripe\.api_key\): not a Stripe secret key; expected a secret key \(sk_live_…/),
-        expect.stringMatching(/^STRIPE_WEBHOOK_SECRET \(setting payment\.stripe\.webhook_secret\): not a webhook signing secret; expected the signing secret/),
+        expect.stringMatching(
+          /^STRIPE_API_KEY \(setting payment\.stripe\.api_key\): not a Stripe secret key; expected a secret key \(sk_live_…/,
+        ),
+        expect.stringMatching(
+          /^STRIPE_WEBHOOK_SECRET \(setting payment\.stripe\.webhook_secret\): not a webhook signing secret; expected the signing secret/,
+        ),
       ]);
       expect(inspect(errors)).not.toContain('pk_test_publishable123');
       expect(inspect(errors)).not.toContain('not-a-whsec');

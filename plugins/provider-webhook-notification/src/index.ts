@@ -1,12 +1,4 @@
-import {
-  assertNotification,
-  defineProvider,
-  fields,
-  type Health,
-  type Notification,
-  type NotificationProvider,
-  z,
-} from '@apigate/kernel';
+import { assertNotification, defineProvider, fields, type Health, type Notification, type NotificationProvider, z } from '@apigate/kernel';
 import { Agent, request } from 'undici';
 import { EVENT_ID_HEADER, SIGNATURE_HEADER, signWebhookPayload, TIMESTAMP_HEADER, type WebhookNotificationPayload } from './signature.js';
 

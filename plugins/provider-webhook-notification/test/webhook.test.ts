@@ -100,7 +100,13 @@ describe('provider-webhook-notification', () => {
     });
 
     it('leaves out what a notification does not have', async () => {
-      const n: Notification = { id: `ntf_min_${Date.now()}`, event: 'plan.changed', title: 'Plan changed', severity: 'info', occurredAt: new Date() };
+      const n: Notification = {
+        id: `ntf_min_${Date.now()}`,
+        event: 'plan.changed',
+        title: 'Plan changed',
+        severity: 'info',
+        occurredAt: new Date(),
+      };
       const d = await deliver(n);
       expect(JSON.parse(d.raw.toString('utf8')).data).toEqual({ title: 'Plan changed', severity: 'info' });
     });
@@ -123,14 +129,20 @@ describe('provider-webhook-notification', () => {
       expect(() => verifyWebhookSignature({ rawBody: tampered, headers: d.headers, secret: SECRET })).toThrow(WebhookSignatureError);
       expect(() => verifyWebhookSignature({ rawBody: d.raw, headers: d.headers, secret: `${SECRET}x` })).toThrow(/does not match/);
       const { 'x-apigate-signature': _s, ...unsigned } = d.headers;
-      expect(() => verifyWebhookSignature({ rawBody: d.raw, headers: unsigned, secret: SECRET })).toThrow(/X-APIGate-Signature header is missing/);
+      expect(() => verifyWebhookSignature({ rawBody: d.raw, headers: unsigned, secret: SECRET })).toThrow(
+        /X-APIGate-Signature header is missing/,
+      );
     });
 
     it('refuses a delivery outside the tolerance (a replay)', async () => {
       const d = await deliver();
       const signedAt = Number(d.headers['x-apigate-timestamp']) * 1000;
-      expect(() => verifyWebhookSignature({ rawBody: d.raw, headers: d.headers, secret: SECRET, now: signedAt + 301_000 })).toThrow(/outside the 300 s tolerance/);
-      expect(verifyWebhookSignature({ rawBody: d.raw, headers: d.headers, secret: SECRET, now: signedAt + 301_000, toleranceSeconds: 600 }).id).toBeTruthy();
+      expect(() => verifyWebhookSignature({ rawBody: d.raw, headers: d.headers, secret: SECRET, now: signedAt + 301_000 })).toThrow(
+        /outside the 300 s tolerance/,
+      );
+      expect(
+        verifyWebhookSignature({ rawBody: d.raw, headers: d.headers, secret: SECRET, now: signedAt + 301_000, toleranceSeconds: 600 }).id,
+      ).toBeTruthy();
     });
 
     it('accepts any one of several signatures (secret rotation)', async () => {
@@ -165,7 +177,9 @@ describe('provider-webhook-notification', () => {
       const verify = await loadSnippet();
       const d = await deliver();
       const old = String(Math.floor(Date.now() / 1000) - 600);
-      expect(verify(d.raw, { ...d.headers, 'x-apigate-timestamp': old, 'x-apigate-signature': signWebhookPayload(SECRET, old, d.raw) }, SECRET)).toBe(false);
+      expect(
+        verify(d.raw, { ...d.headers, 'x-apigate-timestamp': old, 'x-apigate-signature': signWebhookPayload(SECRET, old, d.raw) }, SECRET),
+      ).toBe(false);
       vi.useFakeTimers({ toFake: ['Date'] });
       vi.setSystemTime(Number(d.headers['x-apigate-timestamp']) * 1000 + 10 * 60_000);
       expect(verify(d.raw, d.headers, SECRET)).toBe(false);

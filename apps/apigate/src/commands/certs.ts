@@ -1,4 +1,11 @@
-import { CertificateManager, CertificateStore, type RunningServer, type Store, type StoredCertificate, startChallengeServer } from '@apigate/gateway';
+import {
+  CertificateManager,
+  CertificateStore,
+  type RunningServer,
+  type Store,
+  type StoredCertificate,
+  startChallengeServer,
+} from '@apigate/gateway';
 import type { Kernel, Logger } from '@apigate/kernel';
 import type { Command } from 'commander';
 import { print, printJson, table } from '../output.js';
@@ -27,7 +34,9 @@ function summary(c: StoredCertificate, now = Date.now()) {
 }
 
 export function registerCerts(program: Command): void {
-  const certs = program.command('certs').description('TLS certificates obtained over ACME (HTTP-01), stored encrypted and served by apigate serve');
+  const certs = program
+    .command('certs')
+    .description('TLS certificates obtained over ACME (HTTP-01), stored encrypted and served by apigate serve');
 
   withJson(
     certs
@@ -46,10 +55,16 @@ export function registerCerts(program: Command): void {
       const progress = (line: string) => (o.json ? process.stderr.write(`${line}\n`) : print(line));
       let listener: RunningServer | undefined;
       if (o.httpPort !== undefined) {
-        listener = await startChallengeServer({ cache: kernel.get('cache'), port: parsePort(o.httpPort, '--http-port'), host: process.env.APIGATE_HOST ?? '0.0.0.0' });
+        listener = await startChallengeServer({
+          cache: kernel.get('cache'),
+          port: parsePort(o.httpPort, '--http-port'),
+          host: process.env.APIGATE_HOST ?? '0.0.0.0',
+        });
         progress(`answering ACME challenges on ${listener.url}/.well-known/acme-challenge/`);
       } else if (!shared) {
-        progress('note: the cache is not shared, so only this process sees the challenge answers; pass --http-port unless a server answers them');
+        progress(
+          'note: the cache is not shared, so only this process sees the challenge answers; pass --http-port unless a server answers them',
+        );
       }
       try {
         const cert = await manager.obtain(domains, progress);
@@ -68,7 +83,12 @@ export function registerCerts(program: Command): void {
         .map((c) => summary(c));
       if (o.json) return printJson({ items: rows });
       if (rows.length === 0) return print('no certificates stored; obtain one with apigate certs obtain <domain...>');
-      print(table(rows.map((r) => ({ ...r, domains: r.domains.join(',') })), ['domains', 'serial', 'notAfter', 'daysLeft', 'issuer']));
+      print(
+        table(
+          rows.map((r) => ({ ...r, domains: r.domains.join(',') })),
+          ['domains', 'serial', 'notAfter', 'daysLeft', 'issuer'],
+        ),
+      );
     } finally {
       await rt.close();
     }

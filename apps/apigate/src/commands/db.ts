@@ -24,7 +24,10 @@ type Target = { dialect: 'postgres'; url: string; where: string } | { dialect: '
 export function databaseTarget(env: NodeJS.ProcessEnv = process.env): Target {
   const url = env[DATABASE_URL_ENV]?.trim();
   if (url) {
-    if (!isPostgresUrl(url)) throw new CliError(`${DATABASE_URL_ENV}: expected a postgres:// or postgresql:// URL (unset it for the SQLite file in APIGATE_DATA_DIR)`);
+    if (!isPostgresUrl(url))
+      throw new CliError(
+        `${DATABASE_URL_ENV}: expected a postgres:// or postgresql:// URL (unset it for the SQLite file in APIGATE_DATA_DIR)`,
+      );
     return { dialect: 'postgres', url, where: maskUrlCredentials(url) };
   }
   return { dialect: 'sqlite', dataDir: path.resolve(env.APIGATE_DATA_DIR?.trim() || './data') };
@@ -52,7 +55,9 @@ const statusText = (s: StatusReport) =>
   `${s.dialect} ${s.database}: ${s.applied} migration(s) applied, ${s.pending.length ? `${s.pending.length} pending (${s.pending.join(', ')})` : 'none pending'}`;
 
 export function registerDb(program: Command): void {
-  const db = program.command('db').description(`the database: SQLite in APIGATE_DATA_DIR, or PostgreSQL with ${DATABASE_URL_ENV}=postgres://...`);
+  const db = program
+    .command('db')
+    .description(`the database: SQLite in APIGATE_DATA_DIR, or PostgreSQL with ${DATABASE_URL_ENV}=postgres://...`);
 
   withJson(db.command('status').description('which database is used and its applied and pending migrations (changes nothing)')).action(
     async (o: { json?: boolean }) => {
@@ -62,16 +67,24 @@ export function registerDb(program: Command): void {
     },
   );
 
-  withJson(db.command('migrate').description('apply pending migrations (serve also does at start; on PostgreSQL under a lock, so instances never run them twice)')).action(
-    async (o: { json?: boolean }) => {
-      const t = databaseTarget();
-      if (t.dialect === 'postgres') await (await openPostgres(t.url, { max: 1 })).close();
-      else await (await openStore({ dataDir: t.dataDir, ...(process.env.APIGATE_SECRET_KEY?.trim() ? { secretKey: process.env.APIGATE_SECRET_KEY.trim() } : {}) })).close();
-      const s = await status(t);
-      if (o.json) printJson(s);
-      else print(statusText(s));
-    },
-  );
+  withJson(
+    db
+      .command('migrate')
+      .description('apply pending migrations (serve also does at start; on PostgreSQL under a lock, so instances never run them twice)'),
+  ).action(async (o: { json?: boolean }) => {
+    const t = databaseTarget();
+    if (t.dialect === 'postgres') await (await openPostgres(t.url, { max: 1 })).close();
+    else
+      await (
+        await openStore({
+          dataDir: t.dataDir,
+          ...(process.env.APIGATE_SECRET_KEY?.trim() ? { secretKey: process.env.APIGATE_SECRET_KEY.trim() } : {}),
+        })
+      ).close();
+    const s = await status(t);
+    if (o.json) printJson(s);
+    else print(statusText(s));
+  });
 
   withJson(
     db

@@ -47,7 +47,8 @@ export function intFlag(value: string, flag: string, opts: { nullWord?: string }
 /** A decimal number flag (`0.05`); `none` gives null where allowed. */
 export function decimalFlag(value: string, flag: string, nullWord?: string): number | null {
   if (nullWord && value === nullWord) return null;
-  if (!/^\d+(\.\d+)?$/.test(value.trim())) throw new CliError(`${flag}: expected a number such as 0.05${nullWord ? ` or "${nullWord}"` : ''}, got "${value}"`);
+  if (!/^\d+(\.\d+)?$/.test(value.trim()))
+    throw new CliError(`${flag}: expected a number such as 0.05${nullWord ? ` or "${nullWord}"` : ''}, got "${value}"`);
   return Number(value);
 }
 

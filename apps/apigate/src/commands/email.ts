@@ -59,7 +59,14 @@ async function sendThroughOutbox(
     try {
       // A third-party queue without jobStatus: only a worker here can tell the outcome.
       if (queue.durable && typeof queueProvider.jobStatus === 'function') {
-        outcome = await followJob({ queue: queueProvider, queueName: job.queue, jobId: job.id, timeoutMs: timeoutS * 1000, startWorkers, onRetry });
+        outcome = await followJob({
+          queue: queueProvider,
+          queueName: job.queue,
+          jobId: job.id,
+          timeoutMs: timeoutS * 1000,
+          startWorkers,
+          onRetry,
+        });
       } else {
         const workers = startWorkers();
         try {
@@ -85,7 +92,9 @@ async function sendThroughOutbox(
       if (o.json) printJson(result);
       else {
         const by = outcome.deliveredBy === 'elsewhere' ? ' by another worker (a running apigate serve)' : '';
-        print(`delivered ${what} via ${kind}/${provider}${by} on attempt ${outcome.attempt}${outcome.messageId ? ` (message id ${outcome.messageId})` : ''}`);
+        print(
+          `delivered ${what} via ${kind}/${provider}${by} on attempt ${outcome.attempt}${outcome.messageId ? ` (message id ${outcome.messageId})` : ''}`,
+        );
       }
       return;
     }
@@ -94,7 +103,9 @@ async function sendThroughOutbox(
       process.exitCode = 1;
       return;
     }
-    throw new CliError(`${kind} job ${job.id} failed on attempt ${outcome.attempt} of ${outcome.maxAttempts}: ${outcome.error}; it is in the failed set (apigate queue retry ${job.queue} ${job.id})`);
+    throw new CliError(
+      `${kind} job ${job.id} failed on attempt ${outcome.attempt} of ${outcome.maxAttempts}: ${outcome.error}; it is in the failed set (apigate queue retry ${job.queue} ${job.id})`,
+    );
   });
 }
 
@@ -107,7 +118,7 @@ export function registerEmail(program: Command): void {
       .description('queue a test email (text and HTML parts) through the outbox')
       .requiredOption('--to <address>', 'recipient')
       .option('--subject <text>', 'subject line', 'APIGate test email')
-      .option('--from <address>', 'sender (default: the provider\'s configured from address)'),
+      .option('--from <address>', "sender (default: the provider's configured from address)"),
   ).action(async (o: SendFlags & { to: string; subject: string; from?: string }) =>
     sendThroughOutbox(
       'email',
@@ -132,7 +143,9 @@ export function registerEmail(program: Command): void {
     ),
   );
 
-  const notify = program.command('notify').description('send notifications through the outbox (the selected queue and notification provider)');
+  const notify = program
+    .command('notify')
+    .description('send notifications through the outbox (the selected queue and notification provider)');
 
   withWait(
     notify

@@ -67,15 +67,19 @@ export function registerKeys(program: Command): void {
           expires: when(k.expiresAt),
           created: when(k.createdAt),
         }));
-        return table(rows, ['id', 'prefix', 'user', 'name', 'status', 'lastUsed', 'expires', 'created']) + (page.cursor ? `\nmore: --cursor ${page.cursor}` : '');
+        return (
+          table(rows, ['id', 'prefix', 'user', 'name', 'status', 'lastUsed', 'expires', 'created']) +
+          (page.cursor ? `\nmore: --cursor ${page.cursor}` : '')
+        );
       });
     }),
   );
 
-  withJson(keys.command('revoke <key-id>').description('revoke a key: it stops working at once')).action(async (id: string, o: { json?: boolean }) =>
-    withDomain(async (d) => {
-      const key = await d.keys.revoke(id);
-      output(o, key, () => `revoked key ${key.id} (${key.prefix}...) at ${when(key.revokedAt)}`);
-    }),
+  withJson(keys.command('revoke <key-id>').description('revoke a key: it stops working at once')).action(
+    async (id: string, o: { json?: boolean }) =>
+      withDomain(async (d) => {
+        const key = await d.keys.revoke(id);
+        output(o, key, () => `revoked key ${key.id} (${key.prefix}...) at ${when(key.revokedAt)}`);
+      }),
   );
 }

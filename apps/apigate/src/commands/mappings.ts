@@ -22,7 +22,9 @@ export function registerMappings(program: Command): void {
       const page = await rt.store.mappings.list({ provider: o.provider, ...query, ...(o.entity ? { entityType: o.entity } : {}) });
       if (o.json) printJson(page);
       else {
-        print(page.items.length ? table(page.items as never, ['provider', 'entityType', 'localId', 'externalId', 'createdAt']) : 'no mappings');
+        print(
+          page.items.length ? table(page.items as never, ['provider', 'entityType', 'localId', 'externalId', 'createdAt']) : 'no mappings',
+        );
         if (page.cursor) print(`more: --cursor ${page.cursor}`);
       }
     } finally {
@@ -41,7 +43,8 @@ export function registerMappings(program: Command): void {
       const m = o.external
         ? await rt.store.mappings.findLocal(provider, entity, id)
         : await rt.store.mappings.findExternal(provider, entity, id);
-      if (!m) throw new CliError(`no ${provider} mapping for ${entity} ${o.external ? 'with external id' : ''} ${id}`.replace(/\s+/g, ' '), 3);
+      if (!m)
+        throw new CliError(`no ${provider} mapping for ${entity} ${o.external ? 'with external id' : ''} ${id}`.replace(/\s+/g, ' '), 3);
       if (o.json) printJson(m);
       else print(o.external ? m.localId : m.externalId);
     } finally {

@@ -1,4 +1,12 @@
-import { findPaymentEvent, isDomainError, PaymentInbox, paymentEventDetail, parseEventStatus, type RecordedPaymentEvent, replayPaymentEvent } from '@apigate/gateway';
+import {
+  findPaymentEvent,
+  isDomainError,
+  PaymentInbox,
+  paymentEventDetail,
+  parseEventStatus,
+  type RecordedPaymentEvent,
+  replayPaymentEvent,
+} from '@apigate/gateway';
 import type { Command } from 'commander';
 import { table } from '../output.js';
 import { openRuntime } from '../runtime.js';
@@ -53,14 +61,24 @@ export function registerPayments(program: Command): void {
     });
   });
 
-  withJson(events.command('show <id>').description('one event with its stored body').option('--provider <name>', 'the provider, when several have this event id')).action(
-    async (id: string, o: { provider?: string; json?: boolean }) =>
-      withInbox(async (inbox) => {
-        const detail = await paymentEventDetail(inbox, await asCliAsync(() => findPaymentEvent(inbox, id, o.provider)));
-        output(o, detail, () =>
-          [table([row(detail)], COLUMNS), detail.lastError ? `last error: ${detail.lastError}` : '', detail.body ? `body:\n${detail.body}` : 'no stored body'].filter(Boolean).join('\n'),
-        );
-      }),
+  withJson(
+    events
+      .command('show <id>')
+      .description('one event with its stored body')
+      .option('--provider <name>', 'the provider, when several have this event id'),
+  ).action(async (id: string, o: { provider?: string; json?: boolean }) =>
+    withInbox(async (inbox) => {
+      const detail = await paymentEventDetail(inbox, await asCliAsync(() => findPaymentEvent(inbox, id, o.provider)));
+      output(o, detail, () =>
+        [
+          table([row(detail)], COLUMNS),
+          detail.lastError ? `last error: ${detail.lastError}` : '',
+          detail.body ? `body:\n${detail.body}` : 'no stored body',
+        ]
+          .filter(Boolean)
+          .join('\n'),
+      );
+    }),
   );
 
   withJson(
@@ -73,9 +91,14 @@ export function registerPayments(program: Command): void {
       // A shared (durable) queue reaches the server's worker now; with the memory queue the server's sweep takes the row within a minute.
       const durable = queueInfo(kernel).durable;
       const inbox = new PaymentInbox(rt.store);
-      const replayed = await asCliAsync(() => replayPaymentEvent({ inbox, queue: durable ? kernel.get('queue') : undefined }, id, o.provider));
-      output(o, replayed, () =>
-        `payment event ${replayed.eventId} queued again with fresh tries; ${durable ? 'the payment worker applies it now' : 'a running apigate serve applies it within a minute'} (check: apigate payments events show ${replayed.eventId})`,
+      const replayed = await asCliAsync(() =>
+        replayPaymentEvent({ inbox, queue: durable ? kernel.get('queue') : undefined }, id, o.provider),
+      );
+      output(
+        o,
+        replayed,
+        () =>
+          `payment event ${replayed.eventId} queued again with fresh tries; ${durable ? 'the payment worker applies it now' : 'a running apigate serve applies it within a minute'} (check: apigate payments events show ${replayed.eventId})`,
       );
     }),
   );

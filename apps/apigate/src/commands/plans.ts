@@ -71,44 +71,52 @@ export function registerPlans(program: Command): void {
   const plans = program.command('plans').description('manage plans: rate limit, monthly quota and price');
 
   withJson(
-    planOptions(plans.command('create <name>').description('create a plan (limits default to unlimited; the first plan becomes the default)')).option(
-      '--default',
-      'make it the plan new users get',
-    ),
+    planOptions(
+      plans.command('create <name>').description('create a plan (limits default to unlimited; the first plan becomes the default)'),
+    ).option('--default', 'make it the plan new users get'),
   ).action(async (name: string, o: PlanFlags) =>
     withDomain(async (d) => {
       const plan = await d.plans.create({ ...fields(o), name });
-      output(o, plan, () => `created plan ${plan.name} (${plan.id})${plan.isDefault ? ', the default plan' : ''}\n${table([row(plan)], COLUMNS)}`);
+      output(
+        o,
+        plan,
+        () => `created plan ${plan.name} (${plan.id})${plan.isDefault ? ', the default plan' : ''}\n${table([row(plan)], COLUMNS)}`,
+      );
     }, FLAGS),
   );
 
   withJson(plans.command('list').description('list plans; * marks the default')).action(async (o: { json?: boolean }) =>
     withDomain(async (d) => {
       const all = await d.plans.list();
-      output(o, { data: all }, () => (all.length ? table(all.map(row), COLUMNS) : 'no plans; create one with `apigate plans create <name>`'));
+      output(o, { data: all }, () =>
+        all.length ? table(all.map(row), COLUMNS) : 'no plans; create one with `apigate plans create <name>`',
+      );
     }),
   );
 
-  withJson(planOptions(plans.command('update <plan>').description('change a plan (by id or name)')).option('--name <name>', 'rename the plan')).action(
-    async (ref: string, o: PlanFlags) =>
+  withJson(
+    planOptions(plans.command('update <plan>').description('change a plan (by id or name)')).option('--name <name>', 'rename the plan'),
+  ).action(async (ref: string, o: PlanFlags) =>
+    withDomain(async (d) => {
+      const plan = await d.plans.update((await d.plans.resolve(ref)).id, fields(o));
+      output(o, plan, () => `updated plan ${plan.name} (${plan.id})\n${table([row(plan)], COLUMNS)}`);
+    }, FLAGS),
+  );
+
+  withJson(plans.command('set-default <plan>').description('make a plan the one new users get')).action(
+    async (ref: string, o: { json?: boolean }) =>
       withDomain(async (d) => {
-        const plan = await d.plans.update((await d.plans.resolve(ref)).id, fields(o));
-        output(o, plan, () => `updated plan ${plan.name} (${plan.id})\n${table([row(plan)], COLUMNS)}`);
-      }, FLAGS),
+        const plan = await d.plans.setDefault((await d.plans.resolve(ref)).id);
+        output(o, plan, () => `${plan.name} (${plan.id}) is now the default plan`);
+      }),
   );
 
-  withJson(plans.command('set-default <plan>').description('make a plan the one new users get')).action(async (ref: string, o: { json?: boolean }) =>
-    withDomain(async (d) => {
-      const plan = await d.plans.setDefault((await d.plans.resolve(ref)).id);
-      output(o, plan, () => `${plan.name} (${plan.id}) is now the default plan`);
-    }),
-  );
-
-  withJson(plans.command('delete <plan>').description('delete a plan nobody is on (not the default)')).action(async (ref: string, o: { json?: boolean }) =>
-    withDomain(async (d) => {
-      const plan = await d.plans.resolve(ref);
-      await d.plans.delete(plan.id);
-      output(o, { id: plan.id, deleted: true }, () => `deleted plan ${plan.name} (${plan.id})`);
-    }),
+  withJson(plans.command('delete <plan>').description('delete a plan nobody is on (not the default)')).action(
+    async (ref: string, o: { json?: boolean }) =>
+      withDomain(async (d) => {
+        const plan = await d.plans.resolve(ref);
+        await d.plans.delete(plan.id);
+        output(o, { id: plan.id, deleted: true }, () => `deleted plan ${plan.name} (${plan.id})`);
+      }),
   );
 }

@@ -27,10 +27,13 @@ export function queueInfo(kernel: Kernel): { name: string; durable: boolean } {
   return { name: a.name, durable: a.features.durable === true };
 }
 
-const MEMORY_NOTE = 'the memory queue lives inside one process: this command sees only its own, empty queue (use QUEUE_PROVIDER=redis to share jobs)';
+const MEMORY_NOTE =
+  'the memory queue lives inside one process: this command sees only its own, empty queue (use QUEUE_PROVIDER=redis to share jobs)';
 
 export function registerQueue(program: Command): void {
-  const queue = program.command('queue').description('inspect the failed set of a queue (e.g. email.send, notification.send) and retry jobs');
+  const queue = program
+    .command('queue')
+    .description('inspect the failed set of a queue (e.g. email.send, notification.send) and retry jobs');
 
   withJson(
     withPaging(queue.command('failed <queue>').description('list the jobs that used up their attempts, oldest failure first')),
@@ -59,7 +62,9 @@ export function registerQueue(program: Command): void {
   );
 
   withJson(
-    queue.command('retry <queue> [jobId]').description('move one failed job (or all of them) back to waiting, with a fresh set of attempts'),
+    queue
+      .command('retry <queue> [jobId]')
+      .description('move one failed job (or all of them) back to waiting, with a fresh set of attempts'),
   ).action(async (name: string, jobId: string | undefined, o: { json?: boolean }) =>
     withKernel(['queue'], async (_rt, kernel) => {
       const info = queueInfo(kernel);

@@ -32,24 +32,31 @@ export function registerRoutes(program: Command): void {
       .option('--methods <list>', 'allowed methods, comma separated (default all)')
       .option('--timeout-ms <ms>', 'upstream timeout (default: the gateway default)')
       .option('--disabled', 'create it switched off'),
-  ).action(async (pathPrefix: string, upstreamUrl: string, o: { stripPrefix?: boolean; methods?: string; timeoutMs?: string; disabled?: boolean; json?: boolean }) =>
-    withDomain(async (d) => {
-      const route = await d.routes.create({
-        pathPrefix,
-        upstreamUrl,
-        stripPrefix: !!o.stripPrefix,
-        enabled: !o.disabled,
-        ...(o.methods !== undefined ? { methods: methodsFlag(o.methods) } : {}),
-        ...(o.timeoutMs !== undefined ? { timeoutMs: timeoutFlag(o.timeoutMs) } : {}),
-      });
-      output(o, route, () => `added route ${route.id}: ${route.pathPrefix} -> ${route.upstreamUrl}`);
-    }, FLAGS),
+  ).action(
+    async (
+      pathPrefix: string,
+      upstreamUrl: string,
+      o: { stripPrefix?: boolean; methods?: string; timeoutMs?: string; disabled?: boolean; json?: boolean },
+    ) =>
+      withDomain(async (d) => {
+        const route = await d.routes.create({
+          pathPrefix,
+          upstreamUrl,
+          stripPrefix: !!o.stripPrefix,
+          enabled: !o.disabled,
+          ...(o.methods !== undefined ? { methods: methodsFlag(o.methods) } : {}),
+          ...(o.timeoutMs !== undefined ? { timeoutMs: timeoutFlag(o.timeoutMs) } : {}),
+        });
+        output(o, route, () => `added route ${route.id}: ${route.pathPrefix} -> ${route.upstreamUrl}`);
+      }, FLAGS),
   );
 
   withJson(routes.command('list').description('list routes, longest prefix (matched first) first')).action(async (o: { json?: boolean }) =>
     withDomain(async (d) => {
       const all = await d.routes.list();
-      output(o, { data: all }, () => (all.length ? table(all.map(row), COLUMNS) : 'no routes; add one with `apigate routes add <path-prefix> <upstream-url>`'));
+      output(o, { data: all }, () =>
+        all.length ? table(all.map(row), COLUMNS) : 'no routes; add one with `apigate routes add <path-prefix> <upstream-url>`',
+      );
     }),
   );
 
@@ -68,7 +75,16 @@ export function registerRoutes(program: Command): void {
   ).action(
     async (
       ref: string,
-      o: { pathPrefix?: string; upstream?: string; stripPrefix?: boolean; methods?: string; timeoutMs?: string; enable?: boolean; disable?: boolean; json?: boolean },
+      o: {
+        pathPrefix?: string;
+        upstream?: string;
+        stripPrefix?: boolean;
+        methods?: string;
+        timeoutMs?: string;
+        enable?: boolean;
+        disable?: boolean;
+        json?: boolean;
+      },
     ) =>
       withDomain(async (d) => {
         if (o.enable && o.disable) throw new CliError('--enable and --disable: give one of them');
@@ -85,11 +101,12 @@ export function registerRoutes(program: Command): void {
       }, UPDATE_FLAGS),
   );
 
-  withJson(routes.command('remove <route>').description('remove a route (by id or path prefix)')).action(async (ref: string, o: { json?: boolean }) =>
-    withDomain(async (d) => {
-      const route = await d.routes.resolve(ref);
-      await d.routes.delete(route.id);
-      output(o, { id: route.id, deleted: true }, () => `removed route ${route.id} (${route.pathPrefix})`);
-    }),
+  withJson(routes.command('remove <route>').description('remove a route (by id or path prefix)')).action(
+    async (ref: string, o: { json?: boolean }) =>
+      withDomain(async (d) => {
+        const route = await d.routes.resolve(ref);
+        await d.routes.delete(route.id);
+        output(o, { id: route.id, deleted: true }, () => `removed route ${route.id} (${route.pathPrefix})`);
+      }),
   );
 }

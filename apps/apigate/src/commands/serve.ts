@@ -1,4 +1,12 @@
-import { ADMIN_TOKEN_ENV, type ApiGate, parseTlsDomains, readShutdownTimeout, type RunningServer, startApiGate, startServer } from '@apigate/gateway';
+import {
+  ADMIN_TOKEN_ENV,
+  type ApiGate,
+  parseTlsDomains,
+  readShutdownTimeout,
+  type RunningServer,
+  startApiGate,
+  startServer,
+} from '@apigate/gateway';
 import { createLogger, type Kernel, type Logger } from '@apigate/kernel';
 import { mountWebPages } from '@apigate/web';
 import type { Command } from 'commander';
@@ -41,7 +49,8 @@ export function registerServe(program: Command): void {
           logger,
           bindHost: o.host,
           // The customer portal and admin dashboard pages.
-          pages: (app, { webhooks }) => mountWebPages(app, { store: rt.store, logger, kernel, adminToken, webhooks, settingKeys: pageSettingKeys }),
+          pages: (app, { webhooks }) =>
+            mountWebPages(app, { store: rt.store, logger, kernel, adminToken, webhooks, settingKeys: pageSettingKeys }),
         });
       } catch (err) {
         await rt.close();
@@ -81,7 +90,12 @@ export function registerServe(program: Command): void {
           logger.info({ signal, timeoutMs: shutdownMs }, `shutting down (deadline ${shutdownMs} ms)`);
           // Past the deadline the process spools the metered usage and exits 1, whatever still hangs.
           let phase = 'the listeners to close';
-          const watch = armShutdownDeadline({ timeoutMs: shutdownMs, logger, spool: () => apigate.gateway.spoolNow(), current: () => phase });
+          const watch = armShutdownDeadline({
+            timeoutMs: shutdownMs,
+            logger,
+            spool: () => apigate.gateway.spoolNow(),
+            current: () => phase,
+          });
           await renewals?.stop();
           await Promise.all(servers.map((s) => s.close()));
           phase = 'the gateway, delivery and providers to close';

@@ -19,7 +19,9 @@ function requireKnown(key: string, keys: Map<string, KeyInfo>): KeyInfo {
   const info = keys.get(key);
   if (info) return info;
   const near = suggestKeys(key, keys.keys());
-  throw new CliError(`unknown setting "${key}"${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}; \`apigate settings keys\` lists them`);
+  throw new CliError(
+    `unknown setting "${key}"${near.length ? ` (did you mean ${near.join(', ')}?)` : ''}; \`apigate settings keys\` lists them`,
+  );
 }
 
 /**
@@ -35,8 +37,8 @@ const secretField = (e: { key: string; value: string; secret: boolean }, keys: M
 export function registerSettings(program: Command): void {
   const settings = program.command('settings').description('read and write settings stored in the database (secrets encrypted)');
 
-  withJson(settings.command('set <key> <value>').description('set a setting; secret fields are encrypted at rest'))
-    .action(async (key: string, value: string, o: { json?: boolean }) =>
+  withJson(settings.command('set <key> <value>').description('set a setting; secret fields are encrypted at rest')).action(
+    async (key: string, value: string, o: { json?: boolean }) =>
       withKeys(async (rt, keys) => {
         const info = requireKnown(key, keys);
         const wrong = info.validate(value);
@@ -44,29 +46,31 @@ export function registerSettings(program: Command): void {
         await rt.store.settings.set(key, value, { secret: info.secret });
         const encrypted = info.secret || hasUrlCredentials(value);
         const override = info.envVar && rt.env[info.envVar]?.trim() ? info.envVar : undefined;
-        if (o.json) printJson({ key, value: shown(value, info.secret, false), secret: info.secret, encrypted, overriddenBy: override ?? null });
+        if (o.json)
+          printJson({ key, value: shown(value, info.secret, false), secret: info.secret, encrypted, overriddenBy: override ?? null });
         else {
           const note = info.secret ? ' (secret, encrypted)' : encrypted ? ' (the URL carries credentials: encrypted)' : '';
           print(`set ${key} = ${shown(value, info.secret, false)}${note}`);
           if (override) print(`note: ${override} is set in the environment and takes precedence over this setting`);
         }
       }),
-    );
+  );
 
-  withJson(settings.command('get <key>').description('print one setting').option('--reveal', 'show secret values in clear'))
-    .action(async (key: string, o: { json?: boolean; reveal?: boolean }) =>
+  withJson(settings.command('get <key>').description('print one setting').option('--reveal', 'show secret values in clear')).action(
+    async (key: string, o: { json?: boolean; reveal?: boolean }) =>
       withKeys(async (rt, keys) => {
         const info = requireKnown(key, keys);
         const entry = rt.store.settings.list().find((e) => e.key === key);
         if (!entry) throw new CliError(`setting "${key}" is not set`, 3);
         const value = shown(entry.value, info.secret, !!o.reveal);
-        if (o.json) printJson({ key, value, secret: info.secret, encrypted: entry.secret, updatedAt: entry.updatedAt, envVar: info.envVar ?? null });
+        if (o.json)
+          printJson({ key, value, secret: info.secret, encrypted: entry.secret, updatedAt: entry.updatedAt, envVar: info.envVar ?? null });
         else print(value);
       }),
-    );
+  );
 
-  withJson(settings.command('list').description('print every stored setting').option('--reveal', 'show secret values in clear'))
-    .action(async (o: { json?: boolean; reveal?: boolean }) =>
+  withJson(settings.command('list').description('print every stored setting').option('--reveal', 'show secret values in clear')).action(
+    async (o: { json?: boolean; reveal?: boolean }) =>
       withKeys(async (rt, keys) => {
         const rows = rt.store.settings.list().map((e) => {
           const secret = secretField(e, keys);
@@ -75,10 +79,10 @@ export function registerSettings(program: Command): void {
         if (o.json) printJson(rows);
         else print(rows.length ? table(rows, ['key', 'value', 'secret', 'updatedAt']) : 'no settings stored');
       }),
-    );
+  );
 
-  withJson(settings.command('unset <key>').description('remove a stored setting (the env var or default applies again)'))
-    .action(async (key: string, o: { json?: boolean }) => {
+  withJson(settings.command('unset <key>').description('remove a stored setting (the env var or default applies again)')).action(
+    async (key: string, o: { json?: boolean }) => {
       const rt = await openRuntime();
       try {
         const removed = await rt.store.settings.unset(key);
@@ -87,14 +91,15 @@ export function registerSettings(program: Command): void {
       } finally {
         await rt.close();
       }
-    });
+    },
+  );
 
-  withJson(settings.command('keys').description('list every key the installed providers and the gateway accept'))
-    .action(async (o: { json?: boolean }) =>
+  withJson(settings.command('keys').description('list every key the installed providers and the gateway accept')).action(
+    async (o: { json?: boolean }) =>
       withKeys(async (_rt, keys) => {
         const rows = [...keys].sort(([a], [b]) => a.localeCompare(b)).map(([key, i]) => ({ key, secret: i.secret, env: i.envVar ?? '' }));
         if (o.json) printJson(rows);
         else print(table(rows, ['key', 'secret', 'env']));
       }),
-    );
+  );
 }

@@ -22,7 +22,8 @@ export function registerUsageExport(usage: Command): void {
     await withKernel(['storage'], async (rt, kernel) => {
       const active = kernel.selected('storage');
       const storage = kernel.tryGet('storage');
-      if (!active || !storage) throw new CliError('no storage provider is selected (STORAGE_PROVIDER=none); set STORAGE_PROVIDER to disk or s3');
+      if (!active || !storage)
+        throw new CliError('no storage provider is selected (STORAGE_PROVIDER=none); set STORAGE_PROVIDER to disk or s3');
       const persistent = active.features.persistent === true;
       const out = await exportUsage(rt.store, storage, month, { expiresInSeconds });
       if (o.json) {
@@ -32,7 +33,9 @@ export function registerUsageExport(usage: Command): void {
         if (out.signedUrl) print(`download (valid ${out.expiresInSeconds} s): ${out.signedUrl}`);
       }
       if (!persistent) {
-        process.stderr.write(`warning: storage/${active.name} keeps objects in this process only, so the export is gone when this command ends; use STORAGE_PROVIDER=disk or s3\n`);
+        process.stderr.write(
+          `warning: storage/${active.name} keeps objects in this process only, so the export is gone when this command ends; use STORAGE_PROVIDER=disk or s3\n`,
+        );
       }
     });
   });

@@ -27,7 +27,10 @@ export function registerUsage(program: Command): void {
           const key = await d.keys.get(o.key);
           const s = await d.usage.forKey(key.id, month);
           output(o, { keyId: key.id, userId: key.userId, month, totals: s.totals }, () =>
-            [`key ${key.id} (${key.prefix}...) in ${month}`, table([s.totals as never], ['requests', 'bytesIn', 'bytesOut', 'errors'])].join('\n'),
+            [
+              `key ${key.id} (${key.prefix}...) in ${month}`,
+              table([s.totals as never], ['requests', 'bytesIn', 'bytesOut', 'errors']),
+            ].join('\n'),
           );
           return;
         }
@@ -54,9 +57,18 @@ export function registerUsage(program: Command): void {
             const user = people[i];
             const plan = user ? plans.get(user.planId) : undefined;
             const limit = plan?.requestsPerMonth ?? null;
-            return { ...r, user: user?.email ?? `${r.userId} (deleted)`, plan: plan?.name ?? '', quota: orUnlimited(limit), used: pct(r.requests, limit) };
+            return {
+              ...r,
+              user: user?.email ?? `${r.userId} (deleted)`,
+              plan: plan?.name ?? '',
+              quota: orUnlimited(limit),
+              used: pct(r.requests, limit),
+            };
           });
-          return [`usage in ${month} (quotas reset ${when(resetsAt)})`, table(lines, ['user', 'plan', 'requests', 'quota', 'used', 'bytesIn', 'bytesOut', 'errors'])].join('\n');
+          return [
+            `usage in ${month} (quotas reset ${when(resetsAt)})`,
+            table(lines, ['user', 'plan', 'requests', 'quota', 'used', 'bytesIn', 'bytesOut', 'errors']),
+          ].join('\n');
         });
       },
       { month: '--month' },

@@ -53,9 +53,14 @@ export function registerUsers(program: Command): void {
     ),
   ).action(async (o: { status?: string; plan?: string; limit: string; cursor?: string; json?: boolean }) =>
     withDomain(async (d) => {
-      if (o.status !== undefined && o.status !== 'active' && o.status !== 'suspended') throw new CliError('--status: expected active or suspended');
+      if (o.status !== undefined && o.status !== 'active' && o.status !== 'suspended')
+        throw new CliError('--status: expected active or suspended');
       const planId = o.plan ? (await d.plans.resolve(o.plan)).id : undefined;
-      const page = await d.users.list({ ...pageQuery(o), ...(o.status ? { status: o.status as User['status'] } : {}), ...(planId ? { planId } : {}) });
+      const page = await d.users.list({
+        ...pageQuery(o),
+        ...(o.status ? { status: o.status as User['status'] } : {}),
+        ...(planId ? { planId } : {}),
+      });
       const names = await planNames(d);
       output(o, { data: page.items, nextCursor: page.cursor ?? null }, () => {
         if (!page.items.length) return 'no users';

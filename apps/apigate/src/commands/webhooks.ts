@@ -79,13 +79,19 @@ export function registerWebhooks(program: Command): void {
   );
 
   withJson(
-    hooks.command('test <endpoint-id>').description('send a signed `test` event to an endpoint now, from this process, and show the answer'),
+    hooks
+      .command('test <endpoint-id>')
+      .description('send a signed `test` event to an endpoint now, from this process, and show the answer'),
   ).action(async (id: string, o: { json?: boolean }) =>
     withDomain(async (d) => {
       const endpoint = await d.webhooks.getEndpoint(id);
       // No queue: one attempt here and now, recorded in the delivery log like any other.
       const sender = new WebhookDispatcher({ domain: d, attempts: 1, backoffMs: 0 });
-      const { event, deliveries } = await sender.emit('test', { message: 'test event from apigate', endpoint_id: endpoint.id }, { endpoints: [endpoint] });
+      const { event, deliveries } = await sender.emit(
+        'test',
+        { message: 'test event from apigate', endpoint_id: endpoint.id },
+        { endpoints: [endpoint] },
+      );
       const delivery = deliveries[0]!;
       output(o, { event, delivery }, () =>
         delivery.status === 'succeeded'

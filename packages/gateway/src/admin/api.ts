@@ -50,10 +50,15 @@ function requireAdmin(store: Store, fixed: string | undefined): MiddlewareHandle
     const header = c.req.header('authorization');
     const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!m) {
-      return unauthorized(c, `admin API: send an admin token as "Authorization: Bearer <token>" (${ADMIN_TOKEN_ENV} or one from \`apigate admin token create\`)`);
+      return unauthorized(
+        c,
+        `admin API: send an admin token as "Authorization: Bearer <token>" (${ADMIN_TOKEN_ENV} or one from \`apigate admin token create\`)`,
+      );
     }
     const token = m[1]!;
-    const ok = (fixed !== undefined && safeEqual(token, fixed)) || (token.startsWith(ADMIN_TOKEN_PREFIX) && (await store.domain.adminTokens.verify(token)) !== undefined);
+    const ok =
+      (fixed !== undefined && safeEqual(token, fixed)) ||
+      (token.startsWith(ADMIN_TOKEN_PREFIX) && (await store.domain.adminTokens.verify(token)) !== undefined);
     if (!ok) return unauthorized(c, 'admin API: the admin token is not valid (unknown or revoked)');
     await next();
   };
@@ -75,15 +80,24 @@ export function createAdminApi(opts: AdminApiOptions): Hono {
   const api = new Hono();
 
   api.use('*', requireAdmin(store, fixed));
-  api.use('*', bodyLimit({ maxSize: 1024 * 1024, onError: (c) => c.json(errorBody('PAYLOAD_TOO_LARGE', 'request body: at most 1 MiB'), 413) }));
+  api.use(
+    '*',
+    bodyLimit({ maxSize: 1024 * 1024, onError: (c) => c.json(errorBody('PAYLOAD_TOO_LARGE', 'request body: at most 1 MiB'), 413) }),
+  );
 
   // --- users
   api.get('/users', async (c) => {
     const status = c.req.query('status');
-    if (status !== undefined && status !== 'active' && status !== 'suspended') throw new HTTPException(400, { message: 'status: expected active or suspended' });
+    if (status !== undefined && status !== 'active' && status !== 'suspended')
+      throw new HTTPException(400, { message: 'status: expected active or suspended' });
     return list(
       c,
-      await d.users.list({ ...opt('status', status), ...opt('planId', c.req.query('plan_id')), ...opt('limit', intParam(c, 'limit')), ...opt('cursor', c.req.query('cursor')) }),
+      await d.users.list({
+        ...opt('status', status),
+        ...opt('planId', c.req.query('plan_id')),
+        ...opt('limit', intParam(c, 'limit')),
+        ...opt('cursor', c.req.query('cursor')),
+      }),
     );
   });
   api.post('/users', async (c) => {
@@ -171,7 +185,9 @@ export function createAdminApi(opts: AdminApiOptions): Hono {
   api.get('/usage/minutes', async (c) => {
     const to = dateParam(c, 'to', new Date());
     const from = dateParam(c, 'from', new Date(to.getTime() - 60 * 60_000));
-    return json(c, { data: await d.usage.minutes({ ...opt('userId', c.req.query('user_id')), ...opt('keyId', c.req.query('key_id')), from, to }) });
+    return json(c, {
+      data: await d.usage.minutes({ ...opt('userId', c.req.query('user_id')), ...opt('keyId', c.req.query('key_id')), from, to }),
+    });
   });
   // All traffic of a window (default the last hour): per-minute requests, errors and added latency p50/p99, top routes and keys.
   api.get('/usage/traffic', async (c) => {

@@ -115,7 +115,11 @@ export function createHttpApp(opts: HttpAppOptions): Hono {
   const pay = paymentPipeline(kernel);
   const refusal = pay && paymentWebhookRefusal(kernel, pay.name, opts.bindHost);
   if (refusal) logger.warn({ provider: pay?.name, path: pay?.path }, refusal);
-  else if (pay) app.route(pay.path, createPaymentWebhookApp({ providerName: pay.name, payment: pay.payment, queue: pay.queue, store: opts.store, logger }));
+  else if (pay)
+    app.route(
+      pay.path,
+      createPaymentWebhookApp({ providerName: pay.name, payment: pay.payment, queue: pay.queue, store: opts.store, logger }),
+    );
 
   // ACME HTTP-01 answers (from the cache, so any instance can answer); 404 when none is pending.
   addChallengeRoute(app, kernel.tryGet('cache'));
@@ -127,7 +131,10 @@ export function createHttpApp(opts: HttpAppOptions): Hono {
       return c.json<ErrorBody>({ error: { code: 'HTTP_ERROR', message: err.message || 'bad request' } }, err.status);
     }
     // Details go to the log only: a message may carry a value the caller should not see.
-    logger.error({ method: c.req.method, path: c.req.path, code: (err as { code?: string }).code }, `request failed: ${describeError(err)}`);
+    logger.error(
+      { method: c.req.method, path: c.req.path, code: (err as { code?: string }).code },
+      `request failed: ${describeError(err)}`,
+    );
     return c.json<ErrorBody>({ error: { code: 'INTERNAL', message: 'internal server error' } }, 500);
   });
 

@@ -6,7 +6,12 @@ import type { CloseSummary } from '../metering/recorder.js';
  * A step still running then is named in `abandoned` and left behind: a hung backend (a frozen
  * Redis) must not keep the process alive. A step that fails counts as done.
  */
-export async function untilDeadline(deadline: number | undefined, what: string, fn: () => Promise<unknown>, abandoned: string[]): Promise<void> {
+export async function untilDeadline(
+  deadline: number | undefined,
+  what: string,
+  fn: () => Promise<unknown>,
+  abandoned: string[],
+): Promise<void> {
   if (deadline === undefined) return void (await fn());
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<false>((resolve) => {

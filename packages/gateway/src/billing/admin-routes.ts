@@ -18,12 +18,17 @@ export function createSubscriptionAdmin(o: { store: Store; billing: CustomerBill
   const api = new Hono();
   const billing = (): CustomerBilling => {
     if (o.billing) return o.billing;
-    throw new BillingError(503, 'PAYMENTS_UNAVAILABLE', 'no payment provider is selected (PAYMENT_PROVIDER=none); set PAYMENT_PROVIDER or payment.provider');
+    throw new BillingError(
+      503,
+      'PAYMENTS_UNAVAILABLE',
+      'no payment provider is selected (PAYMENT_PROVIDER=none); set PAYMENT_PROVIDER or payment.provider',
+    );
   };
   const readJson = async (c: Context): Promise<Record<string, unknown>> => {
     if ((c.req.header('content-length') ?? '0') === '0' && !c.req.header('transfer-encoding')) return {};
     const v = await c.req.json().catch(() => undefined);
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new HTTPException(400, { message: 'request body: expected a JSON object' });
+    if (v === null || typeof v !== 'object' || Array.isArray(v))
+      throw new HTTPException(400, { message: 'request body: expected a JSON object' });
     return v as Record<string, unknown>;
   };
 

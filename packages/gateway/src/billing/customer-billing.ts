@@ -57,7 +57,14 @@ export type BillingInterval = 'month' | 'year';
 /** What GET /portal/api/billing shows. */
 export interface BillingOverview {
   provider: string;
-  plan: { id: string; name: string; priceCents: number; yearlyPriceCents: number | null; currency: string; overageCentsPerRequest: number | null } | null;
+  plan: {
+    id: string;
+    name: string;
+    priceCents: number;
+    yearlyPriceCents: number | null;
+    currency: string;
+    overageCentsPerRequest: number | null;
+  } | null;
   subscription: {
     id: string;
     status: string;
@@ -120,7 +127,10 @@ export class CustomerBilling {
       const winner = await mappings.findExternal(this.providerName, MAPPING.user, user.id);
       if (!winner) throw err;
       await this.o.payment.deleteCustomer(customerId).catch((e: unknown) => {
-        this.o.logger.warn({ provider: this.providerName, userId: user.id }, `billing: cannot delete the spare customer: ${describeError(e)}`);
+        this.o.logger.warn(
+          { provider: this.providerName, userId: user.id },
+          `billing: cannot delete the spare customer: ${describeError(e)}`,
+        );
       });
       return winner.externalId;
     }
@@ -133,7 +143,10 @@ export class CustomerBilling {
     const found = await mappings.findExternal(this.providerName, type, plan.id);
     if (found) return found.externalId;
     const synced = await this.call('upsertPrice', () =>
-      syncPlan({ store: this.o.store, providerName: this.providerName, payment: this.o.payment, features: this.o.features, logger: this.o.logger }, plan),
+      syncPlan(
+        { store: this.o.store, providerName: this.providerName, payment: this.o.payment, features: this.o.features, logger: this.o.logger },
+        plan,
+      ),
     );
     return synced.find((r) => r.kind === kind)?.priceId;
   }
@@ -148,16 +161,22 @@ export class CustomerBilling {
   async #live(userId: string, action: string): Promise<Subscription> {
     const sub = await this.current(userId);
     if (!sub || !LIVE_STATUSES.has(sub.status) || !sub.externalSubscriptionId) {
-      throw new BillingError(409, 'NO_SUBSCRIPTION', `${action}: there is no running subscription to ${action}; subscribe first with POST /portal/api/billing/checkout`);
+      throw new BillingError(
+        409,
+        'NO_SUBSCRIPTION',
+        `${action}: there is no running subscription to ${action}; subscribe first with POST /portal/api/billing/checkout`,
+      );
     }
     return sub;
   }
 
   async #plan(ref: unknown): Promise<Plan> {
-    if (typeof ref !== 'string' || ref.trim() === '') throw new BillingError(400, 'INVALID_INPUT', 'plan: expected a plan id or name', 'plan');
+    if (typeof ref !== 'string' || ref.trim() === '')
+      throw new BillingError(400, 'INVALID_INPUT', 'plan: expected a plan id or name', 'plan');
     const plan = await this.o.store.domain.plans.resolve(ref.trim()).catch(() => undefined);
     if (!plan) throw new BillingError(404, 'PLAN_NOT_FOUND', `plan: no plan with id or name "${ref}"`, 'plan');
-    if (plan.priceCents <= 0) throw new BillingError(400, 'PLAN_NOT_FOR_SALE', `plan: ${plan.name} has no price, so there is nothing to buy`, 'plan');
+    if (plan.priceCents <= 0)
+      throw new BillingError(400, 'PLAN_NOT_FOR_SALE', `plan: ${plan.name} has no price, so there is nothing to buy`, 'plan');
     return plan;
   }
 
@@ -166,7 +185,13 @@ export class CustomerBilling {
       throw new BillingError(400, 'NO_YEARLY_PRICE', `interval: ${plan.name} has no yearly price; use month`, 'interval');
     }
     const priceId = await this.priceFor(plan, interval);
-    if (!priceId) throw new BillingError(400, 'PLAN_WITHOUT_PRICE', `plan: ${plan.name} has no ${interval}ly price at ${this.providerName}; run apigate plans sync`, 'plan');
+    if (!priceId)
+      throw new BillingError(
+        400,
+        'PLAN_WITHOUT_PRICE',
+        `plan: ${plan.name} has no ${interval}ly price at ${this.providerName}; run apigate plans sync`,
+        'plan',
+      );
     return priceId;
   }
 
@@ -174,15 +199,24 @@ export class CustomerBilling {
    * The provider's checkout URL for a plan. The plan is granted later, by the provider's verified
    * event, never by the customer reaching `successUrl`.
    */
-  async checkout(user: User, i: { plan: unknown; interval?: BillingInterval; returnBase: string }): Promise<{ url: string; sessionId: string }> {
+  async checkout(
+    user: User,
+    i: { plan: unknown; interval?: BillingInterval; returnBase: string },
+  ): Promise<{ url: string; sessionId: string }> {
     const plan = await this.#plan(i.plan);
     const interval = i.interval ?? 'month';
     const current = await this.current(user.id);
     if (current && LIVE_STATUSES.has(current.status)) {
-      throw new BillingError(409, 'ALREADY_SUBSCRIBED', `checkout: you already have a ${current.status} subscription; change plans with POST /portal/api/billing/change instead`);
+      throw new BillingError(
+        409,
+        'ALREADY_SUBSCRIBED',
+        `checkout: you already have a ${current.status} subscription; change plans with POST /portal/api/billing/change instead`,
+      );
     }
     const priceId = await this.#price(plan, interval);
-    const metered = this.features.meteredBilling ? await this.priceFor(plan, interval === 'year' ? 'overageYear' : 'overageMonth') : undefined;
+    const metered = this.features.meteredBilling
+      ? await this.priceFor(plan, interval === 'year' ? 'overageYear' : 'overageMonth')
+      : undefined;
     const customerId = await this.customerFor(user);
     const trialDays = plan.trialDays > 0 && this.features.checkoutTrials ? plan.trialDays : undefined;
     return this.call('createCheckout', () =>
@@ -215,7 +249,13 @@ export class CustomerBilling {
           }
         : null,
       subscription: sub
-        ? { id: sub.id, status: sub.status, planId: sub.planId, currentPeriodEnd: sub.currentPeriodEnd, cancelAtPeriodEnd: sub.cancelAtPeriodEnd }
+        ? {
+            id: sub.id,
+            status: sub.status,
+            planId: sub.planId,
+            currentPeriodEnd: sub.currentPeriodEnd,
+            cancelAtPeriodEnd: sub.cancelAtPeriodEnd,
+          }
         : null,
       features: { ...this.features },
       ...invoices,
@@ -228,7 +268,9 @@ export class CustomerBilling {
     const mapping = await this.o.store.mappings.findExternal(this.providerName, MAPPING.user, user.id);
     if (!mapping) return { invoices: [] };
     try {
-      const list = await this.call('listInvoices', () => this.o.payment.listInvoices!({ customerId: mapping.externalId, limit: OVERVIEW_INVOICES }));
+      const list = await this.call('listInvoices', () =>
+        this.o.payment.listInvoices!({ customerId: mapping.externalId, limit: OVERVIEW_INVOICES }),
+      );
       return { invoices: [...list].sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime()).slice(0, OVERVIEW_INVOICES) };
     } catch (err) {
       // `call` logged the provider's reason; the customer sees only BillingError's masked message.
@@ -241,7 +283,12 @@ export class CustomerBilling {
       throw new BillingError(501, 'PORTAL_UNSUPPORTED', `billing portal: the payment provider ${this.providerName} has no customer portal`);
     }
     const mapping = await this.o.store.mappings.findExternal(this.providerName, MAPPING.user, user.id);
-    if (!mapping) throw new BillingError(409, 'NO_CUSTOMER', 'billing portal: you have no billing account yet; subscribe first with POST /portal/api/billing/checkout');
+    if (!mapping)
+      throw new BillingError(
+        409,
+        'NO_CUSTOMER',
+        'billing portal: you have no billing account yet; subscribe first with POST /portal/api/billing/checkout',
+      );
     return this.call('createPortalSession', () => this.o.payment.createPortalSession({ customerId: mapping.externalId, returnUrl }));
   }
 
@@ -250,7 +297,9 @@ export class CustomerBilling {
     const plan = await this.#plan(i.plan);
     const sub = await this.#live(user.id, 'change');
     const priceId = await this.#price(plan, i.interval ?? 'month');
-    const state = await this.call('changeSubscription', () => this.o.payment.changeSubscription({ subscriptionId: sub.externalSubscriptionId!, priceId }));
+    const state = await this.call('changeSubscription', () =>
+      this.o.payment.changeSubscription({ subscriptionId: sub.externalSubscriptionId!, priceId }),
+    );
     return this.#applied(sub, state);
   }
 
@@ -263,9 +312,14 @@ export class CustomerBilling {
   /** Cancels a subscription (admins may cancel now, where the provider allows it). */
   async cancelSubscription(sub: Subscription, o: { now: boolean }): Promise<Subscription> {
     if (sub.provider !== this.providerName) {
-      throw new BillingError(409, 'OTHER_PROVIDER', `subscription ${sub.id} is at ${sub.provider}, not the selected payment provider ${this.providerName}`);
+      throw new BillingError(
+        409,
+        'OTHER_PROVIDER',
+        `subscription ${sub.id} is at ${sub.provider}, not the selected payment provider ${this.providerName}`,
+      );
     }
-    if (!sub.externalSubscriptionId) throw new BillingError(409, 'NO_EXTERNAL_ID', `subscription ${sub.id} has no ${sub.provider} subscription id`);
+    if (!sub.externalSubscriptionId)
+      throw new BillingError(409, 'NO_EXTERNAL_ID', `subscription ${sub.id} has no ${sub.provider} subscription id`);
     if (o.now && !this.features.immediateCancel) {
       throw new BillingError(
         501,
@@ -301,7 +355,14 @@ export class CustomerBilling {
 
   /** `reportOverage` with this provider: overage above the quota reported for metered billing. */
   reportOverage(): Promise<UsageReportResult> {
-    return reportOverage({ store: this.o.store, logger: this.o.logger, providerName: this.providerName, payment: this.o.payment, features: this.o.features, now: this.#now });
+    return reportOverage({
+      store: this.o.store,
+      logger: this.o.logger,
+      providerName: this.providerName,
+      payment: this.o.payment,
+      features: this.o.features,
+      now: this.#now,
+    });
   }
 
   /** The provider's answer is a provider API read: applied through the processor's rules, else left to the webhook. */
@@ -320,9 +381,16 @@ export class CustomerBilling {
     } catch (err) {
       if (err instanceof BillingError) throw err;
       this.o.logger.warn({ provider: this.providerName, operation }, `billing: ${operation} failed: ${describeError(err)}`);
-      if (err instanceof InvalidInputError) throw new BillingError(400, 'PAYMENT_REFUSED', `${this.providerName} refused ${operation}: ${err.message}`);
+      if (err instanceof InvalidInputError)
+        throw new BillingError(400, 'PAYMENT_REFUSED', `${this.providerName} refused ${operation}: ${err.message}`);
       const retryable = err instanceof ProviderError && err.retryable;
-      throw new BillingError(502, 'PAYMENT_PROVIDER_ERROR', `the payment provider ${this.providerName} failed (${operation})${retryable ? '; try again shortly' : ''}`, undefined, err);
+      throw new BillingError(
+        502,
+        'PAYMENT_PROVIDER_ERROR',
+        `the payment provider ${this.providerName} failed (${operation})${retryable ? '; try again shortly' : ''}`,
+        undefined,
+        err,
+      );
     }
   }
 }
@@ -331,7 +399,10 @@ export class CustomerBilling {
  * The customer billing of the kernel's selected payment provider, applying provider answers
  * through a PaymentProcessor on the same store; undefined when no payment provider is selected.
  */
-export function customerBillingFor(kernel: Kernel, o: { store: Store; logger: Logger; applier?: SubscriptionStateApplier; now?: () => Date }): CustomerBilling | undefined {
+export function customerBillingFor(
+  kernel: Kernel,
+  o: { store: Store; logger: Logger; applier?: SubscriptionStateApplier; now?: () => Date },
+): CustomerBilling | undefined {
   const pay = selectedPayment(kernel);
   if (!pay) return undefined;
   const features = kernel.selected('payment')?.features;

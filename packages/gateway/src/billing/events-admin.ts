@@ -13,7 +13,10 @@ const json = (c: Context, value: unknown, status: ContentfulStatusCode = 200) =>
 const SHOW_BODY_LIMIT = 64 * 1024;
 
 /** One inbox row as the admin API and `apigate payments events show` give it: the row, its body and its header names. */
-export async function paymentEventDetail(inbox: PaymentInbox, row: RecordedPaymentEvent): Promise<RecordedPaymentEvent & { body: string | null; headerNames: string[] }> {
+export async function paymentEventDetail(
+  inbox: PaymentInbox,
+  row: RecordedPaymentEvent,
+): Promise<RecordedPaymentEvent & { body: string | null; headerNames: string[] }> {
   const input = await inbox.input(row.provider, row.eventId);
   const text = input ? Buffer.from(input.rawBody).toString('utf8') : null;
   return {
@@ -53,7 +56,11 @@ export function createPaymentEventsAdmin(o: { store: Store; queue?: Pick<QueuePr
     });
     return json(c, { data: page.items, nextCursor: page.cursor ?? null });
   });
-  api.get('/:id', async (c) => json(c, await paymentEventDetail(inbox, await findPaymentEvent(inbox, c.req.param('id'), c.req.query('provider') || undefined))));
-  api.post('/:id/replay', async (c) => json(c, await replayPaymentEvent({ inbox, queue: o.queue }, c.req.param('id'), c.req.query('provider') || undefined)));
+  api.get('/:id', async (c) =>
+    json(c, await paymentEventDetail(inbox, await findPaymentEvent(inbox, c.req.param('id'), c.req.query('provider') || undefined))),
+  );
+  api.post('/:id/replay', async (c) =>
+    json(c, await replayPaymentEvent({ inbox, queue: o.queue }, c.req.param('id'), c.req.query('provider') || undefined)),
+  );
   return api;
 }

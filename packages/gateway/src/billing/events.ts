@@ -53,7 +53,10 @@ function summary(paymentEvents: Tables['paymentEvents']) {
   // `is not null` is 0/1 on SQLite and a boolean on PostgreSQL: Boolean() reads both.
   return { ...summaryColumns, hasBody: sql<number | boolean>`${paymentEvents.rawBody} is not null` };
 }
-const fromSummary = (r: Omit<Row, 'rawBody' | 'headers'> & { hasBody: number | boolean }): RecordedPaymentEvent => ({ ...r, hasBody: Boolean(r.hasBody) });
+const fromSummary = (r: Omit<Row, 'rawBody' | 'headers'> & { hasBody: number | boolean }): RecordedPaymentEvent => ({
+  ...r,
+  hasBody: Boolean(r.hasBody),
+});
 
 /** Backoff before try `attempt + 1`: base * 2^(attempt-1), at most an hour. */
 export function retryDelayMs(attempt: number, baseMs: number): number {
@@ -108,13 +111,18 @@ export class PaymentInbox {
   /** The stored body and headers, as `normalizeWebhook` takes them; undefined for a row without a body. */
   async input(provider: string, eventId: string): Promise<WebhookInput | undefined> {
     const { paymentEvents } = this.s.t;
-    const [row] = await this.db.select({ rawBody: paymentEvents.rawBody, headers: paymentEvents.headers }).from(paymentEvents).where(this.#key(provider, eventId));
+    const [row] = await this.db
+      .select({ rawBody: paymentEvents.rawBody, headers: paymentEvents.headers })
+      .from(paymentEvents)
+      .where(this.#key(provider, eventId));
     if (!row?.rawBody) return undefined;
     return { rawBody: new Uint8Array(row.rawBody), headers: row.headers ? (JSON.parse(row.headers) as Record<string, string>) : {} };
   }
 
   /** Oldest received first, paged by an opaque cursor. */
-  async list(q: PageQuery & { status?: PaymentEventStatus; provider?: string } = {}): Promise<{ items: RecordedPaymentEvent[]; cursor?: string }> {
+  async list(
+    q: PageQuery & { status?: PaymentEventStatus; provider?: string } = {},
+  ): Promise<{ items: RecordedPaymentEvent[]; cursor?: string }> {
     const { paymentEvents } = this.s.t;
     const limit = pageLimit(q.limit, 'payment events');
     const filters: (SQL | undefined)[] = [
@@ -132,15 +140,21 @@ export class PaymentInbox {
     ).map(fromSummary);
     const items = rows.slice(0, limit);
     const last = items[items.length - 1];
-    return rows.length > limit && last ? { items, cursor: Buffer.from(JSON.stringify([last.receivedAt.getTime(), last.eventId])).toString('base64url') } : { items };
+    return rows.length > limit && last
+      ? { items, cursor: Buffer.from(JSON.stringify([last.receivedAt.getTime(), last.eventId])).toString('base64url') }
+      : { items };
   }
 
   /** Every `queued` row (a start re-queues them all; the due time decides the delay). */
   async queued(): Promise<RecordedPaymentEvent[]> {
     const { paymentEvents } = this.s.t;
-    return (await this.db.select(summary(paymentEvents)).from(paymentEvents).where(eq(paymentEvents.status, 'queued')).orderBy(asc(paymentEvents.occurredAt))).map(
-      fromSummary,
-    );
+    return (
+      await this.db
+        .select(summary(paymentEvents))
+        .from(paymentEvents)
+        .where(eq(paymentEvents.status, 'queued'))
+        .orderBy(asc(paymentEvents.occurredAt))
+    ).map(fromSummary);
   }
 
   /**
@@ -166,16 +180,29 @@ export class PaymentInbox {
 
   /** A retryable failure: stays queued until `nextAttemptAt`. */
   async retryLater(provider: string, eventId: string, error: string, nextAttemptAt: Date): Promise<void> {
-    await this.db.update(this.s.t.paymentEvents).set({ status: 'queued', lastError: error, nextAttemptAt }).where(this.#key(provider, eventId));
+    await this.db
+      .update(this.s.t.paymentEvents)
+      .set({ status: 'queued', lastError: error, nextAttemptAt })
+      .where(this.#key(provider, eventId));
   }
 
   async fail(provider: string, eventId: string, error: string): Promise<void> {
-    await this.db.update(this.s.t.paymentEvents).set({ status: 'failed', lastError: error, nextAttemptAt: null }).where(this.#key(provider, eventId));
+    await this.db
+      .update(this.s.t.paymentEvents)
+      .set({ status: 'failed', lastError: error, nextAttemptAt: null })
+      .where(this.#key(provider, eventId));
   }
 
   /** Sends a failed (or stuck queued) row back to the queue with a fresh set of tries. False when it cannot be. */
   async requeue(provider: string, eventId: string, now = new Date()): Promise<boolean> {
-    return affectedRows(await this.db.update(this.s.t.paymentEvents).set({ status: 'queued', attempts: 0, nextAttemptAt: now }).where(this.#key(provider, eventId))) > 0;
+    return (
+      affectedRows(
+        await this.db
+          .update(this.s.t.paymentEvents)
+          .set({ status: 'queued', attempts: 0, nextAttemptAt: now })
+          .where(this.#key(provider, eventId)),
+      ) > 0
+    );
   }
 
   #key(provider: string, eventId: string): SQL {

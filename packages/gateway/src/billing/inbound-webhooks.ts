@@ -1,11 +1,4 @@
-import {
-  describeError,
-  type Kernel,
-  type Logger,
-  type PaymentProvider,
-  type QueueProvider,
-  type VerifiedWebhook,
-} from '@apigate/kernel';
+import { describeError, type Kernel, type Logger, type PaymentProvider, type QueueProvider, type VerifiedWebhook } from '@apigate/kernel';
 import { Hono } from 'hono';
 import type { Store } from '../domain/open-store.js';
 import { PaymentInbox } from './events.js';
@@ -124,7 +117,10 @@ export function createPaymentWebhookApp(o: PaymentWebhookOptions): Hono {
     } catch (err) {
       // The event is safe in the inbox: the worker's sweep (or next start) queues it. Answering
       // 200 stops the provider retrying an event we already hold.
-      o.logger.warn({ provider: o.providerName, eventId: verified.id }, `payment webhook: stored, but not queued (the worker sweep will): ${describeError(err)}`);
+      o.logger.warn(
+        { provider: o.providerName, eventId: verified.id },
+        `payment webhook: stored, but not queued (the worker sweep will): ${describeError(err)}`,
+      );
     }
     return c.json({ received: true, duplicate: false });
   });
@@ -142,7 +138,10 @@ export function selectedPayment(kernel: Kernel): { name: string; payment: Paymen
 /** True for addresses only this machine reaches. */
 export function isLoopbackHost(host: string | undefined): boolean {
   if (!host) return false;
-  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, '');
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[|\]$/g, '');
   return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::ffff:127.0.0.1';
 }
 

@@ -20,7 +20,14 @@ export {
   type StateSource,
 } from './processor.js';
 export { createSubscriptionAdmin } from './admin-routes.js';
-export { BillingError, type BillingInterval, type BillingOverview, CustomerBilling, type CustomerBillingOptions, customerBillingFor } from './customer-billing.js';
+export {
+  BillingError,
+  type BillingInterval,
+  type BillingOverview,
+  CustomerBilling,
+  type CustomerBillingOptions,
+  customerBillingFor,
+} from './customer-billing.js';
 export {
   type BillingJobs,
   checkIntervalMinutes,
@@ -44,7 +51,14 @@ export {
 } from './plans-sync.js';
 export { type ReconcileChange, type ReconcileOptions, type ReconcileResult, reconcileSubscriptions, startReconciler } from './reconcile.js';
 export { LIVE_STATUSES, type SubscriptionStateApplier } from './states.js';
-export { reportOverage, startUsageReporter, type UsageReportResult, type UsageReportRow, usageReportKey, usageReportsFor } from './usage-report.js';
+export {
+  reportOverage,
+  startUsageReporter,
+  type UsageReportResult,
+  type UsageReportRow,
+  usageReportKey,
+  usageReportsFor,
+} from './usage-report.js';
 export {
   checkWebhookMaxBytes,
   createPaymentWebhookApp,

@@ -13,7 +13,9 @@ export const DEFAULT_USAGE_REPORT_MINUTES = 60;
 
 /** What is wrong with an interval setting value, or undefined (for `apigate settings set`). */
 export function checkIntervalMinutes(value: string): string | undefined {
-  return /^\d+$/.test(value.trim()) && Number(value) <= 10_080 ? undefined : 'expected a whole number of minutes from 0 (off) to 10080 (a week)';
+  return /^\d+$/.test(value.trim()) && Number(value) <= 10_080
+    ? undefined
+    : 'expected a whole number of minutes from 0 (off) to 10080 (a week)';
 }
 
 function minutes(settings: SettingsStore, key: string, fallback: number, logger: Logger): number {
@@ -65,7 +67,8 @@ export function startBillingJobs(o: { kernel: Kernel; store: Store; logger: Logg
   }
   return {
     async close() {
-      for (const stop of stops.splice(0)) await stop().catch((err: unknown) => logger.warn(`cannot stop a billing job: ${describeError(err)}`));
+      for (const stop of stops.splice(0))
+        await stop().catch((err: unknown) => logger.warn(`cannot stop a billing job: ${describeError(err)}`));
     },
   };
 }

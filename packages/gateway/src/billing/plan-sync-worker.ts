@@ -61,7 +61,10 @@ export function startPlanSyncWorker(o: PlanSyncWorkerOptions): { publish(job: Pl
   const onChange = (e: ChangeEvent) => {
     if (e.entity !== 'plans' || e.action === 'deleted') return;
     publish(e.action === 'external' || e.id === undefined ? {} : { planId: e.id }).catch((err: unknown) => {
-      o.logger.warn({ provider: o.providerName, planId: e.id }, `cannot queue the plan price sync: ${describeError(err)}; run apigate plans sync`);
+      o.logger.warn(
+        { provider: o.providerName, planId: e.id },
+        `cannot queue the plan price sync: ${describeError(err)}; run apigate plans sync`,
+      );
     });
   };
   o.store.domain.changes.on('change', onChange);

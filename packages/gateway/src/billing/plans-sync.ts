@@ -64,12 +64,14 @@ function wanted(plan: Plan, features: PaymentFeatures | undefined) {
   const out: { kind: PriceKind; input: Omit<Parameters<PaymentProvider['upsertPrice']>[0], 'existingPriceId'> }[] = [
     { kind: 'month', input: { ...base, name: plan.name, amountCents: plan.priceCents, interval: 'month' } },
   ];
-  if (plan.yearlyPriceCents !== null) out.push({ kind: 'year', input: { ...base, name: plan.name, amountCents: plan.yearlyPriceCents, interval: 'year' } });
+  if (plan.yearlyPriceCents !== null)
+    out.push({ kind: 'year', input: { ...base, name: plan.name, amountCents: plan.yearlyPriceCents, interval: 'year' } });
   const unit = overageUnit(plan);
   if (unit && features?.meteredBilling) {
     const name = `${plan.name} overage (per ${unit.unit === 'request' ? 'request' : 'cent of overage'})`;
     out.push({ kind: 'overageMonth', input: { ...base, name, amountCents: unit.amountCents, interval: 'month', metered: true } });
-    if (plan.yearlyPriceCents !== null) out.push({ kind: 'overageYear', input: { ...base, name, amountCents: unit.amountCents, interval: 'year', metered: true } });
+    if (plan.yearlyPriceCents !== null)
+      out.push({ kind: 'overageYear', input: { ...base, name, amountCents: unit.amountCents, interval: 'year', metered: true } });
   }
   return out;
 }

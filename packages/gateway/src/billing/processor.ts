@@ -1,4 +1,11 @@
-import { ApigateError, describeError, type Logger, type PaymentEvent, type SubscriptionState, type SubscriptionStatus } from '@apigate/kernel';
+import {
+  ApigateError,
+  describeError,
+  type Logger,
+  type PaymentEvent,
+  type SubscriptionState,
+  type SubscriptionStatus,
+} from '@apigate/kernel';
 import type { Subscription } from '../domain/subscriptions.js';
 import type { WebhookDispatcher } from '../delivery/outbound-webhooks.js';
 import type { Store } from '../domain/open-store.js';
@@ -132,8 +139,13 @@ export class PaymentProcessor {
       what: `payment event ${provider}:${e.id} (${e.type})`,
     });
     if (result.status === 'applied' && result.subscription) await this.#emit(provider, e, result.subscription, result.created);
-    else if (result.status === 'skipped') this.o.logger.info({ provider, eventId: e.id, type: e.type }, 'payment event older than the stored subscription state: ignored');
-    return { status: result.status, ...(result.subscription ? { subscription: result.subscription } : {}), ...(result.userPlanId ? { userPlanId: result.userPlanId } : {}) };
+    else if (result.status === 'skipped')
+      this.o.logger.info({ provider, eventId: e.id, type: e.type }, 'payment event older than the stored subscription state: ignored');
+    return {
+      status: result.status,
+      ...(result.subscription ? { subscription: result.subscription } : {}),
+      ...(result.userPlanId ? { userPlanId: result.userPlanId } : {}),
+    };
   }
 
   /**
@@ -155,7 +167,11 @@ export class PaymentProcessor {
       refUserId: undefined,
       what: `${provider} subscription ${state.subscriptionId}`,
     });
-    return { status: result.status, ...(result.subscription ? { subscription: result.subscription } : {}), ...(result.userPlanId ? { userPlanId: result.userPlanId } : {}) };
+    return {
+      status: result.status,
+      ...(result.subscription ? { subscription: result.subscription } : {}),
+      ...(result.userPlanId ? { userPlanId: result.userPlanId } : {}),
+    };
   }
 
   /**
@@ -221,9 +237,12 @@ export class PaymentProcessor {
     if (f.priceId) {
       // The monthly price (`plan`) or the yearly one (`plan_year`, see plans-sync PRICE_KINDS).
       planId =
-        (await mappings.findLocal(f.provider, MAPPING.plan, f.priceId))?.localId ?? (await mappings.findLocal(f.provider, MAPPING.planYear, f.priceId))?.localId;
+        (await mappings.findLocal(f.provider, MAPPING.plan, f.priceId))?.localId ??
+        (await mappings.findLocal(f.provider, MAPPING.planYear, f.priceId))?.localId;
       if (!planId) {
-        throw new PaymentMappingError(`${f.what}: no plan for ${f.provider} price ${f.priceId}; map it with apigate plans sync, then replay the event`);
+        throw new PaymentMappingError(
+          `${f.what}: no plan for ${f.provider} price ${f.priceId}; map it with apigate plans sync, then replay the event`,
+        );
       }
     } else {
       planId = existing?.planId;
@@ -261,11 +280,17 @@ export class PaymentProcessor {
     // Custom data is settable by whoever starts a checkout: trust it only for a customer nobody has yet.
     const own = await mappings.findExternal(provider, MAPPING.user, refUserId);
     if (own && own.externalId !== customerId) {
-      this.o.logger.warn({ provider, customerId }, `payment: custom data names user ${refUserId}, who already has another ${provider} customer; not trusted`);
+      this.o.logger.warn(
+        { provider, customerId },
+        `payment: custom data names user ${refUserId}, who already has another ${provider} customer; not trusted`,
+      );
       return undefined;
     }
     if ((await domain.subscriptions.listForCustomer(provider, customerId)).some((s) => s.userId !== refUserId)) {
-      this.o.logger.warn({ provider, customerId }, `payment: custom data names user ${refUserId} for a customer another user's subscription has; not trusted`);
+      this.o.logger.warn(
+        { provider, customerId },
+        `payment: custom data names user ${refUserId} for a customer another user's subscription has; not trusted`,
+      );
       return undefined;
     }
     try {
@@ -298,7 +323,16 @@ export class PaymentProcessor {
       external_subscription_id: s.externalSubscriptionId,
       current_period_end: s.currentPeriodEnd?.toISOString() ?? null,
       cancel_at_period_end: s.cancelAtPeriodEnd,
-      ...(e.invoice ? { invoice: { id: e.invoice.id, amount_cents: e.invoice.amountCents, currency: e.invoice.currency, attempt: e.invoice.attempt ?? null } } : {}),
+      ...(e.invoice
+        ? {
+            invoice: {
+              id: e.invoice.id,
+              amount_cents: e.invoice.amountCents,
+              currency: e.invoice.currency,
+              attempt: e.invoice.attempt ?? null,
+            },
+          }
+        : {}),
     };
     // The provider's event id makes the outbound event idempotent: a retried job sends nothing new.
     await this.o.webhooks.emit(type, data, { id: `${provider}:${e.id}`, at: e.occurredAt });

@@ -74,11 +74,26 @@ export async function reconcileSubscriptions(o: ReconcileOptions): Promise<Recon
         externalSubscriptionId: state.subscriptionId,
         subscriptionId: after?.id ?? stored?.id ?? null,
         userId: after?.userId ?? stored?.userId ?? null,
-        before: stored ? { status: stored.status, planId: stored.planId, cancelAtPeriodEnd: stored.cancelAtPeriodEnd, currentPeriodEnd: stored.currentPeriodEnd } : null,
-        after: { status: state.status, planId: after?.planId ?? planId ?? null, cancelAtPeriodEnd: state.cancelAtPeriodEnd, currentPeriodEnd: state.currentPeriodEnd ?? null },
+        before: stored
+          ? {
+              status: stored.status,
+              planId: stored.planId,
+              cancelAtPeriodEnd: stored.cancelAtPeriodEnd,
+              currentPeriodEnd: stored.currentPeriodEnd,
+            }
+          : null,
+        after: {
+          status: state.status,
+          planId: after?.planId ?? planId ?? null,
+          cancelAtPeriodEnd: state.cancelAtPeriodEnd,
+          currentPeriodEnd: state.currentPeriodEnd ?? null,
+        },
       };
       result.changed.push(change);
-      o.logger.info({ provider: o.providerName, ...change }, `reconcile: ${state.subscriptionId} repaired (${change.before?.status ?? 'unknown'} -> ${state.status})`);
+      o.logger.info(
+        { provider: o.providerName, ...change },
+        `reconcile: ${state.subscriptionId} repaired (${change.before?.status ?? 'unknown'} -> ${state.status})`,
+      );
     } catch (err) {
       if (!stored && (err as { code?: string }).code === 'PAYMENT_MAPPING_MISSING') result.unknown++;
       else result.errors.push({ externalSubscriptionId: state.subscriptionId, error: describeError(err) });
@@ -91,7 +106,8 @@ export async function reconcileSubscriptions(o: ReconcileOptions): Promise<Recon
   // Stored live subscriptions the list did not include (another customer id, or the provider lost them).
   const stored = o.userId !== undefined ? await domain.subscriptions.listForUser(o.userId) : await allLive(o.store, o.providerName);
   for (const s of stored) {
-    if (s.provider !== o.providerName || !s.externalSubscriptionId || seen.has(s.externalSubscriptionId) || !LIVE_STATUSES.has(s.status)) continue;
+    if (s.provider !== o.providerName || !s.externalSubscriptionId || seen.has(s.externalSubscriptionId) || !LIVE_STATUSES.has(s.status))
+      continue;
     let state: SubscriptionState;
     try {
       state = await o.payment.getSubscription(s.externalSubscriptionId);
@@ -126,7 +142,10 @@ async function planOf(o: ReconcileOptions, priceId: string): Promise<string | un
 }
 
 const moved = (a: Subscription, b: Subscription) =>
-  a.status !== b.status || a.planId !== b.planId || a.cancelAtPeriodEnd !== b.cancelAtPeriodEnd || !sameTime(a.currentPeriodEnd, b.currentPeriodEnd);
+  a.status !== b.status ||
+  a.planId !== b.planId ||
+  a.cancelAtPeriodEnd !== b.cancelAtPeriodEnd ||
+  !sameTime(a.currentPeriodEnd, b.currentPeriodEnd);
 
 function differs(stored: Subscription, state: SubscriptionState, planId: string | undefined): boolean {
   return (
@@ -156,7 +175,10 @@ export function startReconciler(o: ReconcilerOptions): PeriodicJob<ReconcileResu
     run: async () => {
       const r = await reconcileSubscriptions(o);
       if (r.changed.length || r.errors.length) {
-        o.logger.info({ provider: o.providerName, checked: r.checked, changed: r.changed.length, errors: r.errors.length }, 'payment reconciliation done');
+        o.logger.info(
+          { provider: o.providerName, checked: r.checked, changed: r.changed.length, errors: r.errors.length },
+          'payment reconciliation done',
+        );
       }
       return r;
     },

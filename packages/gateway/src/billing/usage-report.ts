@@ -104,12 +104,27 @@ async function recordDue(store: Store, sub: Subscription, provider: string, peri
     const [row] = await tx
       .select({ max: sql<number>`coalesce(max(${usageReports.cumulative}), 0)`.mapWith(Number) })
       .from(usageReports)
-      .where(and(eq(usageReports.subscriptionId, sub.id), eq(usageReports.period, period), inArray(usageReports.status, ['pending', 'reported'])));
+      .where(
+        and(
+          eq(usageReports.subscriptionId, sub.id),
+          eq(usageReports.period, period),
+          inArray(usageReports.status, ['pending', 'reported']),
+        ),
+      );
     const done = row!.max;
     if (units <= done) return;
     await tx
       .insert(usageReports)
-      .values({ id: usageReportKey(sub.id, period, units), subscriptionId: sub.id, provider, period, cumulative: units, quantity: units - done, status: 'pending', createdAt: now })
+      .values({
+        id: usageReportKey(sub.id, period, units),
+        subscriptionId: sub.id,
+        provider,
+        period,
+        cumulative: units,
+        quantity: units - done,
+        status: 'pending',
+        createdAt: now,
+      })
       .onConflictDoNothing();
   });
 }
@@ -135,7 +150,10 @@ async function sendPending(o: UsageReportOptions, sub: Subscription, period: str
       });
       await o.store.db.update(usageReports).set({ status: 'reported', reportedAt: now, error: null }).where(eq(usageReports.id, row.id));
       result.reported.push({ ...row, status: 'reported', reportedAt: now, error: null });
-      o.logger.info({ provider: o.providerName, subscriptionId: sub.id, period, quantity: row.quantity }, `usage: reported ${row.quantity} overage units`);
+      o.logger.info(
+        { provider: o.providerName, subscriptionId: sub.id, period, quantity: row.quantity },
+        `usage: reported ${row.quantity} overage units`,
+      );
     } catch (err) {
       const error = describeError(err);
       // A retryable failure stays pending (the next run sends it with the same key); a refusal is final.

@@ -1,12 +1,4 @@
-import {
-  describeError,
-  type Job,
-  type Logger,
-  type PaymentProvider,
-  type QueueProvider,
-  redact,
-  type Worker,
-} from '@apigate/kernel';
+import { describeError, type Job, type Logger, type PaymentProvider, type QueueProvider, redact, type Worker } from '@apigate/kernel';
 import { DomainError } from '../domain/errors.js';
 import { jobIdOf, PAYMENT_QUEUE, PaymentInbox, type PaymentJob, type RecordedPaymentEvent, retryDelayMs } from './events.js';
 import { PaymentMappingError, PaymentProcessor, type PaymentProcessorOptions } from './processor.js';
@@ -55,7 +47,11 @@ function isFinal(err: unknown): boolean {
 const maskedError = (err: unknown): string => redact(describeError(err)).replace(/\s+/g, ' ').slice(0, 500);
 
 /** Publishes the row's next try; a job still known with the same id makes this a no-op. */
-export async function enqueuePaymentEvent(queue: Pick<QueueProvider, 'publish'>, e: Pick<RecordedPaymentEvent, 'provider' | 'eventId' | 'attempts' | 'nextAttemptAt'>, now = Date.now()): Promise<boolean> {
+export async function enqueuePaymentEvent(
+  queue: Pick<QueueProvider, 'publish'>,
+  e: Pick<RecordedPaymentEvent, 'provider' | 'eventId' | 'attempts' | 'nextAttemptAt'>,
+  now = Date.now(),
+): Promise<boolean> {
   const delayMs = e.nextAttemptAt ? Math.max(0, e.nextAttemptAt.getTime() - now) : 0;
   const res = await queue.publish<PaymentJob>(
     PAYMENT_QUEUE,
@@ -78,9 +74,18 @@ export async function replayPaymentEvent(
 ): Promise<RecordedPaymentEvent> {
   const row = await findPaymentEvent(o.inbox, eventId, provider);
   if (row.status === 'applied' || row.status === 'skipped') {
-    throw new DomainError('conflict', 'PAYMENT_EVENT_DONE', `payment event ${eventId} is already ${row.status}; only failed or queued events are replayed`);
+    throw new DomainError(
+      'conflict',
+      'PAYMENT_EVENT_DONE',
+      `payment event ${eventId} is already ${row.status}; only failed or queued events are replayed`,
+    );
   }
-  if (!row.hasBody) throw new DomainError('conflict', 'PAYMENT_EVENT_NO_BODY', `payment event ${eventId} was recorded without its body and cannot be processed again`);
+  if (!row.hasBody)
+    throw new DomainError(
+      'conflict',
+      'PAYMENT_EVENT_NO_BODY',
+      `payment event ${eventId} was recorded without its body and cannot be processed again`,
+    );
   const at = o.now ?? new Date();
   await o.inbox.requeue(row.provider, row.eventId, at);
   const fresh = (await o.inbox.find(row.provider, row.eventId))!;
@@ -91,9 +96,15 @@ export async function replayPaymentEvent(
 /** One inbox row by event id; NOT_FOUND, or a conflict naming the providers when the id is ambiguous. */
 export async function findPaymentEvent(inbox: PaymentInbox, eventId: string, provider?: string): Promise<RecordedPaymentEvent> {
   const rows = (await inbox.findById(eventId)).filter((r) => provider === undefined || r.provider === provider);
-  if (rows.length === 0) throw new DomainError('not_found', 'NOT_FOUND', `payment event ${eventId}${provider ? ` of ${provider}` : ''} not found`);
+  if (rows.length === 0)
+    throw new DomainError('not_found', 'NOT_FOUND', `payment event ${eventId}${provider ? ` of ${provider}` : ''} not found`);
   if (rows.length > 1) {
-    throw new DomainError('conflict', 'AMBIGUOUS', `payment event ${eventId} exists for ${rows.map((r) => r.provider).join(', ')}: name the provider`, 'provider');
+    throw new DomainError(
+      'conflict',
+      'AMBIGUOUS',
+      `payment event ${eventId} exists for ${rows.map((r) => r.provider).join(', ')}: name the provider`,
+      'provider',
+    );
   }
   return rows[0]!;
 }
@@ -123,7 +134,9 @@ export function startPaymentWorker(queue: Pick<QueueProvider, 'process' | 'publi
     if (row.nextAttemptAt && row.nextAttemptAt.getTime() > now().getTime() + 1000) return;
     const input = await inbox.input(provider, eventId);
     if (provider !== o.providerName || !input) {
-      const why = !input ? 'the row has no stored body (recorded before the inbox)' : `payment provider ${provider} is not the selected one (${o.providerName})`;
+      const why = !input
+        ? 'the row has no stored body (recorded before the inbox)'
+        : `payment provider ${provider} is not the selected one (${o.providerName})`;
       await inbox.fail(provider, eventId, why);
       log.warn({ provider, eventId }, `payment event failed: ${why}`);
       return;

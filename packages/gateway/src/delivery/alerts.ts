@@ -57,7 +57,9 @@ export class AlertRouter {
     this.active = matchesEvent(opts.patterns, 'provider.error');
     const unknown = opts.patterns.filter((p) => !ALERTABLE_EVENTS.some((e) => matchesEvent([p], e)));
     if (unknown.length) {
-      this.logger.warn(`notification.events: ${unknown.join(', ')} names no event the gateway raises (known: ${ALERTABLE_EVENTS.join(', ')})`);
+      this.logger.warn(
+        `notification.events: ${unknown.join(', ')} names no event the gateway raises (known: ${ALERTABLE_EVENTS.join(', ')})`,
+      );
     }
     if (this.active) opts.events.on('provider.error', this.listener);
   }

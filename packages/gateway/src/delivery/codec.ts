@@ -38,7 +38,8 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 
 /** The message back from a job; a payload in no known format is an InvalidInputError (the job cannot succeed). */
 export function decodeEmail(payload: unknown): EmailMessage {
-  if (!isObject(payload) || payload.v !== 1 || !isObject(payload.message)) throw new InvalidInputError('email job: payload is not an outbox email (v1)');
+  if (!isObject(payload) || payload.v !== 1 || !isObject(payload.message))
+    throw new InvalidInputError('email job: payload is not an outbox email (v1)');
   const { attachments, ...rest } = (payload as unknown as EmailJob).message;
   return {
     ...rest,

@@ -42,19 +42,32 @@ export {
 export function createOutbox(kernel: Kernel, settings: SettingsReader): Outbox {
   const queue = kernel.tryGet('queue');
   if (!queue) {
-    throw new ApigateError('QUEUE_REQUIRED', 'email and notifications are delivered through the queue: set QUEUE_PROVIDER to memory or redis (it is none)');
+    throw new ApigateError(
+      'QUEUE_REQUIRED',
+      'email and notifications are delivered through the queue: set QUEUE_PROVIDER to memory or redis (it is none)',
+    );
   }
   const s = readDeliverySettings(settings);
   return new Outbox({ queue, attempts: s.attempts, backoffMs: s.backoffMs });
 }
 
 /** Delivery workers for the kernel's selected email and notification providers, raising events on `kernel.events`. */
-export function startDeliveryWorkers(kernel: Kernel, opts: { logger?: Logger; concurrency?: number; only?: 'email' | 'notification' } = {}): DeliveryWorkers {
+export function startDeliveryWorkers(
+  kernel: Kernel,
+  opts: { logger?: Logger; concurrency?: number; only?: 'email' | 'notification' } = {},
+): DeliveryWorkers {
   const queue = kernel.get('queue');
   const pick = <C extends 'email' | 'notification'>(c: C) => {
     const provider = opts.only && opts.only !== c ? undefined : kernel.tryGet(c);
     // The name is read at each event: a settings change may have switched the provider (kernel.reconfigure).
-    return provider ? { provider, get name() { return kernel.selected(c)?.name ?? c; } } : undefined;
+    return provider
+      ? {
+          provider,
+          get name() {
+            return kernel.selected(c)?.name ?? c;
+          },
+        }
+      : undefined;
   };
   return DeliveryWorkers.start({
     queue,

@@ -53,7 +53,15 @@ export class WebhookSendError extends ApigateError {
  * POSTs one signed body to `url`. Resolves with the status on a 2xx; otherwise throws
  * WebhookSendError. Redirects are not followed (a signed POST should not wander).
  */
-export async function postWebhook(o: { url: string; secret: string; body: string; eventId: string; eventType: string; timeoutMs: number; now?: number }): Promise<number> {
+export async function postWebhook(o: {
+  url: string;
+  secret: string;
+  body: string;
+  eventId: string;
+  eventType: string;
+  timeoutMs: number;
+  now?: number;
+}): Promise<number> {
   const timestamp = Math.floor((o.now ?? Date.now()) / 1000);
   let res: Awaited<ReturnType<typeof request>>;
   try {
@@ -73,7 +81,10 @@ export async function postWebhook(o: { url: string; secret: string; body: string
       signal: AbortSignal.timeout(o.timeoutMs),
     });
   } catch (err) {
-    throw new WebhookSendError(`POST ${o.url}: ${describeError(err)}`, { retryable: isRetryable(err) || (err as Error)?.name === 'TimeoutError', cause: err });
+    throw new WebhookSendError(`POST ${o.url}: ${describeError(err)}`, {
+      retryable: isRetryable(err) || (err as Error)?.name === 'TimeoutError',
+      cause: err,
+    });
   }
   const text = (await res.body.text().catch(() => '')).slice(0, 200);
   if (res.statusCode >= 200 && res.statusCode < 300) return res.statusCode;
@@ -115,24 +126,39 @@ export class WebhookDispatcher {
   }
 
   /** Sends `type` to every enabled endpoint subscribed to it. `id` defaults to a fresh one; pass a stable id to make the event idempotent. */
-  async emit(type: string, data: Record<string, unknown>, opts: { id?: string; at?: Date; endpoints?: WebhookEndpoint[] } = {}): Promise<{ event: WebhookEvent; deliveries: WebhookDelivery[] }> {
+  async emit(
+    type: string,
+    data: Record<string, unknown>,
+    opts: { id?: string; at?: Date; endpoints?: WebhookEndpoint[] } = {},
+  ): Promise<{ event: WebhookEvent; deliveries: WebhookDelivery[] }> {
     const event: WebhookEvent = { id: opts.id ?? `evt_${randomUUID()}`, type, created_at: (opts.at ?? new Date()).toISOString(), data };
     const endpoints = opts.endpoints ?? (await this.#o.domain.webhooks.endpointsFor(type));
     const body = JSON.stringify(event);
     const deliveries: WebhookDelivery[] = [];
     for (const endpoint of endpoints) {
-      const d = await this.#o.domain.webhooks.recordDelivery({ endpointId: endpoint.id, eventId: event.id, eventType: type, payload: body });
+      const d = await this.#o.domain.webhooks.recordDelivery({
+        endpointId: endpoint.id,
+        eventId: event.id,
+        eventType: type,
+        payload: body,
+      });
       deliveries.push(d);
       // Already tried (or done) by whoever recorded it first.
       if (d.status !== 'pending' || d.attempts > 0) continue;
       if (this.#o.queue) {
-        await this.#o.queue.publish(WEBHOOK_QUEUE, { deliveryId: d.id }, {
-          jobId: `webhook-${d.id}`,
-          attempts: this.#o.attempts,
-          backoff: { type: 'exponential', delayMs: this.#o.backoffMs },
-        });
+        await this.#o.queue.publish(
+          WEBHOOK_QUEUE,
+          { deliveryId: d.id },
+          {
+            jobId: `webhook-${d.id}`,
+            attempts: this.#o.attempts,
+            backoff: { type: 'exponential', delayMs: this.#o.backoffMs },
+          },
+        );
       } else {
-        deliveries[deliveries.length - 1] = await this.attempt(d.id, { final: true }).catch(() => this.#o.domain.webhooks.getDelivery(d.id));
+        deliveries[deliveries.length - 1] = await this.attempt(d.id, { final: true }).catch(() =>
+          this.#o.domain.webhooks.getDelivery(d.id),
+        );
       }
     }
     return { event, deliveries };
@@ -168,7 +194,8 @@ export class WebhookDispatcher {
       });
       return await hooks.recordAttempt(d.id, { ok: true, responseStatus: status });
     } catch (err) {
-      const e = err instanceof WebhookSendError ? err : new WebhookSendError(describeError(err), { retryable: isRetryable(err), cause: err });
+      const e =
+        err instanceof WebhookSendError ? err : new WebhookSendError(describeError(err), { retryable: isRetryable(err), cause: err });
       await hooks.recordAttempt(d.id, { ok: false, responseStatus: e.status ?? null, error: e.message, final: opts.final || !e.retryable });
       throw e;
     }
@@ -177,7 +204,9 @@ export class WebhookDispatcher {
   /** The queue worker that sends queued deliveries. */
   start(opts: { concurrency?: number } = {}): Worker {
     if (!this.#o.queue) throw new ApigateError('QUEUE_REQUIRED', 'webhook deliveries need a queue provider');
-    return this.#o.queue.process(WEBHOOK_QUEUE, (job) => this.#handle(job as Job<{ deliveryId?: unknown }>), { concurrency: opts.concurrency ?? 4 });
+    return this.#o.queue.process(WEBHOOK_QUEUE, (job) => this.#handle(job as Job<{ deliveryId?: unknown }>), {
+      concurrency: opts.concurrency ?? 4,
+    });
   }
 
   async #handle(job: Job<{ deliveryId?: unknown }>): Promise<void> {

@@ -49,12 +49,22 @@ export function parseEventList(value: string | undefined): string[] {
 
 export function checkEventList(value: string): string | undefined {
   const list = parseEventList(value);
-  return list.length > 0 && list.every((e) => EVENT_PATTERN.test(e)) ? undefined : 'expected a comma-separated list of event names, e.g. provider.error';
+  return list.length > 0 && list.every((e) => EVENT_PATTERN.test(e))
+    ? undefined
+    : 'expected a comma-separated list of event names, e.g. provider.error';
 }
 
 /** Whether `event` is named by one of `patterns` (`provider.*` matches `provider.error`). */
 export function matchesEvent(patterns: readonly string[], event: string): boolean {
-  return patterns.some((p) => new RegExp(`^${p.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'i').test(event));
+  return patterns.some((p) =>
+    new RegExp(
+      `^${p
+        .split('*')
+        .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*')}$`,
+      'i',
+    ).test(event),
+  );
 }
 
 export interface DeliverySettings {

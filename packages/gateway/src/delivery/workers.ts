@@ -77,7 +77,12 @@ export class DeliveryWorkers {
       w.workers.push(
         opts.queue.process(
           EMAIL_QUEUE,
-          w.handler(EMAIL_QUEUE, 'email', () => email.name, async (payload) => (await email.provider.send(decodeEmail(payload))).messageId),
+          w.handler(
+            EMAIL_QUEUE,
+            'email',
+            () => email.name,
+            async (payload) => (await email.provider.send(decodeEmail(payload))).messageId,
+          ),
           { concurrency },
         ),
       );
@@ -86,10 +91,15 @@ export class DeliveryWorkers {
       w.workers.push(
         opts.queue.process(
           NOTIFICATION_QUEUE,
-          w.handler(NOTIFICATION_QUEUE, 'notification', () => notification.name, async (payload) => {
-            await notification.provider.notify(decodeNotification(payload));
-            return undefined;
-          }),
+          w.handler(
+            NOTIFICATION_QUEUE,
+            'notification',
+            () => notification.name,
+            async (payload) => {
+              await notification.provider.notify(decodeNotification(payload));
+              return undefined;
+            },
+          ),
           { concurrency },
         ),
       );
@@ -97,7 +107,12 @@ export class DeliveryWorkers {
     return w;
   }
 
-  private handler(queue: string, capability: CapabilityName, provider: () => string, deliver: (payload: unknown) => Promise<string | undefined>) {
+  private handler(
+    queue: string,
+    capability: CapabilityName,
+    provider: () => string,
+    deliver: (payload: unknown) => Promise<string | undefined>,
+  ) {
     return async (job: Job<unknown>): Promise<void> => {
       const base = { queue, jobId: job.id, attempt: job.attempt, maxAttempts: job.maxAttempts };
       let messageId: string | undefined;
@@ -122,7 +137,10 @@ export class DeliveryWorkers {
             at: new Date(),
           });
         } else {
-          this.logger.warn({ queue, jobId: job.id }, `${queue} job ${job.id} attempt ${job.attempt} of ${job.maxAttempts} failed, will retry: ${error}`);
+          this.logger.warn(
+            { queue, jobId: job.id },
+            `${queue} job ${job.id} attempt ${job.attempt} of ${job.maxAttempts} failed, will retry: ${error}`,
+          );
         }
         if (!retryable) throw new NonRetryableJobError(error, { cause: err });
         throw err;

@@ -17,7 +17,9 @@ export interface AdminToken {
   createdAt: Date;
 }
 
-const createSchema = z.object({ name: z.string({ error: 'expected a name' }).trim().max(100, { error: 'at most 100 characters' }).default('') }).strict();
+const createSchema = z
+  .object({ name: z.string({ error: 'expected a name' }).trim().max(100, { error: 'at most 100 characters' }).default('') })
+  .strict();
 
 const columns = ({ adminTokens }: Tables) => ({
   id: adminTokens.id,
@@ -57,7 +59,9 @@ export class AdminTokenRepository {
     const [row] = await this.ctx.db.select(columns(this.ctx.t)).from(adminTokens).where(eq(adminTokens.id, id));
     if (!row) throw notFound('admin token', id);
     if (row.revokedAt) return row;
-    return (await this.ctx.db.update(adminTokens).set({ revokedAt: this.ctx.now() }).where(eq(adminTokens.id, id)).returning(columns(this.ctx.t)))[0]!;
+    return (
+      await this.ctx.db.update(adminTokens).set({ revokedAt: this.ctx.now() }).where(eq(adminTokens.id, id)).returning(columns(this.ctx.t))
+    )[0]!;
   }
 
   /** The live token with this secret (and records its use), or undefined. */

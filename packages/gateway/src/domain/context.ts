@@ -29,7 +29,8 @@ export async function writeTx<T>(ctx: DomainContext, body: (tx: Tx, touch: Touch
   const result = await ctx.tx(async (tx) => {
     // PostgreSQL: one domain write at a time across instances, like SQLite's IMMEDIATE, so the
     // checks a write makes first (email taken, prefix taken, the one default plan) hold until it commits.
-    if (ctx.dialect === 'postgres') await (tx as unknown as { execute(q: SQL): Promise<unknown> }).execute(sql`SELECT pg_advisory_xact_lock(${DOMAIN_WRITE_LOCK})`);
+    if (ctx.dialect === 'postgres')
+      await (tx as unknown as { execute(q: SQL): Promise<unknown> }).execute(sql`SELECT pg_advisory_xact_lock(${DOMAIN_WRITE_LOCK})`);
     return body(tx, async (entity, action, id) => {
       pending.push({ entity, action, id, version: await ctx.changes.bump(tx, entity) });
     });

@@ -28,7 +28,15 @@ export class Domain {
   constructor(opts: { store: StoreDb; secretKey: SecretKey; now?: () => Date }) {
     this.changes = new ChangeNotifier(opts.store);
     const { dialect, db, t, tx } = opts.store;
-    const ctx: DomainContext = { dialect, db, t, tx, changes: this.changes, secretKey: opts.secretKey, now: opts.now ?? (() => new Date()) };
+    const ctx: DomainContext = {
+      dialect,
+      db,
+      t,
+      tx,
+      changes: this.changes,
+      secretKey: opts.secretKey,
+      now: opts.now ?? (() => new Date()),
+    };
     this.users = new UserRepository(ctx);
     this.plans = new PlanRepository(ctx);
     this.keys = new ApiKeyRepository(ctx);

@@ -84,7 +84,8 @@ const authColumns = ({ apiKeys, users }: Tables) => ({
 });
 
 /** Not revoked and not expired at `now`. */
-const stillWorks = ({ apiKeys }: Tables, now: Date) => and(isNull(apiKeys.revokedAt), or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)));
+const stillWorks = ({ apiKeys }: Tables, now: Date) =>
+  and(isNull(apiKeys.revokedAt), or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)));
 
 export class ApiKeyRepository {
   constructor(private readonly ctx: DomainContext) {}
@@ -109,7 +110,15 @@ export class ApiKeyRepository {
       const id = newId('key');
       const [row] = await tx
         .insert(apiKeys)
-        .values({ id, userId: v.userId, name: v.name, prefix: secret.prefix, hash: secret.hash, expiresAt: v.expiresAt, createdAt: this.ctx.now() })
+        .values({
+          id,
+          userId: v.userId,
+          name: v.name,
+          prefix: secret.prefix,
+          hash: secret.hash,
+          expiresAt: v.expiresAt,
+          createdAt: this.ctx.now(),
+        })
         .returning(publicColumns(this.ctx.t));
       await touch('keys', 'created', id);
       return { apiKey: this.withStatus(row!), key: secret.secret };
@@ -136,7 +145,12 @@ export class ApiKeyRepository {
       q.includeInactive === false ? stillWorks(this.ctx.t, this.ctx.now()) : undefined,
     ];
     const page = await listPage(q, 'api key list', apiKeys, filters, (where, order, n) =>
-      this.ctx.db.select(publicColumns(this.ctx.t)).from(apiKeys).where(where).orderBy(...order).limit(n),
+      this.ctx.db
+        .select(publicColumns(this.ctx.t))
+        .from(apiKeys)
+        .where(where)
+        .orderBy(...order)
+        .limit(n),
     );
     return { ...page, items: page.items.map((r) => this.withStatus(r)) };
   }
@@ -158,13 +172,23 @@ export class ApiKeyRepository {
   /** Hot-path lookup by `hashApiKey(key)`: the key with its user's plan and status, revoked or not. */
   async findByHash(hash: string): Promise<KeyAuthRecord | undefined> {
     const { apiKeys, users } = this.ctx.t;
-    return (await this.ctx.db.select(authColumns(this.ctx.t)).from(apiKeys).innerJoin(users, eq(users.id, apiKeys.userId)).where(eq(apiKeys.hash, hash)))[0];
+    return (
+      await this.ctx.db
+        .select(authColumns(this.ctx.t))
+        .from(apiKeys)
+        .innerJoin(users, eq(users.id, apiKeys.userId))
+        .where(eq(apiKeys.hash, hash))
+    )[0];
   }
 
   /** Every key that is not revoked, for a cache that holds them all (reload when `keys` or `users` change). */
   async listForAuth(): Promise<KeyAuthRecord[]> {
     const { apiKeys, users } = this.ctx.t;
-    return this.ctx.db.select(authColumns(this.ctx.t)).from(apiKeys).innerJoin(users, eq(users.id, apiKeys.userId)).where(isNull(apiKeys.revokedAt));
+    return this.ctx.db
+      .select(authColumns(this.ctx.t))
+      .from(apiKeys)
+      .innerJoin(users, eq(users.id, apiKeys.userId))
+      .where(isNull(apiKeys.revokedAt));
   }
 
   /** Checks a presented key the way the proxy does: unknown, revoked, expired, suspended user, or ok. */

@@ -79,7 +79,10 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
   let listener: ChangeListener | undefined;
   if (url) {
     if (!isPostgresUrl(url)) {
-      throw new ApigateError('STORE_URL_INVALID', `${DATABASE_URL_ENV} must be a postgres:// or postgresql:// URL (or unset for SQLite in the data dir)`);
+      throw new ApigateError(
+        'STORE_URL_INVALID',
+        `${DATABASE_URL_ENV} must be a postgres:// or postgresql:// URL (or unset for SQLite in the data dir)`,
+      );
     }
     const pg = await openPostgres(url);
     s = postgresStoreDb(pg.db);
@@ -88,7 +91,8 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
     exclusive = (name, fn) => runExclusive(pg.pool, name, fn);
   } else {
     const opened = openDatabase(opts.dataDir);
-    if (opened.looseMode) logger.warn(`the database ${opened.file} is readable by group or others; chmod 600 it (and its -wal and -shm files)`);
+    if (opened.looseMode)
+      logger.warn(`the database ${opened.file} is readable by group or others; chmod 600 it (and its -wal and -shm files)`);
     s = sqliteStoreDb(opened.db, opened.sqlite);
     where = opened.file;
     closeDb = async () => {
@@ -99,7 +103,10 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
     const { db } = s;
     const { meta, settings } = s.t;
     // Two processes opening a new database at once: the first insert wins and both read it back.
-    await db.insert(meta).values({ key: INSTALL_ID, value: randomBytes(8).toString('hex') }).onConflictDoNothing();
+    await db
+      .insert(meta)
+      .values({ key: INSTALL_ID, value: randomBytes(8).toString('hex') })
+      .onConflictDoNothing();
     const [install] = await db.select().from(meta).where(eq(meta.key, INSTALL_ID));
     const installId = install!.value;
     const [check] = await db.select().from(meta).where(eq(meta.key, KEY_CHECK));
@@ -123,7 +130,10 @@ export async function openStore(opts: StoreOptions): Promise<Store> {
     } else {
       // A database from before the check value existed: prove the key on a stored secret instead.
       if (firstSecret) tryDecrypt(key, firstSecret.value, firstSecret.key, mismatch);
-      await db.insert(meta).values({ key: KEY_CHECK, value: encrypt(key.key, KEY_CHECK_PLAINTEXT, KEY_CHECK_CONTEXT) }).onConflictDoNothing();
+      await db
+        .insert(meta)
+        .values({ key: KEY_CHECK, value: encrypt(key.key, KEY_CHECK_PLAINTEXT, KEY_CHECK_CONTEXT) })
+        .onConflictDoNothing();
     }
 
     const domain = new Domain({ store: s, secretKey: key, ...(opts.now ? { now: opts.now } : {}) });

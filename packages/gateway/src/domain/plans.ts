@@ -30,13 +30,22 @@ export interface Plan {
 
 const MICRO = 1_000_000;
 const limit = (what: string) =>
-  z.number({ error: `expected a whole number of ${what} or null for unlimited` }).int({ error: `expected a whole number of ${what}` }).positive({ error: 'must be at least 1; for no limit use null ("unlimited" on the command line)' }).max(1e12).nullable();
+  z
+    .number({ error: `expected a whole number of ${what} or null for unlimited` })
+    .int({ error: `expected a whole number of ${what}` })
+    .positive({ error: 'must be at least 1; for no limit use null ("unlimited" on the command line)' })
+    .max(1e12)
+    .nullable();
 
 const planFields = {
   name: z.string({ error: 'expected a name' }).trim().min(1, { error: 'must not be empty' }).max(100, { error: 'at most 100 characters' }),
   requestsPerMinute: limit('requests per minute'),
   requestsPerMonth: limit('requests per month'),
-  priceCents: z.number({ error: 'expected a whole number of cents' }).int({ error: 'expected a whole number of cents' }).min(0, { error: 'must not be negative' }).max(1e10),
+  priceCents: z
+    .number({ error: 'expected a whole number of cents' })
+    .int({ error: 'expected a whole number of cents' })
+    .min(0, { error: 'must not be negative' })
+    .max(1e10),
   yearlyPriceCents: z
     .number({ error: 'expected a whole number of cents or null for no yearly price' })
     .int({ error: 'expected a whole number of cents' })
@@ -48,7 +57,11 @@ const planFields = {
     .trim()
     .toLowerCase()
     .regex(/^[a-z]{3}$/, { error: 'expected a 3-letter ISO 4217 code such as usd' }),
-  trialDays: z.number({ error: 'expected a whole number of days' }).int({ error: 'expected a whole number of days' }).min(0, { error: 'must not be negative' }).max(730),
+  trialDays: z
+    .number({ error: 'expected a whole number of days' })
+    .int({ error: 'expected a whole number of days' })
+    .min(0, { error: 'must not be negative' })
+    .max(730),
   overageCentsPerRequest: z
     .number({ error: 'expected cents per request (e.g. 0.05) or null for no overage' })
     .min(0, { error: 'must not be negative' })
@@ -102,12 +115,20 @@ export class PlanRepository {
       const [hasDefault] = await tx.select({ id: plans.id }).from(plans).where(eq(plans.isDefault, true));
       // The first plan is the default: users always have a plan to fall back on.
       const isDefault = v.isDefault || !hasDefault;
-      if (isDefault && hasDefault) await tx.update(plans).set({ isDefault: false, updatedAt: this.ctx.now() }).where(eq(plans.isDefault, true));
+      if (isDefault && hasDefault)
+        await tx.update(plans).set({ isDefault: false, updatedAt: this.ctx.now() }).where(eq(plans.isDefault, true));
       const now = this.ctx.now();
       const { overageCentsPerRequest, ...fields } = v;
       const [row] = await tx
         .insert(plans)
-        .values({ ...fields, overagePriceMicrocents: toMicro(overageCentsPerRequest) ?? null, isDefault, id: newId('plan'), createdAt: now, updatedAt: now })
+        .values({
+          ...fields,
+          overagePriceMicrocents: toMicro(overageCentsPerRequest) ?? null,
+          isDefault,
+          id: newId('plan'),
+          createdAt: now,
+          updatedAt: now,
+        })
         .returning();
       await touch('plans', 'created', row!.id);
       return fromRow(row!);
@@ -150,7 +171,12 @@ export class PlanRepository {
   async update(id: string, patch: UpdatePlanInput): Promise<Plan> {
     const v = parseInput(updateSchema, patch, 'plan');
     if (v.isDefault === false) {
-      throw new DomainError('invalid', 'INVALID_INPUT', 'plan: is_default: make another plan the default instead (exactly one plan is the default)', 'is_default');
+      throw new DomainError(
+        'invalid',
+        'INVALID_INPUT',
+        'plan: is_default: make another plan the default instead (exactly one plan is the default)',
+        'is_default',
+      );
     }
     const { plans } = this.ctx.t;
     return writeTx(this.ctx, async (tx, touch) => {
@@ -158,7 +184,8 @@ export class PlanRepository {
       if (!current) throw notFound('plan', id);
       if (v.name !== undefined && v.name !== current.name) await this.assertNameFree(tx, v.name, id);
       const now = this.ctx.now();
-      if (v.isDefault && !current.isDefault) await tx.update(plans).set({ isDefault: false, updatedAt: now }).where(eq(plans.isDefault, true));
+      if (v.isDefault && !current.isDefault)
+        await tx.update(plans).set({ isDefault: false, updatedAt: now }).where(eq(plans.isDefault, true));
       const { overageCentsPerRequest, ...fields } = v;
       const micro = toMicro(overageCentsPerRequest);
       const [row] = await tx
@@ -183,12 +210,25 @@ export class PlanRepository {
       if (!current) throw notFound('plan', id);
       const userCount = (await tx.select({ n: count() }).from(users).where(eq(users.planId, id)))[0]!.n;
       if (userCount > 0) {
-        throw new DomainError('conflict', 'PLAN_IN_USE', `plan ${current.name} (${id}) is the plan of ${userCount} user(s); move them to another plan first`);
+        throw new DomainError(
+          'conflict',
+          'PLAN_IN_USE',
+          `plan ${current.name} (${id}) is the plan of ${userCount} user(s); move them to another plan first`,
+        );
       }
       const subCount = (await tx.select({ n: count() }).from(subscriptions).where(eq(subscriptions.planId, id)))[0]!.n;
-      if (subCount > 0) throw new DomainError('conflict', 'PLAN_IN_USE', `plan ${current.name} (${id}) has ${subCount} subscription(s); it cannot be deleted`);
+      if (subCount > 0)
+        throw new DomainError(
+          'conflict',
+          'PLAN_IN_USE',
+          `plan ${current.name} (${id}) has ${subCount} subscription(s); it cannot be deleted`,
+        );
       if (current.isDefault && (await tx.select({ id: plans.id }).from(plans).where(ne(plans.id, id)).limit(1)).length > 0) {
-        throw new DomainError('conflict', 'PLAN_IS_DEFAULT', `plan ${current.name} (${id}) is the default plan; make another plan the default first`);
+        throw new DomainError(
+          'conflict',
+          'PLAN_IS_DEFAULT',
+          `plan ${current.name} (${id}) is the default plan; make another plan the default first`,
+        );
       }
       await tx.delete(plans).where(eq(plans.id, id));
       await touch('plans', 'deleted', id);
@@ -201,6 +241,7 @@ export class PlanRepository {
       .select({ id: plans.id })
       .from(plans)
       .where(and(sql`lower(${plans.name}) = lower(${name})`, exceptId ? ne(plans.id, exceptId) : undefined));
-    if (same) throw new DomainError('conflict', 'PLAN_NAME_TAKEN', `plan: name: a plan named "${name}" already exists (${same.id})`, 'name');
+    if (same)
+      throw new DomainError('conflict', 'PLAN_NAME_TAKEN', `plan: name: a plan named "${name}" already exists (${same.id})`, 'name');
   }
 }

@@ -44,7 +44,9 @@ const routeFields = {
   pathPrefix: z
     .string({ error: 'expected a path such as /weather' })
     .trim()
-    .regex(/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/, { error: 'expected a path starting with / (no query, fragment or spaces), such as /weather' })
+    .regex(/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*$/, {
+      error: 'expected a path starting with / (no query, fragment or spaces), such as /weather',
+    })
     .transform((p) => (p.length > 1 ? p.replace(/\/+$/, '') || '/' : p))
     .refine((p) => !p.includes('//'), { error: 'must not contain an empty segment (//)' })
     .refine((p) => !hasDotSegment(p), { error: 'must not contain . or .. segments (plain or as %2e)' })
@@ -146,7 +148,12 @@ export class RouteRepository {
     const { routes } = this.ctx.t;
     const row =
       (await this.ctx.db.select().from(routes).where(eq(routes.id, idOrPrefix)))[0] ??
-      (await this.ctx.db.select().from(routes).where(eq(routes.pathPrefix, idOrPrefix.length > 1 ? idOrPrefix.replace(/\/+$/, '') : idOrPrefix)))[0];
+      (
+        await this.ctx.db
+          .select()
+          .from(routes)
+          .where(eq(routes.pathPrefix, idOrPrefix.length > 1 ? idOrPrefix.replace(/\/+$/, '') : idOrPrefix))
+      )[0];
     if (!row) throw new DomainError('not_found', 'NOT_FOUND', `no route with id or path prefix "${idOrPrefix}"`);
     return row;
   }
@@ -181,6 +188,12 @@ export class RouteRepository {
       .select({ id: routes.id })
       .from(routes)
       .where(and(eq(routes.pathPrefix, pathPrefix), exceptId ? ne(routes.id, exceptId) : undefined));
-    if (same) throw new DomainError('conflict', 'ROUTE_PREFIX_TAKEN', `route: path_prefix: ${pathPrefix} is already the prefix of route ${same.id}`, 'path_prefix');
+    if (same)
+      throw new DomainError(
+        'conflict',
+        'ROUTE_PREFIX_TAKEN',
+        `route: path_prefix: ${pathPrefix} is already the prefix of route ${same.id}`,
+        'path_prefix',
+      );
   }
 }

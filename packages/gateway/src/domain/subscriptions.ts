@@ -8,7 +8,16 @@ import { listPage, type Page, type PageQuery } from './paging.js';
 import { parseInput } from './validate.js';
 
 /** The payment capability's statuses (kernel `SubscriptionStatus`). */
-export const SUBSCRIPTION_STATUSES = ['trialing', 'active', 'past_due', 'paused', 'canceled', 'incomplete', 'incomplete_expired', 'unpaid'] as const;
+export const SUBSCRIPTION_STATUSES = [
+  'trialing',
+  'active',
+  'past_due',
+  'paused',
+  'canceled',
+  'incomplete',
+  'incomplete_expired',
+  'unpaid',
+] as const;
 export type SubscriptionStatusValue = (typeof SUBSCRIPTION_STATUSES)[number];
 
 /**
@@ -77,7 +86,9 @@ export interface Subscription {
 const fields = {
   userId: z.string({ error: 'expected a user id' }).min(1, { error: 'expected a user id' }),
   planId: z.string({ error: 'expected a plan id' }).min(1, { error: 'expected a plan id' }),
-  provider: z.string({ error: 'expected a provider name' }).regex(/^[a-z0-9][a-z0-9_-]*$/, { error: 'expected a provider name such as stripe' }),
+  provider: z
+    .string({ error: 'expected a provider name' })
+    .regex(/^[a-z0-9][a-z0-9_-]*$/, { error: 'expected a provider name such as stripe' }),
   externalCustomerId: z.string().min(1).nullable(),
   externalSubscriptionId: z.string().min(1).nullable(),
   status: z.enum(SUBSCRIPTION_STATUSES, { error: `expected one of ${SUBSCRIPTION_STATUSES.join(', ')}` }),
@@ -121,7 +132,14 @@ export class SubscriptionRepository {
       await this.assertExternalFree(tx, v.provider, v.externalSubscriptionId);
       const now = this.ctx.now();
       const pastDueSince = v.status === 'past_due' ? (v.lastEventAt ?? now) : null;
-      return fromRow((await tx.insert(subscriptions).values({ ...v, pastDueSince, id: newId('sub'), createdAt: now, updatedAt: now }).returning())[0]!);
+      return fromRow(
+        (
+          await tx
+            .insert(subscriptions)
+            .values({ ...v, pastDueSince, id: newId('sub'), createdAt: now, updatedAt: now })
+            .returning()
+        )[0]!,
+      );
     });
   }
 
@@ -135,8 +153,17 @@ export class SubscriptionRepository {
       if (v.externalSubscriptionId !== undefined && v.externalSubscriptionId !== current.externalSubscriptionId) {
         await this.assertExternalFree(tx, current.provider, v.externalSubscriptionId);
       }
-      const pastDue = v.status === undefined ? {} : { pastDueSince: v.status !== 'past_due' ? null : (current.pastDueSince ?? this.ctx.now()) };
-      return fromRow((await tx.update(subscriptions).set({ ...v, ...pastDue, updatedAt: this.ctx.now() }).where(eq(subscriptions.id, id)).returning())[0]!);
+      const pastDue =
+        v.status === undefined ? {} : { pastDueSince: v.status !== 'past_due' ? null : (current.pastDueSince ?? this.ctx.now()) };
+      return fromRow(
+        (
+          await tx
+            .update(subscriptions)
+            .set({ ...v, ...pastDue, updatedAt: this.ctx.now() })
+            .where(eq(subscriptions.id, id))
+            .returning()
+        )[0]!,
+      );
     });
   }
 
@@ -159,7 +186,10 @@ export class SubscriptionRepository {
       const now = this.ctx.now();
       if (!current) {
         const pastDueSince = v.status === 'past_due' ? v.lastEventAt : null;
-        const [row] = await tx.insert(subscriptions).values({ ...v, pastDueSince, id: newId('sub'), createdAt: now, updatedAt: now }).returning();
+        const [row] = await tx
+          .insert(subscriptions)
+          .values({ ...v, pastDueSince, id: newId('sub'), createdAt: now, updatedAt: now })
+          .returning();
         return { subscription: fromRow(row!), applied: true };
       }
       if (
@@ -172,8 +202,13 @@ export class SubscriptionRepository {
         return { subscription: fromRow(current), applied: false };
       }
       const { userId: _u, provider: _p, ...changes } = v;
-      const pastDueSince = v.status !== 'past_due' ? null : current.status === 'past_due' && current.pastDueSince ? current.pastDueSince : v.lastEventAt;
-      const [row] = await tx.update(subscriptions).set({ ...changes, pastDueSince, updatedAt: now }).where(eq(subscriptions.id, current.id)).returning();
+      const pastDueSince =
+        v.status !== 'past_due' ? null : current.status === 'past_due' && current.pastDueSince ? current.pastDueSince : v.lastEventAt;
+      const [row] = await tx
+        .update(subscriptions)
+        .set({ ...changes, pastDueSince, updatedAt: now })
+        .where(eq(subscriptions.id, current.id))
+        .returning();
       return { subscription: fromRow(row!), applied: true };
     });
   }
@@ -202,7 +237,12 @@ export class SubscriptionRepository {
   /** Oldest first, a page at a time; filtered by user, status or provider when given. */
   async list(q: PageQuery & { userId?: string; status?: string; provider?: string } = {}): Promise<Page<Subscription>> {
     if (q.status !== undefined && !(SUBSCRIPTION_STATUSES as readonly string[]).includes(q.status)) {
-      throw new DomainError('invalid', 'INVALID_INPUT', `subscription list: status: expected one of ${SUBSCRIPTION_STATUSES.join(', ')}`, 'status');
+      throw new DomainError(
+        'invalid',
+        'INVALID_INPUT',
+        `subscription list: status: expected one of ${SUBSCRIPTION_STATUSES.join(', ')}`,
+        'status',
+      );
     }
     const { subscriptions } = this.ctx.t;
     const filters = [
@@ -211,14 +251,26 @@ export class SubscriptionRepository {
       q.provider !== undefined ? eq(subscriptions.provider, q.provider) : undefined,
     ];
     return listPage(q, 'subscription list', subscriptions, filters, (where, order, n) =>
-      this.ctx.db.select().from(subscriptions).where(where).orderBy(...order).limit(n).then((rows) => rows.map(fromRow)),
+      this.ctx.db
+        .select()
+        .from(subscriptions)
+        .where(where)
+        .orderBy(...order)
+        .limit(n)
+        .then((rows) => rows.map(fromRow)),
     );
   }
 
   /** Oldest first. */
   async listForUser(userId: string): Promise<Subscription[]> {
     const { subscriptions } = this.ctx.t;
-    return (await this.ctx.db.select().from(subscriptions).where(eq(subscriptions.userId, userId)).orderBy(asc(subscriptions.createdAt), asc(subscriptions.id))).map(fromRow);
+    return (
+      await this.ctx.db
+        .select()
+        .from(subscriptions)
+        .where(eq(subscriptions.userId, userId))
+        .orderBy(asc(subscriptions.createdAt), asc(subscriptions.id))
+    ).map(fromRow);
   }
 
   /** past_due subscriptions whose grace period started at or before `since` (oldest first). */
@@ -246,7 +298,8 @@ export class SubscriptionRepository {
 
   async delete(id: string): Promise<void> {
     const { subscriptions } = this.ctx.t;
-    if ((await this.ctx.db.delete(subscriptions).where(eq(subscriptions.id, id)).returning({ id: subscriptions.id })).length === 0) throw notFound('subscription', id);
+    if ((await this.ctx.db.delete(subscriptions).where(eq(subscriptions.id, id)).returning({ id: subscriptions.id })).length === 0)
+      throw notFound('subscription', id);
   }
 
   private async assertRefs(tx: Tx, userId: string, planId: string): Promise<void> {

@@ -96,7 +96,10 @@ function addBucket<K>(into: Map<K, number[]>, key: K, b: { bucket: number; count
  * applying batches for the same minute never lose counts.
  */
 export async function addTraffic(tx: Tx, t: Tables, entries: readonly TrafficEntry[]): Promise<void> {
-  const routes = new Map<string, { routeId: string; minute: number; requests: number; bytesIn: number; bytesOut: number; errors: number; hist: number[] }>();
+  const routes = new Map<
+    string,
+    { routeId: string; minute: number; requests: number; bytesIn: number; bytesOut: number; errors: number; hist: number[] }
+  >();
   for (const e of entries) {
     const at = typeof e.at === 'number' ? e.at : e.at.getTime();
     const minute = at - (at % MINUTE_MS);
@@ -164,7 +167,14 @@ export class TrafficRepository {
         .where(and(gte(o.minute, from), lt(o.minute, to)))
         .groupBy(o.minute, o.bucket),
       db
-        .select({ routeId: r.routeId, pathPrefix: t.routes.pathPrefix, requests: sum(r.requests), errors: sum(r.errors), bytesIn: sum(r.bytesIn), bytesOut: sum(r.bytesOut) })
+        .select({
+          routeId: r.routeId,
+          pathPrefix: t.routes.pathPrefix,
+          requests: sum(r.requests),
+          errors: sum(r.errors),
+          bytesIn: sum(r.bytesIn),
+          bytesOut: sum(r.bytesOut),
+        })
         .from(r)
         .leftJoin(t.routes, eq(t.routes.id, r.routeId))
         .where(and(gte(r.minute, from), lt(r.minute, to)))
@@ -202,7 +212,11 @@ export class TrafficRepository {
       from,
       to,
       bucketsMs: OVERHEAD_BUCKETS_MS,
-      totals: { requests: minutes.reduce((n, x) => n + x.requests, 0), errors: minutes.reduce((n, x) => n + x.errors, 0), ...summarizeOverhead(total) },
+      totals: {
+        requests: minutes.reduce((n, x) => n + x.requests, 0),
+        errors: minutes.reduce((n, x) => n + x.errors, 0),
+        ...summarizeOverhead(total),
+      },
       minutes,
       routes: routeRows.map((x) => ({
         ...x,

@@ -58,7 +58,8 @@ export function monthBounds(month: string): { start: Date; end: Date } {
 }
 
 export function assertMonth(month: string): void {
-  if (!MONTH_RE.test(month)) throw new DomainError('invalid', 'INVALID_INPUT', `usage: month: expected YYYY-MM such as 2025-01, got "${month}"`, 'month');
+  if (!MONTH_RE.test(month))
+    throw new DomainError('invalid', 'INVALID_INPUT', `usage: month: expected YYYY-MM such as 2025-01, got "${month}"`, 'month');
 }
 
 const count = z.number().int().min(0).optional();
@@ -128,12 +129,17 @@ export class UsageRepository {
       const owners = new Map(
         keyIds.length === 0
           ? []
-          : (await tx.select({ id: apiKeys.id, userId: apiKeys.userId }).from(apiKeys).where(inArray(apiKeys.id, keyIds))).map((k) => [k.id, k.userId]),
+          : (await tx.select({ id: apiKeys.id, userId: apiKeys.userId }).from(apiKeys).where(inArray(apiKeys.id, keyIds))).map((k) => [
+              k.id,
+              k.userId,
+            ]),
       );
       const known = entries.filter((e) => owners.get(e.keyId) === e.userId);
       await this.addEntries(tx, known);
       await addTraffic(tx, this.ctx.t, known);
-      return known.length === entries.length ? { applied: true } : { applied: true, dropped: entries.filter((e) => owners.get(e.keyId) !== e.userId) };
+      return known.length === entries.length
+        ? { applied: true }
+        : { applied: true, dropped: entries.filter((e) => owners.get(e.keyId) !== e.userId) };
     });
   }
 
@@ -205,7 +211,8 @@ export class UsageRepository {
   /** Per-minute counts of a user or a key in [from, to), oldest first. */
   async minutes(q: { userId?: string; keyId?: string; from: Date; to: Date }): Promise<MinuteUsage[]> {
     const { usageMinutely } = this.ctx.t;
-    const who = q.keyId !== undefined ? eq(usageMinutely.keyId, q.keyId) : q.userId !== undefined ? eq(usageMinutely.userId, q.userId) : undefined;
+    const who =
+      q.keyId !== undefined ? eq(usageMinutely.keyId, q.keyId) : q.userId !== undefined ? eq(usageMinutely.userId, q.userId) : undefined;
     if (!who) throw new DomainError('invalid', 'INVALID_INPUT', 'usage: give a user_id or a key_id', 'user_id');
     return this.ctx.db
       .select({ minute: usageMinutely.minute, ...sums(usageMinutely) })
@@ -231,7 +238,14 @@ export class UsageRepository {
     assertMonth(month);
     const { usageMonthly } = this.ctx.t;
     return this.ctx.db
-      .select({ keyId: usageMonthly.keyId, userId: usageMonthly.userId, requests: usageMonthly.requests, bytesIn: usageMonthly.bytesIn, bytesOut: usageMonthly.bytesOut, errors: usageMonthly.errors })
+      .select({
+        keyId: usageMonthly.keyId,
+        userId: usageMonthly.userId,
+        requests: usageMonthly.requests,
+        bytesIn: usageMonthly.bytesIn,
+        bytesOut: usageMonthly.bytesOut,
+        errors: usageMonthly.errors,
+      })
       .from(usageMonthly)
       .where(eq(usageMonthly.month, month))
       .orderBy(desc(usageMonthly.requests), asc(usageMonthly.keyId))
@@ -251,7 +265,13 @@ export class UsageRepository {
     assertMonth(month);
     const { usageMonthly } = this.ctx.t;
     const keys = await this.ctx.db
-      .select({ keyId: usageMonthly.keyId, requests: usageMonthly.requests, bytesIn: usageMonthly.bytesIn, bytesOut: usageMonthly.bytesOut, errors: usageMonthly.errors })
+      .select({
+        keyId: usageMonthly.keyId,
+        requests: usageMonthly.requests,
+        bytesIn: usageMonthly.bytesIn,
+        bytesOut: usageMonthly.bytesOut,
+        errors: usageMonthly.errors,
+      })
       .from(usageMonthly)
       .where(and(who, eq(usageMonthly.month, month)))
       .orderBy(desc(usageMonthly.requests), asc(usageMonthly.keyId));

@@ -110,9 +110,17 @@ export class UserRepository {
   /** Oldest first, `limit` at a time. */
   async list(q: UserQuery = {}): Promise<Page<User>> {
     const { users } = this.ctx.t;
-    const filters = [q.status !== undefined ? eq(users.status, q.status) : undefined, q.planId !== undefined ? eq(users.planId, q.planId) : undefined];
+    const filters = [
+      q.status !== undefined ? eq(users.status, q.status) : undefined,
+      q.planId !== undefined ? eq(users.planId, q.planId) : undefined,
+    ];
     return listPage(q, 'user list', users, filters, (where, order, n) =>
-      this.ctx.db.select(publicColumns(this.ctx.t)).from(users).where(where).orderBy(...order).limit(n),
+      this.ctx.db
+        .select(publicColumns(this.ctx.t))
+        .from(users)
+        .where(where)
+        .orderBy(...order)
+        .limit(n),
     );
   }
 
@@ -164,7 +172,11 @@ export class UserRepository {
   /** For the customer portal: stores a hash it computed. Not a cached field, so no change event. */
   async setPasswordHash(id: string, hash: string | null): Promise<void> {
     const { users } = this.ctx.t;
-    const res = await this.ctx.db.update(users).set({ passwordHash: hash, updatedAt: this.ctx.now() }).where(eq(users.id, id)).returning({ id: users.id });
+    const res = await this.ctx.db
+      .update(users)
+      .set({ passwordHash: hash, updatedAt: this.ctx.now() })
+      .where(eq(users.id, id))
+      .returning({ id: users.id });
     if (res.length === 0) throw notFound('user', id);
   }
 
@@ -185,7 +197,13 @@ export class UserRepository {
   private async defaultPlan(tx: Tx): Promise<string> {
     const { plans } = this.ctx.t;
     const [row] = await tx.select({ id: plans.id }).from(plans).where(eq(plans.isDefault, true));
-    if (!row) throw new DomainError('invalid', 'NO_DEFAULT_PLAN', 'user: plan_id: not given and there is no default plan; create a plan first', 'plan_id');
+    if (!row)
+      throw new DomainError(
+        'invalid',
+        'NO_DEFAULT_PLAN',
+        'user: plan_id: not given and there is no default plan; create a plan first',
+        'plan_id',
+      );
     return row.id;
   }
 }

@@ -69,7 +69,9 @@ const fields = {
   url: z
     .string({ error: 'expected an http(s) URL' })
     .trim()
-    .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), { error: 'expected an http(s) URL such as https://example.com/hooks' }),
+    .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), {
+      error: 'expected an http(s) URL such as https://example.com/hooks',
+    }),
   description: z.string().trim().max(500, { error: 'at most 500 characters' }),
   events: z.array(eventPattern, { error: 'expected a list of event types' }).min(1, { error: 'subscribe to at least one event type' }),
   enabled: z.boolean({ error: 'expected true or false' }),
@@ -124,7 +126,10 @@ export class WebhookRepository {
 
   async listEndpoints(): Promise<WebhookEndpoint[]> {
     const { webhookEndpoints } = this.ctx.t;
-    return this.ctx.db.select(endpointColumns(this.ctx.t)).from(webhookEndpoints).orderBy(asc(webhookEndpoints.createdAt), asc(webhookEndpoints.id));
+    return this.ctx.db
+      .select(endpointColumns(this.ctx.t))
+      .from(webhookEndpoints)
+      .orderBy(asc(webhookEndpoints.createdAt), asc(webhookEndpoints.id));
   }
 
   async getEndpoint(id: string): Promise<WebhookEndpoint> {
@@ -138,7 +143,11 @@ export class WebhookRepository {
     const v = parseInput(updateSchema, patch, 'webhook endpoint');
     const { webhookEndpoints } = this.ctx.t;
     return writeTx(this.ctx, async (tx, touch) => {
-      const [row] = await tx.update(webhookEndpoints).set({ ...v, updatedAt: this.ctx.now() }).where(eq(webhookEndpoints.id, id)).returning(endpointColumns(this.ctx.t));
+      const [row] = await tx
+        .update(webhookEndpoints)
+        .set({ ...v, updatedAt: this.ctx.now() })
+        .where(eq(webhookEndpoints.id, id))
+        .returning(endpointColumns(this.ctx.t));
       if (!row) throw notFound('webhook endpoint', id);
       await touch('webhook_endpoints', 'updated', id);
       return row;
@@ -169,7 +178,11 @@ export class WebhookRepository {
     try {
       return decrypt(this.ctx.secretKey.key, row.secret, secretContext(id));
     } catch {
-      throw new DomainError('invalid', 'SECRET_DECRYPT_FAILED', `webhook endpoint ${id}: its secret cannot be decrypted with the ${this.ctx.secretKey.source}; rotate it`);
+      throw new DomainError(
+        'invalid',
+        'SECRET_DECRYPT_FAILED',
+        `webhook endpoint ${id}: its secret cannot be decrypted with the ${this.ctx.secretKey.source}; rotate it`,
+      );
     }
   }
 
@@ -189,7 +202,12 @@ export class WebhookRepository {
   }
 
   /** The delivery of an event to an endpoint: created pending, or the existing one (an event is delivered once per endpoint). */
-  async recordDelivery(input: { endpointId: string; eventId: string; eventType: string; payload?: string | null }): Promise<WebhookDelivery> {
+  async recordDelivery(input: {
+    endpointId: string;
+    eventId: string;
+    eventType: string;
+    payload?: string | null;
+  }): Promise<WebhookDelivery> {
     const { webhookDeliveries } = this.ctx.t;
     const same = and(eq(webhookDeliveries.endpointId, input.endpointId), eq(webhookDeliveries.eventId, input.eventId));
     return this.ctx.tx(async (tx) => {
@@ -205,7 +223,10 @@ export class WebhookRepository {
   }
 
   /** Records one attempt: succeeded, or failed for good when `final`, else still pending a retry. */
-  async recordAttempt(id: string, attempt: { ok: boolean; responseStatus?: number | null; error?: string | null; final?: boolean }): Promise<WebhookDelivery> {
+  async recordAttempt(
+    id: string,
+    attempt: { ok: boolean; responseStatus?: number | null; error?: string | null; final?: boolean },
+  ): Promise<WebhookDelivery> {
     const now = this.ctx.now();
     const { webhookDeliveries } = this.ctx.t;
     // One statement (attempts counted in SQL): two instances recording at once both count.
@@ -241,8 +262,12 @@ export class WebhookRepository {
       q.status !== undefined ? eq(webhookDeliveries.status, q.status) : undefined,
     ];
     return listPage(q, 'webhook delivery list', webhookDeliveries, filters, (where, order, n) =>
-      this.ctx.db.select().from(webhookDeliveries).where(where).orderBy(...order).limit(n),
+      this.ctx.db
+        .select()
+        .from(webhookDeliveries)
+        .where(where)
+        .orderBy(...order)
+        .limit(n),
     );
   }
-
 }

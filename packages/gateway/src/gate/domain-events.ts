@@ -47,7 +47,11 @@ export class DomainEventWebhooks {
         this.#keys = keys;
         this.#users = people;
       },
-      (err: unknown) => this.#logger.warn({ err: describeError(err) }, 'cannot read keys and users for webhooks; changes made before the next one are not reported'),
+      (err: unknown) =>
+        this.#logger.warn(
+          { err: describeError(err) },
+          'cannot read keys and users for webhooks; changes made before the next one are not reported',
+        ),
     );
     store.domain.changes.on('change', this.#onChange);
   }
@@ -91,7 +95,11 @@ export class DomainEventWebhooks {
       const before = this.#keys.get(k.id);
       if (!before) this.webhooks.emitLater('key.created', keyData(k), { id: `key.created:${k.id}` });
       if (k.revokedAt && !before?.revokedAt) {
-        this.webhooks.emitLater('key.revoked', { ...keyData(k), revoked_at: k.revokedAt.toISOString() }, { id: `key.revoked:${k.id}`, at: k.revokedAt });
+        this.webhooks.emitLater(
+          'key.revoked',
+          { ...keyData(k), revoked_at: k.revokedAt.toISOString() },
+          { id: `key.revoked:${k.id}`, at: k.revokedAt },
+        );
       }
     }
     for (const u of people.values()) {

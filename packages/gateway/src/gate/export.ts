@@ -3,7 +3,19 @@ import { asc, eq } from 'drizzle-orm';
 import { assertMonth } from '../domain/usage.js';
 import type { Store } from '../domain/open-store.js';
 
-export const USAGE_CSV_COLUMNS = ['month', 'user_id', 'email', 'plan', 'key_id', 'key_prefix', 'key_name', 'requests', 'errors', 'bytes_in', 'bytes_out'] as const;
+export const USAGE_CSV_COLUMNS = [
+  'month',
+  'user_id',
+  'email',
+  'plan',
+  'key_id',
+  'key_prefix',
+  'key_name',
+  'requests',
+  'errors',
+  'bytes_in',
+  'bytes_out',
+] as const;
 
 /** RFC 4180: quote a field that holds a comma, quote or line break; a leading =, +, - or @ is prefixed with ' so spreadsheets do not run it. */
 function csvField(v: string | number | null): string {
@@ -39,7 +51,9 @@ export async function usageCsv(store: Store, month: string): Promise<{ csv: stri
   const lines = [USAGE_CSV_COLUMNS.join(',')];
   for (const r of rows) {
     lines.push(
-      [month, r.userId, r.email, r.plan, r.keyId, r.keyPrefix, r.keyName, r.requests, r.errors, r.bytesIn, r.bytesOut].map(csvField).join(','),
+      [month, r.userId, r.email, r.plan, r.keyId, r.keyPrefix, r.keyName, r.requests, r.errors, r.bytesIn, r.bytesOut]
+        .map(csvField)
+        .join(','),
     );
   }
   return { csv: `${lines.join('\r\n')}\r\n`, rows: rows.length };
@@ -56,7 +70,12 @@ export interface UsageExport {
 }
 
 /** Writes the month's usage CSV through the storage capability (replacing an earlier export of that month). */
-export async function exportUsage(store: Store, storage: StorageProvider, month: string, opts: { expiresInSeconds?: number } = {}): Promise<UsageExport> {
+export async function exportUsage(
+  store: Store,
+  storage: StorageProvider,
+  month: string,
+  opts: { expiresInSeconds?: number } = {},
+): Promise<UsageExport> {
   const { csv, rows } = await usageCsv(store, month);
   const key = `exports/usage-${month}.csv`;
   const info = await storage.put(key, csv, { contentType: 'text/csv; charset=utf-8', metadata: { month, rows: String(rows) } });

@@ -81,7 +81,11 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const { kernel, store, logger } = o;
   const cache = kernel.tryGet('cache');
   const queue = kernel.tryGet('queue');
-  if (!cache) throw new ApigateError('CACHE_REQUIRED', 'the gateway counts rate limits and quotas in the cache: set CACHE_PROVIDER to memory or redis');
+  if (!cache)
+    throw new ApigateError(
+      'CACHE_REQUIRED',
+      'the gateway counts rate limits and quotas in the cache: set CACHE_PROVIDER to memory or redis',
+    );
   if (!queue) throw new ApigateError('QUEUE_REQUIRED', 'the gateway meters usage through the queue: set QUEUE_PROVIDER to memory or redis');
   const durableQueue = kernel.selected('queue')?.features.durable === true;
   const domain = store.domain;
@@ -105,7 +109,13 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     ...(o.meterIntervalMs ? { flushIntervalMs: o.meterIntervalMs } : {}),
   });
   const consumer = startUsageConsumer(queue, storeUsageSink(domain.usage, { logger }), { logger });
-  const webhooks = new WebhookDispatcher({ domain, queue, attempts: o.webhookRetry?.attempts ?? 10, backoffMs: o.webhookRetry?.backoffMs ?? 2000, logger });
+  const webhooks = new WebhookDispatcher({
+    domain,
+    queue,
+    attempts: o.webhookRetry?.attempts ?? 10,
+    backoffMs: o.webhookRetry?.backoffMs ?? 2000,
+    logger,
+  });
   const webhookWorker = webhooks.start();
   const domainEvents = new DomainEventWebhooks(store, webhooks, { logger });
   const notices = new QuotaNotices({ domain, sendEmail: o.sendEmail, webhooks, logger });
@@ -129,7 +139,10 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     const usageBy = deadline === undefined ? undefined : Date.now() + Math.max(0, deadline - Date.now()) * 0.75;
     const usage = await recorder.close(usageBy === undefined ? {} : { deadline: usageBy });
     await step('quota counts', () => quota.close());
-    const drainMs = Math.min(o.drainTimeoutMs ?? 15_000, deadline === undefined ? Number.POSITIVE_INFINITY : Math.max(0, deadline - Date.now()));
+    const drainMs = Math.min(
+      o.drainTimeoutMs ?? 15_000,
+      deadline === undefined ? Number.POSITIVE_INFINITY : Math.max(0, deadline - Date.now()),
+    );
     const usageQueued = await drainUsage(queue, queueKeeps, drainMs, logger);
     await step('usage consumer', () => stopWorker(consumer, 'usage consumer', logger));
     await step('quota notices', () => notices.close());
@@ -174,7 +187,15 @@ async function valueBy<T>(p: Promise<T>, deadline: number): Promise<T | undefine
 
 /** Whether `p` settles before `deadline`; a rejection counts as settled. */
 async function settlesBy(p: Promise<unknown>, deadline: number): Promise<boolean> {
-  return (await valueBy(p.then(() => true, () => true), deadline)) === true;
+  return (
+    (await valueBy(
+      p.then(
+        () => true,
+        () => true,
+      ),
+      deadline,
+    )) === true
+  );
 }
 
 async function stopWorker(w: Worker, what: string, logger: Logger): Promise<void> {

@@ -33,7 +33,8 @@ export function presentedKey(req: IncomingMessage): { key: string; header: 'x-ap
   const x = req.headers['x-api-key'];
   if (typeof x === 'string' && x !== '') return { key: x.trim(), header: 'x-api-key' };
   const auth = req.headers.authorization;
-  if (auth && auth.length > 7 && auth.slice(0, 7).toLowerCase() === 'bearer ') return { key: auth.slice(7).trim(), header: 'authorization' };
+  if (auth && auth.length > 7 && auth.slice(0, 7).toLowerCase() === 'bearer ')
+    return { key: auth.slice(7).trim(), header: 'authorization' };
   return undefined;
 }
 
@@ -89,7 +90,12 @@ export function createProxyHandler(o: ProxyHandlerOptions): (req: IncomingMessag
       const arrived = performance.now(); // the gateway's added latency counts from here (UsageRecord.overheadMs)
       const at = now();
       const presented = presentedKey(req);
-      if (!presented) return unauthorized(res, 'API_KEY_MISSING', 'an API key is required: send it as "X-API-Key: <key>" or "Authorization: Bearer <key>"');
+      if (!presented)
+        return unauthorized(
+          res,
+          'API_KEY_MISSING',
+          'an API key is required: send it as "X-API-Key: <key>" or "Authorization: Bearer <key>"',
+        );
       const { key, header } = presented;
       const hash = looksLikeApiKey(key) ? hashApiKey(key) : undefined;
       const rec = hash === undefined ? undefined : catalog.key(hash);
@@ -106,7 +112,8 @@ export function createProxyHandler(o: ProxyHandlerOptions): (req: IncomingMessag
       // A refused method costs nothing: the forwarder answers 405 with Allow before any count.
       if (route.methods !== null && !route.methods.has(req.method ?? 'GET')) return void forwarder.forward(req, res, route);
       const plan = catalog.plan(rec.planId);
-      if (!plan) return sendJsonError(res, 503, 'PLAN_UNAVAILABLE', 'the plan of this key is being updated; retry shortly', { 'retry-after': 1 });
+      if (!plan)
+        return sendJsonError(res, 503, 'PLAN_UNAVAILABLE', 'the plan of this key is being updated; retry shortly', { 'retry-after': 1 });
 
       let rl: RateLimitResult | undefined;
       if (plan.requestsPerMinute !== null) {
@@ -139,7 +146,10 @@ export function createProxyHandler(o: ProxyHandlerOptions): (req: IncomingMessag
   }
 
   function failed(req: IncomingMessage, res: ServerResponse, err: unknown): void {
-    o.logger?.error({ method: req.method, path: req.url?.split('?')[0] }, `proxy request failed: ${(err as Error)?.message ?? String(err)}`);
+    o.logger?.error(
+      { method: req.method, path: req.url?.split('?')[0] },
+      `proxy request failed: ${(err as Error)?.message ?? String(err)}`,
+    );
     if (!res.headersSent) sendJsonError(res, 500, 'INTERNAL', 'internal server error');
     else res.destroy();
   }

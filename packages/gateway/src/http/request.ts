@@ -21,7 +21,8 @@ export async function body(c: Context): Promise<Record<string, unknown>> {
   } catch {
     throw new HTTPException(400, { message: 'request body: expected a JSON object (Content-Type: application/json)' });
   }
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new HTTPException(400, { message: 'request body: expected a JSON object' });
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    throw new HTTPException(400, { message: 'request body: expected a JSON object' });
   return fromWire(v) as Record<string, unknown>;
 }
 

@@ -160,7 +160,10 @@ export class QuotaCounter {
     try {
       e.durable = Math.max(e.durable, await this.#seed(subject, e.period));
     } catch (err) {
-      this.#logger?.warn({ subject, period: e.period.id, err: (err as Error)?.message }, 'quota seed failed; counting from the cache alone');
+      this.#logger?.warn(
+        { subject, period: e.period.id, err: (err as Error)?.message },
+        'quota seed failed; counting from the cache alone',
+      );
     }
   }
 
@@ -192,7 +195,20 @@ export class QuotaCounter {
     const key = `${this.#prefix}${subject}:${p.id}`;
     let e = this.#entries.get(key);
     if (!e) {
-      e = { key, subject, period: p, shared: 0, pending: 0, inflight: 0, unsynced: false, durable: 0, freshAt: 0, failing: false, loading: null, reportedUpTo: 0 };
+      e = {
+        key,
+        subject,
+        period: p,
+        shared: 0,
+        pending: 0,
+        inflight: 0,
+        unsynced: false,
+        durable: 0,
+        freshAt: 0,
+        failing: false,
+        loading: null,
+        reportedUpTo: 0,
+      };
       e.loading = this.#load(e, subject);
       this.#entries.set(key, e);
     }
@@ -298,7 +314,9 @@ export class QuotaCounter {
     const left = this.pending();
     if (left > 0) {
       const why = this.#circuit.status().lastError;
-      this.#logger?.error(`${left} quota increments could not be written to the cache${why ? ` (${why})` : ''}; usage records still hold them`);
+      this.#logger?.error(
+        `${left} quota increments could not be written to the cache${why ? ` (${why})` : ''}; usage records still hold them`,
+      );
     }
   }
 }

@@ -81,10 +81,12 @@ export class RateLimiter {
   #send(b: Batch): void {
     this.#open.delete(b.key);
     this.#sending.add(b.key);
-    this.#circuit.call((c) => c.increment(b.key, b.n, { ttlMs: this.#ttlMs })).then(
-      (total) => this.#sent(b, total),
-      () => this.#sent(b, undefined),
-    );
+    this.#circuit
+      .call((c) => c.increment(b.key, b.n, { ttlMs: this.#ttlMs }))
+      .then(
+        (total) => this.#sent(b, total),
+        () => this.#sent(b, undefined),
+      );
   }
 
   #sent(b: Batch, total: number | undefined): void {

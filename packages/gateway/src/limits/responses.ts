@@ -5,7 +5,13 @@ import { type RateLimitResult, rateLimitHeaders } from './rate-limit.js';
 
 /** 429 for a key over its per-minute limit, with the X-RateLimit-* headers and Retry-After. */
 export function sendRateLimited(res: ServerResponse, rl: RateLimitResult): void {
-  sendJsonError(res, 429, 'RATE_LIMITED', `rate limit of ${rl.limit} requests exceeded; retry in ${rl.retryAfterSec} s`, rateLimitHeaders(rl));
+  sendJsonError(
+    res,
+    429,
+    'RATE_LIMITED',
+    `rate limit of ${rl.limit} requests exceeded; retry in ${rl.retryAfterSec} s`,
+    rateLimitHeaders(rl),
+  );
 }
 
 /** 429 for a used-up monthly quota: says so and when it resets (Retry-After counts down to it). */

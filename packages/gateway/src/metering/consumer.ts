@@ -12,7 +12,9 @@ export function usageBatchHandler(repo: UsageSink, opts: { logger?: Logger } = {
     const parsed = usageBatchSchema.safeParse(job.payload);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      throw new InvalidInputError(`usage batch ${job.id} is malformed: ${issue?.path.join('.') || 'payload'}: ${issue?.message ?? 'invalid'}`);
+      throw new InvalidInputError(
+        `usage batch ${job.id} is malformed: ${issue?.path.join('.') || 'payload'}: ${issue?.message ?? 'invalid'}`,
+      );
     }
     const applied = await repo.applyBatch(parsed.data);
     if (!applied) opts.logger?.debug({ batch: parsed.data.id }, 'usage batch already applied; skipped');

@@ -255,7 +255,9 @@ export class UsageRecorder {
     clearInterval(this.#timer);
     const untilDeadline = (p: Promise<unknown>) => {
       const ac = new AbortController();
-      return Promise.race([p, sleep(Math.max(0, deadline - Date.now()), undefined, { signal: ac.signal }).catch(() => undefined)]).finally(() => ac.abort());
+      return Promise.race([p, sleep(Math.max(0, deadline - Date.now()), undefined, { signal: ac.signal }).catch(() => undefined)]).finally(
+        () => ac.abort(),
+      );
     };
     await untilDeadline(this.flush());
     for (let delay = 100; this.#outbox.length > 0 && Date.now() < deadline; delay *= 2) {
@@ -279,10 +281,14 @@ export class UsageRecorder {
     if (unpublished === 0) return { unpublished, requests, spooled: false };
     if (this.#spoolFile) {
       this.#writeSpool(this.#spoolFile);
-      this.#logger?.warn(`${unpublished} usage batches (${requests} requests) spooled to ${this.#spoolFile}; they are published at the next start`);
+      this.#logger?.warn(
+        `${unpublished} usage batches (${requests} requests) spooled to ${this.#spoolFile}; they are published at the next start`,
+      );
       return { unpublished, requests, spooled: this.#spoolWritten, ...(this.#spoolWritten ? { spoolFile: this.#spoolFile } : {}) };
     }
-    this.#logger?.error(`${unpublished} usage batches could not be published and no spool file is set: ${this.#lastError ?? 'queue failing'}`);
+    this.#logger?.error(
+      `${unpublished} usage batches could not be published and no spool file is set: ${this.#lastError ?? 'queue failing'}`,
+    );
     return { unpublished, requests, spooled: false };
   }
 }

@@ -27,7 +27,20 @@ export interface UsageRecord {
  * with overheadMs <= OVERHEAD_BUCKETS_MS[i] and above the bound before it. Never reorder: stored
  * histograms are positional.
  */
-export const OVERHEAD_BUCKETS_MS: readonly number[] = Object.freeze([0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, Number.POSITIVE_INFINITY]);
+export const OVERHEAD_BUCKETS_MS: readonly number[] = Object.freeze([
+  0.25,
+  0.5,
+  1,
+  2,
+  4,
+  8,
+  16,
+  32,
+  64,
+  128,
+  256,
+  Number.POSITIVE_INFINITY,
+]);
 
 /** The bucket (index into OVERHEAD_BUCKETS_MS) of an overhead in ms. */
 export function overheadBucket(ms: number): number {

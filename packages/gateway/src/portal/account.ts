@@ -40,8 +40,13 @@ export interface AccountRoutesOptions {
  */
 export function createAccountRoutes(o: AccountRoutesOptions): Hono<AccountEnv> {
   const d = o.store.domain;
-  const currentPassword = z.string({ error: 'expected your current password' }).min(1, { error: 'expected your current password' }).max(o.maxPasswordLength);
-  const nameSchema = z.object({ name: z.string({ error: 'expected a name' }).trim().max(200, { error: 'at most 200 characters' }) }).strict();
+  const currentPassword = z
+    .string({ error: 'expected your current password' })
+    .min(1, { error: 'expected your current password' })
+    .max(o.maxPasswordLength);
+  const nameSchema = z
+    .object({ name: z.string({ error: 'expected a name' }).trim().max(200, { error: 'at most 200 characters' }) })
+    .strict();
   const passwordSchema = z.object({ currentPassword, newPassword: o.newPassword }).strict();
   // Accounts made through a sign-in provider have no password: they confirm with their email address instead.
   const deleteSchema = z.object({ password: currentPassword.optional(), email: z.string().max(254).optional() }).strict();
@@ -51,9 +56,15 @@ export function createAccountRoutes(o: AccountRoutesOptions): Hono<AccountEnv> {
     await o.limitPasswordCheck(c, user.email);
     const stored = await d.users.passwordHash(user.id);
     if (stored === null) {
-      throw o.refuse(400, 'NO_PASSWORD', `${field}: this account has no password (it signs in through a provider); choose one with "Forgot password" first`, field);
+      throw o.refuse(
+        400,
+        'NO_PASSWORD',
+        `${field}: this account has no password (it signs in through a provider); choose one with "Forgot password" first`,
+        field,
+      );
     }
-    if (!(await verifyPassword(password, stored, o.scrypt))) throw o.refuse(401, 'INVALID_CREDENTIALS', `${field}: the password is not right`, field);
+    if (!(await verifyPassword(password, stored, o.scrypt)))
+      throw o.refuse(401, 'INVALID_CREDENTIALS', `${field}: the password is not right`, field);
   }
 
   const api = new Hono<AccountEnv>();
@@ -86,13 +97,18 @@ export function createAccountRoutes(o: AccountRoutesOptions): Hono<AccountEnv> {
     const user = c.get('user');
     const stored = await d.users.passwordHash(user.id);
     if (stored === null && v.password === undefined) {
-      if (v.email?.trim().toLowerCase() !== user.email) throw o.refuse(400, 'CONFIRMATION_REQUIRED', 'email: type the account\'s email address to confirm', 'email');
+      if (v.email?.trim().toLowerCase() !== user.email)
+        throw o.refuse(400, 'CONFIRMATION_REQUIRED', "email: type the account's email address to confirm", 'email');
     } else {
       await checkPassword(c, user, v.password ?? '', 'password');
     }
     const live = (await d.subscriptions.listForUser(user.id)).filter((s) => LIVE_STATUSES.has(s.status) && !s.cancelAtPeriodEnd);
     if (live.length > 0) {
-      throw o.refuse(409, 'SUBSCRIPTION_ACTIVE', 'delete account: cancel your paid plan first (it would go on being charged); then delete the account');
+      throw o.refuse(
+        409,
+        'SUBSCRIPTION_ACTIVE',
+        'delete account: cancel your paid plan first (it would go on being charged); then delete the account',
+      );
     }
     // Keys, sessions, tokens and subscriptions go with the user (ON DELETE CASCADE); usage history stays.
     await d.users.delete(user.id);

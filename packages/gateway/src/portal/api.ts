@@ -89,12 +89,23 @@ const newPassword = z
   .string({ error: 'expected a password' })
   .min(MIN_PASSWORD_LENGTH, { error: `at least ${MIN_PASSWORD_LENGTH} characters` })
   .max(MAX_PASSWORD_LENGTH, { error: `at most ${MAX_PASSWORD_LENGTH} characters` });
-const tokenField = z.string({ error: 'expected the token from the emailed link' }).regex(/^[0-9A-Za-z]{20,100}$/, { error: 'expected the token from the emailed link' });
+const tokenField = z
+  .string({ error: 'expected the token from the emailed link' })
+  .regex(/^[0-9A-Za-z]{20,100}$/, { error: 'expected the token from the emailed link' });
 
 const signupSchema = z
-  .object({ email: emailField, password: newPassword, name: z.string({ error: 'expected a name' }).trim().max(200, { error: 'at most 200 characters' }).default('') })
+  .object({
+    email: emailField,
+    password: newPassword,
+    name: z.string({ error: 'expected a name' }).trim().max(200, { error: 'at most 200 characters' }).default(''),
+  })
   .strict();
-const loginSchema = z.object({ email: emailField, password: z.string({ error: 'expected a password' }).min(1, { error: 'expected a password' }).max(MAX_PASSWORD_LENGTH) }).strict();
+const loginSchema = z
+  .object({
+    email: emailField,
+    password: z.string({ error: 'expected a password' }).min(1, { error: 'expected a password' }).max(MAX_PASSWORD_LENGTH),
+  })
+  .strict();
 const emailOnlySchema = z.object({ email: emailField }).strict();
 const tokenSchema = z.object({ token: tokenField }).strict();
 const resetConfirmSchema = z.object({ token: tokenField, password: newPassword }).strict();
@@ -129,12 +140,16 @@ function checkPublicUrl(raw: string, source: string): string {
     url = new URL('invalid:');
   }
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.search || url.hash) {
-    throw new ApigateError('PUBLIC_URL_INVALID', `${source}: expected the gateway's public http(s) URL such as https://api.example.com, got "${raw}"`);
+    throw new ApigateError(
+      'PUBLIC_URL_INVALID',
+      `${source}: expected the gateway's public http(s) URL such as https://api.example.com, got "${raw}"`,
+    );
   }
   return url.href.replace(/\/+$/, '');
 }
 
-const isHttps = (c: Context) => new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase() === 'https';
+const isHttps = (c: Context) =>
+  new URL(c.req.url).protocol === 'https:' || c.req.header('x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase() === 'https';
 
 /**
  * The customer portal's JSON API, mounted at /portal/api: sign up with a verified email, log in
@@ -159,7 +174,8 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
       : env[PUBLIC_URL_ENV]?.trim()
         ? checkPublicUrl(env[PUBLIC_URL_ENV]!, PUBLIC_URL_ENV)
         : undefined;
-  if (!opts.mailer) logger.warn('customer portal: no email provider selected, so sign up, verification and password reset answer 503 (set EMAIL_PROVIDER)');
+  if (!opts.mailer)
+    logger.warn('customer portal: no email provider selected, so sign up, verification and password reset answer 503 (set EMAIL_PROVIDER)');
 
   /**
    * The base of email links. Never taken from the request's Host on a public address: a forged
@@ -205,12 +221,17 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
   /** Counts the attempt against the client address's rule and, when given, the email address's. */
   async function limit(c: Context, ipRule: LimitName, emailRule?: [LimitName, string]): Promise<void> {
     const wait = await limiter.hit([[ipRule, `ip:${clientIp(c)}`], ...(emailRule ? [emailRule] : [])]);
-    if (wait !== undefined) throw new PortalError(429, 'TOO_MANY_ATTEMPTS', `too many attempts; try again in ${wait} seconds`, undefined, wait);
+    if (wait !== undefined)
+      throw new PortalError(429, 'TOO_MANY_ATTEMPTS', `too many attempts; try again in ${wait} seconds`, undefined, wait);
   }
 
   async function sendVerification(c: Context, m: PortalMailer, user: User): Promise<void> {
     const t = await portal.issueToken(user.id, 'verify_email', user.email, verifyTtlMs);
-    send(m, verificationEmail(user.email, user.name, `${publicBase(c)}/portal/api/verify-email?token=${t.token}`, verifyTtlMs), `portal:${t.id}`);
+    send(
+      m,
+      verificationEmail(user.email, user.name, `${publicBase(c)}/portal/api/verify-email?token=${t.token}`, verifyTtlMs),
+      `portal:${t.id}`,
+    );
   }
 
   async function me(user: User) {
@@ -223,7 +244,14 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
       emailVerified: user.emailVerified,
       createdAt: user.createdAt,
       plan: plan
-        ? { id: plan.id, name: plan.name, requestsPerMinute: plan.requestsPerMinute, requestsPerMonth: plan.requestsPerMonth, priceCents: plan.priceCents, currency: plan.currency }
+        ? {
+            id: plan.id,
+            name: plan.name,
+            requestsPerMinute: plan.requestsPerMinute,
+            requestsPerMonth: plan.requestsPerMonth,
+            priceCents: plan.priceCents,
+            currency: plan.currency,
+          }
         : null,
     };
   }
@@ -237,7 +265,13 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
 
   async function startSession(c: Context, user: User) {
     const { token, session } = await portal.createSession(user.id, sessionTtlMs);
-    setCookie(c, SESSION_COOKIE, token, { httpOnly: true, secure: isHttps(c), sameSite: 'Lax', path: '/portal', maxAge: Math.floor(sessionTtlMs / 1000) });
+    setCookie(c, SESSION_COOKIE, token, {
+      httpOnly: true,
+      secure: isHttps(c),
+      sameSite: 'Lax',
+      path: '/portal',
+      maxAge: Math.floor(sessionTtlMs / 1000),
+    });
     return session;
   }
 
@@ -262,13 +296,21 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     // Browsers cannot add a custom header to a cross-site request without a CORS preflight, which
     // this API never grants: requiring one stops forged form posts riding on the cookie.
     if (!['GET', 'HEAD', 'OPTIONS'].includes(c.req.method) && !c.req.header(CSRF_HEADER)) {
-      throw new PortalError(403, 'CSRF_HEADER_REQUIRED', `send the header ${CSRF_HEADER} (e.g. ${CSRF_HEADER}: XMLHttpRequest) with every ${c.req.method} to the portal API`);
+      throw new PortalError(
+        403,
+        'CSRF_HEADER_REQUIRED',
+        `send the header ${CSRF_HEADER} (e.g. ${CSRF_HEADER}: XMLHttpRequest) with every ${c.req.method} to the portal API`,
+      );
     }
     await next();
     c.res.headers.set('Cache-Control', 'no-store');
   });
-  api.use('*', bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.json(errorBody('PAYLOAD_TOO_LARGE', 'request body: at most 64 KiB'), 413) }));
-  for (const path of ['/me', '/account', '/account/*', '/keys', '/keys/*', '/usage', '/usage/*', '/billing', '/billing/*']) api.use(path, requireSession);
+  api.use(
+    '*',
+    bodyLimit({ maxSize: 64 * 1024, onError: (c) => c.json(errorBody('PAYLOAD_TOO_LARGE', 'request body: at most 64 KiB'), 413) }),
+  );
+  for (const path of ['/me', '/account', '/account/*', '/keys', '/keys/*', '/usage', '/usage/*', '/billing', '/billing/*'])
+    api.use(path, requireSession);
 
   // --- accounts
 
@@ -285,7 +327,8 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
         await sendVerification(c, m, await d.users.create({ email: v.email, name: v.name, passwordHash }));
       } catch (err) {
         if (!isDomainError(err)) throw err;
-        if (err.code === 'NO_DEFAULT_PLAN') throw new PortalError(503, 'SIGNUP_UNAVAILABLE', 'sign up is not open yet: the API provider has not created a plan');
+        if (err.code === 'NO_DEFAULT_PLAN')
+          throw new PortalError(503, 'SIGNUP_UNAVAILABLE', 'sign up is not open yet: the API provider has not created a plan');
         if (err.code !== 'EMAIL_TAKEN') throw err;
         existing = await d.users.findByEmail(v.email); // signed up a moment ago by a concurrent request
       }
@@ -320,7 +363,11 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     await limit(c, 'emailPerIp', ['emailPerAddress', v.email]);
     const user = await d.users.findByEmail(v.email);
     if (user && user.status === 'active' && !user.emailVerified) await sendVerification(c, m, user);
-    return json(c, { status: 'verification_sent', message: `if ${v.email} has an account waiting for confirmation, a new link is on its way` }, 202);
+    return json(
+      c,
+      { status: 'verification_sent', message: `if ${v.email} has an account waiting for confirmation, a new link is on its way` },
+      202,
+    );
   });
 
   api.post('/login', async (c) => {
@@ -331,9 +378,15 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     // Runs the full scrypt even for an unknown address: the answer time does not tell which.
     const ok = await verifyPassword(v.password, stored, scrypt);
     if (!user || !ok) throw new PortalError(401, 'INVALID_CREDENTIALS', 'log in: the email address or the password is not right');
-    if (user.status !== 'active') throw new PortalError(403, 'ACCOUNT_SUSPENDED', 'log in: this account is suspended; contact the API provider');
+    if (user.status !== 'active')
+      throw new PortalError(403, 'ACCOUNT_SUSPENDED', 'log in: this account is suspended; contact the API provider');
     if (!user.emailVerified) {
-      throw new PortalError(403, 'EMAIL_NOT_VERIFIED', 'log in: email: confirm the address first with the emailed link (POST /portal/api/verify-email/resend sends a new one)', 'email');
+      throw new PortalError(
+        403,
+        'EMAIL_NOT_VERIFIED',
+        'log in: email: confirm the address first with the emailed link (POST /portal/api/verify-email/resend sends a new one)',
+        'email',
+      );
     }
     if (stored && needsRehash(stored, scrypt)) await d.users.setPasswordHash(user.id, await hashPassword(v.password, scrypt));
     const session = await startSession(c, user);
@@ -358,7 +411,11 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
       send(m, resetEmail(user.email, user.name, `${base}${RESET_PAGE_PATH}?token=${t.token}`, resetTtlMs), `portal:${t.id}`);
     }
     // Word for word the same either way: this endpoint does not tell who has an account.
-    return json(c, { status: 'reset_requested', message: `if ${v.email} has an account, a link to choose a new password is on its way` }, 202);
+    return json(
+      c,
+      { status: 'reset_requested', message: `if ${v.email} has an account, a link to choose a new password is on its way` },
+      202,
+    );
   });
 
   api.post('/password-reset/confirm', async (c) => {
@@ -401,7 +458,8 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     const user = c.get('user');
     const v = parseInput(createKeySchema, await body(c), 'api key');
     const active = (await d.keys.countActive([user.id])).get(user.id) ?? 0;
-    if (active >= maxKeys) throw new PortalError(409, 'KEY_LIMIT', `api key: you already have ${active} working keys (at most ${maxKeys}); revoke one first`);
+    if (active >= maxKeys)
+      throw new PortalError(409, 'KEY_LIMIT', `api key: you already have ${active} working keys (at most ${maxKeys}); revoke one first`);
     const { apiKey, key } = await d.keys.create({ userId: user.id, ...(v as { name?: string; expiresAt?: string }) });
     return json(c, { ...apiKey, key }, 201);
   });
@@ -414,7 +472,11 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
   api.get('/usage', async (c) => {
     const user = c.get('user');
     const month = c.req.query('month') || monthOf(now());
-    const [summary, plan, keys] = await Promise.all([d.usage.forUser(user.id, month), d.plans.find(user.planId), d.keys.list({ userId: user.id, limit: 1000 })]);
+    const [summary, plan, keys] = await Promise.all([
+      d.usage.forUser(user.id, month),
+      d.plans.find(user.planId),
+      d.keys.list({ userId: user.id, limit: 1000 }),
+    ]);
     const byId = new Map(keys.items.map((k) => [k.id, k]));
     const limit = plan?.requestsPerMonth ?? null;
     return json(c, {
@@ -428,7 +490,8 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     const user = c.get('user');
     const to = dateParam(c, 'to', now());
     const from = dateParam(c, 'from', new Date(to.getTime() - HOUR));
-    if (to.getTime() - from.getTime() > 24 * HOUR || from >= to) throw new PortalError(400, 'INVALID_INPUT', 'from: expected a time before to, at most 24 hours earlier', 'from');
+    if (to.getTime() - from.getTime() > 24 * HOUR || from >= to)
+      throw new PortalError(400, 'INVALID_INPUT', 'from: expected a time before to, at most 24 hours earlier', 'from');
     const keyId = c.req.query('key_id');
     if (keyId) await ownKey(user, keyId);
     return json(c, { from, to, data: await d.usage.minutes({ ...(keyId ? { keyId } : { userId: user.id }), from, to }) });
@@ -440,7 +503,8 @@ export function createPortalApi(opts: PortalOptions): Hono<PortalEnv> {
     const DAY = 24 * HOUR;
     const from = new Date(Math.floor(dateParam(c, 'from', monthBounds(monthOf(now())).start).getTime() / DAY) * DAY);
     const to = new Date(Math.ceil(dateParam(c, 'to', now()).getTime() / DAY) * DAY);
-    if (to.getTime() - from.getTime() > 62 * DAY || from >= to) throw new PortalError(400, 'INVALID_INPUT', 'from: expected a day before to, at most 62 days earlier', 'from');
+    if (to.getTime() - from.getTime() > 62 * DAY || from >= to)
+      throw new PortalError(400, 'INVALID_INPUT', 'from: expected a day before to, at most 62 days earlier', 'from');
     // Summed from the per-minute buckets, which metering keeps for as long as they are not pruned.
     const days = new Map<number, { day: Date; requests: number; bytesIn: number; bytesOut: number; errors: number }>();
     for (const m of await d.usage.minutes({ userId: user.id, from, to })) {

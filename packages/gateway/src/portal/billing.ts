@@ -9,7 +9,12 @@ import { body } from '../http/request.js';
 
 type Env = { Variables: { user: User } };
 
-const planSchema = z.object({ plan: z.string({ error: 'expected a plan id or name' }).min(1, { error: 'expected a plan id or name' }), interval: z.enum(['month', 'year'], { error: 'expected month or year' }).optional() }).strict();
+const planSchema = z
+  .object({
+    plan: z.string({ error: 'expected a plan id or name' }).min(1, { error: 'expected a plan id or name' }),
+    interval: z.enum(['month', 'year'], { error: 'expected month or year' }).optional(),
+  })
+  .strict();
 const emptySchema = z.object({}).strict();
 
 export interface PortalBillingOptions {
@@ -28,17 +33,26 @@ export function createPortalBilling(o: PortalBillingOptions): Hono<Env> {
   const json = (c: Context, value: unknown, status: ContentfulStatusCode = 200) => c.json(toWire(value) as object, status);
   const billing = (): CustomerBilling => {
     if (o.billing) return o.billing;
-    throw new BillingError(503, 'PAYMENTS_UNAVAILABLE', 'billing: no payment provider is selected, so plans cannot be bought here; contact the API provider');
+    throw new BillingError(
+      503,
+      'PAYMENTS_UNAVAILABLE',
+      'billing: no payment provider is selected, so plans cannot be bought here; contact the API provider',
+    );
   };
   // An empty body is fine for the routes that take none.
-  const optionalBody = async (c: Context) => ((c.req.header('content-length') ?? '0') === '0' && !c.req.header('transfer-encoding') ? {} : body(c));
+  const optionalBody = async (c: Context) =>
+    (c.req.header('content-length') ?? '0') === '0' && !c.req.header('transfer-encoding') ? {} : body(c);
 
   app.get('/', async (c) => json(c, await billing().overview(c.get('user'))));
 
   app.post('/checkout', async (c) => {
     const v = parseInput(planSchema, await body(c), 'checkout');
     const b = billing();
-    const r = await b.checkout(c.get('user'), { plan: v.plan, ...(v.interval ? { interval: v.interval } : {}), returnBase: o.publicBase(c) });
+    const r = await b.checkout(c.get('user'), {
+      plan: v.plan,
+      ...(v.interval ? { interval: v.interval } : {}),
+      returnBase: o.publicBase(c),
+    });
     // The plan changes when the provider's signed event arrives, not when the customer comes back.
     return json(c, { url: r.url, sessionId: r.sessionId, provider: b.providerName });
   });

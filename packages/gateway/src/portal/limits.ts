@@ -58,9 +58,14 @@ export class AttemptLimiter {
     cache: CacheProvider | undefined,
     opts: { now?: () => number; logger?: Logger } = {},
   ) {
-    const circuit = cache ? new CacheCircuit(cache, { ...(opts.now ? { now: opts.now } : {}), ...(opts.logger ? { logger: opts.logger } : {}) }) : new NoCache();
+    const circuit = cache
+      ? new CacheCircuit(cache, { ...(opts.now ? { now: opts.now } : {}), ...(opts.logger ? { logger: opts.logger } : {}) })
+      : new NoCache();
     for (const name of Object.keys(rules) as LimitName[]) {
-      this.#limiters.set(name, new RateLimiter(circuit, { prefix: `portal:${name}:`, windowMs: rules[name].windowMs, ...(opts.now ? { now: opts.now } : {}) }));
+      this.#limiters.set(
+        name,
+        new RateLimiter(circuit, { prefix: `portal:${name}:`, windowMs: rules[name].windowMs, ...(opts.now ? { now: opts.now } : {}) }),
+      );
     }
   }
 
@@ -69,7 +74,9 @@ export class AttemptLimiter {
    * any of them is over its limit, else undefined. Every pair is counted, refused or not.
    */
   async hit(checks: readonly (readonly [LimitName, string])[]): Promise<number | undefined> {
-    const results = await Promise.all(checks.map(([name, subject]) => this.#limiters.get(name)!.hit(subjectKey(subject), this.rules[name].limit)));
+    const results = await Promise.all(
+      checks.map(([name, subject]) => this.#limiters.get(name)!.hit(subjectKey(subject), this.rules[name].limit)),
+    );
     const refused = results.filter((r) => !r.allowed);
     return refused.length ? Math.max(...refused.map((r) => r.retryAfterSec)) : undefined;
   }

@@ -36,7 +36,11 @@ export function verificationEmail(to: string, name: string, url: string, ttlMs: 
   return message(
     to,
     'Confirm your email address',
-    [greeting(name), `Confirm that ${to} is your address to finish signing up. The link works once and expires in ${hours(ttlMs)}.`, 'If you did not sign up, ignore this email.'],
+    [
+      greeting(name),
+      `Confirm that ${to} is your address to finish signing up. The link works once and expires in ${hours(ttlMs)}.`,
+      'If you did not sign up, ignore this email.',
+    ],
     { url, label: 'Confirm your email address' },
   );
 }

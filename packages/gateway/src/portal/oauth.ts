@@ -140,7 +140,11 @@ export function createOAuthRoutes(o: OAuthRoutesOptions): Hono {
     let user = await d.users.findByEmail(email);
     if (user) {
       if (!profile.emailVerified) {
-        throw new SignInError('email_not_verified', `oauth: ${email} already has an account and ${name} has not verified the address; log in with your password`, 409);
+        throw new SignInError(
+          'email_not_verified',
+          `oauth: ${email} already has an account and ${name} has not verified the address; log in with your password`,
+          409,
+        );
       }
       if (!user.emailVerified) {
         // The provider proved the address; a password set by whoever signed up unverified was never proven (it could be a squatter's), so it goes.
@@ -152,7 +156,8 @@ export function createOAuthRoutes(o: OAuthRoutesOptions): Hono {
       try {
         user = await d.users.create({ email, name: profile.name?.slice(0, 200) ?? '', emailVerified: profile.emailVerified });
       } catch (err) {
-        if (isDomainError(err) && err.code === 'NO_DEFAULT_PLAN') throw new SignInError('signup_unavailable', 'oauth: sign up is not open yet: the API provider has not created a plan', 503);
+        if (isDomainError(err) && err.code === 'NO_DEFAULT_PLAN')
+          throw new SignInError('signup_unavailable', 'oauth: sign up is not open yet: the API provider has not created a plan', 503);
         throw err;
       }
     }
@@ -175,8 +180,20 @@ export function createOAuthRoutes(o: OAuthRoutesOptions): Hono {
       const p = provider(name);
       const returnTo = safeReturnPath(c.req.query('return_to'));
       if (!returnTo) throw new SignInError('invalid_return_to', 'return_to: expected a path on this site such as /portal/keys');
-      const flow: Flow = { provider: name, state: token(), verifier: token(), nonce: token(), returnTo, expiresAt: o.now().getTime() + FLOW_TTL_MS };
-      const url = await p.authorizationUrl({ redirectUri: redirectUri(c, name), state: flow.state, codeVerifier: flow.verifier, nonce: flow.nonce });
+      const flow: Flow = {
+        provider: name,
+        state: token(),
+        verifier: token(),
+        nonce: token(),
+        returnTo,
+        expiresAt: o.now().getTime() + FLOW_TTL_MS,
+      };
+      const url = await p.authorizationUrl({
+        redirectUri: redirectUri(c, name),
+        state: flow.state,
+        codeVerifier: flow.verifier,
+        nonce: flow.nonce,
+      });
       setCookie(c, OAUTH_COOKIE, encrypt(key, JSON.stringify(flow), context(name)), {
         httpOnly: true,
         secure: o.isHttps(c),
@@ -201,14 +218,23 @@ export function createOAuthRoutes(o: OAuthRoutesOptions): Hono {
         // The IdP's query on our registered redirect URI: the request's own host may differ behind a proxy.
         const callbackUrl = new URL(uri);
         callbackUrl.search = new URL(c.req.url).search;
-        profile = await p.exchange({ callbackUrl, redirectUri: uri, expectedState: flow.state, codeVerifier: flow.verifier, expectedNonce: flow.nonce });
+        profile = await p.exchange({
+          callbackUrl,
+          redirectUri: uri,
+          expectedState: flow.state,
+          codeVerifier: flow.verifier,
+          expectedNonce: flow.nonce,
+        });
       } catch (err) {
-        if (err instanceof ProviderError && err.code === 'OAUTH_ACCESS_DENIED') throw new SignInError('access_denied', `oauth: the sign-in was cancelled at ${p.displayName}`);
-        if (err instanceof ProviderError && err.code === 'OAUTH_STATE_MISMATCH') throw new SignInError('state_mismatch', 'oauth: this sign-in was not started here; start again');
+        if (err instanceof ProviderError && err.code === 'OAUTH_ACCESS_DENIED')
+          throw new SignInError('access_denied', `oauth: the sign-in was cancelled at ${p.displayName}`);
+        if (err instanceof ProviderError && err.code === 'OAUTH_STATE_MISMATCH')
+          throw new SignInError('state_mismatch', 'oauth: this sign-in was not started here; start again');
         throw err;
       }
       const user = await userFor(name, profile);
-      if (user.status !== 'active') throw new SignInError('account_suspended', 'oauth: this account is suspended; contact the API provider', 403);
+      if (user.status !== 'active')
+        throw new SignInError('account_suspended', 'oauth: this account is suspended; contact the API provider', 403);
       await o.startSession(c, user);
       return c.redirect(flow.returnTo, 302);
     } catch (err) {

@@ -23,7 +23,9 @@ function derive(password: string, salt: Buffer, { ln, r, p }: ScryptParams, leng
   const N = 2 ** ln;
   // Node refuses over 32 MiB by default; OpenSSL needs 128 * r * (N + 2 + p) bytes, plus slack.
   const opts: ScryptOptions = { N, r, p, maxmem: 128 * r * (N + 2 + p) + 1024 * 1024 };
-  return new Promise((resolve, reject) => scrypt(password.normalize('NFKC'), salt, length, opts, (err, key) => (err ? reject(err) : resolve(key))));
+  return new Promise((resolve, reject) =>
+    scrypt(password.normalize('NFKC'), salt, length, opts, (err, key) => (err ? reject(err) : resolve(key))),
+  );
 }
 
 const b64 = (b: Buffer) => b.toString('base64').replace(/=+$/, '');
@@ -50,7 +52,11 @@ function parse(stored: string): { params: ScryptParams; salt: Buffer; key: Buffe
  * (with `params`, the ones new hashes get), so the answer time does not tell whether the
  * account exists or has a password.
  */
-export async function verifyPassword(password: string, stored: string | null | undefined, params: ScryptParams = DEFAULT_SCRYPT): Promise<boolean> {
+export async function verifyPassword(
+  password: string,
+  stored: string | null | undefined,
+  params: ScryptParams = DEFAULT_SCRYPT,
+): Promise<boolean> {
   const parsed = stored ? parse(stored) : undefined;
   const target = parsed ?? { params, salt: Buffer.alloc(SALT_LENGTH), key: Buffer.alloc(KEY_LENGTH) };
   const key = await derive(password, target.salt, target.params, target.key.length);

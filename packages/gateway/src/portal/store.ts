@@ -21,10 +21,7 @@ export interface IssuedToken {
   expiresAt: Date;
 }
 
-export type TokenCheck =
-  | { ok: true; id: string; userId: string; email: string }
-  | { ok: false; reason: 'unknown' | 'used' | 'expired' };
-
+export type TokenCheck = { ok: true; id: string; userId: string; email: string } | { ok: false; reason: 'unknown' | 'used' | 'expired' };
 
 /**
  * Portal sessions and emailed tokens. Secrets are random 256-bit strings; rows keep their
@@ -90,7 +87,9 @@ export class PortalStore {
     await this.s.tx(async (tx) => {
       await this.voidTokens(tx, userId, purpose);
       // The user's tokens dead for a day go (a reused link then reads "invalid" rather than "used").
-      await tx.delete(portalTokens).where(and(eq(portalTokens.userId, userId), lt(portalTokens.expiresAt, new Date(now.getTime() - DAY_MS))));
+      await tx
+        .delete(portalTokens)
+        .where(and(eq(portalTokens.userId, userId), lt(portalTokens.expiresAt, new Date(now.getTime() - DAY_MS))));
       await tx
         .insert(portalTokens)
         .values({ id: issued.id, userId, purpose, hash: sha256Hex(token), email, createdAt: now, expiresAt: issued.expiresAt });
@@ -107,7 +106,11 @@ export class PortalStore {
    * Uses the token up, once: a second use (or a concurrent one) gets `used`. `then` runs in the
    * same transaction, so its writes happen only together with the consumption.
    */
-  async consumeToken(token: string, purpose: TokenPurpose, then?: (tx: Tx, check: Extract<TokenCheck, { ok: true }>) => Promise<void>): Promise<TokenCheck> {
+  async consumeToken(
+    token: string,
+    purpose: TokenPurpose,
+    then?: (tx: Tx, check: Extract<TokenCheck, { ok: true }>) => Promise<void>,
+  ): Promise<TokenCheck> {
     const { portalTokens } = this.t;
     return this.s.tx(async (tx): Promise<TokenCheck> => {
       const check = await this.#check(tx, token, purpose);
@@ -154,7 +157,13 @@ export class PortalStore {
   async #check(tx: Tx, token: string, purpose: TokenPurpose): Promise<TokenCheck> {
     const { portalTokens } = this.t;
     const [row] = await tx
-      .select({ id: portalTokens.id, userId: portalTokens.userId, email: portalTokens.email, expiresAt: portalTokens.expiresAt, usedAt: portalTokens.usedAt })
+      .select({
+        id: portalTokens.id,
+        userId: portalTokens.userId,
+        email: portalTokens.email,
+        expiresAt: portalTokens.expiresAt,
+        usedAt: portalTokens.usedAt,
+      })
       .from(portalTokens)
       .where(and(eq(portalTokens.hash, sha256Hex(token)), eq(portalTokens.purpose, purpose)));
     if (!row) return { ok: false, reason: 'unknown' };

@@ -154,7 +154,11 @@ function requestHead(req: IncomingMessage, identity: ProxyIdentity | undefined, 
  * The upstream's headers minus hop-by-hop fields and minus any the gateway sets (`extra`, or set
  * on `res` before: rate-limit headers win), plus `extra`.
  */
-function responseHeaders(headers: IncomingHttpHeaders, res: ServerResponse, extra: Record<string, string> | undefined): OutgoingHttpHeaders {
+function responseHeaders(
+  headers: IncomingHttpHeaders,
+  res: ServerResponse,
+  extra: Record<string, string> | undefined,
+): OutgoingHttpHeaders {
   const tokens = connectionTokens(headers.connection);
   const preset = res.getHeaderNames(); // [] without an allocation of note when nothing was set
   const out: OutgoingHttpHeaders = {};
@@ -341,7 +345,13 @@ export class Forwarder {
    * Sends `req` to the route's upstream and streams the answer into `res`. Always resolves
    * (never rejects): upstream failures become 502/504 JSON answers and are reported in the result.
    */
-  forward(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, identity?: ProxyIdentity, opts?: ForwardOptions): Promise<ForwardResult> {
+  forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: CompiledRoute,
+    identity?: ProxyIdentity,
+    opts?: ForwardOptions,
+  ): Promise<ForwardResult> {
     return new Promise<ForwardResult>((resolve) => this.forwardThen(req, res, route, identity, opts, resolve));
   }
 
@@ -361,7 +371,13 @@ export class Forwarder {
     const extra = opts?.headers;
     const method = req.method ?? 'GET';
     if (route.methods && !route.methods.has(method)) {
-      sendJsonError(res, 405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on this route`, extra ? { ...extra, allow: route.allow } : { allow: route.allow });
+      sendJsonError(
+        res,
+        405,
+        'METHOD_NOT_ALLOWED',
+        `${method} is not allowed on this route`,
+        extra ? { ...extra, allow: route.allow } : { allow: route.allow },
+      );
       done(answered(405, 'method_not_allowed', started));
       return;
     }

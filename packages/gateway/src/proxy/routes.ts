@@ -63,7 +63,7 @@ export function compileRoute(route: ProxyRoute): CompiledRoute {
 /** True when `path` (no query) is `prefix` or below it: `/api` matches `/api` and `/api/x`, not `/apix`. */
 export function underPrefix(path: string, prefix: string): boolean {
   if (prefix === '/') return true;
-  return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* / */);
+  return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47) /* / */;
 }
 
 /** The path and query sent upstream for a request target (`req.url`) that `route` matched. */

@@ -12,7 +12,8 @@ import * as pgSchema from './schema.pg.js';
 
 /** Tags of the committed migrations in a drizzle folder, with the `when` drizzle records as applied. */
 function journal(folder: string): { tag: string; when: number }[] {
-  return (JSON.parse(readFileSync(path.join(folder, 'meta', '_journal.json'), 'utf8')) as { entries: { tag: string; when: number }[] }).entries;
+  return (JSON.parse(readFileSync(path.join(folder, 'meta', '_journal.json'), 'utf8')) as { entries: { tag: string; when: number }[] })
+    .entries;
 }
 
 /** Applied and pending migrations of `<dataDir>/apigate.db`, read-only (a missing file has every migration pending). */
@@ -60,13 +61,19 @@ export async function copySqliteToPostgres(o: { dataDir: string; to: string }): 
     source.sqlite.close();
     throw err;
   });
-  const pgTables = new Map((Object.values(pgSchema) as unknown[]).filter((v): v is PgTable => is(v, PgTable)).map((t) => [getTableName(t), t]));
+  const pgTables = new Map(
+    (Object.values(pgSchema) as unknown[]).filter((v): v is PgTable => is(v, PgTable)).map((t) => [getTableName(t), t]),
+  );
   try {
     const order = tablesInCopyOrder();
     for (const t of order) {
       const name = getTableName(t);
       const r = await target.pool.query(`SELECT EXISTS (SELECT 1 FROM "${name}") AS full`);
-      if (r.rows[0]?.full) throw new ApigateError('STORE_COPY_REFUSED', `the target database ${target.where} already has rows in ${name}: copy into a new, empty database`);
+      if (r.rows[0]?.full)
+        throw new ApigateError(
+          'STORE_COPY_REFUSED',
+          `the target database ${target.where} already has rows in ${name}: copy into a new, empty database`,
+        );
     }
     const counts: { table: string; rows: number }[] = [];
     await target.db.transaction(async (tx) => {

@@ -73,7 +73,10 @@ export class DbMappingStore implements MappingStore {
     // PostgreSQL: the unique indexes make a concurrent instance's insert of the same mapping fail instead.
     const t = this.t;
     return this.s.tx(async (tx) => {
-      const [byLocal] = await tx.select().from(t).where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.localId, localId)));
+      const [byLocal] = await tx
+        .select()
+        .from(t)
+        .where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.localId, localId)));
       if (byLocal) {
         if (byLocal.externalId === externalId) return byLocal;
         throw new ApigateError(
@@ -98,12 +101,22 @@ export class DbMappingStore implements MappingStore {
 
   async findExternal(provider: string, entityType: string, localId: string): Promise<ProviderMapping | undefined> {
     const t = this.t;
-    return (await this.s.db.select().from(t).where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.localId, localId))))[0];
+    return (
+      await this.s.db
+        .select()
+        .from(t)
+        .where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.localId, localId)))
+    )[0];
   }
 
   async findLocal(provider: string, entityType: string, externalId: string): Promise<ProviderMapping | undefined> {
     const t = this.t;
-    return (await this.s.db.select().from(t).where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.externalId, externalId))))[0];
+    return (
+      await this.s.db
+        .select()
+        .from(t)
+        .where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.externalId, externalId)))
+    )[0];
   }
 
   async list(q: MappingQuery = {}): Promise<{ items: ProviderMapping[]; cursor?: string }> {
@@ -132,7 +145,10 @@ export class DbMappingStore implements MappingStore {
 
   async delete(provider: string, entityType: string, localId: string): Promise<boolean> {
     const t = this.t;
-    const rows = await this.s.db.delete(t).where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.localId, localId))).returning({ p: t.provider });
+    const rows = await this.s.db
+      .delete(t)
+      .where(and(eq(t.provider, provider), eq(t.entityType, entityType), eq(t.localId, localId)))
+      .returning({ p: t.provider });
     return rows.length > 0;
   }
 }

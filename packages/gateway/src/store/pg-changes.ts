@@ -23,7 +23,11 @@ export interface ChangeListener {
  * each reconnect `onChange(undefined)` says "anything may have changed meanwhile" (the caller
  * re-reads every version). The change-version poll stays the fallback while it is down.
  */
-export function listenForChanges(url: string, onChange: (entity: string | undefined) => void, opts: { logger?: Logger; retryMs?: number } = {}): ChangeListener {
+export function listenForChanges(
+  url: string,
+  onChange: (entity: string | undefined) => void,
+  opts: { logger?: Logger; retryMs?: number } = {},
+): ChangeListener {
   const logger = opts.logger ?? silentLogger();
   const retryMs = opts.retryMs ?? 1000;
   let client: pg.Client | undefined;
@@ -44,7 +48,9 @@ export function listenForChanges(url: string, onChange: (entity: string | undefi
       client = undefined;
       c.removeAllListeners('notification');
       c.end().catch(() => undefined);
-      logger.warn(`change notifications: the PostgreSQL listener connection is down (${err ? describeError(err) : 'ended'}); retrying every ${retryMs} ms`);
+      logger.warn(
+        `change notifications: the PostgreSQL listener connection is down (${err ? describeError(err) : 'ended'}); retrying every ${retryMs} ms`,
+      );
       timer = setTimeout(() => void connect(), retryMs);
       timer.unref();
     };

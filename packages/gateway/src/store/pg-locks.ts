@@ -7,7 +7,11 @@ import type pg from 'pg';
  * then run once per tick, whichever instance takes it; the others skip (`ran: false`) and wait for
  * their next tick. A crashed instance's lock goes with its connection.
  */
-export async function runExclusive<T>(pool: pg.Pool, name: string, fn: () => Promise<T>): Promise<{ ran: true; result: T } | { ran: false }> {
+export async function runExclusive<T>(
+  pool: pg.Pool,
+  name: string,
+  fn: () => Promise<T>,
+): Promise<{ ran: true; result: T } | { ran: false }> {
   const client = await pool.connect();
   try {
     const got = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [`apigate:job:${name}`]);

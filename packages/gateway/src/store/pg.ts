@@ -75,7 +75,9 @@ export interface MigrationStatus {
 
 /** Which committed migrations the database has (drizzle's own bookkeeping table), for `apigate db status`. */
 export async function postgresMigrationStatus(db: PgDatabase): Promise<MigrationStatus> {
-  const journal = JSON.parse(readFileSync(path.join(PG_MIGRATIONS_DIR, 'meta', '_journal.json'), 'utf8')) as { entries: { tag: string; when: number }[] };
+  const journal = JSON.parse(readFileSync(path.join(PG_MIGRATIONS_DIR, 'meta', '_journal.json'), 'utf8')) as {
+    entries: { tag: string; when: number }[];
+  };
   const exists = await db.execute(sql`SELECT to_regclass('drizzle.__drizzle_migrations') AS t`);
   const rows = exists.rows[0]?.t ? (await db.execute(sql`SELECT created_at FROM drizzle.__drizzle_migrations`)).rows : [];
   const done = new Set(rows.map((r) => Number(r.created_at)));

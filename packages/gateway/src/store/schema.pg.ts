@@ -95,7 +95,9 @@ export const users = pgTable(
     /** Lower-cased and trimmed before it is stored, so uniqueness ignores case. */
     email: text('email').notNull(),
     name: text('name').notNull().default(''),
-    status: text('status', { enum: ['active', 'suspended'] }).notNull().default('active'),
+    status: text('status', { enum: ['active', 'suspended'] })
+      .notNull()
+      .default('active'),
     planId: text('plan_id')
       .notNull()
       .references(() => plans.id, { onDelete: 'restrict' }),
@@ -105,7 +107,11 @@ export const users = pgTable(
     createdAt: timestamp('created_at', { mode: 'date', withTimezone: true, precision: 3 }).notNull(),
     updatedAt: timestamp('updated_at', { mode: 'date', withTimezone: true, precision: 3 }).notNull(),
   },
-  (t) => [uniqueIndex('users_email_uq').on(t.email), index('users_plan_idx').on(t.planId), index('users_created_idx').on(t.createdAt, t.id)],
+  (t) => [
+    uniqueIndex('users_email_uq').on(t.email),
+    index('users_plan_idx').on(t.planId),
+    index('users_created_idx').on(t.createdAt, t.id),
+  ],
 );
 
 /** API keys: only the SHA-256 of the full key is kept; `prefix` is what people recognise a key by. */
@@ -218,7 +224,10 @@ export const usageRouteMinutely = pgTable(
     minute: timestamp('minute', { mode: 'date', withTimezone: true, precision: 3 }).notNull(),
     ...usageCounters,
   },
-  (t) => [primaryKey({ name: 'usage_route_minutely_pk', columns: [t.routeId, t.minute] }), index('usage_route_minutely_minute_idx').on(t.minute)],
+  (t) => [
+    primaryKey({ name: 'usage_route_minutely_pk', columns: [t.routeId, t.minute] }),
+    index('usage_route_minutely_minute_idx').on(t.minute),
+  ],
 );
 
 /**
@@ -275,10 +284,7 @@ export const subscriptions = pgTable(
     createdAt: timestamp('created_at', { mode: 'date', withTimezone: true, precision: 3 }).notNull(),
     updatedAt: timestamp('updated_at', { mode: 'date', withTimezone: true, precision: 3 }).notNull(),
   },
-  (t) => [
-    index('subscriptions_user_idx').on(t.userId),
-    uniqueIndex('subscriptions_external_uq').on(t.provider, t.externalSubscriptionId),
-  ],
+  (t) => [index('subscriptions_user_idx').on(t.userId), uniqueIndex('subscriptions_external_uq').on(t.provider, t.externalSubscriptionId)],
 );
 
 export const webhookEndpoints = pgTable('webhook_endpoints', {
@@ -304,7 +310,9 @@ export const webhookDeliveries = pgTable(
     eventId: text('event_id').notNull(),
     eventType: text('event_type').notNull(),
     payload: text('payload'),
-    status: text('status', { enum: ['pending', 'succeeded', 'failed'] }).notNull().default('pending'),
+    status: text('status', { enum: ['pending', 'succeeded', 'failed'] })
+      .notNull()
+      .default('pending'),
     attempts: bigint('attempts', { mode: 'number' }).notNull().default(0),
     responseStatus: bigint('response_status', { mode: 'number' }),
     lastError: text('last_error'),
@@ -336,7 +344,11 @@ export const portalSessions = pgTable(
     createdAt: timestamp('created_at', { mode: 'date', withTimezone: true, precision: 3 }).notNull(),
     expiresAt: timestamp('expires_at', { mode: 'date', withTimezone: true, precision: 3 }).notNull(),
   },
-  (t) => [uniqueIndex('portal_sessions_hash_uq').on(t.hash), index('portal_sessions_user_idx').on(t.userId), index('portal_sessions_expires_idx').on(t.expiresAt)],
+  (t) => [
+    uniqueIndex('portal_sessions_hash_uq').on(t.hash),
+    index('portal_sessions_user_idx').on(t.userId),
+    index('portal_sessions_expires_idx').on(t.expiresAt),
+  ],
 );
 
 /** Single-use tokens sent by email: verify the address, reset the password. */
@@ -357,7 +369,11 @@ export const portalTokens = pgTable(
     /** Set once, when the token is used (or made void by a newer one or a reset). */
     usedAt: timestamp('used_at', { mode: 'date', withTimezone: true, precision: 3 }),
   },
-  (t) => [uniqueIndex('portal_tokens_hash_uq').on(t.hash), index('portal_tokens_user_idx').on(t.userId, t.purpose), index('portal_tokens_expires_idx').on(t.expiresAt)],
+  (t) => [
+    uniqueIndex('portal_tokens_hash_uq').on(t.hash),
+    index('portal_tokens_user_idx').on(t.userId, t.purpose),
+    index('portal_tokens_expires_idx').on(t.expiresAt),
+  ],
 );
 
 // --- billing: metered usage reported to the payment provider --------------------------------
@@ -381,7 +397,9 @@ export const usageReports = pgTable(
     cumulative: bigint('cumulative', { mode: 'number' }).notNull(),
     /** Requests this report adds. */
     quantity: bigint('quantity', { mode: 'number' }).notNull(),
-    status: text('status', { enum: ['pending', 'reported', 'failed'] }).notNull().default('pending'),
+    status: text('status', { enum: ['pending', 'reported', 'failed'] })
+      .notNull()
+      .default('pending'),
     error: text('error'),
     createdAt: timestamp('created_at', { mode: 'date', withTimezone: true, precision: 3 }).notNull(),
     reportedAt: timestamp('reported_at', { mode: 'date', withTimezone: true, precision: 3 }),
@@ -406,7 +424,9 @@ export const paymentEvents = pgTable(
     /** The provider's event time: processing order. */
     occurredAt: timestamp('occurred_at', { mode: 'date', withTimezone: true, precision: 3 }).notNull(),
     /** queued -> applied | skipped (older than the stored state, or nothing to apply) | failed. */
-    status: text('status', { enum: ['queued', 'applied', 'skipped', 'failed'] }).notNull().default('queued'),
+    status: text('status', { enum: ['queued', 'applied', 'skipped', 'failed'] })
+      .notNull()
+      .default('queued'),
     receivedAt: timestamp('received_at', { mode: 'date', withTimezone: true, precision: 3 }).notNull(),
     /** The verified body, byte for byte (null on rows from before the inbox). */
     rawBody: bytea('raw_body'),

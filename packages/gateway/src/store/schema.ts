@@ -92,7 +92,9 @@ export const users = sqliteTable(
     /** Lower-cased and trimmed before it is stored, so uniqueness ignores case. */
     email: text('email').notNull(),
     name: text('name').notNull().default(''),
-    status: text('status', { enum: ['active', 'suspended'] }).notNull().default('active'),
+    status: text('status', { enum: ['active', 'suspended'] })
+      .notNull()
+      .default('active'),
     planId: text('plan_id')
       .notNull()
       .references(() => plans.id, { onDelete: 'restrict' }),
@@ -102,7 +104,11 @@ export const users = sqliteTable(
     createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
     updatedAt: integer('updated_at', { mode: 'timestamp_ms' }).notNull(),
   },
-  (t) => [uniqueIndex('users_email_uq').on(t.email), index('users_plan_idx').on(t.planId), index('users_created_idx').on(t.createdAt, t.id)],
+  (t) => [
+    uniqueIndex('users_email_uq').on(t.email),
+    index('users_plan_idx').on(t.planId),
+    index('users_created_idx').on(t.createdAt, t.id),
+  ],
 );
 
 /** API keys: only the SHA-256 of the full key is kept; `prefix` is what people recognise a key by. */
@@ -215,7 +221,10 @@ export const usageRouteMinutely = sqliteTable(
     minute: integer('minute', { mode: 'timestamp_ms' }).notNull(),
     ...usageCounters,
   },
-  (t) => [primaryKey({ name: 'usage_route_minutely_pk', columns: [t.routeId, t.minute] }), index('usage_route_minutely_minute_idx').on(t.minute)],
+  (t) => [
+    primaryKey({ name: 'usage_route_minutely_pk', columns: [t.routeId, t.minute] }),
+    index('usage_route_minutely_minute_idx').on(t.minute),
+  ],
 );
 
 /**
@@ -272,10 +281,7 @@ export const subscriptions = sqliteTable(
     createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
     updatedAt: integer('updated_at', { mode: 'timestamp_ms' }).notNull(),
   },
-  (t) => [
-    index('subscriptions_user_idx').on(t.userId),
-    uniqueIndex('subscriptions_external_uq').on(t.provider, t.externalSubscriptionId),
-  ],
+  (t) => [index('subscriptions_user_idx').on(t.userId), uniqueIndex('subscriptions_external_uq').on(t.provider, t.externalSubscriptionId)],
 );
 
 export const webhookEndpoints = sqliteTable('webhook_endpoints', {
@@ -301,7 +307,9 @@ export const webhookDeliveries = sqliteTable(
     eventId: text('event_id').notNull(),
     eventType: text('event_type').notNull(),
     payload: text('payload'),
-    status: text('status', { enum: ['pending', 'succeeded', 'failed'] }).notNull().default('pending'),
+    status: text('status', { enum: ['pending', 'succeeded', 'failed'] })
+      .notNull()
+      .default('pending'),
     attempts: integer('attempts').notNull().default(0),
     responseStatus: integer('response_status'),
     lastError: text('last_error'),
@@ -333,7 +341,11 @@ export const portalSessions = sqliteTable(
     createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
     expiresAt: integer('expires_at', { mode: 'timestamp_ms' }).notNull(),
   },
-  (t) => [uniqueIndex('portal_sessions_hash_uq').on(t.hash), index('portal_sessions_user_idx').on(t.userId), index('portal_sessions_expires_idx').on(t.expiresAt)],
+  (t) => [
+    uniqueIndex('portal_sessions_hash_uq').on(t.hash),
+    index('portal_sessions_user_idx').on(t.userId),
+    index('portal_sessions_expires_idx').on(t.expiresAt),
+  ],
 );
 
 /** Single-use tokens sent by email: verify the address, reset the password. */
@@ -354,7 +366,11 @@ export const portalTokens = sqliteTable(
     /** Set once, when the token is used (or made void by a newer one or a reset). */
     usedAt: integer('used_at', { mode: 'timestamp_ms' }),
   },
-  (t) => [uniqueIndex('portal_tokens_hash_uq').on(t.hash), index('portal_tokens_user_idx').on(t.userId, t.purpose), index('portal_tokens_expires_idx').on(t.expiresAt)],
+  (t) => [
+    uniqueIndex('portal_tokens_hash_uq').on(t.hash),
+    index('portal_tokens_user_idx').on(t.userId, t.purpose),
+    index('portal_tokens_expires_idx').on(t.expiresAt),
+  ],
 );
 
 // --- billing: metered usage reported to the payment provider --------------------------------
@@ -378,7 +394,9 @@ export const usageReports = sqliteTable(
     cumulative: integer('cumulative').notNull(),
     /** Requests this report adds. */
     quantity: integer('quantity').notNull(),
-    status: text('status', { enum: ['pending', 'reported', 'failed'] }).notNull().default('pending'),
+    status: text('status', { enum: ['pending', 'reported', 'failed'] })
+      .notNull()
+      .default('pending'),
     error: text('error'),
     createdAt: integer('created_at', { mode: 'timestamp_ms' }).notNull(),
     reportedAt: integer('reported_at', { mode: 'timestamp_ms' }),
@@ -403,7 +421,9 @@ export const paymentEvents = sqliteTable(
     /** The provider's event time: processing order. */
     occurredAt: integer('occurred_at', { mode: 'timestamp_ms' }).notNull(),
     /** queued -> applied | skipped (older than the stored state, or nothing to apply) | failed. */
-    status: text('status', { enum: ['queued', 'applied', 'skipped', 'failed'] }).notNull().default('queued'),
+    status: text('status', { enum: ['queued', 'applied', 'skipped', 'failed'] })
+      .notNull()
+      .default('queued'),
     receivedAt: integer('received_at', { mode: 'timestamp_ms' }).notNull(),
     /** The verified body, byte for byte (null on rows from before the inbox). */
     rawBody: blob('raw_body', { mode: 'buffer' }),

@@ -52,7 +52,9 @@ export class DbSettingsStore implements SettingsStore {
 
   async set(key: string, value: string, opts: { secret: boolean }): Promise<void> {
     if (!KEY_RE.test(key)) {
-      throw new InvalidInputError(`setting key "${key}" is not valid: expected letters, digits, dots, dashes and underscores, e.g. cache.redis.url`);
+      throw new InvalidInputError(
+        `setting key "${key}" is not valid: expected letters, digits, dots, dashes and underscores, e.g. cache.redis.url`,
+      );
     }
     if (typeof value !== 'string') throw new InvalidInputError(`setting ${key}: expected a string value`);
     // A URL with a password or a secret query parameter (redis://user:pw@host) is a secret at rest too.
@@ -106,7 +108,10 @@ export class DbSettingsStore implements SettingsStore {
       let secret = row.secret;
       if (!secret && hasUrlCredentials(value)) {
         // Stored in clear by an older version: encrypt it now, like `set` would.
-        await this.s.db.update(settings).set({ value: encrypt(this.key.key, value, row.key), secret: true }).where(eq(settings.key, row.key));
+        await this.s.db
+          .update(settings)
+          .set({ value: encrypt(this.key.key, value, row.key), secret: true })
+          .where(eq(settings.key, row.key));
         secret = true;
       }
       next.set(row.key, { key: row.key, value, secret, updatedAt: row.updatedAt });

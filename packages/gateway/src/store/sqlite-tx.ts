@@ -18,7 +18,10 @@ export function sqliteTransactions(sqlite: Database.Database): <T>(fn: () => Pro
   // stores, as the tests open) would otherwise block the event loop in BEGIN IMMEDIATE for
   // busy_timeout while the first one's transaction waits for its next tick.
   const file = sqlite.memory ? undefined : sqlite.name;
-  const queue = file !== undefined ? (queues.get(file) ?? { tail: Promise.resolve() as Promise<unknown> }) : { tail: Promise.resolve() as Promise<unknown> };
+  const queue =
+    file !== undefined
+      ? (queues.get(file) ?? { tail: Promise.resolve() as Promise<unknown> })
+      : { tail: Promise.resolve() as Promise<unknown> };
   if (file !== undefined) queues.set(file, queue);
   return <T>(fn: () => Promise<T>): Promise<T> => {
     const run = async (): Promise<T> => {

@@ -100,7 +100,9 @@ export class CertificateStore {
     try {
       return decrypt(this.key, value, context);
     } catch (cause) {
-      throw new ApigateError('TLS_KEY_DECRYPT_FAILED', `${what} cannot be decrypted with the settings key; obtain the certificate again`, { cause });
+      throw new ApigateError('TLS_KEY_DECRYPT_FAILED', `${what} cannot be decrypted with the settings key; obtain the certificate again`, {
+        cause,
+      });
     }
   }
 }

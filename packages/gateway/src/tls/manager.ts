@@ -79,7 +79,10 @@ export class CertificateManager {
     const saved = await this.certificates.save(got.certificate);
     this.snapshot = undefined;
     progress(`stored certificate ${saved.serialNumber} for ${names.join(', ')}, valid until ${saved.notAfter.toISOString()}`);
-    this.opts.logger.info({ domains: names, serial: saved.serialNumber, notAfter: saved.notAfter.toISOString() }, `obtained a certificate for ${key}`);
+    this.opts.logger.info(
+      { domains: names, serial: saved.serialNumber, notAfter: saved.notAfter.toISOString() },
+      `obtained a certificate for ${key}`,
+    );
     return saved;
   }
 
@@ -105,7 +108,8 @@ export class CertificateManager {
       const k = domainsKey(w);
       if (!stored.has(k)) todo.set(k, { names: k.split(',') });
     }
-    for (const c of stored.values()) if (this.isDue(c)) todo.set(c.domainsKey, { names: c.domainsKey.split(','), replaces: c.serialNumber });
+    for (const c of stored.values())
+      if (this.isDue(c)) todo.set(c.domainsKey, { names: c.domainsKey.split(','), replaces: c.serialNumber });
     const obtained: StoredCertificate[] = [];
     const loaded: StoredCertificate[] = [];
     const failed: string[] = [];
@@ -238,6 +242,11 @@ export class CertificateManager {
 export function parseTlsDomains(value: string | undefined): string[][] {
   return (value ?? '')
     .split(/[;\s]+/)
-    .map((group) => group.split(',').map((d) => d.trim()).filter(Boolean))
+    .map((group) =>
+      group
+        .split(',')
+        .map((d) => d.trim())
+        .filter(Boolean),
+    )
     .filter((g) => g.length > 0);
 }

@@ -40,7 +40,11 @@ export async function startAcmeSetup(prefix: string): Promise<AcmeSetup> {
     dataDir,
     only: ['cache', 'tls'],
   });
-  const http = await startServer({ app: createHttpApp({ kernel, store, logger: silentLogger() }), port: pebble.httpPort, host: '127.0.0.1' });
+  const http = await startServer({
+    app: createHttpApp({ kernel, store, logger: silentLogger() }),
+    port: pebble.httpPort,
+    host: '127.0.0.1',
+  });
   return {
     pebble,
     roots,

@@ -3,7 +3,14 @@ import dummyPayment, { type DummyPayment, type SignedWebhook } from '@apigate/pr
 import { createForTest } from '@apigate/provider-testkit';
 import { Hono } from 'hono';
 import { expect, vi } from 'vitest';
-import { createPaymentWebhookApp, PaymentInbox, paymentWebhookPath, type PaymentWorker, startPaymentWorker, syncPlanPrices } from '../../src/billing/index.js';
+import {
+  createPaymentWebhookApp,
+  PaymentInbox,
+  paymentWebhookPath,
+  type PaymentWorker,
+  startPaymentWorker,
+  syncPlanPrices,
+} from '../../src/billing/index.js';
 import { startServer } from '../../src/http/server.js';
 import { domainStore, type TestDialect } from './domain.js';
 import { call } from './http.js';
@@ -56,7 +63,17 @@ export async function billingSetup(cleanups: (() => Promise<void>)[], o: Billing
   if (!o.noWorker) workers.push(startWorker());
   const path = paymentWebhookPath('dummy', dummyPayment.features);
   const app = new Hono();
-  app.route(path, createPaymentWebhookApp({ providerName: 'dummy', payment: dummy, queue: q.queue, store, logger: silentLogger(), ...(o.maxBytes ? { maxBytes: o.maxBytes } : {}) }));
+  app.route(
+    path,
+    createPaymentWebhookApp({
+      providerName: 'dummy',
+      payment: dummy,
+      queue: q.queue,
+      store,
+      logger: silentLogger(),
+      ...(o.maxBytes ? { maxBytes: o.maxBytes } : {}),
+    }),
+  );
   const server = await startServer({ app, port: 0, host: '127.0.0.1' });
   cleanups.push(async () => {
     await server.close();
@@ -98,5 +115,26 @@ export async function billingSetup(cleanups: (() => Promise<void>)[], o: Billing
     return dummy.completeCheckout(sessionId);
   }
   const planOf = async (userId = user.id) => (await d.users.get(userId)).planId;
-  return { store, d, dummy, q, url, path, post, inbox, settled, checkout, user, customerId, free, pro, team, priceOf, planOf, emitted, workers, startWorker };
+  return {
+    store,
+    d,
+    dummy,
+    q,
+    url,
+    path,
+    post,
+    inbox,
+    settled,
+    checkout,
+    user,
+    customerId,
+    free,
+    pro,
+    team,
+    priceOf,
+    planOf,
+    emitted,
+    workers,
+    startWorker,
+  };
 }

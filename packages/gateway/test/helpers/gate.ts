@@ -65,7 +65,12 @@ export async function startGate(s: GateSetup = {}): Promise<RunningGate> {
   const catalog = await discoverPlugins({ builtins: [memoryCache, memoryQueue, memoryStorage, redisCache, redisQueue] });
   const kernel = await createKernel({
     catalog,
-    env: { CACHE_PROVIDER: s.cache ?? 'memory', QUEUE_PROVIDER: s.queue ?? 'memory', STORAGE_PROVIDER: 'memory', REDIS_URL: s.redisUrl ?? REDIS_URL },
+    env: {
+      CACHE_PROVIDER: s.cache ?? 'memory',
+      QUEUE_PROVIDER: s.queue ?? 'memory',
+      STORAGE_PROVIDER: 'memory',
+      REDIS_URL: s.redisUrl ?? REDIS_URL,
+    },
     settings: store.settings,
     defaults: installPrefixDefaults(store.installId),
     dataDir,
@@ -119,7 +124,9 @@ export interface Received {
 }
 
 /** A local HTTP server that records each request and answers with `answer(n)` (n counts from 1); JSON echo by default. */
-export async function recorder(answer?: (n: number, r: Received) => { status: number; body?: string } | Promise<{ status: number; body?: string }>) {
+export async function recorder(
+  answer?: (n: number, r: Received) => { status: number; body?: string } | Promise<{ status: number; body?: string }>,
+) {
   const received: Received[] = [];
   const waiters: { n: number; resolve: () => void }[] = [];
   const server = http.createServer(async (req, res) => {
@@ -153,9 +160,15 @@ export async function recorder(answer?: (n: number, r: Received) => { status: nu
 /** Sets up a plan, a user on it, a key and a route to `upstream` through the domain; returns the key. */
 export async function customer(store: Store, upstream: string, plan: { rpm?: number | null; monthly?: number | null } = {}) {
   const d = store.domain;
-  const p = await d.plans.create({ name: `plan-${randomUUID().slice(0, 8)}`, requestsPerMinute: plan.rpm ?? null, requestsPerMonth: plan.monthly ?? null });
+  const p = await d.plans.create({
+    name: `plan-${randomUUID().slice(0, 8)}`,
+    requestsPerMinute: plan.rpm ?? null,
+    requestsPerMonth: plan.monthly ?? null,
+  });
   const user = await d.users.create({ email: `u-${randomUUID().slice(0, 8)}@example.com`, name: 'Ada', planId: p.id });
   const { apiKey, key } = await d.keys.create({ userId: user.id, name: 'test' });
-  const route = (await d.routes.list()).find((r) => r.pathPrefix === '/api') ?? (await d.routes.create({ pathPrefix: '/api', upstreamUrl: upstream, stripPrefix: true }));
+  const route =
+    (await d.routes.list()).find((r) => r.pathPrefix === '/api') ??
+    (await d.routes.create({ pathPrefix: '/api', upstreamUrl: upstream, stripPrefix: true }));
   return { plan: p, user, apiKey, key, route };
 }

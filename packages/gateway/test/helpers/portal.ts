@@ -5,7 +5,15 @@ import memoryQueue from '@apigate/provider-memory-queue';
 import { CookieJar } from 'tough-cookie';
 import { expect, vi } from 'vitest';
 import { freshPostgresUrl, type TestDialect } from './domain.js';
-import { createHttpApp, type HttpAppOptions, openStore, type PortalMailer, type Store, startDelivery, startServer } from '../../src/index.js';
+import {
+  createHttpApp,
+  type HttpAppOptions,
+  openStore,
+  type PortalMailer,
+  type Store,
+  startDelivery,
+  startServer,
+} from '../../src/index.js';
 import { KEY_A, tempDir } from '../helpers.js';
 import { cleanupAfterEach } from './cleanup.js';
 
@@ -16,7 +24,12 @@ export const PASSWORD = 'correct horse battery';
 export interface PortalClient {
   jar: CookieJar;
   /** A JSON call with this client's cookies; sends X-Requested-With unless `csrf: false`. */
-  call(method: string, path: string, body?: unknown, opts?: { csrf?: boolean; headers?: Record<string, string> }): Promise<{ status: number; headers: Headers; body: any }>;
+  call(
+    method: string,
+    path: string,
+    body?: unknown,
+    opts?: { csrf?: boolean; headers?: Record<string, string> },
+  ): Promise<{ status: number; headers: Headers; body: any }>;
 }
 
 export interface PortalHarness {
@@ -52,7 +65,15 @@ export function linkIn(msg: LoggedEmail): string {
 export function portalHarness() {
   const cleanup = cleanupAfterEach();
   return async function start(
-    opts: { dialect?: TestDialect; outbox?: boolean; plan?: boolean; app?: Partial<HttpAppOptions>; env?: Record<string, string>; providers?: AnyProviderDefinition[]; only?: CapabilityName[] } = {},
+    opts: {
+      dialect?: TestDialect;
+      outbox?: boolean;
+      plan?: boolean;
+      app?: Partial<HttpAppOptions>;
+      env?: Record<string, string>;
+      providers?: AnyProviderDefinition[];
+      only?: CapabilityName[];
+    } = {},
   ): Promise<PortalHarness> {
     const dataDir = await tempDir();
     const clock = { now: new Date() };

@@ -124,13 +124,7 @@ export interface PaymentProvider extends ProviderInstance {
   listSubscriptions(i: { customerId?: string; updatedSince?: Date }): AsyncIterable<SubscriptionState>;
   changeSubscription(i: { subscriptionId: string; priceId: string }): Promise<SubscriptionState>;
   cancelSubscription(i: { subscriptionId: string; atPeriodEnd: boolean }): Promise<SubscriptionState>;
-  reportUsage(i: {
-    customerId: string;
-    subscriptionId: string;
-    quantity: number;
-    timestamp: Date;
-    idempotencyKey: string;
-  }): Promise<void>;
+  reportUsage(i: { customerId: string; subscriptionId: string; quantity: number; timestamp: Date; idempotencyKey: string }): Promise<void>;
   /**
    * Checks the signature and its age, and reads the envelope, with no network call (it runs
    * before the gateway answers the provider). Throws `WebhookSignatureError` for a missing, bad

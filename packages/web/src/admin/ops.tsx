@@ -40,7 +40,14 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
                   <Badge status={e.enabled ? 'active' : 'disabled'} />
                 </td>
                 <td>
-                  <PostButton action={`/admin/ui/webhooks/${e.id}/delete`} csrf={s.csrf} class="danger small" label="Remove" ariaLabel={`Remove ${e.url}`} confirm={`Remove ${e.url}?`} />
+                  <PostButton
+                    action={`/admin/ui/webhooks/${e.id}/delete`}
+                    csrf={s.csrf}
+                    class="danger small"
+                    label="Remove"
+                    ariaLabel={`Remove ${e.url}`}
+                    confirm={`Remove ${e.url}?`}
+                  />
                 </td>
               </tr>
             )}
@@ -49,7 +56,12 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
             <form method="post" action="/admin/ui/webhooks" class="stack">
               <Csrf token={s.csrf} />
               <Field name="url" label="URL" type="url" required placeholder="https://example.com/hooks" />
-              <Field name="events" label="Events" value="*" hint={`Comma separated; patterns like usage.* work. Types: ${WEBHOOK_EVENT_TYPES.join(', ')}.`} />
+              <Field
+                name="events"
+                label="Events"
+                value="*"
+                hint={`Comma separated; patterns like usage.* work. Types: ${WEBHOOK_EVENT_TYPES.join(', ')}.`}
+              />
               <button type="submit">Add endpoint</button>
             </form>
           </Card>
@@ -82,7 +94,14 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
                 <td class="num">{x.attempts}</td>
                 <td class="hide-sm">{x.lastError ?? ''}</td>
                 <td>
-                  {x.status !== 'succeeded' && w.webhooks ? <PostButton action={`/admin/ui/webhooks/deliveries/${x.id}/retry`} csrf={s.csrf} class="secondary small" label="Retry" /> : null}
+                  {x.status !== 'succeeded' && w.webhooks ? (
+                    <PostButton
+                      action={`/admin/ui/webhooks/deliveries/${x.id}/retry`}
+                      csrf={s.csrf}
+                      class="secondary small"
+                      label="Retry"
+                    />
+                  ) : null}
                 </td>
               </tr>
             )}
@@ -112,25 +131,25 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
         setFlash(c, 'error', describeError(err));
         return c.redirect('/admin/ui/webhooks', 303);
       }
-    return render(
-      c,
-      s.shell,
-      'Endpoint added',
-      <Card title={shown.url}>
-        <p>The signing secret, shown only now (payloads are signed with it, see X-APIGate-Signature):</p>
-        <div class="secret">
-          <code id="webhook-secret">{shown.secret}</code>
-          <button type="button" class="secondary" data-copy="#webhook-secret" id="copy-secret" hidden>
-            Copy
-          </button>
-        </div>
-        <output class="hint" id="copy-secret-status" />
-        <p>
-          <a href="/admin/ui/webhooks">Back to webhooks</a>
-        </p>
-      </Card>,
-      { status: 201 },
-    );
+      return render(
+        c,
+        s.shell,
+        'Endpoint added',
+        <Card title={shown.url}>
+          <p>The signing secret, shown only now (payloads are signed with it, see X-APIGate-Signature):</p>
+          <div class="secret">
+            <code id="webhook-secret">{shown.secret}</code>
+            <button type="button" class="secondary" data-copy="#webhook-secret" id="copy-secret" hidden>
+              Copy
+            </button>
+          </div>
+          <output class="hint" id="copy-secret-status" />
+          <p>
+            <a href="/admin/ui/webhooks">Back to webhooks</a>
+          </p>
+        </Card>,
+        { status: 201 },
+      );
     }),
   );
   pages.post(
@@ -164,7 +183,11 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
       const events = await inbox.list({ limit: 50, ...(status ? { status: status as never } : {}) });
       const subs = await callApi(w.app, c, 'GET', '/admin/subscriptions?limit=50', undefined, { authorization: `Bearer ${s.token}` });
       const subRows = (subs.body?.data ?? []) as Record<string, any>[];
-      const users = new Map((await Promise.all([...new Set(subRows.map((x) => String(x.user_id)))].map((id) => d.users.find(id)))).filter((u) => u !== undefined).map((u) => [u.id, u]));
+      const users = new Map(
+        (await Promise.all([...new Set(subRows.map((x) => String(x.user_id)))].map((id) => d.users.find(id))))
+          .filter((u) => u !== undefined)
+          .map((u) => [u.id, u]),
+      );
       const plans = new Map((await d.plans.list()).map((p) => [p.id, p]));
       return adminPage(
         c,
@@ -178,7 +201,13 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
                 Payment webhook inbox (newest first) <a href="/admin/ui/payments?status=failed">failed only</a>
               </>
             }
-            columns={[{ label: 'Event' }, { label: 'Status' }, { label: 'Attempts', class: 'num' }, { label: 'Last error', class: 'hide-sm' }, { label: 'Action', action: true }]}
+            columns={[
+              { label: 'Event' },
+              { label: 'Status' },
+              { label: 'Attempts', class: 'num' },
+              { label: 'Last error', class: 'hide-sm' },
+              { label: 'Action', action: true },
+            ]}
             rows={events.items}
             empty="No payment events."
             row={(e) => (
@@ -195,7 +224,13 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
                 <td class="hide-sm">{e.lastError ?? ''}</td>
                 <td>
                   {(e.status === 'failed' || e.status === 'queued') && e.hasBody ? (
-                    <PostButton action="/admin/ui/payments/replay" csrf={s.csrf} class="secondary small" label="Replay" ariaLabel={`Replay ${e.eventId}`}>
+                    <PostButton
+                      action="/admin/ui/payments/replay"
+                      csrf={s.csrf}
+                      class="secondary small"
+                      label="Replay"
+                      ariaLabel={`Replay ${e.eventId}`}
+                    >
                       <input type="hidden" name="provider" value={e.provider} />
                       <input type="hidden" name="event_id" value={e.eventId} />
                     </PostButton>
@@ -230,7 +265,11 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
     '/admin/ui/payments/replay',
     withAdmin(auth, (c, s) =>
       act(c, s, '/admin/ui/payments', async (f) => {
-        const row = await replayPaymentEvent({ inbox: new PaymentInbox(w.store), queue: w.kernel?.tryGet('queue'), now: w.now() }, f.event_id ?? '', f.provider || undefined);
+        const row = await replayPaymentEvent(
+          { inbox: new PaymentInbox(w.store), queue: w.kernel?.tryGet('queue'), now: w.now() },
+          f.event_id ?? '',
+          f.provider || undefined,
+        );
         return `Payment event ${row.eventId} is queued again.`;
       }),
     ),
@@ -252,7 +291,13 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
               </p>
               <DataTable
                 id="providers"
-                columns={[{ label: 'Capability' }, { label: 'Provider' }, { label: 'Status' }, { label: 'Latency ms', class: 'num' }, { label: 'Error' }]}
+                columns={[
+                  { label: 'Capability' },
+                  { label: 'Provider' },
+                  { label: 'Status' },
+                  { label: 'Latency ms', class: 'num' },
+                  { label: 'Error' },
+                ]}
                 rows={Object.entries(report.providers)}
                 row={([cap, p]) => (
                   <tr>
@@ -322,7 +367,14 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
                     ))}
                   </datalist>
                 </div>
-                <Field name="value" label="Value" type="password" autocomplete="off" required hint="Secret values are encrypted at rest and never shown again. Changes to providers apply at the next start." />
+                <Field
+                  name="value"
+                  label="Value"
+                  type="password"
+                  autocomplete="off"
+                  required
+                  hint="Secret values are encrypted at rest and never shown again. Changes to providers apply at the next start."
+                />
                 <button type="submit">Save</button>
               </form>
             </Card>

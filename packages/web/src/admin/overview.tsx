@@ -12,7 +12,8 @@ const MINUTE = 60_000;
 function fillMinutes(rows: { minute: Date; requests: number; errors: number }[], from: Date, to: Date) {
   const by = new Map(rows.map((r) => [r.minute.getTime(), r]));
   const out: { minute: string; requests: number; errors: number }[] = [];
-  for (let t = from.getTime(); t < to.getTime(); t += MINUTE) out.push({ minute: new Date(t).toISOString(), requests: by.get(t)?.requests ?? 0, errors: by.get(t)?.errors ?? 0 });
+  for (let t = from.getTime(); t < to.getTime(); t += MINUTE)
+    out.push({ minute: new Date(t).toISOString(), requests: by.get(t)?.requests ?? 0, errors: by.get(t)?.errors ?? 0 });
   return out;
 }
 
@@ -55,9 +56,15 @@ export async function overviewPage(w: WebContext, c: Context, s: AdminSession): 
   const hourRequests = filled.reduce((n, m) => n + m.requests, 0);
   const hourErrors = filled.reduce((n, m) => n + m.errors, 0);
   const last5 = filled.slice(-5).reduce((n, m) => n + m.requests, 0) / 5;
-  const keyInfo = new Map((await Promise.all(topKeys.map((k) => d.keys.find(k.keyId)))).filter((k) => k !== undefined).map((k) => [k.id, k]));
+  const keyInfo = new Map(
+    (await Promise.all(topKeys.map((k) => d.keys.find(k.keyId)))).filter((k) => k !== undefined).map((k) => [k.id, k]),
+  );
   const users = new Map(
-    (await Promise.all([...new Set([...topKeys.map((k) => k.userId), ...topUsers.slice(0, 10).map((u) => u.userId)])].map((id) => d.users.find(id))))
+    (
+      await Promise.all(
+        [...new Set([...topKeys.map((k) => k.userId), ...topUsers.slice(0, 10).map((u) => u.userId)])].map((id) => d.users.find(id)),
+      )
+    )
       .filter((u) => u !== undefined)
       .map((u) => [u.id, u]),
   );
@@ -70,7 +77,11 @@ export async function overviewPage(w: WebContext, c: Context, s: AdminSession): 
       <div class="grid four">
         <Stat label="Requests per minute (last 5 min)" value={last5.toFixed(1)} id="rpm" />
         <Stat label="Requests, last hour" value={fmt(hourRequests)} id="hour-requests" />
-        <Stat label="Error rate, last hour" value={hourRequests ? `${((hourErrors / hourRequests) * 100).toFixed(1)}%` : '—'} id="error-rate" />
+        <Stat
+          label="Error rate, last hour"
+          value={hourRequests ? `${((hourErrors / hourRequests) * 100).toFixed(1)}%` : '—'}
+          id="error-rate"
+        />
         <Stat label={`Requests in ${month}`} value={fmt(monthTotal)} />
       </div>
       <Chart id="traffic" caption="Requests and errors per minute, last hour (UTC)" spec={minutesChart(filled)} xLabel={minuteText} />
@@ -88,16 +99,34 @@ export async function overviewPage(w: WebContext, c: Context, s: AdminSession): 
         <DataTable
           id="top-routes"
           card={false}
-          columns={[{ label: 'Route' }, { label: 'Requests', class: 'num' }, { label: 'Errors', class: 'num' }, { label: 'p50', class: 'num' }, { label: 'p99', class: 'num' }]}
+          columns={[
+            { label: 'Route' },
+            { label: 'Requests', class: 'num' },
+            { label: 'Errors', class: 'num' },
+            { label: 'p50', class: 'num' },
+            { label: 'p99', class: 'num' },
+          ]}
           rows={traffic.routes}
           empty="No traffic in the last hour."
           row={(r) => (
             <tr data-route={r.pathPrefix ?? r.routeId ?? ''}>
-              <td>{r.pathPrefix ? <code>{r.pathPrefix}</code> : r.routeId ? <span class="muted">deleted route {r.routeId}</span> : <span class="muted">no route matched</span>}</td>
+              <td>
+                {r.pathPrefix ? (
+                  <code>{r.pathPrefix}</code>
+                ) : r.routeId ? (
+                  <span class="muted">deleted route {r.routeId}</span>
+                ) : (
+                  <span class="muted">no route matched</span>
+                )}
+              </td>
               <NumCell label="Requests" value={r.requests} />
               <NumCell label="Errors" value={r.errors} />
-              <td class="num" data-label="p50">{latencyText(r, 'p50Ms', traffic.bucketsMs)}</td>
-              <td class="num" data-label="p99">{latencyText(r, 'p99Ms', traffic.bucketsMs)}</td>
+              <td class="num" data-label="p50">
+                {latencyText(r, 'p50Ms', traffic.bucketsMs)}
+              </td>
+              <td class="num" data-label="p99">
+                {latencyText(r, 'p99Ms', traffic.bucketsMs)}
+              </td>
             </tr>
           )}
         />

@@ -6,7 +6,8 @@ import { DataTable, PostButton } from '../ui/table.js';
 import { type AdminAuth, act, adminPage, withAdmin } from './session.js';
 
 /** A form number: '' is "not given", 'unlimited' (or none) is null. */
-const limitField = (v: string | undefined) => (v === undefined || v.trim() === '' ? undefined : /^(unlimited|none)$/i.test(v.trim()) ? null : Number(v));
+const limitField = (v: string | undefined) =>
+  v === undefined || v.trim() === '' ? undefined : /^(unlimited|none)$/i.test(v.trim()) ? null : Number(v);
 
 /** Users (search, suspend, change plan), plans and keys, over the domain the admin API uses. */
 export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
@@ -23,7 +24,11 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
       let found: User[] = [];
       let cursor: string | undefined;
       for (let i = 0; i < 20; i++) {
-        const page = await d.users.list({ limit: 100, ...(cursor ? { cursor } : {}), ...(status === 'active' || status === 'suspended' ? { status } : {}) });
+        const page = await d.users.list({
+          limit: 100,
+          ...(cursor ? { cursor } : {}),
+          ...(status === 'active' || status === 'suspended' ? { status } : {}),
+        });
         found.push(...page.items.filter((u) => !q || u.email.includes(q) || u.name.toLowerCase().includes(q)));
         cursor = page.cursor;
         if (!cursor || found.length >= 200) break;
@@ -57,7 +62,13 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
           </Card>
           <DataTable
             id="users"
-            columns={[{ label: 'Email' }, { label: 'Status' }, { label: 'Plan' }, { label: 'Created', class: 'hide-sm' }, { label: 'Actions', action: true }]}
+            columns={[
+              { label: 'Email' },
+              { label: 'Status' },
+              { label: 'Plan' },
+              { label: 'Created', class: 'hide-sm' },
+              { label: 'Actions', action: true },
+            ]}
             rows={found}
             empty="No users match."
             row={(u) => (
@@ -116,11 +127,20 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
   };
   pages.post(
     '/admin/ui/users/:id/suspend',
-    withAdmin(auth, (c, s) => act(c, s, back(c, '/admin/ui/users'), async () => `Suspended ${(await d.users.suspend(c.req.param('id')!)).email}: their keys now get 403.`)),
+    withAdmin(auth, (c, s) =>
+      act(
+        c,
+        s,
+        back(c, '/admin/ui/users'),
+        async () => `Suspended ${(await d.users.suspend(c.req.param('id')!)).email}: their keys now get 403.`,
+      ),
+    ),
   );
   pages.post(
     '/admin/ui/users/:id/activate',
-    withAdmin(auth, (c, s) => act(c, s, back(c, '/admin/ui/users'), async () => `Activated ${(await d.users.activate(c.req.param('id')!)).email}.`)),
+    withAdmin(auth, (c, s) =>
+      act(c, s, back(c, '/admin/ui/users'), async () => `Activated ${(await d.users.activate(c.req.param('id')!)).email}.`),
+    ),
   );
   pages.post(
     '/admin/ui/users/:id/plan',
@@ -143,7 +163,13 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
         <>
           <DataTable
             id="plans"
-            columns={[{ label: 'Name' }, { label: 'Per minute' }, { label: 'Per month' }, { label: 'Price' }, { label: 'Default', action: true }]}
+            columns={[
+              { label: 'Name' },
+              { label: 'Per minute' },
+              { label: 'Per month' },
+              { label: 'Price' },
+              { label: 'Default', action: true },
+            ]}
             rows={plans}
             row={(p) => (
               <tr>
@@ -155,7 +181,13 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
                   {p.isDefault ? (
                     <Badge status="default" />
                   ) : (
-                    <PostButton action={`/admin/ui/plans/${p.id}/default`} csrf={s.csrf} class="secondary small" label="Make default" ariaLabel={`Make ${p.name} the default plan`} />
+                    <PostButton
+                      action={`/admin/ui/plans/${p.id}/default`}
+                      csrf={s.csrf}
+                      class="secondary small"
+                      label="Make default"
+                      ariaLabel={`Make ${p.name} the default plan`}
+                    />
                   )}
                 </td>
               </tr>
@@ -166,7 +198,12 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
               <Csrf token={s.csrf} />
               <Field name="name" label="Name" required />
               <div class="grid three">
-                <Field name="requests_per_minute" label="Requests per minute" inputmode="numeric" hint="Empty or 'unlimited' for no limit." />
+                <Field
+                  name="requests_per_minute"
+                  label="Requests per minute"
+                  inputmode="numeric"
+                  hint="Empty or 'unlimited' for no limit."
+                />
                 <Field name="requests_per_month" label="Requests per month" inputmode="numeric" hint="Empty or 'unlimited' for no quota." />
                 <Field name="price_cents" label="Price per month (cents)" inputmode="numeric" value="0" />
               </div>
@@ -195,7 +232,14 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
   );
   pages.post(
     '/admin/ui/plans/:id/default',
-    withAdmin(auth, (c, s) => act(c, s, '/admin/ui/plans', async () => `${(await d.plans.setDefault(c.req.param('id')!)).name} is the default plan for new sign-ups.`)),
+    withAdmin(auth, (c, s) =>
+      act(
+        c,
+        s,
+        '/admin/ui/plans',
+        async () => `${(await d.plans.setDefault(c.req.param('id')!)).name} is the default plan for new sign-ups.`,
+      ),
+    ),
   );
 
   pages.get(
@@ -211,8 +255,18 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
           error = (err as Error).message;
         }
       }
-      const page = error ? { items: [], cursor: undefined } : await d.keys.list({ limit: 100, ...(userId ? { userId } : {}), ...(c.req.query('cursor') ? { cursor: c.req.query('cursor')! } : {}) });
-      const owners = new Map((await Promise.all([...new Set(page.items.map((k) => k.userId))].map((id) => d.users.find(id)))).filter((u) => u !== undefined).map((u) => [u.id, u]));
+      const page = error
+        ? { items: [], cursor: undefined }
+        : await d.keys.list({
+            limit: 100,
+            ...(userId ? { userId } : {}),
+            ...(c.req.query('cursor') ? { cursor: c.req.query('cursor')! } : {}),
+          });
+      const owners = new Map(
+        (await Promise.all([...new Set(page.items.map((k) => k.userId))].map((id) => d.users.find(id))))
+          .filter((u) => u !== undefined)
+          .map((u) => [u.id, u]),
+      );
       return adminPage(
         c,
         s,
@@ -230,7 +284,13 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
           </Card>
           <DataTable
             id="keys"
-            columns={[{ label: 'Key' }, { label: 'User' }, { label: 'Status' }, { label: 'Last used', class: 'hide-sm' }, { label: 'Action', action: true }]}
+            columns={[
+              { label: 'Key' },
+              { label: 'User' },
+              { label: 'Status' },
+              { label: 'Last used', class: 'hide-sm' },
+              { label: 'Action', action: true },
+            ]}
             rows={page.items}
             row={(k) => (
               <tr>
@@ -244,7 +304,14 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
                 <td class="hide-sm">{dateText(k.lastUsedAt)}</td>
                 <td>
                   {k.status === 'active' ? (
-                    <PostButton action={`/admin/ui/keys/${k.id}/revoke`} csrf={s.csrf} class="danger small" label="Revoke" ariaLabel={`Revoke ${k.prefix}`} confirm={`Revoke ${k.prefix}?`} />
+                    <PostButton
+                      action={`/admin/ui/keys/${k.id}/revoke`}
+                      csrf={s.csrf}
+                      class="danger small"
+                      label="Revoke"
+                      ariaLabel={`Revoke ${k.prefix}`}
+                      confirm={`Revoke ${k.prefix}?`}
+                    />
                   ) : null}
                 </td>
               </tr>
@@ -252,7 +319,9 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
             footer={
               page.cursor ? (
                 <p>
-                  <a href={`/admin/ui/keys?cursor=${encodeURIComponent(page.cursor)}${userQ ? `&user=${encodeURIComponent(userQ)}` : ''}`}>Next page</a>
+                  <a href={`/admin/ui/keys?cursor=${encodeURIComponent(page.cursor)}${userQ ? `&user=${encodeURIComponent(userQ)}` : ''}`}>
+                    Next page
+                  </a>
                 </p>
               ) : null
             }
@@ -263,7 +332,14 @@ export function peoplePages(w: WebContext, auth: AdminAuth): Hono {
   );
   pages.post(
     '/admin/ui/keys/:id/revoke',
-    withAdmin(auth, (c, s) => act(c, s, back(c, '/admin/ui/keys'), async () => `Revoked ${(await d.keys.revoke(c.req.param('id')!)).prefix}: calls with it now get 401.`)),
+    withAdmin(auth, (c, s) =>
+      act(
+        c,
+        s,
+        back(c, '/admin/ui/keys'),
+        async () => `Revoked ${(await d.keys.revoke(c.req.param('id')!)).prefix}: calls with it now get 401.`,
+      ),
+    ),
   );
 
   return pages;

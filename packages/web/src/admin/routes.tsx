@@ -21,7 +21,13 @@ export function routePages(w: WebContext, auth: AdminAuth): Hono {
         <>
           <DataTable
             id="routes"
-            columns={[{ label: 'Path prefix' }, { label: 'Upstream' }, { label: 'Methods', class: 'hide-sm' }, { label: 'Status' }, { label: 'Actions', action: true }]}
+            columns={[
+              { label: 'Path prefix' },
+              { label: 'Upstream' },
+              { label: 'Methods', class: 'hide-sm' },
+              { label: 'Status' },
+              { label: 'Actions', action: true },
+            ]}
             rows={routes}
             empty="No routes yet: add one below."
             row={(r) => (
@@ -45,7 +51,14 @@ export function routePages(w: WebContext, auth: AdminAuth): Hono {
                     label={r.enabled ? 'Disable' : 'Enable'}
                     ariaLabel={`${r.enabled ? 'Disable' : 'Enable'} ${r.pathPrefix}`}
                   />
-                  <PostButton action={`/admin/ui/routes/${r.id}/delete`} csrf={s.csrf} class="danger small" label="Remove" ariaLabel={`Remove ${r.pathPrefix}`} confirm={`Remove the route ${r.pathPrefix}?`} />
+                  <PostButton
+                    action={`/admin/ui/routes/${r.id}/delete`}
+                    csrf={s.csrf}
+                    class="danger small"
+                    label="Remove"
+                    ariaLabel={`Remove ${r.pathPrefix}`}
+                    confirm={`Remove the route ${r.pathPrefix}?`}
+                  />
                 </td>
               </tr>
             )}
@@ -73,8 +86,19 @@ export function routePages(w: WebContext, auth: AdminAuth): Hono {
                     ))}
                   </select>
                 </div>
-                <Field name="path" label="Path" required placeholder={routes[0] ? `${routes[0].pathPrefix === '/' ? '' : routes[0].pathPrefix}/` : '/weather/today'} />
-                <Field name="key" label="API key" type="password" autocomplete="off" hint="An ak_ key of a customer: the call goes through the gateway like theirs and is metered." />
+                <Field
+                  name="path"
+                  label="Path"
+                  required
+                  placeholder={routes[0] ? `${routes[0].pathPrefix === '/' ? '' : routes[0].pathPrefix}/` : '/weather/today'}
+                />
+                <Field
+                  name="key"
+                  label="API key"
+                  type="password"
+                  autocomplete="off"
+                  hint="An ak_ key of a customer: the call goes through the gateway like theirs and is metered."
+                />
                 <button type="submit">Send</button>
               </form>
               <pre class="out" id="try-it-out" tabindex={-1} aria-live="polite">
@@ -90,7 +114,11 @@ export function routePages(w: WebContext, auth: AdminAuth): Hono {
     '/admin/ui/routes',
     withAdmin(auth, (c, s) =>
       act(c, s, '/admin/ui/routes', async (f) => {
-        const r = await d.routes.create({ pathPrefix: f.path_prefix ?? '', upstreamUrl: f.upstream_url ?? '', stripPrefix: f.strip_prefix === 'true' });
+        const r = await d.routes.create({
+          pathPrefix: f.path_prefix ?? '',
+          upstreamUrl: f.upstream_url ?? '',
+          stripPrefix: f.strip_prefix === 'true',
+        });
         return `Added ${r.pathPrefix} -> ${r.upstreamUrl}.`;
       }),
     ),
@@ -101,7 +129,9 @@ export function routePages(w: WebContext, auth: AdminAuth): Hono {
   ] as const) {
     pages.post(
       `/admin/ui/routes/:id/${action}`,
-      withAdmin(auth, (c, s) => act(c, s, '/admin/ui/routes', async () => `${(await d.routes.update(c.req.param('id')!, { enabled })).pathPrefix} is ${action}d.`)),
+      withAdmin(auth, (c, s) =>
+        act(c, s, '/admin/ui/routes', async () => `${(await d.routes.update(c.req.param('id')!, { enabled })).pathPrefix} is ${action}d.`),
+      ),
     );
   }
   pages.post(

@@ -28,7 +28,8 @@ export const ADMIN_NAV = [
   { href: '/admin/ui/export', label: 'Export' },
 ];
 
-const sameSecret = (a: string, b: string) => timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
+const sameSecret = (a: string, b: string) =>
+  timingSafeEqual(createHash('sha256').update(a).digest(), createHash('sha256').update(b).digest());
 
 export interface AdminSession {
   /** The session's admin token: also the bearer for in-process admin API calls. */
@@ -61,12 +62,22 @@ export class AdminAuth {
       return undefined;
     }
     const csrf = csrfToken(c, token);
-    return { token, csrf, shell: { assets: this.w.assets, area: 'admin', nav: ADMIN_NAV, who: { label: 'admin', logoutAction: '/admin/ui/logout', csrf } } };
+    return {
+      token,
+      csrf,
+      shell: { assets: this.w.assets, area: 'admin', nav: ADMIN_NAV, who: { label: 'admin', logoutAction: '/admin/ui/logout', csrf } },
+    };
   }
 
   async start(c: Context): Promise<void> {
     const { token } = await this.w.store.domain.adminTokens.create({ name: DASHBOARD_TOKEN_NAME });
-    setCookie(c, ADMIN_SESSION_COOKIE, token, { httpOnly: true, secure: isHttps(c), sameSite: 'Strict', path: '/admin', maxAge: Math.floor(this.#ttl / 1000) });
+    setCookie(c, ADMIN_SESSION_COOKIE, token, {
+      httpOnly: true,
+      secure: isHttps(c),
+      sameSite: 'Strict',
+      path: '/admin',
+      maxAge: Math.floor(this.#ttl / 1000),
+    });
   }
 
   async end(c: Context): Promise<void> {
@@ -117,7 +128,12 @@ export function adminPage(c: Context, s: AdminSession, title: string, body: Chil
  * Runs a dashboard action after the CSRF check, then redirects to `back` with what happened as
  * the flash message; a domain error's message (the same one the admin API answers) is shown as is.
  */
-export async function act(c: Context, s: AdminSession, back: string, fn: (f: Record<string, string>) => Promise<string>): Promise<Response> {
+export async function act(
+  c: Context,
+  s: AdminSession,
+  back: string,
+  fn: (f: Record<string, string>) => Promise<string>,
+): Promise<Response> {
   const f = await formFields(c);
   if (!csrfValid(c, s.token, f[CSRF_FIELD])) setFlash(c, 'error', FORM_EXPIRED);
   else {

@@ -15,13 +15,15 @@ interface FormState {
 }
 
 const fieldError = (s: FormState, name: string) => (s.field === name ? s.error : undefined);
-const topError = (s: FormState) => (s.error && !s.field ? s.error : s.error && s.field ? 'Please correct the field marked below.' : undefined);
+const topError = (s: FormState) =>
+  s.error && !s.field ? s.error : s.error && s.field ? 'Please correct the field marked below.' : undefined;
 
 /** Sign up, confirm the address, sign in (password and OAuth), reset a password, sign out. */
 export function portalAuthPages(w: WebContext): Hono {
   const pages = new Hono();
   // Every page here is a narrow one for a visitor who is not signed in.
-  const authPage = (c: Context, title: string, body: Child, status = 200) => render(c, portalShell(w, c), title, body, { status, narrow: true });
+  const authPage = (c: Context, title: string, body: Child, status = 200) =>
+    render(c, portalShell(w, c), title, body, { status, narrow: true });
   // After a confirmation or a new password: the good news and a button to sign in.
   const doneSignIn = (c: Context, title: string, text: string) =>
     authPage(
@@ -70,8 +72,24 @@ export function portalAuthPages(w: WebContext): Hono {
           <form method="post" action="/portal/login" class="stack" id="login-form">
             <Csrf token={csrfToken(c, undefined)} />
             <input type="hidden" name="next" value={next} />
-            <Field name="email" label="Email" type="email" autocomplete="email" required value={s.values?.email} error={fieldError(s, 'email')} autofocus />
-            <Field name="password" label="Password" type="password" autocomplete="current-password" required error={fieldError(s, 'password')} />
+            <Field
+              name="email"
+              label="Email"
+              type="email"
+              autocomplete="email"
+              required
+              value={s.values?.email}
+              error={fieldError(s, 'email')}
+              autofocus
+            />
+            <Field
+              name="password"
+              label="Password"
+              type="password"
+              autocomplete="current-password"
+              required
+              error={fieldError(s, 'password')}
+            />
             <button type="submit">Sign in</button>
           </form>
           <p>
@@ -82,7 +100,10 @@ export function portalAuthPages(w: WebContext): Hono {
           <Card title="Or sign in with">
             <div class="oauth">
               {list.map((p) => (
-                <a class="button secondary" href={`/portal/api/oauth/${encodeURIComponent(p.name)}/start?return_to=${encodeURIComponent(next)}`}>
+                <a
+                  class="button secondary"
+                  href={`/portal/api/oauth/${encodeURIComponent(p.name)}/start?return_to=${encodeURIComponent(next)}`}
+                >
                   Continue with {p.display_name}
                 </a>
               ))}
@@ -116,7 +137,15 @@ export function portalAuthPages(w: WebContext): Hono {
           <form method="post" action="/portal/signup" class="stack" id="signup-form">
             <Csrf token={csrfToken(c, undefined)} />
             <Field name="name" label="Name" autocomplete="name" value={s.values?.name} error={fieldError(s, 'name')} autofocus />
-            <Field name="email" label="Email" type="email" autocomplete="email" required value={s.values?.email} error={fieldError(s, 'email')} />
+            <Field
+              name="email"
+              label="Email"
+              type="email"
+              autocomplete="email"
+              required
+              value={s.values?.email}
+              error={fieldError(s, 'email')}
+            />
             <Field
               name="password"
               label="Password"
@@ -142,8 +171,17 @@ export function portalAuthPages(w: WebContext): Hono {
   pages.post('/portal/signup', async (c) => {
     const f = await formFields(c);
     if (!csrfValid(c, undefined, f[CSRF_FIELD])) return signupPage(c, { values: f, error: FORM_EXPIRED }, 403);
-    const a = await callApi(w.app, c, 'POST', '/portal/api/signup', { email: f.email ?? '', password: f.password ?? '', name: f.name ?? '' });
-    if (!a.ok) return signupPage(c, { values: { email: f.email ?? '', name: f.name ?? '' }, error: errorMessage(a), field: errorField(a) }, a.status);
+    const a = await callApi(w.app, c, 'POST', '/portal/api/signup', {
+      email: f.email ?? '',
+      password: f.password ?? '',
+      name: f.name ?? '',
+    });
+    if (!a.ok)
+      return signupPage(
+        c,
+        { values: { email: f.email ?? '', name: f.name ?? '' }, error: errorMessage(a), field: errorField(a) },
+        a.status,
+      );
     return authPage(
       c,
       'Check your email',
@@ -200,7 +238,16 @@ export function portalAuthPages(w: WebContext): Hono {
         <Card>
           <form method="post" action="/portal/forgot-password" class="stack">
             <Csrf token={csrfToken(c, undefined)} />
-            <Field name="email" label="Email" type="email" autocomplete="email" required value={s.values?.email} error={fieldError(s, 'email')} autofocus />
+            <Field
+              name="email"
+              label="Email"
+              type="email"
+              autocomplete="email"
+              required
+              value={s.values?.email}
+              error={fieldError(s, 'email')}
+              autofocus
+            />
             <button type="submit">Email me a link</button>
           </form>
         </Card>

@@ -37,12 +37,19 @@ function Invoices({ o }: { o: Overview }) {
   if (!o.features.invoices) {
     return o.features.customer_portal ? <p class="muted">Your invoices are in the billing portal ({o.provider}).</p> : null;
   }
-  if (o.invoices === null) return <Flash kind="info" text={`Invoices are not available right now: ${o.invoices_error ?? 'try again later'}`} />;
+  if (o.invoices === null)
+    return <Flash kind="info" text={`Invoices are not available right now: ${o.invoices_error ?? 'try again later'}`} />;
   return (
     <DataTable
       id="invoices"
       caption="Invoices"
-      columns={[{ label: 'Date' }, { label: 'Period', class: 'hide-sm' }, { label: 'Amount', class: 'num' }, { label: 'Status' }, { label: 'Invoice', action: true }]}
+      columns={[
+        { label: 'Date' },
+        { label: 'Period', class: 'hide-sm' },
+        { label: 'Amount', class: 'num' },
+        { label: 'Status' },
+        { label: 'Invoice', action: true },
+      ]}
       rows={o.invoices}
       empty="No invoices yet."
       emptyRow
@@ -132,7 +139,9 @@ export function portalBillingPages(w: WebContext): Hono {
       'Plan and billing',
       <>
         {noteFlash(c)}
-        {checkout === 'success' ? <Flash kind="ok" text="Thank you: the payment went through. Your plan changes as soon as the payment provider confirms it." /> : null}
+        {checkout === 'success' ? (
+          <Flash kind="ok" text="Thank you: the payment went through. Your plan changes as soon as the payment provider confirms it." />
+        ) : null}
         {checkout === 'cancel' ? <Flash kind="info" text="The checkout was canceled; nothing changed." /> : null}
         <Flash kind="error" text={extra.error} />
         {!billing.ok ? <Flash kind="info" text={`Online payment is not available: ${errorMessage(billing)}`} /> : null}
@@ -187,7 +196,13 @@ export function portalBillingPages(w: WebContext): Hono {
       if ('page' in who) return who.page;
       const f = await formFields(c);
       if (!csrfValid(c, sessionSecret(c), f[CSRF_FIELD])) return page(c, who.me, { error: FORM_EXPIRED, status: 403 });
-      const a = await callApi(w.app, c, 'POST', `/portal/api/billing/${action}`, action === 'checkout' || action === 'change' ? { plan: f.plan ?? '' } : {});
+      const a = await callApi(
+        w.app,
+        c,
+        'POST',
+        `/portal/api/billing/${action}`,
+        action === 'checkout' || action === 'change' ? { plan: f.plan ?? '' } : {},
+      );
       if (!a.ok) return page(c, who.me, { error: errorMessage(a), status: a.status });
       if (action === 'checkout' || action === 'portal') return c.redirect(String(a.body.url), 303);
       return seeOther(c, '/portal/billing', action === 'cancel' ? 'plan-canceled' : 'plan-changed');

@@ -10,7 +10,15 @@ export const DUMMY_CHECKOUT_PATH = '/portal/dummy-checkout';
 
 /** The parts of the dummy payment provider these pages use (it is in-memory: only its own process can show a session). */
 interface DummyPages {
-  getCheckoutSession(id: string): { sessionId: string; planId: string; amountCents: number; currency: string; interval: string; successUrl: string; cancelUrl: string };
+  getCheckoutSession(id: string): {
+    sessionId: string;
+    planId: string;
+    amountCents: number;
+    currency: string;
+    interval: string;
+    successUrl: string;
+    cancelUrl: string;
+  };
   completeCheckout(id: string): { webhook: { rawBody: Uint8Array; headers: Record<string, string> } };
 }
 
@@ -45,7 +53,13 @@ export function dummyCheckoutPages(w: WebContext, payment: DummyPages, webhookPa
     try {
       s = payment.getCheckoutSession(c.req.param('session'));
     } catch {
-      return render(c, shell, 'Checkout', <Flash kind="error" text="This checkout session does not exist (the dummy provider forgets them on restart)." />, { status: 404, narrow: true });
+      return render(
+        c,
+        shell,
+        'Checkout',
+        <Flash kind="error" text="This checkout session does not exist (the dummy provider forgets them on restart)." />,
+        { status: 404, narrow: true },
+      );
     }
     const plan = await w.store.domain.plans.find(s.planId);
     const csrf = csrfToken(c, undefined);
@@ -86,7 +100,11 @@ export function dummyCheckoutPages(w: WebContext, payment: DummyPages, webhookPa
       return c.text('this checkout session does not exist', 404);
     }
     const res = await app.fetch(
-      new Request(new URL(webhookPath, c.req.url), { method: 'POST', headers: done.webhook.headers, body: new Uint8Array(done.webhook.rawBody) }),
+      new Request(new URL(webhookPath, c.req.url), {
+        method: 'POST',
+        headers: done.webhook.headers,
+        body: new Uint8Array(done.webhook.rawBody),
+      }),
       c.env,
     );
     if (!res.ok) {

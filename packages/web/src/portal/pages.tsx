@@ -46,7 +46,8 @@ export function portalPages(w: WebContext): Hono {
           <meter class="meter" min={0} max={limit} value={Math.min(u.totals.requests, limit)} aria-label={`Monthly quota used: ${pct}%`} />
         ) : null}
         <p class="hint">
-          {u.quota.remaining === null ? 'No monthly quota.' : `${fmt(u.quota.remaining)} left; resets ${dateText(u.quota.resets_at)} UTC.`} {fmt(u.totals.errors)} errors.
+          {u.quota.remaining === null ? 'No monthly quota.' : `${fmt(u.quota.remaining)} left; resets ${dateText(u.quota.resets_at)} UTC.`}{' '}
+          {fmt(u.totals.errors)} errors.
         </p>
       </Card>
     );
@@ -58,7 +59,10 @@ export function portalPages(w: WebContext): Hono {
     const who = await currentCustomer(w, c);
     if ('page' in who) return oauthError ? c.redirect(`/portal/login?error=${encodeURIComponent(oauthError)}`, 303) : who.page;
     const me = who.me;
-    const [usage, keys] = await Promise.all([callApi(w.app, c, 'GET', '/portal/api/usage'), callApi(w.app, c, 'GET', '/portal/api/keys?active=true')]);
+    const [usage, keys] = await Promise.all([
+      callApi(w.app, c, 'GET', '/portal/api/usage'),
+      callApi(w.app, c, 'GET', '/portal/api/keys?active=true'),
+    ]);
     const u = usage.body as UsageAnswer;
     return render(
       c,
@@ -197,7 +201,12 @@ export function portalPages(w: WebContext): Hono {
         callApi(w.app, c, 'GET', '/portal/api/usage'),
         callApi(w.app, c, 'GET', '/portal/api/usage/days'),
         keyId
-          ? callApi(w.app, c, 'GET', `/portal/api/usage/minutes?${new URLSearchParams({ key_id: keyId, from: new Date(w.now().getTime() - 86_400_000).toISOString(), to: w.now().toISOString() })}`)
+          ? callApi(
+              w.app,
+              c,
+              'GET',
+              `/portal/api/usage/minutes?${new URLSearchParams({ key_id: keyId, from: new Date(w.now().getTime() - 86_400_000).toISOString(), to: w.now().toISOString() })}`,
+            )
           : undefined,
       ]);
       const u = usage.body as UsageAnswer;
@@ -213,7 +222,12 @@ export function portalPages(w: WebContext): Hono {
           <Card title="Per key this month">
             <DataTable
               card={false}
-              columns={[{ label: 'Key' }, { label: 'Requests', class: 'num' }, { label: 'Errors', class: 'num' }, { label: 'Detail', action: true }]}
+              columns={[
+                { label: 'Key' },
+                { label: 'Requests', class: 'num' },
+                { label: 'Errors', class: 'num' },
+                { label: 'Detail', action: true },
+              ]}
               rows={u.keys}
               empty="No calls this month yet."
               emptyRow
@@ -250,11 +264,16 @@ export function portalPages(w: WebContext): Hono {
   );
 
   /** The account page: profile with the name form, password change, account deletion; `extra` re-shows a refused form. */
-  async function accountPage(c: Context, me: Me, extra: { form?: 'name' | 'password' | 'delete'; error?: string; field?: string | undefined; status?: number } = {}) {
+  async function accountPage(
+    c: Context,
+    me: Me,
+    extra: { form?: 'name' | 'password' | 'delete'; error?: string; field?: string | undefined; status?: number } = {},
+  ) {
     const csrf = csrfToken(c, sessionSecret(c));
     const account = await callApi(w.app, c, 'GET', '/portal/api/account');
     const hasPassword = account.body?.has_password !== false;
-    const err = (form: 'name' | 'password' | 'delete', field: string) => (extra.form === form && extra.field === field ? extra.error : undefined);
+    const err = (form: 'name' | 'password' | 'delete', field: string) =>
+      extra.form === form && extra.field === field ? extra.error : undefined;
     const formError = (form: 'name' | 'password' | 'delete') => (extra.form === form && !extra.field ? extra.error : undefined);
     return render(
       c,
@@ -276,7 +295,9 @@ export function portalPages(w: WebContext): Hono {
             </dd>
             <dt>Plan</dt>
             <dd>
-              {me.plan ? `${me.plan.name}: ${limitText(me.plan.requests_per_month, 'requests a month')}, ${money(me.plan.price_cents, me.plan.currency)}` : '—'}
+              {me.plan
+                ? `${me.plan.name}: ${limitText(me.plan.requests_per_month, 'requests a month')}, ${money(me.plan.price_cents, me.plan.currency)}`
+                : '—'}
             </dd>
             <dt>Member since</dt>
             <dd>{dateText(me.created_at)}</dd>
@@ -297,7 +318,14 @@ export function portalPages(w: WebContext): Hono {
               <Flash kind="error" text={formError('password')} />
               <form method="post" action="/portal/account/change-password" class="stack" id="password-form" style="max-width:30rem">
                 <Csrf token={csrf} />
-                <Field name="current_password" label="Current password" type="password" autocomplete="current-password" required error={err('password', 'current_password')} />
+                <Field
+                  name="current_password"
+                  label="Current password"
+                  type="password"
+                  autocomplete="current-password"
+                  required
+                  error={err('password', 'current_password')}
+                />
                 <Field
                   name="new_password"
                   label="New password"
@@ -325,12 +353,33 @@ export function portalPages(w: WebContext): Hono {
         <Card title="Delete account">
           <p>Deletes the account, its API keys (calls with them get 401 at once) and its sessions. Cancel a paid plan first.</p>
           <Flash kind="error" text={formError('delete')} />
-          <form method="post" action="/portal/account/delete" class="stack" id="delete-form" style="max-width:30rem" data-confirm="Delete your account and all its API keys? This cannot be undone.">
+          <form
+            method="post"
+            action="/portal/account/delete"
+            class="stack"
+            id="delete-form"
+            style="max-width:30rem"
+            data-confirm="Delete your account and all its API keys? This cannot be undone."
+          >
             <Csrf token={csrf} />
             {hasPassword ? (
-              <Field name="password" label="Password to confirm" type="password" autocomplete="current-password" required error={err('delete', 'password')} />
+              <Field
+                name="password"
+                label="Password to confirm"
+                type="password"
+                autocomplete="current-password"
+                required
+                error={err('delete', 'password')}
+              />
             ) : (
-              <Field name="email" label="Your email address, to confirm" type="email" autocomplete="off" required error={err('delete', 'email')} />
+              <Field
+                name="email"
+                label="Your email address, to confirm"
+                type="email"
+                autocomplete="off"
+                required
+                error={err('delete', 'email')}
+              />
             )}
             <button type="submit" class="danger">
               Delete my account
@@ -345,7 +394,14 @@ export function portalPages(w: WebContext): Hono {
   pages.get('/portal/account', (c) => withCustomer(c, (me) => accountPage(c, me)));
 
   /** A posted account form: CSRF check, the API call, then the page again (with the refusal) or `done`. */
-  const accountForm = (form: 'name' | 'password' | 'delete', method: string, path: string, fields: (f: Record<string, string>) => object, done: (c: Context) => Response) =>
+  const accountForm =
+    (
+      form: 'name' | 'password' | 'delete',
+      method: string,
+      path: string,
+      fields: (f: Record<string, string>) => object,
+      done: (c: Context) => Response,
+    ) =>
     (c: Context) =>
       withCustomer(c, async (me) => {
         const f = await formFields(c);
@@ -354,7 +410,16 @@ export function portalPages(w: WebContext): Hono {
         return a.ok ? done(c) : accountPage(c, me, { form, error: errorMessage(a), field: errorField(a), status: a.status });
       });
 
-  pages.post('/portal/account/name', accountForm('name', 'PATCH', '/portal/api/account', (f) => ({ name: f.name ?? '' }), (c) => seeOther(c, '/portal/account', 'name-saved')));
+  pages.post(
+    '/portal/account/name',
+    accountForm(
+      'name',
+      'PATCH',
+      '/portal/api/account',
+      (f) => ({ name: f.name ?? '' }),
+      (c) => seeOther(c, '/portal/account', 'name-saved'),
+    ),
+  );
   pages.post(
     '/portal/account/change-password',
     accountForm(
@@ -367,7 +432,13 @@ export function portalPages(w: WebContext): Hono {
   );
   pages.post(
     '/portal/account/delete',
-    accountForm('delete', 'POST', '/portal/api/account/delete', (f) => (f.email !== undefined ? { email: f.email } : { password: f.password ?? '' }), (c) => seeOther(c, '/portal/login', 'account-deleted')),
+    accountForm(
+      'delete',
+      'POST',
+      '/portal/api/account/delete',
+      (f) => (f.email !== undefined ? { email: f.email } : { password: f.password ?? '' }),
+      (c) => seeOther(c, '/portal/login', 'account-deleted'),
+    ),
   );
   pages.post('/portal/account/password', (c) =>
     withCustomer(c, async (me) => {
@@ -380,4 +451,3 @@ export function portalPages(w: WebContext): Hono {
 
   return pages;
 }
-

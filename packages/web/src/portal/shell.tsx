@@ -15,7 +15,14 @@ export interface Me {
   status: string;
   email_verified: boolean;
   created_at: string;
-  plan: { id: string; name: string; requests_per_minute: number | null; requests_per_month: number | null; price_cents: number; currency: string } | null;
+  plan: {
+    id: string;
+    name: string;
+    requests_per_minute: number | null;
+    requests_per_month: number | null;
+    price_cents: number;
+    currency: string;
+  } | null;
 }
 
 export const PORTAL_NAV = [
@@ -65,7 +72,15 @@ export async function currentCustomer(w: WebContext, c: Context): Promise<{ me: 
   const a = await callApi(w.app, c, 'GET', '/portal/api/me');
   if (a.ok) return { me: a.body as Me };
   if (a.status === 403) {
-    return { page: await render(c, portalShell(w, c), 'Account suspended', <Flash kind="error" text={a.body?.error?.message ?? 'this account is suspended'} />, { status: 403, narrow: true }) };
+    return {
+      page: await render(
+        c,
+        portalShell(w, c),
+        'Account suspended',
+        <Flash kind="error" text={a.body?.error?.message ?? 'this account is suspended'} />,
+        { status: 403, narrow: true },
+      ),
+    };
   }
   // Back to the page asked for after signing in (pages only: a form post is not replayed).
   const back = c.req.method !== 'GET' || c.req.path === '/portal' ? '' : `?next=${encodeURIComponent(c.req.path)}`;

@@ -31,7 +31,10 @@ export function daysChart(from: string, to: string, rows: DayRow[]): ChartSpec {
 }
 
 /** Per-minute rows as chart data (only minutes with traffic have rows). */
-export function minutesChart(rows: { minute: string; requests: number; errors: number }[], range?: { from: string | Date; to: string | Date }): ChartSpec {
+export function minutesChart(
+  rows: { minute: string; requests: number; errors: number }[],
+  range?: { from: string | Date; to: string | Date },
+): ChartSpec {
   return {
     ...(range ? { range: [new Date(range.from).getTime() / 1000, new Date(range.to).getTime() / 1000] as [number, number] } : {}),
     x: rows.map((r) => new Date(r.minute).getTime() / 1000),
