@@ -15,7 +15,7 @@ import {
   startPaymentWorker,
   startServer,
 } from '@apigate/gateway';
-import { createKernel, discoverPlugins, type Kernel, silentLogger, type Worker } from '@apigate/kernel';
+import { type CapabilityName, createKernel, discoverPlugins, type Kernel, silentLogger, type Worker } from '@apigate/kernel';
 import dummyPayment from '@apigate/provider-dummy-payment';
 import logEmail, { type LogEmail } from '@apigate/provider-log-email';
 import memoryCache from '@apigate/provider-memory-cache';
@@ -37,22 +37,31 @@ export interface Site {
   close(): Promise<void>;
 }
 
+export interface SiteOptions {
+  /** The port to listen on (default: a free one); known up front when an IdP must register the callback URL. */
+  port?: number;
+  /** More provider plugins, their env vars and capabilities (e.g. the oidc plugin for `oauth`). */
+  plugins?: { builtins: Parameters<typeof discoverPlugins>[0]['builtins']; env: Record<string, string>; only: CapabilityName[] };
+}
+
 /**
  * The whole product on a real port, as `apigate serve` puts it together: store, kernel (memory
  * cache, queue and storage, log email, dummy payment), delivery outbox, the gateway's proxy path
  * with metering, the payment worker, and the HTTP app with the pages. A route /echo forwards to
  * a local upstream; plans Free (default) and Pro (paid).
  */
-export async function startSite(): Promise<Site> {
+export async function startSite(o: SiteOptions = {}): Promise<Site> {
   const dataDir = await mkdtemp(path.join(tmpdir(), 'apigate-web-'));
-  const port = await freePort();
+  const port = o.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
   const logger = silentLogger();
   const store = await openStore({ dataDir, secretKey: SECRET_KEY });
   // The dummy provider's checkout pages are the ones this package serves.
   await store.settings.set('payment.dummy.checkout_base_url', `${url}/portal/dummy-checkout`, { secret: false });
   const kernel = await createKernel({
-    catalog: await discoverPlugins({ builtins: [memoryCache, memoryQueue, memoryStorage, logEmail, dummyPayment] }),
+    catalog: await discoverPlugins({
+      builtins: [memoryCache, memoryQueue, memoryStorage, logEmail, dummyPayment, ...(o.plugins?.builtins ?? [])],
+    }),
     env: {
       CACHE_PROVIDER: 'memory',
       QUEUE_PROVIDER: 'memory',
@@ -60,10 +69,11 @@ export async function startSite(): Promise<Site> {
       EMAIL_PROVIDER: 'log',
       PAYMENT_PROVIDER: 'dummy',
       NOTIFICATION_PROVIDER: 'none',
+      ...o.plugins?.env,
     },
     settings: store.settings,
     dataDir,
-    only: ['cache', 'queue', 'storage', 'email', 'payment'],
+    only: ['cache', 'queue', 'storage', 'email', 'payment', ...(o.plugins?.only ?? [])],
   });
   const upstreamCalls: string[] = [];
   const upstream: Server = createServer((req, res) => {
