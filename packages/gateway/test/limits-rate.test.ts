@@ -83,6 +83,27 @@ describe('RateLimiter', () => {
     expect(Number(new TextDecoder().decode(await cache.get(`rl:bursty:${Math.floor(T0 / 60_000)}`)))).toBe(33);
   });
 
+  it('sends a hit made in the turn an increment returns with the hits waiting for it, not one round trip later (Redis)', async () => {
+    const { cache } = await use(redis());
+    const t = clock();
+    const limiter = new RateLimiter(new CacheCircuit(cache), { now: t.fn });
+    let late: Promise<{ remaining: number }> | undefined;
+    // `late` is made in the turn the first increment's answer is read (like a request read after it).
+    const first = limiter.hit('turn', 10).then((r) => {
+      late = limiter.hit('turn', 10);
+      return r;
+    });
+    await new Promise((resolve) => setImmediate(resolve)); // the first increment is on its way
+    const second = limiter.hit('turn', 10); // waits for it
+    expect((await first).remaining).toBe(9);
+    expect((await second).remaining).toBe(8);
+    // One increment carried `second` and `late`: both answered in the same turn.
+    const together = await Promise.race([late!.then(() => true), new Promise<boolean>((resolve) => setImmediate(() => resolve(false)))]);
+    expect(together).toBe(true);
+    expect((await late!).remaining).toBe(7);
+    expect(new TextDecoder().decode(await cache.get(`rl:turn:${Math.floor(T0 / 60_000)}`))).toBe('3');
+  });
+
   it('fails open to an in-process limit when the cache backend is down, without waiting on it per request', async () => {
     const { cache, events } = await use(deadRedis());
     const t = clock();

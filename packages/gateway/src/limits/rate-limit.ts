@@ -51,7 +51,8 @@ interface Batch {
  * Per-key fixed-window rate limiter over the cache's atomic increment, the window's key expiring
  * with the window. Hits on one key are sent as one `increment(key, n)` (each gets its own place
  * in the count, as n separate increments would): the hits of one event-loop turn, and while an
- * increment of the key is on its way, the hits that arrive meanwhile, sent as soon as it returns.
+ * increment of the key is on its way, the hits that arrive meanwhile, sent at the end of the turn
+ * it returns in (with that turn's hits).
  * So a key has at most one increment in flight, and a busy key costs one round trip per round
  * trip time rather than one per request (an idle one: no wait beyond the turn). When the cache
  * fails it fails open to an in-process limiter (each instance then enforces the limit alone) and
@@ -90,11 +91,14 @@ export class RateLimiter {
   }
 
   #sent(b: Batch, total: number | undefined): void {
-    this.#sending.delete(b.key);
     b.resolve(total);
-    // The hits that came while this one was on its way.
+    // The hits that came while this one was on its way go out at the end of this turn, not now:
+    // the hits still to be read in this turn (the reply is often read before other sockets) join
+    // them instead of waiting a whole round trip for the next increment. The key stays in
+    // #sending until then, so they join this batch rather than start one of their own.
     const next = this.#open.get(b.key);
-    if (next) this.#send(next);
+    if (next) setImmediate(() => this.#send(next));
+    else this.#sending.delete(b.key);
   }
 
   /** Counts one request of `keyId` against `limit` requests per window. */
