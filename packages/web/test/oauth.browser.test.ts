@@ -154,7 +154,7 @@ describe('portal sign-in with an OpenID Connect provider, in Chromium', () => {
     const res = await page.goto(tampered.href);
     expect(res?.status()).toBe(200);
     expect(new URL(page.url()).pathname).toBe('/portal/login');
-    expect(await page.locator('.flash.error').first().textContent()).toContain('Signing in with the provider did not work');
+    expect(await page.locator('.flash.error').first().textContent()).toContain('was not started in this browser or has expired');
     await shoot(page, 'oauth-state-mismatch');
     // Still signed out: the page offers the sign-in form and the provider again.
     expect(await page.getByRole('button', { name: 'Sign in' }).isVisible()).toBe(true);
@@ -163,14 +163,14 @@ describe('portal sign-in with an OpenID Connect provider, in Chromium', () => {
     const replay = await page.goto(captured);
     expect(replay?.status()).toBe(200);
     expect(new URL(page.url()).pathname).toBe('/portal/login');
-    expect(await page.locator('.flash.error').first().textContent()).toContain('state_mismatch');
+    expect(await page.locator('.flash.error').first().textContent()).toContain('was not started in this browser or has expired');
 
     // Another browser replaying the first sign-in's callback (a leaked URL) gets no session either.
     const other = await newVisitor();
     const stolen = await other.goto(firstCallback);
     expect(stolen?.status()).toBe(200);
     expect(new URL(other.url()).pathname).toBe('/portal/login');
-    expect(await other.locator('.flash.error').first().textContent()).toContain('Signing in with the provider did not work');
+    expect(await other.locator('.flash.error').first().textContent()).toContain('was not started in this browser or has expired');
     expect((await site.store.domain.users.list({})).items).toHaveLength(1);
   });
 });

@@ -55,7 +55,7 @@ export function portalAuthPages(w: WebContext): Hono {
       'Sign in',
       <>
         {noteFlash(c)}
-        {oauthError ? <Flash kind="error" text={`Signing in with the provider did not work (${oauthError}). Please try again.`} /> : null}
+        {oauthError ? <Flash kind="error" text={oauthErrorText(oauthError)} /> : null}
         <Flash kind="error" text={topError(s)} />
         {s.field === 'email' && s.error?.includes('confirm the address') ? (
           <Card title="Confirm your address">
@@ -319,4 +319,19 @@ export function portalAuthPages(w: WebContext): Hono {
   });
 
   return pages;
+}
+
+/** What each sign-in error code of the portal's OAuth routes means to the person who was signing in. */
+const OAUTH_ERROR_TEXT: Record<string, string> = {
+  state_mismatch: 'This sign-in was not started in this browser or has expired. Please start again.',
+  access_denied: 'The sign-in was cancelled at the provider.',
+  email_required: 'The provider did not share your email address. Allow access to it and try again.',
+  account_conflict: 'This email address is already linked to another account at that provider.',
+  account_suspended: 'This account is suspended. Please contact the API provider.',
+  signup_unavailable: 'Sign up is not open yet.',
+  unknown_provider: 'That sign-in provider is not enabled.',
+};
+
+function oauthErrorText(code: string): string {
+  return OAUTH_ERROR_TEXT[code] ?? 'Signing in with the provider did not work. Please try again.';
 }
