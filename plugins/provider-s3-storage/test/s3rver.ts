@@ -1,6 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { type FileHandle, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -106,8 +106,17 @@ FilesystemStore.prototype.getObject = async function getObject(
   if (ranged && (start >= size || end < start)) {
     return Object.assign(new S3Object(bucket, key, null, metadata), { range: { start, end } });
   }
-  const file = this.getResourcePath(bucket, key, 'object');
-  const content = size === 0 ? Readable.from([]) : createReadStream(file, { start, end: Math.max(end, 0) });
+  // Opened here, not lazily by the stream: an object deleted between the metadata read and the open
+  // is a 404, instead of an ENOENT the stream would emit after the response is gone (uncaught).
+  let handle: FileHandle;
+  try {
+    handle = await open(this.getResourcePath(bucket, key, 'object'), 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  if (size === 0) await handle.close();
+  const content = size === 0 ? Readable.from([]) : handle.createReadStream({ start, end: Math.max(end, 0) });
   const object = new S3Object(bucket, key, content, metadata);
   if (ranged) object.range = { start, end };
   return object;
