@@ -99,12 +99,19 @@ describe('several instances on one PostgreSQL database', () => {
     const held = new Promise<void>((r) => {
       release = r;
     });
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => {
+      entered = r;
+    });
     const first = a.store.exclusive('payment:reconcile:dummy', async () => {
+      entered();
       await held;
       return 'a ran';
     });
-    // While a's round holds the job, b's tick skips it; once a is done, b may run the next round.
-    await vi.waitFor(async () => expect(await b.store.exclusive('payment:reconcile:dummy', async () => 'b ran')).toEqual({ ran: false }));
+    // While a's round holds the job (it is inside its round: the lock is taken), b's tick skips it;
+    // once a is done, b may run the next round.
+    await inside;
+    expect(await b.store.exclusive('payment:reconcile:dummy', async () => 'b ran')).toEqual({ ran: false });
     release();
     expect(await first).toEqual({ ran: true, result: 'a ran' });
     expect(await b.store.exclusive('payment:reconcile:dummy', async () => 'b ran')).toEqual({ ran: true, result: 'b ran' });
