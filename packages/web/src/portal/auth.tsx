@@ -72,16 +72,7 @@ export function portalAuthPages(w: WebContext): Hono {
           <form method="post" action="/portal/login" class="stack" id="login-form">
             <Csrf token={csrfToken(c, undefined)} />
             <input type="hidden" name="next" value={next} />
-            <Field
-              name="email"
-              label="Email"
-              type="email"
-              autocomplete="email"
-              required
-              value={s.values?.email}
-              error={fieldError(s, 'email')}
-              autofocus
-            />
+            <EmailField s={s} />
             <Field
               name="password"
               label="Password"
@@ -238,16 +229,7 @@ export function portalAuthPages(w: WebContext): Hono {
         <Card>
           <form method="post" action="/portal/forgot-password" class="stack">
             <Csrf token={csrfToken(c, undefined)} />
-            <Field
-              name="email"
-              label="Email"
-              type="email"
-              autocomplete="email"
-              required
-              value={s.values?.email}
-              error={fieldError(s, 'email')}
-              autofocus
-            />
+            <EmailField s={s} />
             <button type="submit">Email me a link</button>
           </form>
         </Card>
@@ -334,4 +316,20 @@ const OAUTH_ERROR_TEXT: Record<string, string> = {
 
 function oauthErrorText(code: string): string {
   return OAUTH_ERROR_TEXT[code] ?? 'Signing in with the provider did not work. Please try again.';
+}
+
+/** The email field every sign-in, sign-up and reset form opens with, refilled and flagged from the last try. */
+function EmailField({ s }: { s: FormState }) {
+  return (
+    <Field
+      name="email"
+      label="Email"
+      type="email"
+      autocomplete="email"
+      required
+      value={s.values?.email}
+      error={fieldError(s, 'email')}
+      autofocus
+    />
+  );
 }
