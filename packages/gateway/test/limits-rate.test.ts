@@ -104,6 +104,35 @@ describe('RateLimiter', () => {
     expect(new TextDecoder().decode(await cache.get(`rl:turn:${Math.floor(T0 / 60_000)}`))).toBe('3');
   });
 
+  it('counts in the process, answering at once, while the cache is one no other process sees; through the cache once it is shared', async () => {
+    const { cache } = await use(memory());
+    const t = clock();
+    let inProcess = true;
+    const limiter = new RateLimiter(new CacheCircuit(cache, { now: t.fn }), { now: t.fn, inProcess: () => inProcess });
+    const now = [1, 2, 3].map(() => limiter.hitNow('key_a', 2));
+    expect(now.map((r) => r && [r.allowed, r.remaining, r.degraded])).toEqual([
+      [true, 1, false],
+      [true, 0, false],
+      [false, 0, false],
+    ]);
+    expect(now[2]).toMatchObject({ retryAfterSec: 50, resetAt: Date.UTC(2026, 10, 27, 12, 1, 0) });
+    // hitThen and hit take the same count, the waiter called before hitThen returns.
+    const seen: number[] = [];
+    limiter.hitThen('key_a', 5, { rateLimited: (r) => seen.push(r.remaining) });
+    expect(seen).toEqual([1]);
+    expect((await limiter.hit('key_a', 5)).remaining).toBe(0);
+    expect(await cache.get(`rl:key_a:${Math.floor(T0 / 60_000)}`)).toBeUndefined();
+    // A new window starts from zero.
+    t.now += 60_000;
+    expect(limiter.hitNow('key_a', 2)).toMatchObject({ allowed: true, remaining: 1 });
+
+    // Switched to a shared cache (a settings change): nothing is counted here any more.
+    inProcess = false;
+    expect(limiter.hitNow('key_a', 2)).toBeUndefined();
+    expect(await limiter.hit('key_a', 2)).toMatchObject({ allowed: true, remaining: 1 });
+    expect(new TextDecoder().decode(await cache.get(`rl:key_a:${Math.floor(t.now / 60_000)}`))).toBe('1');
+  });
+
   it('fails open to an in-process limit when the cache backend is down, without waiting on it per request', async () => {
     const { cache, events } = await use(deadRedis());
     const t = clock();

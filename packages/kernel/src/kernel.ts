@@ -90,6 +90,8 @@ export interface ReconfigureReport {
 export const LIVE_CAPABILITIES: readonly CapabilityName[] = ['payment', 'email', 'cache', 'storage', 'notification', 'oauth'];
 const SWITCHABLE: readonly CapabilityName[] = ['email', 'cache', 'storage', 'notification'];
 
+const NO_FEATURES = Object.freeze({});
+
 export interface KernelEvents {
   'provider.error': [Extract<KernelEvent, { type: 'provider.error' }>];
   'provider.call': [Extract<KernelEvent, { type: 'provider.call' }>];
@@ -195,6 +197,15 @@ export class Kernel {
       instance: a.instance as CapabilityMap[C],
       active: a,
     };
+  }
+
+  /**
+   * The features the provider serving `capability` declares (`selected(c).features` without
+   * building the description: cheap enough to ask per request, as a reconfigure may switch it).
+   */
+  features<C extends CapabilityName>(capability: C): Partial<FeatureMap[C]> | undefined {
+    const b = this.#slots.get(capability)?.[0];
+    return b ? ((b.active.definition.features ?? NO_FEATURES) as Partial<FeatureMap[C]>) : undefined;
   }
 
   health(only?: readonly CapabilityName[]): Promise<HealthReport> {

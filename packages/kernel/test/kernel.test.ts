@@ -171,6 +171,10 @@ describe('kernel.selected', () => {
     expect(kernel.selected('queue')?.features.durable).toBe(false);
     expect(kernel.selected('email')?.features).toEqual({});
     expect(kernel.selected('tls')).toBeUndefined();
+    // features(): the same declarations without the description (asked per request).
+    expect(kernel.features('queue')?.durable).toBe(false);
+    expect(kernel.features('email')).toEqual({});
+    expect(kernel.features('tls')).toBeUndefined();
     await kernel.close();
   });
 });

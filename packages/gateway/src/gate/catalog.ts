@@ -1,7 +1,7 @@
 import { describeError, type Logger, silentLogger } from '@apigate/kernel';
 import { isNotNull } from 'drizzle-orm';
 import type { ChangeEntity, ChangeEvent } from '../store/changes.js';
-import type { KeyAuthRecord } from '../domain/keys.js';
+import { hashApiKey, type KeyAuthRecord, looksLikeApiKey } from '../domain/keys.js';
 import type { Plan } from '../domain/plans.js';
 import { type CompiledRoute, RouteTable } from '../proxy/routes.js';
 import type { Store } from '../domain/open-store.js';
@@ -13,6 +13,9 @@ const GROUPS = {
   routes: ['routes'],
 } as const satisfies Record<string, readonly ChangeEntity[]>;
 type Group = keyof typeof GROUPS;
+
+/** Most presented keys whose hash the catalog remembers at once. */
+const MAX_MEMOISED_HASHES = 100_000;
 
 export interface GateCatalogOptions {
   /**
@@ -36,6 +39,8 @@ export class GateCatalog {
   #keys = new Map<string, KeyAuthRecord>();
   /** Hashes of revoked keys, so a revoked key gets its own 401 message without a query. */
   #revoked = new Set<string>();
+  /** Presented key -> its hash, for known keys (see hashOf). */
+  #hashes = new Map<string, string>();
   #plans = new Map<string, Plan>();
   #routes = new RouteTable([]);
   readonly #dirty = new Set<Group>();
@@ -58,6 +63,20 @@ export class GateCatalog {
       c.#logger.warn({ err: describeError(err) }, 'cannot read change versions; cached keys, plans and routes may be stale'),
     );
     return c;
+  }
+
+  /**
+   * `hashApiKey(key)` for a presented key, undefined when it does not look like one. Memoised for
+   * keys the catalog knows (live or revoked): a SHA-256 less on every request of a known key.
+   * Forgotten at each reload of the keys, and capped, so unknown keys cannot grow it.
+   */
+  hashOf(key: string): string | undefined {
+    const known = this.#hashes.get(key);
+    if (known !== undefined) return known;
+    if (!looksLikeApiKey(key)) return undefined;
+    const hash = hashApiKey(key);
+    if ((this.#keys.has(hash) || this.#revoked.has(hash)) && this.#hashes.size < MAX_MEMOISED_HASHES) this.#hashes.set(key, hash);
+    return hash;
   }
 
   /** The key with this `hashApiKey` hash, unless revoked. */
@@ -118,6 +137,7 @@ export class GateCatalog {
         const revoked = await this.#store.db.select({ hash: apiKeys.hash }).from(apiKeys).where(isNotNull(apiKeys.revokedAt));
         this.#keys = new Map(rows.map((r) => [r.hash, r]));
         this.#revoked = new Set(revoked.map((r) => r.hash));
+        this.#hashes = new Map();
       }
       if (groups.includes('plans')) this.#plans = new Map((await d.plans.list()).map((p) => [p.id, p]));
       if (groups.includes('routes')) {

@@ -93,7 +93,9 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
   const catalog = await GateCatalog.open(store, { logger, ...(o.pollIntervalMs ? { pollIntervalMs: o.pollIntervalMs } : {}) });
   const circuit = new CacheCircuit(cache, { logger });
   const now = o.now ?? Date.now;
-  const limiter = new RateLimiter(circuit, { now });
+  // A cache no other process sees (memory) holds what this process would count itself: count here.
+  // Asked per request, since a settings change can switch the cache while serving.
+  const limiter = new RateLimiter(circuit, { now, inProcess: () => kernel.features('cache')?.shared === false });
   const quota = new QuotaCounter(circuit, {
     logger,
     now,

@@ -2,9 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '@apigate/kernel';
 import { RESERVED_PREFIXES } from '../domain/routes.js';
-import { hashApiKey, looksLikeApiKey } from '../domain/keys.js';
-import type { QuotaCounter } from '../limits/quota.js';
-import { type RateLimiter, type RateLimitResult, rateLimitHeaders } from '../limits/rate-limit.js';
+import type { KeyAuthRecord } from '../domain/keys.js';
+import type { Plan } from '../domain/plans.js';
+import type { QuotaCounter, QuotaResult } from '../limits/quota.js';
+import { type RateLimiter, type RateLimitResult, type RateLimitWaiter, rateLimitHeaders } from '../limits/rate-limit.js';
 import { sendQuotaExceeded, sendRateLimited } from '../limits/responses.js';
 import type { UsageRecorder } from '../metering/recorder.js';
 import type { Forwarder } from '../proxy/forward.js';
@@ -85,49 +86,100 @@ export function createProxyHandler(o: ProxyHandlerOptions): (req: IncomingMessag
     return route;
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  function handle(req: IncomingMessage, res: ServerResponse): void {
     try {
       const arrived = performance.now(); // the gateway's added latency counts from here (UsageRecord.overheadMs)
       const at = now();
-      const presented = presentedKey(req);
-      if (!presented)
-        return unauthorized(
+      // presentedKey's rule, read inline: no object per request.
+      let key: string | undefined;
+      let header: 'x-api-key' | 'authorization' = 'x-api-key';
+      const x = req.headers['x-api-key'];
+      if (typeof x === 'string' && x !== '') key = x.trim();
+      else {
+        const presented = presentedKey(req);
+        if (presented) ({ key, header } = presented);
+      }
+      if (key === undefined)
+        return void unauthorized(
           res,
           'API_KEY_MISSING',
           'an API key is required: send it as "X-API-Key: <key>" or "Authorization: Bearer <key>"',
         );
-      const { key, header } = presented;
-      const hash = looksLikeApiKey(key) ? hashApiKey(key) : undefined;
+      const hash = catalog.hashOf(key);
       const rec = hash === undefined ? undefined : catalog.key(hash);
       if (!rec) {
-        if (hash !== undefined && catalog.isRevoked(hash)) return unauthorized(res, 'API_KEY_REVOKED', 'the API key has been revoked');
-        return unauthorized(res, 'API_KEY_INVALID', 'the API key is not valid');
+        if (hash !== undefined && catalog.isRevoked(hash)) return void unauthorized(res, 'API_KEY_REVOKED', 'the API key has been revoked');
+        return void unauthorized(res, 'API_KEY_INVALID', 'the API key is not valid');
       }
       if (rec.expiresAt !== null && rec.expiresAt.getTime() <= at) {
-        return unauthorized(res, 'API_KEY_EXPIRED', `the API key expired at ${rec.expiresAt.toISOString()}`);
+        return void unauthorized(res, 'API_KEY_EXPIRED', `the API key expired at ${rec.expiresAt.toISOString()}`);
       }
-      if (rec.userStatus !== 'active') return sendJsonError(res, 403, 'USER_SUSPENDED', 'the account this key belongs to is suspended');
+      if (rec.userStatus !== 'active')
+        return void sendJsonError(res, 403, 'USER_SUSPENDED', 'the account this key belongs to is suspended');
       const route = routeFor(req, res);
       if (!route) return;
       // A refused method costs nothing: the forwarder answers 405 with Allow before any count.
       if (route.methods !== null && !route.methods.has(req.method ?? 'GET')) return void forwarder.forward(req, res, route);
       const plan = catalog.plan(rec.planId);
       if (!plan)
-        return sendJsonError(res, 503, 'PLAN_UNAVAILABLE', 'the plan of this key is being updated; retry shortly', { 'retry-after': 1 });
+        return void sendJsonError(res, 503, 'PLAN_UNAVAILABLE', 'the plan of this key is being updated; retry shortly', {
+          'retry-after': 1,
+        });
+      const pass = new Pass(req, res, rec, route, plan, header, arrived, at);
+      if (plan.requestsPerMinute === null) return void admit(pass, undefined);
+      // Counted here when the counts live in this process; otherwise the answer comes with the
+      // key's next batched increment (no promise per request either way).
+      const rl = limiter.hitNow(rec.keyId, plan.requestsPerMinute);
+      if (rl) admit(pass, rl);
+      else limiter.hitThen(rec.keyId, plan.requestsPerMinute, pass);
+    } catch (err) {
+      failed(req, res, err);
+    }
+  }
 
-      let rl: RateLimitResult | undefined;
-      if (plan.requestsPerMinute !== null) {
-        rl = await limiter.hit(rec.keyId, plan.requestsPerMinute);
-        if (!rl.allowed) return sendRateLimited(res, rl);
-      }
+  /** A request past its key and route checks, waiting for its rate-limit count. */
+  class Pass implements RateLimitWaiter {
+    constructor(
+      readonly req: IncomingMessage,
+      readonly res: ServerResponse,
+      readonly rec: KeyAuthRecord,
+      readonly route: CompiledRoute,
+      readonly plan: Plan,
+      readonly header: 'x-api-key' | 'authorization',
+      readonly arrived: number,
+      readonly at: number,
+    ) {}
+
+    rateLimited(rl: RateLimitResult): void {
+      admit(this, rl);
+    }
+  }
+
+  /** After the rate limit: refuse (429), or count the monthly quota and forward. */
+  function admit(p: Pass, rl: RateLimitResult | undefined): void {
+    try {
+      if (rl && !rl.allowed) return void sendRateLimited(p.res, rl);
       // Counted on every plan (limit null: unlimited), so a move to a limited plan mid-month starts from the real count.
       // Without a promise once this process knows the user's count (every request but the first of a month).
-      const q = quota.consumeNow(rec.userId, plan.requestsPerMonth) ?? (await quota.consume(rec.userId, plan.requestsPerMonth));
-      if (!q.allowed) return sendQuotaExceeded(res, q, rl, at);
-      if (q.crossed.length > 0) notices?.report(rec.userId, plan.name, q);
-      const identity = { userId: rec.userId, planId: rec.planId, keyId: rec.keyId, credentialHeader: header };
+      const q = quota.consumeNow(p.rec.userId, p.plan.requestsPerMonth);
+      if (q) return void forward(p, rl, q);
+      quota.consume(p.rec.userId, p.plan.requestsPerMonth).then(
+        (r) => forward(p, rl, r),
+        (err) => failed(p.req, p.res, err),
+      );
+    } catch (err) {
+      failed(p.req, p.res, err);
+    }
+  }
+
+  function forward(p: Pass, rl: RateLimitResult | undefined, q: QuotaResult): void {
+    try {
+      const { req, res, rec, route, at } = p;
+      if (!q.allowed) return void sendQuotaExceeded(res, q, rl, at);
+      if (q.crossed.length > 0) notices?.report(rec.userId, p.plan.name, q);
+      const identity = { userId: rec.userId, planId: rec.planId, keyId: rec.keyId, credentialHeader: p.header };
       // The rate-limit headers go on whatever answer the client gets, the upstream's or a 502/504.
-      forwarder.forwardThen(req, res, route, identity, { arrivedAt: arrived, headers: rl ? rateLimitHeaders(rl) : undefined }, (r) =>
+      forwarder.forwardThen(req, res, route, identity, { arrivedAt: p.arrived, headers: rl ? rateLimitHeaders(rl) : undefined }, (r) =>
         recorder.record({
           keyId: rec.keyId,
           userId: rec.userId,
@@ -141,7 +193,7 @@ export function createProxyHandler(o: ProxyHandlerOptions): (req: IncomingMessag
         }),
       );
     } catch (err) {
-      failed(req, res, err);
+      failed(p.req, p.res, err);
     }
   }
 
@@ -154,6 +206,6 @@ export function createProxyHandler(o: ProxyHandlerOptions): (req: IncomingMessag
     else res.destroy();
   }
 
-  // Its promise never rejects: failures are answered by the catch inside (no closure, no second promise a request).
+  // Never throws: failures are answered by the catch of each step.
   return handle;
 }

@@ -19,6 +19,11 @@ export interface RateLimiterOptions {
   /** Window length. Default 60000 ms (limits are per minute). */
   windowMs?: number;
   now?: () => number;
+  /**
+   * Asked at each hit: true when the cache is one no other process sees (the memory cache), so
+   * the counts are kept in this process instead (the same counts, no trip through the cache).
+   */
+  inProcess?: () => boolean;
 }
 
 /** Fixed-window counts kept in this process: the fallback while the cache is down. */
@@ -38,13 +43,29 @@ class LocalWindows {
   }
 }
 
+/** Who waits for a hit's result (the proxy handler's request, or a promise's resolver for `hit`). */
+export interface RateLimitWaiter {
+  rateLimited(r: RateLimitResult): void;
+}
+
 /** The hits on one window key gathered while the key waits for its turn, sent as one increment. */
 interface Batch {
   key: string;
-  n: number;
-  /** The cache's count after adding `n`, or undefined when the cache failed. */
-  done: Promise<number | undefined>;
-  resolve: (total: number | undefined) => void;
+  window: number;
+  /** In arrival order: the i-th waiter's place in the batch is i + 1. */
+  waiters: RateLimitWaiter[];
+  limits: number[];
+}
+
+/** Adapts `hit`'s promise to a waiter. */
+class Resolver implements RateLimitWaiter {
+  resolve!: (r: RateLimitResult) => void;
+  readonly promise = new Promise<RateLimitResult>((r) => {
+    this.resolve = r;
+  });
+  rateLimited(r: RateLimitResult): void {
+    this.resolve(r);
+  }
 }
 
 /**
@@ -57,12 +78,17 @@ interface Batch {
  * trip time rather than one per request (an idle one: no wait beyond the turn). When the cache
  * fails it fails open to an in-process limiter (each instance then enforces the limit alone) and
  * reports `degraded`.
+ *
+ * With `inProcess` answering true (a cache no other process sees, like the memory cache) the
+ * counts are kept here instead: the same counts the cache would hold, without a round trip
+ * through it, and `hitNow` answers at once.
  */
 export class RateLimiter {
   readonly #circuit: CacheCircuit;
   readonly #prefix: string;
   readonly #windowMs: number;
   readonly #now: () => number;
+  readonly #inProcess: () => boolean;
   readonly #local = new LocalWindows();
   /** Per key: the batch still taking hits. */
   readonly #open = new Map<string, Batch>();
@@ -75,6 +101,7 @@ export class RateLimiter {
     this.#prefix = opts.prefix ?? 'rl:';
     this.#windowMs = opts.windowMs ?? 60_000;
     this.#now = opts.now ?? Date.now;
+    this.#inProcess = opts.inProcess ?? (() => false);
     // The TTL outlives the window a little so a slow clock on another instance still finds it.
     this.#ttlMs = this.#windowMs * 2;
   }
@@ -83,7 +110,7 @@ export class RateLimiter {
     this.#open.delete(b.key);
     this.#sending.add(b.key);
     this.#circuit
-      .call((c) => c.increment(b.key, b.n, { ttlMs: this.#ttlMs }))
+      .call((c) => c.increment(b.key, b.waiters.length, { ttlMs: this.#ttlMs }))
       .then(
         (total) => this.#sent(b, total),
         () => this.#sent(b, undefined),
@@ -91,7 +118,12 @@ export class RateLimiter {
   }
 
   #sent(b: Batch, total: number | undefined): void {
-    b.resolve(total);
+    const now = this.#now();
+    const n = b.waiters.length;
+    for (let i = 0; i < n; i++) {
+      const count = total === undefined ? this.#local.hit(b.key, b.window) : total - n + i + 1;
+      b.waiters[i]!.rateLimited(this.#result(count, b.limits[i]!, b.window, now, total === undefined));
+    }
     // The hits that came while this one was on its way go out at the end of this turn, not now:
     // the hits still to be read in this turn (the reply is often read before other sockets) join
     // them instead of waiting a whole round trip for the next increment. The key stays in
@@ -101,33 +133,7 @@ export class RateLimiter {
     else this.#sending.delete(b.key);
   }
 
-  /** Counts one request of `keyId` against `limit` requests per window. */
-  async hit(keyId: string, limit: number): Promise<RateLimitResult> {
-    const now = this.#now();
-    const window = Math.floor(now / this.#windowMs);
-    const key = `${this.#prefix}${keyId}:${window}`;
-    let batch = this.#open.get(key);
-    if (!batch) {
-      let resolve!: (total: number | undefined) => void;
-      const done = new Promise<number | undefined>((r) => {
-        resolve = r;
-      });
-      const b: Batch = { key, n: 0, done, resolve };
-      this.#open.set(key, b);
-      // Sent after this turn's other hits joined it, or when the key's increment in flight returns.
-      if (!this.#sending.has(key)) setImmediate(() => this.#open.get(key) === b && this.#send(b));
-      batch = b;
-    }
-    const place = ++batch.n;
-    const total = await batch.done;
-    let count: number;
-    let degraded = false;
-    if (total === undefined) {
-      count = this.#local.hit(key, window);
-      degraded = true;
-    } else {
-      count = total - batch.n + place;
-    }
+  #result(count: number, limit: number, window: number, now: number, degraded: boolean): RateLimitResult {
     const resetAt = (window + 1) * this.#windowMs;
     return {
       allowed: count <= limit,
@@ -137,6 +143,45 @@ export class RateLimiter {
       retryAfterSec: Math.max(1, Math.ceil((resetAt - now) / 1000)),
       degraded,
     };
+  }
+
+  /**
+   * Counts one request of `keyId` against `limit` and answers at once when the counts are kept in
+   * this process (`inProcess`); undefined otherwise, without counting: then call `hitThen`.
+   */
+  hitNow(keyId: string, limit: number): RateLimitResult | undefined {
+    if (!this.#inProcess()) return undefined;
+    const now = this.#now();
+    const window = Math.floor(now / this.#windowMs);
+    return this.#result(this.#local.hit(`${this.#prefix}${keyId}:${window}`, window), limit, window, now, false);
+  }
+
+  /**
+   * Counts one request of `keyId` against `limit` requests per window and hands the result to
+   * `waiter` (possibly before this returns). The proxy's hot path: no promise per request.
+   */
+  hitThen(keyId: string, limit: number, waiter: RateLimitWaiter): void {
+    const now = this.#now();
+    const window = Math.floor(now / this.#windowMs);
+    const key = `${this.#prefix}${keyId}:${window}`;
+    if (this.#inProcess()) return void waiter.rateLimited(this.#result(this.#local.hit(key, window), limit, window, now, false));
+    let batch = this.#open.get(key);
+    if (!batch) {
+      const b: Batch = { key, window, waiters: [], limits: [] };
+      this.#open.set(key, b);
+      // Sent after this turn's other hits joined it, or when the key's increment in flight returns.
+      if (!this.#sending.has(key)) setImmediate(() => this.#open.get(key) === b && this.#send(b));
+      batch = b;
+    }
+    batch.waiters.push(waiter);
+    batch.limits.push(limit);
+  }
+
+  /** Counts one request of `keyId` against `limit` requests per window. */
+  hit(keyId: string, limit: number): Promise<RateLimitResult> {
+    const r = new Resolver();
+    this.hitThen(keyId, limit, r);
+    return r.promise;
   }
 }
 
