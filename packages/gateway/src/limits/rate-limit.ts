@@ -90,6 +90,8 @@ export class RateLimiter {
   readonly #now: () => number;
   readonly #inProcess: () => boolean;
   readonly #local = new LocalWindows();
+  /** The counts of `inProcess`, by key id (the window is LocalWindows' own: no key string per hit). */
+  readonly #own = new LocalWindows();
   /** Per key: the batch still taking hits. */
   readonly #open = new Map<string, Batch>();
   /** Keys with an increment in flight. */
@@ -153,7 +155,7 @@ export class RateLimiter {
     if (!this.#inProcess()) return undefined;
     const now = this.#now();
     const window = Math.floor(now / this.#windowMs);
-    return this.#result(this.#local.hit(`${this.#prefix}${keyId}:${window}`, window), limit, window, now, false);
+    return this.#result(this.#own.hit(keyId, window), limit, window, now, false);
   }
 
   /**
@@ -163,8 +165,8 @@ export class RateLimiter {
   hitThen(keyId: string, limit: number, waiter: RateLimitWaiter): void {
     const now = this.#now();
     const window = Math.floor(now / this.#windowMs);
+    if (this.#inProcess()) return void waiter.rateLimited(this.#result(this.#own.hit(keyId, window), limit, window, now, false));
     const key = `${this.#prefix}${keyId}:${window}`;
-    if (this.#inProcess()) return void waiter.rateLimited(this.#result(this.#local.hit(key, window), limit, window, now, false));
     let batch = this.#open.get(key);
     if (!batch) {
       const b: Batch = { key, window, waiters: [], limits: [] };
