@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PASSWORD, portalHarness } from './helpers/portal.js';
+import { PASSWORD, portalHarness, tokenIn } from './helpers/portal.js';
 
 const start = portalHarness();
 
@@ -57,6 +57,28 @@ describe('portal account settings', () => {
     const fresh = p.client();
     expect((await fresh.call('POST', '/portal/api/login', { email: 'ada@example.com', password: PASSWORD })).status).toBe(401);
     expect((await fresh.call('POST', '/portal/api/login', { email: 'ada@example.com', password: 'a new password 1' })).status).toBe(200);
+  });
+
+  it('voids a reset link emailed before the change: it cannot set the password back', async () => {
+    const p = await start();
+    const ada = await p.customer('ada@example.com', 'Ada');
+    expect((await p.client().call('POST', '/portal/api/password-reset', { email: 'ada@example.com' })).status).toBe(202);
+    const token = tokenIn(await p.email('ada@example.com', /^Reset your password$/));
+    const changed = await ada.call('POST', '/portal/api/account/password', {
+      current_password: PASSWORD,
+      new_password: 'a new password 1',
+    });
+    expect(changed.status).toBe(200);
+
+    const late = await p.client().call('POST', '/portal/api/password-reset/confirm', { token, password: 'an old link password' });
+    expect(late).toMatchObject({ status: 400, body: { error: { code: 'TOKEN_USED', field: 'token' } } });
+    const anon = p.client();
+    expect((await anon.call('POST', '/portal/api/login', { email: 'ada@example.com', password: 'an old link password' })).status).toBe(401);
+    expect((await anon.call('POST', '/portal/api/login', { email: 'ada@example.com', password: 'a new password 1' })).status).toBe(200);
+    // A link asked for after the change works as usual.
+    expect((await anon.call('POST', '/portal/api/password-reset', { email: 'ada@example.com' })).status).toBe(202);
+    const next = tokenIn(await p.email('ada@example.com', /^Reset your password$/, 2));
+    expect((await anon.call('POST', '/portal/api/password-reset/confirm', { token: next, password: 'a third password' })).status).toBe(200);
   });
 
   it('deletes the account with the password: its keys stop working, a paid plan must be canceled first', async () => {

@@ -67,7 +67,7 @@ describe.each(DIALECTS)('%s', (dialect) => {
           error: {
             code: 'TOKEN_USED',
             field: 'token',
-            message: 'token: this link was already used or a newer one replaced it; ask for a new one',
+            message: 'token: this link was already used, a newer one replaced it, or the password was changed since; ask for a new one',
           },
         },
       });

@@ -85,9 +85,8 @@ export function createAccountRoutes(o: AccountRoutesOptions): Hono<AccountEnv> {
     const v = parseInput(passwordSchema, await body(c), 'change password');
     const user = c.get('user');
     await checkPassword(c, user, v.currentPassword, 'current_password');
-    await d.users.setPasswordHash(user.id, await hashPassword(v.newPassword, o.scrypt));
-    // Every session ends, this one included; this browser gets a fresh one.
-    const ended = await o.portal.deleteUserSessions(user.id);
+    // Every session ends, this one included (this browser gets a fresh one), and an emailed reset link dies.
+    const ended = await o.portal.changePassword(user.id, await hashPassword(v.newPassword, o.scrypt));
     await o.startSession(c, user);
     return o.json(c, { passwordChanged: true, otherSessionsEnded: Math.max(0, ended - 1) });
   });

@@ -114,7 +114,7 @@ const createKeySchema = z.object({ name: z.unknown().optional(), expiresAt: z.un
 
 const TOKEN_ERRORS: Record<Exclude<TokenCheck, { ok: true }>['reason'], [string, string]> = {
   unknown: ['TOKEN_INVALID', 'token: this link is not valid; ask for a new one'],
-  used: ['TOKEN_USED', 'token: this link was already used or a newer one replaced it; ask for a new one'],
+  used: ['TOKEN_USED', 'token: this link was already used, a newer one replaced it, or the password was changed since; ask for a new one'],
   expired: ['TOKEN_EXPIRED', 'token: this link has expired; ask for a new one'],
 };
 const tokenError = (reason: keyof typeof TOKEN_ERRORS) => new PortalError(400, TOKEN_ERRORS[reason][0], TOKEN_ERRORS[reason][1], 'token');

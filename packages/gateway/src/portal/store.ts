@@ -143,6 +143,19 @@ export class PortalStore {
   }
 
   /**
+   * A password change made while signed in: the new hash, every session ended and any emailed
+   * reset link voided (a link sent before the change must not undo it), all or none. Returns how
+   * many sessions ended.
+   */
+  async changePassword(userId: string, hash: string): Promise<number> {
+    return this.s.tx(async (tx) => {
+      await this.setPasswordHash(tx, userId, hash);
+      await this.voidTokens(tx, userId, 'reset_password');
+      return this.deleteUserSessions(userId, tx);
+    });
+  }
+
+  /**
    * Deletes expired sessions and tokens that expired or were used before `before`. Rows are also
    * dropped per user as they sign in and ask for links, so this is only housekeeping.
    */
