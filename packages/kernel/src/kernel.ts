@@ -19,7 +19,7 @@ import type { PluginCatalog } from './discovery.js';
 import { ApigateError, ConfigErrors, PluginError } from './errors.js';
 import { aggregateHealth, type HealthReport, type HealthTarget } from './health.js';
 import { instrument, type ProviderMetrics } from './instrument.js';
-import { silentLogger } from './logger.js';
+import { maskingLogger, silentLogger } from './logger.js';
 import { redact, registerSecrets } from './secrets.js';
 
 export interface KernelOptions {
@@ -423,7 +423,8 @@ async function buildProviders(defs: readonly AnyProviderDefinition[], ctx: Build
       registerSecrets(r.secretValues);
       const dataDir = path.join(ctx.dataDir, 'providers', `${def.capability}-${def.name}`);
       await mkdir(dataDir, { recursive: true });
-      const child = ctx.logger.child({ capability: def.capability, provider: def.name });
+      // Whatever logger the app passed: the provider's messages, fields and errors are masked with its secrets.
+      const child = maskingLogger(ctx.logger.child({ capability: def.capability, provider: def.name }), r.secretValues);
       let raw: ProviderInstance;
       try {
         raw = (await def.create(r.config as never, {
