@@ -1,7 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
+import { selfSignedCertificate } from '@apigate/provider-testkit';
 import { describe, expect, it, vi } from 'vitest';
 import { type ChangeEvent, CertificateStore, PaymentInbox } from '../src/index.js';
 import { PortalStore } from '../src/portal/store.js';
@@ -119,7 +117,7 @@ describe('several instances on one PostgreSQL database', () => {
 
   it('a certificate stored by one instance is served by the other', async () => {
     const { a, b } = await twoInstances();
-    const { certPem, keyPem } = await selfSigned('api.example.com');
+    const { certPem, keyPem } = selfSignedCertificate({ commonName: 'api.example.com', dir: await tempDir() });
     const x = new X509Certificate(certPem);
     const saved = await new CertificateStore(a.store).save({
       domains: ['api.example.com'],
@@ -136,33 +134,3 @@ describe('several instances on one PostgreSQL database', () => {
     expect((await other.all()).map((c) => c.domainsKey)).toEqual(['api.example.com']);
   });
 });
-
-/** A self-signed certificate for `name` (openssl, which the CI image has). */
-async function selfSigned(name: string): Promise<{ certPem: string; keyPem: string }> {
-  const dir = await tempDir();
-  const [cert, key] = [path.join(dir, 'cert.pem'), path.join(dir, 'key.pem')];
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '30',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      `subjectAltName=DNS:${name}`,
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { certPem: readFileSync(cert, 'utf8'), keyPem: readFileSync(key, 'utf8') };
-}

@@ -14,6 +14,7 @@ export * from './storage.js';
 export * from './util.js';
 export * from './tls.js';
 export * from './pebble.js';
+export * from './self-signed.js';
 export * from './suite.js';
 export * from './failing-server.js';
 export * from './child-run.js';

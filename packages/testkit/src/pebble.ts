@@ -1,11 +1,12 @@
 // Starts Pebble (Let's Encrypt's test CA, Debian package `pebble`) and pebble-challtestsrv as its
 // DNS server on free ports, for one test file. scripts/services.mjs installs the package when missing.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'node:https';
 import { freePort } from './redis-server.js';
+import { selfSignedCertificate } from './self-signed.js';
 
 export interface Pebble {
   directory: string;
@@ -53,32 +54,13 @@ const stop = (child: ChildProcess) =>
 
 export async function startPebble(): Promise<Pebble> {
   const dir = mkdtempSync(path.join(tmpdir(), 'apigate-pebble-'));
-  const caFile = path.join(dir, 'cert.pem');
-  const keyFile = path.join(dir, 'key.pem');
   // Pebble's HTTPS certificate, self-signed for 127.0.0.1; the provider trusts it through caFile.
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-days',
-      '2',
-      '-keyout',
-      keyFile,
-      '-out',
-      caFile,
-      '-subj',
-      '/CN=pebble',
-      '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    ],
-    { stdio: 'pipe' },
-  );
+  const { certFile: caFile, keyFile } = selfSignedCertificate({
+    commonName: 'pebble',
+    altNames: ['DNS:localhost', 'IP:127.0.0.1'],
+    days: 2,
+    dir,
+  });
   const [acmePort, mgmtPort, httpPort, dnsPort, ctsMgmtPort, tlsPort] = (await Promise.all(Array.from({ length: 6 }, freePort))) as [
     number,
     number,
