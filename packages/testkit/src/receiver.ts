@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { listenLocally } from './fake-api.js';
 
 /** How the receiver answers the next requests. */
@@ -97,4 +98,35 @@ export async function closedReceiverUrl(): Promise<{ url: string; secret: string
   await close();
   const secret = randomBytes(18).toString('base64url');
   return { url: `${url}/hooks/T0TESTKIT/B0TESTKIT/${secret}`, secret };
+}
+
+export interface SilentServer {
+  port: number;
+  /** Aborts as soon as the first connection arrives. */
+  signal: AbortSignal;
+  /** Drops the connections it holds and stops listening. */
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP server on 127.0.0.1 that accepts connections and never says a word (no HTTP answer, no SMTP
+ * greeting); its `signal` aborts once a connection arrives, to prove a call gives up when its signal
+ * aborts while it waits.
+ */
+export async function startSilentServer(): Promise<SilentServer> {
+  const sockets = new Set<Socket>();
+  const controller = new AbortController();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    controller.abort();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    signal: controller.signal,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

@@ -1,7 +1,11 @@
-import { createServer, type Socket } from 'node:net';
-import { inspect } from 'node:util';
-import { type Notification, type NotificationProvider, ProviderError } from '@apigate/kernel';
-import { assertValidManifest, createForTest, describeNotificationProvider } from '@apigate/provider-testkit';
+import type { Notification, NotificationProvider } from '@apigate/kernel';
+import {
+  assertValidManifest,
+  createForTest,
+  describeNotificationProvider,
+  providerErrorOf as providerErrorWithout,
+  startSilentServer,
+} from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider, { buildSlackMessage } from '../src/index.js';
@@ -35,15 +39,7 @@ const notification = (over: Partial<Notification> = {}): Notification => ({
 });
 
 /** The ProviderError `p` rejects with; the webhook URL must appear nowhere in it. */
-async function providerErrorOf(p: Promise<unknown>, url: string): Promise<ProviderError> {
-  const outcome = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(outcome).toBeInstanceOf(ProviderError);
-  expect(inspect(outcome, { depth: 10 })).not.toContain(new URL(url).pathname);
-  return outcome as ProviderError;
-}
+const providerErrorOf = (p: Promise<unknown>, url: string) => providerErrorWithout(p, [new URL(url).pathname]);
 
 describe('provider-slack', () => {
   it('has a valid manifest', () => {
@@ -188,20 +184,12 @@ describe('provider-slack', () => {
     });
 
     it('gives up when the signal aborts', async () => {
-      const sockets: Socket[] = [];
-      const controller = new AbortController();
-      const silent = createServer((s) => {
-        sockets.push(s);
-        controller.abort();
-      });
-      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const silent = await startSilentServer();
       try {
-        const { port } = silent.address() as { port: number };
-        const health = await (await slack({ webhookUrl: `http://127.0.0.1:${port}/services/T/B/x` })).check(controller.signal);
+        const health = await (await slack({ webhookUrl: `http://127.0.0.1:${silent.port}/services/T/B/x` })).check(silent.signal);
         expect(health.status).toBe('error');
       } finally {
-        for (const s of sockets) s.destroy();
-        await new Promise<void>((resolve) => silent.close(() => resolve()));
+        await silent.close();
       }
     });
   });

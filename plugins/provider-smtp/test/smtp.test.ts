@@ -1,9 +1,8 @@
 import { writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError, type EmailMessage, type EmailProvider, ProviderError } from '@apigate/kernel';
-import { assertValidManifest, createForTest, describeEmailProvider } from '@apigate/provider-testkit';
+import { assertValidManifest, createForTest, describeEmailProvider, startSilentServer } from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider from '../src/index.js';
@@ -230,21 +229,14 @@ describe('provider-smtp', () => {
     });
 
     it('check() gives up when the signal aborts, even if the server never greets', async () => {
-      const sockets = new Set<import('node:net').Socket>();
-      const silent: Server = createServer((s) => {
-        sockets.add(s);
-        controller.abort();
-      });
-      const controller = new AbortController();
-      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const silent = await startSilentServer();
       try {
-        const p = await smtp({ port: String((silent.address() as { port: number }).port) });
-        const health = await p.check(controller.signal);
+        const p = await smtp({ port: String(silent.port) });
+        const health = await p.check(silent.signal);
         expect(health.status).toBe('error');
         expect(health.error).toContain('aborted');
       } finally {
-        for (const s of sockets) s.destroy();
-        await new Promise<void>((resolve) => silent.close(() => resolve()));
+        await silent.close();
       }
     });
 

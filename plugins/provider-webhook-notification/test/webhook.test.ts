@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type Socket } from 'node:net';
-import { type Notification, type NotificationProvider, ProviderError, WebhookSignatureError } from '@apigate/kernel';
-import { assertValidManifest, createForTest, describeNotificationProvider } from '@apigate/provider-testkit';
+import { type Notification, type NotificationProvider, WebhookSignatureError } from '@apigate/kernel';
+import {
+  assertValidManifest,
+  createForTest,
+  describeNotificationProvider,
+  providerErrorOf as providerErrorWithout,
+  startSilentServer,
+} from '@apigate/provider-testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider, { signWebhookPayload, verifyWebhookSignature } from '../src/index.js';
@@ -46,15 +51,8 @@ async function deliver(n = notification()): Promise<Delivery> {
   return receiver.deliveries.find((d) => d.headers['x-apigate-event-id'] === n.id)!;
 }
 
-async function providerErrorOf(p: Promise<unknown>): Promise<ProviderError> {
-  const outcome = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(outcome).toBeInstanceOf(ProviderError);
-  expect(String((outcome as Error).message)).not.toContain(SECRET);
-  return outcome as ProviderError;
-}
+/** The ProviderError `p` rejects with; the signing secret must appear nowhere in it. */
+const providerErrorOf = (p: Promise<unknown>) => providerErrorWithout(p, [SECRET]);
 
 /** The README's verification snippet, run exactly as published. */
 type VerifySnippet = (rawBody: string | Buffer, headers: Record<string, unknown>, secret: string, toleranceSeconds?: number) => boolean;
@@ -236,20 +234,12 @@ describe('provider-webhook-notification', () => {
       await gone.close();
       expect((await (await webhook({ url: `${gone.origin}/hook` })).check(AbortSignal.timeout(15_000))).status).toBe('error');
 
-      const sockets: Socket[] = [];
-      const controller = new AbortController();
-      const silent = createServer((s) => {
-        sockets.push(s);
-        controller.abort();
-      });
-      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const silent = await startSilentServer();
       try {
-        const { port } = silent.address() as { port: number };
-        const health = await (await webhook({ url: `http://127.0.0.1:${port}/hook` })).check(controller.signal);
+        const health = await (await webhook({ url: `http://127.0.0.1:${silent.port}/hook` })).check(silent.signal);
         expect(health.status).toBe('error');
       } finally {
-        for (const s of sockets) s.destroy();
-        await new Promise<void>((resolve) => silent.close(() => resolve()));
+        await silent.close();
       }
     });
 
