@@ -1,11 +1,4 @@
-import {
-  isTransientRedisReply,
-  parseRedisUrl,
-  type RedisConnectionConfig,
-  redact,
-  redisReconnectDelay,
-  redisSocketOptions,
-} from '@apigate/kernel';
+import { isTransientRedisReply, parseRedisUrl, type RedisConnectionConfig, redisReconnectDelay, redisSocketOptions } from '@apigate/kernel';
 import type { RedisOptions } from 'ioredis';
 
 export interface ConnectionConfig extends RedisConnectionConfig {
@@ -51,7 +44,12 @@ export function classify(err: unknown): ErrorKind {
   return { kind: 'connection' };
 }
 
-export function messageOf(err: unknown, secrets: readonly string[]): string {
+/**
+ * What ioredis said, as it said it. Not masked here: the kernel masks it wherever it goes out (the
+ * provider's logger, the errors and health answers its instrument passes on); the start-up error,
+ * thrown before the instrument, is masked where it is made (`RedisCache.connect`).
+ */
+export function messageOf(err: unknown): string {
   const m = (err as { message?: unknown } | null)?.message;
-  return redact(typeof m === 'string' && m ? m : String(err), secrets);
+  return typeof m === 'string' && m ? m : String(err);
 }

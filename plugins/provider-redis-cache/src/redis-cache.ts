@@ -8,6 +8,7 @@ import {
   InvalidInputError,
   type ProviderContext,
   ProviderError,
+  redact,
 } from '@apigate/kernel';
 import { Redis } from 'ioredis';
 import { classify, type ConnectionConfig, messageOf, redisOptions } from './connection.js';
@@ -68,7 +69,8 @@ export class RedisCache implements CacheProvider {
   readonly redis: ScriptedRedis;
   private readonly prefix: string;
   private readonly where: string;
-  private readonly secrets: string[];
+  /** The password (field or URL), masked in the start-up error: create() throws it before the kernel's instrument sees it. */
+  private readonly startSecrets: string[];
   private readonly commandTimeoutMs: number;
   private hits = 0;
   private misses = 0;
@@ -85,12 +87,13 @@ export class RedisCache implements CacheProvider {
     this.where = where;
     this.prefix = cfg.keyPrefix;
     this.commandTimeoutMs = cfg.commandTimeoutMs;
-    this.secrets = [cfg.password, options.password].filter((s): s is string => !!s);
+    this.startSecrets = [cfg.password, options.password].filter((s): s is string => !!s);
     this.redis = new Redis(options) as ScriptedRedis;
     this.redis.defineCommand('apigateIncrement', { numberOfKeys: 1, lua: INCREMENT_LUA });
-    // Log transitions only: while Redis is down ioredis reports every reconnect attempt.
+    // Log transitions only: while Redis is down ioredis reports every reconnect attempt. The kernel's
+    // logger masks the secrets in what is logged, its instrument those in errors and health answers.
     this.redis.on('error', (err: unknown) => {
-      this.lastError = messageOf(err, this.secrets);
+      this.lastError = messageOf(err);
       if (!this.down && !this.closing) ctx.logger.warn(`Redis at ${this.where} failed: ${this.lastError}; reconnecting`);
       this.down = true;
     });
@@ -127,7 +130,7 @@ export class RedisCache implements CacheProvider {
     });
     if (fatal) {
       await this.close();
-      const msg = messageOf(fatal, this.secrets);
+      const msg = redact(messageOf(fatal), this.startSecrets);
       const isDb = /DB index/i.test(msg);
       throw new ConfigError({
         field: isDb ? 'db' : 'password',
@@ -329,7 +332,7 @@ export class RedisCache implements CacheProvider {
   }
 
   private describeFailure(err: unknown): string {
-    const msg = messageOf(err, this.secrets);
+    const msg = messageOf(err);
     if (msg === 'Command timed out') return `Redis at ${this.where} did not answer within ${this.commandTimeoutMs} ms`;
     if (this.redis.status !== 'ready') return this.notConnected();
     return `Redis at ${this.where}: ${msg}`;
@@ -352,10 +355,10 @@ export class RedisCache implements CacheProvider {
         ...base,
         retryable: c.retryable,
         code: `REDIS_${c.code}`,
-        message: `Redis at ${this.where} answered: ${messageOf(err, this.secrets)}`,
+        message: `Redis at ${this.where} answered: ${messageOf(err)}`,
       });
     }
-    const timedOut = messageOf(err, []) === 'Command timed out';
+    const timedOut = messageOf(err) === 'Command timed out';
     return new ProviderError({
       ...base,
       retryable: true,

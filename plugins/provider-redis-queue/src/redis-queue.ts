@@ -158,7 +158,8 @@ export class RedisQueue implements QueueProvider {
   private lastCause?: unknown;
   private down = false;
   private wasReady = false;
-  private readonly secrets: string[];
+  /** The password (field or URL), masked in the start-up error: create() throws it before the kernel's instrument sees it. */
+  private readonly startSecrets: string[];
   /** Host, port and db without credentials: safe for logs, errors and health. */
   readonly where: string;
   /** maxmemory-policy read at start (undefined when CONFIG is not allowed). */
@@ -172,14 +173,18 @@ export class RedisQueue implements QueueProvider {
     const retryStrategy = (attempt: number) => (this.stopping ? null : redisReconnectDelay(attempt));
     this.where = opts.where;
     this.workerOptions = { ...opts.workers, retryStrategy };
-    this.secrets = [cfg.password, opts.commands.password].filter((s): s is string => !!s);
+    this.startSecrets = [cfg.password, opts.commands.password].filter((s): s is string => !!s);
     this.conn = new Redis({ ...opts.commands, retryStrategy });
     this.watch();
   }
 
+  /**
+   * What Redis or BullMQ said, as it said it: the kernel masks the secrets in it wherever it goes out
+   * (the provider's logger, the errors and health answers its instrument passes on).
+   */
   private message(err: unknown): string {
     const m = (err as { message?: unknown } | null)?.message;
-    return redact(typeof m === 'string' && m ? m : String(err), this.secrets);
+    return typeof m === 'string' && m ? m : String(err);
   }
 
   /** Keeps the command connection's last error (for errors and health) and logs an outage once, not per reconnect attempt. */
@@ -223,7 +228,7 @@ export class RedisQueue implements QueueProvider {
         provider: 'redis',
         operation: 'connect',
         retryable: isTransient(cause),
-        message: `cannot reach Redis at ${this.where}: ${this.message(cause)}`,
+        message: `cannot reach Redis at ${this.where}: ${redact(this.message(cause), this.startSecrets)}`,
         cause,
       });
     }

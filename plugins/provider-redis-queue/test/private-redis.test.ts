@@ -1,7 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { Writable } from 'node:stream';
-import { createLogger, ProviderError, type QueueProvider } from '@apigate/kernel';
+import {
+  createLogger,
+  instrument,
+  maskingLogger,
+  ProviderError,
+  providerSettingKey,
+  type QueueProvider,
+  resolveProviderConfig,
+  settingsFromRecord,
+} from '@apigate/kernel';
 import { createForTest, freePort, PrivateRedis } from '@apigate/provider-testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import provider from '../src/index.js';
@@ -28,7 +37,10 @@ async function open(config: Record<string, string>): Promise<QueueProvider> {
   return q;
 }
 
-/** The provider as the kernel makes it, with a logger whose lines the test can read. */
+/**
+ * The provider as the kernel makes it (config resolved, a logger masking its secrets, the instance
+ * instrumented), with the log lines the test can read.
+ */
 async function openWithLogs(config: Record<string, string>): Promise<{ queue: QueueProvider; lines: string[] }> {
   const lines: string[] = [];
   const destination = new Writable({
@@ -37,14 +49,20 @@ async function openWithLogs(config: Record<string, string>): Promise<{ queue: Qu
       done();
     },
   });
-  const logger = createLogger({ level: 'debug', destination });
-  const queue = await provider.create(provider.config.parse({ ...FAST, ...config }), {
+  const settings = Object.entries({ ...FAST, ...config }).map(([field, value]) => [providerSettingKey('queue', 'redis', field), value]);
+  const resolved = resolveProviderConfig(provider, {}, settingsFromRecord(Object.fromEntries(settings)));
+  const logger = maskingLogger(
+    createLogger({ level: 'debug', destination }).child({ capability: 'queue', provider: 'redis' }),
+    resolved.secretValues,
+  );
+  const raw = await provider.create(resolved.config as never, {
     capability: 'queue',
     provider: 'redis',
     logger,
     dataDir: tmpdir(),
     emit: () => undefined,
   });
+  const queue = instrument(raw, { capability: 'queue', provider: 'redis', secrets: resolved.secretValues, emit: () => undefined }).proxy;
   opened.push(queue);
   return { queue, lines };
 }
