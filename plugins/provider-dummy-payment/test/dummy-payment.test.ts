@@ -1,18 +1,12 @@
-import { createHmac } from 'node:crypto';
 import { type PaymentProvider, resolveProviderConfig, settingsFromRecord, utf8, type WebhookInput } from '@apigate/kernel';
-import { assertValidManifest, createForTest, describePaymentProvider, type WebhookEventSpec } from '@apigate/provider-testkit';
+import { assertValidManifest, createForTest, describePaymentProvider } from '@apigate/provider-testkit';
 import { describe, expect, it } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider, { addInterval, DEV_WEBHOOK_SECRET, type DummyEvent, type DummyPayment, SIGNATURE_HEADER } from '../src/index.js';
+import { dummySignature, signWebhookWith } from './sign.js';
 
 const asDummy = (p: PaymentProvider) => p as unknown as DummyPayment;
 const SECRET = 'whsec_conformance_secret_0123456789';
-
-/** The suite's generic event in the dummy's own body format (the normalised event; `ignored` as an unknown type). */
-function toDummyEvent(e: WebhookEventSpec): DummyEvent {
-  const { type, ...rest } = e;
-  return { ...rest, type: type === 'ignored' ? 'customer.updated' : type };
-}
 
 describe('provider-dummy-payment', () => {
   it('has a valid manifest', () => {
@@ -23,14 +17,7 @@ describe('provider-dummy-payment', () => {
     name: 'conformance',
     secrets: { webhookSecret: SECRET },
     // Signed independently of the provider's own signer, from the documented header format.
-    signWebhook: (event, { wrongSecret, otherMode, signedAt }) => {
-      const rawBody = JSON.stringify({ ...toDummyEvent(event), ...(otherMode ? { livemode: true } : {}) });
-      const t = Math.floor(signedAt.getTime() / 1000);
-      const v1 = createHmac('sha256', wrongSecret ? `${SECRET}-wrong` : SECRET)
-        .update(`${t}.${rawBody}`)
-        .digest('hex');
-      return { rawBody, headers: { 'Content-Type': 'application/json', 'Apigate-Dummy-Signature': `t=${t},v1=${v1}` } };
-    },
+    signWebhook: signWebhookWith(SECRET),
     // The dummy never calls out: any instance is an offline one.
     offlineConfig: {},
     completeCheckout: async (p, { sessionId }) => ({ subscriptionId: asDummy(p).completeCheckout(sessionId).subscription.subscriptionId }),
@@ -187,9 +174,10 @@ describe('provider-dummy-payment', () => {
       const { provider: p } = await createForTest(provider);
       const event: DummyEvent = { id: 'evt_1', type: 'invoice.paid', occurredAt: new Date() };
       const body = JSON.stringify(event);
-      const t = Math.floor(Date.now() / 1000);
-      const v1 = createHmac('sha256', DEV_WEBHOOK_SECRET).update(`${t}.${body}`).digest('hex');
-      const parsed = await p.parseWebhook({ rawBody: utf8.encode(body), headers: { [SIGNATURE_HEADER]: `t=${t},v1=${v1}` } });
+      const parsed = await p.parseWebhook({
+        rawBody: utf8.encode(body),
+        headers: { [SIGNATURE_HEADER]: dummySignature(body, DEV_WEBHOOK_SECRET) },
+      });
       expect(parsed.id).toBe('evt_1');
     });
 
@@ -212,7 +200,7 @@ describe('provider-dummy-payment', () => {
   describe('webhook verification details', () => {
     const signed = (secret: string, body: string, t = Math.floor(Date.now() / 1000)): WebhookInput => ({
       rawBody: utf8.encode(body),
-      headers: { [SIGNATURE_HEADER]: `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')}` },
+      headers: { [SIGNATURE_HEADER]: dummySignature(body, secret, t) },
     });
 
     it('accepts any of several v1 signatures (secret rotation)', async () => {
