@@ -1,4 +1,5 @@
 import {
+  type CheckoutInput,
   type PaymentEvent,
   type PaymentEventType,
   type PaymentFeatures,
@@ -109,6 +110,49 @@ export interface PaymentSuiteSetup
    * cannot check that part.
    */
   offlineConfig?: TestConfigSource;
+}
+
+export interface OpenCheckoutOptions {
+  userId: string;
+  /** The new customer's email; not used when `customerId` is given. */
+  email?: string;
+  /** A customer the provider already has (none is created). */
+  customerId?: string;
+  /** Over the default price: plan `pro`, `Pro`, 19.00 USD a month. */
+  price?: Partial<UpsertPriceInput>;
+  /** Default `https://a.example/ok` and `https://a.example/no`. */
+  successUrl?: string;
+  cancelUrl?: string;
+}
+
+export interface OpenedCheckout {
+  customerId: string;
+  priceId: string;
+  sessionId: string;
+  url: string;
+  /** What was passed to `createCheckout`, to open another session the same way. */
+  input: CheckoutInput;
+}
+
+/**
+ * What a payment provider's own tests do before most subscription and webhook checks: creates a
+ * customer (unless `customerId` is given) and a price, and opens a hosted checkout for them.
+ */
+export async function openCheckout(provider: PaymentProvider, o: OpenCheckoutOptions): Promise<OpenedCheckout> {
+  const customerId =
+    o.customerId ?? (await provider.createCustomer({ userId: o.userId, email: o.email ?? `${o.userId}@example.com` })).customerId;
+  const priceInput: UpsertPriceInput = { planId: 'pro', name: 'Pro', amountCents: 1900, currency: 'usd', interval: 'month', ...o.price };
+  const { priceId } = await provider.upsertPrice(priceInput);
+  const input: CheckoutInput = {
+    customerId,
+    priceId,
+    userId: o.userId,
+    planId: priceInput.planId,
+    successUrl: o.successUrl ?? 'https://a.example/ok',
+    cancelUrl: o.cancelUrl ?? 'https://a.example/no',
+  };
+  const { sessionId, url } = await provider.createCheckout(input);
+  return { customerId, priceId, sessionId, url, input };
 }
 
 const TEST_TIMEOUT = 30_000;

@@ -1,5 +1,5 @@
 import { type PaymentProvider, resolveProviderConfig, settingsFromRecord, utf8, type WebhookInput } from '@apigate/kernel';
-import { assertValidManifest, createForTest, describePaymentProvider } from '@apigate/provider-testkit';
+import { assertValidManifest, createForTest, describePaymentProvider, openCheckout } from '@apigate/provider-testkit';
 import { describe, expect, it } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider, { addInterval, DEV_WEBHOOK_SECRET, type DummyEvent, type DummyPayment, SIGNATURE_HEADER } from '../src/index.js';
@@ -27,22 +27,13 @@ describe('provider-dummy-payment', () => {
         const dummy = () => asDummy(current());
 
         it('completeCheckout returns the subscription and a signed checkout.completed webhook', async () => {
-          const { customerId } = await current().createCustomer({ userId: 'usr_1', email: 'u1@example.com' });
-          const { priceId } = await current().upsertPrice({
-            planId: 'pro',
-            name: 'Pro',
-            amountCents: 1900,
-            currency: 'usd',
-            interval: 'month',
-          });
-          const session = await current().createCheckout({
-            customerId,
-            priceId,
+          const session = await openCheckout(current(), {
             userId: 'usr_1',
-            planId: 'pro',
+            email: 'u1@example.com',
             successUrl: 'https://app.example.com/ok',
             cancelUrl: 'https://app.example.com/cancel',
           });
+          const { customerId, priceId } = session;
           expect(session.url).toBe(`http://localhost:8080/portal/dummy-checkout/${session.sessionId}`);
           expect(session.sessionId).toMatch(/^cs_dummy_[0-9a-f]{16}$/);
           const change = dummy().completeCheckout(session.sessionId);
@@ -183,15 +174,10 @@ describe('provider-dummy-payment', () => {
 
     it('uses a trailing-slash base url without doubling the slash', async () => {
       const { provider: p } = await createForTest(provider, { checkoutBaseUrl: 'https://dev.example.com/pay/' });
-      const { customerId } = await p.createCustomer({ userId: 'u', email: 'u@example.com' });
-      const { priceId } = await p.upsertPrice({ planId: 'p', name: 'P', amountCents: 0, currency: 'eur', interval: 'year' });
-      const s = await p.createCheckout({
-        customerId,
-        priceId,
+      const s = await openCheckout(p, {
         userId: 'u',
-        planId: 'p',
-        successUrl: 'https://a.example/ok',
-        cancelUrl: 'https://a.example/no',
+        email: 'u@example.com',
+        price: { planId: 'p', name: 'P', amountCents: 0, currency: 'eur', interval: 'year' },
       });
       expect(s.url).toBe(`https://dev.example.com/pay/${s.sessionId}`);
     });

@@ -5,6 +5,7 @@ import {
   createForTest,
   describePaymentProvider,
   freePort,
+  openCheckout,
   providerErrorOf,
   type WebhookEventSpec,
 } from '@apigate/provider-testkit';
@@ -48,6 +49,8 @@ async function lemon(over: Record<string, unknown> = {}): Promise<PaymentProvide
 const clone = <T>(v: T): T => structuredClone(v);
 const email = (label: string) => `${label}-${randomBytes(4).toString('hex')}@example.com`;
 const urls = { successUrl: 'https://apigate.example.com/billing/success', cancelUrl: 'https://apigate.example.com/billing/cancel' };
+/** The monthly variant of "Conformance Pro" in the fake store's catalogue. */
+const proPrice = { planId: 'p', name: 'Conformance Pro', amountCents: 1900, currency: 'usd', interval: 'month' } as const;
 
 /** Signs as LemonSqueezy documents: `X-Signature` = hex HMAC-SHA256 of the raw body with the signing secret. */
 function sign(rawBody: string, secret: string) {
@@ -245,13 +248,7 @@ describe('provider-lemonsqueezy', () => {
           expect(s.status).toBe('trialing');
           expect(s.currentPeriodEnd!.getTime()).toBeGreaterThan(Date.now() + 6 * DAY_MS);
           expect(s.currentPeriodEnd!.getTime()).toBeLessThan(Date.now() + 8 * DAY_MS);
-          const { priceId: noTrial } = await current().upsertPrice({
-            planId: 'p',
-            name: 'Conformance Pro',
-            amountCents: 1900,
-            currency: 'usd',
-            interval: 'month',
-          });
+          const { priceId: noTrial } = await current().upsertPrice(proPrice);
           await expect(current().createCheckout({ ...input, priceId: noTrial, trialDays: 7 })).rejects.toMatchObject({
             code: 'INVALID_INPUT',
           });
@@ -386,15 +383,7 @@ describe('provider-lemonsqueezy', () => {
     it('names the field LemonSqueezy rejected', async () => {
       const s = await (async () => {
         const p = await lemon();
-        const { customerId } = await p.createCustomer({ userId: 'u', email: email('field') });
-        const { priceId } = await p.upsertPrice({
-          planId: 'p',
-          name: 'Conformance Pro',
-          amountCents: 1900,
-          currency: 'usd',
-          interval: 'month',
-        });
-        const { sessionId } = await p.createCheckout({ customerId, priceId, userId: 'u', planId: 'p', ...urls });
+        const { sessionId } = await openCheckout(p, { userId: 'u', email: email('field'), price: proPrice, ...urls });
         return { p, ...fake.completeCheckout(sessionId) };
       })();
       const { variantIds } = fake.addProduct('One-off', [{ name: 'Default', amountCents: 100, interval: 'month', category: 'one_time' }]);
@@ -513,15 +502,7 @@ describe('provider-lemonsqueezy', () => {
     };
     /** A subscription made through a checkout, and the subscription_cancelled body LemonSqueezy would send for it. */
     const cancelledBody = async (p: PaymentProvider) => {
-      const { customerId } = await p.createCustomer({ userId: 'u', email: email('hook') });
-      const { priceId } = await p.upsertPrice({
-        planId: 'p',
-        name: 'Conformance Pro',
-        amountCents: 1900,
-        currency: 'usd',
-        interval: 'month',
-      });
-      const { sessionId } = await p.createCheckout({ customerId, priceId, userId: 'u', planId: 'p', ...urls });
+      const { sessionId } = await openCheckout(p, { userId: 'u', email: email('hook'), price: proPrice, ...urls });
       const s = fake.db.subscriptions!.get(fake.completeCheckout(sessionId).subscriptionId)!;
       const attributes: Record<string, any> = {
         ...clone(s.attributes),

@@ -5,6 +5,7 @@ import {
   createForTest,
   describePaymentProvider,
   freePort,
+  openCheckout,
   providerErrorOf,
   type WebhookEventSpec,
 } from '@apigate/provider-testkit';
@@ -173,30 +174,11 @@ describe('provider-paddle', () => {
         });
 
         it('returns the transaction checkout url on the payment link, or on PADDLE_CHECKOUT_URL', async () => {
-          const { customerId } = await current().createCustomer({
-            userId: 'usr_link',
-            email: `link-${randomBytes(4).toString('hex')}@example.com`,
-          });
-          const { priceId } = await current().upsertPrice({
-            planId: 'pro',
-            name: 'Pro',
-            amountCents: 1900,
-            currency: 'usd',
-            interval: 'month',
-          });
-          const input = {
-            customerId,
-            priceId,
-            userId: 'usr_link',
-            planId: 'pro',
-            successUrl: 'https://a.example/ok',
-            cancelUrl: 'https://a.example/no',
-          };
-          const a = await current().createCheckout(input);
+          const a = await openCheckout(current(), { userId: 'usr_link', email: `link-${randomBytes(4).toString('hex')}@example.com` });
           expect(a.url).toBe(`${DEFAULT_PAYMENT_LINK}?_ptxn=${a.sessionId}`);
           expect(a.sessionId).toMatch(/^txn_[a-z\d]{26}$/);
           const own = await paddle({ checkoutUrl: 'https://shop.example.com/checkout' });
-          const b = await own.createCheckout(input);
+          const b = await own.createCheckout(a.input);
           expect(b.url).toBe(`https://shop.example.com/checkout?_ptxn=${b.sessionId}`);
         });
 
@@ -282,20 +264,10 @@ describe('provider-paddle', () => {
           const failed = fake.billSubscription(s.subscriptionId, { status: 'past_due', createdAt: new Date(Date.now() + 5_000) });
           const voided = fake.billSubscription(s.subscriptionId, { status: 'canceled', createdAt: new Date(Date.now() + 10_000) });
           // A checkout opened and never paid (status ready) is not an invoice.
-          const { priceId } = await current().upsertPrice({
-            planId: 'unpaid',
-            name: 'Unpaid',
-            amountCents: 500,
-            currency: 'usd',
-            interval: 'month',
-          });
-          await current().createCheckout({
-            customerId: s.customerId,
-            priceId,
+          await openCheckout(current(), {
             userId: s.userId,
-            planId: 'unpaid',
-            successUrl: 'https://a.example/ok',
-            cancelUrl: 'https://a.example/no',
+            customerId: s.customerId,
+            price: { planId: 'unpaid', name: 'Unpaid', amountCents: 500 },
           });
           const since = fake.requests.length;
           const invoices = await current().listInvoices!({ customerId: s.customerId });
@@ -611,15 +583,10 @@ describe('provider-paddle', () => {
 
     it('ignores a failed payment on the checkout page (no subscription yet)', async () => {
       const p = await paddle();
-      const { customerId } = await p.createCustomer({ userId: 'u', email: `decl-${randomBytes(4).toString('hex')}@example.com` });
-      const { priceId } = await p.upsertPrice({ planId: 'p', name: 'P', amountCents: 100, currency: 'usd', interval: 'month' });
-      const { sessionId } = await p.createCheckout({
-        customerId,
-        priceId,
+      const { sessionId } = await openCheckout(p, {
         userId: 'u',
-        planId: 'p',
-        successUrl: 'https://a.example/ok',
-        cancelUrl: 'https://a.example/no',
+        email: `decl-${randomBytes(4).toString('hex')}@example.com`,
+        price: { planId: 'p', name: 'P', amountCents: 100 },
       });
       const txn = { ...clone(fake.transactions.get(sessionId)!), status: 'ready' };
       const raw = JSON.stringify({
