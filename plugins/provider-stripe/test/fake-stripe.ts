@@ -442,30 +442,45 @@ export class FakeStripe {
       created: now(),
       currency: i.currency,
       customer: s.customer,
-      lines: {
-        object: 'list',
-        data: [
-          {
-            id: id('il'),
-            object: 'line_item',
-            amount: i.amount,
-            currency: i.currency,
-            parent: { type: 'subscription_item_details', subscription_item_details: { subscription: s.id, subscription_item: s.item.id } },
-            period: { start: s.current_period_start, end: s.current_period_end },
-            pricing: {
-              type: 'price_details',
-              price_details: { price: price.id, product: price.product },
-              unit_amount_decimal: String(price.unit_amount),
-            },
-            quantity: s.item.quantity ?? null,
-          },
-        ],
-        has_more: false,
-        url: `/v1/invoices/${i.id}/lines`,
-      },
+      lines: this.invoiceLines(i.id, id('il'), { amount: i.amount, currency: i.currency }, s, price, {
+        start: s.current_period_start,
+        end: s.current_period_end,
+      }),
       livemode: false,
       parent: { type: 'subscription_details', quote_details: null, subscription_details: details },
       status: i.paid ? 'paid' : 'open',
+    };
+  }
+
+  /** An invoice's `lines` list: its one line, for the subscription's item at its price over `period`. */
+  private invoiceLines(
+    invoiceId: string,
+    lineId: string,
+    charge: { amount: number; currency: string },
+    s: Subscription,
+    price: Price,
+    period: { start: number; end: number },
+  ): Json {
+    return {
+      object: 'list',
+      data: [
+        {
+          id: lineId,
+          object: 'line_item',
+          amount: charge.amount,
+          currency: charge.currency,
+          parent: { type: 'subscription_item_details', subscription_item_details: { subscription: s.id, subscription_item: s.item.id } },
+          period,
+          pricing: {
+            type: 'price_details',
+            price_details: { price: price.id, product: price.product },
+            unit_amount_decimal: String(price.unit_amount),
+          },
+          quantity: s.item.quantity ?? null,
+        },
+      ],
+      has_more: false,
+      url: `/v1/invoices/${invoiceId}/lines`,
     };
   }
 
@@ -492,27 +507,7 @@ export class FakeStripe {
       customer: inv.customer,
       hosted_invoice_url: hosted,
       invoice_pdf: hosted ? `${hosted}/pdf` : null,
-      lines: {
-        object: 'list',
-        data: [
-          {
-            id: `il_${inv.id.slice(3)}`,
-            object: 'line_item',
-            amount: inv.amount,
-            currency: inv.currency,
-            parent: { type: 'subscription_item_details', subscription_item_details: { subscription: s.id, subscription_item: s.item.id } },
-            period: inv.line_period,
-            pricing: {
-              type: 'price_details',
-              price_details: { price: price.id, product: price.product },
-              unit_amount_decimal: String(price.unit_amount),
-            },
-            quantity: s.item.quantity ?? null,
-          },
-        ],
-        has_more: false,
-        url: `/v1/invoices/${inv.id}/lines`,
-      },
+      lines: this.invoiceLines(inv.id, `il_${inv.id.slice(3)}`, inv, s, price, inv.line_period),
       livemode: false,
       number: inv.status === 'draft' ? null : inv.number,
       parent: { type: 'subscription_details', quote_details: null, subscription_details: { metadata: s.metadata, subscription: s.id } },
