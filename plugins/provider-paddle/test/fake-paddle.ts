@@ -86,6 +86,56 @@ export async function startFakePaddle(): Promise<FakePaddle> {
     return v;
   };
 
+  /**
+   * Stores and returns a new transaction of `items` (each with its price and quantity), its totals summed
+   * from them: a ready API transaction unless `over(id)` says otherwise (status, customer, origin, dates...).
+   */
+  const newTransaction = (items: Json[], currency: string, balance: 'due' | 'paid', over: (id: string) => Json): Json => {
+    const total = String(items.reduce((sum: number, i: Json) => sum + Number(i.price.unit_price.amount) * i.quantity, 0));
+    const totals = {
+      subtotal: total,
+      discount: '0',
+      tax: '0',
+      total,
+      credit: '0',
+      credit_to_balance: '0',
+      balance: balance === 'paid' ? '0' : total,
+      grand_total: total,
+      fee: null,
+      earnings: null,
+      currency_code: currency,
+    };
+    const id = newId('txn');
+    const t = {
+      id,
+      status: 'ready',
+      customer_id: null,
+      address_id: null,
+      business_id: null,
+      custom_data: null,
+      currency_code: currency,
+      origin: 'api',
+      subscription_id: null,
+      invoice_id: null,
+      invoice_number: null,
+      collection_mode: 'automatic',
+      discount_id: null,
+      billing_details: null,
+      billing_period: null,
+      items,
+      details: { tax_rates_used: [], totals, adjusted_totals: null, payout_totals: null, adjusted_payout_totals: null, line_items: [] },
+      payments: [],
+      checkout: null,
+      created_at: now(),
+      updated_at: now(),
+      billed_at: null,
+      revised_at: null,
+      ...over(id),
+    };
+    fake.transactions.set(id, t);
+    return t;
+  };
+
   const list = (path: string, query: URLSearchParams, rows: Json[]) => {
     const perPage = Math.min(Number(query.get('per_page') ?? 50), 200);
     const after = query.get('after');
@@ -296,48 +346,11 @@ export async function startFakePaddle(): Promise<FakePaddle> {
             'transaction_default_checkout_url_not_set',
             'A Default Payment Link has not yet been defined within the Paddle Dashboard.',
           );
-        const currency = items[0]!.price.unit_price.currency_code;
-        const total = String(items.reduce((sum: number, i: Json) => sum + Number(i.price.unit_price.amount) * i.quantity, 0));
-        const totals = {
-          subtotal: total,
-          discount: '0',
-          tax: '0',
-          total,
-          credit: '0',
-          credit_to_balance: '0',
-          balance: total,
-          grand_total: total,
-          fee: null,
-          earnings: null,
-          currency_code: currency,
-        };
-        const id = newId('txn');
-        const t = {
-          id,
-          status: 'ready',
+        const t = newTransaction(items, items[0]!.price.unit_price.currency_code, 'due', (id) => ({
           customer_id: customer.id,
-          address_id: null,
-          business_id: null,
           custom_data: b.custom_data ?? null,
-          currency_code: currency,
-          origin: 'api',
-          subscription_id: null,
-          invoice_id: null,
-          invoice_number: null,
-          collection_mode: 'automatic',
-          discount_id: null,
-          billing_details: null,
-          billing_period: null,
-          items,
-          details: { tax_rates_used: [], totals, adjusted_totals: null, payout_totals: null, adjusted_payout_totals: null, line_items: [] },
-          payments: [],
           checkout: { url: `${url}?_ptxn=${id}` },
-          created_at: now(),
-          updated_at: now(),
-          billed_at: null,
-          revised_at: null,
-        };
-        fake.transactions.set(id, t);
+        }));
         return { status: 201, data: t };
       },
     ],
@@ -511,49 +524,20 @@ export async function startFakePaddle(): Promise<FakePaddle> {
   fake.billSubscription = (subscriptionId, o) => {
     const s = get(fake.subscriptions, subscriptionId);
     const at = (o.createdAt ?? new Date()).toISOString();
-    const currency = s.currency_code;
-    const total = String(s.items.reduce((sum: number, i: Json) => sum + Number(i.price.unit_price.amount) * i.quantity, 0));
-    const totals = {
-      subtotal: total,
-      discount: '0',
-      tax: '0',
-      total,
-      credit: '0',
-      credit_to_balance: '0',
-      balance: o.status === 'completed' ? '0' : total,
-      grand_total: total,
-      fee: null,
-      earnings: null,
-      currency_code: currency,
-    };
-    const id = newId('txn');
-    const t = {
-      id,
+    const items = s.items.map((i: Json) => ({ price: i.price, quantity: i.quantity, proration: null }));
+    return newTransaction(items, s.currency_code, o.status === 'completed' ? 'paid' : 'due', () => ({
       status: o.status,
       customer_id: s.customer_id,
       address_id: s.address_id,
-      business_id: null,
       custom_data: s.custom_data,
-      currency_code: currency,
       origin: 'subscription_recurring',
       subscription_id: s.id,
-      invoice_id: null,
       invoice_number: o.status === 'completed' ? `FAKE-${fake.transactions.size + 1}` : null,
-      collection_mode: 'automatic',
-      discount_id: null,
-      billing_details: null,
       billing_period: { ...s.current_billing_period },
-      items: s.items.map((i: Json) => ({ price: i.price, quantity: i.quantity, proration: null })),
-      details: { tax_rates_used: [], totals, adjusted_totals: null, payout_totals: null, adjusted_payout_totals: null, line_items: [] },
-      payments: [],
-      checkout: null,
       created_at: at,
       updated_at: at,
       billed_at: at,
-      revised_at: null,
-    };
-    fake.transactions.set(id, t);
-    return t;
+    }));
   };
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>
