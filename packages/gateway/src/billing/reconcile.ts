@@ -2,7 +2,7 @@ import { type CacheProvider, describeError, type Logger, type PaymentProvider, t
 import type { Subscription } from '../domain/subscriptions.js';
 import type { Store } from '../domain/open-store.js';
 import { LIVE_STATUSES, type SubscriptionStateApplier } from './states.js';
-import { type PeriodicJob, startPeriodicJob } from './periodic.js';
+import { type PeriodicJob, startPeriodicJob } from '../store/periodic.js';
 import { PLAN_PRICE_TYPES } from './plans-sync.js';
 import { MAPPING } from './processor.js';
 

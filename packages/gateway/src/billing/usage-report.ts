@@ -3,7 +3,7 @@ import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import { monthBounds, monthOf } from '../domain/usage.js';
 import type { Subscription } from '../domain/subscriptions.js';
 import type { Store } from '../domain/open-store.js';
-import { type PeriodicJob, startPeriodicJob } from './periodic.js';
+import { type PeriodicJob, startPeriodicJob } from '../store/periodic.js';
 import { overageUnits } from './plans-sync.js';
 
 /** Subscriptions whose overage is billed: the ones the provider still charges. */

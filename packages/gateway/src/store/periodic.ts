@@ -2,6 +2,8 @@ import { type CacheProvider, describeError, type Logger } from '@apigate/kernel'
 
 export interface PeriodicJobOptions<T> {
   intervalMs: number;
+  /** A first round this long after the start, the interval counted from it (default: the first round comes after one interval). */
+  firstRunMs?: number;
   /** With a shared cache, one instance runs each round: the one whose increment makes `lockKey`. */
   cache?: CacheProvider | undefined;
   lockKey: string;
@@ -23,9 +25,10 @@ export interface PeriodicJob<T> {
 }
 
 /**
- * Runs a billing job every interval on an unref'd timer, one round at a time. With a shared cache
+ * Runs a scheduled job every interval on an unref'd timer, one round at a time. With a shared cache
  * an atomic increment is the lock, held a little less than the interval so the next round on any
- * instance may run. Shared by the reconciler and the usage reporter.
+ * instance may run. Shared by the billing reconciler and usage reporter and the housekeeping job
+ * (app/housekeeping.ts).
  */
 export function startPeriodicJob<T>(o: PeriodicJobOptions<T>): PeriodicJob<T> {
   let running: Promise<T | undefined> | undefined;
@@ -47,12 +50,28 @@ export function startPeriodicJob<T>(o: PeriodicJobOptions<T>): PeriodicJob<T> {
     })();
     return running;
   };
-  const timer = setInterval(() => void runOnce(), o.intervalMs);
-  timer.unref();
+  // With a first round, the interval counts from it: the cache lock it takes (held a little less
+  // than the interval) is gone by this instance's next tick.
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const every = () => {
+    timer = setInterval(() => void runOnce(), o.intervalMs);
+    timer.unref();
+  };
+  let first: ReturnType<typeof setTimeout> | undefined;
+  if (o.firstRunMs === undefined) every();
+  else {
+    first = setTimeout(() => {
+      first = undefined;
+      every();
+      void runOnce();
+    }, o.firstRunMs);
+    first.unref();
+  }
   return {
     runOnce,
     async stop() {
       stopped = true;
+      clearTimeout(first);
       clearInterval(timer);
       await running;
     },
