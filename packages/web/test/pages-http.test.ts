@@ -1,25 +1,60 @@
+import { openCheckout } from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, eventually, type Site, startSite } from './harness.js';
 
 /** A tiny cookie jar: the cookies a browser would send back (name=value only). */
 function jar() {
   const cookies = new Map<string, string>();
+  const header = () => [...cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  const take = (res: Response) => {
+    for (const sc of res.headers.getSetCookie()) {
+      const [pair] = sc.split(';');
+      const i = pair!.indexOf('=');
+      const value = pair!.slice(i + 1);
+      if (/max-age=0/i.test(sc) || value === '') cookies.delete(pair!.slice(0, i));
+      else cookies.set(pair!.slice(0, i), value);
+    }
+  };
   return {
-    header: () => [...cookies].map(([k, v]) => `${k}=${v}`).join('; '),
-    take(res: Response) {
-      for (const sc of res.headers.getSetCookie()) {
-        const [pair] = sc.split(';');
-        const i = pair!.indexOf('=');
-        const value = pair!.slice(i + 1);
-        if (/max-age=0/i.test(sc) || value === '') cookies.delete(pair!.slice(0, i));
-        else cookies.set(pair!.slice(0, i), value);
-      }
-    },
+    header,
+    take,
     get: (name: string) => cookies.get(name),
+    /** Posts a form to `path` with the jar's cookies, without following a redirect, and keeps the cookies it sets. */
+    async post(path: string, body: Record<string, string>): Promise<Response> {
+      const res = await fetch(`${site.url}${path}`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { cookie: header(), 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(body),
+      });
+      take(res);
+      return res;
+    },
   };
 }
+type Jar = ReturnType<typeof jar>;
 
 const csrfIn = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1];
+
+/** A portal user who signed up and confirmed their email, with `password`. */
+async function verifiedUser(email: string, password: string) {
+  const { hashPassword } = await import('@apigate/gateway');
+  return site.store.domain.users.create({ email, emailVerified: true, passwordHash: await hashPassword(password, { ln: 12, r: 8, p: 1 }) });
+}
+
+/** Opens the portal's sign-in page in `a` and posts its form; returns the answer (303 when signed in). */
+async function portalSignIn(a: Jar, email: string, password: string): Promise<Response> {
+  const login = await fetch(`${site.url}/portal/login`);
+  a.take(login);
+  return a.post('/portal/login', { _csrf: csrfIn(await login.text())!, email, password });
+}
+
+/** Signs `a` in to the admin UI with the admin token. */
+async function adminSignIn(a: Jar): Promise<void> {
+  const login = await fetch(`${site.url}/admin/ui/login`);
+  a.take(login);
+  await a.post('/admin/ui/login', { _csrf: csrfIn(await login.text())!, token: ADMIN_TOKEN });
+}
 
 let site: Site;
 beforeAll(async () => {
@@ -144,31 +179,14 @@ describe('admin pages over HTTP', () => {
   /** A signed-in admin: the session cookie and the page's CSRF token. */
   async function signedIn() {
     const a = jar();
-    const login = await fetch(`${site.url}/admin/ui/login`);
-    a.take(login);
-    const ok = await fetch(`${site.url}/admin/ui/login`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ _csrf: csrfIn(await login.text())!, token: ADMIN_TOKEN }),
-    });
-    a.take(ok);
+    await adminSignIn(a);
     const csrf = csrfIn(await (await fetch(`${site.url}/admin`, { headers: { cookie: a.header() } })).text())!;
     const get = async (p: string) => {
       const res = await fetch(`${site.url}${p}`, { headers: { cookie: a.header() } });
       a.take(res);
       return res;
     };
-    const post = async (p: string, body: Record<string, string>) => {
-      const res = await fetch(`${site.url}${p}`, {
-        method: 'POST',
-        redirect: 'manual',
-        headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ _csrf: csrf, ...body }),
-      });
-      a.take(res);
-      return res;
-    };
+    const post = (p: string, body: Record<string, string>) => a.post(p, { _csrf: csrf, ...body });
     return { get, post };
   }
 
@@ -243,25 +261,11 @@ describe('admin pages over HTTP', () => {
 describe('portal password reset over HTTP (no JavaScript)', () => {
   it('asks for a link, opens the emailed page, sets a new password and signs in with it', async () => {
     const email = 'reset@example.com';
-    const { hashPassword } = await import('@apigate/gateway');
-    await site.store.domain.users.create({
-      email,
-      emailVerified: true,
-      passwordHash: await hashPassword('old password 1', { ln: 12, r: 8, p: 1 }),
-    });
+    await verifiedUser(email, 'old password 1');
     const a = jar();
     const form = await fetch(`${site.url}/portal/forgot-password`);
     a.take(form);
-    const post = async (p: string, body: Record<string, string>) => {
-      const res = await fetch(`${site.url}${p}`, {
-        method: 'POST',
-        redirect: 'manual',
-        headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams(body),
-      });
-      a.take(res);
-      return res;
-    };
+    const { post } = a;
     const csrf = csrfIn(await form.text())!;
     const asked = await post('/portal/forgot-password', { _csrf: csrf, email });
     expect(asked.status).toBe(202);
@@ -290,28 +294,12 @@ describe('portal password reset over HTTP (no JavaScript)', () => {
 
   it('deletes the account from the account page with the password; its key is then refused (401)', async () => {
     const email = 'leaving@example.com';
-    const { hashPassword } = await import('@apigate/gateway');
-    const user = await site.store.domain.users.create({
-      email,
-      emailVerified: true,
-      passwordHash: await hashPassword('my password 1', { ln: 12, r: 8, p: 1 }),
-    });
+    const user = await verifiedUser(email, 'my password 1');
     const { key } = await site.store.domain.keys.create({ userId: user.id, name: 'old' });
     expect((await fetch(`${site.url}/echo/x`, { headers: { 'x-api-key': key } })).status).toBe(200);
     const a = jar();
-    const post = async (p: string, body: Record<string, string>) => {
-      const res = await fetch(`${site.url}${p}`, {
-        method: 'POST',
-        redirect: 'manual',
-        headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams(body),
-      });
-      a.take(res);
-      return res;
-    };
-    const login = await fetch(`${site.url}/portal/login`);
-    a.take(login);
-    expect((await post('/portal/login', { _csrf: csrfIn(await login.text())!, email, password: 'my password 1' })).status).toBe(303);
+    const { post } = a;
+    expect((await portalSignIn(a, email, 'my password 1')).status).toBe(303);
     const page = await fetch(`${site.url}/portal/account`, { headers: { cookie: a.header() } });
     const csrf = csrfIn(await page.text())!;
     expect((await post('/portal/account/delete', { password: 'my password 1' })).headers.get('location')).toBe('/portal/account?note=csrf');
@@ -333,40 +321,23 @@ describe('portal password reset over HTTP (no JavaScript)', () => {
 
 describe('portal billing page over HTTP', () => {
   it('shows the invoices the billing API lists: date, period, amount, status, newest first', async () => {
-    const { hashPassword } = await import('@apigate/gateway');
     const dummy = site.kernel.get('payment') as unknown as import('@apigate/provider-dummy-payment').DummyPayment;
     const email = 'invoices@example.com';
-    const user = await site.store.domain.users.create({
-      email,
-      emailVerified: true,
-      passwordHash: await hashPassword('invoice pass 12', { ln: 12, r: 8, p: 1 }),
-    });
-    const { customerId } = await dummy.createCustomer({ userId: user.id, email });
-    await site.store.mappings.put({ provider: 'dummy', entityType: 'user', localId: user.id, externalId: customerId });
+    const user = await verifiedUser(email, 'invoice pass 12');
     const pro = await site.store.domain.plans.resolve('Pro');
-    const { priceId } = await dummy.upsertPrice({ planId: pro.id, name: 'Pro', amountCents: 1900, currency: 'usd', interval: 'month' });
-    const { sessionId } = await dummy.createCheckout({
-      customerId,
-      priceId,
+    const { customerId, sessionId } = await openCheckout(dummy, {
       userId: user.id,
-      planId: pro.id,
+      email,
+      price: { planId: pro.id },
       successUrl: `${site.url}/portal`,
       cancelUrl: `${site.url}/portal`,
     });
+    await site.store.mappings.put({ provider: 'dummy', entityType: 'user', localId: user.id, externalId: customerId });
     const paid = dummy.completeCheckout(sessionId);
     const failed = dummy.failPayment(paid.subscription.subscriptionId);
 
     const a = jar();
-    const login = await fetch(`${site.url}/portal/login`);
-    a.take(login);
-    const signedIn = await fetch(`${site.url}/portal/login`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ _csrf: csrfIn(await login.text())!, email, password: 'invoice pass 12' }),
-    });
-    expect(signedIn.status).toBe(303);
-    a.take(signedIn);
+    expect((await portalSignIn(a, email, 'invoice pass 12')).status).toBe(303);
     const html = await (await fetch(`${site.url}/portal/billing`, { headers: { cookie: a.header() } })).text();
     const table = /<table id="invoices">[\s\S]*?<\/table>/.exec(html)?.[0];
     expect(table, 'the invoices table').toBeDefined();
@@ -388,18 +359,15 @@ describe('admin payments page over HTTP', () => {
     const { PaymentInbox } = await import('@apigate/gateway');
     const dummy = site.kernel.get('payment') as unknown as import('@apigate/provider-dummy-payment').DummyPayment;
     const pro = await site.store.domain.plans.resolve('Pro');
-    const { priceId } = await dummy.upsertPrice({ planId: pro.id, name: 'Pro', amountCents: 1900, currency: 'usd', interval: 'month' });
-    await site.store.mappings.put({ provider: 'dummy', entityType: 'plan', localId: pro.id, externalId: priceId });
     // A customer nobody mapped to a user: the checkout's event fails for want of one.
-    const { customerId } = await dummy.createCustomer({ userId: 'usr_unknown', email: 'lost@example.com' });
-    const { sessionId } = await dummy.createCheckout({
-      customerId,
-      priceId,
+    const { customerId, priceId, sessionId } = await openCheckout(dummy, {
       userId: 'usr_unknown',
-      planId: pro.id,
+      email: 'lost@example.com',
+      price: { planId: pro.id },
       successUrl: `${site.url}/portal`,
       cancelUrl: `${site.url}/portal`,
     });
+    await site.store.mappings.put({ provider: 'dummy', entityType: 'plan', localId: pro.id, externalId: priceId });
     const change = dummy.completeCheckout(sessionId);
     expect(
       (
@@ -417,30 +385,15 @@ describe('admin payments page over HTTP', () => {
     );
 
     const a = jar();
-    const login = await fetch(`${site.url}/admin/ui/login`);
-    a.take(login);
-    a.take(
-      await fetch(`${site.url}/admin/ui/login`, {
-        method: 'POST',
-        redirect: 'manual',
-        headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({ _csrf: csrfIn(await login.text())!, token: ADMIN_TOKEN }),
-      }),
-    );
+    await adminSignIn(a);
     const page = await (await fetch(`${site.url}/admin/ui/payments?status=failed`, { headers: { cookie: a.header() } })).text();
     expect(page).toContain(change.event.id);
     expect(page).toContain(`Replay ${change.event.id}`);
 
     const user = await site.store.domain.users.create({ email: 'lost@example.com' });
     await site.store.mappings.put({ provider: 'dummy', entityType: 'user', localId: user.id, externalId: customerId });
-    const replay = await fetch(`${site.url}/admin/ui/payments/replay`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { cookie: a.header(), 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ _csrf: csrfIn(page)!, provider: 'dummy', event_id: change.event.id }),
-    });
+    const replay = await a.post('/admin/ui/payments/replay', { _csrf: csrfIn(page)!, provider: 'dummy', event_id: change.event.id });
     expect(replay.status).toBe(303);
-    a.take(replay);
     expect(await (await fetch(`${site.url}/admin/ui/payments`, { headers: { cookie: a.header() } })).text()).toContain('is queued again');
     await eventually(
       async () => ((await inbox.find('dummy', change.event.id))?.status === 'applied' ? true : undefined),
