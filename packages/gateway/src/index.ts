@@ -40,6 +40,13 @@ export { fromWire, toWire } from './domain/wire.js';
 // The running gateway: startApiGate puts everything below together; serve adds listeners and signals.
 export { type ApiGate, type ApiGateOptions, startApiGate } from './app/start.js';
 export { createHttpApp, type HttpAppOptions } from './app/http-app.js';
+export {
+  DEFAULT_USAGE_RETENTION_DAYS,
+  type HousekeepingResult,
+  runHousekeeping,
+  startHousekeeping,
+  USAGE_RETENTION_SETTING,
+} from './app/housekeeping.js';
 export { type ShutdownOutcome, shutdownOutcome, unpublishedUsageLine, untilDeadline } from './app/shutdown.js';
 export type { ErrorBody } from './proxy/respond.js';
 export type { CloseSummary } from './metering/recorder.js';

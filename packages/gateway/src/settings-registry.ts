@@ -5,6 +5,7 @@ import { PAST_DUE_GRACE_SETTING } from './billing/processor.js';
 import { checkWebhookMaxBytes, WEBHOOK_MAX_BYTES_ENV, WEBHOOK_MAX_BYTES_SETTING } from './billing/inbound-webhooks.js';
 import { PAYMENT_ATTEMPTS_SETTING, PAYMENT_BACKOFF_SETTING } from './billing/worker.js';
 import { checkIntervalMinutes, RECONCILE_INTERVAL_SETTING, USAGE_REPORT_INTERVAL_SETTING } from './billing/jobs.js';
+import { checkRetentionDays, USAGE_RETENTION_SETTING } from './app/housekeeping.js';
 
 const wholeNumber = (min: number, max: number, unit: string) => (v: string) =>
   /^\d+$/.test(v.trim()) && Number(v) >= min && Number(v) <= max ? undefined : `expected a whole number from ${min} to ${max} (${unit})`;
@@ -25,6 +26,8 @@ export const GATEWAY_SETTINGS: Readonly<Record<string, GatewaySetting>> = {
   [ALERT_EVENTS_KEY]: { validate: checkEventList },
   [PUBLIC_URL_SETTING]: { validate: checkPublicUrlValue, envVar: 'APIGATE_PUBLIC_URL' },
   [SHUTDOWN_TIMEOUT_SETTING]: { validate: checkShutdownTimeout, envVar: SHUTDOWN_TIMEOUT_ENV },
+  // Days the housekeeping job keeps per-minute usage and traffic rows (app/housekeeping.ts); 0 keeps them forever.
+  [USAGE_RETENTION_SETTING]: { validate: checkRetentionDays },
   // The payment webhook inbox and the access rules (billing/).
   [WEBHOOK_MAX_BYTES_SETTING]: { validate: checkWebhookMaxBytes, envVar: WEBHOOK_MAX_BYTES_ENV },
   [PAST_DUE_GRACE_SETTING]: { validate: wholeNumber(0, 365, 'days a past_due subscription keeps its plan') },

@@ -10,6 +10,7 @@ import { type Delivery, readDeliverySettings, startDelivery } from '../delivery/
 import { type Gateway, type GatewayCloseReport, type GatewayOptions, startGateway } from '../gate/gateway.js';
 import type { WebhookDispatcher } from '../delivery/outbound-webhooks.js';
 import { createHttpApp, type HttpAppOptions } from './http-app.js';
+import { startHousekeeping } from './housekeeping.js';
 import type { Store } from '../domain/open-store.js';
 import { paymentPipeline } from './payment.js';
 import { type ShutdownOutcome, shutdownOutcome, untilDeadline } from './shutdown.js';
@@ -37,6 +38,8 @@ export interface ApiGateOptions {
    * snapshot and rebuild the providers whose settings changed (`kernel.reconfigure()`). Default true.
    */
   liveSettings?: boolean;
+  /** The housekeeping job's timers (tests); default a first round after a minute, then daily. */
+  housekeeping?: { firstRunMs?: number; intervalMs?: number };
   /** Hot path tuning passed to startGateway (tests). */
   gateway?: Omit<GatewayOptions, 'kernel' | 'store' | 'dataDir' | 'logger' | 'sendEmail' | 'webhookRetry'>;
 }
@@ -54,7 +57,7 @@ export interface ApiGate {
   /** Reloads the settings and rebuilds providers now (what a settings change triggers). Resolves with what was done. */
   reloadSettings(): Promise<ReconfigureReport | undefined>;
   /**
-   * After the servers stopped taking requests: the billing jobs and the payment worker, then the
+   * After the servers stopped taking requests: the billing and housekeeping jobs and the payment worker, then the
    * gateway (metered usage into the store, quota counts, webhooks), then delivery, then the
    * providers. Close the store after it. With a `deadline` (epoch ms) no step waits past it, and
    * the outcome says what could not be flushed (`problems`) or was left behind (`warnings`).
@@ -75,6 +78,7 @@ export async function startApiGate(o: ApiGateOptions): Promise<ApiGate> {
   let gateway: Gateway | undefined;
   let payments: { close(): Promise<void> } | undefined;
   let billingJobs: { close(): Promise<void> } | undefined;
+  let housekeeping: { stop(): Promise<void> } | undefined;
   let settings: SettingsFollower | undefined;
   const onProviderError = (e: { message: string }) => logger.warn({ event: e }, `provider error: ${e.message}`);
 
@@ -89,6 +93,7 @@ export async function startApiGate(o: ApiGateOptions): Promise<ApiGate> {
     // No provider rebuild starts from here on; one building now (a new SMTP server that does not answer) is not waited for past `early`.
     await step('settings reload', async () => settings?.close(), early);
     await step('billing jobs', async () => billingJobs?.close(), early);
+    await step('housekeeping', async () => housekeeping?.stop(), early);
     await step(
       'payment worker',
       async () => payments?.close().catch((err: unknown) => logger.warn(`cannot stop the payment worker: ${describeError(err)}`)),
@@ -139,6 +144,8 @@ export async function startApiGate(o: ApiGateOptions): Promise<ApiGate> {
     // Checkout, change and cancel (portal, admin API), plus plan price sync, reconciliation and overage reports.
     const billing = customerBillingFor(kernel, { store, logger });
     billingJobs = startBillingJobs({ kernel, store, logger, billing });
+    // Old per-minute usage and traffic rows, old batch ids, expired portal sessions and tokens: shortly after the start, then daily.
+    housekeeping = startHousekeeping({ store, logger, cache: kernel.tryGet('cache'), ...o.housekeeping });
     const gw = gateway;
     // Portal emails (verification, password reset) go through the same outbox as everything else.
     const app = createHttpApp({

@@ -2,6 +2,7 @@ import { and, asc, desc, eq, gte, inArray, lt, sql } from 'drizzle-orm';
 import type { SQLiteColumn } from 'drizzle-orm/sqlite-core';
 import { addOverhead, OVERHEAD_BUCKETS_MS, overheadQuantile } from '../metering/types.js';
 import type { Tables } from '../store/dialect.js';
+import { deleteInChunks } from '../store/prune.js';
 import type { DomainContext, Tx } from './context.js';
 import { DomainError } from './errors.js';
 
@@ -140,6 +141,15 @@ export async function addTraffic(tx: Tx, t: Tables, entries: readonly TrafficEnt
 /** Reads for the admin traffic overview: requests, errors and added latency per minute, top routes and keys. */
 export class TrafficRepository {
   constructor(private readonly ctx: DomainContext) {}
+
+  /** Drops the per-route minutes and latency histograms older than `before`, in chunks through their minute index. Returns rows removed. */
+  async prune(before: Date): Promise<{ routeMinutes: number; overheadMinutes: number }> {
+    const { usageRouteMinutely: r, usageOverheadMinutely: o } = this.ctx.t;
+    return {
+      routeMinutes: await deleteInChunks(this.ctx, r, [r.routeId, r.minute], lt(r.minute, before)),
+      overheadMinutes: await deleteInChunks(this.ctx, o, [o.routeId, o.minute, o.bucket], lt(o.minute, before)),
+    };
+  }
 
   /** The window [from, to) (at most 31 days): per-minute series, totals, and the `limit` busiest routes and keys. */
   async overview(q: { from: Date; to: Date; limit?: number }): Promise<TrafficOverview> {

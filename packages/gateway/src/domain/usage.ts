@@ -1,7 +1,8 @@
 import { z } from '@apigate/kernel';
-import { and, asc, desc, eq, gte, inArray, isNull, lt, or, type SQL, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, inArray, isNull, lt, lte, or, type SQL, sql } from 'drizzle-orm';
 import type { SQLiteColumn } from 'drizzle-orm/sqlite-core';
-import { affectedRows, type Tables } from '../store/dialect.js';
+import type { Tables } from '../store/dialect.js';
+import { deleteInChunks } from '../store/prune.js';
 import type { DomainContext, Tx } from './context.js';
 import { DomainError } from './errors.js';
 import { addTraffic } from './traffic.js';
@@ -252,13 +253,25 @@ export class UsageRepository {
       .limit(limit);
   }
 
-  /** Drops per-minute rows and batch ids older than `before` (monthly totals stay). Returns rows removed. */
-  async prune(before: Date): Promise<{ minutes: number; batches: number }> {
-    const { usageMinutely, usageBatches } = this.ctx.t;
-    return this.ctx.tx(async (tx) => ({
-      minutes: affectedRows(await tx.delete(usageMinutely).where(lt(usageMinutely.minute, before))),
-      batches: affectedRows(await tx.delete(usageBatches).where(lt(usageBatches.appliedAt, before))),
-    }));
+  /**
+   * Drops per-minute rows older than `before` and applied batch ids older than `batchesBefore`
+   * (default `before`); monthly totals stay. Returns the rows removed. Deletes go in chunks
+   * (`deleteInChunks`), the minutes key by key through the primary key (key_id, minute), since no
+   * index has the minute alone: every key with minutes that old has a monthly row of that month or
+   * an earlier one (a batch writes both in one transaction).
+   */
+  async prune(before: Date, batchesBefore: Date = before): Promise<{ minutes: number; batches: number }> {
+    const { usageMinutely: m, usageMonthly, usageBatches: b } = this.ctx.t;
+    const keys = await this.ctx.db
+      .selectDistinct({ keyId: usageMonthly.keyId })
+      .from(usageMonthly)
+      .where(lte(usageMonthly.month, monthOf(before)));
+    let minutes = 0;
+    for (const { keyId } of keys) {
+      minutes += await deleteInChunks(this.ctx, m, [m.keyId, m.minute], and(eq(m.keyId, keyId), lt(m.minute, before)));
+    }
+    const batches = await deleteInChunks(this.ctx, b, [b.id], lt(b.appliedAt, batchesBefore));
+    return { minutes, batches };
   }
 
   private async summary(who: SQL, month: string): Promise<UsageSummary> {
