@@ -1,14 +1,15 @@
 import { BillingError, CustomerBilling, openStore, PaymentProcessor, type Store } from '@apigate/gateway';
 import { type AnyProviderDefinition, type PaymentFeatures, type PaymentProvider, silentLogger } from '@apigate/kernel';
 import lemonsqueezy from '@apigate/provider-lemonsqueezy';
-import { API_KEY as LEMON_KEY, type FakeLemonSqueezy, STORE_ID, startFakeLemonSqueezy } from '@apigate/provider-lemonsqueezy/testing';
+import { API_KEY as LEMON_KEY, STORE_ID } from '@apigate/provider-lemonsqueezy/testing';
 import paddle from '@apigate/provider-paddle';
-import { API_KEY as PADDLE_KEY, type FakePaddle, startFakePaddle } from '@apigate/provider-paddle/testing';
+import { API_KEY as PADDLE_KEY } from '@apigate/provider-paddle/testing';
 import stripe from '@apigate/provider-stripe';
-import { FakeStripe, SECRET_KEY as STRIPE_KEY } from '@apigate/provider-stripe/testing';
+import { SECRET_KEY as STRIPE_KEY } from '@apigate/provider-stripe/testing';
 import { createForTest } from '@apigate/provider-testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { tempDir } from './helpers.js';
+import { usePaymentFakes } from './payment-fakes.js';
 
 /**
  * The customer's billing calls (checkout, provider read, portal, change, cancel, overage) against
@@ -22,26 +23,14 @@ interface Case {
   pay: (sessionId: string) => void;
 }
 
-let fakeStripe: FakeStripe;
-let fakePaddle: FakePaddle;
-let fakeLemon: FakeLemonSqueezy;
-
-beforeAll(async () => {
-  [fakeStripe, fakePaddle, fakeLemon] = await Promise.all([FakeStripe.start(), startFakePaddle(), startFakeLemonSqueezy()]);
-  // LemonSqueezy's API cannot create products: the seller makes them in the dashboard.
-  fakeLemon.addProduct('Pro', [{ name: 'Default', amountCents: 2900, interval: 'month' }]);
-  fakeLemon.addProduct('Team', [{ name: 'Default', amountCents: 9900, interval: 'month' }]);
-});
-afterAll(async () => {
-  await Promise.all([fakeStripe?.close(), fakePaddle?.close(), fakeLemon?.close()]);
-});
+const fakes = usePaymentFakes({ Pro: 2900, Team: 9900 });
 
 const CASES: Case[] = [
   {
     name: 'stripe',
     def: stripe as AnyProviderDefinition,
-    settings: () => ({ apiKey: STRIPE_KEY, webhookSecret: 'whsec_apigateBillingProvidersTest0123', baseUrl: fakeStripe.url }),
-    pay: (id) => void fakeStripe.completeCheckout(id),
+    settings: () => ({ apiKey: STRIPE_KEY, webhookSecret: 'whsec_apigateBillingProvidersTest0123', baseUrl: fakes.stripe.url }),
+    pay: (id) => void fakes.stripe.completeCheckout(id),
   },
   {
     name: 'paddle',
@@ -49,9 +38,9 @@ const CASES: Case[] = [
     settings: () => ({
       apiKey: PADDLE_KEY,
       webhookSecret: 'pdl_ntfset_01hzfakedestination00000_webhookSecretForTests',
-      baseUrl: fakePaddle.url,
+      baseUrl: fakes.paddle.url,
     }),
-    pay: (id) => void fakePaddle.completeTransaction(id),
+    pay: (id) => void fakes.paddle.completeTransaction(id),
   },
   {
     name: 'lemonsqueezy',
@@ -60,9 +49,9 @@ const CASES: Case[] = [
       apiKey: LEMON_KEY,
       storeId: STORE_ID,
       webhookSecret: 'lemon-signing-secret-for-tests-0123',
-      baseUrl: fakeLemon.url,
+      baseUrl: fakes.lemon.url,
     }),
-    pay: (id) => void fakeLemon.completeCheckout(id),
+    pay: (id) => void fakes.lemon.completeCheckout(id),
   },
 ];
 
@@ -152,7 +141,8 @@ describe.each(CASES)('customer billing against the $name stand-in', (c) => {
       const report = await h.billing.reportOverage();
       if (c.name === 'stripe') {
         expect(overage).toBeDefined();
-        const line = fakeStripe.requests.filter((r) => r.method === 'POST' && r.path === '/v1/checkout/sessions').at(-1)!.params.line_items;
+        const line = fakes.stripe.requests.filter((r) => r.method === 'POST' && r.path === '/v1/checkout/sessions').at(-1)!
+          .params.line_items;
         expect(line).toEqual([{ price: expect.any(String), quantity: '1' }, { price: overage!.externalId }]);
         expect(report.supported).toBe(true);
       } else {
@@ -178,10 +168,10 @@ describe('overage reported to Stripe from stored usage (billing meter events)', 
       await h.store.domain.usage.applyBatch('s1', [{ keyId: key.apiKey.id, userId: h.user.id, at: new Date(), requests: 1301 }]);
       const first = await h.billing.reportOverage();
       expect(first.reported).toMatchObject([{ subscriptionId: sub.id, quantity: 151, cumulative: 151 }]);
-      expect(fakeStripe.usageFor(sub.externalCustomerId!, 'apigate_api_requests')).toBe(151);
+      expect(fakes.stripe.usageFor(sub.externalCustomerId!, 'apigate_api_requests')).toBe(151);
       expect((await h.billing.reportOverage()).reported).toEqual([]);
-      expect(fakeStripe.usageFor(sub.externalCustomerId!, 'apigate_api_requests')).toBe(151);
-      const sent = fakeStripe.requests.filter((r) => r.path === '/v1/billing/meter_events').at(-1)!;
+      expect(fakes.stripe.usageFor(sub.externalCustomerId!, 'apigate_api_requests')).toBe(151);
+      const sent = fakes.stripe.requests.filter((r) => r.path === '/v1/billing/meter_events').at(-1)!;
       expect(sent.params.identifier).toBe(first.reported[0]!.id);
       expect(sent.headers['idempotency-key']).toBe(first.reported[0]!.id);
     } finally {

@@ -14,15 +14,16 @@ import {
 } from '@apigate/gateway';
 import { type AnyProviderDefinition, type PaymentFeatures, type PaymentProvider, type QueueProvider, silentLogger } from '@apigate/kernel';
 import lemonsqueezy from '@apigate/provider-lemonsqueezy';
-import { API_KEY as LEMON_KEY, type FakeLemonSqueezy, STORE_ID, startFakeLemonSqueezy } from '@apigate/provider-lemonsqueezy/testing';
+import { API_KEY as LEMON_KEY, STORE_ID } from '@apigate/provider-lemonsqueezy/testing';
 import memoryQueue from '@apigate/provider-memory-queue';
 import paddle from '@apigate/provider-paddle';
-import { API_KEY as PADDLE_KEY, type FakePaddle, startFakePaddle } from '@apigate/provider-paddle/testing';
+import { API_KEY as PADDLE_KEY } from '@apigate/provider-paddle/testing';
 import stripe from '@apigate/provider-stripe';
-import { FakeStripe, SECRET_KEY as STRIPE_KEY } from '@apigate/provider-stripe/testing';
+import { SECRET_KEY as STRIPE_KEY } from '@apigate/provider-stripe/testing';
 import { createForTest } from '@apigate/provider-testkit';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { tempDir } from './helpers.js';
+import { usePaymentFakes } from './payment-fakes.js';
 
 /**
  * Each real payment provider, built against the local stand-in its own tests use, behind the
@@ -56,17 +57,7 @@ const SECRETS = {
 const hmac = (secret: string, data: string) => createHmac('sha256', secret).update(data, 'utf8').digest('hex');
 const paddleTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 
-let fakeStripe: FakeStripe;
-let fakePaddle: FakePaddle;
-let fakeLemon: FakeLemonSqueezy;
-
-beforeAll(async () => {
-  [fakeStripe, fakePaddle, fakeLemon] = await Promise.all([FakeStripe.start(), startFakePaddle(), startFakeLemonSqueezy()]);
-  fakeLemon.addProduct('Pro', [{ name: 'Default', amountCents: 2900, interval: 'month' }]);
-});
-afterAll(async () => {
-  await Promise.all([fakeStripe?.close(), fakePaddle?.close(), fakeLemon?.close()]);
-});
+const fakes = usePaymentFakes({ Pro: 2900 });
 
 // Stripe: `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">`; the key is sk_test_, so a live event is the other mode.
 const signStripe = (body: string, secret = SECRETS.stripe): Signed => {
@@ -92,14 +83,14 @@ const CASES: Case[] = [
   {
     name: 'stripe',
     def: stripe as AnyProviderDefinition,
-    settings: () => ({ apiKey: STRIPE_KEY, webhookSecret: SECRETS.stripe, baseUrl: fakeStripe.url }),
-    pay: (id) => fakeStripe.completeCheckout(id),
+    settings: () => ({ apiKey: STRIPE_KEY, webhookSecret: SECRETS.stripe, baseUrl: fakes.stripe.url }),
+    pay: (id) => fakes.stripe.completeCheckout(id),
     body: (id, paid) =>
-      fakeStripe.eventJson({
+      fakes.stripe.eventJson({
         id,
         type: 'customer.subscription.created',
         created: Math.floor(Date.now() / 1000),
-        object: fakeStripe.subscriptionJson(paid.subscriptionId),
+        object: fakes.stripe.subscriptionJson(paid.subscriptionId),
       }) as Body,
     sign: signStripe,
     otherMode: (body) => ({
@@ -110,14 +101,14 @@ const CASES: Case[] = [
   {
     name: 'paddle',
     def: paddle as AnyProviderDefinition,
-    settings: () => ({ apiKey: PADDLE_KEY, webhookSecret: SECRETS.paddle, baseUrl: fakePaddle.url }),
-    pay: (id) => ({ subscriptionId: String(fakePaddle.completeTransaction(id).id) }),
+    settings: () => ({ apiKey: PADDLE_KEY, webhookSecret: SECRETS.paddle, baseUrl: fakes.paddle.url }),
+    pay: (id) => ({ subscriptionId: String(fakes.paddle.completeTransaction(id).id) }),
     body: (id, paid) => ({
       event_id: id,
       event_type: 'subscription.created',
       occurred_at: paddleTime(new Date()),
       notification_id: `ntf_01${randomBytes(12).toString('hex')}`,
-      data: fakePaddle.subscriptions.get(paid.subscriptionId),
+      data: fakes.paddle.subscriptions.get(paid.subscriptionId),
     }),
     sign: signPaddle,
     otherMode: (body) => ({
@@ -131,12 +122,12 @@ const CASES: Case[] = [
   {
     name: 'lemonsqueezy',
     def: lemonsqueezy as AnyProviderDefinition,
-    settings: () => ({ apiKey: LEMON_KEY, storeId: STORE_ID, webhookSecret: SECRETS.lemonsqueezy, baseUrl: fakeLemon.url }),
-    pay: (id) => fakeLemon.completeCheckout(id),
+    settings: () => ({ apiKey: LEMON_KEY, storeId: STORE_ID, webhookSecret: SECRETS.lemonsqueezy, baseUrl: fakes.lemon.url }),
+    pay: (id) => fakes.lemon.completeCheckout(id),
     // The order does not name its subscription: the worker looks it up (a provider API call after the 200).
     body: (id, paid) => ({
       meta: { event_name: 'order_created', test_mode: true, webhook_id: id },
-      data: fakeLemon.db.orders!.get(paid.orderId!),
+      data: fakes.lemon.db.orders!.get(paid.orderId!),
     }),
     sign: signLemon,
     otherMode: (body) => ({
