@@ -84,3 +84,25 @@ export async function createForTest<C extends CapabilityName>(
   const { proxy } = instrument(raw as object, { capability: def.capability, provider: def.name, secrets, emit });
   return { provider: proxy as CapabilityMap[C], events, dataDir, secrets };
 }
+
+export interface TestInstances<C extends CapabilityName> {
+  /** Builds an instance with `createForTest(definition, config)` and keeps it for `closeAll`. */
+  make(config?: Record<string, unknown>): Promise<CapabilityMap[C]>;
+  /** Closes every instance made so far (call it in the file's afterAll, before stopping what they talk to). */
+  closeAll(): Promise<void>;
+}
+
+/** The instances a provider's own test file makes, kept so that they are all closed after its tests. */
+export function testInstances<C extends CapabilityName>(def: AnyProviderDefinition & { capability: C }): TestInstances<C> {
+  const open: CapabilityMap[C][] = [];
+  return {
+    async make(config = {}) {
+      const { provider } = await createForTest(def, config);
+      open.push(provider);
+      return provider;
+    },
+    async closeAll() {
+      await Promise.all(open.splice(0).map((p) => p.close()));
+    },
+  };
+}

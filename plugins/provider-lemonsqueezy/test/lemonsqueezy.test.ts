@@ -2,11 +2,11 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { type PaymentProvider, resolveProviderConfig, settingsFromRecord, utf8 } from '@apigate/kernel';
 import {
   assertValidManifest,
-  createForTest,
   describePaymentProvider,
   freePort,
   openCheckout,
   providerErrorOf,
+  testInstances,
   type WebhookEventSpec,
 } from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -17,7 +17,7 @@ import { API_KEY, type FakeLemonSqueezy, lemonTime, type Resource, STORE_ID, sta
 const SECRET = 'lemon-signing-secret-for-tests-0123';
 const DAY_MS = 86_400_000;
 let fake: FakeLemonSqueezy;
-const open: PaymentProvider[] = [];
+const instances = testInstances(provider);
 
 beforeAll(async () => {
   fake = await startFakeLemonSqueezy();
@@ -30,7 +30,7 @@ beforeAll(async () => {
   fake.addProduct('Conformance Business', [{ name: 'Default', amountCents: 4900, interval: 'month' }]);
 });
 afterAll(async () => {
-  await Promise.all(open.map((p) => p.close()));
+  await instances.closeAll();
   await fake?.close();
 });
 
@@ -41,11 +41,7 @@ const settings = (over: Record<string, unknown> = {}) => ({
   baseUrl: fake.url,
   ...over,
 });
-async function lemon(over: Record<string, unknown> = {}): Promise<PaymentProvider> {
-  const { provider: p } = await createForTest(provider, settings(over));
-  open.push(p);
-  return p;
-}
+const lemon = (over: Record<string, unknown> = {}): Promise<PaymentProvider> => instances.make(settings(over));
 const clone = <T>(v: T): T => structuredClone(v);
 const email = (label: string) => `${label}-${randomBytes(4).toString('hex')}@example.com`;
 const urls = { successUrl: 'https://apigate.example.com/billing/success', cancelUrl: 'https://apigate.example.com/billing/cancel' };

@@ -7,6 +7,7 @@ import {
   freePort,
   openCheckout,
   providerErrorOf,
+  testInstances,
   type WebhookEventSpec,
 } from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -16,22 +17,18 @@ import { API_KEY, DAY_MS, DEFAULT_PAYMENT_LINK, type FakePaddle, READ_ONLY_KEY, 
 
 const SECRET = 'pdl_ntfset_01hzfakedestination00000_webhookSecretForTests';
 let fake: FakePaddle;
-const open: PaymentProvider[] = [];
+const instances = testInstances(provider);
 
 beforeAll(async () => {
   fake = await startFakePaddle();
 });
 afterAll(async () => {
-  await Promise.all(open.map((p) => p.close()));
+  await instances.closeAll();
   await fake?.close();
 });
 
 const settings = (over: Record<string, unknown> = {}) => ({ apiKey: API_KEY, webhookSecret: SECRET, baseUrl: fake.url, ...over });
-async function paddle(over: Record<string, unknown> = {}): Promise<PaymentProvider> {
-  const { provider: p } = await createForTest(provider, settings(over));
-  open.push(p);
-  return p;
-}
+const paddle = (over: Record<string, unknown> = {}): Promise<PaymentProvider> => instances.make(settings(over));
 
 /** Paddle's timestamps: RFC 3339 with microseconds. */
 const paddleTime = (d: Date) => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');

@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { type EmailMessage, type EmailProvider, ProviderError } from '@apigate/kernel';
-import { assertValidManifest, createForTest, describeEmailProvider } from '@apigate/provider-testkit';
+import { assertValidManifest, describeEmailProvider, testInstances } from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider from '../src/index.js';
@@ -8,23 +8,19 @@ import { type FakeSendGrid, FULL_KEY, inboxOf, READ_ONLY_KEY, startFakeSendGrid 
 
 const FROM = '"APIGate" <noreply@apigate.test>';
 let fake: FakeSendGrid;
-const open: EmailProvider[] = [];
+const instances = testInstances(provider);
 
 beforeAll(async () => {
   fake = await startFakeSendGrid();
 });
 afterAll(async () => {
-  await Promise.all(open.map((p) => p.close()));
+  await instances.closeAll();
   await fake?.close();
 });
 
 const settings = (over: Record<string, string> = {}) => ({ apiKey: FULL_KEY, from: FROM, baseUrl: fake.url, ...over });
 
-async function sendgrid(over: Record<string, string> = {}): Promise<EmailProvider> {
-  const { provider: p } = await createForTest(provider, settings(over));
-  open.push(p);
-  return p;
-}
+const sendgrid = (over: Record<string, string> = {}): Promise<EmailProvider> => instances.make(settings(over));
 
 const message = (over: Partial<EmailMessage> = {}): EmailMessage => ({
   to: 'alice@example.com',

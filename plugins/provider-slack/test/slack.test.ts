@@ -1,10 +1,10 @@
 import type { Notification, NotificationProvider } from '@apigate/kernel';
 import {
   assertValidManifest,
-  createForTest,
   describeNotificationProvider,
   providerErrorOf as providerErrorWithout,
   startSilentServer,
+  testInstances,
 } from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
@@ -12,21 +12,17 @@ import provider, { buildSlackMessage } from '../src/index.js';
 import { type FakeSlack, startFakeSlack } from './fake-slack.js';
 
 let fake: FakeSlack;
-const open: NotificationProvider[] = [];
+const instances = testInstances(provider);
 
 beforeAll(async () => {
   fake = await startFakeSlack();
 });
 afterAll(async () => {
-  await Promise.all(open.map((p) => p.close()));
+  await instances.closeAll();
   await fake?.close();
 });
 
-async function slack(over: Record<string, string> = {}): Promise<NotificationProvider> {
-  const { provider: p } = await createForTest(provider, { webhookUrl: fake.urls.ok, ...over });
-  open.push(p);
-  return p;
-}
+const slack = (over: Record<string, string> = {}): Promise<NotificationProvider> => instances.make({ webhookUrl: fake.urls.ok, ...over });
 
 const OCCURRED = new Date('2026-03-04T05:06:07.000Z');
 const notification = (over: Partial<Notification> = {}): Notification => ({

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigError, type EmailMessage, type EmailProvider, ProviderError } from '@apigate/kernel';
-import { assertValidManifest, createForTest, describeEmailProvider, startSilentServer } from '@apigate/provider-testkit';
+import { assertValidManifest, createForTest, describeEmailProvider, startSilentServer, testInstances } from '@apigate/provider-testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
 import provider from '../src/index.js';
@@ -14,7 +14,7 @@ let cert: { key: string; cert: string };
 let caFile: string;
 let starttls: Inbox;
 let implicit: Inbox;
-const open: EmailProvider[] = [];
+const instances = testInstances(provider);
 
 beforeAll(async () => {
   cert = await selfSignedCert();
@@ -25,7 +25,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(open.map((p) => p.close()));
+  await instances.closeAll();
   await Promise.all([starttls?.close(), implicit?.close()]);
 });
 
@@ -41,11 +41,7 @@ const settings = (over: Record<string, string> = {}) => ({
   ...over,
 });
 
-async function smtp(over: Record<string, string> = {}): Promise<EmailProvider> {
-  const { provider: p } = await createForTest(provider, settings(over));
-  open.push(p);
-  return p;
-}
+const smtp = (over: Record<string, string> = {}): Promise<EmailProvider> => instances.make(settings(over));
 
 const message = (over: Partial<EmailMessage> = {}): EmailMessage => ({
   to: 'alice@example.com',
@@ -195,15 +191,13 @@ describe('provider-smtp', () => {
 
     it('refuses a self-signed certificate unless it is trusted or checks are turned off', async () => {
       const { tlsCaFile: _ca, ...untrusted } = settings();
-      const { provider: strict } = await createForTest(provider, untrusted);
-      open.push(strict);
+      const strict = await instances.make(untrusted);
       const health = await strict.check(AbortSignal.timeout(15_000));
       expect(health.status).toBe('error');
       expect(health.error).toMatch(/self[- ]signed/i);
       expect((await providerErrorOf(strict.send(message()), 'send to an untrusted server')).retryable).toBe(false);
 
-      const { provider: lax } = await createForTest(provider, { ...untrusted, tlsRejectUnauthorized: 'false' });
-      open.push(lax);
+      const lax = await instances.make({ ...untrusted, tlsRejectUnauthorized: 'false' });
       expect((await lax.check(AbortSignal.timeout(15_000))).status).toBe('connected');
     });
 
@@ -218,8 +212,7 @@ describe('provider-smtp', () => {
         await p.close();
 
         const { tlsCaFile: _ca, ...noCa } = settings({ port: String(plainOnly.port), tls: 'false' });
-        const { provider: plain } = await createForTest(provider, noCa);
-        open.push(plain);
+        const plain = await instances.make(noCa);
         await plain.send(message());
         expect(plainOnly.messages).toHaveLength(1);
         await plain.close();

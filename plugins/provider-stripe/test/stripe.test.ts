@@ -17,7 +17,7 @@ import {
   utf8,
   type WebhookInput,
 } from '@apigate/kernel';
-import { assertValidManifest, createForTest, describePaymentProvider, type WebhookEventSpec } from '@apigate/provider-testkit';
+import { assertValidManifest, describePaymentProvider, testInstances, type WebhookEventSpec } from '@apigate/provider-testkit';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
@@ -29,13 +29,13 @@ const OTHER_SECRET = 'whsec_someOtherEndpointsSecret9876543210fedcba';
 const METER_EVENT = 'apigate_api_requests';
 
 let fake: FakeStripe;
-const open: PaymentProvider[] = [];
+const instances = testInstances(provider);
 
 beforeAll(async () => {
   fake = await FakeStripe.start();
 });
 afterAll(async () => {
-  await Promise.all(open.map((p) => p.close()));
+  await instances.closeAll();
   await fake?.close();
 });
 
@@ -46,11 +46,7 @@ const settings = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-async function stripe(over: Record<string, unknown> = {}): Promise<PaymentProvider> {
-  const { provider: p } = await createForTest(provider, settings(over));
-  open.push(p);
-  return p;
-}
+const stripe = (over: Record<string, unknown> = {}): Promise<PaymentProvider> => instances.make(settings(over));
 
 /** Signs a webhook body as Stripe documents it: `Stripe-Signature: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed with the whsec secret>`. */
 function signStripe(body: string, secret: string, at = new Date()): Record<string, string> {

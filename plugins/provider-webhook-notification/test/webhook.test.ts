@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import { type Notification, type NotificationProvider, WebhookSignatureError } from '@apigate/kernel';
 import {
   assertValidManifest,
-  createForTest,
   describeNotificationProvider,
   providerErrorOf as providerErrorWithout,
   startSilentServer,
+  testInstances,
 } from '@apigate/provider-testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import pkg from '../package.json' with { type: 'json' };
@@ -14,24 +14,21 @@ import { type Delivery, type Receiver, startReceiver } from './receiver.js';
 
 const SECRET = 'whsec-test-0123456789abcdef0123456789';
 let receiver: Receiver;
-const open: NotificationProvider[] = [];
+const instances = testInstances(provider);
 
 beforeAll(async () => {
   receiver = await startReceiver();
 });
 afterAll(async () => {
-  await Promise.all(open.map((p) => p.close()));
+  await instances.closeAll();
   await receiver?.close();
 });
 afterEach(() => {
   vi.useRealTimers();
 });
 
-async function webhook(over: Record<string, string> = {}): Promise<NotificationProvider> {
-  const { provider: p } = await createForTest(provider, { url: `${receiver.origin}/hook`, secret: SECRET, ...over });
-  open.push(p);
-  return p;
-}
+const webhook = (over: Record<string, string> = {}): Promise<NotificationProvider> =>
+  instances.make({ url: `${receiver.origin}/hook`, secret: SECRET, ...over });
 
 const notification = (over: Partial<Notification> = {}): Notification => ({
   id: `ntf_${Math.random().toString(36).slice(2)}`,
