@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import { CacheCircuit, limitsHealth } from '../src/limits/circuit.js';
-import { RateLimiter, rateLimitHeaders } from '../src/limits/rate-limit.js';
+import { RateLimiter, type RateLimitResult, rateLimitHeaders } from '../src/limits/rate-limit.js';
 import { cleanupAfterEach } from './helpers/cleanup.js';
 import { deadRedis, memory, providerErrors, redis } from './helpers/caches.js';
 import { tcpRelay } from './helpers/relay.js';
@@ -131,6 +131,36 @@ describe('RateLimiter', () => {
     expect(limiter.hitNow('key_a', 2)).toBeUndefined();
     expect(await limiter.hit('key_a', 2)).toMatchObject({ allowed: true, remaining: 1 });
     expect(new TextDecoder().decode(await cache.get(`rl:key_a:${Math.floor(t.now / 60_000)}`))).toBe('1');
+  });
+
+  it('lets hits far from the limit through before their count returns, waits again near it, and stays exact across instances (Redis)', async () => {
+    const { cache } = await use(redis());
+    const t = clock();
+    const a = new RateLimiter(new CacheCircuit(cache), { now: t.fn });
+    const b = new RateLimiter(new CacheCircuit(cache), { now: t.fn });
+    const limit = 1_200; // let through while more than 1000 are left, i.e. up to a count of 200
+    // A key's first hit waits: nothing is known of its count yet.
+    let first: RateLimitResult | undefined;
+    a.hitThen('hot', limit, { rateLimited: (r) => (first = r) });
+    expect(first).toBeUndefined();
+    await vi.waitFor(() => expect(first).toMatchObject({ allowed: true, remaining: 1_199 }));
+    // Far from the limit: answered before any increment returns, each with its own remaining count.
+    const early: RateLimitResult[] = [];
+    for (let i = 0; i < 50; i++) a.hitThen('hot', limit, { rateLimited: (r) => early.push(r) });
+    expect(early.map((r) => r.remaining)).toEqual(Array.from({ length: 50 }, (_, i) => 1_198 - i));
+
+    // Both instances, in bursts, until well past the limit: exactly `limit` hits are allowed in all.
+    const later: Promise<RateLimitResult>[] = [];
+    for (let burst = 0; burst < 30; burst++) {
+      for (let i = 0; i < 25; i++) later.push(a.hit('hot', limit), b.hit('hot', limit));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const results = [first!, ...early, ...(await Promise.all(later))];
+    expect(results).toHaveLength(1_551);
+    expect(results.filter((r) => r.allowed)).toHaveLength(limit);
+    // Every hit is in the shared count, the ones let through included (sent within a few ms).
+    const key = `rl:hot:${Math.floor(T0 / 60_000)}`;
+    await vi.waitFor(async () => expect(new TextDecoder().decode(await cache.get(key))).toBe('1551'));
   });
 
   it('fails open to an in-process limit when the cache backend is down, without waiting on it per request', async () => {

@@ -52,10 +52,28 @@ export interface RateLimitWaiter {
 interface Batch {
   key: string;
   window: number;
-  /** In arrival order: the i-th waiter's place in the batch is i + 1. */
+  /** Hits let through before this increment returns (see RateLimiter): they take the batch's first places. */
+  admitted: number;
+  /** In arrival order: the i-th waiter's place is admitted + i + 1. */
   waiters: RateLimitWaiter[];
   limits: number[];
+  /** Sent at the end of the turn (a waiter is in it) or after FLUSH_MS (only admitted hits). */
+  soon: boolean;
+  later: boolean;
 }
+
+/** This instance's view of a key's count in the current window. */
+interface KeyView {
+  /** The cache's count at the last answer; -1 before one (or after a failure). */
+  counted: number;
+  /** This instance's hits not in `counted` yet (waiting in a batch or on their way). */
+  unconfirmed: number;
+}
+
+/** How long hits that were let through wait to be sent, when no hit waits for its count. */
+const FLUSH_MS = 5;
+/** Hits are let through before their count only while more than max(this, 10% of the limit) are left. */
+const LET_THROUGH_MARGIN = 1000;
 
 /** Adapts `hit`'s promise to a waiter. */
 class Resolver implements RateLimitWaiter {
@@ -79,6 +97,13 @@ class Resolver implements RateLimitWaiter {
  * fails it fails open to an in-process limiter (each instance then enforces the limit alone) and
  * reports `degraded`.
  *
+ * A key far from its limit is not made to wait: while the last count this instance saw, plus its
+ * own hits since, leaves more than max(1000, 10% of the limit), a hit is let through at once and
+ * counted in the next increment (sent within FLUSH_MS). The shared count stays exact; only the
+ * decision goes ahead of it, and the view it is made on lags the real count by the hits all
+ * instances make within a few milliseconds, far less than the margin (it would take some 100 000
+ * requests a second on one key to use it up). Nearer the limit every hit waits for its place.
+ *
  * With `inProcess` answering true (a cache no other process sees, like the memory cache) the
  * counts are kept here instead: the same counts the cache would hold, without a round trip
  * through it, and `hitNow` answers at once.
@@ -96,6 +121,9 @@ export class RateLimiter {
   readonly #open = new Map<string, Batch>();
   /** Keys with an increment in flight. */
   readonly #sending = new Set<string>();
+  /** Per key of the current window (#viewWindow): what this instance knows of its count. */
+  #views = new Map<string, KeyView>();
+  #viewWindow = -1;
   readonly #ttlMs: number;
 
   constructor(circuit: CacheCircuit, opts: RateLimiterOptions = {}) {
@@ -112,27 +140,46 @@ export class RateLimiter {
     this.#open.delete(b.key);
     this.#sending.add(b.key);
     this.#circuit
-      .call((c) => c.increment(b.key, b.waiters.length, { ttlMs: this.#ttlMs }))
+      .call((c) => c.increment(b.key, b.admitted + b.waiters.length, { ttlMs: this.#ttlMs }))
       .then(
         (total) => this.#sent(b, total),
         () => this.#sent(b, undefined),
       );
   }
 
+  /** Sends `b` at the end of this turn (`soon`) or within FLUSH_MS, unless the key's increment is on its way. */
+  #schedule(b: Batch, soon: boolean): void {
+    if (this.#sending.has(b.key)) return; // sent when that one returns
+    if (soon) {
+      if (b.soon) return;
+      b.soon = true;
+      setImmediate(() => this.#open.get(b.key) === b && this.#send(b));
+    } else if (!b.soon && !b.later) {
+      b.later = true;
+      setTimeout(() => this.#open.get(b.key) === b && this.#send(b), FLUSH_MS).unref();
+    }
+  }
+
   #sent(b: Batch, total: number | undefined): void {
     const now = this.#now();
     const n = b.waiters.length;
+    const view = b.window === this.#viewWindow ? this.#views.get(b.key) : undefined;
+    if (view) {
+      view.unconfirmed -= b.admitted + n;
+      view.counted = total === undefined ? -1 : Math.max(view.counted, total);
+    }
+    // Hits already let through still count here while the cache fails.
+    if (total === undefined) for (let i = 0; i < b.admitted; i++) this.#local.hit(b.key, b.window);
     for (let i = 0; i < n; i++) {
       const count = total === undefined ? this.#local.hit(b.key, b.window) : total - n + i + 1;
       b.waiters[i]!.rateLimited(this.#result(count, b.limits[i]!, b.window, now, total === undefined));
     }
     // The hits that came while this one was on its way go out at the end of this turn, not now:
     // the hits still to be read in this turn (the reply is often read before other sockets) join
-    // them instead of waiting a whole round trip for the next increment. The key stays in
-    // #sending until then, so they join this batch rather than start one of their own.
+    // them instead of waiting a whole round trip for the next increment.
+    this.#sending.delete(b.key);
     const next = this.#open.get(b.key);
-    if (next) setImmediate(() => this.#send(next));
-    else this.#sending.delete(b.key);
+    if (next) this.#schedule(next, next.waiters.length > 0);
   }
 
   #result(count: number, limit: number, window: number, now: number, degraded: boolean): RateLimitResult {
@@ -167,16 +214,27 @@ export class RateLimiter {
     const window = Math.floor(now / this.#windowMs);
     if (this.#inProcess()) return void waiter.rateLimited(this.#result(this.#own.hit(keyId, window), limit, window, now, false));
     const key = `${this.#prefix}${keyId}:${window}`;
+    if (window !== this.#viewWindow) {
+      this.#viewWindow = window;
+      this.#views = new Map();
+    }
+    let view = this.#views.get(key);
+    if (!view) this.#views.set(key, (view = { counted: -1, unconfirmed: 0 }));
     let batch = this.#open.get(key);
     if (!batch) {
-      const b: Batch = { key, window, waiters: [], limits: [] };
-      this.#open.set(key, b);
-      // Sent after this turn's other hits joined it, or when the key's increment in flight returns.
-      if (!this.#sending.has(key)) setImmediate(() => this.#open.get(key) === b && this.#send(b));
-      batch = b;
+      batch = { key, window, admitted: 0, waiters: [], limits: [], soon: false, later: false };
+      this.#open.set(key, batch);
+    }
+    view.unconfirmed++;
+    const seen = view.counted + view.unconfirmed;
+    if (view.counted >= 0 && limit - seen >= Math.max(LET_THROUGH_MARGIN, Math.ceil(limit / 10))) {
+      batch.admitted++;
+      this.#schedule(batch, false);
+      return void waiter.rateLimited(this.#result(seen, limit, window, now, false));
     }
     batch.waiters.push(waiter);
     batch.limits.push(limit);
+    this.#schedule(batch, true);
   }
 
   /** Counts one request of `keyId` against `limit` requests per window. */
