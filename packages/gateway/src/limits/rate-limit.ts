@@ -71,7 +71,7 @@ interface KeyView {
 }
 
 /** How long hits that were let through wait to be sent, when no hit waits for its count. */
-const FLUSH_MS = 5;
+const FLUSH_MS = 20;
 /** Hits are let through before their count only while more than max(this, 10% of the limit) are left. */
 const LET_THROUGH_MARGIN = 1000;
 
@@ -101,7 +101,7 @@ class Resolver implements RateLimitWaiter {
  * own hits since, leaves more than max(1000, 10% of the limit), a hit is let through at once and
  * counted in the next increment (sent within FLUSH_MS). The shared count stays exact; only the
  * decision goes ahead of it, and the view it is made on lags the real count by the hits all
- * instances make within a few milliseconds, far less than the margin (it would take some 100 000
+ * instances make within a few milliseconds, far less than the margin (it would take some 50 000
  * requests a second on one key to use it up). Nearer the limit every hit waits for its place.
  *
  * With `inProcess` answering true (a cache no other process sees, like the memory cache) the
