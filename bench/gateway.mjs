@@ -5,7 +5,8 @@
 // on Redis), and APIGate (`apigate serve`: key auth + per-key rate limit + monthly quota + metering)
 // with memory providers, with Redis, and with Redis on `--workers 2`. Prints requests/s with
 // p50/p99 under load (autocannon), p50/p99 of one client at a time (microseconds), CPU µs per
-// request, and the ratios against the raw Forwarder the scale-out issue asks for.
+// request, and the ratios against the raw Forwarder the scale-out issue asks for. Every server
+// gets the same request (with an X-API-Key) and runs only while it is measured.
 //
 //   pnpm --filter @apigate/bench run gateway        (build first: pnpm --filter '@apigate/app...' run build)
 //   BENCH_SECONDS=10 BENCH_CONNECTIONS=50 REDIS_URL=redis://127.0.0.1:6379 node bench/gateway.mjs
@@ -22,7 +23,6 @@ import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import autocannon from 'autocannon';
 import { Redis } from 'ioredis';
 import { Agent, request } from 'undici';
 
@@ -220,16 +220,22 @@ function apigate(args, env) {
   return r.stdout;
 }
 
+/** Per scenario name: the API key its data folder was set up with (set up once, served each round). */
+const prepared = new Map();
+
 /** A data folder with a plan (limits high enough never to refuse), a user, a key and a route; then `apigate serve`. */
 async function startApigate(name, upstreamUrl, port, extraEnv, serveArgs = []) {
   const dataDir = path.join(work, name);
   const env = { ...process.env, APIGATE_DATA_DIR: dataDir, LOG_LEVEL: 'warn', ...extraEnv };
   for (const k of Object.keys(env)) if (/_PROVIDER$/.test(k) && !(k in extraEnv)) delete env[k];
-  if (extraEnv.QUEUE_PROVIDER === 'redis') apigate(['settings', 'set', 'queue.redis.prefix', extraEnv.BENCH_QUEUE_PREFIX], env);
-  apigate(['plans', 'create', 'bench', '--rpm', '1000000000', '--monthly', '1000000000'], env);
-  apigate(['users', 'create', 'bench@example.com'], env);
-  const key = JSON.parse(apigate(['keys', 'create', '--user', 'bench@example.com', '--json'], env)).key;
-  apigate(['routes', 'add', '/', upstreamUrl], env);
+  if (!prepared.has(name)) {
+    if (extraEnv.QUEUE_PROVIDER === 'redis') apigate(['settings', 'set', 'queue.redis.prefix', extraEnv.BENCH_QUEUE_PREFIX], env);
+    apigate(['plans', 'create', 'bench', '--rpm', '1000000000', '--monthly', '1000000000'], env);
+    apigate(['users', 'create', 'bench@example.com'], env);
+    prepared.set(name, JSON.parse(apigate(['keys', 'create', '--user', 'bench@example.com', '--json'], env)).key);
+    apigate(['routes', 'add', '/', upstreamUrl], env);
+  }
+  const key = prepared.get(name);
   const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [];
   const child = spawn(process.execPath, [...profile, BIN, 'serve', '--port', String(port), '--host', '127.0.0.1', ...serveArgs], {
     env: { ...env, LOG_LEVEL: 'info' },
@@ -276,9 +282,32 @@ function cpuUs(pid) {
   }
 }
 
+// The load generator runs in a fresh process each time: one that carried earlier runs' state (its
+// heap, its JIT) slowed down after some of them, and a proxy fed more slowly spends more CPU on each
+// request (fewer requests per event-loop turn), which skewed the rows measured later.
+const CANNON = `
+import autocannon from 'autocannon';
+const o = JSON.parse(process.env.CANNON);
+autocannon({ ...o, pipelining: 1 }, (err, r) => {
+  if (err) { console.error(err.message); process.exit(1); }
+  const { requests, latency, non2xx, errors, timeouts } = r;
+  process.stdout.write(JSON.stringify({ requests, latency, non2xx, errors, timeouts }));
+});
+`;
+
 function cannon(url, headers) {
   return new Promise((resolve, reject) => {
-    autocannon({ url, connections: CONNECTIONS, duration: SECONDS, headers, pipelining: 1 }, (err, r) => (err ? reject(err) : resolve(r)));
+    const child = spawn(process.execPath, ['--input-type=module', '-e', CANNON], {
+      env: { ...process.env, CANNON: JSON.stringify({ url, connections: CONNECTIONS, duration: SECONDS, headers }) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+      cwd: HERE,
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`autocannon exited with ${code}`))));
   });
 }
 
@@ -424,27 +453,34 @@ async function main() {
   console.log(
     `loopback, ${CONNECTIONS} connections, ${SECONDS} s per run (after a warm-up run), best of ${ROUNDS} rounds; light load: ${LIGHT_REQUESTS} sequential requests`,
   );
-  const running = [];
   const only = process.env.BENCH_ONLY?.split(',').map((x) => x.trim());
-  for (const s of scenarios.filter((x) => !only || only.includes(x.id))) {
-    // A scenario that cannot start (no nginx, an apigate build without --workers) is skipped, not fatal.
-    const started = await s.start().catch((err) => {
-      console.log(`  ${s.name}: skipped (${err.message.split('\n')[0]})`);
-      return null;
-    });
-    if (started === undefined) console.log(`  ${s.name}: skipped (nginx not available)`);
-    else if (started) running.push({ ...s, ...started, runs: [] });
-  }
-  // Rounds interleave the scenarios, so drift on a shared machine spreads over all of them.
+  const running = scenarios.filter((x) => !only || only.includes(x.id)).map((s) => ({ ...s, runs: [] }));
+  // Rounds interleave the scenarios, so drift on a shared machine spreads over all of them. Each
+  // server runs only while it is measured (started and stopped each round): idle servers beside it
+  // (three APIGate processes with their timers and Redis connections, nginx, fastify) would tax
+  // the one measured, and not all alike.
   const rpid = await redisPid();
+  const skipped = new Set();
   for (let round = 0; round < ROUNDS; round++) {
     for (const s of running) {
-      const pids = { proxy: (s.child ?? upstream).pid, ...(s.usesRedis ? { redis: rpid } : {}) };
-      s.runs.push(await measure(s.name, `${s.url}/weather/today`, s.headers ?? { 'x-api-key': PASSED_KEY }, pids));
+      if (skipped.has(s)) continue;
+      // A scenario that cannot start (no nginx, an apigate build without --workers) is skipped, not fatal.
+      const started = await s.start().catch((err) => {
+        console.log(`  ${s.name}: skipped (${err.message.split('\n')[0]})`);
+        return null;
+      });
+      if (!started) {
+        if (started === undefined) console.log(`  ${s.name}: skipped (nginx not available)`);
+        skipped.add(s);
+        continue;
+      }
+      const pids = { proxy: (started.child ?? upstream).pid, ...(started.usesRedis ? { redis: rpid } : {}) };
+      s.runs.push(await measure(s.name, `${started.url}/weather/today`, started.headers ?? { 'x-api-key': PASSED_KEY }, pids));
+      await stop(started.child);
     }
   }
-  for (const s of running) await stop(s.child);
   await stop(upstream);
+  const measured = running.filter((s) => s.runs.length > 0);
 
   const best = (s) => {
     const byRps = [...s.runs].sort((a, b) => b.rps - a.rps)[0];
@@ -459,7 +495,7 @@ async function main() {
       redisCpu: redisCpu.length ? Math.min(...redisCpu) : undefined,
     };
   };
-  const rows = running.map((s) => ({ name: s.name, ...best(s) }));
+  const rows = measured.map((s) => ({ name: s.name, ...best(s) }));
   const pad = (v, n) => String(v).padStart(n);
   console.log(
     `\n${'scenario'.padEnd(32)}${pad('req/s', 9)}${pad('p50 ms', 8)}${pad('p99 ms', 8)}${pad('1-client p50 µs', 17)}${pad('p99 µs', 9)}${pad('CPU µs/req', 12)}`,
