@@ -161,6 +161,13 @@ describe('RateLimiter', () => {
     // Every hit is in the shared count, the ones let through included (sent within a few ms).
     const key = `rl:hot:${Math.floor(T0 / 60_000)}`;
     await vi.waitFor(async () => expect(new TextDecoder().decode(await cache.get(key))).toBe('1551'));
+
+    // Hits let through wait up to 20 ms to be sent; flush (at shutdown) sends them at once.
+    for (let i = 0; i < 7; i++) a.hitThen('hot2', 100_000, { rateLimited: () => {} });
+    await a.hit('hot2', 100_000); // answered with the first increment: the view is known, the next hits are let through
+    for (let i = 0; i < 5; i++) a.hitThen('hot2', 100_000, { rateLimited: () => {} });
+    await a.flush();
+    expect(new TextDecoder().decode(await cache.get(`rl:hot2:${Math.floor(T0 / 60_000)}`))).toBe('13');
   });
 
   it('fails open to an in-process limit when the cache backend is down, without waiting on it per request', async () => {

@@ -140,6 +140,7 @@ export async function startGateway(o: GatewayOptions): Promise<Gateway> {
     // Usage first gets until 3/4 of the time left, so it is spooled before anything else can hang.
     const usageBy = deadline === undefined ? undefined : Date.now() + Math.max(0, deadline - Date.now()) * 0.75;
     const usage = await recorder.close(usageBy === undefined ? {} : { deadline: usageBy });
+    await step('rate-limit counts', () => limiter.flush());
     await step('quota counts', () => quota.close());
     const drainMs = Math.min(
       o.drainTimeoutMs ?? 15_000,

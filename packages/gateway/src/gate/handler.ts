@@ -90,21 +90,14 @@ export function createProxyHandler(o: ProxyHandlerOptions): (req: IncomingMessag
     try {
       const arrived = performance.now(); // the gateway's added latency counts from here (UsageRecord.overheadMs)
       const at = now();
-      // presentedKey's rule, read inline: no object per request.
-      let key: string | undefined;
-      let header: 'x-api-key' | 'authorization' = 'x-api-key';
-      const x = req.headers['x-api-key'];
-      if (typeof x === 'string' && x !== '') key = x.trim();
-      else {
-        const presented = presentedKey(req);
-        if (presented) ({ key, header } = presented);
-      }
-      if (key === undefined)
+      const presented = presentedKey(req);
+      if (!presented)
         return void unauthorized(
           res,
           'API_KEY_MISSING',
           'an API key is required: send it as "X-API-Key: <key>" or "Authorization: Bearer <key>"',
         );
+      const { key, header } = presented;
       const hash = catalog.hashOf(key);
       const rec = hash === undefined ? undefined : catalog.key(hash);
       if (!rec) {

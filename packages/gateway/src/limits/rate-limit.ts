@@ -123,6 +123,8 @@ export class RateLimiter {
   readonly #sending = new Set<string>();
   /** Per key of the current window (#viewWindow): what this instance knows of its count. */
   #views = new Map<string, KeyView>();
+  /** Increments on their way (flush waits for them). */
+  readonly #inFlight = new Set<Promise<void>>();
   #viewWindow = -1;
   readonly #ttlMs: number;
 
@@ -139,12 +141,26 @@ export class RateLimiter {
   #send(b: Batch): void {
     this.#open.delete(b.key);
     this.#sending.add(b.key);
-    this.#circuit
+    const sent = this.#circuit
       .call((c) => c.increment(b.key, b.admitted + b.waiters.length, { ttlMs: this.#ttlMs }))
       .then(
         (total) => this.#sent(b, total),
         () => this.#sent(b, undefined),
       );
+    this.#inFlight.add(sent);
+    void sent.finally(() => this.#inFlight.delete(sent));
+  }
+
+  /**
+   * Sends every hit still waiting (the ones let through wait up to FLUSH_MS) and resolves once
+   * all increments have returned: called when the gateway stops, so a SIGTERM loses no hit from
+   * the shared count. A crash still loses the last few milliseconds' hits of busy keys.
+   */
+  async flush(): Promise<void> {
+    while (this.#open.size > 0 || this.#inFlight.size > 0) {
+      for (const b of [...this.#open.values()]) if (!this.#sending.has(b.key)) this.#send(b);
+      await Promise.all([...this.#inFlight]);
+    }
   }
 
   /** Sends `b` at the end of this turn (`soon`) or within FLUSH_MS, unless the key's increment is on its way. */
@@ -210,9 +226,10 @@ export class RateLimiter {
    * `waiter` (possibly before this returns). The proxy's hot path: no promise per request.
    */
   hitThen(keyId: string, limit: number, waiter: RateLimitWaiter): void {
+    const counted = this.hitNow(keyId, limit);
+    if (counted) return void waiter.rateLimited(counted);
     const now = this.#now();
     const window = Math.floor(now / this.#windowMs);
-    if (this.#inProcess()) return void waiter.rateLimited(this.#result(this.#own.hit(keyId, window), limit, window, now, false));
     const key = `${this.#prefix}${keyId}:${window}`;
     if (window !== this.#viewWindow) {
       this.#viewWindow = window;
