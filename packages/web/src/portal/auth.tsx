@@ -128,15 +128,7 @@ export function portalAuthPages(w: WebContext): Hono {
           <form method="post" action="/portal/signup" class="stack" id="signup-form">
             <Csrf token={csrfToken(c, undefined)} />
             <Field name="name" label="Name" autocomplete="name" value={s.values?.name} error={fieldError(s, 'name')} autofocus />
-            <Field
-              name="email"
-              label="Email"
-              type="email"
-              autocomplete="email"
-              required
-              value={s.values?.email}
-              error={fieldError(s, 'email')}
-            />
+            <EmailField s={s} autofocus={false} />
             <Field
               name="password"
               label="Password"
@@ -319,7 +311,7 @@ function oauthErrorText(code: string): string {
 }
 
 /** The email field every sign-in, sign-up and reset form opens with, refilled and flagged from the last try. */
-function EmailField({ s }: { s: FormState }) {
+function EmailField({ s, autofocus = true }: { s: FormState; autofocus?: boolean }) {
   return (
     <Field
       name="email"
@@ -329,7 +321,7 @@ function EmailField({ s }: { s: FormState }) {
       required
       value={s.values?.email}
       error={fieldError(s, 'email')}
-      autofocus
+      autofocus={autofocus}
     />
   );
 }
