@@ -147,6 +147,32 @@ describe.each(DIALECTS)('%s', (dialect) => {
       expect(third.d.changes.version('keys')).toBe(2);
     });
 
+    it("does not take its own committed but not yet emitted write for another process's; once settled, others' writes show again", async () => {
+      const server = await domainStore({ dialect });
+      // What a poll woken by the write's own NOTIFY sees: the version bumped and committed, not yet emitted here.
+      const version = await server.store.tx((tx) => server.d.changes.bump(tx, 'keys'));
+      expect(await server.d.changes.poll()).toEqual([]);
+      server.d.changes.emitted('keys', 'created', 'key_x', version);
+      server.d.changes.settled('keys');
+      expect(await server.d.changes.poll()).toEqual([]);
+      // A write that rolled back after its bump holds nothing once settled either.
+      await expect(
+        server.store.tx(async (tx) => {
+          await server.d.changes.bump(tx, 'keys');
+          throw new Error('refused');
+        }),
+      ).rejects.toThrow('refused');
+      server.d.changes.settled('keys');
+      const cli = await domainStore({ dialect, dataDir: server.dataDir });
+      await cli.d.plans.create({ name: 'Free' });
+      const user = await cli.d.users.create({ email: 'ada@example.com' });
+      await cli.d.keys.create({ userId: user.id });
+      await vi.waitFor(async () => {
+        await server.d.changes.poll();
+        expect(server.d.changes.version('keys')).toBe(version + 1);
+      });
+    });
+
     it('watch() polls on a timer until stopped', async () => {
       const server = await domainStore({ dialect });
       const cli = await domainStore({ dialect, dataDir: server.dataDir });

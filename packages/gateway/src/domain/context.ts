@@ -26,15 +26,22 @@ type Touch = (entity: ChangeEntity, action: ChangeEvent['action'], id?: string) 
  */
 export async function writeTx<T>(ctx: DomainContext, body: (tx: Tx, touch: Touch) => Promise<T>): Promise<T> {
   const pending: { entity: ChangeEntity; action: ChangeEvent['action']; id: string | undefined; version: number }[] = [];
-  const result = await ctx.tx(async (tx) => {
-    // PostgreSQL: one domain write at a time across instances, like SQLite's IMMEDIATE, so the
-    // checks a write makes first (email taken, prefix taken, the one default plan) hold until it commits.
-    if (ctx.dialect === 'postgres')
-      await (tx as unknown as { execute(q: SQL): Promise<unknown> }).execute(sql`SELECT pg_advisory_xact_lock(${DOMAIN_WRITE_LOCK})`);
-    return body(tx, async (entity, action, id) => {
-      pending.push({ entity, action, id, version: await ctx.changes.bump(tx, entity) });
+  const bumped: ChangeEntity[] = [];
+  try {
+    const result = await ctx.tx(async (tx) => {
+      // PostgreSQL: one domain write at a time across instances, like SQLite's IMMEDIATE, so the
+      // checks a write makes first (email taken, prefix taken, the one default plan) hold until it commits.
+      if (ctx.dialect === 'postgres')
+        await (tx as unknown as { execute(q: SQL): Promise<unknown> }).execute(sql`SELECT pg_advisory_xact_lock(${DOMAIN_WRITE_LOCK})`);
+      return body(tx, async (entity, action, id) => {
+        const version = await ctx.changes.bump(tx, entity);
+        bumped.push(entity);
+        pending.push({ entity, action, id, version });
+      });
     });
-  });
-  for (const p of pending) ctx.changes.emitted(p.entity, p.action, p.id, p.version);
-  return result;
+    for (const p of pending) ctx.changes.emitted(p.entity, p.action, p.id, p.version);
+    return result;
+  } finally {
+    for (const e of bumped) ctx.changes.settled(e);
+  }
 }

@@ -32,6 +32,8 @@ export interface ChangeEvent {
  */
 export class ChangeNotifier extends EventEmitter<{ change: [ChangeEvent] }> {
   readonly #versions = new Map<ChangeEntity, number>();
+  /** Per entity: this process's writes that bumped it and have not settled (committed and emitted, or rolled back). */
+  readonly #open = new Map<ChangeEntity, number>();
 
   constructor(private readonly s: StoreDb) {
     super();
@@ -57,7 +59,19 @@ export class ChangeNotifier extends EventEmitter<{ change: [ChangeEvent] }> {
       .onConflictDoUpdate({ target: changeVersions.entity, set: { version: sql`${changeVersions.version} + 1` } })
       .returning();
     if (this.s.dialect === 'postgres') await (tx as unknown as { execute(q: unknown): Promise<unknown> }).execute(notifyChangeSql(entity));
+    this.#open.set(entity, (this.#open.get(entity) ?? 0) + 1);
     return row!.version;
+  }
+
+  /**
+   * After a transaction that called `bump` ended (committed, then `emitted`; or rolled back): once
+   * per bump. Until then `poll()` leaves the entity for a later poll, so this process's own write,
+   * whose NOTIFY can arrive before `emitted` records its version, is not reported as another's.
+   */
+  settled(entity: ChangeEntity): void {
+    const n = (this.#open.get(entity) ?? 0) - 1;
+    if (n > 0) this.#open.set(entity, n);
+    else this.#open.delete(entity);
   }
 
   /** After commit: records the version and tells listeners. */
@@ -71,6 +85,8 @@ export class ChangeNotifier extends EventEmitter<{ change: [ChangeEvent] }> {
     const changed: ChangeEntity[] = [];
     for (const row of await this.s.db.select().from(this.s.t.changeVersions)) {
       const entity = row.entity as ChangeEntity;
+      // Not recorded either: the next poll (or NOTIFY) looks again once this process's write settled.
+      if (this.#open.has(entity)) continue;
       if (row.version > this.version(entity)) {
         this.#versions.set(entity, row.version);
         changed.push(entity);

@@ -62,26 +62,41 @@ export class DbSettingsStore implements SettingsStore {
     const entry: SettingEntry = { key, value, secret, updatedAt: new Date() };
     const stored = secret ? encrypt(this.key.key, value, key) : value;
     const { settings } = this.s.t;
-    const version = await this.s.tx(async (tx) => {
-      await tx
-        .insert(settings)
-        .values({ key, value: stored, secret, updatedAt: entry.updatedAt })
-        .onConflictDoUpdate({ target: settings.key, set: { value: stored, secret, updatedAt: entry.updatedAt } });
-      return this.changes?.bump(tx, 'settings');
-    });
-    this.snapshot.set(key, entry);
-    if (version !== undefined) this.changes?.emitted('settings', 'updated', key, version);
+    let version: number | undefined;
+    let bumped = false;
+    try {
+      version = await this.s.tx(async (tx) => {
+        await tx
+          .insert(settings)
+          .values({ key, value: stored, secret, updatedAt: entry.updatedAt })
+          .onConflictDoUpdate({ target: settings.key, set: { value: stored, secret, updatedAt: entry.updatedAt } });
+        const v = await this.changes?.bump(tx, 'settings');
+        bumped = v !== undefined;
+        return v;
+      });
+      this.snapshot.set(key, entry);
+      if (version !== undefined) this.changes?.emitted('settings', 'updated', key, version);
+    } finally {
+      if (bumped) this.changes?.settled('settings');
+    }
   }
 
   async unset(key: string): Promise<boolean> {
     const { settings } = this.s.t;
-    const { deleted, version } = await this.s.tx(async (tx) => {
-      const rows = await tx.delete(settings).where(eq(settings.key, key)).returning({ key: settings.key });
-      return { deleted: rows.length > 0, version: rows.length > 0 ? await this.changes?.bump(tx, 'settings') : undefined };
-    });
-    this.snapshot.delete(key);
-    if (version !== undefined) this.changes?.emitted('settings', 'deleted', key, version);
-    return deleted;
+    let bumped = false;
+    try {
+      const { deleted, version } = await this.s.tx(async (tx) => {
+        const rows = await tx.delete(settings).where(eq(settings.key, key)).returning({ key: settings.key });
+        const v = rows.length > 0 ? await this.changes?.bump(tx, 'settings') : undefined;
+        bumped = v !== undefined;
+        return { deleted: rows.length > 0, version: v };
+      });
+      this.snapshot.delete(key);
+      if (version !== undefined) this.changes?.emitted('settings', 'deleted', key, version);
+      return deleted;
+    } finally {
+      if (bumped) this.changes?.settled('settings');
+    }
   }
 
   async reload(): Promise<void> {
