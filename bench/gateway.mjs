@@ -12,6 +12,7 @@
 //   BENCH_SECONDS=10 BENCH_CONNECTIONS=50 REDIS_URL=redis://127.0.0.1:6379 node bench/gateway.mjs
 //
 // BENCH_ONLY=raw,redis runs some scenarios (direct, nginx, bare, raw, hono, fastify, memory, redis, redis-w2);
+// BENCH_PAIRS=8 and BENCH_PAIR_SECONDS=3 set the interleaved runs behind the goal's figures (see interleave());
 // BENCH_PROFILE_DIR=/tmp/prof writes a V8 CPU profile of each `apigate serve`.
 // nginx: uses `nginx` from PATH; when missing and apt-get is there (as root) it installs Debian's
 // nginx-light and says so; otherwise the nginx row is skipped.
@@ -33,6 +34,8 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const LIGHT_REQUESTS = Number(process.env.BENCH_LIGHT_REQUESTS ?? 3000);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const PAIRS = Number(process.env.BENCH_PAIRS ?? 8);
+const PAIR_SECONDS = Number(process.env.BENCH_PAIR_SECONDS ?? 3);
 const work = mkdtempSync(path.join(tmpdir(), 'apigate-bench-gw-'));
 // Every Redis key this run writes starts with this, and only those are removed at the end.
 const PREFIX = `apigate-bench-${randomUUID()}`;
@@ -54,7 +57,9 @@ async function nodeProcess(name, code, env = {}) {
   const profile = process.env.BENCH_PROFILE_DIR
     ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`, `--cpu-prof-name=${name.replace(/\W+/g, '-')}.cpuprofile`]
     : [];
-  const child = spawn(process.execPath, [...profile, '--input-type=module', '-e', code], {
+  // A SIGTERM handler makes the child exit normally, so --cpu-prof gets to write its profile.
+  const body = `${code}\nprocess.on('SIGTERM', () => process.exit(0));`;
+  const child = spawn(process.execPath, [...profile, '--input-type=module', '-e', body], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
     cwd: HERE,
@@ -295,10 +300,10 @@ autocannon({ ...o, pipelining: 1 }, (err, r) => {
 });
 `;
 
-function cannon(url, headers) {
+function cannon(url, headers, seconds = SECONDS) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', CANNON], {
-      env: { ...process.env, CANNON: JSON.stringify({ url, connections: CONNECTIONS, duration: SECONDS, headers }) },
+      env: { ...process.env, CANNON: JSON.stringify({ url, connections: CONNECTIONS, duration: seconds, headers }) },
       stdio: ['ignore', 'pipe', 'inherit'],
       cwd: HERE,
     });
@@ -364,6 +369,55 @@ async function redisPid() {
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * The goal's figures measured so the machine's drift cancels out: a round's runs are minutes apart
+ * and this VM's speed moves by a third within that, so the raw Forwarder and each one-process APIGate
+ * row run side by side and take the load in turn, a few seconds each (ABBA, so neither always goes
+ * first), and each pair of neighbouring runs gives one ratio. Redis's CPU counts on APIGate's side.
+ */
+async function interleave(running, rpid) {
+  const raw = running.find((s) => s.id === 'raw');
+  if (!raw || PAIRS < 1) return [];
+  const out = [];
+  for (const s of running.filter((x) => x.id === 'memory' || x.id === 'redis')) {
+    const a = await raw.start();
+    const b = await s.start();
+    try {
+      const load = async (x, pids, seconds) => {
+        const url = `${x.url}/weather/today`;
+        const before = pids.map(cpuUs);
+        const r = await cannon(url, x.headers ?? { 'x-api-key': PASSED_KEY }, seconds);
+        const cpu = pids.map((p, i) => cpuUs(p) - before[i]).reduce((m, v) => m + v, 0);
+        return { rps: r.requests.average, cpu: cpu / r.requests.total };
+      };
+      const pidsA = [a.child.pid];
+      const pidsB = [b.child.pid, ...(b.usesRedis && rpid ? [rpid] : [])];
+      await load(a, pidsA, 5); // warm-up (pools, JIT)
+      await load(b, pidsB, 5);
+      const rps = [];
+      const cpu = [];
+      for (let i = 0; i < PAIRS; i++) {
+        let ra;
+        let rb;
+        if (i % 2 === 0) {
+          ra = await load(a, pidsA, PAIR_SECONDS);
+          rb = await load(b, pidsB, PAIR_SECONDS);
+        } else {
+          rb = await load(b, pidsB, PAIR_SECONDS);
+          ra = await load(a, pidsA, PAIR_SECONDS);
+        }
+        rps.push(rb.rps / ra.rps);
+        cpu.push(rb.cpu / ra.cpu);
+      }
+      out.push({ name: s.name, rps, cpu });
+    } finally {
+      await stop(b.child);
+      await stop(a.child);
+    }
+  }
+  return out;
 }
 
 async function main() {
@@ -480,6 +534,10 @@ async function main() {
       await stop(started.child);
     }
   }
+  const interleaved = await interleave(
+    running.filter((s) => !skipped.has(s)),
+    rpid,
+  );
   await stop(upstream);
   const measured = running.filter((s) => s.runs.length > 0);
 
@@ -554,6 +612,19 @@ async function main() {
       const rps = median(pairs.map(([r, w]) => r.rps / w.rps));
       const cpu = median(pairs.map(([r, w]) => (r.cpu + (r.redisCpu ?? 0)) / w.cpu));
       console.log(`  ${s.name.padEnd(30)} req/s ${(rps * 100).toFixed(0).padStart(4)}% of raw, CPU per request ${cpu.toFixed(2)}× raw's`);
+    }
+  }
+  if (interleaved.length > 0) {
+    console.log(
+      `\nthe same, interleaved (the raw Forwarder and APIGate running side by side, loaded in turn for ${PAIR_SECONDS} s each, ${PAIRS} pairs in ABBA order; median of the pairs' ratios, lowest-highest pair in brackets):`,
+    );
+    const range = (xs, f) => `${f(Math.min(...xs))}-${f(Math.max(...xs))}`;
+    for (const { name, rps, cpu } of interleaved) {
+      const pct = (v) => `${(v * 100).toFixed(0)}%`;
+      const times = (v) => `${v.toFixed(2)}×`;
+      console.log(
+        `  ${name.padEnd(30)} req/s ${pct(median(rps)).padStart(4)} of raw (${range(rps, pct)}), CPU per request ${times(median(cpu))} raw's (${range(cpu, times)})`,
+      );
     }
   }
   const peer = get('fastify');
