@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { createLogger } from '@apigate/kernel';
-import { lt } from 'drizzle-orm';
+import { lt, sql } from 'drizzle-orm';
 import pg from 'pg';
 import { describe, expect, it, vi } from 'vitest';
 import {
@@ -165,6 +165,33 @@ describe.each(DIALECTS)('housekeeping (%s)', (dialect) => {
     expect(await deleteInChunks(s.store, b, [b.id], lt(b.appliedAt, new Date(NOW - 10 * DAY)), 3)).toBe(7);
     expect(tx).toHaveBeenCalledTimes(3); // 3 + 3 + 1
     expect((await s.rows()).batches).toEqual(['b-new']);
+  });
+
+  it("finds old batch ids through usage_batches' applied_at index, not by scanning the table", async () => {
+    const s = await setup(dialect);
+    const { usageBatches: b } = s.store.t;
+    const { sql: query, params } = s.store.db
+      .select({ id: b.id })
+      .from(b)
+      .where(lt(b.appliedAt, new Date(NOW - 10 * DAY)))
+      .limit(2000)
+      .toSQL();
+    let plan: string;
+    if (dialect === 'sqlite') {
+      const raw = (s.store.db as unknown as { $client: import('better-sqlite3').Database }).$client;
+      plan = JSON.stringify(raw.prepare(`EXPLAIN QUERY PLAN ${query}`).all(...(params as unknown[])));
+    } else {
+      // With sequential scans priced out, the planner takes the index whenever there is one.
+      type Pg = { execute(q: unknown): Promise<{ rows: unknown[] }> };
+      plan = await s.store.tx(async (tx) => {
+        const pgTx = tx as unknown as Pg;
+        await pgTx.execute(sql.raw('SET LOCAL enable_seqscan = off'));
+        const literal = (v: unknown) => `'${v instanceof Date ? v.toISOString() : String(v)}'`;
+        const inlined = query.replace(/\$(\d+)/g, (_, i) => literal(params[Number(i) - 1]));
+        return JSON.stringify((await pgTx.execute(sql.raw(`EXPLAIN ${inlined}`))).rows);
+      });
+    }
+    expect(plan).toContain('usage_batches_applied_at_idx');
   });
 
   it('startHousekeeping runs a first round shortly after the start', async () => {

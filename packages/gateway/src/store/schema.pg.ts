@@ -249,12 +249,20 @@ export const usageOverheadMinutely = pgTable(
   ],
 );
 
-/** Batch ids already added into the aggregates: a batch replayed after a crash is skipped, not counted twice. */
-export const usageBatches = pgTable('usage_batches', {
-  id: text('id').primaryKey(),
-  entries: bigint('entries', { mode: 'number' }).notNull(),
-  appliedAt: timestamp('applied_at', { mode: 'date', withTimezone: true, precision: 3 }).notNull(),
-});
+/**
+ * Batch ids already added into the aggregates: a batch replayed after a crash is skipped, not counted
+ * twice. Indexed by `applied_at` for housekeeping, which prunes old ids in chunks (each chunk would
+ * otherwise scan the table).
+ */
+export const usageBatches = pgTable(
+  'usage_batches',
+  {
+    id: text('id').primaryKey(),
+    entries: bigint('entries', { mode: 'number' }).notNull(),
+    appliedAt: timestamp('applied_at', { mode: 'date', withTimezone: true, precision: 3 }).notNull(),
+  },
+  (t) => [index('usage_batches_applied_at_idx').on(t.appliedAt)],
+);
 
 // --- domain: billing and outbound webhooks ----------------------------------------------
 

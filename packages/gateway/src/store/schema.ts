@@ -246,12 +246,20 @@ export const usageOverheadMinutely = sqliteTable(
   ],
 );
 
-/** Batch ids already added into the aggregates: a batch replayed after a crash is skipped, not counted twice. */
-export const usageBatches = sqliteTable('usage_batches', {
-  id: text('id').primaryKey(),
-  entries: integer('entries').notNull(),
-  appliedAt: integer('applied_at', { mode: 'timestamp_ms' }).notNull(),
-});
+/**
+ * Batch ids already added into the aggregates: a batch replayed after a crash is skipped, not counted
+ * twice. Indexed by `applied_at` for housekeeping, which prunes old ids in chunks (each chunk would
+ * otherwise scan the table).
+ */
+export const usageBatches = sqliteTable(
+  'usage_batches',
+  {
+    id: text('id').primaryKey(),
+    entries: integer('entries').notNull(),
+    appliedAt: integer('applied_at', { mode: 'timestamp_ms' }).notNull(),
+  },
+  (t) => [index('usage_batches_applied_at_idx').on(t.appliedAt)],
+);
 
 // --- domain: billing and outbound webhooks ----------------------------------------------
 

@@ -1,0 +1,1 @@
+CREATE INDEX `usage_batches_applied_at_idx` ON `usage_batches` (`applied_at`);
