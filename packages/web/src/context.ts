@@ -19,8 +19,12 @@ export interface WebOptions {
   adminToken?: string | undefined;
   /** The running gateway's webhook dispatcher, for "retry" on a delivery; without it the button is hidden. */
   webhooks?: WebhookDispatcher | undefined;
-  /** Every setting key that may be set (the app's `apigate settings keys`); without it the settings page is read only. */
-  settingKeys?: ReadonlyMap<string, SettingKeyInfo> | undefined;
+  /**
+   * Every setting key that may be set (the app's `apigate settings keys`), or a loader of them called
+   * when the settings page first needs them (the app imports every installed provider to list them,
+   * which a gateway that never shows the page should not pay for); without it the page is read only.
+   */
+  settingKeys?: ReadonlyMap<string, SettingKeyInfo> | (() => Promise<ReadonlyMap<string, SettingKeyInfo>>) | undefined;
   /** Lifetime of an admin dashboard session; default 12 hours. */
   adminSessionTtlMs?: number;
   now?: () => Date;

@@ -34,6 +34,8 @@ export interface Site {
   mail: LogEmail;
   gateway: Gateway;
   upstreamCalls: string[];
+  /** How many times the pages asked for the setting keys (a loader, as the app passes it). */
+  settingKeyLoads: { count: number };
   close(): Promise<void>;
 }
 
@@ -115,6 +117,7 @@ export async function startSite(o: SiteOptions = {}): Promise<Site> {
     secret: true,
     envVar: undefined,
   });
+  const settingKeyLoads = { count: 0 };
   const app = createHttpApp({
     kernel,
     store,
@@ -123,7 +126,19 @@ export async function startSite(o: SiteOptions = {}): Promise<Site> {
     bindHost: '127.0.0.1',
     ...(delivery ? { outbox: delivery.outbox } : {}),
     portal: { scrypt: { ln: 12, r: 8, p: 1 } },
-    pages: (a) => mountWebPages(a, { store, logger, kernel, adminToken: ADMIN_TOKEN, webhooks: gateway.webhooks, settingKeys }),
+    // A loader, as the app passes it: the keys are listed when the settings page first needs them.
+    pages: (a) =>
+      mountWebPages(a, {
+        store,
+        logger,
+        kernel,
+        adminToken: ADMIN_TOKEN,
+        webhooks: gateway.webhooks,
+        settingKeys: async () => {
+          settingKeyLoads.count++;
+          return settingKeys;
+        },
+      }),
   });
   const server: RunningServer = await startServer({ app, port, host: '127.0.0.1', front: gateway.front, closeTimeoutMs: 1000 });
   const mail = kernel.active.find((a) => a.capability === 'email')?.instance as LogEmail;
@@ -134,6 +149,7 @@ export async function startSite(o: SiteOptions = {}): Promise<Site> {
     mail,
     gateway,
     upstreamCalls,
+    settingKeyLoads,
     async close() {
       await server.close();
       await payments.close();

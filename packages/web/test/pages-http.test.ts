@@ -59,6 +59,8 @@ async function adminSignIn(a: Jar): Promise<void> {
 let site: Site;
 beforeAll(async () => {
   site = await startSite();
+  // The keys are listed when the settings page first needs them, not when the pages are mounted.
+  expect(site.settingKeyLoads.count).toBe(0);
 });
 afterAll(async () => {
   await site?.close();
@@ -192,6 +194,7 @@ describe('admin pages over HTTP', () => {
 
   it('sets a secret setting, shows it masked only, and refuses unknown keys and bad values with their reason', async () => {
     const s = await signedIn();
+    const loadsBefore = site.settingKeyLoads.count;
     const secret = 'whsec-dashboard-0123456789abcdef';
     expect((await s.post('/admin/ui/settings', { key: 'payment.dummy.webhook_secret', value: secret })).status).toBe(303);
     const page = await (await s.get('/admin/ui/settings')).text();
@@ -203,6 +206,9 @@ describe('admin pages over HTTP', () => {
     await s.post('/admin/ui/settings', { key: 'delivery.attempts', value: 'many' });
     expect(await (await s.get('/admin/ui/settings')).text()).toMatch(/delivery\.attempts: /);
     expect(site.store.settings.get('delivery.attempts')).toBeUndefined();
+    // Listed once (here, or by an earlier visit), however often the page is used.
+    expect(site.settingKeyLoads.count - loadsBefore).toBeLessThanOrEqual(1);
+    expect(site.settingKeyLoads.count).toBe(1);
   });
 
   it('adds a webhook endpoint (secret shown once), and retries a failed delivery', async () => {

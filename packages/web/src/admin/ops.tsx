@@ -2,7 +2,7 @@ import { exportUsage, monthOf, PaymentInbox, replayPaymentEvent, usageCsv, WEBHO
 import { describeError, maskSecret } from '@apigate/kernel';
 import { Hono } from 'hono';
 import { callApi, errorMessage } from '../call.js';
-import type { WebContext } from '../context.js';
+import type { SettingKeyInfo, WebContext } from '../context.js';
 import { CSRF_FIELD, csrfValid, FORM_EXPIRED } from '../csrf.js';
 import { formFields } from '../forms.js';
 import { Badge, Card, Csrf, dateText, Field, Flash, render } from '../ui.js';
@@ -13,6 +13,17 @@ import { type AdminAuth, act, adminPage, setFlash, withAdmin } from './session.j
 export function opsPages(w: WebContext, auth: AdminAuth): Hono {
   const pages = new Hono();
   const d = w.store.domain;
+  // Loaded once, on the settings page's first use (see WebOptions.settingKeys); a failed load is tried again next time.
+  let keysLoading: Promise<ReadonlyMap<string, SettingKeyInfo>> | undefined;
+  const settingKeys = async (): Promise<ReadonlyMap<string, SettingKeyInfo> | undefined> => {
+    const given = w.settingKeys;
+    if (typeof given !== 'function') return given;
+    keysLoading ??= given().catch((err) => {
+      keysLoading = undefined;
+      throw err;
+    });
+    return keysLoading;
+  };
 
   pages.get(
     '/admin/ui/webhooks',
@@ -325,7 +336,8 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
     '/admin/ui/settings',
     withAdmin(auth, async (c, s) => {
       const entries = w.store.settings.list();
-      const keys = w.settingKeys ? [...w.settingKeys.keys()].sort() : [];
+      const known = await settingKeys();
+      const keys = known ? [...known.keys()].sort() : [];
       return adminPage(
         c,
         s,
@@ -354,7 +366,7 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
               </tr>
             )}
           />
-          {w.settingKeys ? (
+          {known ? (
             <Card title="Set or replace a setting">
               <form method="post" action="/admin/ui/settings" class="stack">
                 <Csrf token={s.csrf} />
@@ -388,7 +400,7 @@ export function opsPages(w: WebContext, auth: AdminAuth): Hono {
     withAdmin(auth, (c, s) =>
       act(c, s, '/admin/ui/settings', async (f) => {
         const key = (f.key ?? '').trim();
-        const info = w.settingKeys?.get(key);
+        const info = (await settingKeys())?.get(key);
         if (!info) throw new Error(`unknown setting "${key}"; \`apigate settings keys\` lists them`);
         const value = f.value ?? '';
         const wrong = info.validate(value);
