@@ -159,6 +159,7 @@ describe('apigate serve', () => {
     STORAGE_PROVIDER: 'memory',
     QUEUE_PROVIDER: 'memory',
     NOTIFICATION_PROVIDER: 'log',
+    APIGATE_ADMIN_TOKEN: 'admin-token-for-the-settings-page-0123',
   });
   beforeAll(async () => {
     served = await serve(BIN, serveEnv);
@@ -189,6 +190,35 @@ describe('apigate serve', () => {
   it('logs which provider serves each capability', () => {
     expect(served.logs()).toContain('cache served by memory');
     expect(served.logs()).toContain('payment served by dummy');
+  });
+
+  it("offers every installed provider's setting keys on the admin settings page (listed when first opened)", async () => {
+    const cookies = new Map<string, string>();
+    const keep = (res: Response) => {
+      for (const sc of res.headers.getSetCookie()) {
+        const [pair] = sc.split(';');
+        const i = pair!.indexOf('=');
+        cookies.set(pair!.slice(0, i), pair!.slice(i + 1));
+      }
+      return res;
+    };
+    const cookie = () => [...cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+    const login = keep(await fetch(`${served.url}/admin/ui/login`));
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(await login.text())?.[1];
+    expect(csrf).toBeTruthy();
+    const signedIn = keep(
+      await fetch(`${served.url}/admin/ui/login`, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { cookie: cookie(), 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ _csrf: csrf!, token: serveEnv.APIGATE_ADMIN_TOKEN! }),
+      }),
+    );
+    expect(signedIn.status).toBe(303);
+    const page = await (await fetch(`${served.url}/admin/ui/settings`, { headers: { cookie: cookie() } })).text();
+    // Stripe is installed, not selected: its keys come from importing every provider on demand.
+    expect(page).toContain('<option value="payment.stripe.api_key">');
+    expect(page).toContain('<option value="delivery.attempts">');
   });
 
   it('stops gracefully on SIGTERM', async () => {
